@@ -1,0 +1,118 @@
+"""Pod entrypoint: `python -m textcnn STEP --option value ...`.
+
+Each step is a plain function with typed keyword arguments; its command line is derived
+from its signature, so a step is callable from Python, from a pod and from the local
+runner in exactly the same way. A step returns a small dict of output parameters; with
+`--outputs DIR` each value is written to `DIR/<key>`, where Argo's `valueFrom.path`
+(and the local runner) pick it up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import sys
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textcnn.errors import InputError
+from textcnn.params import ParamsError
+
+# Step name -> "module:function"; modules import lazily so light steps start fast.
+STEPS: dict[str, str] = {
+    "validate-params": "textcnn.validate:run",
+    "dataset-metadata": "textcnn.dataset_metadata:run",
+    "prepare-data": "textcnn.prepare:run",
+    "embeddings": "textcnn.embeddings:run",
+    "model-metadata": "textcnn.model_metadata:run",
+    "train": "textcnn.train:run",
+    "evaluate": "textcnn.evaluate:run",
+    "log-training-metadata": "textcnn.lineage:run",
+}
+
+
+def load_step(name: str) -> Callable[..., dict[str, Any] | None]:
+    module, _, func = STEPS[name].partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def _converter(annotation: Any) -> Callable[[str], Any]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        inner = _converter(args[0])
+        return lambda s: None if s == "" else inner(s)
+    if annotation is bool:
+        return lambda s: s.strip().lower() in {"1", "true", "yes", "y", "on"}
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return lambda s: [item(p) for p in s.replace(" ", "").split(",") if p]
+    if annotation in (int, float, str):
+        return annotation
+    if annotation is Path:
+        return Path
+    raise TypeError(f"unsupported step parameter type: {annotation!r}")
+
+
+def build_parser(name: str, func: Callable[..., Any]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m textcnn {name}", description=func.__doc__)
+    hints = typing.get_type_hints(func)
+    for pname, param in inspect.signature(func).parameters.items():
+        if param.kind is param.VAR_KEYWORD:
+            continue
+        required = param.default is inspect.Parameter.empty
+        parser.add_argument(
+            f"--{pname}", dest=pname, type=_converter(hints[pname]), required=required,
+            default=None if required else param.default,
+        )
+    parser.add_argument("--outputs", type=Path, default=None,
+                        help="folder receiving one file per output parameter")
+    return parser
+
+
+def _free_options(extra: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+    """`--key=value` / `--key value` pairs for a step that takes **options (as strings)."""
+    out: dict[str, str] = {}
+    it = iter(extra)
+    for token in it:
+        if not token.startswith("--"):
+            parser.error(f"unexpected argument {token!r}")
+        key, eq, value = token[2:].partition("=")
+        out[key] = value if eq else next(it, "")
+    return out
+
+
+def write_outputs(outputs: dict[str, Any], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, value in outputs.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        (folder / key).write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in STEPS:
+        print(f"usage: python -m textcnn {{{','.join(STEPS)}}} [options]", file=sys.stderr)
+        return 2
+    name = argv[0]
+    func = load_step(name)
+    parser = build_parser(name, func)
+    if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(func).parameters.values()):
+        known, extra = parser.parse_known_args(argv[1:])
+        args = {**vars(known), **_free_options(extra, parser)}
+    else:
+        args = vars(parser.parse_args(argv[1:]))
+    outputs_dir = args.pop("outputs")
+    try:
+        outputs = func(**args) or {}
+    except (InputError, ParamsError) as e:
+        print(f"error: {name}: {e}", file=sys.stderr)
+        return 2
+    if outputs_dir is not None:
+        write_outputs(outputs, outputs_dir)
+    return 0

@@ -1,0 +1,286 @@
+"""The one validated model of every pipeline option.
+
+It feeds the CLI (`python -m workflows ...`), the Argo parameters (names, defaults,
+descriptions, enums) and the local runner, and it runs again inside the cluster as the
+`validate-params` step, so a submission from the Argo UI is checked by the same rules
+before any other step starts. Argo hands every value over as a string, so parsing
+from strings is part of the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+_TRUE = {"true", "yes", "y", "1", "on"}
+_FALSE = {"false", "no", "n", "0", "off", ""}
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+# Options whose historical spelling is kept as the canonical name, with a correct alias.
+ALIASES: dict[str, tuple[str, ...]] = {"embbeding_dim": ("embedding_dim",)}
+
+
+class ParamsError(ValueError):
+    """Invalid options: one line per problem, each naming the option."""
+
+
+def _opt(default: Any, description: str, **kwargs: Any) -> Any:
+    return Field(default, description=description, **kwargs)
+
+
+class PipelineParams(BaseModel):
+    """Every option of the original CLI, plus the few the cluster needs."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # --- data -------------------------------------------------------------------------
+    train_data_path: str = _opt(
+        "data/rt/train.csv", "Training CSV: a local path or gs://bucket/object."
+    )
+    test_data_path: str = _opt("data/rt/test.csv", "Test CSV: a local path or gs://bucket/object.")
+    column_target_value: str = _opt("label", "Name of the CSV column holding the class label.")
+    column_text_value: str = _opt("text", "Name of the CSV column holding the text.")
+    val_data_pct: float = _opt(
+        0.1, "Share of the training rows held out for validation (stratified), in (0, 0.5].",
+        gt=0.0, le=0.5,
+    )
+    num_words: int = _opt(
+        20000, "Vocabulary size, counting the padding and out-of-vocabulary ids.", ge=3,
+        le=2_000_000,
+    )
+    max_length: int = _opt(
+        0, "Tokens per text after padding/truncation; 0 picks the length_percentile of the "
+        "training texts.", ge=0, le=10_000,
+    )
+    length_percentile: float = _opt(
+        95.0, "Percentile of training text lengths used when max_length is 0.", gt=0.0, le=100.0
+    )
+    json_tokenizer_path: str = _opt(
+        "", "Where to also write the vocabulary JSON (local path or gs://); empty: nowhere else."
+    )
+    # --- embeddings and model ---------------------------------------------------------
+    w2v_model_path: str = _opt(
+        "", "Pretrained word2vec in any gensim format (KeyedVectors/Word2Vec save, word2vec "
+        "text or binary), local or gs://; empty: train Word2Vec on the training texts.",
+    )
+    embbeding_dim: int = _opt(
+        128, "Embedding dimension; must equal the pretrained vectors' dimension if given.",
+        ge=2, le=2048,
+    )
+    dropout: float = _opt(0.5, "Dropout rate before the output layer, in [0, 1).", ge=0.0, lt=1.0)
+    filter_sizes: list[int] = _opt(
+        [3, 4, 5], "Convolution window sizes, one parallel branch each (e.g. 3,4,5)."
+    )
+    num_filters: int = _opt(100, "Filters per convolution.", ge=1, le=4096)
+    num_conv_layers: int = _opt(
+        1, "Stacked convolution layers in each branch (1 is Kim's single layer).", ge=1, le=6
+    )
+    maxpool_strides: int = _opt(
+        2, "Pool size and stride of the max-pooling between stacked convolution layers "
+        "(used when num_conv_layers > 1; the last layer is always max-pooled over time).",
+        ge=1, le=64,
+    )
+    epochs: int = _opt(
+        10, "Maximum training epochs (early stopping may end sooner).", ge=1, le=1000
+    )
+    batch_size: int = _opt(50, "Examples per batch (per replica when distributed).", ge=1, le=65536)
+    learning_rate: float = _opt(1e-3, "Adam learning rate.", gt=0.0, le=1.0)
+    patience: int = _opt(
+        3, "Early stopping: epochs without validation-loss improvement before stopping.", ge=0
+    )
+    seed: int = _opt(42, "Seed for the split, Word2Vec and weight initialisation.", ge=0)
+    # --- cluster ----------------------------------------------------------------------
+    gcp_bucket: str = _opt(
+        "textcnn-artifacts", "GCS bucket of the artifact repository; models land under "
+        "gs://<gcp_bucket>/<workflow>/.",
+    )
+    host: str = _opt("", "Argo Server URL used by `submit` (e.g. https://argo.example.com).")
+    client_id: str = _opt("", "OAuth client id of the IAP-protected Argo Server (GKE IAP).")
+    other_client_id: str = _opt("", "OAuth client id of the desktop client used for IAP.")
+    other_client_secret: str = _opt(
+        "", "Secret of the desktop client; prefer the ARGO_IAP_CLIENT_SECRET environment variable."
+    )
+    namespace: str = _opt("textcnn", "Kubernetes namespace of the workflow and its resources.")
+    workdir: str = _opt(
+        "/mnt/workdir", "Mount path of the shared volume used by distributed training."
+    )
+    metadata_store: str = _opt(
+        "grpc:metadata-grpc-service.kubeflow:8080",
+        "ML Metadata store: grpc:HOST:PORT, or sqlite:PATH (the local runner's default is a "
+        "SQLite file in the run folder).",
+    )
+    dist_training: bool = _opt(False, "Train on a Kubeflow TFJob with several workers.")
+    workers: int = _opt(2, "Worker replicas of the TFJob (besides the chief).", ge=1, le=64)
+    gpu_support: bool = _opt(False, "Train on a GPU node (nvidia.com/gpu limit, toleration).")
+    gpu_count: int = _opt(1, "GPUs per training pod when gpu_support is set.", ge=1, le=16)
+    gpu_node_selector_key: str = _opt(
+        "cloud.google.com/gke-accelerator", "Node label that selects GPU nodes."
+    )
+    gpu_node_selector_value: str = _opt("nvidia-tesla-t4", "Value of the GPU node label.")
+    gpu_toleration_key: str = _opt("nvidia.com/gpu", "Taint key carried by the GPU nodes.")
+    image: str = _opt("ghcr.io/textcnn-argo/steps:0.1.0", "Image of the CPU steps.")
+    gpu_image: str = _opt("ghcr.io/textcnn-argo/trainer-gpu:0.1.0", "Image of the GPU trainer.")
+
+    # --- parsing from strings (CLI and Argo) ------------------------------------------
+    @field_validator("dist_training", "gpu_support", mode="before")
+    @classmethod
+    def _bool(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            s = v.strip().lower()
+            if s in _TRUE:
+                return True
+            if s in _FALSE:
+                return False
+            raise ValueError("expected yes/no/true/false")
+        return v
+
+    @field_validator("filter_sizes", mode="before")
+    @classmethod
+    def _int_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            parts = [p for p in re.split(r"[,\s\[\]]+", v) if p]
+            if not parts:
+                raise ValueError("expected a comma-separated list of integers such as 3,4,5")
+            try:
+                return [int(p) for p in parts]
+            except ValueError:
+                raise ValueError(f"expected integers such as 3,4,5, got {v!r}") from None
+        return v
+
+    @field_validator("filter_sizes")
+    @classmethod
+    def _filter_sizes(cls, v: list[int]) -> list[int]:
+        if not 1 <= len(v) <= 8:
+            raise ValueError("give between 1 and 8 filter sizes")
+        if any(not 1 <= k <= 64 for k in v):
+            raise ValueError("each filter size must be between 1 and 64")
+        if len(set(v)) != len(v):
+            raise ValueError("filter sizes must be distinct")
+        return v
+
+    @field_validator("gcp_bucket")
+    @classmethod
+    def _bucket(cls, v: str) -> str:
+        if not _BUCKET.match(v) or ".." in v:
+            raise ValueError("not a valid GCS bucket name (3-63 of a-z 0-9 . _ -)")
+        return v
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, v: str) -> str:
+        if not _DNS_LABEL.match(v):
+            raise ValueError("not a valid Kubernetes namespace (a DNS-1123 label)")
+        return v
+
+    @field_validator("metadata_store")
+    @classmethod
+    def _store(cls, v: str) -> str:
+        kind, _, rest = v.partition(":")
+        if kind == "sqlite" and rest:
+            return v
+        if kind == "grpc" and re.match(r"^[^:\s]+:\d{1,5}$", rest):
+            return v
+        raise ValueError("expected grpc:HOST:PORT or sqlite:PATH")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if v and not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("expected an http(s):// URL of the Argo Server")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> PipelineParams:
+        if self.max_length:
+            # Each stacked layer shrinks the sequence: a valid convolution, then a pooling.
+            for k in self.filter_sizes:
+                n = self.max_length
+                for layer in range(self.num_conv_layers):
+                    n = n - k + 1
+                    if n < 1:
+                        raise ValueError(
+                            f"max_length={self.max_length} is too short for filter size {k} "
+                            f"with num_conv_layers={self.num_conv_layers}: layer {layer + 1} "
+                            "has no output; raise max_length or lower num_conv_layers"
+                        )
+                    if layer < self.num_conv_layers - 1:
+                        n //= self.maxpool_strides
+        if self.num_words <= 2:
+            raise ValueError("num_words must leave room for real words beside padding and OOV")
+        if self.client_id and not self.other_client_id:
+            raise ValueError("client_id (IAP) needs other_client_id as well")
+        return self
+
+    # --- constructors -----------------------------------------------------------------
+    @classmethod
+    def parse(cls, values: Mapping[str, Any]) -> PipelineParams:
+        """Validate raw values (strings from a CLI or Argo); raise ParamsError naming options."""
+        canonical = {alias: name for name, names in ALIASES.items() for alias in names}
+        try:
+            return cls.model_validate({canonical.get(k, k): v for k, v in values.items()})
+        except ValidationError as e:
+            lines = []
+            for err in e.errors():
+                where = ".".join(str(p) for p in err["loc"]) or "options"
+                msg = err["msg"].removeprefix("Value error, ")
+                lines.append(f"--{where}: {msg}" if err["loc"] else msg)
+            raise ParamsError("invalid options:\n  " + "\n  ".join(lines)) from None
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """One `--option` per field (plus aliases); values stay strings until `parse`."""
+        group = parser.add_argument_group("pipeline options")
+        for name, field in cls.model_fields.items():
+            flags = [f"--{name}"] + [f"--{a}" for a in ALIASES.get(name, ())]
+            group.add_argument(
+                *flags, dest=name, default=None, metavar=name.upper(),
+                help=f"{field.description} (default: {cls.argo_value(field.default)})",
+            )
+
+    @classmethod
+    def from_namespace(cls, ns: argparse.Namespace, **overrides: Any) -> PipelineParams:
+        given = {k: v for k, v in vars(ns).items() if k in cls.model_fields and v is not None}
+        return cls.parse({**given, **overrides})
+
+    # --- to Argo ----------------------------------------------------------------------
+    @staticmethod
+    def argo_value(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, list):
+            return ",".join(str(v) for v in value)
+        return str(value)
+
+    def to_argo(self) -> dict[str, str]:
+        """Every option as the string Argo carries."""
+        return {name: self.argo_value(getattr(self, name)) for name in type(self).model_fields}
+
+    @classmethod
+    def argo_parameters(cls) -> list[dict[str, Any]]:
+        """Name, default, description and enum of every Argo workflow parameter."""
+        out = []
+        for name, field in cls.model_fields.items():
+            spec: dict[str, Any] = {
+                "name": name, "value": cls.argo_value(field.default),
+                "description": field.description,
+            }
+            if field.annotation is bool:
+                spec["enum"] = ["true", "false"]
+            elif getattr(field.annotation, "__origin__", None) is Literal:
+                spec["enum"] = [str(a) for a in field.annotation.__args__]
+            out.append(spec)
+        return out
+
+    def cli_args(self) -> list[str]:
+        """`--name=value` for every option: how a pod re-validates what Argo was given."""
+        return [f"--{k}={v}" for k, v in self.to_argo().items()]
+
+
+def argo_cli_args() -> Sequence[str]:
+    """The validate step's arguments: every option, taken from the workflow parameters."""
+    return [f"--{name}={{{{workflow.parameters.{name}}}}}" for name in PipelineParams.model_fields]

@@ -1,0 +1,46 @@
+"""Tokenisation in TF ops, shared by prepare-data and the exported serving model.
+
+Kim (2014)-style cleaning (lower case, letters/digits and a few punctuation marks kept,
+punctuation and English clitics split off), then whitespace splitting. Because it is
+made of TF ops, the served model tokenises exactly as training did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+PAD, OOV = "", "[UNK]"
+
+
+@keras.saving.register_keras_serializable(package="textcnn")
+def standardize(text: tf.Tensor) -> tf.Tensor:
+    t = tf.strings.lower(text, encoding="utf-8")
+    t = tf.strings.regex_replace(t, r"<[^>]*>", " ")  # stray HTML such as <br />
+    t = tf.strings.regex_replace(t, r"[^\p{L}\p{N}(),!?'`]", " ")
+    t = tf.strings.regex_replace(t, r"('s|'ve|n't|'re|'d|'ll)\b", r" \1")
+    t = tf.strings.regex_replace(t, r"([,!?()])", r" \1 ")
+    t = tf.strings.regex_replace(t, r"\s+", " ")
+    return tf.strings.strip(t)
+
+
+def make_vectorizer(
+    max_length: int, vocabulary: Sequence[str] | None = None, num_words: int | None = None
+) -> keras.layers.TextVectorization:
+    """Texts -> int ids padded/truncated to max_length; id 0 pads, id 1 is out of vocabulary.
+
+    Give `vocabulary` (as written in vocab.json, padding and OOV first) to rebuild a fitted
+    vectorizer, or `num_words` to get one ready for `adapt`.
+    """
+    layer = keras.layers.TextVectorization(
+        max_tokens=num_words, standardize=standardize, split="whitespace",
+        output_mode="int", output_sequence_length=max_length, name="vectorize",
+    )
+    if vocabulary is not None:
+        words = list(vocabulary)
+        if words[:2] != [PAD, OOV]:
+            raise ValueError("vocabulary must start with the padding and OOV tokens")
+        layer.set_vocabulary(words[2:])
+    return layer

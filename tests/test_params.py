@@ -1,0 +1,119 @@
+"""The one parameter model: parsing from strings, ranges, cross-field rules, Argo rendering."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+from textcnn.params import ParamsError, PipelineParams, argo_cli_args
+
+
+def parse(**values: str) -> PipelineParams:
+    return PipelineParams.parse(values)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("yes", True), ("no", False), ("true", True), ("False", False), ("1", True), ("0", False),
+])
+def test_booleans_accept_the_original_spellings(text: str, expected: bool) -> None:
+    assert parse(gpu_support=text).gpu_support is expected
+    assert parse(dist_training=text).dist_training is expected
+
+
+@pytest.mark.parametrize("text", ["3,4,5", "3, 4, 5", "[3,4,5]", "3 4 5"])
+def test_filter_sizes_from_strings(text: str) -> None:
+    assert parse(filter_sizes=text).filter_sizes == [3, 4, 5]
+
+
+def test_embedding_dim_alias_and_original_spelling() -> None:
+    assert parse(embedding_dim="64").embbeding_dim == 64
+    assert parse(embbeding_dim="32").embbeding_dim == 32
+
+
+@pytest.mark.parametrize(("values", "option"), [
+    ({"val_data_pct": "0"}, "--val_data_pct"),
+    ({"val_data_pct": "0.9"}, "--val_data_pct"),
+    ({"dropout": "1"}, "--dropout"),
+    ({"num_words": "abc"}, "--num_words"),
+    ({"epochs": "0"}, "--epochs"),
+    ({"gpu_support": "maybe"}, "--gpu_support"),
+    ({"filter_sizes": "3,x"}, "--filter_sizes"),
+    ({"filter_sizes": "3,3"}, "--filter_sizes"),
+    ({"gcp_bucket": "Bad_Bucket!"}, "--gcp_bucket"),
+    ({"namespace": "Not A Namespace"}, "--namespace"),
+    ({"metadata_store": "mysql://x"}, "--metadata_store"),
+    ({"host": "argo.example.com"}, "--host"),
+    ({"no_such_option": "1"}, "--no_such_option"),
+])
+def test_bad_values_name_the_option(values: dict[str, str], option: str) -> None:
+    with pytest.raises(ParamsError, match=option):
+        PipelineParams.parse(values)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ParamsError) as e:
+        parse(dropout="2", epochs="-1")
+    assert "--dropout" in str(e.value) and "--epochs" in str(e.value)
+
+
+def test_sequence_too_short_for_the_layer_stack() -> None:
+    ok = parse(max_length="20", filter_sizes="3,5", num_conv_layers="2", maxpool_strides="2")
+    assert ok.max_length == 20
+    with pytest.raises(ParamsError, match="max_length=8 is too short for filter size 5"):
+        parse(max_length="8", filter_sizes="3,5", num_conv_layers="2", maxpool_strides="2")
+
+
+def test_iap_needs_both_client_ids() -> None:
+    with pytest.raises(ParamsError, match="other_client_id"):
+        parse(client_id="abc.apps.googleusercontent.com")
+
+
+def test_argo_round_trip() -> None:
+    params = parse(filter_sizes="2,3", gpu_support="yes", dropout="0.25", embedding_dim="64")
+    again = PipelineParams.parse(params.to_argo())
+    assert again == params
+    assert params.to_argo()["gpu_support"] == "true"
+    assert params.to_argo()["filter_sizes"] == "2,3"
+
+
+def test_argo_parameters_have_descriptions_and_boolean_enums() -> None:
+    specs = {p["name"]: p for p in PipelineParams.argo_parameters()}
+    assert list(specs) == list(PipelineParams.model_fields)
+    assert all(p["description"] for p in specs.values())
+    assert specs["gpu_support"]["enum"] == ["true", "false"]
+    assert specs["dist_training"]["value"] == "false"
+    # Every default is itself valid.
+    PipelineParams.parse({name: p["value"] for name, p in specs.items()})
+
+
+def test_original_cli_options_are_all_there() -> None:
+    original = (
+        "train_data_path test_data_path column_target_value column_text_value val_data_pct "
+        "num_words gcp_bucket json_tokenizer_path w2v_model_path embbeding_dim dropout "
+        "filter_sizes num_filters num_conv_layers maxpool_strides epochs batch_size host "
+        "client_id other_client_id other_client_secret namespace workdir dist_training "
+        "gpu_support"
+    ).split()
+    parser = argparse.ArgumentParser()
+    PipelineParams.add_arguments(parser)
+    ns = parser.parse_args([f"--{name}=x" for name in original] + ["--embedding_dim=7"])
+    assert set(original) <= set(vars(ns))
+    assert ns.embbeding_dim == "7"
+
+
+def test_validate_step_in_a_pod_uses_the_same_model() -> None:
+    assert len(argo_cli_args()) == len(PipelineParams.model_fields)
+    bad = subprocess.run(
+        [sys.executable, "-m", "textcnn", "validate-params", "--epochs=0", "--dropout=0.3"],
+        capture_output=True, text=True,
+    )
+    assert bad.returncode == 2
+    assert "--epochs" in bad.stderr and bad.stderr.startswith("error: validate-params")
+    good = subprocess.run(
+        [sys.executable, "-m", "textcnn", "validate-params", "--epochs=3", "--gpu_support=no"],
+        capture_output=True, text=True,
+    )
+    assert good.returncode == 0, good.stderr
+    assert '"epochs": 3' in good.stdout

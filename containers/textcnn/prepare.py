@@ -1,0 +1,157 @@
+"""prepare-data: training CSV -> the prepared/ folder (ids, vocabulary, labels, tokens, stats).
+
+The vocabulary is fitted on the training split only, so validation scores measure what a
+served model meets: words it has never seen. Ids come from `textcnn.text.make_vectorizer`,
+the same layer the serving model embeds, so training and serving tokenise alike.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from textcnn import storage
+from textcnn.data import check_trainable, load_csv, standardize_texts, token_counts
+from textcnn.errors import InputError
+from textcnn.text import make_vectorizer
+
+_MAX_LISTED = 10
+
+
+def deduplicate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Drop empty texts and repeats of a standardised text (column `std`).
+
+    A text seen with different labels keeps its most frequent label (the first seen on a
+    tie), so the model is not trained on contradictions.
+    """
+    empty = df["std"] == ""
+    kept = df[~empty]
+    counts = kept.groupby(["std", "label"], sort=False).size().reset_index(name="n")
+    majority = counts.loc[counts.groupby("std", sort=False)["n"].idxmax()]
+    unique = kept.drop_duplicates("std").copy()
+    unique["label"] = unique["std"].map(majority.set_index("std")["label"])
+    return unique, {
+        "empty_texts_dropped": int(empty.sum()),
+        "empty_text_rows": df.index[empty].tolist()[:_MAX_LISTED],
+        "duplicates_dropped": len(kept) - len(unique),
+        "conflicting_label_texts": int((counts.groupby("std").size() > 1).sum()),
+    }
+
+
+def split(
+    labels: pd.Series, val_data_pct: float, seed: int, uri: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the training and validation rows: stratified, reproducible for a seed."""
+    counts = labels.value_counts()
+    for name, n in counts.items():
+        if n < 2:
+            raise InputError(
+                f"{uri}: class {name!r} has {n} row after dropping empty and duplicate texts; "
+                "a stratified split needs at least 2 rows per class: add rows or remove it"
+            )
+    n_val = math.ceil(val_data_pct * len(labels))  # how sklearn rounds a fractional test_size
+    if min(n_val, len(labels) - n_val) < len(counts):
+        raise InputError(
+            f"{uri}: --val_data_pct={val_data_pct} leaves {n_val} validation and "
+            f"{len(labels) - n_val} training rows for {len(counts)} classes; both need a row "
+            "of every class: change --val_data_pct or add rows"
+        )
+    positions = np.arange(len(labels))
+    train, val = train_test_split(
+        positions, test_size=val_data_pct, stratify=labels.to_numpy(), random_state=seed
+    )
+    return train, val
+
+
+def _write_npz(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    np.savez_compressed(path, x=x.astype(np.int32), y=y.astype(np.int32))
+
+
+def run(
+    train_path: str,
+    text_column: str,
+    label_column: str,
+    val_data_pct: float,
+    num_words: int,
+    max_length: int,
+    length_percentile: float,
+    seed: int,
+    output_dir: str,
+    json_tokenizer_path: str | None = None,
+) -> dict[str, Any]:
+    """Clean, split and vectorise the training CSV into output_dir (see ARCHITECTURE.md)."""
+    df = load_csv(train_path, text_column, label_column)
+    loaded = df.attrs["load_report"]
+    df["std"] = standardize_texts(df["text"])
+    df, cleaning = deduplicate(df)
+    check_trainable(df, train_path)
+    train_pos, val_pos = split(df["label"], val_data_pct, seed, train_path)
+    train, val = df.iloc[train_pos], df.iloc[val_pos]
+
+    train_lengths = token_counts(train["std"])
+    if max_length:
+        length, length_from = max_length, "--max_length"
+    else:
+        length = max(1, math.ceil(np.percentile(train_lengths, length_percentile)))
+        length_from = f"p{length_percentile:g} of training token counts"
+
+    vectorizer = make_vectorizer(length, num_words=num_words)
+    vectorizer.adapt(train["text"].to_numpy())
+    vocabulary = [str(w) for w in vectorizer.get_vocabulary()]
+    classes = sorted(df["label"].unique())
+    class_id = {name: i for i, name in enumerate(classes)}
+    x_train = vectorizer(train["text"].to_numpy()).numpy()
+    x_val = vectorizer(val["text"].to_numpy()).numpy()
+    val_ids = x_val[x_val > 0]
+
+    stats = {
+        "file": train_path,
+        **{k: loaded[k] for k in ("rows_read", "blank_rows_skipped")},
+        **cleaning,
+        "rows_used": len(df),
+        "train_rows": len(train),
+        "val_rows": len(val),
+        "val_data_pct": val_data_pct,
+        "seed": seed,
+        "class_counts": {
+            "train": {c: int((train["label"] == c).sum()) for c in classes},
+            "val": {c: int((val["label"] == c).sum()) for c in classes},
+        },
+        "max_length": length,
+        "max_length_from": length_from,
+        "truncated_share": {
+            "train": float((train_lengths > length).mean()),
+            "val": float((token_counts(val["std"]) > length).mean()),
+        },
+        "vocab_size": len(vocabulary),
+        "num_words": num_words,
+        # Unknown words among the validation tokens kept (the first max_length of each text).
+        "val_oov_share": float((val_ids == 1).mean()) if val_ids.size else 0.0,
+    }
+    vocab_json = json.dumps(
+        {"vocabulary": vocabulary, "max_length": length, "num_words": num_words}
+    )
+    with storage.atomic_dir(output_dir) as out:
+        _write_npz(out / "train.npz", x_train, train["label"].map(class_id).to_numpy())
+        _write_npz(out / "val.npz", x_val, val["label"].map(class_id).to_numpy())
+        (out / "vocab.json").write_text(vocab_json, encoding="utf-8")
+        (out / "labels.json").write_text(json.dumps({"classes": classes}), encoding="utf-8")
+        tokens = "".join(t + "\n" for t in train["std"])
+        (out / "train_tokens.txt").write_text(tokens, encoding="utf-8")
+        (out / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
+        if json_tokenizer_path:
+            storage.write_text(json_tokenizer_path, vocab_json)
+    print(json.dumps(stats))
+    return {
+        "max_length": length,
+        "vocab_size": len(vocabulary),
+        "num_classes": len(classes),
+        "train_rows": len(train),
+        "val_rows": len(val),
+    }

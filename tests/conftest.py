@@ -1,0 +1,104 @@
+"""Shared fixtures: small synthetic text/label CSVs and a real GCS emulator on loopback."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+GCS_BUCKET = "test-bucket"
+
+# Each class has cue words, so a tiny model can learn the synthetic data.
+_CUES = {
+    "negative": ["awful", "boring", "dull", "terrible", "weak"],
+    "positive": ["great", "moving", "brilliant", "superb", "fun"],
+    "neutral": ["okay", "average", "plain", "ordinary", "fair"],
+}
+_FILLER = (
+    "the a film movie story plot actors cast scenes script director music ending "
+    "characters camera pace dialogue drama comedy year audience screen sequel hero "
+    "villain city night summer family friends road house war love time world"
+).split()
+
+
+@pytest.fixture
+def make_csv(tmp_path: Path) -> Callable[..., Path]:
+    """Factory writing a CSV of short distinct texts (header `text,label` by default).
+
+    `make_csv(rows=300, classes=3, seed=0, name="data.csv", columns=("text", "label"),
+    extra=[(text, label), ...])`: rows are spread evenly over the first `classes` of
+    negative/positive/neutral; `extra` rows are appended as given.
+    """
+
+    def make(
+        rows: int = 300,
+        classes: int = 3,
+        seed: int = 0,
+        name: str = "data.csv",
+        columns: Sequence[str] = ("text", "label"),
+        extra: Sequence[tuple[str, str]] = (),
+    ) -> Path:
+        rng = random.Random(seed)
+        labels = list(_CUES)[:classes]
+        seen: set[str] = set()
+        records: list[tuple[str, str]] = []
+        while len(records) < rows:
+            label = labels[len(records) % len(labels)]
+            words = rng.sample(_FILLER, rng.randint(3, 9)) + rng.sample(_CUES[label], 2)
+            rng.shuffle(words)
+            text = " ".join(words).capitalize() + "."
+            if text not in seen:
+                seen.add(text)
+                records.append((text, label))
+        path = tmp_path / name
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            writer.writerows([*records, *extra])
+        return path
+
+    return make
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def _gcs_server() -> Iterator[str]:
+    from gcp_storage_emulator.server import create_server
+
+    port = _free_port()
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=GCS_BUCKET)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def gcs_emulator(_gcs_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A real GCS JSON API (bucket `test-bucket`) for this test; yields its URL.
+
+    The server lives for the session; objects persist between tests, so use `gcs_root`
+    (a fresh prefix) or distinct keys.
+    """
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", _gcs_server)
+    return _gcs_server
+
+
+@pytest.fixture
+def gcs_root(gcs_emulator: str) -> str:
+    """A `gs://test-bucket/<unique>` prefix no other test uses."""
+    return f"gs://{GCS_BUCKET}/{uuid.uuid4().hex}"

@@ -1,0 +1,126 @@
+"""The Kim (2014) convolutional text classifier and the config it is built from.
+
+`ModelConfig` mirrors model-spec/model_config.json; `build_model` turns it (and the
+word2vec matrix) into a Keras model whose input is named `tokens`, so training, the
+serving export and the distributed trainer all build the very same network.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from textcnn.errors import InputError
+
+CONFIG_FILE = "model_config.json"
+
+
+def read_json(path: Path, keys: tuple[str, ...], producer: str) -> dict[str, Any]:
+    """A JSON object from a step's output folder, with the keys this step relies on."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found; run the {producer} step first") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON ({e}); rerun the {producer} step") from None
+    missing = [k for k in keys if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise InputError(f"{path}: missing {', '.join(missing)}; rerun the {producer} step")
+    return data
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build the network: sizes from the data, hyperparameters."""
+
+    vocab_size: int
+    max_length: int
+    num_classes: int
+    classes: list[str]
+    embedding_dim: int
+    filter_sizes: list[int]
+    num_filters: int
+    num_conv_layers: int
+    maxpool_strides: int
+    dropout: float
+    learning_rate: float
+    trainable_embeddings: bool = True
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def load(cls, model_spec_dir: str | Path) -> ModelConfig:
+        """Read model_config.json from a model-spec folder."""
+        path = Path(model_spec_dir) / CONFIG_FILE
+        names = [f.name for f in fields(cls)]
+        data = read_json(path, tuple(n for n in names if n != "trainable_embeddings"),
+                         "model-metadata")
+        unknown = sorted(data.keys() - set(names))
+        if unknown:
+            raise InputError(f"{path}: unknown keys {unknown}; rerun the model-metadata step")
+        return cls(**data)
+
+
+def check_sequence_length(config: ModelConfig) -> None:
+    """Fail early, naming the options, when a branch would shrink the text to nothing."""
+    for k in config.filter_sizes:
+        n = config.max_length
+        for layer in range(config.num_conv_layers):
+            n = n - k + 1  # valid convolution
+            if n < 1:
+                raise InputError(
+                    f"max_length={config.max_length} is too short for filter size {k} with "
+                    f"num_conv_layers={config.num_conv_layers} (maxpool_strides="
+                    f"{config.maxpool_strides}): convolution layer {layer + 1} has no output; "
+                    "raise --max_length, or lower --num_conv_layers or the filter sizes"
+                )
+            if layer < config.num_conv_layers - 1:
+                n //= config.maxpool_strides  # pooling between stacked layers
+
+
+def build_model(config: ModelConfig, embeddings: np.ndarray | None = None) -> keras.Model:
+    """Kim CNN: embedding, parallel convolution branches max-pooled over time, softmax.
+
+    `embeddings` (float32 [vocab_size, embedding_dim]) initialises the embedding layer;
+    without it the layer starts random (enough to validate the spec or count parameters).
+    """
+    check_sequence_length(config)
+    expected = (config.vocab_size, config.embedding_dim)
+    if embeddings is not None and tuple(embeddings.shape) != expected:
+        raise InputError(
+            f"embedding matrix has shape {tuple(embeddings.shape)}, the model config expects "
+            f"{expected} (vocab_size, embedding_dim); rerun the embeddings step with "
+            f"--embedding_dim={config.embedding_dim} on the same prepared data"
+        )
+    tokens = keras.Input(shape=(config.max_length,), dtype="int32", name="tokens")
+    # `weights` rather than a Constant initializer: Constant would copy the whole matrix
+    # into the model's JSON config (and every saved model.keras).
+    embedded = keras.layers.Embedding(
+        config.vocab_size, config.embedding_dim, trainable=config.trainable_embeddings,
+        weights=None if embeddings is None else [np.asarray(embeddings, dtype="float32")],
+        name="embedding",
+    )(tokens)
+    branches = []
+    for k in config.filter_sizes:
+        x = embedded
+        for layer in range(config.num_conv_layers):
+            if layer > 0:
+                x = keras.layers.MaxPool1D(
+                    pool_size=config.maxpool_strides, strides=config.maxpool_strides,
+                    name=f"pool_{k}_{layer}",
+                )(x)
+            x = keras.layers.Conv1D(
+                config.num_filters, k, activation="relu", padding="valid",
+                name=f"conv_{k}_{layer + 1}",
+            )(x)
+        branches.append(keras.layers.GlobalMaxPool1D(name=f"max_over_time_{k}")(x))
+    x = branches[0] if len(branches) == 1 else keras.layers.Concatenate(name="concat")(branches)
+    x = keras.layers.Dropout(config.dropout, name="dropout")(x)
+    scores = keras.layers.Dense(config.num_classes, activation="softmax", name="scores")(x)
+    return keras.Model(tokens, scores, name="textcnn")

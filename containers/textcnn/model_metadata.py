@@ -1,0 +1,80 @@
+"""model-metadata: fix the model spec from the prepared data and the hyperparameters.
+
+The network is built once here, before any training pod starts, so a spec that cannot
+be built (too short a max_length for the filters, a dimension mismatch) fails early;
+its summary and parameter count go to model-spec/ and to ML Metadata as a ModelSpec.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import keras
+
+from textcnn import metadata, storage
+from textcnn.errors import InputError
+from textcnn.model import CONFIG_FILE, ModelConfig, build_model, read_json
+
+SUMMARY_FILE = "summary.txt"
+
+
+def model_summary(model: keras.Model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda text, **_: lines.append(text))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def run(
+    prepared_dir: str, embeddings_dir: str, filter_sizes: list[int], num_filters: int,
+    num_conv_layers: int, maxpool_strides: int, dropout: float, embedding_dim: int,
+    learning_rate: float, output_dir: str, metadata_store: str, run_name: str,
+    artifact_root: str = "",
+) -> dict[str, str | int]:
+    """Write model-spec/ (model_config.json, summary.txt) and record a ModelSpec artifact.
+
+    With `artifact_root` the artifact is recorded where the workflow stores it
+    (`<root>/<run_name>/model-spec`), not at the pod path it was written to."""
+    vocab = read_json(Path(prepared_dir) / "vocab.json", ("vocabulary", "max_length"),
+                      "prepare-data")
+    labels = read_json(Path(prepared_dir) / "labels.json", ("classes",), "prepare-data")
+    emb = read_json(Path(embeddings_dir) / "embeddings.json", ("dim",), "embeddings")
+    if emb["dim"] != embedding_dim:
+        raise InputError(
+            f"--embedding_dim={embedding_dim} but the word vectors in "
+            f"{Path(embeddings_dir) / 'embeddings.json'} have {emb['dim']} dimensions; set "
+            f"--embedding_dim={emb['dim']} (or use vectors of the dimension you want)"
+        )
+    config = ModelConfig(
+        vocab_size=len(vocab["vocabulary"]), max_length=vocab["max_length"],
+        num_classes=len(labels["classes"]), classes=list(labels["classes"]),
+        embedding_dim=embedding_dim, filter_sizes=list(filter_sizes), num_filters=num_filters,
+        num_conv_layers=num_conv_layers, maxpool_strides=maxpool_strides, dropout=dropout,
+        learning_rate=learning_rate,
+    )
+    model = build_model(config)  # random embeddings: the shape is what is checked here
+    params = model.count_params()
+    summary = model_summary(model)
+
+    storage.write_text(storage.join(output_dir, SUMMARY_FILE), summary)
+    storage.write_text(storage.join(output_dir, CONFIG_FILE), config.to_json())
+    if artifact_root:
+        uri = storage.join(artifact_root, f"{run_name}/model-spec")
+    else:
+        uri = output_dir if storage.is_gcs(output_dir) else os.path.abspath(output_dir)
+    properties: dict[str, int | float | str] = {
+        "vocab_size": config.vocab_size, "max_length": config.max_length,
+        "num_classes": config.num_classes, "classes": json.dumps(config.classes),
+        "embedding_dim": embedding_dim,
+        "filter_sizes": ",".join(str(k) for k in config.filter_sizes),
+        "num_filters": num_filters, "num_conv_layers": num_conv_layers,
+        "maxpool_strides": maxpool_strides, "dropout": dropout, "learning_rate": learning_rate,
+        "params": params, "summary": summary,
+    }
+    spec_id = metadata.record_artifact(
+        metadata_store, run_name=run_name, type_name="ModelSpec", uri=uri,
+        properties=properties,
+    )
+    print(summary, end="")
+    return {"model_spec_id": str(spec_id), "params": params}

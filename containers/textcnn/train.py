@@ -1,0 +1,201 @@
+"""train: fit the Kim CNN in one pod (CPU, or every GPU it sees) and export it for serving.
+
+The pieces (data loading, model compilation, early stopping, output writing) are
+separate functions so that another trainer (a multi-worker custom loop, since Keras 3
+`model.fit` fails under MultiWorkerMirroredStrategy) reuses them unchanged; only
+`fit_mirrored` is specific to `MirroredStrategy` + `model.fit`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from textcnn import storage
+from textcnn.errors import InputError
+from textcnn.export import export_serving_model
+from textcnn.model import ModelConfig, build_model, read_json
+from textcnn.text import OOV, PAD
+
+
+@dataclass(frozen=True)
+class Splits:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What a trainer hands to `write_outputs`; the model holds the best epoch's weights."""
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    start: datetime
+    end: datetime
+    strategy: str
+    replicas: int
+    train_examples: int
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history["val_loss"])
+
+    @property
+    def best_epoch(self) -> int:
+        """1-based epoch of the lowest val_loss: the weights EarlyStopping restores."""
+        return int(np.argmin(self.history["val_loss"])) + 1
+
+    @property
+    def val_accuracy(self) -> float:
+        return self.history["val_accuracy"][self.best_epoch - 1]
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+def _load_split(path: Path, config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path) as data:
+            x, y = data["x"], data["y"]
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found; run the prepare-data step first") from None
+    except KeyError as e:
+        raise InputError(f"{path}: no array {e}; rerun the prepare-data step") from None
+    if x.ndim != 2 or x.shape[1] != config.max_length or y.shape != (len(x),) or not len(x):
+        raise InputError(
+            f"{path}: x {x.shape} and y {y.shape} do not fit the model spec (expected "
+            f"[n > 0, {config.max_length}] and [n]); rerun prepare-data and model-metadata "
+            "together"
+        )
+    if x.min() < 0 or x.max() >= config.vocab_size or y.min() < 0 or y.max() >= config.num_classes:
+        raise InputError(
+            f"{path}: token ids or class ids outside the model spec's vocab_size="
+            f"{config.vocab_size} / num_classes={config.num_classes}; rerun prepare-data and "
+            "model-metadata together"
+        )
+    return x.astype("int32"), y.astype("int32")
+
+
+def load_splits(prepared_dir: str, config: ModelConfig) -> Splits:
+    """prepared/train.npz and val.npz, checked against the model spec."""
+    x_train, y_train = _load_split(Path(prepared_dir) / "train.npz", config)
+    x_val, y_val = _load_split(Path(prepared_dir) / "val.npz", config)
+    return Splits(x_train, y_train, x_val, y_val)
+
+
+def load_embeddings(embeddings_dir: str) -> np.ndarray:
+    path = Path(embeddings_dir) / "embeddings.npy"
+    try:
+        return np.load(path).astype("float32")
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found; run the embeddings step first") from None
+
+
+def make_dataset(
+    x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None
+) -> tf.data.Dataset:
+    """Batches of (ids, class ids); shuffled each epoch when a seed is given."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def compile_model(config: ModelConfig, embeddings: np.ndarray) -> keras.Model:
+    """The Kim CNN with its optimiser, loss and metric; call inside `strategy.scope()`."""
+    model = build_model(config, embeddings)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+    )
+    return model
+
+
+def early_stopping(patience: int) -> keras.callbacks.EarlyStopping:
+    """Stop after `patience` epochs without a lower val_loss; keep the best weights."""
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1
+    )
+
+
+def fit_mirrored(
+    config: ModelConfig, embeddings: np.ndarray, splits: Splits, epochs: int,
+    batch_size: int, patience: int, seed: int,
+) -> TrainingRun:
+    """`model.fit` under MirroredStrategy: every local GPU, or the CPU.
+
+    The dataset is shuffled by `make_dataset` (seeded), hence `shuffle=False` here.
+    """
+    strategy = tf.distribute.MirroredStrategy()
+    replicas = strategy.num_replicas_in_sync
+    global_batch = batch_size * replicas  # batch_size is per replica
+    start = datetime.now(UTC)
+    with strategy.scope():
+        model = compile_model(config, embeddings)
+    history = model.fit(
+        make_dataset(splits.x_train, splits.y_train, global_batch, shuffle_seed=seed),
+        validation_data=make_dataset(splits.x_val, splits.y_val, global_batch),
+        epochs=epochs, callbacks=[early_stopping(patience)], shuffle=False, verbose=2,
+    )
+    end = datetime.now(UTC)
+    return TrainingRun(
+        model=model,
+        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        start=start, end=end, strategy=type(strategy).__name__, replicas=replicas,
+        train_examples=len(splits.x_train),
+    )
+
+
+def write_outputs(
+    result: TrainingRun, config: ModelConfig, vocabulary: list[str], model_dir: str,
+    training_dir: str,
+) -> None:
+    """training/ (model.keras, history.json, training.json) and the serving model/."""
+    seconds = result.duration_seconds
+    training = {
+        "start": result.start.isoformat(), "end": result.end.isoformat(),
+        "duration_seconds": seconds, "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "examples_per_second": result.train_examples * result.epochs_run / seconds,
+        "strategy": result.strategy, "replicas": result.replicas,
+    }
+    # Both folders are filled before either is renamed into place: a failure leaves neither.
+    with storage.atomic_dir(model_dir) as served, storage.atomic_dir(training_dir) as tmp:
+        export_serving_model(result.model, vocabulary, config.max_length, config.classes, served)
+        result.model.save(tmp / "model.keras")
+        (tmp / "history.json").write_text(json.dumps(result.history, indent=2) + "\n")
+        (tmp / "training.json").write_text(json.dumps(training, indent=2) + "\n")
+
+
+def run(
+    prepared_dir: str, embeddings_dir: str, model_spec_dir: str, epochs: int, batch_size: int,
+    patience: int, seed: int, model_dir: str, training_dir: str,
+) -> dict[str, float | int]:
+    """Train on prepared/ with the model spec; write training/ and the serving model/."""
+    keras.utils.set_random_seed(seed)
+    config = ModelConfig.load(model_spec_dir)
+    vocab_path = Path(prepared_dir) / "vocab.json"
+    vocabulary = read_json(vocab_path, ("vocabulary",), "prepare-data")["vocabulary"]
+    if len(vocabulary) != config.vocab_size or vocabulary[:2] != [PAD, OOV]:
+        raise InputError(
+            f"{vocab_path}: {len(vocabulary)} words starting {vocabulary[:2]}, but the model "
+            f"spec has vocab_size={config.vocab_size} and ids 0, 1 are {[PAD, OOV]}; rerun "
+            "prepare-data and model-metadata together"
+        )
+    splits = load_splits(prepared_dir, config)
+    embeddings = load_embeddings(embeddings_dir)
+    result = fit_mirrored(config, embeddings, splits, epochs, batch_size, patience, seed)
+    write_outputs(result, config, vocabulary, model_dir, training_dir)
+    return {
+        "val_accuracy": result.val_accuracy, "epochs_run": result.epochs_run,
+        "duration_seconds": round(result.duration_seconds, 3),
+    }

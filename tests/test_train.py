@@ -1,0 +1,237 @@
+"""train step and serving export, on a tiny learnable data set written as prepare-data would.
+
+`write_inputs` (also used by test_evaluate.py) writes prepared/, embeddings/ and
+model-spec/ by the formats of docs/ARCHITECTURE.md with the real tokeniser, so these
+tests do not depend on the prepare-data or embeddings steps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from textcnn import cli, train
+from textcnn.errors import InputError
+from textcnn.export import export_serving_model, load_serving_model
+from textcnn.model import ModelConfig, build_model
+from textcnn.text import make_vectorizer
+
+CLASSES = ["fresh", "rotten"]
+CUES = {"fresh": ["good", "great", "superb", "lovely"], "rotten": ["bad", "awful", "dull", "poor"]}
+FILLER = ["the", "movie", "film", "plot", "actor", "scene", "story", "it", "was", "a", "very"]
+# "poor" is left out of the vocabulary, so some texts carry an out-of-vocabulary word.
+VOCABULARY = ["", "[UNK]", *sorted({*CUES["fresh"], *CUES["rotten"], *FILLER} - {"poor"})]
+MAX_LENGTH = 12
+
+
+def make_texts(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """Texts whose class is given by one cue word among filler words (learnable in 1 epoch)."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for _ in range(n):
+        label = CLASSES[rng.integers(len(CLASSES))]
+        words = list(rng.choice(FILLER, size=rng.integers(3, 10)))
+        words.insert(rng.integers(len(words) + 1), str(rng.choice(CUES[label])))
+        texts.append(" ".join(words).capitalize() + "!")
+        labels.append(label)
+    return texts, labels
+
+
+@dataclass(frozen=True)
+class Inputs:
+    prepared: Path
+    embeddings: Path
+    model_spec: Path
+    config: ModelConfig
+
+
+def write_inputs(root: Path, n_train: int = 400, n_val: int = 100, dim: int = 8,
+                 **hyper: object) -> Inputs:
+    """prepared/, embeddings/ and model-spec/ for a small model; `hyper` overrides the spec."""
+    vectorize = make_vectorizer(MAX_LENGTH, vocabulary=VOCABULARY)
+    prepared, embeddings, spec = root / "prepared", root / "embeddings", root / "model-spec"
+    for folder in (prepared, embeddings, spec):
+        folder.mkdir(parents=True)
+    for name, n, seed in (("train", n_train, 1), ("val", n_val, 2)):
+        texts, labels = make_texts(n, seed)
+        np.savez(prepared / f"{name}.npz", x=vectorize(texts).numpy().astype("int32"),
+                 y=np.array([CLASSES.index(c) for c in labels], dtype="int32"))
+    (prepared / "vocab.json").write_text(json.dumps(
+        {"vocabulary": VOCABULARY, "max_length": MAX_LENGTH, "num_words": len(VOCABULARY)}))
+    (prepared / "labels.json").write_text(json.dumps({"classes": CLASSES}))
+    matrix = np.random.default_rng(0).uniform(-0.25, 0.25, (len(VOCABULARY), dim))
+    matrix[0] = 0.0
+    np.save(embeddings / "embeddings.npy", matrix.astype("float32"))
+    (embeddings / "embeddings.json").write_text(json.dumps(
+        {"dim": dim, "source": "random", "oov_rate": 1.0, "oov_count": len(VOCABULARY),
+         "vocab_size": len(VOCABULARY)}))
+    settings = dict(filter_sizes=[2, 3], num_filters=8, num_conv_layers=1, maxpool_strides=2,
+                    dropout=0.2, learning_rate=0.01) | hyper
+    config = ModelConfig(vocab_size=len(VOCABULARY), max_length=MAX_LENGTH,
+                         num_classes=len(CLASSES), classes=CLASSES, embedding_dim=dim,
+                         **settings)
+    (spec / "model_config.json").write_text(config.to_json())
+    return Inputs(prepared, embeddings, spec, config)
+
+
+def run_train(inputs: Inputs, out: Path, **overrides: int) -> dict[str, float | int]:
+    args = dict(epochs=3, batch_size=32, patience=2, seed=7) | overrides
+    return train.run(
+        prepared_dir=str(inputs.prepared), embeddings_dir=str(inputs.embeddings),
+        model_spec_dir=str(inputs.model_spec), model_dir=str(out / "model"),
+        training_dir=str(out / "training"), **args,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Inputs, Path, dict]:
+    root = tmp_path_factory.mktemp("train")
+    inputs = write_inputs(root)
+    return inputs, root, run_train(inputs, root)
+
+
+def test_train_learns_and_writes_every_output(trained: tuple[Inputs, Path, dict]) -> None:
+    inputs, root, result = trained
+    history = json.loads((root / "training" / "history.json").read_text())
+    info = json.loads((root / "training" / "training.json").read_text())
+
+    assert set(history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert result["epochs_run"] == info["epochs_run"] == len(history["val_loss"]) == 3
+    # The reported accuracy is that of the epoch whose weights were kept (lowest val_loss).
+    assert info["best_epoch"] == int(np.argmin(history["val_loss"])) + 1
+    assert result["val_accuracy"] == history["val_accuracy"][info["best_epoch"] - 1]
+    assert result["val_accuracy"] > 0.9  # one cue word decides the class: learnable
+    assert info["strategy"] == "MirroredStrategy" and info["replicas"] >= 1
+    assert result["duration_seconds"] == pytest.approx(info["duration_seconds"], abs=1e-3)
+    assert info["examples_per_second"] == pytest.approx(
+        400 * info["epochs_run"] / info["duration_seconds"])
+    assert info["start"] < info["end"] and info["start"].endswith("+00:00")
+    assert (root / "model" / "1" / "saved_model.pb").is_file()
+    # No staging folders left beside the outputs.
+    assert sorted(p.name for p in root.iterdir()) == [
+        "embeddings", "model", "model-spec", "prepared", "training"]
+
+
+def test_saved_keras_model_holds_the_best_weights(trained: tuple[Inputs, Path, dict]) -> None:
+    inputs, root, result = trained
+    model = keras.models.load_model(root / "training" / "model.keras")
+    with np.load(inputs.prepared / "val.npz") as val:
+        _, accuracy = model.evaluate(val["x"], val["y"], verbose=0, return_dict=False)
+    assert accuracy == pytest.approx(result["val_accuracy"], abs=1e-6)
+
+
+def test_served_model_matches_the_keras_model(trained: tuple[Inputs, Path, dict]) -> None:
+    _, root, _ = trained
+    model = keras.models.load_model(root / "training" / "model.keras")
+    texts, _ = make_texts(20, seed=3)
+    texts += ["", "Poor, POOR film... <br /> isn't it?"]  # empty, OOV, markup, clitic
+    served = load_serving_model(root / "model" / "1")(texts)
+    ids = make_vectorizer(MAX_LENGTH, vocabulary=VOCABULARY)(tf.constant(texts))
+    expected = model(ids, training=False).numpy()
+    np.testing.assert_allclose(served["scores"], expected, rtol=1e-5, atol=1e-6)
+    assert served["label"].tolist() == [CLASSES[i] for i in expected.argmax(axis=1)]
+    assert served["classes"].tolist() == [CLASSES] * len(texts)
+
+
+def test_early_stopping_ends_training_and_restores_the_best_epoch(tmp_path: Path) -> None:
+    # A learning rate this large makes val_loss climb after the first epochs.
+    inputs = write_inputs(tmp_path, learning_rate=0.5)
+    result = run_train(inputs, tmp_path, epochs=30, patience=1)
+    history = json.loads((tmp_path / "training" / "history.json").read_text())
+    best = int(np.argmin(history["val_loss"]))
+    assert result["epochs_run"] == len(history["val_loss"]) == best + 2 < 30
+    assert result["val_accuracy"] == history["val_accuracy"][best]
+    # The saved model is the best epoch's, not the last one's.
+    assert history["val_loss"][-1] > history["val_loss"][best]
+    model = keras.models.load_model(tmp_path / "training" / "model.keras")
+    with np.load(inputs.prepared / "val.npz") as val:
+        loss, _ = model.evaluate(val["x"], val["y"], verbose=0, return_dict=False)
+    assert loss == pytest.approx(history["val_loss"][best], rel=1e-5)
+
+
+def test_same_seed_same_training(tmp_path: Path) -> None:
+    inputs = write_inputs(tmp_path)
+    runs = [run_train(inputs, tmp_path / name, epochs=1) for name in ("a", "b")]
+    losses = [json.loads((tmp_path / n / "training" / "history.json").read_text())["loss"]
+              for n in ("a", "b")]
+    assert losses[0] == losses[1]
+    assert runs[0]["val_accuracy"] == runs[1]["val_accuracy"]
+
+
+def test_rerun_replaces_earlier_outputs(tmp_path: Path) -> None:
+    inputs = write_inputs(tmp_path, n_train=64, n_val=32)
+    (tmp_path / "model" / "7").mkdir(parents=True)  # stale version from an older run
+    (tmp_path / "training").mkdir()
+    (tmp_path / "training" / "stale.txt").write_text("old")
+    run_train(inputs, tmp_path, epochs=1)
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["1"]
+    assert sorted(p.name for p in (tmp_path / "training").iterdir()) == [
+        "history.json", "model.keras", "training.json"]
+
+
+def test_spec_that_does_not_fit_the_data_is_an_input_error(tmp_path: Path) -> None:
+    inputs = write_inputs(tmp_path, n_train=64, n_val=32)
+    wrong = replace(inputs.config, max_length=MAX_LENGTH + 1)
+    (inputs.model_spec / "model_config.json").write_text(wrong.to_json())
+    with pytest.raises(InputError, match=r"train\.npz.*do not fit the model spec"):
+        run_train(inputs, tmp_path, epochs=1)
+    assert not (tmp_path / "training").exists() and not (tmp_path / "model").exists()
+
+
+def test_vocabulary_that_does_not_fit_the_spec_fails_before_training(tmp_path: Path) -> None:
+    inputs = write_inputs(tmp_path, n_train=64, n_val=32)
+    vocab = inputs.prepared / "vocab.json"
+    data = json.loads(vocab.read_text())
+    vocab.write_text(json.dumps(data | {"vocabulary": data["vocabulary"][::-1]}))
+    with pytest.raises(InputError, match=r"vocab\.json: .* ids 0, 1 are \['', '\[UNK\]'\]"):
+        run_train(inputs, tmp_path, epochs=1)
+    vocab.write_text(json.dumps(data | {"vocabulary": data["vocabulary"][:-1]}))
+    with pytest.raises(InputError, match=rf"vocab_size={len(VOCABULARY)}"):
+        run_train(inputs, tmp_path, epochs=1)
+    assert not (tmp_path / "training").exists() and not (tmp_path / "model").exists()
+
+
+def test_missing_inputs_name_the_file_and_the_step(tmp_path: Path) -> None:
+    inputs = write_inputs(tmp_path, n_train=64, n_val=32)
+    (inputs.embeddings / "embeddings.npy").unlink()
+    with pytest.raises(InputError, match=r"embeddings\.npy: not found; run the embeddings"):
+        run_train(inputs, tmp_path, epochs=1)
+    (inputs.model_spec / "model_config.json").unlink()
+    with pytest.raises(InputError, match=r"model_config\.json: not found; run the model-meta"):
+        run_train(inputs, tmp_path, epochs=1)
+
+
+def test_export_signature_and_layout(tmp_path: Path) -> None:
+    config = write_inputs(tmp_path, n_train=8, n_val=8).config
+    path = export_serving_model(build_model(config), VOCABULARY, MAX_LENGTH, CLASSES,
+                                tmp_path / "model", version=3)
+    assert path == tmp_path / "model" / "3"
+    assert (path / "saved_model.pb").is_file() and (path / "variables").is_dir()
+    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    _, inputs = signature.structured_input_signature
+    assert {k: (v.dtype, v.shape.as_list()) for k, v in inputs.items()} == {
+        "text": (tf.string, [None])}
+    outputs = signature.structured_outputs
+    assert {k: (v.dtype, v.shape.as_list()) for k, v in outputs.items()} == {
+        "scores": (tf.float32, [None, 2]), "classes": (tf.string, [None, 2]),
+        "label": (tf.string, [None])}
+    assert load_serving_model(path)([])["scores"].shape == (0, 2)
+
+
+def test_command_line_reports_bad_input_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inputs = write_inputs(tmp_path, n_train=8, n_val=8)
+    (inputs.prepared / "val.npz").unlink()
+    argv = ["train", "--prepared_dir", str(inputs.prepared), "--embeddings_dir",
+            str(inputs.embeddings), "--model_spec_dir", str(inputs.model_spec), "--epochs", "1",
+            "--batch_size", "4", "--patience", "1", "--seed", "1", "--model_dir",
+            str(tmp_path / "model"), "--training_dir", str(tmp_path / "training")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error: train: " in err and "val.npz: not found; run the prepare-data step" in err

@@ -1,0 +1,310 @@
+"""ML Metadata (MLMD) for the pipeline: artifacts, executions and their lineage.
+
+A store is named by a string, `sqlite:PATH` or `grpc:HOST:PORT`, so every step takes it as
+a plain `--metadata_store` option. Everything a step records is attributed to two
+contexts: the `Pipeline` named `textcnn` and the `PipelineRun` named after the workflow.
+
+Types are registered on the fly from the properties given: int -> INT, float -> DOUBLE,
+str -> STRING, bool -> INT (0/1: every MLMD server version has INT, not all have BOOLEAN),
+dicts and lists -> STRING holding their JSON. A later call may add or omit properties.
+
+The local runner runs independent steps in parallel against one SQLite file. Each write
+holds an exclusive `fcntl` lock on `PATH.lock` (and each read a shared one), so writers
+take turns instead of failing with "database is locked" and readers see whole writes.
+A gRPC server serialises writes itself; there, a context created by a racing step is
+re-read after MLMD's AlreadyExistsError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ml_metadata import errors
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2 as mlmd
+
+from textcnn.errors import InputError
+
+PIPELINE_TYPE = "Pipeline"
+PIPELINE_NAME = "textcnn"
+RUN_TYPE = "PipelineRun"
+# A step talking to an unreachable gRPC server fails after this long instead of hanging.
+GRPC_TIMEOUT_S = 60.0
+
+Property = int | float | str | bool | Mapping[str, Any] | Sequence[Any]
+Properties = Mapping[str, Property]
+
+_GRPC = re.compile(r"^(?P<host>[^\s:]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
+
+
+def _config(store: str) -> mlmd.ConnectionConfig | mlmd.MetadataStoreClientConfig:
+    kind, _, rest = store.partition(":")
+    if kind == "sqlite" and rest.strip():
+        config = mlmd.ConnectionConfig()
+        config.sqlite.filename_uri = str(Path(rest).expanduser().absolute())
+        config.sqlite.connection_mode = mlmd.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+        return config
+    match = _GRPC.match(rest) if kind == "grpc" else None
+    if match and 0 < int(match["port"]) < 65536:
+        return mlmd.MetadataStoreClientConfig(
+            host=match["host"], port=int(match["port"]), client_timeout_sec=GRPC_TIMEOUT_S
+        )
+    raise InputError(
+        f"--metadata_store: {store!r} is not a metadata store; give sqlite:PATH "
+        "(e.g. sqlite:runs/metadata.sqlite) or grpc:HOST:PORT "
+        "(e.g. grpc:metadata-grpc-service.textcnn:8080)"
+    )
+
+
+@contextlib.contextmanager
+def _lock(config: mlmd.ConnectionConfig | mlmd.MetadataStoreClientConfig, *, exclusive: bool
+          ) -> Iterator[None]:
+    """Hold a lock on `PATH.lock` beside a SQLite store; nothing for a gRPC server."""
+    if not isinstance(config, mlmd.ConnectionConfig):
+        yield
+        return
+    path = Path(config.sqlite.filename_uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def open_store(store: str) -> metadata_store.MetadataStore:
+    """Connect to `sqlite:PATH` (created with its folders if missing) or `grpc:HOST:PORT`."""
+    config = _config(store)
+    with _lock(config, exclusive=True):  # the first connection creates the schema
+        return metadata_store.MetadataStore(config)
+
+
+@contextlib.contextmanager
+def _session(store: str, *, exclusive: bool = True) -> Iterator[metadata_store.MetadataStore]:
+    config = _config(store)
+    with _lock(config, exclusive=exclusive):
+        yield metadata_store.MetadataStore(config)
+
+
+# --- properties and types ---------------------------------------------------------------
+
+def _property_type(value: Property) -> int:
+    if isinstance(value, bool | int):
+        return mlmd.INT
+    if isinstance(value, float):
+        return mlmd.DOUBLE
+    if isinstance(value, str | Mapping | list | tuple):
+        return mlmd.STRING
+    raise TypeError(f"unsupported MLMD property value {value!r} ({type(value).__name__})")
+
+
+def _set_properties(message: mlmd.Artifact | mlmd.Execution, properties: Properties) -> None:
+    for key, value in properties.items():
+        slot = message.properties[key]
+        if isinstance(value, bool | int):
+            slot.int_value = int(value)
+        elif isinstance(value, float):
+            slot.double_value = value
+        elif isinstance(value, str):
+            slot.string_value = value
+        else:
+            slot.string_value = json.dumps(value, sort_keys=True)
+
+
+def _put_type(
+    store: metadata_store.MetadataStore,
+    message: mlmd.ArtifactType | mlmd.ExecutionType,
+    properties: Properties,
+    store_name: str,
+) -> int:
+    for key, value in properties.items():
+        message.properties[key] = _property_type(value)
+    put = (store.put_artifact_type if isinstance(message, mlmd.ArtifactType)
+           else store.put_execution_type)
+    try:
+        return put(message, can_add_fields=True, can_omit_fields=True)
+    except errors.AlreadyExistsError as e:  # a stored property has another value type
+        kinds = {k: mlmd.PropertyType.Name(v) for k, v in message.properties.items()}
+        raise InputError(
+            f"--metadata_store {store_name}: type {message.name!r} is already registered with "
+            f"different property types than {kinds} ({e}); use a fresh store or the types "
+            "it holds"
+        ) from None
+
+
+def _new_artifact(
+    store: metadata_store.MetadataStore, store_name: str, type_name: str, uri: str,
+    properties: Properties, name: str | None = None,
+) -> mlmd.Artifact:
+    type_id = _put_type(store, mlmd.ArtifactType(name=type_name), properties, store_name)
+    artifact = mlmd.Artifact(type_id=type_id, uri=uri, state=mlmd.Artifact.LIVE)
+    if name is not None:
+        artifact.name = name
+        # A retried step records the same named artifact again: update it in place.
+        existing = store.get_artifact_by_type_and_name(type_name, name)
+        if existing is not None:
+            artifact.id = existing.id
+    _set_properties(artifact, properties)
+    return artifact
+
+
+# --- contexts ---------------------------------------------------------------------------
+
+def _context(store: metadata_store.MetadataStore, type_name: str, name: str) -> mlmd.Context:
+    """Get or create; a step racing us to create it makes ours fail, so read theirs."""
+    type_id = store.put_context_type(mlmd.ContextType(name=type_name))
+    try:
+        [context_id] = store.put_contexts([mlmd.Context(type_id=type_id, name=name)])
+    except errors.AlreadyExistsError:
+        return store.get_context_by_type_and_name(type_name, name)
+    return store.get_contexts_by_id([context_id])[0]
+
+
+def _contexts(store: metadata_store.MetadataStore, run_name: str) -> list[mlmd.Context]:
+    if not run_name:
+        raise InputError("--run_name: empty; give the workflow name ({{workflow.name}})")
+    pipeline = _context(store, PIPELINE_TYPE, PIPELINE_NAME)
+    run = _context(store, RUN_TYPE, run_name)
+    with contextlib.suppress(errors.AlreadyExistsError):  # linked by an earlier step
+        store.put_parent_contexts([mlmd.ParentContext(child_id=run.id, parent_id=pipeline.id)])
+    return [pipeline, run]
+
+
+# --- recording --------------------------------------------------------------------------
+
+def record_artifact(
+    store: str,
+    *,
+    run_name: str,
+    type_name: str,
+    uri: str,
+    properties: Properties,
+    name: str | None = None,
+) -> int:
+    """Record a LIVE artifact of `type_name` in the run's contexts; return its id.
+
+    With a `name` (unique per type in the store), recording it again updates it.
+    """
+    with _session(store) as s:
+        contexts = _contexts(s, run_name)
+        artifact = _new_artifact(s, store, type_name, uri, properties, name)
+        # One call stores the artifact and its attributions together.
+        _, [artifact_id], _ = s.put_lineage_subgraph(
+            executions=[], artifacts=[artifact], contexts=contexts, event_edges=[]
+        )
+        return artifact_id
+
+
+def _require(store: metadata_store.MetadataStore, store_name: str, ids: Sequence[int]
+             ) -> list[mlmd.Artifact]:
+    found = {a.id: a for a in store.get_artifacts_by_id(list(ids))}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise InputError(
+            f"--metadata_store {store_name}: no artifact with id {missing}; pass the ids that "
+            "the dataset-metadata and model-metadata steps output for this run"
+        )
+    return [found[i] for i in ids]
+
+
+def artifact_types(store: str, ids: Sequence[int]) -> dict[int, str]:
+    """Type name of each stored artifact id; InputError naming any id not in the store."""
+    with _session(store, exclusive=False) as s:
+        artifacts = _require(s, store, ids)
+        types = {t.id: t.name for t in s.get_artifact_types_by_id(
+            sorted({a.type_id for a in artifacts}))}
+        return {a.id: types[a.type_id] for a in artifacts}
+
+
+def record_execution(
+    store: str,
+    *,
+    run_name: str,
+    type_name: str,
+    properties: Properties,
+    inputs: Sequence[int],
+    outputs: Sequence[tuple[str, str, Properties]],
+) -> tuple[int, list[int]]:
+    """Record a COMPLETE execution reading artifacts `inputs` and writing new `outputs`.
+
+    `outputs` are `(type_name, uri, properties)`. Execution, events, new artifacts and
+    their attributions/associations go in one `put_execution` call, so all or none land.
+    Returns the execution id and the output artifact ids, in order.
+    """
+    with _session(store) as s:
+        contexts = _contexts(s, run_name)
+        execution_type = mlmd.ExecutionType(name=type_name)
+        execution = mlmd.Execution(
+            type_id=_put_type(s, execution_type, properties, store),
+            last_known_state=mlmd.Execution.COMPLETE,
+        )
+        _set_properties(execution, properties)
+        pairs = [(a, mlmd.Event(type=mlmd.Event.INPUT)) for a in _require(s, store, inputs)]
+        pairs += [
+            (_new_artifact(s, store, out_type, uri, props), mlmd.Event(type=mlmd.Event.OUTPUT))
+            for out_type, uri, props in outputs
+        ]
+        execution_id, artifact_ids, _ = s.put_execution(
+            execution, pairs, contexts, force_reuse_context=True
+        )
+        return execution_id, artifact_ids[len(inputs):]
+
+
+# --- reading ----------------------------------------------------------------------------
+
+def _plain(properties: Mapping[str, mlmd.Value]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in sorted(properties):
+        kind = properties[key].WhichOneof("value")
+        out[key] = getattr(properties[key], kind) if kind else None
+    return out
+
+
+def lineage(store: str, run_name: str) -> dict[str, Any]:
+    """Everything recorded for one run, as plain data (JSON-serialisable).
+
+    `{"pipeline", "run", "artifacts": [{id, type, uri, state, properties}],
+    "executions": [{id, type, state, properties}], "events": [{execution_id, artifact_id,
+    type}]}`; JSON-valued properties stay strings, as stored.
+    """
+    config = _config(store)
+    if isinstance(config, mlmd.ConnectionConfig) and not Path(
+            config.sqlite.filename_uri).is_file():
+        raise InputError(f"--metadata_store {store}: no such SQLite file")
+    with _session(store, exclusive=False) as s:
+        run = s.get_context_by_type_and_name(RUN_TYPE, run_name)
+        if run is None:
+            raise InputError(f"--run_name: no run {run_name!r} in metadata store {store}")
+        artifacts = s.get_artifacts_by_context(run.id)
+        executions = s.get_executions_by_context(run.id)
+        events = s.get_events_by_execution_ids([e.id for e in executions])
+        artifact_type = {t.id: t.name for t in s.get_artifact_types()}
+        execution_type = {t.id: t.name for t in s.get_execution_types()}
+    return {
+        "pipeline": PIPELINE_NAME,
+        "run": run_name,
+        "artifacts": [
+            {"id": a.id, "type": artifact_type[a.type_id], "uri": a.uri,
+             "state": mlmd.Artifact.State.Name(a.state), "properties": _plain(a.properties)}
+            for a in sorted(artifacts, key=lambda a: a.id)
+        ],
+        "executions": [
+            {"id": e.id, "type": execution_type[e.type_id],
+             "state": mlmd.Execution.State.Name(e.last_known_state),
+             "properties": _plain(e.properties)}
+            for e in sorted(executions, key=lambda e: e.id)
+        ],
+        "events": [
+            {"execution_id": ev.execution_id, "artifact_id": ev.artifact_id,
+             "type": mlmd.Event.Type.Name(ev.type)}
+            for ev in sorted(events, key=lambda ev: (ev.execution_id, ev.artifact_id))
+        ],
+    }
+

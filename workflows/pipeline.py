@@ -1,0 +1,209 @@
+"""The DAG: the `textcnn-pipeline` WorkflowTemplate and the `textcnn-retrain` CronWorkflow.
+
+This is the single definition of the pipeline: Argo runs the compiled YAML, and the
+local runner executes the same compiled dict (`render()`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hera.workflows import DAG, Container, CronWorkflow, Parameter, Task, WorkflowTemplate
+from hera.workflows.models import (
+    ArtifactRepositoryRef,
+    ValueFrom,
+    WorkflowMetadata,
+    WorkflowTemplateRef,
+)
+from textcnn.params import PipelineParams
+
+from workflows import templates as t
+
+TEMPLATE_NAME = "textcnn-pipeline"
+CRON_NAME = "textcnn-retrain"
+ENTRYPOINT = "pipeline"
+SERVICE_ACCOUNT = "textcnn-workflow"  # manifests/rbac.yaml: Workload Identity and executor rights
+MANIFESTS = {TEMPLATE_NAME: "textcnn-pipeline.yaml", CRON_NAME: "textcnn-retrain.yaml"}
+
+# Annotations Argo reads on a template (not on its pod); see hoist_template_annotations.
+TEMPLATE_ANNOTATIONS = (t.DISPLAY_NAME,)
+UI_ANNOTATIONS = {
+    "workflows.argoproj.io/title": "**textcnn**: train a word2vec CNN text classifier",
+    "workflows.argoproj.io/description": (
+        "Validate options, check the data, prepare and embed it, build the Kim (2014) CNN, "
+        "train it (CPU or GPU), evaluate it on the test set and record lineage in ML Metadata."
+    ),
+}
+
+
+# --- conditions ----------------------------------------------------------------------
+
+def param_is(name: str, value: bool) -> str:
+    """`when` clause on a boolean workflow parameter. Argo substitutes the string `true` or
+    `false` and evaluates with govaluate, where both are boolean literals."""
+    return f"{t.wp(name)} == {'true' if value else 'false'}"
+
+
+def all_of(*clauses: str) -> str:
+    return " && ".join(clauses)
+
+
+def join_branches(branches: Sequence[str]) -> str:
+    """`depends` of the task after exclusive branches: it runs once one branch succeeded.
+    (A bare `a || b` would also fire when a branch was skipped.)"""
+    return " || ".join(f"{name}.Succeeded" for name in branches)
+
+
+def after(*tasks: Task) -> str:
+    """`depends` on unconditional tasks: run once all of them have finished well."""
+    return " && ".join(task.name for task in tasks)
+
+
+CPU_TRAIN_WHEN = all_of(param_is("gpu_support", False), param_is("dist_training", False))
+GPU_TRAIN_WHEN = all_of(param_is("gpu_support", True), param_is("dist_training", False))
+
+
+# --- the DAG -------------------------------------------------------------------------
+
+def _task(template: Container, **kwargs: Any) -> Task:
+    """A task named after the template it runs."""
+    return Task(name=template.name, template=template, **kwargs)
+
+
+def build_dag() -> tuple[DAG, list[Container]]:
+    """The `pipeline` DAG and the templates its tasks run."""
+    validate = _task(t.validate_params())
+    ds_train = _task(t.dataset_metadata("train"), depends=after(validate))
+    ds_test = _task(t.dataset_metadata("test"), depends=after(validate))
+    prepare = _task(t.prepare_data(), depends=after(validate))
+    embed = _task(t.embeddings(), depends=after(prepare))
+    spec = _task(t.model_metadata(), depends=after(embed))
+    # Exclusive training branches; each writes `model` and `training` at the same keys.
+    # The TFJob branch (when dist_training) joins the list below.
+    branches = [
+        _task(t.train(gpu=False), depends=after(spec), when=CPU_TRAIN_WHEN),
+        _task(t.train(gpu=True), depends=after(spec), when=GPU_TRAIN_WHEN),
+    ]
+    evaluate = _task(t.evaluate(), depends=join_branches([b.name for b in branches]))
+    # Passing another task's output does not make Hera add a dependency: list each one.
+    lineage = _task(
+        t.log_training_metadata(),
+        depends=after(evaluate, ds_train, ds_test, spec, validate),
+        arguments=[
+            ds_train.get_parameter(t.DATASET_ID).with_name("train_dataset_id"),
+            ds_test.get_parameter(t.DATASET_ID).with_name("test_dataset_id"),
+            spec.get_parameter(t.MODEL_SPEC_ID),
+            validate.get_parameter(t.PARAMS).with_name("hyperparameters"),
+        ],
+    )
+    tasks = [validate, ds_train, ds_test, prepare, embed, spec, *branches, evaluate, lineage]
+    dag = DAG(
+        name=ENTRYPOINT,
+        annotations={t.DISPLAY_NAME: "textcnn pipeline"},
+        tasks=tasks,
+        outputs=[
+            Parameter(name=key, value_from=ValueFrom(parameter=task.get_parameter(key).value))
+            for task, key in ((evaluate, t.ACCURACY), (evaluate, t.MACRO_F1),
+                              (lineage, t.MODEL_URI))
+        ],
+    )
+    return dag, [task.template for task in tasks]
+
+
+def build_workflow_template(params: PipelineParams | None = None) -> WorkflowTemplate:
+    """The `textcnn-pipeline` WorkflowTemplate; `params` gives the parameter defaults."""
+    params = params or PipelineParams()
+    values = params.to_argo()
+    dag, containers = build_dag()
+    return WorkflowTemplate(
+        name=TEMPLATE_NAME,
+        namespace=params.namespace,
+        annotations=dict(UI_ANNOTATIONS),
+        # Workflows created from the template (UI, CLI, cron) get the title as well.
+        workflow_metadata=WorkflowMetadata(annotations=dict(UI_ANNOTATIONS)),
+        entrypoint=ENTRYPOINT,
+        service_account_name=SERVICE_ACCOUNT,
+        arguments=[
+            Parameter(**{**spec, "value": values[spec["name"]]})
+            for spec in PipelineParams.argo_parameters()
+        ],
+        # The cluster's ConfigMap `artifact-repositories` (key `gcs`) names the bucket.
+        artifact_repository_ref=ArtifactRepositoryRef(
+            config_map="artifact-repositories", key="gcs",
+        ),
+        templates=[dag, *containers],
+    )
+
+
+def build_cron_workflow(
+    params: PipelineParams | None = None, schedule: str = "0 3 * * 1", timezone: str = "Etc/UTC",
+) -> CronWorkflow:
+    """`textcnn-retrain`: runs the template on a schedule with `params` as its arguments."""
+    params = params or PipelineParams()
+    return CronWorkflow(
+        name=CRON_NAME,
+        namespace=params.namespace,
+        schedules=[schedule],
+        timezone=timezone,
+        concurrency_policy="Forbid",  # a retrain still running makes the next one wait
+        starting_deadline_seconds=3600,
+        successful_jobs_history_limit=3,
+        failed_jobs_history_limit=3,
+        workflow_template_ref=WorkflowTemplateRef(name=TEMPLATE_NAME),
+        arguments=[Parameter(name=k, value=v) for k, v in params.to_argo().items()],
+    )
+
+
+# --- compile -------------------------------------------------------------------------
+
+def hoist_template_annotations(
+    doc: dict[str, Any], keys: Iterable[str] = TEMPLATE_ANNOTATIONS,
+) -> dict[str, Any]:
+    """Move template-level annotations (e.g. the UI display name) from each template's pod
+    `metadata.annotations`, where Hera 7.1 puts them, to the template's `annotations`."""
+    spec = doc.get("spec", {})
+    for template in spec.get("templates", []) + spec.get("workflowSpec", {}).get("templates", []):
+        pod_annotations = template.get("metadata", {}).get("annotations", {})
+        moved = {k: pod_annotations.pop(k) for k in keys if k in pod_annotations}
+        if moved:
+            template["annotations"] = {**template.get("annotations", {}), **moved}
+        if "metadata" in template and not pod_annotations:
+            template["metadata"].pop("annotations", None)
+            if not template["metadata"]:
+                del template["metadata"]
+    return doc
+
+
+def render(params: PipelineParams | None = None) -> list[dict[str, Any]]:
+    """The WorkflowTemplate and the CronWorkflow as plain dicts, ready to dump or run."""
+    return [hoist_template_annotations(wf.to_dict())
+            for wf in (build_workflow_template(params), build_cron_workflow(params))]
+
+
+def to_yaml(doc: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(doc), sort_keys=False, width=1_000_000)
+
+
+def write_manifests(
+    output_dir: Path = Path("manifests/workflows"), params: PipelineParams | None = None,
+) -> list[Path]:
+    """Write textcnn-pipeline.yaml and textcnn-retrain.yaml; return their paths."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for doc in render(params):
+        path = output_dir / MANIFESTS[doc["metadata"]["name"]]
+        fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(to_yaml(doc))
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        paths.append(path)
+    return paths

@@ -1,0 +1,156 @@
+"""Serving benchmark: HTTP latency and throughput of the KServe model server against calling
+the same SavedModel signature in-process. Prints a table; not a test.
+
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python bench/serving.py [--model_dir DIR]
+        [--singles 300] [--batches 100]
+
+The model is --model_dir, else the `model` artifact of the last local run
+(runs/latest/run.json), else an untrained Kim CNN of the default size (20,000 words,
+128 dimensions, filters 3,4,5 x 100, 64 tokens), which costs the same to run as a trained
+one. The server runs as `python -m textcnn.serving` in its own process on a free
+loopback port (as in a pod); requests go one at a time over a keep-alive connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import requests
+import tensorflow as tf
+from textcnn.serving import find_saved_model
+
+LAST_RUN = Path("runs/latest/run.json")
+BATCH = 32
+WARM_UP = 10
+
+
+def untrained_model(base: Path) -> tuple[Path, list[str]]:
+    """An untrained default-size Kim CNN export and its vocabulary."""
+    from textcnn.export import export_serving_model
+    from textcnn.model import ModelConfig, build_model
+
+    vocabulary = ["", "[UNK]", *(f"w{i}" for i in range(19998))]
+    config = ModelConfig(
+        vocab_size=len(vocabulary), max_length=64, num_classes=2, classes=["neg", "pos"],
+        embedding_dim=128, filter_sizes=[3, 4, 5], num_filters=100, num_conv_layers=1,
+        maxpool_strides=2, dropout=0.5, learning_rate=1e-3,
+    )
+    export_serving_model(build_model(config), vocabulary, 64, config.classes, base)
+    return base, vocabulary
+
+
+def pick_model(model_dir: str | None, scratch: Path) -> tuple[Path, str, list[str]]:
+    """(model folder, where it came from, words to make texts of)."""
+    words = ("the a film movie story plot good bad great dull funny long moving acting "
+             "script director ending characters boring brilliant").split()
+    if model_dir:
+        return Path(model_dir), "--model_dir", words
+    if LAST_RUN.is_file():
+        model = json.loads(LAST_RUN.read_text()).get("artifacts", {}).get("model", "")
+        if model and Path(model).is_dir():
+            return Path(model), f"{LAST_RUN} artifacts.model", words
+        print(f"note: {LAST_RUN} names model {model!r}, not a local folder; using an "
+              "untrained model", file=sys.stderr)
+    base, vocabulary = untrained_model(scratch / "model")
+    return base, "untrained default-size Kim CNN", vocabulary[2:]
+
+
+def timed(call: Callable[[], object], n: int) -> np.ndarray:
+    for _ in range(WARM_UP):
+        call()
+    seconds = np.empty(n)
+    for i in range(n):
+        start = time.perf_counter()
+        call()
+        seconds[i] = time.perf_counter() - start
+    return seconds
+
+
+def start_server(model_dir: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "textcnn.serving", "--model_dir", str(model_dir),
+         "--model_name", "bench", "--port", str(port), "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"{url}/v1/models/bench", timeout=1).status_code == 200:
+                return process, url
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"the model server over {model_dir} did not start")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", default=None)
+    parser.add_argument("--singles", type=int, default=300, help="single-text requests")
+    parser.add_argument("--batches", type=int, default=100, help=f"{BATCH}-text requests")
+    args = parser.parse_args()
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory() as scratch:
+        model_dir, source, words = pick_model(args.model_dir, Path(scratch))
+        version = find_saved_model(model_dir)
+        texts = [" ".join(rng.choices(words, k=rng.randint(8, 30))) for _ in range(BATCH)]
+        signature = tf.saved_model.load(str(version)).signatures["serving_default"]
+        one, batch = tf.constant(texts[:1]), tf.constant(texts)
+        rows: list[tuple[str, int, np.ndarray]] = [
+            ("in-process signature, 1 text", 1,
+             timed(lambda: signature(text=one)["label"].numpy(), args.singles)),
+            (f"in-process signature, {BATCH} texts", BATCH,
+             timed(lambda: signature(text=batch)["label"].numpy(), args.batches)),
+        ]
+        process, url = start_server(model_dir)
+        try:
+            session = requests.Session()
+            v1, v2 = f"{url}/v1/models/bench:predict", f"{url}/v2/models/bench/infer"
+
+            def post(endpoint: str, body: dict) -> None:
+                session.post(endpoint, json=body, timeout=30).raise_for_status()
+
+            def v2_body(items: list[str]) -> dict:
+                return {"inputs": [{"name": "text", "shape": [len(items)], "datatype": "BYTES",
+                                    "data": items}]}
+
+            rows += [
+                ("HTTP V1, 1 text", 1,
+                 timed(lambda: post(v1, {"instances": texts[:1]}), args.singles)),
+                (f"HTTP V1, {BATCH} texts", BATCH,
+                 timed(lambda: post(v1, {"instances": texts}), args.batches)),
+                ("HTTP V2, 1 text", 1, timed(lambda: post(v2, v2_body(texts[:1])), args.singles)),
+                (f"HTTP V2, {BATCH} texts", BATCH,
+                 timed(lambda: post(v2, v2_body(texts)), args.batches)),
+            ]
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    print(f"model: {version} ({source}); {os.cpu_count()} CPUs; loopback, one request at a time")
+    print(f"{'':34} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'texts/s':>9}")
+    for name, size, seconds in rows:
+        p50, p99 = np.percentile(seconds, [50, 99]) * 1000
+        rate = len(seconds) / seconds.sum()
+        print(f"{name:34} {len(seconds):8d} {p50:8.2f} {p99:8.2f} {rate:8.0f} {rate * size:9.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

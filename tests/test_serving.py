@@ -1,0 +1,290 @@
+"""The KServe model server (textcnn.serving) over real SavedModels, on a loopback port.
+
+One server per module serves two models: `toy`, a tiny SavedModel with the serving
+contract's signature built here (so these tests do not depend on the training code), and
+`textcnn`, a small untrained Kim CNN written by textcnn.export.export_serving_model.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import tensorflow as tf
+from prometheus_client.parser import text_string_to_metric_families
+from textcnn.errors import InputError
+from textcnn.export import export_serving_model
+from textcnn.model import ModelConfig, build_model
+from textcnn.serving import MAX_BODY_BYTES, MAX_TEXTS, LocalServer, build_app, load_model
+
+# KServe's own endpoints return ORJSONResponse, which FastAPI now deprecates.
+pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
+
+TOY_CUES = {"neg": ["bad", "awful"], "pos": ["good", "great"]}
+
+
+class ToyClassifier(tf.Module):
+    """Scores each class by how many of its cue words a text holds (softmax over counts)."""
+
+    def __init__(self, cues: dict[str, list[str]]) -> None:
+        super().__init__()
+        self.names = tf.constant(list(cues))
+        self.tables = [
+            tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(words, [1.0] * len(words)), 0.0)
+            for words in cues.values()
+        ]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        tokens = tf.strings.split(tf.strings.lower(text))
+        counts = tf.stack([tf.reduce_sum(t.lookup(tokens), axis=1) for t in self.tables], axis=1)
+        scores = tf.nn.softmax(counts)
+        return {
+            "scores": scores,
+            "classes": tf.tile(self.names[tf.newaxis, :], [tf.shape(text)[0], 1]),
+            "label": tf.gather(self.names, tf.argmax(scores, axis=1)),
+        }
+
+
+def save_toy(path: Path, cues: dict[str, list[str]] = TOY_CUES) -> Path:
+    module = ToyClassifier(cues)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    return path
+
+
+def in_process(version_dir: Path, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """The reference: the same signature called directly, without HTTP."""
+    out = tf.saved_model.load(str(version_dir)).signatures["serving_default"](
+        text=tf.constant(list(texts)))
+    return {k: v.numpy() for k, v in out.items()}
+
+
+KIM_CLASSES = ["fresh", "rotten"]
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    save_toy(root / "toy" / "1")
+    vocabulary = ["", "[UNK]", "bad", "film", "good", "great", "the"]
+    config = ModelConfig(
+        vocab_size=len(vocabulary), max_length=8, num_classes=2, classes=KIM_CLASSES,
+        embedding_dim=4, filter_sizes=[2, 3], num_filters=3, num_conv_layers=1,
+        maxpool_strides=2, dropout=0.5, learning_rate=1e-3,
+    )
+    export_serving_model(build_model(config), vocabulary, 8, KIM_CLASSES, root / "textcnn")
+    return {"toy": root / "toy", "textcnn": root / "textcnn"}
+
+
+@pytest.fixture(scope="module")
+def url(model_dirs: dict[str, Path]) -> Iterator[str]:
+    app = build_app(*(load_model(path, name) for name, path in model_dirs.items()))
+    with LocalServer(app) as server:
+        yield server.url
+
+
+def v1(url: str, body: object, model: str = "toy") -> requests.Response:
+    return requests.post(f"{url}/v1/models/{model}:predict", json=body, timeout=30)
+
+
+def v2_body(texts: list, **extra: object) -> dict:
+    return {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES",
+                        "data": texts}], **extra}
+
+
+def test_v1_predictions_are_the_signature_s(url: str, model_dirs: dict[str, Path]) -> None:
+    texts = ["A good, great film", "awful and bad", "nothing to say", ""]
+    response = v1(url, {"instances": texts})
+    assert response.status_code == 200
+    predictions = response.json()["predictions"]
+    expected = in_process(model_dirs["toy"] / "1", texts)
+    assert [p["label"] for p in predictions] == [s.decode() for s in expected["label"]]
+    assert [list(p["scores"]) for p in predictions] == [list(TOY_CUES)] * len(texts)
+    served = np.array([list(p["scores"].values()) for p in predictions])
+    np.testing.assert_allclose(served, expected["scores"], rtol=1e-6)
+    # The toy counts cue words, so the first two texts have clear answers.
+    assert [p["label"] for p in predictions[:2]] == ["pos", "neg"]
+
+
+def test_v2_infer_returns_label_scores_classes_and_a_string_id(
+    url: str, model_dirs: dict[str, Path]
+) -> None:
+    texts = ["good", "bad bad", "great film"]
+    response = requests.post(f"{url}/v2/models/toy/infer", json=v2_body(texts), timeout=30)
+    assert response.status_code == 200
+    body = response.json()
+    assert isinstance(body["id"], str) and body["id"]
+    outputs = {o["name"]: o for o in body["outputs"]}
+    expected = in_process(model_dirs["toy"] / "1", texts)
+    assert outputs["label"]["datatype"] == "BYTES" and outputs["label"]["shape"] == [3]
+    assert outputs["label"]["data"] == [s.decode() for s in expected["label"]]
+    assert outputs["scores"]["datatype"] == "FP32" and outputs["scores"]["shape"] == [3, 2]
+    np.testing.assert_allclose(np.reshape(outputs["scores"]["data"], (3, 2)),
+                               expected["scores"], rtol=1e-6)
+    assert outputs["classes"]["data"] == list(TOY_CUES)
+
+    # A client's id comes back, and requested outputs limit the response.
+    body = requests.post(f"{url}/v2/models/toy/infer", timeout=30, json=v2_body(
+        texts, id="req-7", outputs=[{"name": "label"}])).json()
+    assert body["id"] == "req-7" and [o["name"] for o in body["outputs"]] == ["label"]
+
+
+def test_exported_kim_cnn_is_served(url: str, model_dirs: dict[str, Path]) -> None:
+    texts = ["the good film", "a bad , bad film !", "words it has never seen"]
+    predictions = v1(url, {"instances": texts}, model="textcnn").json()["predictions"]
+    expected = in_process(model_dirs["textcnn"] / "1", texts)
+    assert [p["label"] for p in predictions] == [s.decode() for s in expected["label"]]
+    np.testing.assert_allclose([list(p["scores"].values()) for p in predictions],
+                               expected["scores"], rtol=1e-5)
+    assert all(list(p["scores"]) == KIM_CLASSES for p in predictions)
+    body = requests.post(f"{url}/v2/models/textcnn/infer", json=v2_body(texts), timeout=30)
+    labels = {o["name"]: o for o in body.json()["outputs"]}["label"]["data"]
+    assert labels == [p["label"] for p in predictions]
+
+
+def test_health_readiness_and_metadata(url: str) -> None:
+    assert requests.get(f"{url}/v1/models/toy", timeout=5).json() == {"name": "toy",
+                                                                      "ready": True}
+    assert requests.get(f"{url}/v2/health/live", timeout=5).json() == {"live": True}
+    assert requests.get(f"{url}/v2/models/textcnn/ready", timeout=5).json()["ready"] is True
+    metadata = requests.get(f"{url}/v2/models/textcnn", timeout=5).json()
+    assert metadata["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
+    assert {o["name"]: o["shape"] for o in metadata["outputs"]} == {
+        "label": [-1], "scores": [-1, 2], "classes": [2]}
+    assert requests.get(f"{url}/v1/models/nope", timeout=5).status_code == 404
+
+
+def predict_count(url: str, model: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (sample.name == "request_predict_seconds_count"
+                    and sample.labels.get("model_name") == model):
+                return sample.value
+    return 0.0
+
+
+def test_prometheus_metrics_count_predictions(url: str) -> None:
+    before = predict_count(url, "toy")
+    for _ in range(3):
+        assert v1(url, {"instances": ["good"]}).status_code == 200
+    assert predict_count(url, "toy") == before + 3
+
+
+def _chunks(payload: bytes) -> Iterator[bytes]:
+    # A generator body is sent chunked, without a Content-Length to check up front.
+    for i in range(0, len(payload), 65536):
+        yield payload[i:i + 65536]
+
+
+BIG_TEXT = "good " * (MAX_BODY_BYTES // 5 + 1)
+BAD_REQUESTS = {
+    "malformed JSON": ("v1", {"data": b'{"instances": ["good"'}, 400, "request format"),
+    "malformed JSON, text/plain": (
+        "v1", {"data": b"{oops", "headers": {"content-type": "text/plain"}}, 400, "not JSON"),
+    "no instances": ("v1", {"json": {"texts": ["good"]}}, 400, "instances"),
+    "not an object": ("v1", {"json": ["good"]}, 400, "instances"),
+    "instances not a list": ("v1", {"json": {"instances": "good"}}, 400, "list"),
+    "non-string instance": ("v1", {"json": {"instances": ["good", 3]}}, 400, "text 1 is int"),
+    "empty list": ("v1", {"json": {"instances": []}}, 400, "at least one"),
+    "nested lists": ("v1", {"json": {"instances": [["good"]]}}, 400, "text 0 is list"),
+    "unknown model": ("v1", {"json": {"instances": ["good"]}, "model": "nope"}, 404, "nope"),
+    "oversized body": ("v1", {"json": {"instances": [BIG_TEXT]}}, 413, str(MAX_BODY_BYTES)),
+    "oversized chunked body": (
+        "v1", {"data": _chunks(b'{"instances": ["' + BIG_TEXT.encode() + b'"]}')}, 413,
+        str(MAX_BODY_BYTES)),
+    "too many texts": ("v1", {"json": {"instances": ["a"] * (MAX_TEXTS + 1)}}, 413,
+                       f"at most {MAX_TEXTS}"),
+    "V2 wrong input name": (
+        "v2", {"json": {"inputs": [{"name": "txt", "shape": [1], "datatype": "BYTES",
+                                    "data": ["good"]}]}}, 400, "named 'text'"),
+    "V2 two inputs": (
+        "v2", {"json": {"inputs": [v2_body(["a"])["inputs"][0]] * 2}}, 400, "exactly one"),
+    "V2 wrong datatype": (
+        "v2", {"json": {"inputs": [{"name": "text", "shape": [1], "datatype": "FP32",
+                                    "data": [1.0]}]}}, 400, "BYTES"),
+    "V2 2-D shape": (
+        "v2", {"json": {"inputs": [{"name": "text", "shape": [1, 1], "datatype": "BYTES",
+                                    "data": ["good"]}]}}, 400, "shape [N]"),
+    "V2 shape not matching data": (
+        "v2", {"json": {"inputs": [{"name": "text", "shape": [3], "datatype": "BYTES",
+                                    "data": ["good"]}]}}, 400, "does not match shape"),
+    "V2 non-string data": (
+        "v2", {"json": {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
+                                    "data": [5]}]}}, 400, "not a string"),
+    "V2 empty": ("v2", {"json": v2_body([])}, 400, "at least one"),
+    "V2 inputs not a list": ("v2", {"json": {"inputs": "good"}}, 400, "inputs"),
+    "V2 unknown model": ("v2", {"json": v2_body(["good"]), "model": "nope"}, 404, "nope"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_request_gets_a_json_4xx_and_the_server_keeps_serving(url: str, case: str) -> None:
+    protocol, kwargs, status, words = BAD_REQUESTS[case]
+    kwargs = dict(kwargs)
+    model = kwargs.pop("model", "toy")
+    path = f"/v1/models/{model}:predict" if protocol == "v1" else f"/v2/models/{model}/infer"
+    response = requests.post(url + path, timeout=30, **kwargs)
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"]
+    good = v1(url, {"instances": ["great"]})
+    assert good.status_code == 200 and good.json()["predictions"][0]["label"] == "pos"
+
+
+def test_highest_numeric_version_is_loaded(tmp_path: Path) -> None:
+    # 10 > 9 as numbers, not as strings; a folder that is not a version is ignored.
+    save_toy(tmp_path / "9", {"a": ["x"], "b": ["y"]})
+    save_toy(tmp_path / "10", {"up": ["x"], "down": ["y"]})
+    (tmp_path / "99-notes").mkdir()
+    assert load_model(tmp_path, "m").classes == ["up", "down"]
+    assert load_model(tmp_path / "9", "m").classes == ["a", "b"]  # a version folder itself
+
+
+def test_model_folder_problems_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"missing: no saved_model\.pb .*--model_dir"):
+        load_model(tmp_path / "missing", "m")
+
+    module = tf.Module()
+    module.f = tf.function(lambda x: {"y": x}, input_signature=[tf.TensorSpec([None], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "other" / "1"),
+                        signatures={"serving_default": module.f})
+    with pytest.raises(InputError, match=r"expected text -> scores, classes, label"):
+        load_model(tmp_path / "other", "m")
+
+
+def test_command_line_entrypoint_serves(model_dirs: dict[str, Path]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "textcnn.serving", "--model_dir", str(model_dirs["toy"]),
+         "--model_name", "cli-toy", "--port", str(port), "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stderr.read().decode()
+            try:
+                if requests.get(f"{base}/v1/models/cli-toy", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.2)
+        label = v1(base, {"instances": ["awful"]}, model="cli-toy").json()["predictions"][0]
+        assert label["label"] == "neg"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,113 @@
+"""The KServe InferenceService (serving.kserve.io/v1beta1) that serves the trained model.
+
+Built as a plain camelCase dict: kubernetes==37 serialises kserve's model classes in
+snake_case, which the API server would prune. Two runtimes:
+
+- "tensorflow": KServe's TF Serving runtime (`predictor.model`, modelFormat tensorflow)
+  over the model base folder `<uri>/1/saved_model.pb`. `runtimeVersion` is pinned: the
+  default image (2.6.2) cannot load a Keras 3 export; it must be at least the training TF.
+- "custom": the project's own KServe Python server image (textcnn.serving), which also
+  speaks the V2 protocol. With `STORAGE_URI` in the `kserve-container`'s env, KServe's
+  storage initializer downloads the model to /mnt/models and rewrites the variable.
+
+Canary traffic and scale-to-zero work in Knative (Serverless) mode only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows.crd import validate_inference_service
+
+RUNTIMES = ("tensorflow", "custom")
+MODEL_MOUNT = "/mnt/models"  # where the storage initializer puts the model
+PORT = 8080
+
+
+def _resources(cpu_request: str, cpu_limit: str, memory_request: str,
+               memory_limit: str) -> dict[str, Any]:
+    return {"requests": {"cpu": cpu_request, "memory": memory_request},
+            "limits": {"cpu": cpu_limit, "memory": memory_limit}}
+
+
+def build_inference_service(
+    *,
+    name: str,
+    namespace: str,
+    storage_uri: str,
+    service_account: str,
+    runtime: str = "tensorflow",
+    runtime_version: str = "2.19.1",
+    image: str | None = None,
+    min_replicas: int = 1,
+    max_replicas: int = 1,
+    canary_traffic_percent: int | None = None,
+    cpu_request: str = "500m",
+    cpu_limit: str = "1",
+    memory_request: str = "1Gi",
+    memory_limit: str = "2Gi",
+) -> dict[str, Any]:
+    """The InferenceService manifest; ValueError naming the option when it is invalid.
+
+    `storage_uri` is the versioned model base (e.g. gs://bucket/workflow/model), the name
+    is also the model name in the /v1 and /v2 routes, and `service_account` must be able
+    to read the bucket (KServe GCS credentials or Workload Identity).
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime: {runtime!r} is not one of {', '.join(RUNTIMES)}")
+    if runtime == "custom" and not image:
+        raise ValueError("image: runtime 'custom' needs the serving image")
+    if runtime == "tensorflow" and image:
+        raise ValueError("image: only runtime 'custom' takes an image; the tensorflow "
+                         "runtime's image follows runtime_version")
+    if not storage_uri:
+        raise ValueError("storage_uri: empty; give the model base URI, e.g. gs://bucket/wf/model")
+    if canary_traffic_percent is not None and not 0 <= canary_traffic_percent <= 100:
+        raise ValueError(
+            f"canary_traffic_percent: {canary_traffic_percent} is not in 0..100")
+    resources = _resources(cpu_request, cpu_limit, memory_request, memory_limit)
+    predictor: dict[str, Any] = {
+        "serviceAccountName": service_account,
+        "minReplicas": min_replicas,
+        "maxReplicas": max_replicas,
+    }
+    if canary_traffic_percent is not None:
+        predictor["canaryTrafficPercent"] = canary_traffic_percent
+    annotations: dict[str, str] = {}
+    if runtime == "tensorflow":
+        predictor["model"] = {
+            "modelFormat": {"name": "tensorflow"},
+            "runtimeVersion": runtime_version,
+            "storageUri": storage_uri,
+            "resources": resources,
+        }
+    else:
+        # The server binds only after the model has loaded, so Knative's default TCP
+        # readiness probe already means "model ready".
+        predictor["containers"] = [{
+            "name": "kserve-container",
+            "image": image,
+            "command": ["python", "-m", "textcnn.serving"],
+            "args": [f"--model_dir={MODEL_MOUNT}", f"--model_name={name}",
+                     f"--port={PORT}", "--host=0.0.0.0"],
+            "env": [{"name": "STORAGE_URI", "value": storage_uri}],
+            "ports": [{"containerPort": PORT, "protocol": "TCP"}],
+            "resources": resources,
+        }]
+        annotations["serving.kserve.io/enable-prometheus-scraping"] = "true"
+    doc: dict[str, Any] = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "textcnn",
+                       "app.kubernetes.io/component": "model-server"},
+            **({"annotations": annotations} if annotations else {}),
+        },
+        "spec": {"predictor": predictor},
+    }
+    problems = validate_inference_service(doc)
+    if problems:
+        raise ValueError(f"InferenceService {name!r}: " + "; ".join(problems))
+    return doc

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from textcnn.params import ParamsError, PipelineParams, argo_cli_args
+from textcnn.params import CLIENT_ONLY, ParamsError, PipelineParams, argo_cli_args
 
 
 def parse(**values: str) -> PipelineParams:
@@ -78,9 +78,17 @@ def test_argo_round_trip() -> None:
     assert params.to_argo()["filter_sizes"] == "2,3"
 
 
+def test_client_only_options_never_reach_argo() -> None:
+    params = parse(host="https://argo.example.com", client_id="a", other_client_id="b",
+                   other_client_secret="s3cret")
+    assert "s3cret" not in str(params.to_argo())
+    assert not set(CLIENT_ONLY) & set(params.to_argo())
+    assert not any(name in arg for arg in argo_cli_args() for name in CLIENT_ONLY)
+
+
 def test_argo_parameters_have_descriptions_and_boolean_enums() -> None:
     specs = {p["name"]: p for p in PipelineParams.argo_parameters()}
-    assert list(specs) == list(PipelineParams.model_fields)
+    assert list(specs) == [n for n in PipelineParams.model_fields if n not in CLIENT_ONLY]
     assert all(p["description"] for p in specs.values())
     assert specs["gpu_support"]["enum"] == ["true", "false"]
     assert specs["dist_training"]["value"] == "false"
@@ -104,7 +112,7 @@ def test_original_cli_options_are_all_there() -> None:
 
 
 def test_validate_step_in_a_pod_uses_the_same_model() -> None:
-    assert len(argo_cli_args()) == len(PipelineParams.model_fields)
+    assert len(argo_cli_args()) == len(PipelineParams.model_fields) - len(CLIENT_ONLY)
     bad = subprocess.run(
         [sys.executable, "-m", "textcnn", "validate-params", "--epochs=0", "--dropout=0.3"],
         capture_output=True, text=True,
@@ -116,4 +124,4 @@ def test_validate_step_in_a_pod_uses_the_same_model() -> None:
         capture_output=True, text=True,
     )
     assert good.returncode == 0, good.stderr
-    assert '"epochs": 3' in good.stdout
+    assert '"epochs":3' in good.stdout and "other_client_secret" not in good.stdout

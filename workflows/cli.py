@@ -12,7 +12,7 @@ from pathlib import Path
 
 from textcnn.params import ParamsError, PipelineParams
 
-from workflows import pipeline
+from workflows import pipeline, submit
 
 DEFAULT_MANIFESTS = Path("manifests/workflows")
 
@@ -43,7 +43,6 @@ def _run(args: argparse.Namespace) -> int:
         metrics={k: float(v) for k, v in result.outputs.items() if k in ("accuracy", "macro_f1")},
         metadata=params.metadata_store,
     )
-    result.artifacts.setdefault("model", f"{artifact_root}/{wf}/model")
     result.write(out / "run.json")
     print(f"run: {result.status} ({wf}); details in {out / 'run.json'}")
     if result.status != "Succeeded":
@@ -70,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_parallel", type=int, default=2, help="tasks run at once")
     PipelineParams.add_arguments(p)
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("submit", help="submit a run to an Argo Server (Hera WorkflowsService)")
+    submit.add_submit_arguments(p)
+    p.set_defaults(func=submit.run_command)
     return parser
 
 

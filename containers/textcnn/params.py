@@ -21,6 +21,10 @@ _FALSE = {"false", "no", "n", "0", "off", ""}
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
+# Options used only by the submitting client (`submit`): never Argo parameters, so they
+# never reach the cluster, the Argo UI or ML Metadata (the IAP secret above all).
+CLIENT_ONLY = ("host", "client_id", "other_client_id", "other_client_secret")
+
 # Options whose historical spelling is kept as the canonical name, with a correct alias.
 ALIASES: dict[str, tuple[str, ...]] = {"embbeding_dim": ("embedding_dim",)}
 
@@ -110,7 +114,7 @@ class PipelineParams(BaseModel):
         "/mnt/workdir", "Mount path of the shared volume used by distributed training."
     )
     metadata_store: str = _opt(
-        "grpc:metadata-grpc-service.kubeflow:8080",
+        "grpc:metadata-grpc-service.textcnn:8080",
         "ML Metadata store: grpc:HOST:PORT, or sqlite:PATH (the local runner's default is a "
         "SQLite file in the run folder).",
     )
@@ -256,15 +260,21 @@ class PipelineParams(BaseModel):
             return ",".join(str(v) for v in value)
         return str(value)
 
+    @classmethod
+    def argo_names(cls) -> list[str]:
+        """The options that are Argo workflow parameters: all but the client-only ones."""
+        return [name for name in cls.model_fields if name not in CLIENT_ONLY]
+
     def to_argo(self) -> dict[str, str]:
-        """Every option as the string Argo carries."""
-        return {name: self.argo_value(getattr(self, name)) for name in type(self).model_fields}
+        """Every workflow option as the string Argo carries."""
+        return {name: self.argo_value(getattr(self, name)) for name in self.argo_names()}
 
     @classmethod
     def argo_parameters(cls) -> list[dict[str, Any]]:
         """Name, default, description and enum of every Argo workflow parameter."""
         out = []
-        for name, field in cls.model_fields.items():
+        for name in cls.argo_names():
+            field = cls.model_fields[name]
             spec: dict[str, Any] = {
                 "name": name, "value": cls.argo_value(field.default),
                 "description": field.description,
@@ -276,11 +286,7 @@ class PipelineParams(BaseModel):
             out.append(spec)
         return out
 
-    def cli_args(self) -> list[str]:
-        """`--name=value` for every option: how a pod re-validates what Argo was given."""
-        return [f"--{k}={v}" for k, v in self.to_argo().items()]
-
 
 def argo_cli_args() -> Sequence[str]:
     """The validate step's arguments: every option, taken from the workflow parameters."""
-    return [f"--{name}={{{{workflow.parameters.{name}}}}}" for name in PipelineParams.model_fields]
+    return [f"--{name}={{{{workflow.parameters.{name}}}}}" for name in PipelineParams.argo_names()]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from textcnn.params import PipelineParams
+from textcnn.params import CLIENT_ONLY, PipelineParams
 
 
 def run(**options: str) -> dict[str, str]:
-    """Validate every pipeline option; fail naming each bad one."""
+    """Validate every pipeline option; fail naming each bad one. The output `params` (the
+    validated options as JSON) is what ML Metadata records as hyperparameters."""
     params = PipelineParams.parse(options)
-    print(params.model_dump_json(indent=1))
-    return {"params": params.model_dump_json()}
+    dumped = params.model_dump_json(exclude=set(CLIENT_ONLY))
+    print(dumped)
+    return {"params": dumped}

@@ -1,0 +1,129 @@
+"""The whole pipeline, run locally through the CLI exactly as `make run` does, on a slice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from textcnn.export import load_serving_model
+from textcnn.metadata import lineage
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["--epochs", "2", "--num_filters", "16", "--embbeding_dim", "32",
+         "--filter_sizes", "3,4", "--patience", "1"]
+
+
+@pytest.fixture(scope="module")
+def data_slice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("slice")
+    for name, rows in (("train", 800), ("test", 200)):
+        df = pd.read_csv(REPO / "data" / "rt" / f"{name}.csv")
+        df.groupby("label").head(rows // 2).to_csv(folder / f"{name}.csv", index=False)
+    return folder / "train.csv", folder / "test.csv"
+
+
+def run_pipeline(out: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workflows", "run", "--output_dir", str(out), *options],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+
+@pytest.mark.slow
+def test_local_run_trains_evaluates_and_records_lineage(
+    data_slice: tuple[Path, Path], tmp_path: Path,
+) -> None:
+    train, test = data_slice
+    proc = run_pipeline(tmp_path, "--train_data_path", str(train),
+                        "--test_data_path", str(test), *SMALL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "test accuracy" in proc.stdout
+
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["status"] == "Succeeded"
+    statuses = {name: step["status"] for name, step in run["steps"].items()}
+    assert statuses.pop("train-gpu") == "Skipped"
+    assert set(statuses.values()) <= {"Succeeded", "Skipped"}
+    assert statuses["train"] == statuses["evaluate"] == "Succeeded"
+    for step in run["steps"].values():
+        assert step["log"] is None or Path(step["log"]).is_file()
+    # One progress line per step.
+    for name in run["steps"]:
+        assert any(line.split()[:1] == [name] for line in proc.stdout.splitlines()), name
+
+    metrics = run["metrics"]
+    assert 0.5 < metrics["accuracy"] <= 1 and 0 < metrics["macro_f1"] <= 1
+    written = json.loads(next(tmp_path.glob("artifacts/*/metrics/metrics.json")).read_text())
+    assert written["accuracy"] == pytest.approx(metrics["accuracy"])
+
+    # The model artifact is the TF Serving base folder and answers raw text.
+    model = Path(run["artifacts"]["model"])
+    assert (model / "1" / "saved_model.pb").is_file()
+    predict = load_serving_model(model / "1")
+    out = predict(["a moving, beautifully acted film", "a dull, lifeless mess"])
+    assert set(out["label"]) <= {"fresh", "rotten"}
+
+    # Lineage: datasets -> prepared data -> embeddings -> model -> metrics, in this run.
+    assert run["metadata"] == f"sqlite:{tmp_path / 'metadata.sqlite'}"
+    graph = lineage(run["metadata"], run["workflow_name"])
+    by_id = {a["id"]: a for a in graph["artifacts"]}
+    types = {a["type"] for a in graph["artifacts"]}
+    assert {"Dataset", "PreparedData", "Embeddings", "ModelSpec", "Model", "Metrics"} <= types
+    assert {a["uri"] for a in graph["artifacts"] if a["type"] == "Dataset"} == {
+        str(train), str(test)}
+    assert {a["uri"] for a in graph["artifacts"] if a["type"] == "Model"} == {str(model)}
+
+    def producers(artifact_id: int) -> set[int]:
+        return {e["execution_id"] for e in graph["events"]
+                if e["artifact_id"] == artifact_id and e["type"] == "OUTPUT"}
+
+    def inputs(execution_id: int) -> set[int]:
+        return {e["artifact_id"] for e in graph["events"]
+                if e["execution_id"] == execution_id and e["type"] == "INPUT"}
+
+    def ancestors(artifact_id: int) -> set[int]:
+        seen, todo = set(), [artifact_id]
+        while todo:
+            for ex in producers(todo.pop()):
+                for a in inputs(ex) - seen:
+                    seen.add(a)
+                    todo.append(a)
+        return seen
+
+    (metrics_artifact,) = [a for a in graph["artifacts"] if a["type"] == "Metrics"]
+    upstream = {by_id[a]["type"] for a in ancestors(metrics_artifact["id"])}
+    assert {"Model", "Embeddings", "PreparedData", "ModelSpec", "Dataset"} <= upstream
+    datasets = {by_id[a]["uri"] for a in ancestors(metrics_artifact["id"])
+                if by_id[a]["type"] == "Dataset"}
+    assert datasets == {str(train), str(test)}
+
+
+def test_a_failing_step_stops_the_run_and_names_its_log(
+    data_slice: tuple[Path, Path], tmp_path: Path,
+) -> None:
+    train, test = data_slice
+    proc = run_pipeline(tmp_path, "--train_data_path", str(train),
+                        "--test_data_path", str(test), "--column_text_value", "review")
+    assert proc.returncode == 1
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["status"] == "Failed"
+    failed = [name for name, step in run["steps"].items() if step["status"] == "Failed"]
+    assert failed and all(name in proc.stdout for name in failed)
+    log = Path(run["steps"][failed[0]]["log"])
+    assert str(log) in proc.stdout
+    assert "review" in log.read_text()  # the step's own error names the missing column
+    assert run["steps"]["evaluate"]["status"] == "Omitted"
+    assert not list(tmp_path.glob("artifacts/*/model"))
+
+
+def test_invalid_options_are_rejected_before_anything_runs(tmp_path: Path) -> None:
+    proc = run_pipeline(tmp_path, "--dropout", "1.5", "--filter_sizes", "3,x")
+    assert proc.returncode == 2
+    assert "--dropout" in proc.stderr and "--filter_sizes" in proc.stderr
+    assert not (tmp_path / "run.json").exists()

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OUT ?= runs/latest
 
-.PHONY: run test lint compile clean
+.PHONY: venv run test serve compile clean
 
 # Created once from the pinned requirements; rebuilt when they change.
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -21,6 +21,10 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Serves the model of the last `make run` on http://127.0.0.1:8080 (KServe V1 and V2).
+serve: $(VENV)/.installed
+	$(PY) -m workflows serve --run_dir $(OUT)
 
 compile: $(VENV)/.installed
 	$(PY) -m workflows compile

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textcnn import deploy
+from textcnn import deploy, metadata
 from textcnn.deploy import check_predictions, isvc_status, smoke_test, wait_ready
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model
@@ -211,17 +211,30 @@ def test_run_waits_through_the_kubernetes_client_and_smoke_tests(
     }))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # not in a pod
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    store = f"sqlite:{tmp_path / 'mlmd.sqlite'}"
+    model_id = metadata.record_artifact(store, run_name="wf-1", type_name="Model",
+                                        uri="gs://b/wf-1/model", properties={})
     try:
         outputs = deploy.run(name="textcnn", namespace="textcnn", generation=2,
-                             model_name="textcnn", timeout_s=30, poll_s=0.01)
+                             model_name="textcnn", metadata_store=store, run_name="wf-1",
+                             model_id=model_id, timeout_s=30, poll_s=0.01)
     finally:
         api.shutdown()
         api.server_close()
     assert outputs == {"endpoint": model_url}
     path = "/apis/serving.kserve.io/v1beta1/namespaces/textcnn/inferenceservices/textcnn"
     assert api.requests == [(path, "Bearer t0ken")] * 3
+    # The endpoint is recorded in ML Metadata, produced from the model.
+    graph = metadata.lineage(store, "wf-1")
+    (endpoint,) = [a for a in graph["artifacts"] if a["type"] == "Endpoint"]
+    assert endpoint["uri"] == model_url
+    (deploy_ex,) = [e for e in graph["executions"] if e["type"] == "Deploy"]
+    assert {(e["artifact_id"], e["type"]) for e in graph["events"]
+            if e["execution_id"] == deploy_ex["id"]} == {(model_id, "INPUT"),
+                                                        (endpoint["id"], "OUTPUT")}
 
 
 def test_run_rejects_a_missing_generation() -> None:
     with pytest.raises(InputError, match="--generation 0"):
-        deploy.run(name="textcnn", namespace="textcnn", generation=0, model_name="textcnn")
+        deploy.run(name="textcnn", namespace="textcnn", generation=0, model_name="textcnn",
+                   metadata_store="sqlite:/nonexistent/x.sqlite", run_name="wf", model_id=1)

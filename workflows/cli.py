@@ -7,6 +7,7 @@ validates them before anything runs.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -52,6 +53,22 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from textcnn.serving import serve
+
+    model_dir = args.model_dir
+    if model_dir is None:
+        run_json = args.run_dir / "run.json"
+        if not run_json.is_file():
+            print(f"error: {run_json} not found: run the pipeline first (make run) or give "
+                  "--model_dir", file=sys.stderr)
+            return 2
+        model_dir = json.loads(run_json.read_text())["artifacts"]["model"]
+    print(f"serving {model_dir} as {args.model_name} on http://{args.host}:{args.port}")
+    serve(str(model_dir), args.model_name, args.port, host=args.host)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m workflows", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_parallel", type=int, default=2, help="tasks run at once")
     PipelineParams.add_arguments(p)
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("serve", help="serve a trained model with the local KServe server")
+    p.add_argument("--model_dir", type=Path, default=None,
+                   help="the SavedModel base folder (holding 1/saved_model.pb)")
+    p.add_argument("--run_dir", type=Path, default=Path("runs/latest"),
+                   help="without --model_dir: serve the model of this local run")
+    p.add_argument("--model_name", default="textcnn")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1")
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("submit", help="submit a run to an Argo Server (Hera WorkflowsService)")
     submit.add_submit_arguments(p)

@@ -33,6 +33,7 @@ STEPS: dict[str, str] = {
     "train": "textcnn.train:run",
     "evaluate": "textcnn.evaluate:run",
     "log-training-metadata": "textcnn.lineage:run",
+    "deploy-wait": "textcnn.deploy:run",
 }
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 
+from textcnn import metadata
 from textcnn.errors import InputError
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
@@ -204,14 +205,30 @@ def _kubernetes_getter(name: str, namespace: str) -> Callable[[], dict[str, Any]
     return get
 
 
-def run(name: str, namespace: str, generation: int, model_name: str, timeout_s: int = 900,
+def record_endpoint(metadata_store: str, run_name: str, model_id: int, url: str,
+                    properties: Mapping[str, int | float | str]) -> int:
+    """Record the serving endpoint in ML Metadata: a `Deploy` execution from the Model
+    artifact to an `Endpoint` artifact whose URI is the URL. Returns the endpoint's id."""
+    _, (endpoint_id,) = metadata.record_execution(
+        metadata_store, run_name=run_name, type_name="Deploy", properties=properties,
+        inputs=[model_id], outputs=[("Endpoint", url, properties)],
+    )
+    return endpoint_id
+
+
+def run(name: str, namespace: str, generation: int, model_name: str, metadata_store: str,
+        run_name: str, model_id: int, timeout_s: int = 900,
         poll_s: float = 10.0) -> dict[str, str]:
-    """Wait for InferenceService NAME in NAMESPACE to serve spec GENERATION, then send one
-    prediction to MODEL_NAME (the InferenceService name for KServe's runtimes); outputs
-    the `endpoint` URL."""
+    """Wait for InferenceService NAME in NAMESPACE to serve spec GENERATION, send one
+    prediction to MODEL_NAME (the InferenceService name for KServe's runtimes), record the
+    endpoint in ML Metadata linked to the model, and output the `endpoint` URL."""
     if generation < 1:
         raise InputError(f"--generation {generation}: give the InferenceService's "
                          "metadata.generation after it was applied (1 or more)")
     url = wait_ready(_kubernetes_getter(name, namespace), generation, timeout_s, poll_s)
     smoke_test(url, model_name, SMOKE_TEXTS)
+    record_endpoint(metadata_store, run_name, model_id, url, {
+        "inference_service": f"{namespace}/{name}", "generation": generation,
+        "model_name": model_name,
+    })
     return {"endpoint": url}

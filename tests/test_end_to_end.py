@@ -127,3 +127,34 @@ def test_invalid_options_are_rejected_before_anything_runs(tmp_path: Path) -> No
     assert proc.returncode == 2
     assert "--dropout" in proc.stderr and "--filter_sizes" in proc.stderr
     assert not (tmp_path / "run.json").exists()
+
+
+@pytest.mark.slow
+def test_artifacts_and_data_through_gcs(
+    data_slice: tuple[Path, Path], gcs_root: str, tmp_path: Path,
+) -> None:
+    """Input CSVs on gs:// and every artifact moved through the bucket, as on Argo."""
+    from textcnn import storage
+
+    train, test = data_slice
+    for path in (train, test):
+        storage.write_bytes(f"{gcs_root}/data/{path.name}", path.read_bytes())
+    artifact_root = f"{gcs_root}/artifacts"
+    proc = run_pipeline(tmp_path, "--artifact_root", artifact_root,
+                        "--train_data_path", f"{gcs_root}/data/train.csv",
+                        "--test_data_path", f"{gcs_root}/data/test.csv", *SMALL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = json.loads((tmp_path / "run.json").read_text())
+    wf = run["workflow_name"]
+    model = run["artifacts"]["model"]
+    assert model == f"{artifact_root}/{wf}/model"
+    assert storage.exists(f"{model}/1/saved_model.pb")
+    metrics = json.loads(storage.read_text(f"{artifact_root}/{wf}/metrics/metrics.json"))
+    assert metrics["accuracy"] == pytest.approx(run["metrics"]["accuracy"])
+    assert not (tmp_path / "artifacts").exists()  # nothing went to the local store
+
+    graph = lineage(run["metadata"], wf)
+    uris = {a["type"]: a["uri"] for a in graph["artifacts"] if a["type"] != "Dataset"}
+    assert uris["Model"] == model and uris["ModelSpec"] == f"{artifact_root}/{wf}/model-spec"
+    assert {a["uri"] for a in graph["artifacts"] if a["type"] == "Dataset"} == {
+        f"{gcs_root}/data/train.csv", f"{gcs_root}/data/test.csv"}

@@ -17,6 +17,7 @@ from textcnn.data import ROW_NUMBERS, load_csv
 from textcnn.errors import InputError
 from textcnn.export import load_serving_model
 from textcnn.model import read_json
+from textcnn.report import render_report
 
 BATCH = 256
 
@@ -63,9 +64,10 @@ def compute_metrics(truth: list[str], predicted: list[str], classes: list[str]) 
 
 def run(
     model_dir: str, prepared_dir: str, test_path: str, text_column: str, label_column: str,
-    metrics_dir: str,
+    metrics_dir: str, training_dir: str | None = None,
 ) -> dict[str, float]:
-    """Write metrics/metrics.json for the served model on the test CSV."""
+    """Write metrics/metrics.json for the served model on the test CSV, and with
+    `training_dir` an HTML report (metrics, confusion matrix, training curves)."""
     classes = read_json(Path(prepared_dir) / "labels.json", ("classes",), "prepare-data")[
         "classes"]
     df = load_csv(test_path, text_column, label_column)
@@ -81,5 +83,10 @@ def run(
     truth = df["label"].tolist()
     result = compute_metrics(truth, predict_labels(model_dir, df["text"].tolist()), classes)
     storage.write_text(storage.join(metrics_dir, "metrics.json"), json.dumps(result, indent=2))
+    if training_dir:
+        history = json.loads((Path(training_dir) / "history.json").read_text())
+        training = json.loads((Path(training_dir) / "training.json").read_text())
+        storage.write_text(storage.join(metrics_dir, "report.html"),
+                           render_report(result, history, training))
     print(json.dumps({k: result[k] for k in ("accuracy", "macro_f1", "num_examples")}))
     return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}

@@ -1,0 +1,97 @@
+"""A self-contained HTML report of a trained model: test metrics, confusion matrix and the
+training curves, as inline SVG (no plotting library, no external assets), so the Argo UI
+and a browser show it straight from the artifact store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+_W, _H, _PAD = 420, 220, 36
+_COLOURS = {"loss": "#1f77b4", "val_loss": "#ff7f0e",
+            "accuracy": "#1f77b4", "val_accuracy": "#ff7f0e"}
+
+
+def _curve_svg(title: str, series: Mapping[str, Sequence[float]]) -> str:
+    values = [v for s in series.values() for v in s]
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    epochs = max(len(s) for s in series.values())
+
+    def point(i: int, v: float) -> str:
+        x = _PAD + (_W - 2 * _PAD) * (i / max(epochs - 1, 1))
+        y = _H - _PAD - (_H - 2 * _PAD) * ((v - lo) / span)
+        return f"{x:.1f},{y:.1f}"
+
+    lines = [
+        f'<polyline fill="none" stroke="{_COLOURS.get(name, "#555")}" stroke-width="2" '
+        f'points="{" ".join(point(i, v) for i, v in enumerate(s))}"><title>{escape(name)}'
+        "</title></polyline>"
+        for name, s in series.items()
+    ]
+    legend = " ".join(
+        f'<tspan fill="{_COLOURS.get(name, "#555")}">&#9632; {escape(name)}</tspan>'
+        for name in series
+    )
+    axes = (
+        f'<line x1="{_PAD}" y1="{_H - _PAD}" x2="{_W - _PAD}" y2="{_H - _PAD}" stroke="#999"/>'
+        f'<line x1="{_PAD}" y1="{_PAD}" x2="{_PAD}" y2="{_H - _PAD}" stroke="#999"/>'
+        f'<text x="{_PAD}" y="{_PAD - 8}" font-size="12">{legend}</text>'
+        f'<text x="2" y="{_PAD + 4}" font-size="10">{hi:.3g}</text>'
+        f'<text x="2" y="{_H - _PAD}" font-size="10">{lo:.3g}</text>'
+        f'<text x="{_W - _PAD}" y="{_H - 10}" font-size="10" text-anchor="end">'
+        f"epoch {epochs}</text>"
+    )
+    return (f'<figure><figcaption>{escape(title)}</figcaption><svg width="{_W}" '
+            f'height="{_H}" role="img">{axes}{"".join(lines)}</svg></figure>')
+
+
+def _confusion_table(confusion: Mapping[str, Any]) -> str:
+    labels, matrix = confusion["labels"], confusion["matrix"]
+    peak = max((v for row in matrix for v in row), default=0) or 1
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in labels)
+    rows = []
+    for label, row in zip(labels, matrix, strict=True):
+        cells = "".join(
+            f'<td style="background:rgba(31,119,180,{0.1 + 0.8 * v / peak:.2f})">{v}</td>'
+            for v in row
+        )
+        rows.append(f"<tr><th>{escape(str(label))}</th>{cells}</tr>")
+    return (f"<table><tr><th>true \\ predicted</th>{head}</tr>{''.join(rows)}</table>")
+
+
+def render_report(metrics: Mapping[str, Any], history: Mapping[str, Sequence[float]],
+                  training: Mapping[str, Any] | None = None) -> str:
+    """The report as one HTML page."""
+    per_class = "".join(
+        f"<tr><th>{escape(name)}</th><td>{m['precision']:.3f}</td><td>{m['recall']:.3f}</td>"
+        f"<td>{m['f1']:.3f}</td><td>{m['support']}</td></tr>"
+        for name, m in metrics["per_class"].items()
+    )
+    facts = {"test accuracy": f"{metrics['accuracy']:.4f}",
+             "macro F1": f"{metrics['macro_f1']:.4f}",
+             "test examples": str(metrics["num_examples"])}
+    for key in ("epochs_run", "best_epoch", "duration_seconds", "examples_per_second"):
+        if training and key in training:
+            value = training[key]
+            facts[key.replace("_", " ")] = f"{value:.4g}" if isinstance(value, float) else str(
+                value)
+    summary = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>"
+                      for k, v in facts.items())
+    curves = _curve_svg("loss", {k: history[k] for k in ("loss", "val_loss") if k in history})
+    curves += _curve_svg("accuracy", {k: history[k] for k in ("accuracy", "val_accuracy")
+                                      if k in history})
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
+             "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}"
+             "figure{display:inline-block;margin:0 1em 1em 0}")
+    return (
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>textcnn report</title>"
+        f"<style>{style}</style></head><body><h1>textcnn model report</h1>"
+        f"<table>{summary}</table><h2>Per class</h2><table><tr><th></th><th>precision</th>"
+        f"<th>recall</th><th>F1</th><th>support</th></tr>{per_class}</table>"
+        f"<h2>Confusion matrix</h2>{_confusion_table(metrics['confusion_matrix'])}"
+        f"<h2>Training curves</h2>{curves}</body></html>\n"
+    )

@@ -1,0 +1,59 @@
+"""The HTML report: metrics, confusion matrix and training curves, self-contained."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+from textcnn.report import render_report
+
+METRICS = {
+    "accuracy": 0.75, "macro_f1": 0.74, "num_examples": 40,
+    "per_class": {"fresh": {"precision": 0.8, "recall": 0.7, "f1": 0.746, "support": 20},
+                  "<rotten>": {"precision": 0.7, "recall": 0.8, "f1": 0.747, "support": 20}},
+    "confusion_matrix": {"labels": ["fresh", "<rotten>"], "matrix": [[14, 6], [4, 16]]},
+}
+HISTORY = {"loss": [0.7, 0.5, 0.4], "val_loss": [0.6, 0.55, 0.58],
+           "accuracy": [0.6, 0.7, 0.8], "val_accuracy": [0.65, 0.7, 0.69]}
+
+
+class _Cells(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[str] = []
+        self.tags: list[str] = []
+        self._in_cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self._in_cell = tag in ("td", "th")
+
+    def handle_data(self, data: str) -> None:
+        if self._in_cell:
+            self.cells.append(data)
+
+
+def parse(html: str) -> _Cells:
+    parser = _Cells()
+    parser.feed(html)
+    return parser
+
+
+def test_report_shows_metrics_matrix_and_one_curve_per_series() -> None:
+    html = render_report(METRICS, HISTORY, {"epochs_run": 3, "best_epoch": 2})
+    page = parse(html)
+    for value in ("0.7500", "0.7400", "14", "6", "4", "16", "0.800", "0.700", "3", "2"):
+        assert value in page.cells, value
+    assert page.tags.count("polyline") == 4
+    assert page.tags.count("svg") == 2
+    # Class names are escaped, and nothing is loaded from elsewhere.
+    assert "&lt;rotten&gt;" in html and "<rotten>" not in html
+    assert not re.search(r"(src|href)=", html)
+
+
+def test_curves_scale_to_the_series_and_missing_ones_are_left_out() -> None:
+    html = render_report(METRICS, {"loss": [2.0, 1.0]})
+    assert html.count("<polyline") == 1
+    (points,) = re.findall(r'points="([^"]+)"', html)
+    ys = [float(p.split(",")[1]) for p in points.split()]
+    assert ys[0] < ys[1]  # the higher loss is drawn higher up

@@ -232,3 +232,17 @@ def test_swapped_or_unknown_ids_are_named_and_nothing_is_recorded(setup: Setup) 
     with pytest.raises(InputError, match=r"no artifact with id \[999\]"):
         lineage.run(**{**setup.kwargs, "train_dataset_id": 999})
     assert metadata.open_store(setup.store).get_executions() == []
+
+
+def test_exit_handler_records_the_final_status_even_for_an_empty_run(tmp_path: Path) -> None:
+    store = f"sqlite:{tmp_path / 'mlmd.sqlite'}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "textcnn", "record-status", f"--metadata_store={store}",
+         "--run_name=wf-9", "--status=Failed", '--failures=[{"displayName":"train"}]'],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    run = metadata.lineage(store, "wf-9")
+    assert run["run_properties"] == {"status": "Failed", "message": '[{"displayName":"train"}]'}
+    metadata.record_run_status(store, run_name="wf-9", status="Succeeded")
+    assert metadata.lineage(store, "wf-9")["run_properties"]["status"] == "Succeeded"

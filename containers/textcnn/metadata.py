@@ -202,6 +202,16 @@ def record_artifact(
         return artifact_id
 
 
+def record_run_status(store: str, *, run_name: str, status: str, message: str = "") -> None:
+    """Record how the run ended (Argo's `workflow.status`) on its PipelineRun context, so a
+    failed run is visible in ML Metadata even when no step reached log-training-metadata."""
+    with _session(store) as s:
+        run = _contexts(s, run_name)[1]
+        run.custom_properties["status"].string_value = status
+        run.custom_properties["message"].string_value = message
+        s.put_contexts([run])
+
+
 def _require(store: metadata_store.MetadataStore, store_name: str, ids: Sequence[int]
              ) -> list[mlmd.Artifact]:
     found = {a.id: a for a in store.get_artifacts_by_id(list(ids))}
@@ -270,9 +280,9 @@ def _plain(properties: Mapping[str, mlmd.Value]) -> dict[str, Any]:
 def lineage(store: str, run_name: str) -> dict[str, Any]:
     """Everything recorded for one run, as plain data (JSON-serialisable).
 
-    `{"pipeline", "run", "artifacts": [{id, type, uri, state, properties}],
-    "executions": [{id, type, state, properties}], "events": [{execution_id, artifact_id,
-    type}]}`; JSON-valued properties stay strings, as stored.
+    `{"pipeline", "run", "run_properties" (e.g. the final status), "artifacts": [{id, type,
+    uri, state, properties}], "executions": [{id, type, state, properties}], "events":
+    [{execution_id, artifact_id, type}]}`; JSON-valued properties stay strings, as stored.
     """
     config = _config(store)
     if isinstance(config, mlmd.ConnectionConfig) and not Path(
@@ -290,6 +300,7 @@ def lineage(store: str, run_name: str) -> dict[str, Any]:
     return {
         "pipeline": PIPELINE_NAME,
         "run": run_name,
+        "run_properties": _plain(run.custom_properties),
         "artifacts": [
             {"id": a.id, "type": artifact_type[a.type_id], "uri": a.uri,
              "state": mlmd.Artifact.State.Name(a.state), "properties": _plain(a.properties)}

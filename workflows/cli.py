@@ -13,7 +13,7 @@ from pathlib import Path
 
 from textcnn.params import ParamsError, PipelineParams
 
-from workflows import pipeline, submit
+from workflows import lint, pipeline, submit
 
 DEFAULT_MANIFESTS = Path("manifests/workflows")
 
@@ -27,6 +27,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from workflows.runner import run_workflow
+    from workflows.stand_ins import STAND_INS
 
     out = args.output_dir.resolve()
     store = f"sqlite:{out / 'metadata.sqlite'}"
@@ -38,6 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     result = run_workflow(
         template, params.to_argo(), out, artifact_root=artifact_root,
         env={"ARTIFACT_ROOT": artifact_root}, max_parallel=args.max_parallel,
+        stand_ins=STAND_INS,
     )
     wf = result.workflow_name
     result.extra.update(
@@ -96,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--host", default="127.0.0.1")
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("lint", help="strict offline checks of every manifest (default: manifests/)")
+    lint.add_arguments(p)
+    p.set_defaults(func=lint.main)
 
     p = sub.add_parser("submit", help="submit a run to an Argo Server (Hera WorkflowsService)")
     submit.add_submit_arguments(p)

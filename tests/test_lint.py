@@ -1,0 +1,385 @@
+"""`python -m workflows lint`: clean on the real manifests, and exactly the expected
+problem lines on deliberately broken documents. The broken documents are mutated copies of
+the real ones (the rendered DAG, the InferenceService builder, manifests/), so they
+cannot drift from what the project ships."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from workflows import lint, pipeline
+from workflows.expressions import Depends
+from workflows.inference_service import build_inference_service
+from workflows.tfjob import build_tfjob, manifest_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFESTS = ROOT / "manifests"
+FIXTURES = Path(__file__).parent / "fixtures" / "lint"
+SOURCE = "broken.yaml"
+WT = f"{SOURCE}:0 WorkflowTemplate/{pipeline.TEMPLATE_NAME}: "
+CRON = f"{SOURCE}:1 CronWorkflow/{pipeline.CRON_NAME}: "
+DAG = f"spec.templates[{pipeline.ENTRYPOINT}].dag.tasks"
+
+Docs = list[dict[str, Any]]
+
+
+def _templates(docs: Docs) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in docs[0]["spec"]["templates"]}
+
+
+def _task(docs: Docs, name: str) -> dict[str, Any]:
+    tasks = _templates(docs)[pipeline.ENTRYPOINT]["dag"]["tasks"]
+    return next(t for t in tasks if t["name"] == name)
+
+
+def _parameter(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(p for p in spec["arguments"]["parameters"] if p["name"] == name)
+
+
+def _lint_mutated(mutate: Callable[[Docs], object]) -> list[str]:
+    docs = copy.deepcopy(pipeline.render())
+    mutate(docs)
+    return lint.lint_documents(docs, SOURCE)
+
+
+def _manifest_docs(name: str) -> Docs:
+    return [d for d in yaml.safe_load_all((MANIFESTS / name).read_text()) if d]
+
+
+# ---- clean -------------------------------------------------------------------------------
+
+def test_the_committed_manifests_are_clean() -> None:
+    assert lint.lint_paths([MANIFESTS]) == []
+
+
+def test_the_rendered_workflows_are_clean() -> None:
+    assert lint.lint_documents(pipeline.render(), "rendered") == []
+
+
+def test_main_exits_0_on_the_manifests_and_1_with_one_line_per_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert lint.main(argparse.Namespace(paths=[MANIFESTS])) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and "no problems" in err
+
+    broken = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, broken)
+    role, binding = _manifest_docs("rbac.yaml")[2:]
+    role["rules"][0]["verb"] = role["rules"][0].pop("verbs")
+    (broken / "rbac.yaml").write_text(yaml.safe_dump_all([role, binding]))
+    assert lint.main(argparse.Namespace(paths=[broken])) == 1
+    out, err = capsys.readouterr()
+    prefix = f"{broken / 'rbac.yaml'}:0 Role/textcnn-workflow: rules[0]: "
+    assert out.splitlines() == [
+        f"{prefix}'verbs' is a required property",
+        f"{prefix}Additional properties are not allowed ('verb' was unexpected)",
+    ]
+    assert "2 problem(s)" in err
+
+
+def test_the_module_runs_as_a_command() -> None:
+    # The CronWorkflow alone: its WorkflowTemplate is not among the linted documents.
+    cron = MANIFESTS / "workflows" / pipeline.MANIFESTS[pipeline.CRON_NAME]
+    result = subprocess.run([sys.executable, "-m", "workflows.lint", str(cron)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{cron}:0 CronWorkflow/{pipeline.CRON_NAME}: spec.workflowSpec.workflowTemplateRef."
+        f"name: WorkflowTemplate '{pipeline.TEMPLATE_NAME}' is not among the linted documents"]
+    both = [str(MANIFESTS / "workflows")]
+    result = subprocess.run([sys.executable, "-m", "workflows.lint", *both], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+# ---- broken Argo documents ---------------------------------------------------------------
+
+def _misspell_depends(docs: Docs) -> None:
+    task = _task(docs, "embeddings")
+    task["dependss"] = task.pop("depends")
+
+
+def _drop_dependency(docs: Docs) -> None:
+    task = _task(docs, "log-training-metadata")
+    kept = Depends.parse(task["depends"]).tasks - {"dataset-metadata-train"}
+    task["depends"] = " && ".join(sorted(kept))
+
+
+def _wrong_argument(docs: Docs) -> None:
+    parameters = _task(docs, "log-training-metadata")["arguments"]["parameters"]
+    parameters[0]["name"] = "train_dataset"
+
+
+def _add_env(docs: Docs, template: str, value: str) -> None:
+    _templates(docs)[template]["container"]["env"].append({"name": "EXTRA", "value": value})
+
+
+def _cron(docs: Docs) -> dict[str, Any]:
+    return docs[1]["spec"]
+
+
+ARGO_CASES: dict[str, tuple[Callable[[Docs], object], list[str]]] = {
+    "misspelled key": (_misspell_depends, [
+        f"{WT}{DAG}[embeddings]: Additional properties are not allowed ('dependss' was "
+        "unexpected) [Argo v4.0.5, v3.7.18]"]),
+    "depends on a missing task": (
+        lambda d: _task(d, "embeddings").update(depends="prepare-data && prepare"), [
+            f"{WT}{DAG}[embeddings].depends: no task 'prepare' in this DAG"]),
+    "unparsable depends": (
+        lambda d: _task(d, "embeddings").update(depends="prepare-data.Finished"), [
+            f"{WT}{DAG}[embeddings].depends: depends expression 'prepare-data.Finished': "
+            "'prepare-data.Finished' is not supported; use one of Daemoned, Errored, "
+            "Failed, Omitted, Skipped, Succeeded"]),
+    "output used without depending on its task": (_drop_dependency, [
+        f"{WT}{DAG}[log-training-metadata].arguments.parameters[train_dataset_id].value: "
+        "{{tasks.dataset-metadata-train.outputs.parameters.dataset_id}} does not resolve: "
+        "task 'dataset-metadata-train' is not among the dependencies of this task; "
+        "add it to depends"]),
+    "undeclared output": (
+        lambda d: _task(d, "log-training-metadata")["arguments"]["parameters"][0].update(
+            value="{{tasks.dataset-metadata-train.outputs.parameters.dataset}}"), [
+            f"{WT}{DAG}[log-training-metadata].arguments.parameters[train_dataset_id].value: "
+            "{{tasks.dataset-metadata-train.outputs.parameters.dataset}} does not resolve: "
+            "the template of task 'dataset-metadata-train' has no such output"]),
+    "dependency cycle": (lambda d: _task(d, "embeddings").update(depends="model-metadata"), [
+        f"{WT}{DAG}: dependency cycle (each task depends on the next): "
+        "embeddings -> model-metadata -> embeddings"]),
+    "missing template": (lambda d: _task(d, "embeddings").update(template="embedding"), [
+        f"{WT}{DAG}[embeddings].template: no template 'embedding' in this workflow"]),
+    "missing exit handler": (lambda d: d[0]["spec"].update(onExit="exit-handler"), [
+        f"{WT}spec.onExit: no template 'exit-handler' in this workflow"]),
+    "argument not among the inputs": (_wrong_argument, [
+        f"{WT}{DAG}[log-training-metadata].arguments.parameters[train_dataset]: template "
+        "'log-training-metadata' has no input parameter 'train_dataset'",
+        f"{WT}{DAG}[log-training-metadata].arguments.parameters: missing 'train_dataset_id', "
+        "an input of template 'log-training-metadata' without a default"]),
+    "parameter default outside its enum": (
+        lambda d: _parameter(d[0]["spec"], "gpu_support").update(value="yes"), [
+            f"{WT}spec.arguments.parameters[gpu_support].value: 'yes' is not one of the enum "
+            "['true', 'false']"]),
+    "cron argument outside the template's enum": (
+        lambda d: _parameter(_cron(d)["workflowSpec"], "dist_training").update(value="no"), [
+            f"{CRON}spec.workflowSpec.arguments.parameters[dist_training].value: 'no' is not "
+            f"one of the enum ['true', 'false'] of WorkflowTemplate {pipeline.TEMPLATE_NAME}"]),
+    "cron argument the template does not declare": (
+        lambda d: _cron(d)["workflowSpec"]["arguments"]["parameters"].append(
+            {"name": "epoch", "value": "3"}), [
+            f"{CRON}spec.workflowSpec.arguments.parameters[epoch]: not a parameter of "
+            f"WorkflowTemplate {pipeline.TEMPLATE_NAME}"]),
+    "undeclared workflow parameter": (
+        lambda d: _add_env(d, "prepare-data", "{{workflow.parameters.nope}}"), [
+            f"{WT}spec.templates[prepare-data].container.env[EXTRA].value: "
+            "{{workflow.parameters.nope}} does not resolve: no workflow parameter 'nope'"]),
+    "undeclared input": (
+        lambda d: _add_env(d, "evaluate", "x{{ inputs.parameters.threshold }}"), [
+            f"{WT}spec.templates[evaluate].container.env[EXTRA].value: "
+            "{{inputs.parameters.threshold}} does not resolve: template 'evaluate' declares "
+            "no input parameter 'threshold'"]),
+    "workflow status outside an exit handler": (
+        lambda d: _add_env(d, "evaluate", "{{workflow.status}}"), [
+            f"{WT}spec.templates[evaluate].container.env[EXTRA].value: {{{{workflow.status}}}} "
+            "does not resolve: only exit handlers (onExit, hooks) see it"]),
+    "when that does not parse": (
+        lambda d: _task(d, "train").update(when="{{workflow.parameters.gpu_support}} =="), [
+            f"{WT}{DAG}[train].when: when expression 'false ==': ends too early "
+            "(with the parameter defaults)"]),
+    "bad cron schedule": (lambda d: _cron(d).update(schedules=["0 3 * * 1", "0 24 * * *"]), [
+        f"{CRON}spec.schedules[1]: '0 24 * * *' is not a valid cron schedule (five fields: "
+        "minute hour day-of-month month day-of-week, or @daily, @every 1h, ...)"]),
+    "bad time zone": (lambda d: _cron(d).update(timezone="Europe/Pariss"), [
+        f"{CRON}spec.timezone: 'Europe/Pariss' is not an IANA time zone "
+        "(e.g. Etc/UTC, Europe/Paris)"]),
+}
+
+
+@pytest.mark.parametrize("case", list(ARGO_CASES))
+def test_a_broken_workflow_gives_exactly_the_expected_lines(case: str) -> None:
+    mutate, expected = ARGO_CASES[case]
+    assert _lint_mutated(mutate) == expected
+
+
+def test_an_exit_handler_may_read_the_workflow_status() -> None:
+    def add_exit_handler(docs: Docs) -> None:
+        handler = copy.deepcopy(_templates(docs)["validate-params"])
+        handler["name"] = "exit-handler"
+        handler["container"]["args"] = ["--status={{workflow.status}}",
+                                        "--failures={{workflow.failures}}"]
+        del handler["outputs"]
+        docs[0]["spec"]["templates"].append(handler)
+        docs[0]["spec"]["onExit"] = "exit-handler"
+
+    assert _lint_mutated(add_exit_handler) == []
+
+
+def test_expressions_and_kubernetes_variables_are_left_alone() -> None:
+    def add(docs: Docs) -> None:
+        _templates(docs)["evaluate"]["container"]["args"] += [
+            "--when={{=sprig.date('2006', workflow.creationTimestamp)}}", "--home=$(HOME)",
+            "--day={{workflow.creationTimestamp.d}}"]
+
+    assert _lint_mutated(add) == []
+
+
+def test_a_step_cannot_read_a_step_of_its_own_group() -> None:
+    def add_steps(docs: Docs) -> None:
+        docs[0]["spec"]["templates"].append({"name": "twice", "steps": [
+            [{"name": "first", "template": "validate-params"},
+             {"name": "second", "template": "log-training-metadata", "arguments": {
+                 "parameters": [{"name": n, "value": "{{steps.first.outputs.parameters.params}}"}
+                                for n in ("train_dataset_id", "test_dataset_id",
+                                          "model_spec_id", "hyperparameters")]}}],
+            [{"name": "third", "template": "log-training-metadata", "arguments": {
+                "parameters": [{"name": n, "value": "{{steps.first.outputs.parameters.params}}"}
+                               for n in ("train_dataset_id", "test_dataset_id",
+                                         "model_spec_id", "hyperparameters")]}}],
+        ]})
+
+    lines = _lint_mutated(add_steps)
+    assert len(lines) == 4  # the four arguments of `second`; `third` runs after `first`
+    assert lines[0] == (
+        f"{WT}spec.templates[twice].steps[0][second].arguments.parameters[train_dataset_id]."
+        "value: {{steps.first.outputs.parameters.params}} does not resolve: step 'first' "
+        "does not run in an earlier step group")
+
+
+# ---- resource templates: the embedded manifest ------------------------------------------
+
+def _isvc() -> dict[str, Any]:
+    return build_inference_service(
+        name="textcnn", namespace="{{workflow.parameters.namespace}}",
+        storage_uri="{{inputs.parameters.model_uri}}", service_account="textcnn-serving")
+
+
+def _tfjob() -> dict[str, Any]:
+    return build_tfjob(
+        generate_name="{{workflow.name}}-tfjob-", image="{{workflow.parameters.image}}",
+        command=["python", "-m", "textcnn", "train"], args=["--epochs=1"],
+        workers="{{workflow.parameters.workers}}", cpu="1", memory="2Gi",
+        claim_name="{{workflow.name}}-workdir", mount_path="{{workflow.parameters.workdir}}",
+        backoff_limit=2, active_deadline_seconds=3600, workflow_name="{{workflow.name}}")
+
+
+def _add_resource(manifest: dict[str, Any]) -> Callable[[Docs], None]:
+    """A resource template applying `manifest` (text as the TFJob builder writes it), run
+    after the lineage task with its model URI as input."""
+
+    def mutate(docs: Docs) -> None:
+        docs[0]["spec"]["templates"].append({
+            "name": "lint-resource", "inputs": {"parameters": [{"name": "model_uri"}]},
+            "resource": {"action": "create", "setOwnerReference": True,
+                         "manifest": manifest_yaml(manifest)}})
+        _templates(docs)[pipeline.ENTRYPOINT]["dag"]["tasks"].append({
+            "name": "lint-resource", "template": "lint-resource",
+            "depends": "log-training-metadata", "arguments": {"parameters": [{
+                "name": "model_uri",
+                "value": "{{tasks.log-training-metadata.outputs.parameters.model_uri}}"}]}})
+
+    return mutate
+
+
+@pytest.mark.parametrize("build", [_isvc, _tfjob])
+def test_valid_embedded_manifests_pass(build: Callable[[], dict[str, Any]]) -> None:
+    # The TFJob's replicas are `{{workflow.parameters.workers}}`: a number once substituted.
+    assert _lint_mutated(_add_resource(build())) == []
+
+
+def test_an_embedded_inference_service_with_an_unknown_key() -> None:
+    isvc = _isvc()
+    isvc["spec"]["predictor"]["canaryTraficPercent"] = 10
+    assert _lint_mutated(_add_resource(isvc)) == [
+        f"{WT}spec.templates[lint-resource].resource.manifest: "
+        "spec.predictor.canaryTraficPercent: unknown field"]
+
+
+def test_an_embedded_tfjob_with_a_pre_v1_key_and_a_bad_restart_policy() -> None:
+    job = _tfjob()
+    job["spec"]["cleanPodPolicy"] = job["spec"]["runPolicy"].pop("cleanPodPolicy")
+    job["spec"]["tfReplicaSpecs"]["Worker"]["restartPolicy"] = "Sometimes"
+    where = f"{WT}spec.templates[lint-resource].resource.manifest: "
+    assert _lint_mutated(_add_resource(job)) == [
+        f"{where}spec.cleanPodPolicy: unknown field",
+        f"{where}spec.tfReplicaSpecs.Worker.restartPolicy: 'Sometimes' is not one of Always, "
+        "OnFailure, Never, ExitCode"]
+
+
+def test_an_embedded_manifest_with_an_undeclared_parameter() -> None:
+    isvc = _isvc()
+    isvc["metadata"]["labels"]["model"] = "{{workflow.parameters.model_name}}"
+    assert _lint_mutated(_add_resource(isvc)) == [
+        f"{WT}spec.templates[lint-resource].resource.manifest: "
+        "{{workflow.parameters.model_name}} does not resolve: no workflow parameter "
+        "'model_name'"]
+
+
+# ---- InferenceService, core Kubernetes, unknown kinds, kustomization ----------------------
+
+def test_an_inference_service_with_two_predictors() -> None:
+    isvc = _isvc()
+    isvc["spec"]["predictor"]["tensorflow"] = {"storageUri": "gs://bucket/model"}
+    assert lint.lint_documents([isvc], "isvc.yaml") == [
+        "isvc.yaml:0 InferenceService/textcnn: spec.predictor: exactly one of [xgboost, "
+        "pytorch, triton, sklearn, tensorflow, onnx, pmml, lightgbm, paddle, huggingface, "
+        "model, containers] must be specified, found ['tensorflow', 'model']"]
+
+
+def test_an_inference_service_with_more_min_than_max_replicas() -> None:
+    isvc = _isvc()
+    isvc["spec"]["predictor"].update(minReplicas=3, maxReplicas=2)
+    assert lint.lint_documents([isvc], "isvc.yaml") == [
+        "isvc.yaml:0 InferenceService/textcnn: spec.predictor.minReplicas: 3 is greater than "
+        "maxReplicas 2"]
+
+
+def test_a_config_map_with_a_non_string_value() -> None:
+    (config,) = _manifest_docs("artifact-repositories.yaml")
+    config["data"]["retries"] = 3
+    assert lint.lint_documents([config], "cm.yaml") == [
+        "cm.yaml:0 ConfigMap/artifact-repositories: data.retries: 3 is not of type 'string', "
+        "'null'"]
+
+
+def test_a_deployment_with_a_misspelled_container_field() -> None:
+    docs = _manifest_docs("mlmd.yaml")
+    container = docs[1]["spec"]["template"]["spec"]["containers"][0]
+    container["imagePullPolicyy"] = "Always"
+    assert lint.lint_documents(docs, "mlmd.yaml") == [
+        "mlmd.yaml:1 Deployment/mlmd-mysql: spec.template.spec.containers[mysql]: Additional "
+        "properties are not allowed ('imagePullPolicyy' was unexpected)"]
+
+
+def test_an_unknown_kind_names_its_document() -> None:
+    path = FIXTURES / "unknown-kind.yaml"
+    assert lint.lint_paths([path]) == [
+        f"{path}:1 Widget/gadget: (root): no schema for apiVersion example.com/v1, kind Widget"]
+
+
+def test_unreadable_yaml_and_missing_paths(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: [unclosed\n")
+    lines = lint.lint_paths([bad, tmp_path / "absent"])
+    assert lines[0] == f"{tmp_path / 'absent'}: no such file or folder"
+    assert lines[1].startswith(f"{bad}: cannot read YAML: ")
+    assert len(lines) == 2
+
+
+def test_a_kustomization_must_list_existing_files(tmp_path: Path) -> None:
+    folder = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, folder)
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    kustomization["resources"].append("tfjob.yaml")
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    index = len(kustomization["resources"]) - 1
+    assert lint.lint_paths([folder]) == [
+        f"{folder / 'kustomization.yaml'}:0 Kustomization/?: resources[{index}]: 'tfjob.yaml' "
+        f"does not exist (relative to {folder})"]

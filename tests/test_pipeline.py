@@ -31,8 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden"
 TASKS = [
     "validate-params", "dataset-metadata-train", "dataset-metadata-test", "prepare-data",
-    "embeddings", "model-metadata", "train", "train-gpu", "evaluate", "log-training-metadata",
+    "embeddings", "model-metadata", "train", "train-gpu", "stage-data", "tfjob", "wait-tfjob",
+    "tfjob-gpu", "wait-tfjob-gpu", "collect-model", "evaluate", "log-training-metadata",
 ]
+# The task that produces the `model` and `training` artifacts in each training branch.
+TRAINERS = ("train", "train-gpu", "collect-model")
 ARTIFACTS = {"train-report", "test-report", "prepared", "embeddings", "model-spec", "model",
              "training", "metrics"}
 REF = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
@@ -245,17 +248,20 @@ def test_dag_outputs(wt: dict[str, Any]) -> None:
 # --- conditions -----------------------------------------------------------------------
 
 @pytest.mark.parametrize(("gpu", "dist"), list(combinations()))
-def test_exactly_one_training_branch_runs_unless_distributed(gpu: bool, dist: bool,
-                                                             wt: dict[str, Any]) -> None:
+def test_exactly_one_training_branch_runs(gpu: bool, dist: bool, wt: dict[str, Any]) -> None:
     params = PipelineParams(gpu_support=gpu, dist_training=dist).to_argo()
     phases = simulate(wt, params)
-    ran = [t for t in ("train", "train-gpu") if phases[t] == "Succeeded"]
-    if dist:  # the TFJob branch trains (next issue); neither single-pod branch may run
-        assert ran == []
-        assert phases["evaluate"] == phases["log-training-metadata"] == "Omitted"
+    ran = [t for t, phase in phases.items() if phase == "Succeeded"]
+    tfjob = "tfjob-gpu" if gpu else "tfjob"
+    if dist:
+        branch = ["stage-data", tfjob, f"wait-{tfjob}", "collect-model"]
     else:
-        assert ran == (["train-gpu"] if gpu else ["train"])
-        assert all(p == "Succeeded" for t, p in phases.items() if t not in ("train", "train-gpu"))
+        branch = ["train-gpu" if gpu else "train"]
+    assert [t for t in TASKS if t in ran and t in TASKS[6:-2]] == branch
+    assert [t for t in TRAINERS if t in ran] == [branch[-1]]
+    # Everything outside the training branches runs, whichever branch it was.
+    assert set(TASKS[:6] + TASKS[-2:]) <= set(ran)
+    assert set(phases.values()) <= {"Succeeded", "Skipped", "Omitted"}
 
 
 def test_join_waits_for_a_branch_that_succeeded() -> None:
@@ -335,10 +341,10 @@ def test_artifacts_are_key_only_unarchived_and_referenced(wt: dict[str, Any]) ->
         assert used_params == input_params, template["name"]
 
 
-def test_both_training_templates_write_the_same_artifacts(wt: dict[str, Any]) -> None:
+def test_every_training_branch_writes_the_same_artifacts(wt: dict[str, Any]) -> None:
     names = templates_by_name(wt)
     cpu, gpu = names["train"], names["train-gpu"]
-    assert cpu["outputs"] == gpu["outputs"]
+    assert cpu["outputs"] == gpu["outputs"] == names["collect-model"]["outputs"]
     assert cpu["inputs"] == gpu["inputs"]
     assert cpu["container"]["args"] == gpu["container"]["args"]
     assert wt["spec"]["artifactRepositoryRef"] == {"configMap": "artifact-repositories",
@@ -359,11 +365,13 @@ def test_gpu_scheduling_only_on_the_gpu_template(wt: dict[str, Any]) -> None:
     [shm] = gpu["volumes"]
     assert shm["emptyDir"]["medium"] == "Memory"
     assert {"name": shm["name"], "mountPath": "/dev/shm"} in gpu["container"]["volumeMounts"]
+    workdir = {"name": "workdir", "mountPath": "{{workflow.parameters.workdir}}"}
     for template in containers(wt):
         if template["name"] != "train-gpu":
             assert "nvidia.com/gpu" not in json.dumps(template), template["name"]
             assert not {"nodeSelector", "tolerations", "affinity", "volumes"} & set(template)
-            assert "volumeMounts" not in template["container"]
+            # Only the shared volume of the TFJob branch is mounted.
+            assert template["container"].get("volumeMounts", [workdir]) == [workdir]
 
 
 def test_display_names_are_template_annotations(wt: dict[str, Any]) -> None:
@@ -460,12 +468,24 @@ def _placeholder(ref: str) -> str:
     return {"workflow.name": "textcnn-pipeline-x1"}.get(ref, f"/tmp/{ref}")
 
 
+def step_container(template: dict[str, Any]) -> dict[str, Any]:
+    """The container that runs the step: the template's, or the TFJob replicas' one (as
+    the cluster gets it, parameters substituted)."""
+    if "resource" not in template:
+        return template["container"]
+    manifest = yaml.safe_load(REF.sub(lambda m: _placeholder(m.group(1)),
+                                      template["resource"]["manifest"]))
+    (container,) = manifest["spec"]["tfReplicaSpecs"]["Chief"]["template"]["spec"]["containers"]
+    return container
+
+
 @pytest.mark.parametrize("name", TASKS)
 def test_step_arguments_match_the_step_function(name: str, wt: dict[str, Any]) -> None:
-    template = templates_by_name(wt)[dag_tasks(wt)[name]["template"]]
-    step = template["container"]["command"][3]
+    container = step_container(templates_by_name(wt)[dag_tasks(wt)[name]["template"]])
+    assert container["command"][:3] == ["python", "-m", "textcnn"]
+    step = container["command"][3]
     func = _step_function(step)
-    args = [a for a in template["container"]["args"] if not a.startswith("--outputs=")]
+    args = [a for a in container["args"] if not a.startswith("--outputs=")]
     names = [a[2:].partition("=")[0] for a in args]
     signature = inspect.signature(func).parameters
     if step == "validate-params":  # takes **options: every pipeline option
@@ -477,7 +497,7 @@ def test_step_arguments_match_the_step_function(name: str, wt: dict[str, Any]) -
         assert len(names) == len(set(names))
     # The step's own parser accepts the arguments once Argo and Kubernetes substitute them.
     argv = [REF.sub(lambda m: _placeholder(m.group(1)), a).replace("$(ARTIFACT_ROOT)", "gs://b")
-            for a in template["container"]["args"]]
+            for a in container["args"]]
     parser = cli.build_parser(step, func)
     try:
         if any(s.kind is s.VAR_KEYWORD for s in signature.values()):

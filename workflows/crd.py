@@ -117,6 +117,15 @@ def unknown_fields(value: Any, schema: Mapping[str, Any], path: str = "") -> lis
     return out
 
 
+def dns_1035_label_errors(name: Any, path: str) -> list[str]:
+    """The API machinery's DNS-1035 label rule (names of Services, and of the objects whose
+    controllers name Services after them), as a `path: message` list."""
+    if isinstance(name, str) and len(name) <= 63 and _DNS_1035.match(name):
+        return []
+    return [f"{path}: {name!r} is not a DNS-1035 label (lower-case letters, digits and '-', "
+            "starting with a letter, at most 63 characters)"]
+
+
 def validate_custom_resource(doc: Any, schema_path: Path) -> list[str]:
     """Schema errors plus strict unknown-field errors of one custom resource."""
     return schema_errors(doc, _validator(schema_path)) + unknown_fields(

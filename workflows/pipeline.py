@@ -13,16 +13,31 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hera.workflows import DAG, Container, CronWorkflow, Parameter, Task, WorkflowTemplate
+from hera.workflows import (
+    DAG,
+    Container,
+    CronWorkflow,
+    Parameter,
+    Resource,
+    Task,
+    WorkflowTemplate,
+)
 from hera.workflows.models import (
     ArtifactRepositoryRef,
+    ObjectMeta,
+    PersistentVolumeClaim,
+    PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource,
     ValueFrom,
+    Volume,
+    VolumeResourceRequirements,
     WorkflowMetadata,
     WorkflowTemplateRef,
 )
 from textcnn.params import PipelineParams
 
 from workflows import templates as t
+from workflows.tfjob import WORKDIR_VOLUME
 
 TEMPLATE_NAME = "textcnn-pipeline"
 CRON_NAME = "textcnn-retrain"
@@ -36,7 +51,8 @@ UI_ANNOTATIONS = {
     "workflows.argoproj.io/title": "**textcnn**: train a word2vec CNN text classifier",
     "workflows.argoproj.io/description": (
         "Validate options, check the data, prepare and embed it, build the Kim (2014) CNN, "
-        "train it (CPU or GPU), evaluate it on the test set and record lineage in ML Metadata."
+        "train it (one pod on CPU or GPU, or a Kubeflow TFJob), evaluate it on the test set "
+        "and record lineage in ML Metadata."
     ),
 }
 
@@ -66,17 +82,48 @@ def after(*tasks: Task) -> str:
 
 CPU_TRAIN_WHEN = all_of(param_is("gpu_support", False), param_is("dist_training", False))
 GPU_TRAIN_WHEN = all_of(param_is("gpu_support", True), param_is("dist_training", False))
+DIST_WHEN = param_is("dist_training", True)
+CPU_TFJOB_WHEN = all_of(param_is("gpu_support", False), DIST_WHEN)
+GPU_TFJOB_WHEN = all_of(param_is("gpu_support", True), DIST_WHEN)
 
 
 # --- the DAG -------------------------------------------------------------------------
 
-def _task(template: Container, **kwargs: Any) -> Task:
+def _task(template: Container | Resource, **kwargs: Any) -> Task:
     """A task named after the template it runs."""
     return Task(name=template.name, template=template, **kwargs)
 
 
-def build_dag() -> tuple[DAG, list[Container]]:
+def workdir_claim(params: PipelineParams) -> str:
+    """The claim of the shared volume: an existing one, or the per-run claim Argo makes
+    from the volumeClaimTemplates (named `<workflow>-<template>`)."""
+    return params.pvc_existing_claim or f"{t.RUN_NAME}-{WORKDIR_VOLUME}"
+
+
+def tfjob_branch(after_task: Task, claim_name: str) -> tuple[list[Task], Task]:
+    """stage-data -> tfjob | tfjob-gpu -> wait -> collect-model, when dist_training.
+
+    A resource manifest is one string, so the GPU and CPU TFJobs are two templates chosen
+    by `when`: with gpu_support false, nothing GPU-related is ever sent to the cluster.
+    Each gets its own wait task (one template), since a task cannot read the output of a
+    skipped one; collect-model joins them. Returns the tasks and collect-model.
+    """
+    stage = _task(t.stage_data(), depends=after(after_task), when=DIST_WHEN)
+    wait = t.wait_tfjob()
+    tasks, waits = [stage], []
+    for gpu, when in ((False, CPU_TFJOB_WHEN), (True, GPU_TFJOB_WHEN)):
+        job = _task(t.tfjob(gpu, claim_name), depends=after(stage), when=when)
+        waits.append(Task(name=f"wait-{job.name}", template=wait,
+                          depends=join_branches([job.name]),
+                          arguments=[job.get_parameter(t.TFJOB_NAME)]))
+        tasks += [job, waits[-1]]
+    collect = _task(t.collect_model(), depends=join_branches([w.name for w in waits]))
+    return [*tasks, collect], collect
+
+
+def build_dag(params: PipelineParams | None = None) -> tuple[DAG, list[Container | Resource]]:
     """The `pipeline` DAG and the templates its tasks run."""
+    params = params or PipelineParams()
     validate = _task(t.validate_params())
     ds_train = _task(t.dataset_metadata("train"), depends=after(validate))
     ds_test = _task(t.dataset_metadata("test"), depends=after(validate))
@@ -84,12 +131,13 @@ def build_dag() -> tuple[DAG, list[Container]]:
     embed = _task(t.embeddings(), depends=after(prepare))
     spec = _task(t.model_metadata(), depends=after(embed))
     # Exclusive training branches; each writes `model` and `training` at the same keys.
-    # The TFJob branch (when dist_training) joins the list below.
     branches = [
         _task(t.train(gpu=False), depends=after(spec), when=CPU_TRAIN_WHEN),
         _task(t.train(gpu=True), depends=after(spec), when=GPU_TRAIN_WHEN),
     ]
-    evaluate = _task(t.evaluate(), depends=join_branches([b.name for b in branches]))
+    distributed, collect = tfjob_branch(spec, workdir_claim(params))
+    evaluate = _task(t.evaluate(),
+                     depends=join_branches([b.name for b in (*branches, collect)]))
     # Passing another task's output does not make Hera add a dependency: list each one.
     lineage = _task(
         t.log_training_metadata(),
@@ -101,7 +149,8 @@ def build_dag() -> tuple[DAG, list[Container]]:
             validate.get_parameter(t.PARAMS).with_name("hyperparameters"),
         ],
     )
-    tasks = [validate, ds_train, ds_test, prepare, embed, spec, *branches, evaluate, lineage]
+    tasks = [validate, ds_train, ds_test, prepare, embed, spec, *branches, *distributed,
+             evaluate, lineage]
     dag = DAG(
         name=ENTRYPOINT,
         annotations={t.DISPLAY_NAME: "textcnn pipeline"},
@@ -112,14 +161,16 @@ def build_dag() -> tuple[DAG, list[Container]]:
                               (lineage, t.MODEL_URI))
         ],
     )
-    return dag, [task.template for task in tasks]
+    # One template per name (the two wait tasks share theirs).
+    templates = {task.template.name: task.template for task in tasks}
+    return dag, list(templates.values())
 
 
 def build_workflow_template(params: PipelineParams | None = None) -> WorkflowTemplate:
     """The `textcnn-pipeline` WorkflowTemplate; `params` gives the parameter defaults."""
     params = params or PipelineParams()
     values = params.to_argo()
-    dag, containers = build_dag()
+    dag, containers = build_dag(params)
     return WorkflowTemplate(
         name=TEMPLATE_NAME,
         namespace=params.namespace,
@@ -137,7 +188,30 @@ def build_workflow_template(params: PipelineParams | None = None) -> WorkflowTem
             config_map="artifact-repositories", key="gcs",
         ),
         templates=[dag, *containers],
+        **shared_volume(params),
     )
+
+
+def shared_volume(params: PipelineParams) -> dict[str, Any]:
+    """The TFJob branch's ReadWriteMany volume: an existing claim, or a claim per run.
+
+    Argo creates a claim template's claim when the workflow starts, whichever branch runs;
+    a storage class that binds on first use (WaitForFirstConsumer) provisions nothing
+    unless the TFJob branch mounts it. Argo deletes it once the workflow succeeded.
+    """
+    if params.pvc_existing_claim:
+        return {"volumes": [Volume(
+            name=WORKDIR_VOLUME,
+            persistent_volume_claim=PersistentVolumeClaimVolumeSource(
+                claim_name=params.pvc_existing_claim))]}
+    return {"volume_claim_templates": [PersistentVolumeClaim(
+        metadata=ObjectMeta(name=WORKDIR_VOLUME),
+        spec=PersistentVolumeClaimSpec(
+            access_modes=["ReadWriteMany"],
+            storage_class_name=t.wp("pvc_storage_class"),
+            resources=VolumeResourceRequirements(requests={"storage": t.wp("pvc_size")}),
+        ),
+    )]}
 
 
 def build_cron_workflow(

@@ -8,6 +8,11 @@ resource templates (or any template named in `stand_ins`) call a local stand-in.
 
 Everything that can be checked before a task runs (parameters, template references,
 `depends`, every `{{...}}` variable) is checked first and raises InputError.
+
+Volumes: a persistent volume claim (a workflow's volumeClaimTemplates claim, named
+`<workflow>-<template>` as Argo names it, or an existing claim) is the shared folder
+`<output_dir>/volumes/<claim>`, which every task and stand-in mounting it sees; an
+emptyDir is a folder of the task's pod. Pod paths under a mount are remapped to them.
 """
 
 from __future__ import annotations
@@ -174,6 +179,10 @@ class StandInContext:
         """Where a pod path (an artifact or output parameter path) lives on this machine."""
         return self.pod_dir / pod_path.lstrip("/")
 
+    def claim_path(self, claim_name: str) -> Path:
+        """The folder standing in for persistent volume claim `claim_name`."""
+        return claim_dir(self.output_dir, claim_name)
+
 
 StandIn = Callable[[StandInContext], dict[str, str]]
 
@@ -249,6 +258,24 @@ def _remap_literal(text: str, roots: set[str], pod_dir: Path) -> str:
     return text
 
 
+def claim_dir(output_dir: Path, claim_name: str) -> Path:
+    """The shared folder of a persistent volume claim in a run folder."""
+    if not claim_name or "/" in claim_name or claim_name in (".", ".."):
+        raise InputError(f"persistent volume claim name {claim_name!r} is not a valid name")
+    return output_dir / "volumes" / claim_name
+
+
+def remap_path(text: str, mounts: Mapping[str, Path]) -> str:
+    """A pod path in an argument (`/p`, or `--opt=/p`) under a mount path becomes the same
+    path under the mount's local folder; other text is returned as it is."""
+    prefix, eq, path = text.partition("=") if text.startswith("-") else ("", "", text)
+    for mount in sorted(mounts, key=len, reverse=True):
+        base = mount.rstrip("/")
+        if path == base or path.startswith(base + "/"):
+            return f"{prefix}{eq}{mounts[mount]}{path[len(base):]}"
+    return text
+
+
 # ---- plan -------------------------------------------------------------------------------
 
 @dataclass
@@ -277,6 +304,7 @@ class _Job:
     command: list[str] | None  # None: call the stand-in
     stand_in: StandIn | None
     env: dict[str, str]
+    volumes: list[Path] = field(default_factory=list)  # local folders of its volume mounts
 
 
 @dataclass
@@ -287,6 +315,7 @@ class _Outcome:
     artifacts: dict[str, str] = field(default_factory=dict)  # artifact name -> key
     message: str = ""
     ran: bool = False  # whether it has a log
+    max_rss_mib: float | None = None  # peak resident memory of the task's process
 
 
 def _generate_name(template: Mapping[str, Any]) -> str:
@@ -388,6 +417,14 @@ class _Run:
         }
         self.output_dir, self.store, self.env = output_dir, store, dict(env)
         self.max_parallel, self.workflow_name = max(1, max_parallel), workflow_name
+        # Workflow-level volumes; a claim template's claim is `<workflow>-<template>`.
+        self.volumes: dict[str, dict[str, Any]] = {
+            v["name"]: substitute(v, self.globals, f"volume {v['name']!r}")
+            for v in spec.get("volumes", [])}
+        for claim in spec.get("volumeClaimTemplates", []):
+            name = claim["metadata"]["name"]
+            self.volumes[name] = {"name": name, "persistentVolumeClaim": {
+                "claimName": f"{workflow_name}-{name}"}}
         self.on_progress = on_progress
         self.tasks = _build_tasks(self.dag["dag"], templates, stand_ins)
         self.width = max((len(n) for n in self.tasks), default=4)
@@ -480,6 +517,14 @@ class _Run:
                 if "value" in e:
                     e["value"] = _remap_literal(str(e["value"]), roots, pod)
         resolved = substitute(raw, tscope, twhere)
+        mounts = self._mounts(resolved, pod, twhere)
+        if mounts:
+            c = resolved["container"]
+            for part in ("command", "args"):
+                c[part] = [remap_path(str(a), mounts) for a in c.get(part, [])]
+            for e in c.get("env", []):
+                if "value" in e:
+                    e["value"] = remap_path(str(e["value"]), mounts)
 
         in_arts = []
         for a in resolved.get("inputs", {}).get("artifacts", []):
@@ -514,7 +559,27 @@ class _Run:
             if command[0] in ("python", "python3"):
                 command[0] = sys.executable
         return _Job(task.name, resolved, inputs, pod, self._log_path(task.name), roots,
-                    in_arts, out_arts, out_params, command, task.stand_in, env)
+                    in_arts, out_arts, out_params, command, task.stand_in, env,
+                    list(mounts.values()))
+
+    def _mounts(self, template: Mapping[str, Any], pod: Path, where: str) -> dict[str, Path]:
+        """Mount path -> local folder, for each volume mount of the template's container."""
+        volumes = {**self.volumes, **{v["name"]: v for v in template.get("volumes", [])}}
+        mounts = {}
+        for m in template.get("container", {}).get("volumeMounts", []):
+            volume = volumes.get(m["name"])
+            if volume is None:
+                raise InputError(f"{where}: volume mount {m['name']!r} names no volume or "
+                                 "volume claim template")
+            if "persistentVolumeClaim" in volume:
+                local = claim_dir(self.output_dir, volume["persistentVolumeClaim"]["claimName"])
+            elif "emptyDir" in volume:
+                local = pod / "volumes" / m["name"]
+            else:
+                raise InputError(f"{where}: volume {m['name']!r}: the local runner runs "
+                                 "persistentVolumeClaim and emptyDir volumes only")
+            mounts[m["mountPath"]] = local / m.get("subPath", "")
+        return mounts
 
     def _dag_outputs(self, params: Mapping[str, str]) -> dict[str, str]:
         outputs = {}
@@ -623,6 +688,8 @@ class _Run:
         shutil.rmtree(job.pod_dir, ignore_errors=True)
         for root in job.roots:  # a pod has /tmp and the like; deeper folders it must make
             (job.pod_dir / Path(root).parts[1]).mkdir(parents=True, exist_ok=True)
+        for folder in job.volumes:  # a mounted volume exists, empty or not
+            folder.mkdir(parents=True, exist_ok=True)
         for name, key, path in job.inputs:
             try:
                 self.store.download(key, path)
@@ -630,12 +697,13 @@ class _Run:
                 return _Outcome(ERRORED, message=f"input artifact {name!r}: key {key!r} not "
                                 f"found in {self.store.root} (task {job.task!r})")
         returned: dict[str, str] = {}
+        max_rss_mib: float | None = None
         if job.command is not None:
             log.write(f"$ {shlex.join(job.command)}\n")
             log.flush()
-            code = self._run_process(job, log)
+            code, max_rss_mib = self._run_process(job, log)
             if code != 0:
-                return _Outcome(FAILED, message=f"exit code {code}")
+                return _Outcome(FAILED, message=f"exit code {code}", max_rss_mib=max_rss_mib)
         else:
             assert job.stand_in is not None
             resource = job.template.get("resource", {})
@@ -666,9 +734,10 @@ class _Run:
                                 "written")
             self.store.upload(path, key)
             keys[name] = key
-        return _Outcome(SUCCEEDED, outputs=outputs, artifacts=keys)
+        return _Outcome(SUCCEEDED, outputs=outputs, artifacts=keys, max_rss_mib=max_rss_mib)
 
-    def _run_process(self, job: _Job, log: Any) -> int:
+    def _run_process(self, job: _Job, log: Any) -> tuple[int, float | None]:
+        """Run the job's command: (exit code, peak resident memory in MiB, if known)."""
         assert job.command is not None
         # Own session: Ctrl-C reaches the runner, which then kills whole process groups.
         proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT,
@@ -676,7 +745,14 @@ class _Run:
         with self.lock:
             self.procs.add(proc)
         try:
-            return proc.wait()
+            # wait4 rather than wait: the kernel reports the process's peak RSS (KiB on Linux).
+            # Linux starts that count at the runner's own resident size when it forks the
+            # child (~75 MiB under `python -m workflows run`): a floor under small steps.
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, usage.ru_maxrss / 1024
+        except ChildProcessError:  # already reaped by _kill_all's wait after an interrupt
+            return proc.wait(), None
         finally:
             with self.lock:
                 self.procs.discard(proc)
@@ -702,6 +778,8 @@ class _Run:
                                 "log": str(log) if log else None, "outputs": outcome.outputs}
         if outcome.message:
             step["message"] = outcome.message
+        if outcome.max_rss_mib is not None:
+            step["max_rss_mib"] = round(outcome.max_rss_mib, 1)
         self.steps[name] = step
         if outcome.status == SUCCEEDED:
             for key, value in outcome.outputs.items():

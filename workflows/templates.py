@@ -3,8 +3,12 @@
 Every step runs `python -m textcnn STEP --name=value ...`. Values come from workflow
 parameters, input parameters and artifact paths. Artifacts are key-only GCS artifacts at
 `{{workflow.name}}/<artifact>`, resolved against the workflow's artifact repository and
-left unarchived, so every producer of an artifact (CPU or GPU training, later the TFJob)
+left unarchived, so every producer of an artifact (CPU or GPU training, the TFJob branch)
 writes the same key and its consumers read it without knowing which branch ran.
+
+The TFJob branch shares one ReadWriteMany volume, mounted at the `workdir` parameter, in
+a folder per run: stage-data writes the trainers' inputs there, the TFJob's replicas read
+them and the chief writes the model next to them, and collect-model publishes it.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hera.workflows import Container, Env, GCSArtifact, NoneArchiveStrategy, Parameter
+from hera.workflows import Container, Env, GCSArtifact, NoneArchiveStrategy, Parameter, Resource
 from hera.workflows.models import ResourceRequirements, Toleration, ValueFrom, Volume, VolumeMount
 from textcnn.params import argo_cli_args
+
+from workflows.tfjob import WORKDIR_VOLUME, build_tfjob, manifest_yaml
 
 DISPLAY_NAME = "workflows.argoproj.io/display-name"
 RUN_NAME = "{{workflow.name}}"
@@ -31,6 +37,7 @@ MODEL_SPEC_ID = "model_spec_id"
 ACCURACY = "accuracy"
 MACRO_F1 = "macro_f1"
 MODEL_URI = "model_uri"
+TFJOB_NAME = "name"  # the created TFJob's name, read back by the resource template
 
 
 def wp(name: str) -> str:
@@ -48,6 +55,11 @@ def output_path(artifact: str) -> str:
 
 def artifact_key(artifact: str) -> str:
     return f"{RUN_NAME}/{artifact}"
+
+
+def run_dir(folder: str) -> str:
+    """A folder of this run on the shared volume."""
+    return f"{wp('workdir')}/{RUN_NAME}/{folder}"
 
 
 def cli(**options: str) -> list[str]:
@@ -97,19 +109,23 @@ def step_template(
     output_parameters: Sequence[str] = (),
     image: str = wp("image"),
     gpu: GpuScheduling | None = None,
+    workdir: bool = False,
 ) -> Container:
     """The Container template of one step.
 
     `inputs`/`outputs` name artifacts mounted at /tmp/artifacts/{in,out}/NAME;
     `output_parameters` are keys of the step's returned dict, read back from
-    /tmp/outputs/params/KEY. The display name travels as a pod annotation, the only
-    annotation Hera 7.1 can express; `pipeline.hoist_template_annotations` moves it to
-    the template, where Argo >= 3.7 reads it.
+    /tmp/outputs/params/KEY; `workdir` mounts the shared volume. The display name travels
+    as a pod annotation, the only annotation Hera 7.1 can express;
+    `pipeline.hoist_template_annotations` moves it to the template, where Argo >= 3.7
+    reads it.
     """
     args = list(args)
     if output_parameters:
         args.append(f"--outputs={OUTPUTS_DIR}")
     limits = {**resources["limits"], **(gpu.limits if gpu else {})}
+    mounts = [*(gpu.volume_mounts if gpu else []),
+              *([{"name": WORKDIR_VOLUME, "mountPath": wp("workdir")}] if workdir else [])]
     return Container(
         name=name,
         annotations={DISPLAY_NAME: display_name},
@@ -132,7 +148,7 @@ def step_template(
         node_selector=gpu.node_selector if gpu else None,
         tolerations=[Toleration.model_validate(t) for t in gpu.tolerations] if gpu else None,
         volumes=[Volume.model_validate(v) for v in gpu.volumes] if gpu else None,
-        volume_mounts=[VolumeMount.model_validate(m) for m in gpu.volume_mounts] if gpu else None,
+        volume_mounts=[VolumeMount.model_validate(m) for m in mounts] or None,
     )
 
 
@@ -197,6 +213,7 @@ def model_metadata() -> Container:
             filter_sizes=wp("filter_sizes"), num_filters=wp("num_filters"),
             num_conv_layers=wp("num_conv_layers"), maxpool_strides=wp("maxpool_strides"),
             dropout=wp("dropout"), embedding_dim=wp("embbeding_dim"),
+            static_embeddings=wp("static_embeddings"),
             learning_rate=wp("learning_rate"), output_dir=output_path("model-spec"),
             metadata_store=wp("metadata_store"), run_name=RUN_NAME,
             artifact_root="$(ARTIFACT_ROOT)",
@@ -223,6 +240,73 @@ def train(gpu: bool) -> Container:
         gpu=GpuScheduling() if gpu else None,
         # The GPU pod holds the input pipeline's buffers and a memory-backed /dev/shm.
         resources=pod_resources("4", "8Gi", "16Gi") if gpu else pod_resources("4", "4Gi", "8Gi"),
+    )
+
+
+def stage_data() -> Container:
+    return step_template(
+        "stage-data", "stage-data",
+        cli(
+            prepared_dir=input_path("prepared"), embeddings_dir=input_path("embeddings"),
+            model_spec_dir=input_path("model-spec"), stage_dir=run_dir("data"),
+        ),
+        display_name="Stage data on the shared volume",
+        inputs=["prepared", "embeddings", "model-spec"], workdir=True,
+        resources=pod_resources("500m", "1Gi", "2Gi"),
+    )
+
+
+def tfjob(gpu: bool, claim_name: str) -> Resource:
+    """Create the TFJob that trains on the staged data (Chief + `workers` Workers, the GPU
+    variant with the GPU image and scheduling); its output `name` is the generated name.
+
+    `claim_name` is the shared volume's claim (`<workflow>-workdir` from the workflow's
+    volumeClaimTemplates, or an existing claim). The owner reference makes deleting the
+    workflow delete the job and its pods.
+    """
+    data = run_dir("data")
+    doc = build_tfjob(
+        generate_name=f"{RUN_NAME}-tfjob-",
+        image=wp("gpu_image") if gpu else wp("image"),
+        command=["python", "-m", "textcnn", "train-distributed"],
+        args=cli(
+            prepared_dir=f"{data}/prepared", embeddings_dir=f"{data}/embeddings",
+            model_spec_dir=f"{data}/model-spec", epochs=wp("epochs"),
+            batch_size=wp("batch_size"), patience=wp("patience"), seed=wp("seed"),
+            model_dir=run_dir("model"), training_dir=run_dir("training"),
+        ),
+        workers=wp("workers"), cpu=wp("replica_cpu"), memory=wp("replica_memory"),
+        claim_name=claim_name, mount_path=wp("workdir"),
+        backoff_limit=wp("tfjob_backoff_limit"),
+        active_deadline_seconds=wp("tfjob_active_deadline_seconds"),
+        workflow_name=RUN_NAME, gpu=GpuScheduling() if gpu else None,
+    )
+    return Resource(
+        name="tfjob-gpu" if gpu else "tfjob",
+        annotations={DISPLAY_NAME: "TFJob (GPU)" if gpu else "TFJob (CPU)"},
+        action="create", set_owner_reference=True, manifest=manifest_yaml(doc),
+        outputs=[Parameter(name=TFJOB_NAME, value_from=ValueFrom(json_path="{.metadata.name}"))],
+    )
+
+
+def wait_tfjob() -> Container:
+    return step_template(
+        "wait-tfjob", "wait-tfjob",
+        cli(name=f"{{{{inputs.parameters.{TFJOB_NAME}}}}}", namespace="{{workflow.namespace}}",
+            timeout_s=wp("tfjob_wait_timeout_seconds")),
+        display_name="Wait for the TFJob", input_parameters=[TFJOB_NAME],
+        resources=pod_resources("100m", "256Mi", "512Mi"),
+    )
+
+
+def collect_model() -> Container:
+    """Publish the chief's model as the same `model` and `training` artifacts as `train`."""
+    return step_template(
+        "collect-model", "collect-model",
+        cli(source_dir=f"{wp('workdir')}/{RUN_NAME}", model_dir=output_path("model"),
+            training_dir=output_path("training")),
+        display_name="Collect the model", outputs=["model", "training"], workdir=True,
+        resources=pod_resources("250m", "512Mi", "1Gi"),
     )
 
 

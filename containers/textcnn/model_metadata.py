@@ -30,7 +30,7 @@ def run(
     prepared_dir: str, embeddings_dir: str, filter_sizes: list[int], num_filters: int,
     num_conv_layers: int, maxpool_strides: int, dropout: float, embedding_dim: int,
     learning_rate: float, output_dir: str, metadata_store: str, run_name: str,
-    artifact_root: str = "",
+    artifact_root: str = "", static_embeddings: bool = False,
 ) -> dict[str, str | int]:
     """Write model-spec/ (model_config.json, summary.txt) and record a ModelSpec artifact.
 
@@ -51,7 +51,7 @@ def run(
         num_classes=len(labels["classes"]), classes=list(labels["classes"]),
         embedding_dim=embedding_dim, filter_sizes=list(filter_sizes), num_filters=num_filters,
         num_conv_layers=num_conv_layers, maxpool_strides=maxpool_strides, dropout=dropout,
-        learning_rate=learning_rate,
+        learning_rate=learning_rate, trainable_embeddings=not static_embeddings,
     )
     model = build_model(config)  # random embeddings: the shape is what is checked here
     params = model.count_params()
@@ -70,6 +70,7 @@ def run(
         "filter_sizes": ",".join(str(k) for k in config.filter_sizes),
         "num_filters": num_filters, "num_conv_layers": num_conv_layers,
         "maxpool_strides": maxpool_strides, "dropout": dropout, "learning_rate": learning_rate,
+        "trainable_embeddings": int(config.trainable_embeddings),
         "params": params, "summary": summary,
     }
     spec_id = metadata.record_artifact(

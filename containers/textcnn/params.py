@@ -20,10 +20,15 @@ _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off", ""}
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# A Kubernetes resource quantity (cpu, memory, storage), e.g. 500m, 2, 4Gi, 1Ti.
+_QUANTITY = re.compile(r"^(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
 
-# Options used only by the submitting client (`submit`): never Argo parameters, so they
-# never reach the cluster, the Argo UI or ML Metadata (the IAP secret above all).
-CLIENT_ONLY = ("host", "client_id", "other_client_id", "other_client_secret")
+# Options used only on the client side: never Argo parameters, so they never reach the
+# cluster, the Argo UI or ML Metadata (the IAP secret above all). `submit` uses the IAP
+# ones; `pvc_existing_claim` changes what `compile`, `submit --install` and `run` render.
+CLIENT_ONLY = ("host", "client_id", "other_client_id", "other_client_secret",
+               "pvc_existing_claim")
 
 # Options whose historical spelling is kept as the canonical name, with a correct alias.
 ALIASES: dict[str, tuple[str, ...]] = {"embbeding_dim": ("embedding_dim",)}
@@ -76,6 +81,10 @@ class PipelineParams(BaseModel):
         128, "Embedding dimension; must equal the pretrained vectors' dimension if given.",
         ge=2, le=2048,
     )
+    static_embeddings: bool = _opt(
+        False, "Freeze the word vectors during training (Kim's CNN-static); false fine-tunes "
+        "them (CNN-non-static).",
+    )
     dropout: float = _opt(0.5, "Dropout rate before the output layer, in [0, 1).", ge=0.0, lt=1.0)
     filter_sizes: list[int] = _opt(
         [3, 4, 5], "Convolution window sizes, one parallel branch each (e.g. 3,4,5)."
@@ -113,6 +122,17 @@ class PipelineParams(BaseModel):
     workdir: str = _opt(
         "/mnt/workdir", "Mount path of the shared volume used by distributed training."
     )
+    pvc_storage_class: str = _opt(
+        "standard-rwx", "Storage class of the ReadWriteMany volume claimed per run for "
+        "distributed training (GKE Filestore: standard-rwx).",
+    )
+    pvc_size: str = _opt(
+        "1Ti", "Size of that volume claim (GKE Filestore's basic tier starts at 1Ti)."
+    )
+    pvc_existing_claim: str = _opt(
+        "", "An existing ReadWriteMany claim to mount instead of claiming a volume per run "
+        "(set when compiling or installing the template; runs use <workdir>/<workflow>/).",
+    )
     metadata_store: str = _opt(
         "grpc:metadata-grpc-service.textcnn:8080",
         "ML Metadata store: grpc:HOST:PORT, or sqlite:PATH (the local runner's default is a "
@@ -120,8 +140,23 @@ class PipelineParams(BaseModel):
     )
     dist_training: bool = _opt(False, "Train on a Kubeflow TFJob with several workers.")
     workers: int = _opt(2, "Worker replicas of the TFJob (besides the chief).", ge=1, le=64)
+    replica_cpu: str = _opt("2", "CPU request of each TFJob replica (chief and workers).")
+    replica_memory: str = _opt("4Gi", "Memory request and limit of each TFJob replica.")
+    tfjob_backoff_limit: int = _opt(
+        2, "Restarts of failed TFJob replicas (restartPolicy OnFailure) before the job fails.",
+        ge=0, le=100,
+    )
+    tfjob_active_deadline_seconds: int = _opt(
+        7200, "Seconds the TFJob may run before the operator fails it.", ge=60,
+    )
+    tfjob_wait_timeout_seconds: int = _opt(
+        7800, "Seconds the wait-tfjob step waits for the TFJob's verdict; more than "
+        "tfjob_active_deadline_seconds, so the operator's own verdict is seen.", ge=60,
+    )
     gpu_support: bool = _opt(False, "Train on a GPU node (nvidia.com/gpu limit, toleration).")
-    gpu_count: int = _opt(1, "GPUs per training pod when gpu_support is set.", ge=1, le=16)
+    gpu_count: int = _opt(
+        1, "GPUs per training pod (or TFJob replica) when gpu_support is set.", ge=1, le=16
+    )
     gpu_node_selector_key: str = _opt(
         "cloud.google.com/gke-accelerator", "Node label that selects GPU nodes."
     )
@@ -131,7 +166,7 @@ class PipelineParams(BaseModel):
     gpu_image: str = _opt("ghcr.io/textcnn-argo/trainer-gpu:0.1.0", "Image of the GPU trainer.")
 
     # --- parsing from strings (CLI and Argo) ------------------------------------------
-    @field_validator("dist_training", "gpu_support", mode="before")
+    @field_validator("static_embeddings", "dist_training", "gpu_support", mode="before")
     @classmethod
     def _bool(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -181,6 +216,27 @@ class PipelineParams(BaseModel):
             raise ValueError("not a valid Kubernetes namespace (a DNS-1123 label)")
         return v
 
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, v: str) -> str:
+        if not v.startswith("/") or v.rstrip("/") == "" or "//" in v or ".." in v.split("/"):
+            raise ValueError("expected an absolute mount path such as /mnt/workdir")
+        return v.rstrip("/")
+
+    @field_validator("pvc_size", "replica_cpu", "replica_memory")
+    @classmethod
+    def _quantity(cls, v: str) -> str:
+        if not _QUANTITY.match(v):
+            raise ValueError("not a Kubernetes quantity (e.g. 500m, 2, 4Gi, 1Ti)")
+        return v
+
+    @field_validator("pvc_storage_class", "pvc_existing_claim")
+    @classmethod
+    def _object_name(cls, v: str) -> str:
+        if v and not _DNS_SUBDOMAIN.match(v):
+            raise ValueError("not a valid Kubernetes object name (a DNS-1123 subdomain)")
+        return v
+
     @field_validator("metadata_store")
     @classmethod
     def _store(cls, v: str) -> str:
@@ -216,6 +272,12 @@ class PipelineParams(BaseModel):
                         n //= self.maxpool_strides
         if self.num_words <= 2:
             raise ValueError("num_words must leave room for real words beside padding and OOV")
+        if self.tfjob_wait_timeout_seconds <= self.tfjob_active_deadline_seconds:
+            raise ValueError(
+                f"--tfjob_wait_timeout_seconds={self.tfjob_wait_timeout_seconds} must exceed "
+                f"--tfjob_active_deadline_seconds={self.tfjob_active_deadline_seconds}, so the "
+                "wait step sees the operator's verdict"
+            )
         if self.client_id and not self.other_client_id:
             raise ValueError("client_id (IAP) needs other_client_id as well")
         return self

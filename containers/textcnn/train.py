@@ -1,9 +1,9 @@
 """train: fit the Kim CNN in one pod (CPU, or every GPU it sees) and export it for serving.
 
 The pieces (data loading, model compilation, early stopping, output writing) are
-separate functions so that another trainer (a multi-worker custom loop, since Keras 3
-`model.fit` fails under MultiWorkerMirroredStrategy) reuses them unchanged; only
-`fit_mirrored` is specific to `MirroredStrategy` + `model.fit`.
+separate functions so that the multi-worker trainer (`textcnn.distributed`, a custom loop,
+since Keras 3 `model.fit` fails under MultiWorkerMirroredStrategy) reuses them unchanged;
+only `fit_mirrored` is specific to `MirroredStrategy` + `model.fit`.
 """
 
 from __future__ import annotations
@@ -101,22 +101,31 @@ def load_embeddings(embeddings_dir: str) -> np.ndarray:
 
 
 def make_dataset(
-    x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None
+    x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None,
+    num_shards: int = 1, shard_index: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of (ids, class ids); shuffled each epoch when a seed is given."""
+    """Batches of (ids, class ids); shuffled each epoch when a seed is given.
+
+    With `num_shards`, only every num_shards-th example from `shard_index` on is kept,
+    after the shuffle: workers sharing the seed see one permutation per epoch and split it.
+    """
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if num_shards > 1:
+        ds = ds.shard(num_shards, shard_index)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def make_optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam(learning_rate=config.learning_rate)
 
 
 def compile_model(config: ModelConfig, embeddings: np.ndarray) -> keras.Model:
     """The Kim CNN with its optimiser, loss and metric; call inside `strategy.scope()`."""
     model = build_model(config, embeddings)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-        loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-    )
+    model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
     return model
 
 
@@ -125,6 +134,32 @@ def early_stopping(patience: int) -> keras.callbacks.EarlyStopping:
     return keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1
     )
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything a trainer reads, checked against each other."""
+
+    config: ModelConfig
+    vocabulary: list[str]
+    splits: Splits
+    embeddings: np.ndarray
+
+
+def load_inputs(prepared_dir: str, embeddings_dir: str, model_spec_dir: str) -> Inputs:
+    """The model spec, vocabulary, splits and embedding matrix (numpy only: a multi-worker
+    trainer reads them before it starts TensorFlow's collective runtime)."""
+    config = ModelConfig.load(model_spec_dir)
+    vocab_path = Path(prepared_dir) / "vocab.json"
+    vocabulary = read_json(vocab_path, ("vocabulary",), "prepare-data")["vocabulary"]
+    if len(vocabulary) != config.vocab_size or vocabulary[:2] != [PAD, OOV]:
+        raise InputError(
+            f"{vocab_path}: {len(vocabulary)} words starting {vocabulary[:2]}, but the model "
+            f"spec has vocab_size={config.vocab_size} and ids 0, 1 are {[PAD, OOV]}; rerun "
+            "prepare-data and model-metadata together"
+        )
+    return Inputs(config, vocabulary, load_splits(prepared_dir, config),
+                  load_embeddings(embeddings_dir))
 
 
 def fit_mirrored(
@@ -176,26 +211,22 @@ def write_outputs(
         (tmp / "training.json").write_text(json.dumps(training, indent=2) + "\n")
 
 
+def summary(result: TrainingRun) -> dict[str, float | int]:
+    """The step's output parameters."""
+    return {
+        "val_accuracy": result.val_accuracy, "epochs_run": result.epochs_run,
+        "duration_seconds": round(result.duration_seconds, 3),
+    }
+
+
 def run(
     prepared_dir: str, embeddings_dir: str, model_spec_dir: str, epochs: int, batch_size: int,
     patience: int, seed: int, model_dir: str, training_dir: str,
 ) -> dict[str, float | int]:
     """Train on prepared/ with the model spec; write training/ and the serving model/."""
     keras.utils.set_random_seed(seed)
-    config = ModelConfig.load(model_spec_dir)
-    vocab_path = Path(prepared_dir) / "vocab.json"
-    vocabulary = read_json(vocab_path, ("vocabulary",), "prepare-data")["vocabulary"]
-    if len(vocabulary) != config.vocab_size or vocabulary[:2] != [PAD, OOV]:
-        raise InputError(
-            f"{vocab_path}: {len(vocabulary)} words starting {vocabulary[:2]}, but the model "
-            f"spec has vocab_size={config.vocab_size} and ids 0, 1 are {[PAD, OOV]}; rerun "
-            "prepare-data and model-metadata together"
-        )
-    splits = load_splits(prepared_dir, config)
-    embeddings = load_embeddings(embeddings_dir)
-    result = fit_mirrored(config, embeddings, splits, epochs, batch_size, patience, seed)
-    write_outputs(result, config, vocabulary, model_dir, training_dir)
-    return {
-        "val_accuracy": result.val_accuracy, "epochs_run": result.epochs_run,
-        "duration_seconds": round(result.duration_seconds, 3),
-    }
+    inputs = load_inputs(prepared_dir, embeddings_dir, model_spec_dir)
+    result = fit_mirrored(inputs.config, inputs.embeddings, inputs.splits, epochs, batch_size,
+                          patience, seed)
+    write_outputs(result, inputs.config, inputs.vocabulary, model_dir, training_dir)
+    return summary(result)

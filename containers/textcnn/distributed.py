@@ -1,0 +1,223 @@
+"""train-distributed: the Kim CNN on several workers (a TFJob), with MultiWorkerMirroredStrategy.
+
+Keras 3 `model.fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585), so
+this is a custom loop: `strategy.run` of a `GradientTape` step whose loss is
+`tf.nn.compute_average_loss` over the global batch (the optimiser sums the replicas'
+gradients, so the sum of per-replica losses divided by the global batch is the mean).
+Everything else is the single-pod trainer's (`textcnn.train`): inputs, model, optimiser,
+seeded shuffling, the Keras EarlyStopping callback, the outputs and the serving export.
+
+`TF_CONFIG` (set by the training operator on the `tensorflow` container) is parsed before
+the strategy is created, which must happen before TensorFlow starts its runtime. Each
+worker reads the same staged data, shuffles it with the same seed and keeps its own shard;
+the batch size is per replica, so the global batch is `batch_size * replicas`. Loss and
+accuracy are summed over all workers, so every worker sees the same validation loss and
+early stopping ends them all at the same epoch. The chief (or worker 0 when there is no
+chief) writes the model; the others write theirs to a temporary folder and delete it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from textcnn.errors import InputError
+from textcnn.model import ModelConfig, build_model
+from textcnn.train import (
+    Splits,
+    TrainingRun,
+    early_stopping,
+    load_inputs,
+    make_dataset,
+    make_optimizer,
+    summary,
+    write_outputs,
+)
+
+TF_CONFIG = "TF_CONFIG"
+TASK_TYPES = ("chief", "worker")  # what MultiWorkerMirroredStrategy runs (no PS, evaluator)
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@dataclass(frozen=True)
+class Role:
+    """This process's place in the cluster described by TF_CONFIG."""
+
+    task_type: str
+    index: int
+    cluster: dict[str, list[str]]
+
+    @property
+    def is_chief(self) -> bool:
+        """The chief, or worker 0 when the cluster has no chief (TensorFlow's convention)."""
+        if self.task_type == "chief":
+            return True
+        return self.task_type == "worker" and self.index == 0 and "chief" not in self.cluster
+
+    @property
+    def num_workers(self) -> int:
+        return sum(len(addresses) for addresses in self.cluster.values())
+
+
+def parse_tf_config(text: str | None) -> Role:
+    """The role TF_CONFIG gives this process; no TF_CONFIG means a cluster of one.
+
+    InputError names TF_CONFIG and what is wrong with it.
+    """
+    if not text:
+        return Role("chief", 0, {})
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{TF_CONFIG}: not valid JSON ({e}); the training operator sets it "
+                         "on the container named `tensorflow`") from None
+    cluster, task = (config.get("cluster"), config.get("task")) if isinstance(config, dict) \
+        else (None, None)
+    if not isinstance(cluster, dict) or not isinstance(task, dict):
+        raise InputError(f"{TF_CONFIG}: expected {{\"cluster\": {{...}}, \"task\": {{...}}}}, "
+                         f"got {text[:200]!r}")
+    for task_type, addresses in cluster.items():
+        if task_type not in TASK_TYPES:
+            raise InputError(f"{TF_CONFIG}: task type {task_type!r} is not supported; "
+                             f"MultiWorkerMirroredStrategy runs {' and '.join(TASK_TYPES)} "
+                             "replicas only")
+        if (not isinstance(addresses, list) or not addresses
+                or not all(isinstance(a, str) and ":" in a for a in addresses)):
+            raise InputError(f"{TF_CONFIG}: cluster.{task_type} must be a list of host:port "
+                             f"addresses, got {addresses!r}")
+    if len(cluster.get("chief", [])) > 1:
+        raise InputError(f"{TF_CONFIG}: a cluster has at most one chief, got "
+                         f"{cluster['chief']}")
+    task_type, index = task.get("type"), task.get("index")
+    if task_type not in cluster or not isinstance(index, int) \
+            or not 0 <= index < len(cluster[task_type]):
+        raise InputError(f"{TF_CONFIG}: task {task!r} is not in the cluster "
+                         f"{ {k: len(v) for k, v in cluster.items()} }")
+    return Role(task_type, index, cluster)
+
+
+def sharded_dataset(
+    strategy: tf.distribute.Strategy, x: np.ndarray, y: np.ndarray, batch_size: int,
+    shuffle_seed: int | None,
+) -> tf.distribute.DistributedDataset:
+    """Per-replica batches of this worker's shard (one input pipeline per worker)."""
+
+    def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        return make_dataset(x, y, batch_size, shuffle_seed=shuffle_seed,
+                            num_shards=context.num_input_pipelines,
+                            shard_index=context.input_pipeline_id)
+
+    return strategy.distribute_datasets_from_function(make)
+
+
+def _sums(y: tf.Tensor, scores: tf.Tensor, per_example_loss: tf.Tensor) -> tf.Tensor:
+    """[loss sum, correct predictions, examples] of one replica's batch."""
+    correct = tf.equal(tf.argmax(scores, axis=1, output_type=tf.int32), y)
+    return tf.stack([tf.reduce_sum(per_example_loss),
+                     tf.reduce_sum(tf.cast(correct, tf.float32)),
+                     tf.cast(tf.size(y), tf.float32)])
+
+
+def fit_multi_worker(
+    strategy: tf.distribute.Strategy, config: ModelConfig, embeddings: np.ndarray,
+    splits: Splits, epochs: int, batch_size: int, patience: int, seed: int,
+) -> TrainingRun:
+    """Train under `strategy` in a custom loop; the returned model is a plain (undistributed)
+    copy holding the best epoch's weights, exported exactly like the single-pod model."""
+    replicas = strategy.num_replicas_in_sync
+    global_batch = batch_size * replicas  # batch_size is per replica
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    start = datetime.now(UTC)
+    with strategy.scope():
+        model = build_model(config, embeddings)
+        optimizer = make_optimizer(config)
+    train_data = sharded_dataset(strategy, splits.x_train, splits.y_train, batch_size, seed)
+    val_data = sharded_dataset(strategy, splits.x_val, splits.y_val, batch_size, None)
+
+    def train_replica(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            scores = model(x, training=True)
+            per_example = loss_fn(y, scores)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return _sums(y, scores, per_example)
+
+    def eval_replica(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        scores = model(x, training=False)
+        return _sums(y, scores, loss_fn(y, scores))
+
+    @tf.function
+    def train_step(batch: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        return strategy.reduce("SUM", strategy.run(train_replica, args=batch), axis=None)
+
+    @tf.function
+    def eval_step(batch: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        return strategy.reduce("SUM", strategy.run(eval_replica, args=batch), axis=None)
+
+    def epoch_means(step: Callable[..., tf.Tensor],
+                    data: tf.distribute.DistributedDataset) -> tuple[float, float]:
+        total = np.zeros(3)
+        for batch in data:
+            total += step(batch).numpy()
+        return float(total[0] / total[2]), float(total[1] / total[2])
+
+    history: dict[str, list[float]] = {k: [] for k in METRICS}
+    stopper = early_stopping(patience)  # the very callback model.fit gets, driven by hand
+    stopper.set_model(model)
+    model.stop_training = False
+    stopper.on_train_begin()
+    for epoch in range(epochs):
+        logs = dict(zip(METRICS, (*epoch_means(train_step, train_data),
+                                  *epoch_means(eval_step, val_data)), strict=True))
+        for key, value in logs.items():
+            history[key].append(value)
+        print(f"Epoch {epoch + 1}/{epochs} - "
+              + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)
+        stopper.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    stopper.on_train_end()  # restores the best epoch's weights
+    end = datetime.now(UTC)
+    plain = build_model(config)
+    plain.set_weights(model.get_weights())
+    return TrainingRun(model=plain, history=history, start=start, end=end,
+                       strategy="MultiWorkerMirroredStrategy", replicas=replicas,
+                       train_examples=len(splits.x_train))
+
+
+def run(
+    prepared_dir: str, embeddings_dir: str, model_spec_dir: str, epochs: int, batch_size: int,
+    patience: int, seed: int, model_dir: str, training_dir: str,
+) -> dict[str, float | int]:
+    """Train on prepared/ with the model spec as one worker of TF_CONFIG's cluster; the chief
+    writes training/ and the serving model/ (the same outputs as the train step)."""
+    role = parse_tf_config(os.environ.get(TF_CONFIG))
+    inputs = load_inputs(prepared_dir, embeddings_dir, model_spec_dir)  # numpy only
+    # Before any other TensorFlow op: the strategy configures the collective runtime.
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    keras.utils.set_random_seed(seed)
+    print(f"{role.task_type} {role.index} of {role.num_workers or 1} workers, "
+          f"{strategy.num_replicas_in_sync} replicas in sync", flush=True)
+    result = fit_multi_worker(strategy, inputs.config, inputs.embeddings, inputs.splits, epochs,
+                              batch_size, patience, seed)
+    if role.is_chief:
+        write_outputs(result, inputs.config, inputs.vocabulary, model_dir, training_dir)
+    else:
+        # Every worker exports, as TensorFlow's multi-worker guide asks; only the chief's stays.
+        scratch = tempfile.mkdtemp(prefix=f"textcnn-{role.task_type}-{role.index}-")
+        try:
+            write_outputs(result, inputs.config, inputs.vocabulary, f"{scratch}/model",
+                          f"{scratch}/training")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return summary(result)

@@ -1,0 +1,113 @@
+"""wait-tfjob step: wait until a TFJob (kubeflow.org/v1) has succeeded, or fail with why not.
+
+Argo's `successCondition` is a label selector over dotted status paths and cannot pick an
+element of `status.conditions`, where the Training Operator (1.9) records the outcome.
+`judge` is the decision, a pure function of the TFJob object, mirroring the operator's
+conditions (`pkg/controller.v1/tensorflow`, `pkg/controller.v1/common/job.go`):
+
+- `Succeeded=True`: with a Chief replica, set when the chief completed.
+- `Failed=True` is final, and its message says why: "TFJob NS/NAME has failed because
+  N Worker replica(s) failed.", "Job NAME has failed because it has reached the
+  specified backoff limit", "... it was active longer than specified deadline".
+- Otherwise the job is still on its way: `Created` (pods not running yet, e.g. not
+  schedulable), `Running`, `Restarting`, `Suspended`.
+
+`wait_for` polls until one verdict is final or the timeout passes; a TFJob that never
+gets a pod scheduled stays `Created` and ends in that timeout (or in the operator's own
+activeDeadlineSeconds failure, whichever comes first).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
+REPLICA_COUNTS = ("active", "succeeded", "failed")
+
+State = Literal["succeeded", "failed", "waiting"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: State
+    message: str
+
+
+def _replicas(status: Mapping[str, Any]) -> str:
+    parts = []
+    for rtype, counts in sorted((status.get("replicaStatuses") or {}).items()):
+        shown = [f"{counts[k]} {k}" for k in REPLICA_COUNTS if (counts or {}).get(k)]
+        parts.append(f"{rtype} {', '.join(shown) or 'none started'}")
+    return "; ".join(parts)
+
+
+def judge(tfjob: Mapping[str, Any]) -> Verdict:
+    """The verdict on a TFJob object (as the API server returns it)."""
+    meta = tfjob.get("metadata") or {}
+    name = f"{meta.get('namespace', '?')}/{meta.get('name', '?')}"
+    status = tfjob.get("status") or {}
+    true = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    replicas = _replicas(status)
+    detail = f" [replicas: {replicas}]" if replicas else ""
+    if "Failed" in true:  # the operator's messages name the job
+        condition = true["Failed"]
+        why = condition.get("message") or (f"TFJob {name} failed "
+                                           f"({condition.get('reason') or 'no reason given'})")
+        return Verdict("failed", f"{why}{detail}")
+    if "Succeeded" in true:
+        return Verdict("succeeded", true["Succeeded"].get("message")
+                       or f"TFJob {name} succeeded")
+    if not status.get("conditions"):
+        return Verdict("waiting", f"TFJob {name} has no status yet (is the training operator "
+                                  "running and watching this namespace?)")
+    # The operator appends each new condition: the last true one is the current phase.
+    latest = [c for c in status["conditions"] if c.get("status") == "True"]
+    phase = latest[-1] if latest else status["conditions"][-1]
+    if phase.get("type") == "Created":
+        return Verdict("waiting", f"TFJob {name} is created but no replica is running yet "
+                                  f"(pods pending: not schedulable, or pulling images){detail}")
+    why = phase.get("message") or f"TFJob {name} is {phase.get('type')}"
+    return Verdict("waiting", f"{why}{detail}")
+
+
+def wait_for(get: Callable[[], Mapping[str, Any]], timeout_s: float, poll_s: float) -> str:
+    """Poll `get()` (the TFJob object) until it succeeds: returns the operator's message.
+
+    RuntimeError when it failed, TimeoutError after `timeout_s`; both say what was seen last.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        verdict = judge(get())
+        if verdict.state == "succeeded":
+            return verdict.message
+        if verdict.state == "failed":
+            raise RuntimeError(verdict.message)
+        if time.monotonic() + poll_s > deadline:
+            raise TimeoutError(f"not finished after {timeout_s:g} s; last seen: "
+                               f"{verdict.message}")
+        time.sleep(poll_s)
+
+
+def _kubernetes_getter(name: str, namespace: str) -> Callable[[], dict[str, Any]]:
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        # Outside a pod: the current kubeconfig context (KUBECONFIG read now, not at import).
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+    api = client.CustomObjectsApi()
+
+    def get() -> dict[str, Any]:
+        return api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+    return get
+
+
+def run(name: str, namespace: str, timeout_s: int, poll_s: float = 10.0) -> None:
+    """Wait for TFJob NAME in NAMESPACE to succeed; fail with the operator's message."""
+    print(wait_for(_kubernetes_getter(name, namespace), timeout_s, poll_s), flush=True)

@@ -1,0 +1,182 @@
+"""wait-tfjob: the decision over recorded TFJob objects, the polling, and the whole step
+through the kubernetes client.
+
+The objects in fixtures/tfjob/ are TFJobs as the API server returns them when the
+Training Operator 1.9 has reconciled them (conditions, reasons and messages as its
+controller writes them: `pkg/controller.v1/tensorflow/tfjob_controller.go` and
+`pkg/controller.v1/common/job.go`): running, succeeded, failed because a Worker replica
+failed, failed past `activeDeadlineSeconds`, failed at the backoff limit, and never
+scheduled (only `Created`, no replica running).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textcnn import tfjob_wait
+from textcnn.tfjob_wait import judge, wait_for
+
+from workflows.tfjob import validate_tfjob
+
+FIXTURES = Path(__file__).parent / "fixtures" / "tfjob"
+NAME = "textcnn-pipeline-7xk2p-tfjob-q8v4m"
+
+
+def recorded(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def replay(*names: str) -> tuple[Callable[[], dict[str, Any]], list[str]]:
+    """A `get` returning the recorded objects in order (the last one from then on)."""
+    seen: list[str] = []
+
+    def get() -> dict[str, Any]:
+        seen.append(names[min(len(seen), len(names) - 1)])
+        return recorded(seen[-1])
+
+    return get, seen
+
+
+@pytest.mark.parametrize("fixture", sorted(p.stem for p in FIXTURES.glob("*.json")))
+def test_recorded_objects_are_valid_tfjobs(fixture: str) -> None:
+    assert validate_tfjob(recorded(fixture)) == []
+
+
+@pytest.mark.parametrize(("fixture", "state", "words"), [
+    ("succeeded", "succeeded", f"TFJob textcnn/{NAME} successfully completed."),
+    ("replica-failed", "failed", "has failed because 1 Worker replica(s) failed. "
+                                 "[replicas: Chief 1 active; Worker 1 active, 1 failed]"),
+    ("deadline-exceeded", "failed", "active longer than specified deadline"),
+    ("backoff-limit", "failed", "reached the specified backoff limit"),
+    ("never-scheduled", "waiting", "no replica is running yet"),
+    ("running", "waiting", f"TFJob textcnn/{NAME} is running."),
+])
+def test_judge_recorded_objects(fixture: str, state: str, words: str) -> None:
+    verdict = judge(recorded(fixture))
+    assert verdict.state == state
+    assert words in verdict.message
+
+
+def test_failure_message_is_the_operators() -> None:
+    obj = recorded("deadline-exceeded")
+    (failed,) = [c for c in obj["status"]["conditions"] if c["type"] == "Failed"]
+    assert judge(obj).message.startswith(failed["message"])
+
+
+def test_failed_wins_over_an_earlier_running_condition() -> None:
+    # The operator turns Running to False when the job fails; a stale True must not matter.
+    obj = recorded("backoff-limit")
+    for c in obj["status"]["conditions"]:
+        c["status"] = "True"
+    assert judge(obj).state == "failed"
+
+
+def test_no_status_yet_is_waiting_and_says_so() -> None:
+    obj = recorded("running")
+    del obj["status"]
+    verdict = judge(obj)
+    assert verdict.state == "waiting"
+    assert "no status yet" in verdict.message and NAME in verdict.message
+
+
+def test_wait_for_follows_the_job_until_it_succeeds() -> None:
+    get, seen = replay("never-scheduled", "running", "running", "succeeded")
+    message = wait_for(get, timeout_s=10, poll_s=0.001)
+    assert message == f"TFJob textcnn/{NAME} successfully completed."
+    assert seen == ["never-scheduled", "running", "running", "succeeded"]
+
+
+@pytest.mark.parametrize("fixture", ["replica-failed", "deadline-exceeded", "backoff-limit"])
+def test_wait_for_fails_with_the_operators_message(fixture: str) -> None:
+    get, seen = replay("running", fixture)
+    with pytest.raises(RuntimeError) as info:
+        wait_for(get, timeout_s=10, poll_s=0.001)
+    assert str(info.value) == judge(recorded(fixture)).message
+    assert seen == ["running", fixture]
+
+
+def test_a_job_that_is_never_scheduled_times_out_saying_so() -> None:
+    get, seen = replay("never-scheduled")
+    with pytest.raises(TimeoutError, match=r"not finished after 0.05 s; last seen: .*created "
+                                           r"but no replica is running yet"):
+        wait_for(get, timeout_s=0.05, poll_s=0.01)
+    assert len(seen) >= 2  # it did poll, more than once
+
+
+class FakeApiServer(ThreadingHTTPServer):
+    """Kubernetes API stand-in on loopback: replays recorded objects, one per GET."""
+
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        super().__init__(("127.0.0.1", 0), _ReplayHandler)
+        self.objects, self.requests = objects, []
+
+
+class _ReplayHandler(BaseHTTPRequestHandler):
+    server: FakeApiServer
+
+    def do_GET(self) -> None:
+        self.server.requests.append((self.path, self.headers.get("Authorization")))
+        obj = self.server.objects[min(len(self.server.requests), len(self.server.objects)) - 1]
+        payload = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def api(request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApiServer]:
+    """A fake API server replaying the fixtures named by the test's parameter, and a
+    kubeconfig pointing at it (the step runs outside a pod)."""
+    server = FakeApiServer([recorded(n) for n in request.param])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "test",
+        "clusters": [{"name": "local", "cluster": {
+            "server": f"http://127.0.0.1:{server.server_address[1]}"}}],
+        "users": [{"name": "waiter", "user": {"token": "t0ken"}}],
+        "contexts": [{"name": "test", "context": {"cluster": "local", "user": "waiter"}}],
+    }))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+PATH = f"/apis/kubeflow.org/v1/namespaces/textcnn/tfjobs/{NAME}"
+
+
+@pytest.mark.parametrize("api", [("running", "succeeded")], indirect=True)
+def test_run_polls_the_tfjob_through_the_kubernetes_client(
+        api: FakeApiServer, capsys: pytest.CaptureFixture[str]) -> None:
+    tfjob_wait.run(name=NAME, namespace="textcnn", timeout_s=30, poll_s=0.01)
+    assert api.requests == [(PATH, "Bearer t0ken")] * 2
+    assert f"TFJob textcnn/{NAME} successfully completed." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("api", [("running", "replica-failed")], indirect=True)
+def test_the_step_fails_with_the_operators_message(api: FakeApiServer) -> None:
+    step = subprocess.run(
+        [sys.executable, "-m", "textcnn", "wait-tfjob", f"--name={NAME}", "--namespace=textcnn",
+         "--timeout_s=30", "--poll_s=0.01"],
+        capture_output=True, text=True, timeout=120)
+    assert step.returncode != 0
+    assert "has failed because 1 Worker replica(s) failed." in step.stderr
+    assert [path for path, _ in api.requests] == [PATH] * 2

@@ -234,7 +234,10 @@ def test_run_waits_through_the_kubernetes_client_and_smoke_tests(
                                                         (endpoint["id"], "OUTPUT")}
 
 
-def test_run_rejects_a_missing_generation() -> None:
-    with pytest.raises(InputError, match="--generation 0"):
-        deploy.run(name="textcnn", namespace="textcnn", generation=0, model_name="textcnn",
-                   metadata_store="sqlite:/nonexistent/x.sqlite", run_name="wf", model_id=1)
+def test_run_rejects_a_negative_generation() -> None:
+    def never() -> dict:
+        raise AssertionError("the service must not be read")
+    with pytest.raises(InputError, match="--generation -1"):
+        deploy.finish(never, name="textcnn", namespace="textcnn", generation=-1,
+                      model_name="textcnn", metadata_store="sqlite:/nonexistent/x.sqlite",
+                      run_name="wf", model_id=1, timeout_s=1, poll_s=1)

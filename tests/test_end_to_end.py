@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
+import requests
 from textcnn.export import load_serving_model
 from textcnn.metadata import lineage
 
@@ -50,7 +50,7 @@ def test_local_run_trains_evaluates_and_records_lineage(
     statuses = {name: step["status"] for name, step in run["steps"].items()}
     # Single-pod CPU training: the GPU and TFJob branches do not run.
     assert {n for n, s in statuses.items() if s == "Skipped"} == {
-        "train-gpu", "stage-data", "tfjob", "tfjob-gpu"}
+        "train-gpu", "stage-data", "tfjob", "tfjob-gpu", "deploy-custom"}
     assert {n for n, s in statuses.items() if s == "Omitted"} == {
         "wait-tfjob", "wait-tfjob-gpu", "collect-model"}
     assert statuses["train"] == statuses["evaluate"] == "Succeeded"
@@ -64,6 +64,15 @@ def test_local_run_trains_evaluates_and_records_lineage(
     assert 0.5 < metrics["accuracy"] <= 1 and 0 < metrics["macro_f1"] <= 1
     written = json.loads(next(tmp_path.glob("artifacts/*/metrics/metrics.json")).read_text())
     assert written["accuracy"] == pytest.approx(metrics["accuracy"])
+    report = next(tmp_path.glob("artifacts/*/metrics/report.html")).read_text()
+    assert f"{metrics['accuracy']:.4f}" in report and "<polyline" in report
+
+    # Deployed on a local KServe server that answered the smoke prediction, then stopped.
+    assert statuses["deploy-tensorflow"] == statuses["deploy-wait"] == "Succeeded"
+    assert run["endpoint"].startswith("http://127.0.0.1:")
+    assert "smoke prediction answered" in Path(run["steps"]["deploy-wait"]["log"]).read_text()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{run['endpoint']}/v1/models/textcnn", timeout=2)
 
     # The model artifact is the TF Serving base folder and answers raw text.
     model = Path(run["artifacts"]["model"])
@@ -77,7 +86,9 @@ def test_local_run_trains_evaluates_and_records_lineage(
     graph = lineage(run["metadata"], run["workflow_name"])
     by_id = {a["id"]: a for a in graph["artifacts"]}
     types = {a["type"] for a in graph["artifacts"]}
-    assert {"Dataset", "PreparedData", "Embeddings", "ModelSpec", "Model", "Metrics"} <= types
+    assert {"Dataset", "PreparedData", "Embeddings", "ModelSpec", "Model", "Metrics",
+            "Endpoint"} <= types
+    assert graph["run_properties"]["status"] == "Succeeded"  # from the exit handler
     assert {a["uri"] for a in graph["artifacts"] if a["type"] == "Dataset"} == {
         str(train), str(test)}
     assert {a["uri"] for a in graph["artifacts"] if a["type"] == "Model"} == {str(model)}
@@ -105,6 +116,9 @@ def test_local_run_trains_evaluates_and_records_lineage(
     datasets = {by_id[a]["uri"] for a in ancestors(metrics_artifact["id"])
                 if by_id[a]["type"] == "Dataset"}
     assert datasets == {str(train), str(test)}
+    (endpoint,) = [a for a in graph["artifacts"] if a["type"] == "Endpoint"]
+    assert endpoint["uri"] == run["endpoint"]
+    assert {by_id[a]["type"] for a in ancestors(endpoint["id"])} >= {"Model", "Dataset"}
 
 
 def test_a_failing_step_stops_the_run_and_names_its_log(
@@ -122,6 +136,10 @@ def test_a_failing_step_stops_the_run_and_names_its_log(
     assert str(log) in proc.stdout
     assert "review" in log.read_text()  # the step's own error names the missing column
     assert run["steps"]["evaluate"]["status"] == "Omitted"
+    # The exit handler still ran and recorded the failure.
+    assert run["steps"]["record-status"]["status"] == "Succeeded"
+    status = lineage(run["metadata"], run["workflow_name"])["run_properties"]
+    assert status["status"] == "Failed" and "dataset-metadata" in status["message"]
     assert not list(tmp_path.glob("artifacts/*/model"))
 
 

@@ -158,7 +158,10 @@ ARGO_CASES: dict[str, tuple[Callable[[Docs], object], list[str]]] = {
     "missing template": (lambda d: _task(d, "embeddings").update(template="embedding"), [
         f"{WT}{DAG}[embeddings].template: no template 'embedding' in this workflow"]),
     "missing exit handler": (lambda d: d[0]["spec"].update(onExit="exit-handler"), [
-        f"{WT}spec.onExit: no template 'exit-handler' in this workflow"]),
+        f"{WT}spec.onExit: no template 'exit-handler' in this workflow",
+        *(f"{WT}spec.templates[record-status].container.args[{i}]: {{{{workflow.{v}}}}} does "
+          "not resolve: only exit handlers (onExit, hooks) see it"
+          for i, v in ((2, "status"), (3, "failures")))]),
     "argument not among the inputs": (_wrong_argument, [
         f"{WT}{DAG}[log-training-metadata].arguments.parameters[train_dataset]: template "
         "'log-training-metadata' has no input parameter 'train_dataset'",
@@ -210,16 +213,9 @@ def test_a_broken_workflow_gives_exactly_the_expected_lines(case: str) -> None:
 
 
 def test_an_exit_handler_may_read_the_workflow_status() -> None:
-    def add_exit_handler(docs: Docs) -> None:
-        handler = copy.deepcopy(_templates(docs)["validate-params"])
-        handler["name"] = "exit-handler"
-        handler["container"]["args"] = ["--status={{workflow.status}}",
-                                        "--failures={{workflow.failures}}"]
-        del handler["outputs"]
-        docs[0]["spec"]["templates"].append(handler)
-        docs[0]["spec"]["onExit"] = "exit-handler"
-
-    assert _lint_mutated(add_exit_handler) == []
+    handler = _templates(pipeline.render())["record-status"]
+    assert "--status={{workflow.status}}" in handler["container"]["args"]
+    assert lint.lint_documents(pipeline.render(), "ok.yaml") == []
 
 
 def test_expressions_and_kubernetes_variables_are_left_alone() -> None:

@@ -470,6 +470,31 @@ def test_run_json_records_every_step(tmp_path: Path) -> None:
     assert json.loads((out / "run.json").read_text())["metrics"] == {"accuracy": 0.5}
 
 
+def test_run_json_records_each_steps_peak_memory(tmp_path: Path) -> None:
+    # 200 MiB written (not merely reserved), so every page is resident; then exit CODE.
+    hog = "import sys; block = b'x' * (200 << 20); sys.exit(int(sys.argv[1]))"
+    templates = [container("hog", hog, "{{inputs.parameters.code}}",
+                           inputs={"parameters": [{"name": "code"}]}),
+                 container("idle", "pass")]
+    # idle runs after a hog: a runner-wide peak (RUSAGE_CHILDREN) would show 200 there too.
+    tasks = [task("hog", "hog", params={"code": "0"}), task("idle", "idle", depends="hog"),
+             task("hog-fails", "hog", depends="idle", params={"code": "3"})]
+    out = tmp_path / "run"
+    # The runner gets a fresh interpreter: Linux starts a child's ru_maxrss at its parent's
+    # resident size (fork, then exec), and this test process may hold TensorFlow's ~800 MiB.
+    runner = ("import json, pathlib, sys; from workflows.runner import run_workflow; "
+              "run_workflow(json.loads(sys.argv[1]), {}, pathlib.Path(sys.argv[2]), "
+              "on_progress=lambda line: None)")
+    subprocess.run([sys.executable, "-c", runner, json.dumps(workflow(tasks, templates)),
+                    str(out)], check=True)
+
+    steps = json.loads((out / "run.json").read_text())["steps"]
+    assert steps["hog"]["max_rss_mib"] >= 200
+    assert 0 < steps["idle"]["max_rss_mib"] < 100
+    assert steps["hog-fails"]["status"] == "Failed"  # a failed step's peak is kept too
+    assert steps["hog-fails"]["max_rss_mib"] >= 200
+
+
 def test_hera_built_template_runs(tmp_path: Path) -> None:
     from hera.workflows import (
         DAG,
@@ -574,3 +599,29 @@ def test_dag_output_expression_only_as_a_quoted_string(
     else:
         result, _ = run(template, tmp_path / "run", workflow_name="wf-4")
         assert result.outputs == {"model_uri": expected}
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_exit_handler_runs_after_the_dag_with_its_status(tmp_path: Path, fail: bool) -> None:
+    record = tmp_path / "exit.txt"
+    templates = [container("fail", FAIL), container("echo", WRITE, str(tmp_path / "x"), "x"),
+                 container("on-exit", WRITE, str(record),
+                           "{{workflow.status}} {{workflow.failures}}")]
+    wt = workflow([task("work", "fail" if fail else "echo")], templates)
+    wt["spec"]["onExit"] = "on-exit"
+    result, lines = run(wt, tmp_path / "run")
+    assert result.status == ("Failed" if fail else "Succeeded")
+    assert statuses(result)["on-exit"] == "Succeeded"
+    status, _, failures = record.read_text().partition(" ")
+    assert status == result.status
+    assert json.loads(failures) == ([{"displayName": "work", "templateName": "fail",
+                                      "phase": "Failed", "message": "exit code 3"}]
+                                    if fail else [])
+
+
+def test_a_failing_exit_handler_fails_the_run(tmp_path: Path) -> None:
+    wt = workflow([task("work", "echo")], [container("echo", WRITE, str(tmp_path / "x"), "x"),
+                                           container("on-exit", FAIL)])
+    wt["spec"]["onExit"] = "on-exit"
+    result, _ = run(wt, tmp_path / "run")
+    assert result.status == "Failed" and "on-exit" in result.message

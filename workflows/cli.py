@@ -27,7 +27,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from workflows.runner import run_workflow
-    from workflows.stand_ins import STAND_INS
+    from workflows.stand_ins import STAND_INS, LocalKServe
 
     out = args.output_dir.resolve()
     store = f"sqlite:{out / 'metadata.sqlite'}"
@@ -36,23 +36,33 @@ def _run(args: argparse.Namespace) -> int:
     params = PipelineParams.from_namespace(args, **overrides)
     artifact_root = args.artifact_root or str(out / "artifacts")
     template = pipeline.render(params)[0]
-    result = run_workflow(
-        template, params.to_argo(), out, artifact_root=artifact_root,
-        env={"ARTIFACT_ROOT": artifact_root}, max_parallel=args.max_parallel,
-        stand_ins=STAND_INS,
-    )
-    wf = result.workflow_name
-    result.extra.update(
-        metrics={k: float(v) for k, v in result.outputs.items() if k in ("accuracy", "macro_f1")},
-        metadata=params.metadata_store,
-    )
-    result.write(out / "run.json")
-    print(f"run: {result.status} ({wf}); details in {out / 'run.json'}")
-    if result.status != "Succeeded":
-        return 1
-    metrics = result.extra["metrics"]
-    print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
-    return 0
+    kserve = LocalKServe()
+    try:
+        result = run_workflow(
+            template, params.to_argo(), out, artifact_root=artifact_root,
+            env={"ARTIFACT_ROOT": artifact_root}, max_parallel=args.max_parallel,
+            stand_ins={**STAND_INS, **kserve.stand_ins()},
+        )
+        wf = result.workflow_name
+        result.extra.update(
+            metrics={k: float(v) for k, v in result.outputs.items()
+                     if k in ("accuracy", "macro_f1")},
+            metadata=params.metadata_store,
+            endpoint=result.outputs.get("endpoint") or None,
+        )
+        result.write(out / "run.json")
+        print(f"run: {result.status} ({wf}); details in {out / 'run.json'}")
+        if result.status != "Succeeded":
+            return 1
+        metrics = result.extra["metrics"]
+        print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
+        if args.keep_serving and kserve.servers:
+            print(f"serving {params.isvc_name} at {result.extra['endpoint']} "
+                  "(V1 and V2; Ctrl-C stops it)")
+            kserve.serve_forever()
+        return 0
+    finally:
+        kserve.stop()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -86,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="artifact store: a folder or gs://BUCKET/PREFIX "
                    "(default: OUTPUT_DIR/artifacts)")
     p.add_argument("--max_parallel", type=int, default=2, help="tasks run at once")
+    p.add_argument("--keep_serving", action="store_true",
+                   help="keep the deployed model's local server running after the run")
     PipelineParams.add_arguments(p)
     p.set_defaults(func=_run)
 

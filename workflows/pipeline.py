@@ -65,6 +65,12 @@ def param_is(name: str, value: bool) -> str:
     return f"{t.wp(name)} == {'true' if value else 'false'}"
 
 
+def param_equals(name: str, value: str) -> str:
+    """`when` clause on a string (enum) workflow parameter; both sides quoted, since a bare
+    word is a variable to govaluate."""
+    return f"'{t.wp(name)}' == '{value}'"
+
+
 def all_of(*clauses: str) -> str:
     return " && ".join(clauses)
 
@@ -149,8 +155,19 @@ def build_dag(params: PipelineParams | None = None) -> tuple[DAG, list[Container
             validate.get_parameter(t.PARAMS).with_name("hyperparameters"),
         ],
     )
+    # One deploy template per serving runtime; the wait joins whichever ran.
+    deploys = [
+        _task(t.deploy(runtime), depends=after(lineage),
+              when=all_of(param_is("deploy", True), param_equals("serving_runtime", runtime)),
+              arguments=[lineage.get_parameter(t.MODEL_URI)])
+        for runtime in t.SERVING_RUNTIMES
+    ]
+    deploy_wait = _task(
+        t.deploy_wait(),
+        depends=f"({join_branches([d.name for d in deploys])}) && {lineage.name}",
+        arguments=[lineage.get_parameter(t.MODEL_ID)])
     tasks = [validate, ds_train, ds_test, prepare, embed, spec, *branches, *distributed,
-             evaluate, lineage]
+             evaluate, lineage, *deploys, deploy_wait]
     dag = DAG(
         name=ENTRYPOINT,
         annotations={t.DISPLAY_NAME: "textcnn pipeline"},
@@ -159,6 +176,10 @@ def build_dag(params: PipelineParams | None = None) -> tuple[DAG, list[Container
             Parameter(name=key, value_from=ValueFrom(parameter=task.get_parameter(key).value))
             for task, key in ((evaluate, t.ACCURACY), (evaluate, t.MACRO_F1),
                               (lineage, t.MODEL_URI))
+        ] + [
+            # Empty when deploy is off (the wait task is omitted).
+            Parameter(name=t.ENDPOINT, value_from=ValueFrom(
+                parameter=deploy_wait.get_parameter(t.ENDPOINT).value, default="")),
         ],
     )
     # One template per name (the two wait tasks share theirs).
@@ -171,6 +192,7 @@ def build_workflow_template(params: PipelineParams | None = None) -> WorkflowTem
     params = params or PipelineParams()
     values = params.to_argo()
     dag, containers = build_dag(params)
+    exit_handler = t.record_status()
     return WorkflowTemplate(
         name=TEMPLATE_NAME,
         namespace=params.namespace,
@@ -178,6 +200,7 @@ def build_workflow_template(params: PipelineParams | None = None) -> WorkflowTem
         # Workflows created from the template (UI, CLI, cron) get the title as well.
         workflow_metadata=WorkflowMetadata(annotations=dict(UI_ANNOTATIONS)),
         entrypoint=ENTRYPOINT,
+        on_exit=exit_handler.name,  # records the final status in ML Metadata
         service_account_name=SERVICE_ACCOUNT,
         arguments=[
             Parameter(**{**spec, "value": values[spec["name"]]})
@@ -187,7 +210,7 @@ def build_workflow_template(params: PipelineParams | None = None) -> WorkflowTem
         artifact_repository_ref=ArtifactRepositoryRef(
             config_map="artifact-repositories", key="gcs",
         ),
-        templates=[dag, *containers],
+        templates=[dag, *containers, exit_handler],
         **shared_volume(params),
     )
 

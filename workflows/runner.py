@@ -380,6 +380,19 @@ def _build_tasks(dag: Mapping[str, Any], templates: Mapping[str, dict[str, Any]]
     return tasks
 
 
+def _exit_handler(spec: Mapping[str, Any], templates: Mapping[str, dict[str, Any]],
+                  stand_ins: Mapping[str, StandIn], tasks: Mapping[str, _Task]) -> _Task | None:
+    """The `onExit` template as a task named after it (Argo's node is `<wf>.onExit`)."""
+    name = spec.get("onExit")
+    if not name:
+        return None
+    (task,) = _build_tasks({"tasks": [{"name": name, "template": name}]}, templates,
+                           stand_ins).values()
+    if name in tasks:
+        raise InputError(f"onExit template {name!r} has the name of a DAG task")
+    return task
+
+
 def _set_ancestors(tasks: dict[str, _Task]) -> None:
     done: dict[str, frozenset[str]] = {}
 
@@ -427,6 +440,7 @@ class _Run:
                 "claimName": f"{workflow_name}-{name}"}}
         self.on_progress = on_progress
         self.tasks = _build_tasks(self.dag["dag"], templates, stand_ins)
+        self.exit_handler = _exit_handler(spec, templates, stand_ins, self.tasks)
         self.width = max((len(n) for n in self.tasks), default=4)
         # Task-level scope: workflow globals, the DAG's own inputs, finished tasks' outputs.
         self.params: dict[str, str] = {**self.globals}
@@ -461,6 +475,17 @@ class _Run:
                 substitute(task.spec["when"], scope, f"task {task.name!r} when")
             self._prepare(task, scope, art_scope)
         self._dag_outputs(params)
+        if self.exit_handler is not None:
+            self._prepare_exit_handler("<workflow.status>", "<workflow.failures>")
+
+    def _prepare_exit_handler(self, status: str, failures: str) -> _Job:
+        # Two globals exist in exit handlers only.
+        scope = {**self.globals, "workflow.status": status, "workflow.failures": failures}
+        saved, self.globals = self.globals, scope
+        try:
+            return self._prepare(self.exit_handler, scope, {})
+        finally:
+            self.globals = saved
 
     def _visible(self, task: _Task, scope: Mapping[str, str]) -> dict[str, str]:
         """Argo resolves `tasks.T...` only for T among the task's ancestors."""
@@ -632,6 +657,9 @@ class _Run:
                 self._result(FAILED, "interrupted").write(self.output_dir / "run.json")
                 raise
         self._omit(pending, "not started: the workflow failed")
+        return self._run_exit_handler(self._dag_result(failed))
+
+    def _dag_result(self, failed: bool) -> RunResult:
         if failed:
             failures = [n for n, s in self.status.items() if s in (FAILED, ERRORED)]
             return self._result(FAILED, f"task(s) failed: {', '.join(failures)}")
@@ -641,6 +669,24 @@ class _Run:
             self.on_progress(f"workflow failed: {e}")
             return self._result(FAILED, str(e))
         return self._result(SUCCEEDED, "", outputs)
+
+    def _run_exit_handler(self, result: RunResult) -> RunResult:
+        """Argo's `onExit`: runs after the DAG whatever its outcome, with
+        `{{workflow.status}}` and `{{workflow.failures}}`; if it fails, so does the run."""
+        task = self.exit_handler
+        if task is None:
+            return result
+        failures = [{"displayName": n, "templateName": self.tasks[n].template["name"],
+                     "phase": s, "message": self.steps[n].get("message", "")}
+                    for n, s in self.status.items() if s in (FAILED, ERRORED)]
+        try:
+            outcome = self._execute(self._prepare_exit_handler(result.status,
+                                                               json.dumps(failures)))
+        except InputError as e:
+            outcome = _Outcome(ERRORED, message=str(e))
+        if self._finish(task.name, outcome) and result.status == SUCCEEDED:
+            return self._result(FAILED, f"exit handler {task.name!r} failed")
+        return result
 
     def _next(self, pending: list[str], busy: int) -> tuple[str, _Job | _Outcome] | None:
         """The next task to start (a job) or to settle (Omitted, Skipped, Errored), if any."""

@@ -21,6 +21,7 @@ from hera.workflows import Container, Env, GCSArtifact, NoneArchiveStrategy, Par
 from hera.workflows.models import ResourceRequirements, Toleration, ValueFrom, Volume, VolumeMount
 from textcnn.params import argo_cli_args
 
+from workflows.inference_service import RUNTIMES, build_inference_service, inference_service_yaml
 from workflows.tfjob import WORKDIR_VOLUME, build_tfjob, manifest_yaml
 
 DISPLAY_NAME = "workflows.argoproj.io/display-name"
@@ -37,6 +38,9 @@ MODEL_SPEC_ID = "model_spec_id"
 ACCURACY = "accuracy"
 MACRO_F1 = "macro_f1"
 MODEL_URI = "model_uri"
+MODEL_ID = "model_id"
+ENDPOINT = "endpoint"
+SERVING_ACCOUNT = "textcnn-serving"  # manifests/rbac.yaml: reads the model bucket
 TFJOB_NAME = "name"  # the created TFJob's name, read back by the resource template
 
 
@@ -317,8 +321,9 @@ def evaluate() -> Container:
             model_dir=input_path("model"), prepared_dir=input_path("prepared"),
             test_path=wp("test_data_path"), text_column=wp("column_text_value"),
             label_column=wp("column_target_value"), metrics_dir=output_path("metrics"),
+            training_dir=input_path("training"),
         ),
-        display_name="Evaluate on the test set", inputs=["model", "prepared"],
+        display_name="Evaluate on the test set", inputs=["model", "prepared", "training"],
         outputs=["metrics"], output_parameters=[ACCURACY, MACRO_F1],
         resources=pod_resources("1", "2Gi", "4Gi"),
     )
@@ -340,6 +345,54 @@ def log_training_metadata() -> Container:
         display_name="Record lineage",
         input_parameters=["train_dataset_id", "test_dataset_id", "model_spec_id",
                           "hyperparameters"],
-        inputs=["training", "metrics"], output_parameters=[MODEL_URI],
+        inputs=["training", "metrics"], output_parameters=[MODEL_URI, MODEL_ID],
         resources=pod_resources("250m", "512Mi", "1Gi"),
     )
+
+
+def deploy(runtime: str) -> Resource:
+    """Apply the InferenceService serving the model at `model_uri` with `runtime` (one of
+    inference_service.RUNTIMES; the structure differs, so one template each). `apply`
+    updates the same service on every run (a new revision, canary if asked); it has no
+    owner reference, since the endpoint outlives the workflow."""
+    doc = build_inference_service(
+        name=wp("isvc_name"), namespace="{{workflow.namespace}}",
+        storage_uri=f"{{{{inputs.parameters.{MODEL_URI}}}}}", service_account=SERVING_ACCOUNT,
+        runtime=runtime, runtime_version=wp("tf_serving_version"),
+        image=wp("serving_image") if runtime == "custom" else None,
+        min_replicas=wp("serving_min_replicas"), max_replicas=wp("serving_max_replicas"),
+        canary_traffic_percent=wp("canary_traffic_percent"),
+    )
+    return Resource(
+        name=f"deploy-{runtime}",
+        annotations={DISPLAY_NAME: f"Deploy on KServe ({runtime})"},
+        action="apply", manifest=inference_service_yaml(doc),
+        inputs=[Parameter(name=MODEL_URI)],
+    )
+
+
+def deploy_wait() -> Container:
+    return step_template(
+        "deploy-wait", "deploy-wait",
+        cli(
+            name=wp("isvc_name"), namespace="{{workflow.namespace}}",
+            model_name=wp("isvc_name"), metadata_store=wp("metadata_store"),
+            run_name=RUN_NAME, model_id=f"{{{{inputs.parameters.{MODEL_ID}}}}}",
+            timeout_s=wp("deploy_timeout_seconds"),
+        ),
+        display_name="Wait for the endpoint, smoke-test it", input_parameters=[MODEL_ID],
+        output_parameters=[ENDPOINT], resources=pod_resources("100m", "256Mi", "512Mi"),
+    )
+
+
+def record_status() -> Container:
+    """The exit handler: the run's final status in ML Metadata, whatever happened."""
+    return step_template(
+        "record-status", "record-status",
+        cli(metadata_store=wp("metadata_store"), run_name=RUN_NAME,
+            status="{{workflow.status}}", failures="{{workflow.failures}}"),
+        display_name="Record the run's status", resources=pod_resources("100m", "256Mi", "512Mi"),
+    )
+
+
+SERVING_RUNTIMES = RUNTIMES

@@ -14,13 +14,11 @@ and the webhook's and defaulter's rules that the schema does not express.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from workflows.crd import SCHEMA_DIR, dns_1035_label_errors, validate_custom_resource
+from workflows.manifest import manifest_yaml as resource_manifest
 
 if TYPE_CHECKING:
     from workflows.templates import GpuScheduling
@@ -125,12 +123,8 @@ def build_tfjob(
 
 
 def manifest_yaml(doc: Mapping[str, Any]) -> str:
-    """The manifest as YAML text, with `{{...}}` in integer fields unquoted (`replicas:
-    {{workflow.parameters.workers}}`), so that it parses as a number once substituted."""
-    text = yaml.safe_dump(dict(doc), sort_keys=False, width=1_000_000)
-    fields = "|".join(INTEGER_FIELDS)
-    return re.sub(rf"^(\s*(?:{fields}): )'(\{{\{{[^{{}}']+\}}\}})'$", r"\1\2", text,
-                  flags=re.MULTILINE)
+    """The TFJob as resource-template text (`replicas: {{workflow.parameters.workers}}`)."""
+    return resource_manifest(doc, INTEGER_FIELDS)
 
 
 def _replica_key(key: Any) -> str | None:

@@ -216,16 +216,31 @@ def record_endpoint(metadata_store: str, run_name: str, model_id: int, url: str,
     return endpoint_id
 
 
-def run(name: str, namespace: str, generation: int, model_name: str, metadata_store: str,
-        run_name: str, model_id: int, timeout_s: int = 900,
+def run(name: str, namespace: str, model_name: str, metadata_store: str, run_name: str,
+        model_id: int, generation: int = 0, timeout_s: int = 900,
         poll_s: float = 10.0) -> dict[str, str]:
     """Wait for InferenceService NAME in NAMESPACE to serve spec GENERATION, send one
     prediction to MODEL_NAME (the InferenceService name for KServe's runtimes), record the
-    endpoint in ML Metadata linked to the model, and output the `endpoint` URL."""
-    if generation < 1:
+    endpoint in ML Metadata linked to the model, and output the `endpoint` URL.
+
+    GENERATION 0 means the generation the service has when the wait starts: the DAG runs
+    this step right after applying the service, so that is the applied spec."""
+    return finish(_kubernetes_getter(name, namespace), name=name, namespace=namespace,
+                  model_name=model_name, metadata_store=metadata_store, run_name=run_name,
+                  model_id=model_id, generation=generation, timeout_s=timeout_s,
+                  poll_s=poll_s)
+
+
+def finish(get: Callable[[], Mapping[str, Any]], *, name: str, namespace: str,
+           model_name: str, metadata_store: str, run_name: str, model_id: int,
+           generation: int, timeout_s: float, poll_s: float) -> dict[str, str]:
+    """The deploy-wait step over any source of the InferenceService object (the API
+    server, or the local runner's stand-in)."""
+    if generation < 0:
         raise InputError(f"--generation {generation}: give the InferenceService's "
-                         "metadata.generation after it was applied (1 or more)")
-    url = wait_ready(_kubernetes_getter(name, namespace), generation, timeout_s, poll_s)
+                         "metadata.generation after it was applied, or 0 for the current one")
+    generation = generation or int(get()["metadata"]["generation"])
+    url = wait_ready(get, generation, timeout_s, poll_s)
     smoke_test(url, model_name, SMOKE_TEXTS)
     record_endpoint(metadata_store, run_name, model_id, url, {
         "inference_service": f"{namespace}/{name}", "generation": generation,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off", ""}
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 # A Kubernetes resource quantity (cpu, memory, storage), e.g. 500m, 2, 4Gi, 1Ti.
@@ -164,9 +165,38 @@ class PipelineParams(BaseModel):
     gpu_toleration_key: str = _opt("nvidia.com/gpu", "Taint key carried by the GPU nodes.")
     image: str = _opt("ghcr.io/textcnn-argo/steps:0.1.0", "Image of the CPU steps.")
     gpu_image: str = _opt("ghcr.io/textcnn-argo/trainer-gpu:0.1.0", "Image of the GPU trainer.")
+    # --- serving ----------------------------------------------------------------------
+    deploy: bool = _opt(
+        True, "Deploy the model as a KServe InferenceService and send a smoke prediction."
+    )
+    isvc_name: str = _opt(
+        "textcnn", "InferenceService name, also the model name in the /v1 and /v2 routes; "
+        "a rerun updates it (a new revision).",
+    )
+    serving_runtime: Literal["tensorflow", "custom"] = _opt(
+        "tensorflow", "tensorflow: KServe's TF Serving runtime; custom: this project's KServe "
+        "Python server image (also speaks V2).",
+    )
+    tf_serving_version: str = _opt(
+        "2.19.1", "TF Serving runtimeVersion; at least the training TensorFlow (the KServe "
+        "default 2.6.2 cannot load a Keras 3 export).",
+    )
+    serving_image: str = _opt(
+        "ghcr.io/textcnn-argo/serving:0.1.0", "Image of the custom serving runtime."
+    )
+    canary_traffic_percent: int = _opt(
+        100, "Traffic share of the new revision (Knative mode); 100 rolls out fully.",
+        ge=0, le=100,
+    )
+    serving_min_replicas: int = _opt(1, "Minimum predictor replicas (0: scale to zero).", ge=0)
+    serving_max_replicas: int = _opt(1, "Maximum predictor replicas.", ge=1)
+    deploy_timeout_seconds: int = _opt(
+        900, "Seconds to wait for the InferenceService to become ready.", ge=30
+    )
 
     # --- parsing from strings (CLI and Argo) ------------------------------------------
-    @field_validator("static_embeddings", "dist_training", "gpu_support", mode="before")
+    @field_validator("static_embeddings", "dist_training", "gpu_support", "deploy",
+                     mode="before")
     @classmethod
     def _bool(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -278,6 +308,14 @@ class PipelineParams(BaseModel):
                 f"--tfjob_active_deadline_seconds={self.tfjob_active_deadline_seconds}, so the "
                 "wait step sees the operator's verdict"
             )
+        if self.serving_min_replicas > self.serving_max_replicas:
+            raise ValueError(
+                f"--serving_min_replicas={self.serving_min_replicas} exceeds "
+                f"--serving_max_replicas={self.serving_max_replicas}"
+            )
+        if not _DNS_1035.match(self.isvc_name):
+            raise ValueError(f"--isvc_name={self.isvc_name!r}: not a DNS-1035 label (lower "
+                             "case letters, digits and '-', starting with a letter)")
         if self.client_id and not self.other_client_id:
             raise ValueError("client_id (IAP) needs other_client_id as well")
         return self

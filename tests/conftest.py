@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +106,59 @@ def gcs_emulator(_gcs_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def gcs_root(gcs_emulator: str) -> str:
     """A `gs://test-bucket/<unique>` prefix no other test uses."""
     return f"gs://{GCS_BUCKET}/{uuid.uuid4().hex}"
+
+
+class FakeApiServer(ThreadingHTTPServer):
+    """Kubernetes API stand-in on loopback: replays recorded objects, one per GET, and
+    keeps each request's path and Authorization header."""
+
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        super().__init__(("127.0.0.1", 0), _ReplayHandler)
+        self.objects = objects
+        self.requests: list[tuple[str, str | None]] = []
+
+
+class _ReplayHandler(BaseHTTPRequestHandler):
+    server: FakeApiServer
+
+    def do_GET(self) -> None:
+        self.server.requests.append((self.path, self.headers.get("Authorization")))
+        obj = self.server.objects[min(len(self.server.requests), len(self.server.objects)) - 1]
+        payload = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def kube_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+             ) -> Iterator[Callable[[list[dict[str, Any]]], FakeApiServer]]:
+    """Start a FakeApiServer over the given objects, with a kubeconfig (token `t0ken`)
+    pointing at it, as a step sees it outside a pod."""
+    servers: list[FakeApiServer] = []
+
+    def start(objects: list[dict[str, Any]]) -> FakeApiServer:
+        server = FakeApiServer(objects)
+        servers.append(server)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "test",
+            "clusters": [{"name": "local", "cluster": {
+                "server": f"http://127.0.0.1:{server.server_address[1]}"}}],
+            "users": [{"name": "step", "user": {"token": "t0ken"}}],
+            "contexts": [{"name": "test", "context": {"cluster": "local", "user": "step"}}],
+        }))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FakeApiServer
 from textcnn import deploy, metadata
 from textcnn.deploy import check_predictions, isvc_status, smoke_test, wait_ready
 from textcnn.errors import InputError
@@ -169,58 +168,18 @@ def test_smoke_test_reports_an_error_answer(model_url: str) -> None:
         smoke_test(model_url, "textcnn-v2", ["a film"])
 
 
-class FakeApiServer(ThreadingHTTPServer):
-    """Kubernetes API stand-in on loopback: replays recorded objects, one per GET."""
-
-    def __init__(self, objects: list[dict[str, Any]]) -> None:
-        super().__init__(("127.0.0.1", 0), _ReplayHandler)
-        self.objects, self.requests = objects, []
-
-
-class _ReplayHandler(BaseHTTPRequestHandler):
-    server: FakeApiServer
-
-    def do_GET(self) -> None:
-        self.server.requests.append((self.path, self.headers.get("Authorization")))
-        obj = self.server.objects[min(len(self.server.requests), len(self.server.objects)) - 1]
-        payload = json.dumps(obj).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 def test_run_waits_through_the_kubernetes_client_and_smoke_tests(
-    model_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    model_url: str, tmp_path: Path, kube_api: Callable[[list[dict]], FakeApiServer],
 ) -> None:
     ready = recorded("ready")
     ready["status"]["address"]["url"] = model_url  # the recorded object, served locally
-    api = FakeApiServer([recorded("stale-ready"), recorded("rolling-out"), copy.deepcopy(ready)])
-    threading.Thread(target=api.serve_forever, daemon=True).start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "local", "cluster": {
-            "server": f"http://127.0.0.1:{api.server_address[1]}"}}],
-        "users": [{"name": "deployer", "user": {"token": "t0ken"}}],
-        "contexts": [{"name": "test", "context": {"cluster": "local", "user": "deployer"}}],
-    }))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # not in a pod
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    api = kube_api([recorded("stale-ready"), recorded("rolling-out"), copy.deepcopy(ready)])
     store = f"sqlite:{tmp_path / 'mlmd.sqlite'}"
     model_id = metadata.record_artifact(store, run_name="wf-1", type_name="Model",
                                         uri="gs://b/wf-1/model", properties={})
-    try:
-        outputs = deploy.run(name="textcnn", namespace="textcnn", generation=2,
-                             model_name="textcnn", metadata_store=store, run_name="wf-1",
-                             model_id=model_id, timeout_s=30, poll_s=0.01)
-    finally:
-        api.shutdown()
-        api.server_close()
+    outputs = deploy.run(name="textcnn", namespace="textcnn", generation=2,
+                         model_name="textcnn", metadata_store=store, run_name="wf-1",
+                         model_id=model_id, timeout_s=30, poll_s=0.01)
     assert outputs == {"endpoint": model_url}
     path = "/apis/serving.kserve.io/v1beta1/namespaces/textcnn/inferenceservices/textcnn"
     assert api.requests == [(path, "Bearer t0ken")] * 3

@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FakeApiServer
 from textcnn import tfjob_wait
 from textcnn.tfjob_wait import judge, wait_for
 
@@ -111,53 +110,11 @@ def test_a_job_that_is_never_scheduled_times_out_saying_so() -> None:
     assert len(seen) >= 2  # it did poll, more than once
 
 
-class FakeApiServer(ThreadingHTTPServer):
-    """Kubernetes API stand-in on loopback: replays recorded objects, one per GET."""
-
-    def __init__(self, objects: list[dict[str, Any]]) -> None:
-        super().__init__(("127.0.0.1", 0), _ReplayHandler)
-        self.objects, self.requests = objects, []
-
-
-class _ReplayHandler(BaseHTTPRequestHandler):
-    server: FakeApiServer
-
-    def do_GET(self) -> None:
-        self.server.requests.append((self.path, self.headers.get("Authorization")))
-        obj = self.server.objects[min(len(self.server.requests), len(self.server.objects)) - 1]
-        payload = json.dumps(obj).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 @pytest.fixture
-def api(request: pytest.FixtureRequest, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApiServer]:
-    """A fake API server replaying the fixtures named by the test's parameter, and a
-    kubeconfig pointing at it (the step runs outside a pod)."""
-    server = FakeApiServer([recorded(n) for n in request.param])
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "local", "cluster": {
-            "server": f"http://127.0.0.1:{server.server_address[1]}"}}],
-        "users": [{"name": "waiter", "user": {"token": "t0ken"}}],
-        "contexts": [{"name": "test", "context": {"cluster": "local", "user": "waiter"}}],
-    }))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+def api(request: pytest.FixtureRequest,
+        kube_api: Callable[[list[dict[str, Any]]], FakeApiServer]) -> FakeApiServer:
+    """A fake API server replaying the fixtures named by the test's parameter."""
+    return kube_api([recorded(n) for n in request.param])
 
 
 PATH = f"/apis/kubeflow.org/v1/namespaces/textcnn/tfjobs/{NAME}"

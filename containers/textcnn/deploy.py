@@ -15,7 +15,6 @@ InferenceService spec.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -24,6 +23,7 @@ import requests
 
 from textcnn import metadata
 from textcnn.errors import InputError
+from textcnn.kube import custom_object_getter
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 # Ready=False reasons that do not heal by waiting (Knative: the latest revision failed).
@@ -183,28 +183,6 @@ def smoke_test(url: str, model_name: str, texts: list[str]) -> dict[str, Any]:
     return body
 
 
-def _kubernetes_getter(name: str, namespace: str) -> Callable[[], dict[str, Any]]:
-    from kubernetes import client, config
-    from kubernetes.client.rest import ApiException
-
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        # Outside a pod: the current kubeconfig context (KUBECONFIG read now, not at import).
-        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    api = client.CustomObjectsApi()
-
-    def get() -> dict[str, Any]:
-        try:
-            return api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        except ApiException as e:
-            if e.status == 404:  # not visible yet: keep waiting
-                return {"metadata": {"name": name, "namespace": namespace}}
-            raise
-
-    return get
-
-
 def record_endpoint(metadata_store: str, run_name: str, model_id: int, url: str,
                     properties: Mapping[str, int | float | str]) -> int:
     """Record the serving endpoint in ML Metadata: a `Deploy` execution from the Model
@@ -225,7 +203,10 @@ def run(name: str, namespace: str, model_name: str, metadata_store: str, run_nam
 
     GENERATION 0 means the generation the service has when the wait starts: the DAG runs
     this step right after applying the service, so that is the applied spec."""
-    return finish(_kubernetes_getter(name, namespace), name=name, namespace=namespace,
+    # Not visible yet (just applied): keep waiting.
+    get = custom_object_getter(GROUP, VERSION, PLURAL, namespace, name,
+                               missing={"metadata": {"name": name, "namespace": namespace}})
+    return finish(get, name=name, namespace=namespace,
                   model_name=model_name, metadata_store=metadata_store, run_name=run_name,
                   model_id=model_id, generation=generation, timeout_s=timeout_s,
                   poll_s=poll_s)
@@ -239,7 +220,7 @@ def finish(get: Callable[[], Mapping[str, Any]], *, name: str, namespace: str,
     if generation < 0:
         raise InputError(f"--generation {generation}: give the InferenceService's "
                          "metadata.generation after it was applied, or 0 for the current one")
-    generation = generation or int(get()["metadata"]["generation"])
+    generation = generation or int(get()["metadata"].get("generation", 1))
     url = wait_ready(get, generation, timeout_s, poll_s)
     smoke_test(url, model_name, SMOKE_TEXTS)
     record_endpoint(metadata_store, run_name, model_id, url, {

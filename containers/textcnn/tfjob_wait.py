@@ -19,11 +19,12 @@ activeDeadlineSeconds failure, whichever comes first).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from textcnn.kube import custom_object_getter
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
 REPLICA_COUNTS = ("active", "succeeded", "failed")
@@ -92,22 +93,7 @@ def wait_for(get: Callable[[], Mapping[str, Any]], timeout_s: float, poll_s: flo
         time.sleep(poll_s)
 
 
-def _kubernetes_getter(name: str, namespace: str) -> Callable[[], dict[str, Any]]:
-    from kubernetes import client, config
-
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        # Outside a pod: the current kubeconfig context (KUBECONFIG read now, not at import).
-        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    api = client.CustomObjectsApi()
-
-    def get() -> dict[str, Any]:
-        return api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-
-    return get
-
-
 def run(name: str, namespace: str, timeout_s: int, poll_s: float = 10.0) -> None:
     """Wait for TFJob NAME in NAMESPACE to succeed; fail with the operator's message."""
-    print(wait_for(_kubernetes_getter(name, namespace), timeout_s, poll_s), flush=True)
+    get = custom_object_getter(GROUP, VERSION, PLURAL, namespace, name)
+    print(wait_for(get, timeout_s, poll_s), flush=True)

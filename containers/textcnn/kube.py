@@ -1,0 +1,33 @@
+"""Reading a custom resource from the Kubernetes API, for the steps that wait on one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+
+def custom_object_getter(group: str, version: str, plural: str, namespace: str, name: str,
+                         *, missing: dict[str, Any] | None = None
+                         ) -> Callable[[], dict[str, Any]]:
+    """A function returning the object's current state; with `missing`, that is returned
+    while the object does not exist (yet), instead of raising."""
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        # Outside a pod: the current kubeconfig context (KUBECONFIG read now, not at import).
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+    api = client.CustomObjectsApi()
+
+    def get() -> dict[str, Any]:
+        try:
+            return api.get_namespaced_custom_object(group, version, namespace, plural, name)
+        except ApiException as e:
+            if e.status == 404 and missing is not None:
+                return missing
+            raise
+
+    return get

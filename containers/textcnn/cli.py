@@ -115,17 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = vars(parser.parse_args(argv[1:]))
     outputs_dir = args.pop("outputs")
-    start, began = time.time(), time.perf_counter()
+    start, began, cpu = time.time(), time.perf_counter(), time.process_time()
     try:
         outputs = func(**args) or {}
     except (InputError, ParamsError) as e:
         print(f"error: {name}: {e}", file=sys.stderr)
         return 2
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     if outputs_dir is not None:
         write_outputs(outputs, outputs_dir)
-    # The step's own work, without interpreter start and imports (Unix times): benchmarks
-    # split a run's wall time into step compute and orchestration overhead with it.
+    # The step's own work, without interpreter start and imports (start/end: Unix times;
+    # cpu: CPU seconds, steadier than wall time on a busy machine). Benchmarks split a run's
+    # wall time into step compute and orchestration overhead with it.
     print(f"timing step={name} seconds={seconds:.3f} start={start:.3f} "
-          f"end={start + seconds:.3f}", file=sys.stderr)
+          f"end={start + seconds:.3f} cpu={cpu:.3f}", file=sys.stderr)
     return 0

@@ -129,6 +129,21 @@ def test_serving_vectorizer_reproduces_saved_ids(
     assert sorted(map(tuple, val_ids.tolist())) == sorted(map(tuple, p["x_val"].tolist()))
 
 
+def test_serving_parity_on_real_review_text(tmp_path: Path) -> None:
+    """prepare-data standardises once and vectorises the clean text; the served model runs
+    the same standardisation on raw text in its graph. Real snippets (punctuation, clitics,
+    accents, HTML remnants) must give identical ids both ways."""
+    real = Path(__file__).resolve().parents[1] / "data" / "rt" / "train.csv"
+    path = tmp_path / "real.csv"
+    pd.read_csv(real).head(1500).to_csv(path, index=False)
+    p = _prepare_and_read(path, tmp_path / "out")
+    raw = {s: t for t, s in zip((t for t, _ in _rows(path)),
+                                standardize_texts([t for t, _ in _rows(path)]), strict=True)}
+    served = make_vectorizer(p["vocab"]["max_length"], vocabulary=p["vocab"]["vocabulary"])
+    ids = served(np.array([raw[t] for t in p["tokens"]])).numpy()
+    np.testing.assert_array_equal(ids, p["x_train"])
+
+
 def test_max_length_from_option_or_percentile(
     make_csv: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -101,13 +101,15 @@ def run(
         length = max(1, math.ceil(np.percentile(train_lengths, length_percentile)))
         length_from = f"p{length_percentile:g} of training token counts"
 
-    vectorizer = make_vectorizer(length, num_words=num_words)
-    vectorizer.adapt(train["text"].to_numpy())
+    # The texts are standardised once (above); the served model standardises raw text in
+    # its graph with the same function and gets the same ids (tests/test_prepare.py).
+    vectorizer = make_vectorizer(length, num_words=num_words, standardized=True)
+    vectorizer.adapt(train["std"].to_numpy())
     vocabulary = [str(w) for w in vectorizer.get_vocabulary()]
     classes = sorted(df["label"].unique())
     class_id = {name: i for i, name in enumerate(classes)}
-    x_train = vectorizer(train["text"].to_numpy()).numpy()
-    x_val = vectorizer(val["text"].to_numpy()).numpy()
+    x_train = vectorizer(train["std"].to_numpy()).numpy()
+    x_val = vectorizer(val["std"].to_numpy()).numpy()
     val_ids = x_val[x_val > 0]
 
     stats = {

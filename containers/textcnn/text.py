@@ -27,15 +27,19 @@ def standardize(text: tf.Tensor) -> tf.Tensor:
 
 
 def make_vectorizer(
-    max_length: int, vocabulary: Sequence[str] | None = None, num_words: int | None = None
+    max_length: int, vocabulary: Sequence[str] | None = None, num_words: int | None = None,
+    *, standardized: bool = False,
 ) -> keras.layers.TextVectorization:
     """Texts -> int ids padded/truncated to max_length; id 0 pads, id 1 is out of vocabulary.
 
     Give `vocabulary` (as written in vocab.json, padding and OOV first) to rebuild a fitted
-    vectorizer, or `num_words` to get one ready for `adapt`.
+    vectorizer, or `num_words` to get one ready for `adapt`. With `standardized` the input
+    has been through `standardize` already (which is idempotent), so it is not run again:
+    the ids are the same as from raw text through the default vectorizer.
     """
     layer = keras.layers.TextVectorization(
-        max_tokens=num_words, standardize=standardize, split="whitespace",
+        max_tokens=num_words, standardize=None if standardized else standardize,
+        split="whitespace",
         output_mode="int", output_sequence_length=max_length, name="vectorize",
     )
     if vocabulary is not None:

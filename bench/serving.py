@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import requests
 import tensorflow as tf
+
 from textcnn.serving import find_saved_model
 
 LAST_RUN = Path("runs/latest/run.json")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from textcnn import storage
 from textcnn.data import check_trainable, load_csv, standardize_texts, token_counts
 from textcnn.errors import InputError

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from textcnn import dataset_metadata, metadata, storage
 from textcnn.data import load_csv, standardize_texts
 from textcnn.errors import InputError

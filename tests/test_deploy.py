@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 from conftest import FakeApiServer
+
 from textcnn import deploy, metadata
 from textcnn.deploy import check_predictions, isvc_status, smoke_test, wait_ready
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model
 from textcnn.model import ModelConfig, build_model
 from textcnn.serving import LocalServer, build_app, load_model
-
 from workflows.crd import validate_inference_service
 
 pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")

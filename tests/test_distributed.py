@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from test_train import Inputs, write_inputs
+
 from textcnn import train
 from textcnn.distributed import parse_tf_config
 from textcnn.errors import InputError
 from textcnn.export import load_serving_model
 from textcnn.tfjob_wait import judge
-
 from workflows.runner import RunResult, run_workflow
 from workflows.stand_ins import STAND_INS, tfjob_record
 from workflows.tfjob import build_tfjob, manifest_yaml

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gensim.models import KeyedVectors, Word2Vec
+
 from textcnn import storage
 from textcnn.embeddings import FORMATS, TRAINED, run
 from textcnn.errors import InputError

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
+
 from textcnn.export import load_serving_model
 from textcnn.metadata import lineage
 

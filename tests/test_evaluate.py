@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from test_train import CLASSES, MAX_LENGTH, VOCABULARY, make_texts, run_train, write_inputs
+
 from textcnn import evaluate, storage
 from textcnn.errors import InputError
 from textcnn.text import make_vectorizer

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from textcnn.serving import build_parser
 
+from textcnn.serving import build_parser
 from workflows import crd
 from workflows.crd import unknown_fields, validate_inference_service
 from workflows.inference_service import build_inference_service

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
+
 from textcnn import lineage, metadata
 from textcnn.errors import InputError
 

@@ -13,8 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
-from textcnn.params import PipelineParams
 
+from textcnn.params import PipelineParams
 from workflows import pipeline, schema
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"

@@ -15,6 +15,7 @@ import pytest
 from ml_metadata import errors
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
+
 from textcnn import metadata
 from textcnn.errors import InputError
 from textcnn.params import PipelineParams

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 from test_train import write_inputs
+
 from textcnn import cli, metadata, model_metadata
 from textcnn.errors import InputError
 from textcnn.model import ModelConfig, build_model

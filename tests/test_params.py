@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from textcnn.params import CLIENT_ONLY, ParamsError, PipelineParams, argo_cli_args
 
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 import yaml
+
 from textcnn import cli
 from textcnn.params import PipelineParams
-
 from workflows import pipeline, templates
 
 ROOT = Path(__file__).resolve().parent.parent

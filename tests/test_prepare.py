@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+
 from textcnn import prepare, storage
 from textcnn.data import standardize_texts
 from textcnn.errors import InputError

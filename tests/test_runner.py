@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textcnn.errors import InputError
 
+from textcnn.errors import InputError
 from workflows.runner import RunResult, StandInContext, run_workflow
 
 # Write each PATH TEXT pair of arguments (creating folders, as a step must).

@@ -20,6 +20,7 @@ import pytest
 import requests
 import tensorflow as tf
 from prometheus_client.parser import text_string_to_metric_families
+
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model
 from textcnn.model import ModelConfig, build_model

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+
 from textcnn import metadata
 from textcnn.errors import InputError
-
 from workflows import templates
 from workflows.inference_service import build_inference_service, inference_service_yaml
 from workflows.runner import StandInContext, open_store

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
-from textcnn.params import PipelineParams
 
+from textcnn.params import PipelineParams
 from workflows import pipeline, schema, submit
 from workflows.submit import SubmitError
 

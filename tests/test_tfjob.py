@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from textcnn.params import PipelineParams
 
+from textcnn.params import PipelineParams
 from workflows import pipeline, templates
 from workflows.tfjob import (
     TFJOB_SCHEMA,

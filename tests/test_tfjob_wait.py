@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 from conftest import FakeApiServer
+
 from textcnn import tfjob_wait
 from textcnn.tfjob_wait import judge, wait_for
-
 from workflows.tfjob import validate_tfjob
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tfjob"

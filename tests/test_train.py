@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from textcnn import cli, train
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model, load_serving_model

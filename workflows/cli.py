@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from textcnn.params import ParamsError, PipelineParams
-
 from workflows import lint, pipeline, submit
 
 DEFAULT_MANIFESTS = Path("manifests/workflows")

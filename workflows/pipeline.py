@@ -34,8 +34,8 @@ from hera.workflows.models import (
     WorkflowMetadata,
     WorkflowTemplateRef,
 )
-from textcnn.params import PipelineParams
 
+from textcnn.params import PipelineParams
 from workflows import templates as t
 from workflows.tfjob import WORKDIR_VOLUME
 

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 from textcnn.errors import InputError
-
 from workflows.expressions import Depends, evaluate_when
 
 SUCCEEDED, FAILED, ERRORED = "Succeeded", "Failed", "Errored"

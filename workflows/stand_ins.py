@@ -37,9 +37,9 @@ from typing import Any
 
 import requests
 import yaml
+
 from textcnn import cli, deploy, storage, tfjob_wait
 from textcnn.errors import InputError
-
 from workflows.crd import validate_inference_service
 from workflows.inference_service import RUNTIMES
 from workflows.runner import StandIn, StandInContext, remap_path

@@ -48,8 +48,8 @@ from hera.workflows.models import (
     WorkflowTemplateUpdateRequest,
 )
 from hera.workflows.service import WorkflowsService
-from textcnn.params import ParamsError, PipelineParams
 
+from textcnn.params import ParamsError, PipelineParams
 from workflows import pipeline
 
 # Read at call time, so a test can point the exchange at a local server.

@@ -19,8 +19,8 @@ from typing import Any
 
 from hera.workflows import Container, Env, GCSArtifact, NoneArchiveStrategy, Parameter, Resource
 from hera.workflows.models import ResourceRequirements, Toleration, ValueFrom, Volume, VolumeMount
-from textcnn.params import argo_cli_args
 
+from textcnn.params import argo_cli_args
 from workflows.inference_service import RUNTIMES, build_inference_service, inference_service_yaml
 from workflows.tfjob import WORKDIR_VOLUME, build_tfjob, manifest_yaml
 

@@ -1,0 +1,252 @@
+"""Speed of each stage, each against a baseline measured in the same run on the same data.
+Prints figures and writes bench/results/speed.json; not a test.
+
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python bench/speed.py [--glove PATH]
+
+1. the local end-to-end run (`python -m workflows run`, default options, bundled Rotten
+   Tomatoes data): wall time split into step compute and orchestration overhead, and each
+   step's peak resident memory (from run.json);
+2. data preparation in tokens/s against the legacy Keras `Tokenizer` (tf_keras);
+3. the embedding-matrix build against a per-word Python loop (GloVe 6B 50d, the run's
+   vocabulary);
+4. training examples/s against a bare `model.fit` of the identical model and data (the
+   run's prepared data, embeddings and model spec);
+5. serving latency and throughput of the run's model (bench/serving.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+import numpy as np
+
+NUM_WORDS = 20000  # the pipeline's default vocabulary size
+REPEATS = 5
+TRAIN_EPOCHS = 2
+TRAIN_ROUNDS = 5
+
+
+def bench_end_to_end() -> dict[str, Any]:
+    run = common.run_pipeline(common.SCRATCH / "e2e")
+    split = common.split_wall_time(run)
+    training = json.loads((Path(run["artifacts"]["training"]) / "training.json").read_text())
+    split["pipeline_examples_per_second"] = training["examples_per_second"]
+    split["artifacts"] = run["artifacts"]
+    return split
+
+
+def bench_tf_import() -> float:
+    """What one step process pays before its run(): a fresh interpreter importing TF."""
+    seconds, _ = common.best_of(REPEATS, lambda: subprocess.run(
+        [sys.executable, "-c", "import tensorflow"], check=True, capture_output=True))
+    return seconds
+
+
+def bench_prepare(csv: Path) -> dict[str, Any]:
+    """Tokens/s of the legacy Keras Tokenizer and of the whole prepare-data step (CSV in,
+    prepared/ out) on the same texts, tokens counted after standardisation; and, to show
+    where the step's time goes, three of its parts timed alone: the TF-ops standardisation,
+    the tokenisation as the step does it (standardise once, then a `TextVectorization`
+    adapts and maps the clean texts to ids) and the compression of the ids into .npz."""
+    from tf_keras.preprocessing.sequence import pad_sequences
+    from tf_keras.preprocessing.text import Tokenizer
+
+    from textcnn import prepare
+    from textcnn.data import load_csv, standardize_texts, token_counts
+    from textcnn.text import make_vectorizer
+
+    texts = load_csv(str(csv), "text", "label")["text"].tolist()
+    counts = token_counts(standardize_texts(texts))
+    tokens = int(counts.sum())
+    length = int(np.ceil(np.percentile(counts, 95)))  # as prepare-data picks it
+
+    def legacy_keras() -> np.ndarray:
+        tokenizer = Tokenizer(num_words=NUM_WORDS, oov_token="[UNK]")
+        tokenizer.fit_on_texts(texts)
+        return pad_sequences(tokenizer.texts_to_sequences(texts), maxlen=length,
+                             padding="post", truncating="post")
+
+    def text_vectorization() -> np.ndarray:
+        clean = np.array(standardize_texts(texts), dtype=object)
+        vectorizer = make_vectorizer(length, num_words=NUM_WORDS, standardized=True)
+        vectorizer.adapt(clean)
+        return vectorizer(clean).numpy()
+
+    ids = text_vectorization()
+
+    def prepare_step() -> None:
+        common.SCRATCH.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=common.SCRATCH) as tmp, \
+                contextlib.redirect_stdout(io.StringIO()):
+            prepare.run(str(csv), "text", "label", 0.1, NUM_WORDS, length, 95.0, 42,
+                        f"{tmp}/prepared")
+
+    calls = {"legacy_keras_tokenizer": legacy_keras, "prepare_data_step": prepare_step,
+             "standardize_only": lambda: standardize_texts(texts),
+             "text_vectorization": text_vectorization,
+             "compress_ids": lambda: np.savez_compressed(io.BytesIO(), x=ids)}
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(REPEATS):  # interleaved, so a busy moment hits every contender alike
+        for name, call in calls.items():
+            best[name] = min(best[name], common.best_of(1, call)[0])
+    return {"data": str(csv.relative_to(common.ROOT)), "texts": len(texts), "tokens": tokens,
+            "max_length": length,
+            "tokens_per_second": {name: tokens / s for name, s in best.items()},
+            "seconds": best}
+
+
+def per_word_loop(vocabulary: list[str], vectors: Any, seed: int) -> tuple[np.ndarray, int]:
+    """The baseline: textcnn.embeddings.build_matrix written as a loop over the words
+    (same random rows, same case-insensitive fallback, so the same matrix)."""
+    rng = np.random.default_rng(seed)
+    matrix = rng.random((len(vocabulary), vectors.vector_size), dtype=np.float32) * 0.5 - 0.25
+    matrix[0] = 0.0
+    index = vectors.key_to_index
+    lowered: dict[str, int] = {}
+    if any(w not in index for w in vocabulary[2:]):
+        for i, key in enumerate(vectors.index_to_key):  # most frequent spelling first
+            lowered.setdefault(key.lower(), i)
+    missing = 0
+    for i, word in enumerate(vocabulary[2:], start=2):
+        row = index.get(word)
+        if row is None:
+            row = lowered.get(word.lower())
+        if row is None:
+            missing += 1
+        else:
+            matrix[i] = vectors.vectors[row]
+    return matrix, missing
+
+
+def bench_embeddings(prepared: Path, glove: Path) -> dict[str, Any]:
+    from textcnn.embeddings import build_matrix, load_vectors, read_vocabulary
+
+    vocabulary = read_vocabulary(prepared)
+    load_seconds, (vectors, _) = common.best_of(1, lambda: load_vectors(str(glove), 50))
+    fast, (matrix, missing) = common.best_of(REPEATS, lambda: build_matrix(vocabulary,
+                                                                           vectors, 42))
+    slow, (expected, expected_missing) = common.best_of(
+        REPEATS, lambda: per_word_loop(vocabulary, vectors, 42))
+    if not np.array_equal(matrix, expected) or missing != expected_missing:
+        raise RuntimeError("build_matrix and the per-word loop disagree")
+    return {"vectors": glove.name, "vectors_words": len(vectors), "vocabulary": len(vocabulary),
+            "without_vector": missing, "load_seconds": load_seconds,
+            "seconds": {"build_matrix": fast, "per_word_loop": slow}}
+
+
+def bench_training(artifacts: dict[str, str]) -> dict[str, Any]:
+    """The train step's fit (MirroredStrategy, tf.data, early stopping) against a bare
+    `model.fit` on numpy arrays: same model, data, batch size, epochs and validation."""
+    import keras
+
+    from textcnn.model import ModelConfig
+    from textcnn.train import (
+        compile_model,
+        fit_mirrored,
+        load_embeddings,
+        load_splits,
+        make_dataset,
+    )
+
+    config = ModelConfig.load(artifacts["model-spec"])
+    splits = load_splits(artifacts["prepared"], config)
+    embeddings = load_embeddings(artifacts["embeddings"])
+    batch = 50  # the pipeline's default
+
+    def bare_fit() -> None:
+        keras.utils.set_random_seed(42)
+        model = compile_model(config, embeddings)
+        model.fit(splits.x_train, splits.y_train, batch_size=batch, epochs=TRAIN_EPOCHS,
+                  validation_data=(splits.x_val, splits.y_val), shuffle=True, verbose=0)
+
+    def tf_data_fit() -> None:
+        """The train step's input pipeline without its strategy: the two costs apart."""
+        keras.utils.set_random_seed(42)
+        model = compile_model(config, embeddings)
+        model.fit(make_dataset(splits.x_train, splits.y_train, batch, shuffle_seed=42),
+                  validation_data=make_dataset(splits.x_val, splits.y_val, batch),
+                  epochs=TRAIN_EPOCHS, shuffle=False, verbose=0)  # the dataset shuffles
+
+    def train_step_fit() -> None:
+        keras.utils.set_random_seed(42)
+        # patience = epochs: early stopping watches but cannot end the run sooner.
+        with contextlib.redirect_stdout(io.StringIO()):
+            fit_mirrored(config, embeddings, splits, TRAIN_EPOCHS, batch, TRAIN_EPOCHS, 42)
+
+    calls = {"bare_model_fit": bare_fit, "tf_data_fit": tf_data_fit,
+             "train_step_fit": train_step_fit}
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(TRAIN_ROUNDS):  # interleaved, as in bench_prepare
+        for name, call in calls.items():
+            best[name] = min(best[name], common.best_of(1, call)[0])
+    examples = len(splits.x_train) * TRAIN_EPOCHS
+    return {"train_examples": len(splits.x_train), "epochs": TRAIN_EPOCHS,
+            "rounds": TRAIN_ROUNDS, "batch_size": batch, "max_length": config.max_length,
+            "embedding_dim": config.embedding_dim,
+            "examples_per_second": {k: examples / s for k, s in best.items()}, "seconds": best}
+
+
+_ROW = re.compile(r"^(\S.*?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)$")
+
+
+def bench_serving(model_dir: str) -> dict[str, Any]:
+    """bench/serving.py on the run's model, in its own process; its table, parsed."""
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("serving.py")),
+                           "--model_dir", model_dir], capture_output=True, text=True,
+                          check=True, cwd=common.ROOT)
+    rows = []
+    for line in proc.stdout.splitlines():
+        if m := _ROW.match(line):
+            name, requests, p50, p99, rate, texts = m.groups()
+            rows.append({"path": name, "requests": int(requests), "p50_ms": float(p50),
+                         "p99_ms": float(p99), "requests_per_second": int(rate),
+                         "texts_per_second": int(texts)})
+    if not rows:
+        raise RuntimeError(f"bench/serving.py printed no table:\n{proc.stdout}{proc.stderr}")
+    return {"rows": rows, "header": proc.stdout.splitlines()[0]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--glove", type=Path, default=common.GLOVE,
+                        help="GloVe 50d KeyedVectors (make glove)")
+    args = parser.parse_args()
+    started = common.environment()
+    print(f"load average {started['load_1min']} on {started['cores']} cores", flush=True)
+    result: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    result["end_to_end"] = e2e = bench_end_to_end()
+    print(f"end to end: {e2e['wall_seconds']:.1f} s wall, {e2e['compute_seconds']:.1f} s "
+          f"step compute, overhead {e2e['overhead_share']:.0%}", flush=True)
+    result["tf_import_seconds"] = bench_tf_import()
+    result["prepare"] = bench_prepare(common.ROOT / "data/rt/train.csv")
+    print("data preparation tokens/s:", {k: f"{v / 1e6:.2f}M" for k, v in
+                                        result["prepare"]["tokens_per_second"].items()},
+          flush=True)
+    result["embeddings"] = bench_embeddings(Path(e2e["artifacts"]["prepared"]), args.glove)
+    print("embedding matrix seconds:", result["embeddings"]["seconds"], flush=True)
+    result["training"] = bench_training(e2e["artifacts"])
+    print("training examples/s:", result["training"]["examples_per_second"], flush=True)
+    result["serving"] = bench_serving(e2e["artifacts"]["model"])
+    for row in result["serving"]["rows"]:
+        print(f"serving {row['path']}: p50 {row['p50_ms']} ms, {row['texts_per_second']} "
+              "texts/s", flush=True)
+    result["bench_seconds"] = time.perf_counter() - t0
+    common.save("speed", result, started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -162,3 +162,23 @@ def kube_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def recorded(kind: str, name: str) -> dict[str, Any]:
+    """A recorded Kubernetes object: tests/fixtures/<kind>/<name>.json."""
+    return json.loads((FIXTURES / kind / f"{name}.json").read_text())
+
+
+def replay(kind: str, *names: str) -> tuple[Callable[[], dict[str, Any]], list[str]]:
+    """A `get` returning the recorded objects in order (the last one from then on), and
+    the list of names it has returned."""
+    seen: list[str] = []
+
+    def get() -> dict[str, Any]:
+        seen.append(names[min(len(seen), len(names) - 1)])
+        return recorded(kind, seen[-1])
+
+    return get, seen

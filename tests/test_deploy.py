@@ -11,11 +11,11 @@ predictor in RawDeployment mode.
 from __future__ import annotations
 
 import copy
-import json
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
+import conftest
 import pytest
 from conftest import FakeApiServer
 
@@ -34,19 +34,8 @@ CLUSTER_URL = "http://textcnn.textcnn.svc.cluster.local"
 CLASSES = ["negative", "positive"]
 
 
-def recorded(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
-
-
-def replay(*names: str) -> tuple[Any, list[str]]:
-    """A `get` returning the recorded objects in order (the last one from then on)."""
-    seen: list[str] = []
-
-    def get() -> dict[str, Any]:
-        seen.append(names[min(len(seen), len(names) - 1)])
-        return recorded(seen[-1])
-
-    return get, seen
+recorded = functools.partial(conftest.recorded, "isvc")
+replay = functools.partial(conftest.replay, "isvc")
 
 
 @pytest.mark.parametrize("fixture", sorted(p.stem for p in FIXTURES.glob("*.json")))

@@ -11,13 +11,14 @@ scheduled (only `Created`, no replica running).
 
 from __future__ import annotations
 
-import json
+import functools
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import conftest
 import pytest
 from conftest import FakeApiServer
 
@@ -29,19 +30,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "tfjob"
 NAME = "textcnn-pipeline-7xk2p-tfjob-q8v4m"
 
 
-def recorded(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
-
-
-def replay(*names: str) -> tuple[Callable[[], dict[str, Any]], list[str]]:
-    """A `get` returning the recorded objects in order (the last one from then on)."""
-    seen: list[str] = []
-
-    def get() -> dict[str, Any]:
-        seen.append(names[min(len(seen), len(names) - 1)])
-        return recorded(seen[-1])
-
-    return get, seen
+recorded = functools.partial(conftest.recorded, "tfjob")
+replay = functools.partial(conftest.replay, "tfjob")
 
 
 @pytest.mark.parametrize("fixture", sorted(p.stem for p in FIXTURES.glob("*.json")))

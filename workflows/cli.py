@@ -1,4 +1,5 @@
-"""`python -m workflows compile | run`: the thin command-line layer over the one DAG.
+"""`python -m workflows compile | run | serve | lint | submit`: the thin command-line layer
+over the one DAG.
 
 Every command takes the pipeline options of the original CLI (see textcnn.params) and
 validates them before anything runs.

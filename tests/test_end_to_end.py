@@ -136,6 +136,9 @@ def test_a_failing_step_stops_the_run_and_names_its_log(
     log = Path(run["steps"][failed[0]]["log"])
     assert str(log) in proc.stdout
     assert "review" in log.read_text()  # the step's own error names the missing column
+    # ... and the runner's failure line repeats it, above the log's library noise.
+    assert any(line.startswith(f"task '{failed[0]}' failed") and "no column 'review'" in line
+               for line in proc.stdout.splitlines())
     assert run["steps"]["evaluate"]["status"] == "Omitted"
     # The exit handler still ran and recorded the failure.
     assert run["steps"]["record-status"]["status"] == "Succeeded"

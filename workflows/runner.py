@@ -379,6 +379,14 @@ def _build_tasks(dag: Mapping[str, Any], templates: Mapping[str, dict[str, Any]]
     return tasks
 
 
+def _step_error(log: Path) -> str:
+    """The failed step's own `error: ...` line (the textcnn CLI's convention), if any, so
+    the reason shows above the log's library noise."""
+    errors = [line for line in log.read_text(errors="replace").splitlines()
+              if line.startswith("error: ")]
+    return f" ({errors[-1]})" if errors else ""
+
+
 def _exit_handler(spec: Mapping[str, Any], templates: Mapping[str, dict[str, Any]],
                   stand_ins: Mapping[str, StandIn], tasks: Mapping[str, _Task]) -> _Task | None:
     """The `onExit` template as a task named after it (Argo's node is `<wf>.onExit`)."""
@@ -748,7 +756,8 @@ class _Run:
             log.flush()
             code, max_rss_mib = self._run_process(job, log)
             if code != 0:
-                return _Outcome(FAILED, message=f"exit code {code}", max_rss_mib=max_rss_mib)
+                message = f"exit code {code}{_step_error(job.log)}"
+                return _Outcome(FAILED, message=message, max_rss_mib=max_rss_mib)
         else:
             assert job.stand_in is not None
             resource = job.template.get("resource", {})

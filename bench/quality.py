@@ -25,8 +25,10 @@ deviation over the folds.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
+import os
 import shutil
 import sys
 import time
@@ -147,9 +149,22 @@ def cross_validation(glove: Path, folds: int) -> dict[str, Any]:
         train, test = pooled.iloc[train_pos], pooled.iloc[test_pos]
         train.to_csv(folder / "train.csv", index=False)
         test.to_csv(folder / "test.csv", index=False)
-        fold = {"tfidf": tfidf_accuracy(train, test)["accuracy"]}
-        fold |= {name: r["accuracy"] for name, r in
-                 cnn_runs(folder / "train.csv", folder / "test.csv", glove, folder).items()}
+        # A finished fold is kept, so an interrupted run (an hour on a shared machine) picks
+        # up where it stopped; it counts only for the same split and the same variants.
+        # Delete .cache/bench/cv to measure every fold anew.
+        key = {"folds": folds, "fold": k, "variants": {n: v[1] for n, v in VARIANTS.items()},
+               "test_csv_sha256": hashlib.sha256((folder / "test.csv").read_bytes()).hexdigest()}
+        done = folder / "accuracy.json"
+        saved = json.loads(done.read_text()) if done.is_file() else {}
+        if saved.get("key") == json.loads(json.dumps(key)):
+            fold = saved["accuracy"]
+        else:
+            fold = {"tfidf": tfidf_accuracy(train, test)["accuracy"]}
+            fold |= {name: r["accuracy"] for name, r in
+                     cnn_runs(folder / "train.csv", folder / "test.csv", glove, folder).items()}
+            tmp = done.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"key": key, "accuracy": fold}, indent=1))
+            os.replace(tmp, done)
         print(f"fold {k + 1}/{folds}: {fold}", flush=True)
         per_fold.append(fold)
     summary = {name: {"mean": float(np.mean([f[name] for f in per_fold])),

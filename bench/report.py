@@ -136,14 +136,15 @@ def prepare_table(p: dict[str, Any]) -> str:
     """Whole pipelines with their tokens/s, then parts of prepare-data with their share."""
     rate, seconds = p["tokens_per_second"], p["seconds"]
     base, step = rate["legacy_keras_tokenizer"], seconds["prepare_data_step"]
-    rows = [[name, f"{1000 * seconds[key]:.0f}", mtok(rate[key]), f"{rate[key] / base:.2f}x", ""]
+    rows = [[name, f"{1000 * seconds[key]:,.0f}", mtok(rate[key]), f"{rate[key] / base:.2f}x",
+             ""]
             for name, key in (
                 ("legacy Keras `Tokenizer` (tf_keras): fit + texts_to_sequences + "
                  "pad_sequences", "legacy_keras_tokenizer"),
                 ("**the prepare-data step**: read the CSV, clean, deduplicate, split, "
                  "vocabulary, ids, write prepared/", "prepare_data_step"),
             )]
-    rows += [[name, f"{1000 * seconds[key]:.0f}", "", "", pct(seconds[key] / step)]
+    rows += [[name, f"{1000 * seconds[key]:,.0f}", "", "", pct(seconds[key] / step)]
              for name, key in (
                  ("part: the TF-ops standardisation (`textcnn.text.standardize`)",
                   "standardize_only"),
@@ -320,7 +321,7 @@ def scale_section(scale: dict[str, Any] | None) -> str:
     out.append(table(["step", "half s", "full s", "ratio", "half run() CPU s",
                       "full run() CPU s", "half peak RSS MiB", "full peak RSS MiB"], rows))
     out.append(
-        f"\nStep CPU time (steadier than wall time on a shared machine) grows "
+        f"\nStep CPU time (less disturbed than wall time by other work on the machine) grows "
         f"{scale['cpu_ratio']:.2f}x. "
         f"Test accuracy: {pct(half['accuracy'])} (half), {pct(full['accuracy'])} (full). "
         f"Orchestration overhead: {pct(half['overhead_share'])} of the wall time at half size, "

@@ -159,7 +159,7 @@ def bench_training(artifacts: dict[str, str]) -> dict[str, Any]:
         make_dataset,
     )
 
-    config = ModelConfig.load(artifacts["model-spec"])
+    config = ModelConfig.load(artifacts["spec"])
     splits = load_splits(artifacts["prepared"], config)
     embeddings = load_embeddings(artifacts["embeddings"])
     batch = 50  # the pipeline's default

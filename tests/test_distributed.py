@@ -23,6 +23,7 @@ from textcnn.distributed import parse_tf_config
 from textcnn.errors import InputError
 from textcnn.export import load_serving_model
 from textcnn.tfjob_wait import judge
+from workflows import pipeline, templates
 from workflows.runner import RunResult, run_workflow
 from workflows.stand_ins import STAND_INS, tfjob_record
 from workflows.tfjob import build_tfjob, manifest_yaml
@@ -177,22 +178,28 @@ COUNT = ("import pathlib, sys\n"
 
 def tfjob_workflow(workers: int, worker_exit: int = 0, chief_sleep: float = 0,
                    deadline: int = 600) -> dict[str, Any]:
-    """stage (touches the volume) -> tfjob -> wait-tfjob -> collect (counts the files), on
-    a volume claim template mounted at /mnt/workdir, as the pipeline does."""
+    """claim (the pipeline's own workdir-claim template) -> stage (touches the volume) ->
+    tfjob -> wait-tfjob -> collect (counts the files), each mounting the claim at
+    /mnt/workdir, as the pipeline does."""
     folder = "/mnt/workdir/{{workflow.name}}/replicas"
     manifest = manifest_yaml(build_tfjob(
         generate_name="{{workflow.name}}-tfjob-", image="python:3.11",
         command=["python", "-c", REPLICA], args=[folder, str(worker_exit), str(chief_sleep)],
         workers="{{workflow.parameters.workers}}", cpu="100m", memory="64Mi",
-        claim_name="{{workflow.name}}-workdir", mount_path="/mnt/workdir", backoff_limit=0,
+        claim_name="{{inputs.parameters.claim}}", mount_path="/mnt/workdir", backoff_limit=0,
         active_deadline_seconds=deadline, workflow_name="{{workflow.name}}"))
     mount = [{"name": "workdir", "mountPath": "/mnt/workdir"}]
     container = {"image": "python:3.11", "command": ["python", "-c"], "volumeMounts": mount}
-    templates = [
-        {"name": "stage", "container": {**container, "args": [
+    claim = {"inputs": {"parameters": [{"name": "claim"}]},
+             "volumes": [templates.workdir_volume()]}
+    (workdir_claim,) = [t for t in pipeline.render()[0]["spec"]["templates"]
+                        if t["name"] == "workdir-claim"]
+    steps = [
+        workdir_claim,
+        {"name": "stage", **claim, "container": {**container, "args": [
             "import os, sys; os.makedirs(sys.argv[1])", "/mnt/workdir/{{workflow.name}}"]}},
-        {"name": "tfjob", "resource": {"action": "create", "setOwnerReference": True,
-                                       "manifest": manifest},
+        {"name": "tfjob", "inputs": claim["inputs"],
+         "resource": {"action": "create", "setOwnerReference": True, "manifest": manifest},
          "outputs": {"parameters": [{"name": "name",
                                      "valueFrom": {"jsonPath": "{.metadata.name}"}}]}},
         {"name": "wait-tfjob", "inputs": {"parameters": [{"name": "name"}]},
@@ -200,28 +207,32 @@ def tfjob_workflow(workers: int, worker_exit: int = 0, chief_sleep: float = 0,
                        "args": ["--name={{inputs.parameters.name}}",
                                 "--namespace={{workflow.namespace}}", "--timeout_s=5",
                                 "--poll_s=0.01"]}},
-        {"name": "collect", "container": {**container, "args": [COUNT, folder,
+        {"name": "collect", **claim, "container": {**container, "args": [COUNT, folder,
                                                                 "/tmp/outputs/count"]},
          "outputs": {"parameters": [{"name": "count",
                                      "valueFrom": {"path": "/tmp/outputs/count"}}]}},
     ]
+    use_claim = {"parameters": [
+        {"name": "claim", "value": "{{tasks.workdir-claim.outputs.parameters.claim}}"}]}
     tasks = [
-        {"name": "stage", "template": "stage"},
-        {"name": "tfjob", "template": "tfjob", "depends": "stage"},
+        {"name": "workdir-claim", "template": "workdir-claim"},
+        {"name": "stage", "template": "stage", "depends": "workdir-claim",
+         "arguments": use_claim},
+        {"name": "tfjob", "template": "tfjob", "depends": "stage", "arguments": use_claim},
         {"name": "wait-tfjob", "template": "wait-tfjob", "depends": "tfjob.Succeeded",
          "arguments": {"parameters": [
              {"name": "name", "value": "{{tasks.tfjob.outputs.parameters.name}}"}]}},
-        {"name": "collect", "template": "collect", "depends": "wait-tfjob.Succeeded"},
+        {"name": "collect", "template": "collect", "depends": "wait-tfjob.Succeeded",
+         "arguments": use_claim},
     ]
+    parameters = {"workers": str(workers), "pvc_size": "1Gi", "pvc_storage_class": "rwx"}
     return {
         "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
         "metadata": {"name": "dist"},
         "spec": {"entrypoint": "main",
-                 "arguments": {"parameters": [{"name": "workers", "value": str(workers)}]},
-                 "volumeClaimTemplates": [{"metadata": {"name": "workdir"}, "spec": {
-                     "accessModes": ["ReadWriteMany"],
-                     "resources": {"requests": {"storage": "1Gi"}}}}],
-                 "templates": [{"name": "main", "dag": {"tasks": tasks}}, *templates]},
+                 "arguments": {"parameters": [{"name": k, "value": v}
+                                              for k, v in parameters.items()]},
+                 "templates": [{"name": "main", "dag": {"tasks": tasks}}, *steps]},
     }
 
 
@@ -239,7 +250,9 @@ def test_stand_in_runs_chief_and_workers_with_tf_config_on_the_shared_volume(
     assert result.status == "Succeeded", lines
     # Every task saw the same claim folder: the replicas wrote 4 files, collect counted them.
     assert result.steps["collect"]["outputs"] == {"count": "4"}
-    folder = out / "volumes" / "wf-d-workdir" / "wf-d" / "replicas"
+    claim = result.steps["workdir-claim"]["outputs"]["claim"]
+    assert re.fullmatch(r"wf-d-workdir-[a-z0-9]{5}", claim)
+    folder = out / "volumes" / claim / "wf-d" / "replicas"
     configs = {p.stem: json.loads(p.read_text()) for p in folder.iterdir()}
     assert set(configs) == {"chief-0", "worker-0", "worker-1", "worker-2"}
     clusters = [c["cluster"] for c in configs.values()]
@@ -282,7 +295,7 @@ def test_a_failed_job_fails_the_wait_with_the_operators_message(
 
 def test_a_manifest_the_webhook_would_reject_fails_the_create(tmp_path: Path) -> None:
     template = tfjob_workflow(workers=1)
-    tfjob = template["spec"]["templates"][2]
+    (tfjob,) = [t for t in template["spec"]["templates"] if t["name"] == "tfjob"]
     tfjob["resource"]["manifest"] = tfjob["resource"]["manifest"].replace(
         "name: tensorflow", "name: trainer")
     result, _ = run_local(template, tmp_path / "run")
@@ -334,7 +347,7 @@ def test_an_existing_claim_is_one_folder_for_every_task(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("volumes", "expected"), [
-    ([], "volume mount 'shared' names no volume or volume claim template"),
+    ([], "volume mount 'shared' names no volume"),
     ([{"name": "shared", "configMap": {"name": "cm"}}],
      "volume 'shared': the local runner runs persistentVolumeClaim and emptyDir volumes only"),
 ])
@@ -367,8 +380,9 @@ def test_pipeline_trains_on_a_local_two_worker_tfjob(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = json.loads((out / "run.json").read_text())
     statuses = {name: step["status"] for name, step in run["steps"].items()}
-    assert [statuses[t] for t in ("stage-data", "tfjob", "wait-tfjob", "collect-model",
-                                  "evaluate", "log-training-metadata")] == ["Succeeded"] * 6
+    assert [statuses[t] for t in ("workdir-claim", "stage-data", "tfjob", "wait-tfjob",
+                                  "collect-model", "evaluate", "log-training-metadata")] == [
+        "Succeeded"] * 7
     assert [statuses[t] for t in ("train", "train-gpu", "tfjob-gpu", "wait-tfjob-gpu")] == [
         "Skipped", "Skipped", "Skipped", "Omitted"]
     # A chief and two workers, each with its own log and the whole cluster in TF_CONFIG.
@@ -378,7 +392,9 @@ def test_pipeline_trains_on_a_local_two_worker_tfjob(tmp_path: Path) -> None:
         text = (out / "logs" / log).read_text()
         assert "3 replicas in sync" in text
     # The published model is the chief's, and the rest of the DAG used it as usual.
-    claim = out / "volumes" / f"{run['workflow_name']}-workdir" / run["workflow_name"]
+    # The replicas mounted the claim that the branch's own workdir-claim task created.
+    claim_name = run["steps"]["workdir-claim"]["outputs"]["claim"]
+    claim = out / "volumes" / claim_name / run["workflow_name"]
     model = Path(run["artifacts"]["model"])
     assert sorted(p.relative_to(model) for p in model.rglob("*")) == sorted(
         p.relative_to(claim / "model") for p in (claim / "model").rglob("*"))

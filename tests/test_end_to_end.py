@@ -51,7 +51,7 @@ def test_local_run_trains_evaluates_and_records_lineage(
     statuses = {name: step["status"] for name, step in run["steps"].items()}
     # Single-pod CPU training: the GPU and TFJob branches do not run.
     assert {n for n, s in statuses.items() if s == "Skipped"} == {
-        "train-gpu", "stage-data", "tfjob", "tfjob-gpu", "deploy-custom"}
+        "train-gpu", "workdir-claim", "stage-data", "tfjob", "tfjob-gpu", "deploy-custom"}
     assert {n for n, s in statuses.items() if s == "Omitted"} == {
         "wait-tfjob", "wait-tfjob-gpu", "collect-model"}
     assert statuses["train"] == statuses["evaluate"] == "Succeeded"
@@ -180,6 +180,6 @@ def test_artifacts_and_data_through_gcs(
 
     graph = lineage(run["metadata"], wf)
     uris = {a["type"]: a["uri"] for a in graph["artifacts"] if a["type"] != "Dataset"}
-    assert uris["Model"] == model and uris["ModelSpec"] == f"{artifact_root}/{wf}/model-spec"
+    assert uris["Model"] == model and uris["ModelSpec"] == f"{artifact_root}/{wf}/spec"
     assert {a["uri"] for a in graph["artifacts"] if a["type"] == "Dataset"} == {
         f"{gcs_root}/data/train.csv", f"{gcs_root}/data/test.csv"}

@@ -52,7 +52,8 @@ def test_tensorflow_runtime_manifest() -> None:
 
 
 def test_manifest_is_camel_case_and_survives_yaml() -> None:
-    for doc in (isvc(canary_traffic_percent=10), isvc(runtime="custom", image="img:1")):
+    for doc in (isvc(canary_traffic_percent=10, deployment_mode="Serverless"),
+                isvc(runtime="custom", image="img:1")):
         assert yaml.safe_load(yaml.safe_dump(doc)) == doc
         snake = [k for k in keys(doc) if "_" in k.rsplit(".", 1)[1]
                  and not k.startswith((".metadata.labels.", ".metadata.annotations."))]
@@ -62,7 +63,8 @@ def test_manifest_is_camel_case_and_survives_yaml() -> None:
 def test_options_reach_the_manifest() -> None:
     doc = isvc(runtime_version="2.20.0", min_replicas=0, max_replicas=3,
                canary_traffic_percent=25, cpu_request="1", cpu_limit="2",
-               memory_request="2Gi", memory_limit="4Gi")
+               memory_request="2Gi", memory_limit="4Gi", deployment_mode="Serverless")
+    assert doc["metadata"]["annotations"] == {"serving.kserve.io/deploymentMode": "Serverless"}
     predictor = doc["spec"]["predictor"]
     assert predictor["model"]["runtimeVersion"] == "2.20.0"
     assert (predictor["minReplicas"], predictor["maxReplicas"]) == (0, 3)
@@ -85,13 +87,21 @@ def test_custom_runtime_runs_the_project_server_on_the_downloaded_model() -> Non
     assert (args.model_dir, args.model_name, args.port, args.host) == (
         "/mnt/models", "textcnn", 8080, "0.0.0.0")
     assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
+    # The server binds once the model is loaded; RawDeployment has no default probe.
+    assert container["readinessProbe"]["tcpSocket"] == {"port": 8080}
     assert validate_inference_service(doc) == []
 
 
 @pytest.mark.parametrize("percent", [0, 100])
 def test_canary_bounds_are_accepted(percent: int) -> None:
-    assert isvc(canary_traffic_percent=percent)["spec"]["predictor"]["canaryTrafficPercent"] \
-        == percent
+    doc = isvc(canary_traffic_percent=percent, deployment_mode="Serverless")
+    assert doc["spec"]["predictor"]["canaryTrafficPercent"] == percent
+
+
+def test_the_deployment_mode_is_explicit_and_raw_by_default() -> None:
+    assert isvc()["metadata"]["annotations"] == {
+        "serving.kserve.io/deploymentMode": "RawDeployment"}
+    assert isvc(canary_traffic_percent=100)["spec"]["predictor"]["canaryTrafficPercent"] == 100
 
 
 @pytest.mark.parametrize(("overrides", "words"), [
@@ -102,7 +112,12 @@ def test_canary_bounds_are_accepted(percent: int) -> None:
     ({"image": "img:1"}, "image: only runtime 'custom' takes an image"),
     ({"storage_uri": ""}, "storage_uri: empty"),
     ({"min_replicas": 3, "max_replicas": 2}, "minReplicas: 3 is greater than maxReplicas 2"),
-    ({"min_replicas": -1}, "minReplicas: -1 is less than 0"),
+    ({"min_replicas": -1, "deployment_mode": "Serverless"}, "minReplicas: -1 is less than 0"),
+    ({"canary_traffic_percent": 50}, "canary_traffic_percent: a canary needs deployment mode "
+     "Serverless; KServe ignores it in RawDeployment"),
+    ({"min_replicas": 0}, "min_replicas: scale to zero needs deployment mode Serverless"),
+    ({"deployment_mode": "Knative"}, "deployment_mode: 'Knative' is not one of RawDeployment, "
+     "Serverless"),
     ({"name": "TextCNN_v2"}, "metadata.name: 'TextCNN_v2' is not a DNS-1035 label"),
     ({"name": "2nd-model"}, "not a DNS-1035 label"),
     ({"name": "m" * 64}, "not a DNS-1035 label"),

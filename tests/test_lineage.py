@@ -61,7 +61,7 @@ def setup(tmp_path: Path) -> Setup:
 
     train_id = record("Dataset", "/data/train.csv", split="train", rows=120)
     test_id = record("Dataset", "/data/test.csv", split="test", rows=12)
-    spec_id = record("ModelSpec", f"{ROOT}/{RUN}/model-spec", vocab_size=50)
+    spec_id = record("ModelSpec", f"{ROOT}/{RUN}/spec", vocab_size=50)
     kwargs = {
         "metadata_store": store, "run_name": RUN, "artifact_root": ROOT + "/",
         "train_dataset_id": train_id, "test_dataset_id": test_id, "model_spec_id": spec_id,

@@ -200,6 +200,25 @@ ARGO_CASES: dict[str, tuple[Callable[[Docs], object], list[str]]] = {
     "bad cron schedule": (lambda d: _cron(d).update(schedules=["0 3 * * 1", "0 24 * * *"]), [
         f"{CRON}spec.schedules[1]: '0 24 * * *' is not a valid cron schedule (five fields: "
         "minute hour day-of-month month day-of-week, or @daily, @every 1h, ...)"]),
+    "parameter in a resource quantity": (
+        lambda d: _templates(d)["train-gpu"]["container"]["resources"]["limits"].update(
+            {"nvidia.com/gpu": "{{workflow.parameters.gpu_count}}"}), [
+            f"{WT}spec.templates[train-gpu].container.resources.limits.nvidia.com/gpu: "
+            "'{{workflow.parameters.gpu_count}}' is not a resource quantity (e.g. 1, 500m, "
+            "4Gi); Argo decodes this field before it substitutes parameters, so a {{...}} "
+            "placeholder cannot stand here: use podSpecPatch or a resource manifest "
+            "[Argo v4.0.5 full CRD, v3.7.18 full CRD]"]),
+    "pod spec patch of a container the pod lacks": (
+        lambda d: _templates(d)["train-gpu"].update(podSpecPatch=_templates(d)["train-gpu"][
+            "podSpecPatch"].replace('"main"', '"trainer"')), [
+            f"{WT}spec.templates[train-gpu].podSpecPatch.containers[0].name: 'trainer' is not "
+            "a container of this template (main): the patch would add a container with no "
+            "image"]),
+    "pod spec patch that is not a pod spec": (
+        lambda d: _templates(d)["train-gpu"].update(
+            podSpecPatch='{"containers": [{"name": "main", "resources": {"limit": {}}}]}'), [
+            f"{WT}spec.templates[train-gpu].podSpecPatch: containers[main].resources: Additional "
+            "properties are not allowed ('limit' was unexpected)"]),
     "bad time zone": (lambda d: _cron(d).update(timezone="Europe/Pariss"), [
         f"{CRON}spec.timezone: 'Europe/Pariss' is not an IANA time zone "
         "(e.g. Etc/UTC, Europe/Paris)"]),

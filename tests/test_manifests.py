@@ -15,24 +15,12 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from textcnn.params import PipelineParams
-from workflows import pipeline, schema
+from workflows import pipeline, rbac, schema
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
 KUSTOMIZATION = MANIFESTS / "kustomization.yaml"
 NAMESPACE = "textcnn"
 # What the workflow pods may do, and nothing more (see the comments in rbac.yaml).
-WORKFLOW_RULES: dict[tuple[str, str], set[str]] = {
-    ("argoproj.io", "workflowtaskresults"): {"create", "patch"},
-    ("argoproj.io", "workflows"): {"get", "list", "watch"},
-    ("kubeflow.org", "tfjobs"): {"create", "get", "list", "watch", "patch", "delete"},
-    ("serving.kserve.io", "inferenceservices"): {
-        "create", "get", "list", "watch", "patch", "delete"},
-    ("", "persistentvolumeclaims"): {"create", "get", "delete"},
-    ("", "pods"): {"get", "watch"},
-    ("", "pods/log"): {"get"},
-}
-
-
 def manifest_files() -> list[Path]:
     """The cluster objects in manifests/ (not the generated workflows/, not kustomization)."""
     return sorted(p for p in MANIFESTS.glob("*.yaml") if p != KUSTOMIZATION)
@@ -78,15 +66,15 @@ def test_the_manifests_hold_the_expected_objects() -> None:
 
 def test_workflow_role_grants_exactly_what_the_dag_needs() -> None:
     (role,) = objects("Role").values()
-    granted: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
         assert set(rule) <= {"apiGroups", "resources", "verbs"}, "no resourceNames/URLs"
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], f"wildcard in {field}: {rule}"
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                granted.setdefault((group, resource), set()).update(rule["verbs"])
-    assert granted == WORKFLOW_RULES
+    # Nothing unused, nothing missing; an existing claim needs no claim rights.
+    assert rbac.granted_rules(role) == rbac.required_rules(pipeline.render()[0])
+    existing = pipeline.render(PipelineParams(pvc_existing_claim="shared"))[0]
+    assert rbac.granted_rules(role) - rbac.required_rules(existing) == {
+        ("", "persistentvolumeclaims", "create"), ("", "persistentvolumeclaims", "get")}
     assert not objects("ClusterRole") and not objects("ClusterRoleBinding")
 
 

@@ -129,9 +129,9 @@ def test_unsupported_property_value_is_refused(store: str) -> None:
 def test_named_artifact_recorded_again_is_updated_in_place(store: str) -> None:
     # A retried step records the same named artifact: one artifact, the latest values.
     first = metadata.record_artifact(store, run_name="r", type_name="ModelSpec", uri="/v1",
-                                     properties={"vocab_size": 10}, name="r/model-spec")
+                                     properties={"vocab_size": 10}, name="r/spec")
     again = metadata.record_artifact(store, run_name="r", type_name="ModelSpec", uri="/v2",
-                                     properties={"vocab_size": 20}, name="r/model-spec")
+                                     properties={"vocab_size": 20}, name="r/spec")
     assert again == first
     [artifact] = metadata.open_store(store).get_artifacts_by_type("ModelSpec")
     assert (artifact.uri, artifact.properties["vocab_size"].int_value) == ("/v2", 20)

@@ -151,7 +151,7 @@ def metadata_args(root: Path, **overrides: object) -> dict:
     return dict(
         prepared_dir=str(root / "prepared"), embeddings_dir=str(root / "embeddings"),
         filter_sizes=[2, 3], num_filters=4, num_conv_layers=1, maxpool_strides=2, dropout=0.3,
-        embedding_dim=8, learning_rate=0.002, output_dir=str(root / "spec"),
+        embedding_dim=8, learning_rate=0.002, output_dir=str(root / "spec-out"),
         metadata_store=f"sqlite:{root / 'md.sqlite'}", run_name="wf-1",
     ) | overrides
 
@@ -161,17 +161,17 @@ def test_model_metadata_writes_the_spec_and_records_it(tmp_path: Path) -> None:
     args = metadata_args(tmp_path)
     result = model_metadata.run(**args)
 
-    config = ModelConfig.load(tmp_path / "spec")
+    config = ModelConfig.load(tmp_path / "spec-out")
     assert config == replace(inputs.config, filter_sizes=[2, 3], num_filters=4, dropout=0.3,
                              learning_rate=0.002)
     assert result["params"] == expected_params(config) == build_model(config).count_params()
-    summary = (tmp_path / "spec" / "summary.txt").read_text()
+    summary = (tmp_path / "spec-out" / "summary.txt").read_text()
     assert "tokens" in summary and "conv_3_1" in summary and f"{result['params']:,}" in summary
 
     [spec] = [a for a in metadata.lineage(args["metadata_store"], "wf-1")["artifacts"]
               if a["type"] == "ModelSpec"]
     assert str(spec["id"]) == result["model_spec_id"]
-    assert spec["uri"] == str(tmp_path / "spec")
+    assert spec["uri"] == str(tmp_path / "spec-out")
     props = spec["properties"]
     assert props["params"] == result["params"] and props["summary"] == summary
     assert props["filter_sizes"] == "2,3" and props["dropout"] == 0.3
@@ -184,24 +184,24 @@ def test_model_metadata_from_the_command_line(tmp_path: Path) -> None:
     for key, value in metadata_args(tmp_path).items():
         argv += [f"--{key}", ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     assert cli.main(argv) == 0
-    assert json.loads((tmp_path / "spec" / "model_config.json").read_text())["filter_sizes"] \
+    assert json.loads((tmp_path / "spec-out" / "model_config.json").read_text())["filter_sizes"] \
         == [2, 3]
     assert int((tmp_path / "out" / "params").read_text()) == expected_params(
-        ModelConfig.load(tmp_path / "spec"))
+        ModelConfig.load(tmp_path / "spec-out"))
 
 
 def test_model_metadata_dimension_mismatch_names_the_option(tmp_path: Path) -> None:
     write_inputs(tmp_path, n_train=8, n_val=8, dim=8)
     with pytest.raises(InputError, match=r"--embedding_dim=16 .*embeddings\.json have 8"):
         model_metadata.run(**metadata_args(tmp_path, embedding_dim=16))
-    assert not (tmp_path / "spec").exists()
+    assert not (tmp_path / "spec-out").exists()
 
 
 def test_model_metadata_rejects_filters_longer_than_the_texts(tmp_path: Path) -> None:
     write_inputs(tmp_path, n_train=8, n_val=8, dim=8)  # max_length 12
     with pytest.raises(InputError, match=r"max_length=12 is too short for filter size 13"):
         model_metadata.run(**metadata_args(tmp_path, filter_sizes=[3, 13]))
-    assert not (tmp_path / "spec").exists()
+    assert not (tmp_path / "spec-out").exists()
     assert not (tmp_path / "md.sqlite").exists()  # nothing recorded either
 
 

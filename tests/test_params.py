@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 
@@ -126,3 +127,22 @@ def test_validate_step_in_a_pod_uses_the_same_model() -> None:
     )
     assert good.returncode == 0, good.stderr
     assert '"epochs":3' in good.stdout and "other_client_secret" not in good.stdout
+
+
+@pytest.mark.parametrize(("values", "option"), [
+    ({"canary_traffic_percent": "20"}, "--canary_traffic_percent=20"),
+    ({"serving_min_replicas": "0"}, "--serving_min_replicas=0"),
+])
+def test_knative_features_need_serverless_mode(values: dict[str, str], option: str) -> None:
+    with pytest.raises(ParamsError, match=re.escape(
+            f"{option} needs --serving_deployment_mode=Serverless (Knative); KServe ignores it "
+            "in RawDeployment mode")):
+        PipelineParams.parse(values)
+    serverless = PipelineParams.parse({**values, "serving_deployment_mode": "Serverless"})
+    assert serverless.serving_deployment_mode == "Serverless"
+
+
+def test_the_deployment_mode_is_an_enum_for_the_argo_ui() -> None:
+    (spec,) = [p for p in PipelineParams.argo_parameters()
+               if p["name"] == "serving_deployment_mode"]
+    assert (spec["value"], spec["enum"]) == ("RawDeployment", ["RawDeployment", "Serverless"])

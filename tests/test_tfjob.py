@@ -217,8 +217,9 @@ def test_substituted_manifests_are_valid_tfjobs(gpu_support: bool) -> None:
         assert replicas(doc)["Worker"]["replicas"] == 3
         pod = replicas(doc)["Chief"]["template"]
         assert pod["metadata"]["labels"]["workflows.argoproj.io/workflow"] == WF
+        # The claim the branch's workdir-claim task created, passed in as an input.
         assert pod["spec"]["volumes"][0]["persistentVolumeClaim"] == {
-            "claimName": f"{WF}-workdir"}
+            "claimName": "{{inputs.parameters.claim}}"}
 
 
 def test_gpu_rendering_differs_only_by_gpu_scheduling() -> None:
@@ -255,21 +256,46 @@ def test_no_gpu_bits_reach_the_cluster_unless_gpu_support(gpu_support: bool) -> 
             assert (bit in text) is gpu_support, (bit, dist, gpu_support)
 
 
-def test_an_existing_claim_replaces_the_claim_template() -> None:
+def dag_arguments(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Each DAG task's parameter arguments, by task name."""
+    (dag,) = [t for t in doc["spec"]["templates"] if "dag" in t]
+    return {t["name"]: {p["name"]: p["value"] for p in t.get("arguments", {}).get("parameters", [])}
+            for t in dag["dag"]["tasks"]}
+
+
+MOUNTING = ("stage-data", "tfjob", "tfjob-gpu", "collect-model")
+
+
+def test_only_the_tfjob_branch_claims_the_shared_volume() -> None:
+    doc = pipeline.render()[0]
+    assert "volumeClaimTemplates" not in doc["spec"] and "volumes" not in doc["spec"]
+    tasks = {t["name"]: t for t in rendered()["pipeline"]["dag"]["tasks"]}
+    assert tasks["workdir-claim"]["when"] == "{{workflow.parameters.dist_training}} == true"
+    arguments = dag_arguments(doc)
+    for name in MOUNTING:
+        assert arguments[name] == {
+            "claim": "{{tasks.workdir-claim.outputs.parameters.claim}}"}, name
+
+
+def test_the_claim_is_an_owned_pvc_sized_by_parameters() -> None:
+    template = rendered()["workdir-claim"]
+    resource = template["resource"]
+    assert resource["action"] == "create" and resource["setOwnerReference"] is True
+    assert template["outputs"]["parameters"] == [
+        {"name": "claim", "valueFrom": {"jsonPath": "{.metadata.name}"}}]
+    params = PipelineParams(pvc_size="2Ti", pvc_storage_class="filestore")
+    claim = substituted(rendered(params)["workdir-claim"]["resource"]["manifest"], params)
+    assert claim["kind"] == "PersistentVolumeClaim"
+    assert claim["metadata"]["generateName"] == f"{WF}-workdir-"
+    assert claim["spec"] == {"accessModes": ["ReadWriteMany"], "storageClassName": "filestore",
+                             "resources": {"requests": {"storage": "2Ti"}}}
+
+
+def test_an_existing_claim_replaces_the_claim_task() -> None:
     params = PipelineParams(pvc_existing_claim="shared-rwx")
     doc = pipeline.render(params)[0]
-    assert "volumeClaimTemplates" not in doc["spec"]
-    assert doc["spec"]["volumes"] == [
-        {"name": "workdir", "persistentVolumeClaim": {"claimName": "shared-rwx"}}]
-    manifest = substituted(rendered(params)["tfjob"]["resource"]["manifest"], params)
-    assert replicas(manifest)["Chief"]["template"]["spec"]["volumes"][0][
-        "persistentVolumeClaim"] == {"claimName": "shared-rwx"}
+    assert "workdir-claim" not in rendered(params)
+    arguments = dag_arguments(doc)
+    for name in MOUNTING:
+        assert arguments[name] == {"claim": "shared-rwx"}, name
     assert "pvc_existing_claim" not in params.to_argo()  # chosen when rendering only
-
-
-def test_the_claim_template_takes_class_and_size_from_parameters() -> None:
-    (claim,) = pipeline.render()[0]["spec"]["volumeClaimTemplates"]
-    assert claim == {"metadata": {"name": "workdir"}, "spec": {
-        "accessModes": ["ReadWriteMany"],
-        "resources": {"requests": {"storage": "{{workflow.parameters.pvc_size}}"}},
-        "storageClassName": "{{workflow.parameters.pvc_storage_class}}"}}

@@ -1,7 +1,7 @@
 """train step and serving export, on a tiny learnable data set written as prepare-data would.
 
 `write_inputs` (also used by test_evaluate.py) writes prepared/, embeddings/ and
-model-spec/ by the formats of docs/ARCHITECTURE.md with the real tokeniser, so these
+spec/ by the formats of docs/ARCHITECTURE.md with the real tokeniser, so these
 tests do not depend on the prepare-data or embeddings steps.
 """
 
@@ -53,9 +53,9 @@ class Inputs:
 
 def write_inputs(root: Path, n_train: int = 400, n_val: int = 100, dim: int = 8,
                  **hyper: object) -> Inputs:
-    """prepared/, embeddings/ and model-spec/ for a small model; `hyper` overrides the spec."""
+    """prepared/, embeddings/ and spec/ for a small model; `hyper` overrides the spec."""
     vectorize = make_vectorizer(MAX_LENGTH, vocabulary=VOCABULARY)
-    prepared, embeddings, spec = root / "prepared", root / "embeddings", root / "model-spec"
+    prepared, embeddings, spec = root / "prepared", root / "embeddings", root / "spec"
     for folder in (prepared, embeddings, spec):
         folder.mkdir(parents=True)
     for name, n, seed in (("train", n_train, 1), ("val", n_val, 2)):
@@ -115,7 +115,7 @@ def test_train_learns_and_writes_every_output(trained: tuple[Inputs, Path, dict]
     assert (root / "model" / "1" / "saved_model.pb").is_file()
     # No staging folders left beside the outputs.
     assert sorted(p.name for p in root.iterdir()) == [
-        "embeddings", "model", "model-spec", "prepared", "training"]
+        "embeddings", "model", "prepared", "spec", "training"]
 
 
 def test_saved_keras_model_holds_the_best_weights(trained: tuple[Inputs, Path, dict]) -> None:

@@ -1,5 +1,7 @@
-"""Argo's two small expression languages, as the local runner needs them.
+"""Argo's DAG rules, in one place for the local runner, the lint and the tests.
 
+- `ancestors` and `cycles` of a DAG's tasks, from what each task's `depends` names: Argo
+  resolves `{{tasks.T...}}` only for an ancestor T.
 - `depends` on a DAG task: `T.Succeeded`, `T.Failed`, `T.Errored`, `T.Skipped`,
   `T.Omitted`, `T.Daemoned`, `&&`, `||`, `!`, parentheses; a bare `T` means
   `(T.Succeeded || T.Skipped || T.Daemoned)`, as in Argo.
@@ -12,7 +14,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,6 +164,45 @@ class Depends:
             raise AssertionError(node)
 
         return value(self.tree)
+
+
+def ancestors(parents: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
+    """Every task's ancestors, given each task's direct dependencies (a task outside the
+    mapping has none); a cycle is not followed (see `cycles`)."""
+    found: dict[str, frozenset[str]] = {}
+
+    def visit(name: str, trail: frozenset[str]) -> frozenset[str]:
+        if name not in found:
+            result: set[str] = set()
+            for parent in set(parents.get(name, ())) - trail:
+                result |= {parent} | visit(parent, trail | {name})
+            found[name] = frozenset(result)
+        return found[name]
+
+    for name in parents:
+        visit(name, frozenset())
+    return found
+
+
+def cycles(parents: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """The dependency cycles, each as the tasks in order (the first repeated last): each
+    task depends on the next."""
+    state: dict[str, str] = {}
+    out: list[list[str]] = []
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = "open"
+        for parent in sorted(parents.get(name, ())):
+            if state.get(parent) == "open":
+                out.append(trail[trail.index(parent):] + [parent])
+            elif parent not in state:
+                visit(parent, trail + [parent])
+        state[name] = "done"
+
+    for name in parents:
+        if name not in state:
+            visit(name, [name])
+    return out
 
 
 # ---- when -------------------------------------------------------------------------------

@@ -10,7 +10,10 @@ snake_case, which the API server would prune. Two runtimes:
   speaks the V2 protocol. With `STORAGE_URI` in the `kserve-container`'s env, KServe's
   storage initializer downloads the model to /mnt/models and rewrites the variable.
 
-Canary traffic and scale-to-zero work in Knative (Serverless) mode only.
+The deployment mode is explicit (`serving.kserve.io/deploymentMode`), never the
+cluster's default: RawDeployment (a Deployment and an autoscaler) or Serverless (Knative).
+Canary traffic and scale-to-zero work in Serverless mode only; KServe ignores them in
+RawDeployment, so asking for them there is an error here.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from workflows.manifest import manifest_yaml
 INTEGER_FIELDS = ("minReplicas", "maxReplicas", "canaryTrafficPercent")
 
 RUNTIMES = ("tensorflow", "custom")
+DEPLOYMENT_MODES = ("RawDeployment", "Serverless")
+DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
 MODEL_MOUNT = "/mnt/models"  # where the storage initializer puts the model
 PORT = 8080
 
@@ -42,6 +47,7 @@ def build_inference_service(
     storage_uri: str,
     service_account: str,
     runtime: str = "tensorflow",
+    deployment_mode: str = "RawDeployment",
     runtime_version: str = "2.19.1",
     image: str | None = None,
     min_replicas: int | str = 1,
@@ -74,6 +80,15 @@ def build_inference_service(
     if isinstance(canary_traffic_percent, int) and not 0 <= canary_traffic_percent <= 100:
         raise ValueError(
             f"canary_traffic_percent: {canary_traffic_percent} is not in 0..100")
+    if deployment_mode == "RawDeployment":
+        if isinstance(canary_traffic_percent, int) and canary_traffic_percent < 100:
+            raise ValueError("canary_traffic_percent: a canary needs deployment mode "
+                             "Serverless; KServe ignores it in RawDeployment")
+        if min_replicas == 0:
+            raise ValueError("min_replicas: scale to zero needs deployment mode Serverless")
+    elif "{{" not in deployment_mode and deployment_mode not in DEPLOYMENT_MODES:
+        raise ValueError(f"deployment_mode: {deployment_mode!r} is not one of "
+                         f"{', '.join(DEPLOYMENT_MODES)}")
     resources = _resources(cpu_request, cpu_limit, memory_request, memory_limit)
     predictor: dict[str, Any] = {
         "serviceAccountName": service_account,
@@ -82,7 +97,7 @@ def build_inference_service(
     }
     if canary_traffic_percent is not None:
         predictor["canaryTrafficPercent"] = canary_traffic_percent
-    annotations: dict[str, str] = {}
+    annotations = {DEPLOYMENT_MODE: deployment_mode}
     if runtime == "tensorflow":
         predictor["model"] = {
             "modelFormat": {"name": "tensorflow"},
@@ -91,8 +106,8 @@ def build_inference_service(
             "resources": resources,
         }
     else:
-        # The server binds only after the model has loaded, so Knative's default TCP
-        # readiness probe already means "model ready".
+        # The server binds only after the model has loaded, so a TCP probe means "model
+        # ready". Explicit: RawDeployment has no default probe (Knative has this one).
         predictor["containers"] = [{
             "name": "kserve-container",
             "image": image,
@@ -101,6 +116,7 @@ def build_inference_service(
                      f"--port={PORT}", "--host=0.0.0.0"],
             "env": [{"name": "STORAGE_URI", "value": storage_uri}],
             "ports": [{"containerPort": PORT, "protocol": "TCP"}],
+            "readinessProbe": {"tcpSocket": {"port": PORT}, "periodSeconds": 5},
             "resources": resources,
         }]
         annotations["serving.kserve.io/enable-prometheus-scraping"] = "true"
@@ -112,7 +128,7 @@ def build_inference_service(
             "namespace": namespace,
             "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "textcnn",
                        "app.kubernetes.io/component": "model-server"},
-            **({"annotations": annotations} if annotations else {}),
+            "annotations": annotations,
         },
         "spec": {"predictor": predictor},
     }

@@ -44,12 +44,13 @@ from kubernetes_validate import utils as k8s_utils
 from referencing import Registry, Resource
 
 from workflows import crd, schema
-from workflows.expressions import Depends, ExpressionError, evaluate_when
+from workflows.expressions import Depends, ExpressionError, ancestors, cycles, evaluate_when
 from workflows.tfjob import validate_tfjob
 
 DEFAULT_PATH = Path("manifests")
 K8S_VERSION = "1.30.0"  # the oldest Kubernetes the manifests are written for (README)
 SAMPLE_WORKFLOW_NAME = "sample-wf-abcde"
+MAIN_CONTAINER = "main"  # the name Argo gives a container template's container
 SAMPLE_VALUE = "1"  # any other runtime value: task outputs, items, undefaulted inputs
 
 WORKFLOW_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
@@ -172,6 +173,12 @@ def _problems(doc: Any, ctx: _Context) -> list[str]:
         return validate_tfjob(doc)
     if group == "kustomize.config.k8s.io" and kind == "Kustomization":
         return _kustomization_problems(doc, ctx.folder)
+    return kubernetes_problems(doc)
+
+
+def kubernetes_problems(doc: Mapping[str, Any]) -> list[str]:
+    """Errors of a built-in Kubernetes object against its strict schema."""
+    api_version, kind = str(doc.get("apiVersion")), str(doc.get("kind"))
     validator = _k8s_validator(api_version, kind)
     if validator is None:
         return [f"(root): no schema for apiVersion {api_version}, kind {kind}"]
@@ -180,14 +187,17 @@ def _problems(doc: Any, ctx: _Context) -> list[str]:
 
 
 def _argo_schema_problems(doc: Mapping[str, Any]) -> list[str]:
-    """Strict schema errors of both Argo versions; an error both report is one line."""
-    versions: dict[str, list[str]] = {}
+    """Strict schema and full-CRD errors of both Argo versions; an error that several
+    checks report is one line, tagged with each (`[Argo v4.0.5, v4.0.5 full CRD]`)."""
+    checks: dict[str, list[str]] = {}
     for version in schema.VERSIONS:
-        for line in schema.validate(doc, version):
-            path, _, message = line.partition(": ")
-            versions.setdefault(f"{_pretty(doc, _slash_parts(doc, path))}: {message}",
-                                []).append(version)
-    return [f"{line} [Argo {', '.join(v)}]" for line, v in versions.items()]
+        for rule, lines in ((version, schema.validate(doc, version)),
+                            (f"{version} full CRD", schema.validate_crd(doc, version))):
+            for line in lines:
+                path, _, message = line.partition(": ")
+                checks.setdefault(f"{_pretty(doc, _slash_parts(doc, path))}: {message}",
+                                  []).append(rule)
+    return [f"{line} [Argo {', '.join(rules)}]" for line, rules in checks.items()]
 
 
 @functools.cache
@@ -629,6 +639,8 @@ class _WorkflowSpec:
         out = _unresolved(template, path, scope)
         if kind == "resource":
             out += self._resource_problems(template, path)
+        if "podSpecPatch" in template:
+            out += self._pod_spec_patch_problems(template, path)
         return out
 
     def _call_problems(self, call: Mapping[str, Any], path: str,
@@ -687,13 +699,13 @@ class _WorkflowSpec:
             name, where = str(task.get("name")), _step(tasks_path, i, task)
             parents[name], errors = self._dependencies(task, tasks, where, uses_depends)
             out += errors
-        ancestors = _ancestors(parents)
+        found = ancestors(parents)
         out += _cycle_problems(parents, tasks_path)
         outputs = {name: _outputs(f"tasks.{name}", task, self._resolve(task, "")[0])
                    for name, task in tasks.items()}
         dag_scope = replace(scope, siblings=frozenset(tasks), node="tasks")
         for i, task in enumerate(_maps(dag.get("tasks"))):
-            visible = _union(outputs[a] for a in ancestors[str(task.get("name"))])
+            visible = _union(outputs[a] for a in found[str(task.get("name"))])
             out += self._call_problems(task, _step(tasks_path, i, task),
                                        dag_scope.add(*visible))[1]
         target = dag.get("target")
@@ -768,6 +780,33 @@ class _WorkflowSpec:
                 samples[f"inputs.parameters.{p.get('name')}"] = str(default)
         return samples
 
+    def _substituted(self, template: Mapping[str, Any], text: str) -> str:
+        """`text` with every `{{...}}` replaced by its sample value."""
+        samples = self._samples(template)
+        return _TAG.sub(lambda m: samples.get(m.group(1).strip(), SAMPLE_VALUE), text)
+
+    def _pod_spec_patch_problems(self, template: Mapping[str, Any], path: str) -> list[str]:
+        """A `podSpecPatch` is substituted, then merged into the pod spec by container
+        name: it must parse to a valid partial PodSpec whose containers the pod has."""
+        where = f"{path}.podSpecPatch"
+        raw = template["podSpecPatch"]
+        try:
+            patch = yaml.safe_load(self._substituted(template, str(raw)))
+        except yaml.YAMLError as e:
+            return [f"{where}: not JSON or YAML after substituting sample values: "
+                    f"{' '.join(str(e).split())}"]
+        if not isinstance(patch, Mapping):
+            return [f"{where}: must be a PodSpec object"]
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sample"}, "spec": patch}
+        out = [f"{where}: {line.removeprefix('spec.')}" for line in _problems(pod, self.ctx)]
+        names = {MAIN_CONTAINER} | set(_names(template.get("sidecars")))
+        for i, container in enumerate(_maps(patch.get("containers"))):
+            if container.get("name") not in names:
+                out.append(f"{where}.containers[{i}].name: {container.get('name')!r} is not a "
+                           f"container of this template ({', '.join(sorted(names))}): the "
+                           "patch would add a container with no image")
+        return out
+
     def _resource_problems(self, template: Mapping[str, Any], path: str) -> list[str]:
         resource = _map(template.get("resource"))
         action = resource.get("action")
@@ -777,8 +816,7 @@ class _WorkflowSpec:
         manifest = resource.get("manifest")
         if action not in VALIDATED_ACTIONS or not isinstance(manifest, str):
             return []
-        samples = self._samples(template)
-        text = _TAG.sub(lambda m: samples.get(m.group(1).strip(), SAMPLE_VALUE), manifest)
+        text = self._substituted(template, manifest)
         where = f"{path}.resource.manifest"
         try:
             docs = list(yaml.safe_load_all(text))
@@ -790,41 +828,9 @@ class _WorkflowSpec:
         return [f"{where}: {line}" for line in _problems(docs[0], self.ctx)]
 
 
-def _ancestors(parents: Mapping[str, set[str]]) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {}
-
-    def visit(name: str, trail: frozenset[str]) -> set[str]:
-        if name not in found:
-            result: set[str] = set()
-            for parent in parents.get(name, set()) - trail:  # cycles are reported elsewhere
-                result |= {parent} | visit(parent, trail | {name})
-            found[name] = result
-        return found[name]
-
-    for name in parents:
-        visit(name, frozenset())
-    return found
-
-
 def _cycle_problems(parents: Mapping[str, set[str]], path: str) -> list[str]:
-    state: dict[str, str] = {}
-    out: list[str] = []
-
-    def visit(name: str, trail: list[str]) -> None:
-        state[name] = "open"
-        for parent in sorted(parents.get(name, set())):
-            if state.get(parent) == "open":
-                cycle = trail[trail.index(parent):] + [parent]
-                out.append(f"{path}: dependency cycle (each task depends on the next): "
-                           f"{' -> '.join(cycle)}")
-            elif parent not in state:
-                visit(parent, trail + [parent])
-        state[name] = "done"
-
-    for name in parents:
-        if name not in state:
-            visit(name, [name])
-    return out
+    return [f"{path}: dependency cycle (each task depends on the next): {' -> '.join(c)}"
+            for c in cycles(parents)]
 
 
 # ---- files ---------------------------------------------------------------------------------

@@ -24,20 +24,13 @@ from hera.workflows import (
 )
 from hera.workflows.models import (
     ArtifactRepositoryRef,
-    ObjectMeta,
-    PersistentVolumeClaim,
-    PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource,
     ValueFrom,
-    Volume,
-    VolumeResourceRequirements,
     WorkflowMetadata,
     WorkflowTemplateRef,
 )
 
 from textcnn.params import PipelineParams
 from workflows import templates as t
-from workflows.tfjob import WORKDIR_VOLUME
 
 TEMPLATE_NAME = "textcnn-pipeline"
 CRON_NAME = "textcnn-retrain"
@@ -100,30 +93,36 @@ def _task(template: Container | Resource, **kwargs: Any) -> Task:
     return Task(name=template.name, template=template, **kwargs)
 
 
-def workdir_claim(params: PipelineParams) -> str:
-    """The claim of the shared volume: an existing one, or the per-run claim Argo makes
-    from the volumeClaimTemplates (named `<workflow>-<template>`)."""
-    return params.pvc_existing_claim or f"{t.RUN_NAME}-{WORKDIR_VOLUME}"
+def tfjob_branch(after_task: Task, existing_claim: str) -> tuple[list[Task], Task]:
+    """[workdir-claim ->] stage-data -> tfjob | tfjob-gpu -> wait -> collect-model, when
+    dist_training.
 
-
-def tfjob_branch(after_task: Task, claim_name: str) -> tuple[list[Task], Task]:
-    """stage-data -> tfjob | tfjob-gpu -> wait -> collect-model, when dist_training.
-
-    A resource manifest is one string, so the GPU and CPU TFJobs are two templates chosen
-    by `when`: with gpu_support false, nothing GPU-related is ever sent to the cluster.
-    Each gets its own wait task (one template), since a task cannot read the output of a
-    skipped one; collect-model joins them. Returns the tasks and collect-model.
+    The shared volume is claimed by this branch alone (or is `existing_claim`); its claim
+    name reaches every template that mounts it as the input `claim`. A resource manifest
+    is one string, so the GPU and CPU TFJobs are two templates chosen by `when`: with
+    gpu_support false, nothing GPU-related is ever sent to the cluster. Each gets its own
+    wait task (one template), since a task cannot read the output of a skipped one;
+    collect-model joins them. Returns the tasks and collect-model.
     """
-    stage = _task(t.stage_data(), depends=after(after_task), when=DIST_WHEN)
+    tasks: list[Task] = []
+    first = after_task
+    claim: Any = Parameter(name=t.CLAIM, value=existing_claim)
+    if not existing_claim:
+        first = _task(t.workdir_claim(), depends=after(after_task), when=DIST_WHEN)
+        claim = first.get_parameter(t.CLAIM)
+        tasks.append(first)
+    stage = _task(t.stage_data(), depends=after(first), when=DIST_WHEN, arguments=[claim])
     wait = t.wait_tfjob()
-    tasks, waits = [stage], []
+    tasks.append(stage)
+    waits = []
     for gpu, when in ((False, CPU_TFJOB_WHEN), (True, GPU_TFJOB_WHEN)):
-        job = _task(t.tfjob(gpu, claim_name), depends=after(stage), when=when)
+        job = _task(t.tfjob(gpu), depends=after(stage), when=when, arguments=[claim])
         waits.append(Task(name=f"wait-{job.name}", template=wait,
                           depends=join_branches([job.name]),
                           arguments=[job.get_parameter(t.TFJOB_NAME)]))
         tasks += [job, waits[-1]]
-    collect = _task(t.collect_model(), depends=join_branches([w.name for w in waits]))
+    collect = _task(t.collect_model(), depends=join_branches([w.name for w in waits]),
+                    arguments=[claim])
     return [*tasks, collect], collect
 
 
@@ -141,7 +140,7 @@ def build_dag(params: PipelineParams | None = None) -> tuple[DAG, list[Container
         _task(t.train(gpu=False), depends=after(spec), when=CPU_TRAIN_WHEN),
         _task(t.train(gpu=True), depends=after(spec), when=GPU_TRAIN_WHEN),
     ]
-    distributed, collect = tfjob_branch(spec, workdir_claim(params))
+    distributed, collect = tfjob_branch(spec, params.pvc_existing_claim)
     evaluate = _task(t.evaluate(),
                      depends=join_branches([b.name for b in (*branches, collect)]))
     # Passing another task's output does not make Hera add a dependency: list each one.
@@ -211,30 +210,7 @@ def build_workflow_template(params: PipelineParams | None = None) -> WorkflowTem
             config_map="artifact-repositories", key="gcs",
         ),
         templates=[dag, *containers, exit_handler],
-        **shared_volume(params),
     )
-
-
-def shared_volume(params: PipelineParams) -> dict[str, Any]:
-    """The TFJob branch's ReadWriteMany volume: an existing claim, or a claim per run.
-
-    Argo creates a claim template's claim when the workflow starts, whichever branch runs;
-    a storage class that binds on first use (WaitForFirstConsumer) provisions nothing
-    unless the TFJob branch mounts it. Argo deletes it once the workflow succeeded.
-    """
-    if params.pvc_existing_claim:
-        return {"volumes": [Volume(
-            name=WORKDIR_VOLUME,
-            persistent_volume_claim=PersistentVolumeClaimVolumeSource(
-                claim_name=params.pvc_existing_claim))]}
-    return {"volume_claim_templates": [PersistentVolumeClaim(
-        metadata=ObjectMeta(name=WORKDIR_VOLUME),
-        spec=PersistentVolumeClaimSpec(
-            access_modes=["ReadWriteMany"],
-            storage_class_name=t.wp("pvc_storage_class"),
-            resources=VolumeResourceRequirements(requests={"storage": t.wp("pvc_size")}),
-        ),
-    )]}
 
 
 def build_cron_workflow(
@@ -247,7 +223,7 @@ def build_cron_workflow(
         namespace=params.namespace,
         schedules=[schedule],
         timezone=timezone,
-        concurrency_policy="Forbid",  # a retrain still running makes the next one wait
+        concurrency_policy="Forbid",  # skips a run due while the last one still runs
         starting_deadline_seconds=3600,
         successful_jobs_history_limit=3,
         failed_jobs_history_limit=3,

@@ -9,10 +9,9 @@ resource templates (or any template named in `stand_ins`) call a local stand-in.
 Everything that can be checked before a task runs (parameters, template references,
 `depends`, every `{{...}}` variable) is checked first and raises InputError.
 
-Volumes: a persistent volume claim (a workflow's volumeClaimTemplates claim, named
-`<workflow>-<template>` as Argo names it, or an existing claim) is the shared folder
-`<output_dir>/volumes/<claim>`, which every task and stand-in mounting it sees; an
-emptyDir is a folder of the task's pod. Pod paths under a mount are remapped to them.
+Volumes: a persistent volume claim (one a stand-in created, or an existing claim) is the
+shared folder `<output_dir>/volumes/<claim>`, which every task and stand-in mounting it
+sees; an emptyDir is a folder of the task's pod. Pod paths under a mount are remapped to them.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from textcnn.errors import InputError
-from workflows.expressions import Depends, evaluate_when
+from workflows.expressions import Depends, ancestors, cycles, evaluate_when
 
 SUCCEEDED, FAILED, ERRORED = "Succeeded", "Failed", "Errored"
 SKIPPED, OMITTED = "Skipped", "Omitted"
@@ -56,7 +55,13 @@ UNSUPPORTED_TASK_FIELDS = ("withItems", "withParam", "withSequence", "templateRe
 # ---- artifact store ---------------------------------------------------------------------
 
 class ArtifactStore(abc.ABC):
-    """Key-only artifacts under a root: `<root>/<key>`, each a file or a folder."""
+    """Key-only artifacts under a root: `<root>/<key>`, each a file or a folder of files.
+
+    Inputs are loaded as Argo's GCS driver loads them (`workflow/artifacts/gcs/gcs.go`):
+    the object named `key` alone if it exists, else every object whose name starts with
+    `key`, with no `/` added, each saved at `dest` + the rest of its name. So key `x/model`
+    also brings `x/model-2/...`, as on a cluster; keys must not be prefixes of one another.
+    """
 
     def __init__(self, root: str) -> None:
         self.root = root.rstrip("/")
@@ -65,26 +70,46 @@ class ArtifactStore(abc.ABC):
         return f"{self.root}/{key}"
 
     @abc.abstractmethod
-    def download(self, key: str, dest: Path) -> None:
-        """Copy the artifact to `dest`; FileNotFoundError when the key holds nothing."""
+    def names(self, prefix: str) -> list[str]:
+        """The keys of every object (file) whose key starts with `prefix`."""
+
+    @abc.abstractmethod
+    def fetch(self, key: str, dest: Path) -> None:
+        """Copy the object (one file) at `key` to `dest`."""
 
     @abc.abstractmethod
     def upload(self, src: Path, key: str) -> None:
         """Store a file or folder at `key`, replacing what was there."""
 
+    def download(self, key: str, dest: Path) -> None:
+        """Load an input artifact at `key` into `dest`; FileNotFoundError when the key
+        holds nothing."""
+        names = self.names(key)
+        if not names:
+            raise FileNotFoundError(self.uri(key))
+        if key in names:
+            names = [key]
+        for name in names:
+            target = dest / name[len(key):].lstrip("/") if name != key else dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.fetch(name, target)
+
 
 class LocalStore(ArtifactStore):
     """A folder; uploads are atomic (a temporary sibling, then a rename)."""
 
-    def download(self, key: str, dest: Path) -> None:
-        src = Path(self.uri(key))
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, dest)
-        elif src.is_file():
-            shutil.copy2(src, dest)
-        else:
-            raise FileNotFoundError(str(src))
+    def names(self, prefix: str) -> list[str]:
+        base = Path(self.root)
+        folder = (base / prefix).parent
+        if not folder.is_dir():
+            return []
+        keys = (p.relative_to(base) for p in folder.rglob("*") if p.is_file())
+        # Not the temporary folders of an upload in progress.
+        return sorted(k.as_posix() for k in keys if k.as_posix().startswith(prefix) and not any(
+            part.startswith(".") and part.endswith(".tmp") for part in k.parts))
+
+    def fetch(self, key: str, dest: Path) -> None:
+        shutil.copy2(self.uri(key), dest)
 
     def upload(self, src: Path, key: str) -> None:
         target = Path(self.uri(key))
@@ -107,14 +132,15 @@ class LocalStore(ArtifactStore):
 class GcsStore(ArtifactStore):
     """`gs://BUCKET/PREFIX`, through textcnn.storage (which honours STORAGE_EMULATOR_HOST)."""
 
-    def download(self, key: str, dest: Path) -> None:
+    def names(self, prefix: str) -> list[str]:
         from textcnn import storage
 
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            dest.write_bytes(storage.read_bytes(self.uri(key)))
-        except FileNotFoundError:
-            storage.download_dir(self.uri(key), dest)  # FileNotFoundError when empty too
+        return [uri.removeprefix(f"{self.root}/") for uri in storage.list_prefix(self.uri(prefix))]
+
+    def fetch(self, key: str, dest: Path) -> None:
+        from textcnn import storage
+
+        dest.write_bytes(storage.read_bytes(self.uri(key)))
 
     def upload(self, src: Path, key: str) -> None:
         from textcnn import storage
@@ -401,18 +427,13 @@ def _exit_handler(spec: Mapping[str, Any], templates: Mapping[str, dict[str, Any
 
 
 def _set_ancestors(tasks: dict[str, _Task]) -> None:
-    done: dict[str, frozenset[str]] = {}
-
-    def visit(name: str, path: tuple[str, ...]) -> frozenset[str]:
-        if name in path:
-            raise InputError(f"dependency cycle: {' -> '.join((*path, name))}")
-        if name not in done:
-            deps = tasks[name].depends.tasks if tasks[name].depends else frozenset()
-            done[name] = frozenset(deps).union(*(visit(d, (*path, name)) for d in deps))
-        return done[name]
-
-    for task in tasks.values():
-        task.ancestors = visit(task.name, ())
+    parents = {name: task.depends.tasks if task.depends else frozenset()
+               for name, task in tasks.items()}
+    found = cycles(parents)
+    if found:
+        raise InputError(f"dependency cycle: {' -> '.join(found[0])}")
+    for name, task_ancestors in ancestors(parents).items():
+        tasks[name].ancestors = task_ancestors
 
 
 # ---- the run ----------------------------------------------------------------------------
@@ -437,14 +458,12 @@ class _Run:
         }
         self.output_dir, self.store, self.env = output_dir, store, dict(env)
         self.max_parallel, self.workflow_name = max(1, max_parallel), workflow_name
-        # Workflow-level volumes; a claim template's claim is `<workflow>-<template>`.
+        if spec.get("volumeClaimTemplates"):
+            raise InputError("volumeClaimTemplates are not supported by the local runner: "
+                             "claim the volume with a resource template")
         self.volumes: dict[str, dict[str, Any]] = {
             v["name"]: substitute(v, self.globals, f"volume {v['name']!r}")
             for v in spec.get("volumes", [])}
-        for claim in spec.get("volumeClaimTemplates", []):
-            name = claim["metadata"]["name"]
-            self.volumes[name] = {"name": name, "persistentVolumeClaim": {
-                "claimName": f"{workflow_name}-{name}"}}
         self.on_progress = on_progress
         self.tasks = _build_tasks(self.dag["dag"], templates, stand_ins)
         self.exit_handler = _exit_handler(spec, templates, stand_ins, self.tasks)
@@ -601,8 +620,7 @@ class _Run:
         for m in template.get("container", {}).get("volumeMounts", []):
             volume = volumes.get(m["name"])
             if volume is None:
-                raise InputError(f"{where}: volume mount {m['name']!r} names no volume or "
-                                 "volume claim template")
+                raise InputError(f"{where}: volume mount {m['name']!r} names no volume")
             if "persistentVolumeClaim" in volume:
                 local = claim_dir(self.output_dir, volume["persistentVolumeClaim"]["claimName"])
             elif "emptyDir" in volume:

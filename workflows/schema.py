@@ -1,4 +1,12 @@
-"""Strict static validation of Argo documents against the vendored Argo JSON Schemas.
+"""Static validation of Argo documents: the strict JSON Schemas and the full CRDs.
+
+Two checks, each against v4.0.5 and v3.7.18 (see PROVENANCE.md in `schemas/argo/`):
+
+- `validate`: the JSON Schema (`schema.json`) in strict mode, which catches misspelled keys;
+- `validate_crd`: the full CRD's `openAPIV3Schema`, what the API server enforces. It types
+  resource quantities with their pattern, as Argo's Go types do (`resource.Quantity`), so
+  a `{{...}}` placeholder in `resources.limits` is refused there while `schema.json`, which
+  types a quantity as any string, lets it pass.
 
 The upstream schema is loose: no definition forbids unknown keys, so a misspelled
 `dependss` or `sucessCondition` passes. Strict mode sets `additionalProperties: false`
@@ -17,7 +25,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+import yaml
+from jsonschema import Draft4Validator, Draft202012Validator, ValidationError
 
 SCHEMA_DIR = Path(__file__).parent / "schemas" / "argo"
 VERSIONS: tuple[str, ...] = ("v4.0.5", "v3.7.18")
@@ -26,6 +35,11 @@ KINDS: tuple[str, ...] = (
     "WorkflowEventBinding",
 )
 _PREFIX = "io.argoproj.workflow.v1alpha1."
+# The kinds whose full CRD is vendored, and its file (`crds/argoproj.io_<plural>.yaml`).
+CRD_PLURALS: dict[str, str] = {
+    "Workflow": "workflows", "WorkflowTemplate": "workflowtemplates",
+    "CronWorkflow": "cronworkflows",
+}
 
 
 @functools.cache
@@ -67,11 +81,42 @@ def validate(doc: Mapping[str, Any], version: str) -> list[str]:
 
 
 def validate_all(docs: Iterable[Mapping[str, Any]]) -> list[str]:
-    """`validate` over every document and every vendored Argo version, messages prefixed
-    with `<version> <kind>/<name>`."""
+    """`validate` and `validate_crd` over every document and every vendored Argo version,
+    messages prefixed with `<version> [full CRD] <kind>/<name>`."""
     problems = []
     for doc in docs:
         name = doc.get("metadata", {}).get("name") or doc.get("metadata", {}).get("generateName")
         for version in VERSIONS:
             problems += [f"{version} {doc.get('kind')}/{name}: {m}" for m in validate(doc, version)]
+            problems += [f"{version} full CRD {doc.get('kind')}/{name}: {m}"
+                         for m in validate_crd(doc, version)]
     return problems
+
+
+@functools.cache
+def _crd_validator(version: str, kind: str) -> Draft4Validator:
+    if version not in VERSIONS:
+        raise ValueError(f"unknown Argo schema version {version!r}; known: {', '.join(VERSIONS)}")
+    path = SCHEMA_DIR / version / "crds" / f"argoproj.io_{CRD_PLURALS[kind]}.yaml"
+    # libyaml: the pure-Python loader takes seconds per file.
+    crd = yaml.load(path.read_text(), Loader=yaml.CSafeLoader)
+    (served,) = [v for v in crd["spec"]["versions"] if v.get("storage")]
+    return Draft4Validator(served["schema"]["openAPIV3Schema"])
+
+
+def validate_crd(doc: Mapping[str, Any], version: str) -> list[str]:
+    """Errors of one Argo document against the full CRD of its kind, as the API server
+    reports them (`path: message`); none for a kind without a vendored CRD."""
+    kind = doc.get("kind")
+    if kind not in CRD_PLURALS:
+        return []
+    errors = _crd_validator(version, str(kind)).iter_errors(doc)
+    return sorted(f"{_path(e.absolute_path)}: {_crd_message(e)}" for e in errors)
+
+
+def _crd_message(error: ValidationError) -> str:
+    if error.validator == "pattern" and error.schema.get("x-kubernetes-int-or-string"):
+        return (f"{error.instance!r} is not a resource quantity (e.g. 1, 500m, 4Gi); Argo "
+                "decodes this field before it substitutes parameters, so a {{...}} "
+                "placeholder cannot stand here: use podSpecPatch or a resource manifest")
+    return error.message

@@ -42,6 +42,7 @@ from textcnn import cli, deploy, storage, tfjob_wait
 from textcnn.errors import InputError
 from workflows.crd import validate_inference_service
 from workflows.inference_service import RUNTIMES
+from workflows.lint import kubernetes_problems
 from workflows.runner import StandIn, StandInContext, remap_path
 from workflows.tfjob import CONTAINER, GENERATED_SUFFIX, validate_tfjob
 
@@ -163,17 +164,39 @@ def _follow(replicas: list[_Replica], deadline: float | None, name: str,
         time.sleep(POLL_S)
 
 
-def run_tfjob(ctx: StandInContext) -> dict[str, str]:
-    """Create the TFJob of `ctx.manifest` here: run it to the end, record it, return its name."""
-    if not ctx.manifest:
-        raise InputError(f"task {ctx.task!r}: the resource template has no manifest")
-    doc = yaml.safe_load(ctx.manifest)
+def _created(doc: dict[str, Any]) -> tuple[str, str]:
+    """Name and namespace of an object as the API server creates it: a name made from
+    `generateName` and 5 random characters, the default namespace."""
     meta = doc.setdefault("metadata", {})
     if "name" not in meta:
         suffix = "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(GENERATED_SUFFIX))
         meta["name"] = f"{meta.pop('generateName', '')}{suffix}"
     meta.setdefault("namespace", NAMESPACE)
-    name, namespace = meta["name"], meta["namespace"]
+    return meta["name"], meta["namespace"]
+
+
+def create_claim(ctx: StandInContext) -> dict[str, str]:
+    """Create the PersistentVolumeClaim of `ctx.manifest`: checked as the API server would,
+    then its folder in the run (`<run>/volumes/<claim>`); returns its name as `claim`."""
+    if not ctx.manifest:
+        raise InputError(f"task {ctx.task!r}: the resource template has no manifest")
+    doc = yaml.safe_load(ctx.manifest)
+    name, _ = _created(doc)
+    problems = kubernetes_problems(doc)
+    if problems:
+        raise InputError(f"PersistentVolumeClaim {name} rejected: " + "; ".join(problems))
+    ctx.claim_path(name).mkdir(parents=True)
+    with ctx.log_path.open("a") as log:
+        log.write(f"persistentvolumeclaim/{name} created: {ctx.claim_path(name)}\n")
+    return {"claim": name}
+
+
+def run_tfjob(ctx: StandInContext) -> dict[str, str]:
+    """Create the TFJob of `ctx.manifest` here: run it to the end, record it, return its name."""
+    if not ctx.manifest:
+        raise InputError(f"task {ctx.task!r}: the resource template has no manifest")
+    doc = yaml.safe_load(ctx.manifest)
+    name, namespace = _created(doc)
     problems = validate_tfjob(doc)  # what the API server and the webhook would reject
     if problems:
         raise InputError(f"TFJob {name} rejected: " + "; ".join(problems))
@@ -247,7 +270,8 @@ def wait_tfjob(ctx: StandInContext) -> dict[str, str]:
 
 # Template name -> stand-in, for `run_workflow(stand_ins=...)`.
 STAND_INS: dict[str, StandIn] = {
-    "tfjob": run_tfjob, "tfjob-gpu": run_tfjob, "wait-tfjob": wait_tfjob,
+    "workdir-claim": create_claim, "tfjob": run_tfjob, "tfjob-gpu": run_tfjob,
+    "wait-tfjob": wait_tfjob,
 }
 
 

@@ -13,6 +13,7 @@ them and the chief writes the model next to them, and collect-model publishes it
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,8 @@ from hera.workflows.models import ResourceRequirements, Toleration, ValueFrom, V
 
 from textcnn.params import argo_cli_args
 from workflows.inference_service import RUNTIMES, build_inference_service, inference_service_yaml
-from workflows.tfjob import WORKDIR_VOLUME, build_tfjob, manifest_yaml
+from workflows.manifest import manifest_yaml as resource_manifest
+from workflows.tfjob import WORKDIR_VOLUME, WORKFLOW_LABEL, build_tfjob, manifest_yaml
 
 DISPLAY_NAME = "workflows.argoproj.io/display-name"
 RUN_NAME = "{{workflow.name}}"
@@ -42,6 +44,8 @@ MODEL_ID = "model_id"
 ENDPOINT = "endpoint"
 SERVING_ACCOUNT = "textcnn-serving"  # manifests/rbac.yaml: reads the model bucket
 TFJOB_NAME = "name"  # the created TFJob's name, read back by the resource template
+CLAIM = "claim"  # the shared volume's claim name, an input of the TFJob branch's templates
+MAIN_CONTAINER = "main"  # what Argo names a container template's container
 
 
 def wp(name: str) -> str:
@@ -82,7 +86,9 @@ class GpuScheduling:
     parameters: the GPU limit, the node selector, the toleration of the GPU taint and a
     memory-backed /dev/shm (NCCL, used by MirroredStrategy across GPUs, outgrows the
     container runtime's 64 MiB default).
-    Plain dicts so a TFJob replica spec can take them as they are."""
+    Plain dicts so a TFJob replica spec can take them as they are. A container template
+    takes the GPU limit through `pod_spec_patch`: Argo decodes `resources` as quantities
+    before it substitutes parameters, but substitutes the patch (a string) first."""
 
     limits: dict[str, str] = field(default_factory=lambda: {GPU_RESOURCE: wp("gpu_count")})
     # Argo substitutes parameters over the whole template JSON, map keys included.
@@ -98,6 +104,11 @@ class GpuScheduling:
     volume_mounts: list[dict[str, str]] = field(default_factory=lambda: [
         {"name": "dshm", "mountPath": "/dev/shm"},
     ])
+
+    def pod_spec_patch(self) -> str:
+        """The GPU limit as an Argo `podSpecPatch` of the template's `main` container."""
+        return json.dumps({"containers": [
+            {"name": MAIN_CONTAINER, "resources": {"limits": self.limits}}]})
 
 
 def step_template(
@@ -119,7 +130,8 @@ def step_template(
 
     `inputs`/`outputs` name artifacts mounted at /tmp/artifacts/{in,out}/NAME;
     `output_parameters` are keys of the step's returned dict, read back from
-    /tmp/outputs/params/KEY; `workdir` mounts the shared volume. The display name travels
+    /tmp/outputs/params/KEY; `workdir` mounts the shared volume, whose claim name is the
+    template's input parameter `claim`. The display name travels
     as a pod annotation, the only annotation Hera 7.1 can express;
     `pipeline.hoist_template_annotations` moves it to the template, where Argo >= 3.7
     reads it.
@@ -127,9 +139,10 @@ def step_template(
     args = list(args)
     if output_parameters:
         args.append(f"--outputs={OUTPUTS_DIR}")
-    limits = {**resources["limits"], **(gpu.limits if gpu else {})}
     mounts = [*(gpu.volume_mounts if gpu else []),
               *([{"name": WORKDIR_VOLUME, "mountPath": wp("workdir")}] if workdir else [])]
+    volumes = [*(gpu.volumes if gpu else []), *([workdir_volume()] if workdir else [])]
+    input_parameters = [*input_parameters, *([CLAIM] if workdir else [])]
     return Container(
         name=name,
         annotations={DISPLAY_NAME: display_name},
@@ -137,7 +150,8 @@ def step_template(
         command=["python", "-m", "textcnn", step],
         args=args,
         env=[Env(name="ARTIFACT_ROOT", value=f"gs://{wp('gcp_bucket')}")],
-        resources=ResourceRequirements.model_validate({**resources, "limits": limits}),
+        resources=ResourceRequirements.model_validate(resources),
+        pod_spec_patch=gpu.pod_spec_patch() if gpu else None,
         inputs=[Parameter(name=p) for p in input_parameters] + [
             GCSArtifact(name=a, path=f"{ARTIFACT_IN}/{a}", key=artifact_key(a)) for a in inputs
         ],
@@ -151,7 +165,7 @@ def step_template(
         ],
         node_selector=gpu.node_selector if gpu else None,
         tolerations=[Toleration.model_validate(t) for t in gpu.tolerations] if gpu else None,
-        volumes=[Volume.model_validate(v) for v in gpu.volumes] if gpu else None,
+        volumes=[Volume.model_validate(v) for v in volumes] or None,
         volume_mounts=[VolumeMount.model_validate(m) for m in mounts] or None,
     )
 
@@ -218,11 +232,11 @@ def model_metadata() -> Container:
             num_conv_layers=wp("num_conv_layers"), maxpool_strides=wp("maxpool_strides"),
             dropout=wp("dropout"), embedding_dim=wp("embbeding_dim"),
             static_embeddings=wp("static_embeddings"),
-            learning_rate=wp("learning_rate"), output_dir=output_path("model-spec"),
+            learning_rate=wp("learning_rate"), output_dir=output_path("spec"),
             metadata_store=wp("metadata_store"), run_name=RUN_NAME,
             artifact_root="$(ARTIFACT_ROOT)",
         ),
-        display_name="Model spec", inputs=["prepared", "embeddings"], outputs=["model-spec"],
+        display_name="Model spec", inputs=["prepared", "embeddings"], outputs=["spec"],
         output_parameters=[MODEL_SPEC_ID], resources=pod_resources("500m", "1Gi", "2Gi"),
     )
 
@@ -234,12 +248,12 @@ def train(gpu: bool) -> Container:
         "train-gpu" if gpu else "train", "train",
         cli(
             prepared_dir=input_path("prepared"), embeddings_dir=input_path("embeddings"),
-            model_spec_dir=input_path("model-spec"), epochs=wp("epochs"),
+            model_spec_dir=input_path("spec"), epochs=wp("epochs"),
             batch_size=wp("batch_size"), patience=wp("patience"), seed=wp("seed"),
             model_dir=output_path("model"), training_dir=output_path("training"),
         ),
         display_name="Train (GPU)" if gpu else "Train (CPU)",
-        inputs=["prepared", "embeddings", "model-spec"], outputs=["model", "training"],
+        inputs=["prepared", "embeddings", "spec"], outputs=["model", "training"],
         image=wp("gpu_image") if gpu else wp("image"),
         gpu=GpuScheduling() if gpu else None,
         # The GPU pod holds the input pipeline's buffers and a memory-backed /dev/shm.
@@ -252,21 +266,54 @@ def stage_data() -> Container:
         "stage-data", "stage-data",
         cli(
             prepared_dir=input_path("prepared"), embeddings_dir=input_path("embeddings"),
-            model_spec_dir=input_path("model-spec"), stage_dir=run_dir("data"),
+            model_spec_dir=input_path("spec"), stage_dir=run_dir("data"),
         ),
         display_name="Stage data on the shared volume",
-        inputs=["prepared", "embeddings", "model-spec"], workdir=True,
+        inputs=["prepared", "embeddings", "spec"], workdir=True,
         resources=pod_resources("500m", "1Gi", "2Gi"),
     )
 
 
-def tfjob(gpu: bool, claim_name: str) -> Resource:
+def workdir_volume() -> dict[str, Any]:
+    """The shared volume of the TFJob branch, on the claim given as input `claim`."""
+    return {"name": WORKDIR_VOLUME,
+            "persistentVolumeClaim": {"claimName": f"{{{{inputs.parameters.{CLAIM}}}}}"}}
+
+
+def workdir_claim() -> Resource:
+    """Claim the TFJob branch's ReadWriteMany volume, sized by `pvc_size`; output `claim`
+    is the generated claim name.
+
+    Only this branch claims it, so a single-pod run asks for no volume. A resource
+    manifest is substituted before it is decoded, so the size may be a parameter here
+    (in volumeClaimTemplates it may not). The owner reference makes the claim go with the
+    workflow.
+    """
+    doc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"generateName": f"{RUN_NAME}-{WORKDIR_VOLUME}-",
+                     "labels": {WORKFLOW_LABEL: RUN_NAME, "app.kubernetes.io/part-of": "textcnn"}},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "storageClassName": wp("pvc_storage_class"),
+            "resources": {"requests": {"storage": wp("pvc_size")}},
+        },
+    }
+    return Resource(
+        name="workdir-claim",
+        annotations={DISPLAY_NAME: "Claim the shared volume"},
+        action="create", set_owner_reference=True, manifest=resource_manifest(doc, ()),
+        outputs=[Parameter(name=CLAIM, value_from=ValueFrom(json_path="{.metadata.name}"))],
+    )
+
+
+def tfjob(gpu: bool) -> Resource:
     """Create the TFJob that trains on the staged data (Chief + `workers` Workers, the GPU
     variant with the GPU image and scheduling); its output `name` is the generated name.
 
-    `claim_name` is the shared volume's claim (`<workflow>-workdir` from the workflow's
-    volumeClaimTemplates, or an existing claim). The owner reference makes deleting the
-    workflow delete the job and its pods.
+    Every replica mounts the shared volume's claim, the input `claim`. The owner reference
+    makes deleting the workflow delete the job and its pods.
     """
     data = run_dir("data")
     doc = build_tfjob(
@@ -275,12 +322,12 @@ def tfjob(gpu: bool, claim_name: str) -> Resource:
         command=["python", "-m", "textcnn", "train-distributed"],
         args=cli(
             prepared_dir=f"{data}/prepared", embeddings_dir=f"{data}/embeddings",
-            model_spec_dir=f"{data}/model-spec", epochs=wp("epochs"),
+            model_spec_dir=f"{data}/spec", epochs=wp("epochs"),
             batch_size=wp("batch_size"), patience=wp("patience"), seed=wp("seed"),
             model_dir=run_dir("model"), training_dir=run_dir("training"),
         ),
         workers=wp("workers"), cpu=wp("replica_cpu"), memory=wp("replica_memory"),
-        claim_name=claim_name, mount_path=wp("workdir"),
+        claim_name=f"{{{{inputs.parameters.{CLAIM}}}}}", mount_path=wp("workdir"),
         backoff_limit=wp("tfjob_backoff_limit"),
         active_deadline_seconds=wp("tfjob_active_deadline_seconds"),
         workflow_name=RUN_NAME, gpu=GpuScheduling() if gpu else None,
@@ -289,6 +336,7 @@ def tfjob(gpu: bool, claim_name: str) -> Resource:
         name="tfjob-gpu" if gpu else "tfjob",
         annotations={DISPLAY_NAME: "TFJob (GPU)" if gpu else "TFJob (CPU)"},
         action="create", set_owner_reference=True, manifest=manifest_yaml(doc),
+        inputs=[Parameter(name=CLAIM)],
         outputs=[Parameter(name=TFJOB_NAME, value_from=ValueFrom(json_path="{.metadata.name}"))],
     )
 
@@ -358,7 +406,8 @@ def deploy(runtime: str) -> Resource:
     doc = build_inference_service(
         name=wp("isvc_name"), namespace="{{workflow.namespace}}",
         storage_uri=f"{{{{inputs.parameters.{MODEL_URI}}}}}", service_account=SERVING_ACCOUNT,
-        runtime=runtime, runtime_version=wp("tf_serving_version"),
+        runtime=runtime, deployment_mode=wp("serving_deployment_mode"),
+        runtime_version=wp("tf_serving_version"),
         image=wp("serving_image") if runtime == "custom" else None,
         min_replicas=wp("serving_min_replicas"), max_replicas=wp("serving_max_replicas"),
         canary_traffic_percent=wp("canary_traffic_percent"),

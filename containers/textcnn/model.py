@@ -1,6 +1,6 @@
 """The Kim (2014) convolutional text classifier and the config it is built from.
 
-`ModelConfig` mirrors model-spec/model_config.json; `build_model` turns it (and the
+`ModelConfig` mirrors spec/model_config.json; `build_model` turns it (and the
 word2vec matrix) into a Keras model whose input is named `tokens`, so training, the
 serving export and the distributed trainer all build the very same network.
 """
@@ -56,7 +56,7 @@ class ModelConfig:
 
     @classmethod
     def load(cls, model_spec_dir: str | Path) -> ModelConfig:
-        """Read model_config.json from a model-spec folder."""
+        """Read model_config.json from a spec folder."""
         path = Path(model_spec_dir) / CONFIG_FILE
         names = [f.name for f in fields(cls)]
         data = read_json(path, tuple(n for n in names if n != "trainable_embeddings"),

@@ -2,7 +2,7 @@
 
 The network is built once here, before any training pod starts, so a spec that cannot
 be built (too short a max_length for the filters, a dimension mismatch) fails early;
-its summary and parameter count go to model-spec/ and to ML Metadata as a ModelSpec.
+its summary and parameter count go to spec/ and to ML Metadata as a ModelSpec.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ def run(
     learning_rate: float, output_dir: str, metadata_store: str, run_name: str,
     artifact_root: str = "", static_embeddings: bool = False,
 ) -> dict[str, str | int]:
-    """Write model-spec/ (model_config.json, summary.txt) and record a ModelSpec artifact.
+    """Write spec/ (model_config.json, summary.txt) and record a ModelSpec artifact.
 
     With `artifact_root` the artifact is recorded where the workflow stores it
-    (`<root>/<run_name>/model-spec`), not at the pod path it was written to."""
+    (`<root>/<run_name>/spec`), not at the pod path it was written to."""
     vocab = read_json(Path(prepared_dir) / "vocab.json", ("vocabulary", "max_length"),
                       "prepare-data")
     labels = read_json(Path(prepared_dir) / "labels.json", ("classes",), "prepare-data")
@@ -60,7 +60,7 @@ def run(
     storage.write_text(storage.join(output_dir, SUMMARY_FILE), summary)
     storage.write_text(storage.join(output_dir, CONFIG_FILE), config.to_json())
     if artifact_root:
-        uri = storage.join(artifact_root, f"{run_name}/model-spec")
+        uri = storage.join(artifact_root, f"{run_name}/spec")
     else:
         uri = output_dir if storage.is_gcs(output_dir) else os.path.abspath(output_dir)
     properties: dict[str, int | float | str] = {

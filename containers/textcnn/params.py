@@ -184,11 +184,19 @@ class PipelineParams(BaseModel):
     serving_image: str = _opt(
         "ghcr.io/textcnn-argo/serving:0.1.0", "Image of the custom serving runtime."
     )
-    canary_traffic_percent: int = _opt(
-        100, "Traffic share of the new revision (Knative mode); 100 rolls out fully.",
-        ge=0, le=100,
+    serving_deployment_mode: Literal["RawDeployment", "Serverless"] = _opt(
+        "RawDeployment", "KServe deployment mode: RawDeployment (a Deployment and an "
+        "autoscaler; runs wherever KServe runs) or Serverless (Knative: canary traffic and "
+        "scale to zero, needs Knative installed).",
     )
-    serving_min_replicas: int = _opt(1, "Minimum predictor replicas (0: scale to zero).", ge=0)
+    canary_traffic_percent: int = _opt(
+        100, "Traffic share of the new revision; below 100 needs serving_deployment_mode "
+        "Serverless (RawDeployment ignores it). 100 rolls out fully.", ge=0, le=100,
+    )
+    serving_min_replicas: int = _opt(
+        1, "Minimum predictor replicas; 0 (scale to zero) needs serving_deployment_mode "
+        "Serverless.", ge=0,
+    )
     serving_max_replicas: int = _opt(1, "Maximum predictor replicas.", ge=1)
     deploy_timeout_seconds: int = _opt(
         900, "Seconds to wait for the InferenceService to become ready.", ge=30
@@ -313,6 +321,14 @@ class PipelineParams(BaseModel):
                 f"--serving_min_replicas={self.serving_min_replicas} exceeds "
                 f"--serving_max_replicas={self.serving_max_replicas}"
             )
+        if self.serving_deployment_mode == "RawDeployment":
+            # Knative features, which KServe ignores in RawDeployment mode.
+            knative = {"canary_traffic_percent": self.canary_traffic_percent < 100,
+                       "serving_min_replicas": self.serving_min_replicas == 0}
+            for name in (n for n, used in knative.items() if used):
+                raise ValueError(f"--{name}={getattr(self, name)} needs "
+                                 "--serving_deployment_mode=Serverless (Knative); KServe "
+                                 "ignores it in RawDeployment mode")
         if not _DNS_1035.match(self.isvc_name):
             raise ValueError(f"--isvc_name={self.isvc_name!r}: not a DNS-1035 label (lower "
                              "case letters, digits and '-', starting with a letter)")

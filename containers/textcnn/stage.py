@@ -23,17 +23,17 @@ from textcnn.train import load_inputs
 STAGED: dict[str, tuple[tuple[str, ...], str]] = {
     "prepared": (("train.npz", "val.npz", "vocab.json", "labels.json"), "prepare-data"),
     "embeddings": (("embeddings.npy",), "embeddings"),
-    "model-spec": ((CONFIG_FILE,), "model-metadata"),
+    "spec": ((CONFIG_FILE,), "model-metadata"),
 }
 TRAINING_FILES = ("training.json", "history.json", "model.keras")
 
 
 def stage_data(prepared_dir: str, embeddings_dir: str, model_spec_dir: str,
                stage_dir: str) -> None:
-    """Copy the trainers' inputs to STAGE_DIR/{prepared,embeddings,model-spec} (replacing
+    """Copy the trainers' inputs to STAGE_DIR/{prepared,embeddings,spec} (replacing
     what was there) and check that they fit together."""
     sources = {"prepared": prepared_dir, "embeddings": embeddings_dir,
-               "model-spec": model_spec_dir}
+               "spec": model_spec_dir}
     with storage.atomic_dir(stage_dir) as tmp:
         for folder, (files, producer) in STAGED.items():
             (tmp / folder).mkdir()
@@ -42,7 +42,7 @@ def stage_data(prepared_dir: str, embeddings_dir: str, model_spec_dir: str,
                 if not src.is_file():
                     raise InputError(f"{src}: not found; run the {producer} step first")
                 shutil.copy2(src, tmp / folder / name)
-        load_inputs(str(tmp / "prepared"), str(tmp / "embeddings"), str(tmp / "model-spec"))
+        load_inputs(str(tmp / "prepared"), str(tmp / "embeddings"), str(tmp / "spec"))
 
 
 def collect_model(source_dir: str, model_dir: str, training_dir: str) -> None:

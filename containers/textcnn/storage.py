@@ -188,6 +188,14 @@ def upload_dir(local_dir: str | Path, uri: str) -> None:
         _blob(join(uri, file.relative_to(src).as_posix())).upload_from_filename(str(file))
 
 
+def list_prefix(uri: str) -> list[str]:
+    """The gs:// URIs of the objects whose name starts with `uri`'s key, as a raw prefix
+    (no `/` added, so `gs://b/model` also lists `gs://b/model-2/x`)."""
+    bucket, key = _split(uri)
+    return sorted(f"gs://{bucket}/{b.name}" for b in _client().list_blobs(bucket, prefix=key)
+                  if not b.name.endswith("/"))
+
+
 def download_dir(uri: str, local_dir: str | Path) -> None:
     """Copy every file under `uri` (gs:// prefix or local folder) into `local_dir`, atomically."""
     if not is_gcs(uri):

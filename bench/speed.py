@@ -62,8 +62,8 @@ def bench_prepare(csv: Path) -> dict[str, Any]:
     from tf_keras.preprocessing.sequence import pad_sequences
     from tf_keras.preprocessing.text import Tokenizer
 
-    from textcnn import prepare
     from textcnn.data import load_csv, standardize_texts, token_counts
+    from textcnn.steps import prepare_data as prepare
     from textcnn.text import make_vectorizer
 
     texts = load_csv(str(csv), "text", "label")["text"].tolist()
@@ -130,7 +130,7 @@ def per_word_loop(vocabulary: list[str], vectors: Any, seed: int) -> tuple[np.nd
 
 
 def bench_embeddings(prepared: Path, glove: Path) -> dict[str, Any]:
-    from textcnn.embeddings import build_matrix, load_vectors, read_vocabulary
+    from textcnn.steps.embeddings import build_matrix, load_vectors, read_vocabulary
 
     vocabulary = read_vocabulary(prepared)
     load_seconds, (vectors, _) = common.best_of(1, lambda: load_vectors(str(glove), 50))
@@ -151,7 +151,7 @@ def bench_training(artifacts: dict[str, str]) -> dict[str, Any]:
     import keras
 
     from textcnn.model import ModelConfig
-    from textcnn.train import (
+    from textcnn.training import (
         compile_model,
         fit_mirrored,
         load_embeddings,

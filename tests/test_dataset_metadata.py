@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textcnn import dataset_metadata, metadata, storage
+from textcnn import metadata, storage
 from textcnn.data import load_csv, standardize_texts
 from textcnn.errors import InputError
+from textcnn.steps import dataset_metadata
 
 EXTRA = [
     ("", "positive"),                          # empty

@@ -19,8 +19,10 @@ import conftest
 import pytest
 from conftest import FakeApiServer
 
-from textcnn import deploy, metadata
-from textcnn.deploy import check_predictions, isvc_status, smoke_test, wait_ready
+from textcnn import metadata
+from textcnn.cluster import inference_service as deploy
+from textcnn.steps import deploy_wait
+from textcnn.cluster.inference_service import check_predictions, isvc_status, smoke_test, wait_ready
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model
 from textcnn.model import ModelConfig, build_model
@@ -166,7 +168,7 @@ def test_run_waits_through_the_kubernetes_client_and_smoke_tests(
     store = f"sqlite:{tmp_path / 'mlmd.sqlite'}"
     model_id = metadata.record_artifact(store, run_name="wf-1", type_name="Model",
                                         uri="gs://b/wf-1/model", properties={})
-    outputs = deploy.run(name="textcnn", namespace="textcnn", generation=2,
+    outputs = deploy_wait.run(name="textcnn", namespace="textcnn", generation=2,
                          model_name="textcnn", metadata_store=store, run_name="wf-1",
                          model_id=model_id, timeout_s=30, poll_s=0.01)
     assert outputs == {"endpoint": model_url}

@@ -18,11 +18,12 @@ import pandas as pd
 import pytest
 from test_train import Inputs, write_inputs
 
-from textcnn import train
-from textcnn.distributed import parse_tf_config
+from textcnn import training
+from textcnn.steps import train
+from textcnn.cluster.tfjob import judge
 from textcnn.errors import InputError
 from textcnn.export import load_serving_model
-from textcnn.tfjob_wait import judge
+from textcnn.steps.train_distributed import parse_tf_config
 from workflows import pipeline, templates
 from workflows.runner import RunResult, run_workflow
 from workflows.stand_ins import STAND_INS, tfjob_record
@@ -83,7 +84,7 @@ def test_shards_split_one_permutation_per_epoch() -> None:
     y = np.zeros(103, dtype="int32")
 
     def epochs(index: int) -> list[list[int]]:
-        ds = train.make_dataset(x, y, 8, shuffle_seed=5, num_shards=3, shard_index=index)
+        ds = training.make_dataset(x, y, 8, shuffle_seed=5, num_shards=3, shard_index=index)
         return [[int(v) for xb, _ in ds for v in xb.numpy()[:, 0]] for _ in range(2)]
 
     shards = [epochs(i) for i in range(3)]

@@ -14,8 +14,8 @@ import pytest
 from gensim.models import KeyedVectors, Word2Vec
 
 from textcnn import storage
-from textcnn.embeddings import FORMATS, TRAINED, run
 from textcnn.errors import InputError
+from textcnn.steps.embeddings import FORMATS, TRAINED, run
 
 DIM = 6
 # In the pretrained vectors: most of the vocabulary, plus words the vocabulary lacks.

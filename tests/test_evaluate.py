@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 from test_train import CLASSES, MAX_LENGTH, VOCABULARY, make_texts, run_train, write_inputs
 
-from textcnn import evaluate, storage
+from textcnn import storage
 from textcnn.errors import InputError
+from textcnn.steps import evaluate
 from textcnn.text import make_vectorizer
 
 

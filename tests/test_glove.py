@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from textcnn import glove
-from textcnn.embeddings import build_matrix, load_vectors
+from textcnn.steps.embeddings import build_matrix, load_vectors
 
 # "nan" and "null" are real GloVe words: they must stay words, not missing values.
 WORDS = ["the", ",", "movie", "nan", "null", "film"]

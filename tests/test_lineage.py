@@ -14,8 +14,9 @@ import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
-from textcnn import lineage, metadata
+from textcnn import metadata
 from textcnn.errors import InputError
+from textcnn.steps import log_training_metadata as lineage
 
 RUN = "textcnn-abc12"
 ROOT = "gs://bucket"

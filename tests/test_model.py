@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from test_train import write_inputs
 
-from textcnn import cli, metadata, model_metadata
+from textcnn import cli, metadata
 from textcnn.errors import InputError
 from textcnn.model import ModelConfig, build_model
+from textcnn.steps import model_metadata
 
 DEFAULT = ModelConfig(
     vocab_size=50, max_length=20, num_classes=3, classes=["a", "b", "c"], embedding_dim=8,

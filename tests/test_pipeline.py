@@ -505,7 +505,7 @@ def test_step_arguments_match_the_step_function(name: str, wt: dict[str, Any]) -
 
 
 def test_validate_params_returns_its_declared_output(wt: dict[str, Any]) -> None:
-    validate = importlib.import_module("textcnn.validate")
+    validate = importlib.import_module("textcnn.steps.validate_params")
     outputs = validate.run(**PipelineParams().to_argo())
     assert set(output_parameters(templates_by_name(wt)["validate-params"])) <= set(outputs)
     assert PipelineParams.model_validate_json(outputs[templates.PARAMS]) == PipelineParams()

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from textcnn import prepare, storage
+from textcnn import storage
 from textcnn.data import standardize_texts
 from textcnn.errors import InputError
+from textcnn.steps import prepare_data as prepare
 from textcnn.text import OOV, PAD, make_vectorizer
 
 FILES = {"train.npz", "val.npz", "vocab.json", "labels.json", "train_tokens.txt", "stats.json"}

@@ -22,8 +22,8 @@ import conftest
 import pytest
 from conftest import FakeApiServer
 
-from textcnn import tfjob_wait
-from textcnn.tfjob_wait import judge, wait_for
+from textcnn.steps import wait_tfjob
+from textcnn.cluster.tfjob import judge, wait_for
 from workflows.tfjob import validate_tfjob
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tfjob"
@@ -113,7 +113,7 @@ PATH = f"/apis/kubeflow.org/v1/namespaces/textcnn/tfjobs/{NAME}"
 @pytest.mark.parametrize("api", [("running", "succeeded")], indirect=True)
 def test_run_polls_the_tfjob_through_the_kubernetes_client(
         api: FakeApiServer, capsys: pytest.CaptureFixture[str]) -> None:
-    tfjob_wait.run(name=NAME, namespace="textcnn", timeout_s=30, poll_s=0.01)
+    wait_tfjob.run(name=NAME, namespace="textcnn", timeout_s=30, poll_s=0.01)
     assert api.requests == [(PATH, "Bearer t0ken")] * 2
     assert f"TFJob textcnn/{NAME} successfully completed." in capsys.readouterr().out
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from textcnn import cli, train
+from textcnn import cli
+from textcnn.steps import train
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model, load_serving_model
 from textcnn.model import ModelConfig, build_model

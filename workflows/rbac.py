@@ -11,7 +11,7 @@ Three sources, each from upstream's own rules (argo-workflows v3.7.18 and v4.0):
   with `blockOwnerDeletion: true`, which the OwnerReferencesPermissionEnforcement
   admission plugin allows only to whoever may update the owner's finalizers;
 - the step code: every Kubernetes API call of the pod package goes through
-  `textcnn.kube.custom_object_getter`, a `get`; its calls are found in the source.
+  `textcnn.cluster.kube.custom_object_getter`, a `get`; its calls are found in the source.
 
 `required_rules` gives (apiGroup, resource, verb) triples; `granted_rules` reads a Role.
 """
@@ -74,10 +74,13 @@ def template_rules(templates: Iterable[Mapping[str, Any]]) -> set[Rule]:
 
 
 def _constant(node: ast.expr, module: Any) -> str:
+    """A literal, a module constant (`GROUP`) or another module's (`tfjob.GROUP`)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.Name):
         return str(getattr(module, node.id))
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return str(getattr(getattr(module, node.value.id), node.attr))
     raise ValueError(f"{module.__name__}: {GETTER} needs a literal or a module constant, "
                      f"not {ast.unparse(node)}")
 

@@ -38,7 +38,8 @@ from typing import Any
 import requests
 import yaml
 
-from textcnn import cli, deploy, storage, tfjob_wait
+from textcnn import cli, storage
+from textcnn.cluster import inference_service, tfjob
 from textcnn.errors import InputError
 from workflows.crd import validate_inference_service
 from workflows.inference_service import RUNTIMES
@@ -249,7 +250,7 @@ def run_tfjob(ctx: StandInContext) -> dict[str, str]:
 
 def wait_tfjob(ctx: StandInContext) -> dict[str, str]:
     """The wait-tfjob step, judging the local TFJob record instead of the API's object."""
-    parser = cli.build_parser("wait-tfjob", tfjob_wait.run)
+    parser = cli.build_parser("wait-tfjob", cli.load_step("wait-tfjob"))
     args = parser.parse_args(ctx.template["container"].get("args", []))
 
     def get() -> dict[str, Any]:
@@ -262,7 +263,7 @@ def wait_tfjob(ctx: StandInContext) -> dict[str, str]:
                                f"{args.namespace!r}")
         return doc
 
-    message = tfjob_wait.wait_for(get, args.timeout_s, args.poll_s)
+    message = tfjob.wait_for(get, args.timeout_s, args.poll_s)
     with ctx.log_path.open("a") as log:
         log.write(f"{message}\n")
     return {}
@@ -282,7 +283,7 @@ class LocalKServe:
     server and webhook would and starts the project's KServe model server on a free
     127.0.0.1 port over the model at its storageUri (for both runtimes: TF Serving and this
     server answer the same V1 REST route); `wait` runs the real deploy-wait step
-    (`textcnn.deploy.finish`: readiness judged on the service object, smoke prediction,
+    (`textcnn.cluster.inference_service.finish`: readiness judged on the service object, smoke prediction,
     endpoint recorded in ML Metadata) over an object whose status reflects that server.
     Servers stop with `stop()`, unless the caller keeps serving."""
 
@@ -348,10 +349,10 @@ class LocalKServe:
         return {**doc, "status": status}
 
     def wait(self, ctx: StandInContext) -> dict[str, str]:
-        parser = cli.build_parser("deploy-wait", deploy.run)
+        parser = cli.build_parser("deploy-wait", cli.load_step("deploy-wait"))
         args = vars(parser.parse_args(ctx.template["container"].get("args", [])))
         args.pop("outputs")
-        outputs = deploy.finish(lambda: self._object(args["name"]), **{
+        outputs = inference_service.finish(lambda: self._object(args["name"]), **{
             k: v for k, v in args.items() if k != "poll_s"}, poll_s=0.5)
         with ctx.log_path.open("a") as out:
             out.write(f"endpoint {outputs['endpoint']} ready; smoke prediction answered\n")

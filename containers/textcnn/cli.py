@@ -24,22 +24,14 @@ from typing import Any
 from textcnn.errors import InputError
 from textcnn.params import ParamsError
 
-# Step name -> "module:function"; modules import lazily so light steps start fast.
+# Step name -> "module:function": textcnn/steps/<name>.py's run(), imported lazily so
+# light steps start fast.
 STEPS: dict[str, str] = {
-    "validate-params": "textcnn.validate:run",
-    "dataset-metadata": "textcnn.dataset_metadata:run",
-    "prepare-data": "textcnn.prepare:run",
-    "embeddings": "textcnn.embeddings:run",
-    "model-metadata": "textcnn.model_metadata:run",
-    "train": "textcnn.train:run",
-    "stage-data": "textcnn.stage:stage_data",
-    "train-distributed": "textcnn.distributed:run",
-    "wait-tfjob": "textcnn.tfjob_wait:run",
-    "collect-model": "textcnn.stage:collect_model",
-    "evaluate": "textcnn.evaluate:run",
-    "log-training-metadata": "textcnn.lineage:run",
-    "deploy-wait": "textcnn.deploy:run",
-    "record-status": "textcnn.lineage:record_status",
+    name: f"textcnn.steps.{name.replace('-', '_')}:run"
+    for name in ("validate-params", "dataset-metadata", "prepare-data", "embeddings",
+                 "model-metadata", "train", "stage-data", "train-distributed", "wait-tfjob",
+                 "collect-model", "evaluate", "log-training-metadata", "deploy-wait",
+                 "record-status")
 }
 
 

@@ -151,11 +151,3 @@ def run(
                       "evaluate_execution_id": evaluate_id, "metrics_id": metrics_id, **scores}))
     # The model's URI as recorded here is the one the DAG reports and deploys.
     return {"execution_id": str(train_id), "model_id": str(model), "model_uri": uri("model")}
-
-
-def record_status(metadata_store: str, run_name: str, status: str, failures: str = "") -> None:
-    """The exit handler: record the workflow's final status (and Argo's failures JSON) on
-    the run in ML Metadata; it runs whether the DAG succeeded or not."""
-    metadata.record_run_status(metadata_store, run_name=run_name, status=status,
-                               message=failures)
-    print(f"{run_name}: {status}")

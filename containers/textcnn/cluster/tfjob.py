@@ -1,4 +1,4 @@
-"""wait-tfjob step: wait until a TFJob (kubeflow.org/v1) has succeeded, or fail with why not.
+"""Whether a TFJob (kubeflow.org/v1) has succeeded, failed (and why), or is on its way.
 
 Argo's `successCondition` is a label selector over dotted status paths and cannot pick an
 element of `status.conditions`, where the Training Operator (1.9) records the outcome.
@@ -23,8 +23,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-
-from textcnn.kube import custom_object_getter
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
 REPLICA_COUNTS = ("active", "succeeded", "failed")
@@ -91,9 +89,3 @@ def wait_for(get: Callable[[], Mapping[str, Any]], timeout_s: float, poll_s: flo
             raise TimeoutError(f"not finished after {timeout_s:g} s; last seen: "
                                f"{verdict.message}")
         time.sleep(poll_s)
-
-
-def run(name: str, namespace: str, timeout_s: int, poll_s: float = 10.0) -> None:
-    """Wait for TFJob NAME in NAMESPACE to succeed; fail with the operator's message."""
-    get = custom_object_getter(GROUP, VERSION, PLURAL, namespace, name)
-    print(wait_for(get, timeout_s, poll_s), flush=True)

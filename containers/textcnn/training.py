@@ -1,9 +1,10 @@
-"""train: fit the Kim CNN in one pod (CPU, or every GPU it sees) and export it for serving.
+"""Training the Kim CNN: loading the step inputs, the datasets, compilation, early
+stopping, `fit_mirrored` (one pod: every GPU it sees, or the CPU) and the outputs.
 
-The pieces (data loading, model compilation, early stopping, output writing) are
-separate functions so that the multi-worker trainer (`textcnn.distributed`, a custom loop,
-since Keras 3 `model.fit` fails under MultiWorkerMirroredStrategy) reuses them unchanged;
-only `fit_mirrored` is specific to `MirroredStrategy` + `model.fit`.
+The pieces are separate functions so that the multi-worker trainer
+(`textcnn.steps.train_distributed`, a custom loop, since Keras 3 `model.fit` fails under
+MultiWorkerMirroredStrategy) reuses them unchanged; only `fit_mirrored` is specific to
+`MirroredStrategy` + `model.fit`.
 """
 
 from __future__ import annotations
@@ -217,16 +218,3 @@ def summary(result: TrainingRun) -> dict[str, float | int]:
         "val_accuracy": result.val_accuracy, "epochs_run": result.epochs_run,
         "duration_seconds": round(result.duration_seconds, 3),
     }
-
-
-def run(
-    prepared_dir: str, embeddings_dir: str, model_spec_dir: str, epochs: int, batch_size: int,
-    patience: int, seed: int, model_dir: str, training_dir: str,
-) -> dict[str, float | int]:
-    """Train on prepared/ with the model spec; write training/ and the serving model/."""
-    keras.utils.set_random_seed(seed)
-    inputs = load_inputs(prepared_dir, embeddings_dir, model_spec_dir)
-    result = fit_mirrored(inputs.config, inputs.embeddings, inputs.splits, epochs, batch_size,
-                          patience, seed)
-    write_outputs(result, inputs.config, inputs.vocabulary, model_dir, training_dir)
-    return summary(result)

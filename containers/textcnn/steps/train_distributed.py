@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from textcnn.errors import InputError
 from textcnn.model import ModelConfig, build_model
-from textcnn.train import (
+from textcnn.training import (
     Splits,
     TrainingRun,
     early_stopping,

@@ -1,4 +1,4 @@
-"""deploy-wait step: wait until an InferenceService serves the new model, then smoke-test it.
+"""When an InferenceService serves the new model: readiness, the smoke test, the endpoint record.
 
 `KServeClient.wait_isvc_ready` is not enough: it never reports failure (only a timeout),
 and it accepts a Ready condition left over from the previous spec, so right after an
@@ -23,7 +23,6 @@ import requests
 
 from textcnn import metadata
 from textcnn.errors import InputError
-from textcnn.kube import custom_object_getter
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 # Ready=False reasons that do not heal by waiting (Knative: the latest revision failed).
@@ -192,24 +191,6 @@ def record_endpoint(metadata_store: str, run_name: str, model_id: int, url: str,
         inputs=[model_id], outputs=[("Endpoint", url, properties)],
     )
     return endpoint_id
-
-
-def run(name: str, namespace: str, model_name: str, metadata_store: str, run_name: str,
-        model_id: int, generation: int = 0, timeout_s: int = 900,
-        poll_s: float = 10.0) -> dict[str, str]:
-    """Wait for InferenceService NAME in NAMESPACE to serve spec GENERATION, send one
-    prediction to MODEL_NAME (the InferenceService name for KServe's runtimes), record the
-    endpoint in ML Metadata linked to the model, and output the `endpoint` URL.
-
-    GENERATION 0 means the generation the service has when the wait starts: the DAG runs
-    this step right after applying the service, so that is the applied spec."""
-    # Not visible yet (just applied): keep waiting.
-    get = custom_object_getter(GROUP, VERSION, PLURAL, namespace, name,
-                               missing={"metadata": {"name": name, "namespace": namespace}})
-    return finish(get, name=name, namespace=namespace,
-                  model_name=model_name, metadata_store=metadata_store, run_name=run_name,
-                  model_id=model_id, generation=generation, timeout_s=timeout_s,
-                  poll_s=poll_s)
 
 
 def finish(get: Callable[[], Mapping[str, Any]], *, name: str, namespace: str,

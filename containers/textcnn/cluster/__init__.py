@@ -1,0 +1,2 @@
+"""What the steps do against the Kubernetes API: reading objects, judging TFJobs and
+InferenceServices."""

@@ -1,0 +1,1 @@
+"""The DAG steps: one module per step, each with a typed `run()` (see textcnn.cli)."""

@@ -1,0 +1,42 @@
+"""stage-data: the TFJob branch's inputs onto the shared volume.
+
+It copies what the trainers read (the prepared arrays, vocabulary and label map,
+the embedding matrix, the model config) from the workflow's artifacts to a folder on the
+ReadWriteMany volume that every TFJob replica mounts, and checks them against each other
+there, so a mismatch fails before any replica is scheduled (textcnn.steps.collect_model is the
+branch's other end).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from textcnn import storage
+from textcnn.errors import InputError
+from textcnn.model import CONFIG_FILE
+from textcnn.training import load_inputs
+
+# Folder -> (files the trainers read, the step that writes them).
+STAGED: dict[str, tuple[tuple[str, ...], str]] = {
+    "prepared": (("train.npz", "val.npz", "vocab.json", "labels.json"), "prepare-data"),
+    "embeddings": (("embeddings.npy",), "embeddings"),
+    "spec": ((CONFIG_FILE,), "model-metadata"),
+}
+
+
+def run(prepared_dir: str, embeddings_dir: str, model_spec_dir: str,
+               stage_dir: str) -> None:
+    """Copy the trainers' inputs to STAGE_DIR/{prepared,embeddings,spec} (replacing
+    what was there) and check that they fit together."""
+    sources = {"prepared": prepared_dir, "embeddings": embeddings_dir,
+               "spec": model_spec_dir}
+    with storage.atomic_dir(stage_dir) as tmp:
+        for folder, (files, producer) in STAGED.items():
+            (tmp / folder).mkdir()
+            for name in files:
+                src = Path(sources[folder]) / name
+                if not src.is_file():
+                    raise InputError(f"{src}: not found; run the {producer} step first")
+                shutil.copy2(src, tmp / folder / name)
+        load_inputs(str(tmp / "prepared"), str(tmp / "embeddings"), str(tmp / "spec"))

@@ -29,6 +29,7 @@ import numpy as np
 import requests
 import tensorflow as tf
 
+from textcnn.params import PipelineParams
 from textcnn.serving import find_saved_model
 
 LAST_RUN = Path("runs/latest/run.json")
@@ -41,11 +42,14 @@ def untrained_model(base: Path) -> tuple[Path, list[str]]:
     from textcnn.export import export_serving_model
     from textcnn.model import ModelConfig, build_model
 
-    vocabulary = ["", "[UNK]", *(f"w{i}" for i in range(19998))]
+    defaults = PipelineParams()
+    vocabulary = ["", "[UNK]", *(f"w{i}" for i in range(defaults.num_words - 2))]
     config = ModelConfig(
         vocab_size=len(vocabulary), max_length=64, num_classes=2, classes=["neg", "pos"],
-        embedding_dim=128, filter_sizes=[3, 4, 5], num_filters=100, num_conv_layers=1,
-        maxpool_strides=2, dropout=0.5, learning_rate=1e-3,
+        embedding_dim=defaults.embbeding_dim, filter_sizes=defaults.filter_sizes,
+        num_filters=defaults.num_filters, num_conv_layers=defaults.num_conv_layers,
+        maxpool_strides=defaults.maxpool_strides, dropout=defaults.dropout,
+        learning_rate=defaults.learning_rate,
     )
     export_serving_model(build_model(config), vocabulary, 64, config.classes, base)
     return base, vocabulary

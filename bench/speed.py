@@ -31,7 +31,9 @@ from typing import Any
 import common
 import numpy as np
 
-NUM_WORDS = 20000  # the pipeline's default vocabulary size
+from textcnn.params import PipelineParams
+
+DEFAULTS = PipelineParams()  # the pipeline's defaults, as `make run` uses them
 REPEATS = 5
 TRAIN_EPOCHS = 2
 TRAIN_ROUNDS = 5
@@ -72,14 +74,14 @@ def bench_prepare(csv: Path) -> dict[str, Any]:
     length = int(np.ceil(np.percentile(counts, 95)))  # as prepare-data picks it
 
     def legacy_keras() -> np.ndarray:
-        tokenizer = Tokenizer(num_words=NUM_WORDS, oov_token="[UNK]")
+        tokenizer = Tokenizer(num_words=DEFAULTS.num_words, oov_token="[UNK]")
         tokenizer.fit_on_texts(texts)
         return pad_sequences(tokenizer.texts_to_sequences(texts), maxlen=length,
                              padding="post", truncating="post")
 
     def text_vectorization() -> np.ndarray:
         clean = np.array(standardize_texts(texts), dtype=object)
-        vectorizer = make_vectorizer(length, num_words=NUM_WORDS, standardized=True)
+        vectorizer = make_vectorizer(length, num_words=DEFAULTS.num_words, standardized=True)
         vectorizer.adapt(clean)
         return vectorizer(clean).numpy()
 
@@ -89,8 +91,9 @@ def bench_prepare(csv: Path) -> dict[str, Any]:
         common.SCRATCH.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=common.SCRATCH) as tmp, \
                 contextlib.redirect_stdout(io.StringIO()):
-            prepare.run(str(csv), "text", "label", 0.1, NUM_WORDS, length, 95.0, 42,
-                        f"{tmp}/prepared")
+            prepare.run(str(csv), DEFAULTS.column_text_value, DEFAULTS.column_target_value,
+                        DEFAULTS.val_data_pct, DEFAULTS.num_words, length,
+                        DEFAULTS.length_percentile, DEFAULTS.seed, f"{tmp}/prepared")
 
     calls = {"legacy_keras_tokenizer": legacy_keras, "prepare_data_step": prepare_step,
              "standardize_only": lambda: standardize_texts(texts),
@@ -162,7 +165,7 @@ def bench_training(artifacts: dict[str, str]) -> dict[str, Any]:
     config = ModelConfig.load(artifacts["spec"])
     splits = load_splits(artifacts["prepared"], config)
     embeddings = load_embeddings(artifacts["embeddings"])
-    batch = 50  # the pipeline's default
+    batch = DEFAULTS.batch_size
 
     def bare_fit() -> None:
         keras.utils.set_random_seed(42)

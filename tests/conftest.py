@@ -10,11 +10,11 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import FakeApiServer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -108,33 +108,6 @@ def gcs_root(gcs_emulator: str) -> str:
     return f"gs://{GCS_BUCKET}/{uuid.uuid4().hex}"
 
 
-class FakeApiServer(ThreadingHTTPServer):
-    """Kubernetes API stand-in on loopback: replays recorded objects, one per GET, and
-    keeps each request's path and Authorization header."""
-
-    def __init__(self, objects: list[dict[str, Any]]) -> None:
-        super().__init__(("127.0.0.1", 0), _ReplayHandler)
-        self.objects = objects
-        self.requests: list[tuple[str, str | None]] = []
-
-
-class _ReplayHandler(BaseHTTPRequestHandler):
-    server: FakeApiServer
-
-    def do_GET(self) -> None:
-        self.server.requests.append((self.path, self.headers.get("Authorization")))
-        obj = self.server.objects[min(len(self.server.requests), len(self.server.objects)) - 1]
-        payload = json.dumps(obj).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 @pytest.fixture
 def kube_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
              ) -> Iterator[Callable[[list[dict[str, Any]]], FakeApiServer]]:
@@ -162,23 +135,3 @@ def kube_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     for server in servers:
         server.shutdown()
         server.server_close()
-
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def recorded(kind: str, name: str) -> dict[str, Any]:
-    """A recorded Kubernetes object: tests/fixtures/<kind>/<name>.json."""
-    return json.loads((FIXTURES / kind / f"{name}.json").read_text())
-
-
-def replay(kind: str, *names: str) -> tuple[Callable[[], dict[str, Any]], list[str]]:
-    """A `get` returning the recorded objects in order (the last one from then on), and
-    the list of names it has returned."""
-    seen: list[str] = []
-
-    def get() -> dict[str, Any]:
-        seen.append(names[min(len(seen), len(names) - 1)])
-        return recorded(kind, seen[-1])
-
-    return get, seen

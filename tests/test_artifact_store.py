@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from workflows import pipeline
-from workflows.runner import ArtifactStore, open_store
+from workflows.dag import pipeline
+from workflows.local.store import ArtifactStore, open_store
 
 
 def _fill(store: ArtifactStore, tmp: Path) -> None:

@@ -15,19 +15,19 @@ import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import conftest
+import helpers
 import pytest
-from conftest import FakeApiServer
+from helpers import FakeApiServer
 
 from textcnn import metadata
 from textcnn.cluster import inference_service as deploy
-from textcnn.steps import deploy_wait
 from textcnn.cluster.inference_service import check_predictions, isvc_status, smoke_test, wait_ready
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model
 from textcnn.model import ModelConfig, build_model
 from textcnn.serving import LocalServer, build_app, load_model
-from workflows.crd import validate_inference_service
+from textcnn.steps import deploy_wait
+from workflows.checks.admission import validate_inference_service
 
 pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
 
@@ -36,8 +36,8 @@ CLUSTER_URL = "http://textcnn.textcnn.svc.cluster.local"
 CLASSES = ["negative", "positive"]
 
 
-recorded = functools.partial(conftest.recorded, "isvc")
-replay = functools.partial(conftest.replay, "isvc")
+recorded = functools.partial(helpers.recorded, "isvc")
+replay = functools.partial(helpers.replay, "isvc")
 
 
 @pytest.mark.parametrize("fixture", sorted(p.stem for p in FIXTURES.glob("*.json")))

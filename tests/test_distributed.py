@@ -16,18 +16,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from test_train import Inputs, write_inputs
+from helpers import Inputs, write_inputs
 
 from textcnn import training
-from textcnn.steps import train
 from textcnn.cluster.tfjob import judge
 from textcnn.errors import InputError
 from textcnn.export import load_serving_model
+from textcnn.steps import train
 from textcnn.steps.train_distributed import parse_tf_config
-from workflows import pipeline, templates
-from workflows.runner import RunResult, run_workflow
-from workflows.stand_ins import STAND_INS, tfjob_record
-from workflows.tfjob import build_tfjob, manifest_yaml
+from workflows.dag import pipeline, templates
+from workflows.dag.tfjob import build_tfjob, manifest_yaml
+from workflows.errors import WorkflowError
+from workflows.local.execute import run_workflow
+from workflows.local.result import RunResult
+from workflows.local.stand_ins import STAND_INS
+from workflows.local.stand_ins.tfjob import tfjob_record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -355,7 +358,7 @@ def test_an_existing_claim_is_one_folder_for_every_task(tmp_path: Path) -> None:
 def test_volumes_the_runner_cannot_provide_are_rejected_up_front(
         tmp_path: Path, volumes: list[dict[str, Any]], expected: str) -> None:
     template = volume_workflow(volumes, [{"name": "shared", "mountPath": "/data"}], [])
-    with pytest.raises(InputError, match=re.escape(expected)):
+    with pytest.raises(WorkflowError, match=re.escape(expected)):
         run_local(template, tmp_path / "run")
     assert not (tmp_path / "run" / "logs").exists()
 

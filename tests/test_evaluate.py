@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_train import CLASSES, MAX_LENGTH, VOCABULARY, make_texts, run_train, write_inputs
+from helpers import CLASSES, MAX_LENGTH, VOCABULARY, make_texts, run_train, write_inputs
 
 from textcnn import storage
 from textcnn.errors import InputError

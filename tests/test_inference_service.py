@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from textcnn.serving import build_parser
-from workflows import crd
-from workflows.crd import unknown_fields, validate_inference_service
-from workflows.inference_service import build_inference_service
+from workflows.checks.admission import ISVC_SCHEMA, validate_inference_service
+from workflows.checks.crd import unknown_fields
+from workflows.dag.inference_service import build_inference_service
 
 BASE = {"name": "textcnn", "namespace": "textcnn", "storage_uri": "gs://bucket/wf-1/model",
         "service_account": "textcnn-serving"}
@@ -234,8 +234,8 @@ def test_generic_unknown_field_walker() -> None:
 
 
 def test_vendored_schema_is_the_one_in_provenance() -> None:
-    digest = hashlib.sha256(crd.ISVC_SCHEMA.read_bytes()).hexdigest()
-    provenance = (crd.ISVC_SCHEMA.parent.parent / "PROVENANCE.md").read_text()
+    digest = hashlib.sha256(ISVC_SCHEMA.read_bytes()).hexdigest()
+    provenance = (ISVC_SCHEMA.parent.parent / "PROVENANCE.md").read_text()
     assert f"this file's sha256 | `{digest}`" in provenance
-    licence = hashlib.sha256((crd.ISVC_SCHEMA.parent.parent / "LICENSE").read_bytes())
+    licence = hashlib.sha256((ISVC_SCHEMA.parent.parent / "LICENSE").read_bytes())
     assert f"sha256 `{licence.hexdigest()}`" in provenance

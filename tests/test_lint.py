@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from workflows import lint, pipeline
+from workflows.checks import lint
+from workflows.dag import pipeline
+from workflows.dag.inference_service import build_inference_service
+from workflows.dag.tfjob import build_tfjob, manifest_yaml
 from workflows.expressions import Depends
-from workflows.inference_service import build_inference_service
-from workflows.tfjob import build_tfjob, manifest_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"
@@ -91,14 +92,14 @@ def test_main_exits_0_on_the_manifests_and_1_with_one_line_per_problem(
 def test_the_module_runs_as_a_command() -> None:
     # The CronWorkflow alone: its WorkflowTemplate is not among the linted documents.
     cron = MANIFESTS / "workflows" / pipeline.MANIFESTS[pipeline.CRON_NAME]
-    result = subprocess.run([sys.executable, "-m", "workflows.lint", str(cron)], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "workflows.checks.lint", str(cron)], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         f"{cron}:0 CronWorkflow/{pipeline.CRON_NAME}: spec.workflowSpec.workflowTemplateRef."
         f"name: WorkflowTemplate '{pipeline.TEMPLATE_NAME}' is not among the linted documents"]
     both = [str(MANIFESTS / "workflows")]
-    result = subprocess.run([sys.executable, "-m", "workflows.lint", *both], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "workflows.checks.lint", *both], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stdout) == (0, "")
 
@@ -398,3 +399,72 @@ def test_a_kustomization_must_list_existing_files(tmp_path: Path) -> None:
     assert lint.lint_paths([folder]) == [
         f"{folder / 'kustomization.yaml'}:0 Kustomization/?: resources[{index}]: 'tfjob.yaml' "
         f"does not exist (relative to {folder})"]
+
+
+# ---- Argo constructs the DAG does not use, on a hand-written workflow --------------------
+
+HAND_WRITTEN = """
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata: {name: library}
+spec:
+  templates:
+  - name: greet
+    inputs: {parameters: [{name: who}]}
+    container: {image: busybox, command: [echo], args: ["{{inputs.parameters.who}}"]}
+    outputs: {parameters: [{name: names, valueFrom: {path: /tmp/names}}]}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: loops-}
+spec:
+  entrypoint: main
+  hooks: {exit: {template: notify}}
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - name: fan-out
+        template: echo
+        withItems: [{word: a}, {word: b}]
+        arguments: {parameters: [{name: msg, value: "{{item.word}}"}]}
+      - name: shared
+        templateRef: {name: library, template: greet}
+        depends: fan-out
+        arguments: {parameters: [{name: who, value: "{{tasks.fan-out.outputs.parameters}}"}]}
+      - name: per-name
+        template: echo
+        depends: shared
+        withParam: "{{tasks.shared.outputs.parameters.names}}"
+        arguments: {parameters: [{name: msg, value: "{{item.first}}"}]}
+  - name: echo
+    inputs: {parameters: [{name: msg}]}
+    container: {image: busybox, command: [echo], args: ["{{inputs.parameters.msg}}"]}
+  - name: notify
+    container: {image: busybox, command: [echo], args: ["{{workflow.status}}"]}
+"""
+
+
+def test_loops_template_refs_and_hooks_on_a_hand_written_workflow() -> None:
+    docs = list(yaml.safe_load_all(HAND_WRITTEN))
+    assert lint.lint_documents(docs, "hand.yaml") == []
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("{{item.word}}", "{{item.colour}}",
+     "spec.templates[main].dag.tasks[fan-out].arguments.parameters[msg].value: "
+     "{{item.colour}} does not resolve: no such key in withItems (or no withItems/withParam "
+     "here)"),
+    ("template: greet}", "template: greets}",
+     "spec.templates[main].dag.tasks[shared].templateRef.template: no template 'greets' in "
+     "WorkflowTemplate library"),
+    # ... and `notify`, no longer an exit handler, cannot read the workflow's status.
+    ("{template: notify}", "{template: notice}",
+     "spec.hooks.exit.template: no template 'notice' in this workflow\n"
+     "spec.templates[notify].container.args[0]: {{workflow.status}} does not resolve: only "
+     "exit handlers (onExit, hooks) see it"),
+])
+def test_a_broken_loop_template_ref_or_hook_is_named(old: str, new: str, expected: str) -> None:
+    docs = list(yaml.safe_load_all(HAND_WRITTEN.replace(old, new)))
+    assert lint.lint_documents(docs, "hand.yaml") == [
+        f"hand.yaml:1 Workflow/loops-: {line}" for line in expected.split("\n")]

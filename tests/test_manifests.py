@@ -15,7 +15,9 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from textcnn.params import PipelineParams
-from workflows import pipeline, rbac, schema
+from workflows.checks import argo_schema as schema
+from workflows.checks import rbac
+from workflows.dag import pipeline
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
 KUSTOMIZATION = MANIFESTS / "kustomization.yaml"
@@ -72,7 +74,7 @@ def test_workflow_role_grants_exactly_what_the_dag_needs() -> None:
             assert "*" not in rule[field], f"wildcard in {field}: {rule}"
     # Nothing unused, nothing missing; an existing claim needs no claim rights.
     assert rbac.granted_rules(role) == rbac.required_rules(pipeline.render()[0])
-    existing = pipeline.render(PipelineParams(pvc_existing_claim="shared"))[0]
+    existing = pipeline.render(existing_claim="shared")[0]
     assert rbac.granted_rules(role) - rbac.required_rules(existing) == {
         ("", "persistentvolumeclaims", "create"), ("", "persistentvolumeclaims", "get")}
     assert not objects("ClusterRole") and not objects("ClusterRoleBinding")

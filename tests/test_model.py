@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from test_train import write_inputs
+from helpers import write_inputs
 
 from textcnn import cli, metadata
 from textcnn.errors import InputError

@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from textcnn.params import CLIENT_ONLY, ParamsError, PipelineParams, argo_cli_args
+from textcnn.params import ParamsError, PipelineParams, parse_bool, parse_int_list
+from workflows import submit
+from workflows.dag.parameters import workflow_parameters
 
 
 def parse(**values: str) -> PipelineParams:
@@ -67,30 +69,43 @@ def test_sequence_too_short_for_the_layer_stack() -> None:
         parse(max_length="8", filter_sizes="3,5", num_conv_layers="2", maxpool_strides="2")
 
 
-def test_iap_needs_both_client_ids() -> None:
-    with pytest.raises(ParamsError, match="other_client_id"):
-        parse(client_id="abc.apps.googleusercontent.com")
-
-
 def test_argo_round_trip() -> None:
     params = parse(filter_sizes="2,3", gpu_support="yes", dropout="0.25", embedding_dim="64")
-    again = PipelineParams.parse(params.to_argo())
+    again = PipelineParams.parse(params.to_strings())
     assert again == params
-    assert params.to_argo()["gpu_support"] == "true"
-    assert params.to_argo()["filter_sizes"] == "2,3"
+    assert params.to_strings()["gpu_support"] == "true"
+    assert params.to_strings()["filter_sizes"] == "2,3"
 
 
-def test_client_only_options_never_reach_argo() -> None:
-    params = parse(host="https://argo.example.com", client_id="a", other_client_id="b",
-                   other_client_secret="s3cret")
-    assert "s3cret" not in str(params.to_argo())
-    assert not set(CLIENT_ONLY) & set(params.to_argo())
-    assert not any(name in arg for arg in argo_cli_args() for name in CLIENT_ONLY)
+@pytest.mark.parametrize("name", ["host", "client_id", "other_client_id",
+                                  "other_client_secret"])
+def test_login_options_are_the_clients_not_the_pipelines(name: str) -> None:
+    assert name not in PipelineParams.model_fields
+    with pytest.raises(ParamsError, match=f"--{name}"):
+        parse(**{name: "x"})
+
+
+@pytest.mark.parametrize(("option", "step_option", "text", "words"), [
+    ("static_embeddings", "static_embeddings", "ture", "expected yes/no/true/false, got 'ture'"),
+    ("filter_sizes", "filter_sizes", "2;3", "expected integers such as 3,4,5, got '2;3'"),
+])
+def test_one_parser_per_option_for_the_cli_and_the_steps(
+        option: str, step_option: str, text: str, words: str) -> None:
+    """A typo fails the same way as a pipeline option and as a step's option."""
+    with pytest.raises(ParamsError, match=re.escape(words)):
+        parse(**{option: text})
+    converter = parse_bool if option == "static_embeddings" else parse_int_list
+    with pytest.raises(ValueError, match=re.escape(words)):
+        converter(text)
+    step = subprocess.run([sys.executable, "-m", "textcnn", "model-metadata",
+                           f"--{step_option}={text}"], capture_output=True, text=True)
+    assert step.returncode == 2
+    assert f"argument --{step_option}: invalid {converter.__name__} value" in step.stderr
 
 
 def test_argo_parameters_have_descriptions_and_boolean_enums() -> None:
-    specs = {p["name"]: p for p in PipelineParams.argo_parameters()}
-    assert list(specs) == [n for n in PipelineParams.model_fields if n not in CLIENT_ONLY]
+    specs = {p["name"]: p for p in workflow_parameters()}
+    assert list(specs) == list(PipelineParams.model_fields)
     assert all(p["description"] for p in specs.values())
     assert specs["gpu_support"]["enum"] == ["true", "false"]
     assert specs["dist_training"]["value"] == "false"
@@ -107,14 +122,13 @@ def test_original_cli_options_are_all_there() -> None:
         "gpu_support"
     ).split()
     parser = argparse.ArgumentParser()
-    PipelineParams.add_arguments(parser)
+    submit.add_submit_arguments(parser)  # the pipeline options and the client's login
     ns = parser.parse_args([f"--{name}=x" for name in original] + ["--embedding_dim=7"])
     assert set(original) <= set(vars(ns))
     assert ns.embbeding_dim == "7"
 
 
 def test_validate_step_in_a_pod_uses_the_same_model() -> None:
-    assert len(argo_cli_args()) == len(PipelineParams.model_fields) - len(CLIENT_ONLY)
     bad = subprocess.run(
         [sys.executable, "-m", "textcnn", "validate-params", "--epochs=0", "--dropout=0.3"],
         capture_output=True, text=True,
@@ -126,7 +140,7 @@ def test_validate_step_in_a_pod_uses_the_same_model() -> None:
         capture_output=True, text=True,
     )
     assert good.returncode == 0, good.stderr
-    assert '"epochs":3' in good.stdout and "other_client_secret" not in good.stdout
+    assert '"epochs":3' in good.stdout
 
 
 @pytest.mark.parametrize(("values", "option"), [
@@ -143,6 +157,6 @@ def test_knative_features_need_serverless_mode(values: dict[str, str], option: s
 
 
 def test_the_deployment_mode_is_an_enum_for_the_argo_ui() -> None:
-    (spec,) = [p for p in PipelineParams.argo_parameters()
+    (spec,) = [p for p in workflow_parameters()
                if p["name"] == "serving_deployment_mode"]
     assert (spec["value"], spec["enum"]) == ("RawDeployment", ["RawDeployment", "Serverless"])

@@ -19,11 +19,13 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import dag_tasks, simulate
 
 from textcnn import cli
 from textcnn.params import PipelineParams
-from workflows import pipeline, templates
-from workflows.expressions import ancestors
+from workflows.dag import pipeline, templates
+from workflows.dag.parameters import workflow_parameters
+from workflows.expressions import Depends, ancestors
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = [
@@ -54,11 +56,6 @@ def templates_by_name(wt: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {t["name"]: t for t in wt["spec"]["templates"]}
 
 
-def dag_tasks(wt: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    dag = templates_by_name(wt)[wt["spec"]["entrypoint"]]["dag"]
-    return {task["name"]: task for task in dag["tasks"]}
-
-
 def containers(wt: dict[str, Any]) -> Iterator[dict[str, Any]]:
     return (t for t in wt["spec"]["templates"] if "container" in t)
 
@@ -68,64 +65,12 @@ def refs(obj: Any) -> list[str]:
     return REF.findall(json.dumps(obj))
 
 
-def depends_names(expression: str) -> set[str]:
-    names = re.findall(r"[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z]+)?", expression)
-    return {n.split(".")[0] for n in names}
+def depends_names(expression: str) -> frozenset[str]:
+    return Depends.parse(expression).tasks if expression else frozenset()
 
 
 def output_parameters(template: dict[str, Any]) -> list[str]:
     return [p["name"] for p in template.get("outputs", {}).get("parameters", [])]
-
-
-# --- tiny evaluators of Argo's `when` (govaluate) and `depends` expressions -------------
-
-def _python_expression(expression: str, atom: Callable[[str], str]) -> str:
-    operators = {"&&": " and ", "||": " or ", "!": " not ", "==": "==", "!=": "!=", "(": "(",
-                 ")": ")"}
-    tokens = re.findall(r"\(|\)|&&|\|\||==|!=|!|'[^']*'|[^\s()!=&|']+", expression)
-    return "".join(operators[t] if t in operators else atom(t) for t in tokens)
-
-
-def eval_when(expression: str) -> bool:
-    """Like Argo: `true`/`false` are booleans, other bare words are strings."""
-    def atom(token: str) -> str:
-        if token in ("true", "false"):
-            return str(token == "true")
-        return repr(token.strip("'"))
-    return eval(_python_expression(expression, atom), {"__builtins__": {}})  # noqa: S307
-
-
-def eval_depends(expression: str, phases: dict[str, str]) -> bool:
-    """`depends` over task phases; a bare name means Succeeded, Skipped or Daemoned."""
-    def atom(token: str) -> str:
-        name, _, phase = token.partition(".")
-        ok = phases[name] == phase if phase else phases[name] in ("Succeeded", "Skipped")
-        return str(ok)
-    return eval(_python_expression(expression, atom), {"__builtins__": {}})  # noqa: S307
-
-
-def substitute(text: str, values: dict[str, str]) -> str:
-    return REF.sub(lambda m: values[m.group(1)], text)
-
-
-def simulate(wt: dict[str, Any], arguments: dict[str, str]) -> dict[str, str]:
-    """Phase of every task when all that run succeed: Succeeded, Skipped or Omitted."""
-    values = {f"workflow.parameters.{k}": v for k, v in arguments.items()}
-    tasks = dag_tasks(wt)
-    phases: dict[str, str] = {}
-    while len(phases) < len(tasks):
-        ready = [n for n, t in tasks.items() if n not in phases
-                 and depends_names(t.get("depends", "")) <= set(phases)]
-        assert ready, f"cycle among {set(tasks) - set(phases)}"
-        for name in ready:
-            task = tasks[name]
-            if "depends" in task and not eval_depends(task["depends"], phases):
-                phases[name] = "Omitted"
-            elif "when" in task and not eval_when(substitute(task["when"], values)):
-                phases[name] = "Skipped"
-            else:
-                phases[name] = "Succeeded"
-    return phases
 
 
 def combinations() -> Iterator[tuple[bool, bool]]:
@@ -158,7 +103,7 @@ def test_write_manifests_writes_both_documents(tmp_path: Path) -> None:
 # --- parameters -----------------------------------------------------------------------
 
 def test_workflow_parameters_are_every_option_in_order(wt: dict[str, Any]) -> None:
-    assert wt["spec"]["arguments"]["parameters"] == PipelineParams.argo_parameters()
+    assert wt["spec"]["arguments"]["parameters"] == workflow_parameters()
 
 
 def test_every_workflow_parameter_used_is_declared(docs: list[dict[str, Any]]) -> None:
@@ -237,7 +182,7 @@ def test_dag_outputs(wt: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(("gpu", "dist"), list(combinations()))
 def test_exactly_one_training_branch_runs(gpu: bool, dist: bool, wt: dict[str, Any]) -> None:
-    params = PipelineParams(gpu_support=gpu, dist_training=dist).to_argo()
+    params = PipelineParams(gpu_support=gpu, dist_training=dist).to_strings()
     phases = simulate(wt, params)
     ran = [t for t, phase in phases.items() if phase == "Succeeded"]
     tfjob = "tfjob-gpu" if gpu else "tfjob"
@@ -257,16 +202,16 @@ def test_exactly_one_training_branch_runs(gpu: bool, dist: bool, wt: dict[str, A
 def test_join_waits_for_a_branch_that_succeeded() -> None:
     assert pipeline.join_branches(["a", "b-c"]) == "a.Succeeded || b-c.Succeeded"
     join = pipeline.join_branches(["train", "train-gpu"])
-    assert eval_depends(join, {"train": "Skipped", "train-gpu": "Succeeded"})
-    assert not eval_depends(join, {"train": "Skipped", "train-gpu": "Skipped"})
-    assert not eval_depends(join, {"train": "Failed", "train-gpu": "Skipped"})
+    assert Depends.parse(join).holds({"train": "Skipped", "train-gpu": "Succeeded"})
+    assert not Depends.parse(join).holds({"train": "Skipped", "train-gpu": "Skipped"})
+    assert not Depends.parse(join).holds({"train": "Failed", "train-gpu": "Skipped"})
 
 
 @pytest.mark.parametrize(("gpu", "dist"), list(combinations()))
 def test_every_artifact_read_was_written_by_a_task_that_ran(gpu: bool, dist: bool,
                                                             wt: dict[str, Any]) -> None:
     tasks, names = dag_tasks(wt), templates_by_name(wt)
-    phases = simulate(wt, PipelineParams(gpu_support=gpu, dist_training=dist).to_argo())
+    phases = simulate(wt, PipelineParams(gpu_support=gpu, dist_training=dist).to_strings())
 
     def keys(task: str, side: str) -> set[str]:
         template = names[tasks[task]["template"]]
@@ -436,7 +381,7 @@ def test_cron_arguments_and_schedule_are_settable() -> None:
     spec = cron.to_dict()["spec"]
     assert spec["schedules"] == ["30 1 * * *"] and spec["timezone"] == "Europe/Paris"
     args = {a["name"]: a["value"] for a in spec["workflowSpec"]["arguments"]["parameters"]}
-    assert args == params.to_argo()
+    assert args == params.to_strings()
 
 
 # --- agreement with the step functions --------------------------------------------------
@@ -453,7 +398,7 @@ def _step_function(step: str) -> Callable[..., Any]:
 
 def _placeholder(ref: str) -> str:
     """A plausible runtime value for a `{{...}}` reference, to parse the step's arguments."""
-    defaults = PipelineParams().to_argo()
+    defaults = PipelineParams().to_strings()
     if ref.startswith("workflow.parameters."):
         return defaults[ref.removeprefix("workflow.parameters.")]
     if ref == "inputs.parameters.hyperparameters":
@@ -481,16 +426,7 @@ def test_step_arguments_match_the_step_function(name: str, wt: dict[str, Any]) -
     assert container["command"][:3] == ["python", "-m", "textcnn"]
     step = container["command"][3]
     func = _step_function(step)
-    args = [a for a in container["args"] if not a.startswith("--outputs=")]
-    names = [a[2:].partition("=")[0] for a in args]
     signature = inspect.signature(func).parameters
-    if step == "validate-params":  # takes **options: every pipeline option
-        assert names == PipelineParams.argo_names()
-    else:
-        assert set(names) <= set(signature), set(names) - set(signature)
-        required = {p for p, s in signature.items() if s.default is inspect.Parameter.empty}
-        assert required <= set(names), required - set(names)
-        assert len(names) == len(set(names))
     # The step's own parser accepts the arguments once Argo and Kubernetes substitute them.
     argv = [REF.sub(lambda m: _placeholder(m.group(1)), a).replace("$(ARTIFACT_ROOT)", "gs://b")
             for a in container["args"]]
@@ -504,8 +440,30 @@ def test_step_arguments_match_the_step_function(name: str, wt: dict[str, Any]) -
         pytest.fail(f"python -m textcnn {step} rejects {argv}")
 
 
+def test_step_arguments_come_from_the_signature_and_the_renames() -> None:
+    # Every rename names a real option, and some step takes each renamed parameter.
+    assert set(templates.RENAMES.values()) <= set(PipelineParams.model_fields)
+    taken = {name for step in cli.STEPS for name, _ in cli.step_parameters(step)}
+    assert set(templates.RENAMES) <= taken
+    args = templates.step_args("prepare-data", output_dir="/out")
+    assert "--train_path={{workflow.parameters.train_data_path}}" in args
+    assert "--text_column={{workflow.parameters.column_text_value}}" in args
+    assert args[-2:] == ["--output_dir=/out",
+                         "--json_tokenizer_path={{workflow.parameters.json_tokenizer_path}}"]
+    with pytest.raises(TypeError, match="parameter 'output_dir' is no option"):
+        templates.step_args("prepare-data")
+    with pytest.raises(TypeError, match="no parameter"):
+        templates.step_args("prepare-data", output_dir="/out", outptu_dir="/x")
+
+
+def test_validate_params_takes_every_option(wt: dict[str, Any]) -> None:
+    args = templates_by_name(wt)["validate-params"]["container"]["args"]
+    assert [a[2:].partition("=")[0] for a in args if a != "--outputs=/tmp/outputs/params"] \
+        == list(PipelineParams.model_fields)
+
+
 def test_validate_params_returns_its_declared_output(wt: dict[str, Any]) -> None:
     validate = importlib.import_module("textcnn.steps.validate_params")
-    outputs = validate.run(**PipelineParams().to_argo())
+    outputs = validate.run(**PipelineParams().to_strings())
     assert set(output_parameters(templates_by_name(wt)["validate-params"])) <= set(outputs)
     assert PipelineParams.model_validate_json(outputs[templates.PARAMS]) == PipelineParams()

@@ -6,7 +6,8 @@ from typing import Any
 
 import yaml
 
-from workflows import pipeline, rbac
+from workflows.checks import rbac
+from workflows.dag import pipeline
 
 
 def resource(action: str, kind: str = "TFJob", api: str = "kubeflow.org/v1",

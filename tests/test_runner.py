@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
-from textcnn.errors import InputError
-from workflows.runner import RunResult, StandInContext, run_workflow
+from workflows.errors import WorkflowError
+from workflows.local.execute import run_workflow
+from workflows.local.plan import StandInContext
+from workflows.local.result import RunResult
 
 # Write each PATH TEXT pair of arguments (creating folders, as a step must).
 WRITE = ("import pathlib,sys\n"
@@ -355,7 +357,7 @@ def test_resource_template_goes_to_its_stand_in(tmp_path: Path) -> None:
     assert result.steps["wait"]["outputs"] == {"name": "wf-3-tfjob-3"}
     assert "started 3 local workers" in (out / "logs" / "tfjob.log").read_text()
 
-    with pytest.raises(InputError, match="template 'tfjob' is a resource template"):
+    with pytest.raises(WorkflowError, match="template 'tfjob' is a resource template"):
         run_workflow(template, {}, tmp_path / "again", on_progress=lines.append)
 
 
@@ -383,7 +385,7 @@ def test_unresolved_variables_are_errors_before_anything_runs(
     templates = [container("say", WRITE, f"{PARAMS}/x", *args,
                            outputs={"parameters": [param("x")]})]
     tasks = [task("a", "say"), task("b", "say")]
-    with pytest.raises(InputError) as info:
+    with pytest.raises(WorkflowError) as info:
         run(workflow(tasks, templates), tmp_path / "run")
     assert expected in str(info.value)
     assert not (tmp_path / "run" / "logs").exists()
@@ -396,7 +398,7 @@ def test_only_ancestors_outputs_are_visible(tmp_path: Path) -> None:
     # b runs after a but is no descendant of it: Argo rejects this reference, and so do we.
     tasks = [task("a", "say"), task("c", "say", depends="a"),
              task("b", "say", params={"text": "{{ tasks.a.outputs.parameters.x }}"})]
-    with pytest.raises(InputError, match=r"task 'b' arguments: cannot resolve "
+    with pytest.raises(WorkflowError, match=r"task 'b' arguments: cannot resolve "
                                          r"\{\{tasks.a.outputs.parameters.x\}\}"):
         run(workflow(tasks, templates), tmp_path / "run")
     tasks[2]["depends"] = "c"
@@ -410,7 +412,7 @@ def test_unresolved_task_argument_names_the_task(tmp_path: Path) -> None:
     tasks = [task("first", "say", params={"text": "hi"}),
              task("second", "say", depends="first",
                   params={"text": "{{tasks.first.outputs.parameters.none}}"})]
-    with pytest.raises(InputError, match=r"task 'second' arguments: cannot resolve "
+    with pytest.raises(WorkflowError, match=r"task 'second' arguments: cannot resolve "
                                          r"\{\{tasks.first.outputs.parameters.none\}\}"):
         run(workflow(tasks, templates), tmp_path / "run")
 
@@ -423,7 +425,7 @@ def test_bad_workflow_parameters(tmp_path: Path, parameters: dict[str, str],
                                  expected: str) -> None:
     template = workflow([task("a", "say")], [container("say", "pass")], {"color": "red"})
     template["spec"]["arguments"]["parameters"][0]["enum"] = ["red", "blue"]
-    with pytest.raises(InputError) as info:
+    with pytest.raises(WorkflowError) as info:
         run(template, tmp_path / "run", parameters)
     assert expected in str(info.value)
 
@@ -435,7 +437,7 @@ def test_bad_workflow_parameters(tmp_path: Path, parameters: dict[str, str],
     ([task("a", "say", depends="a.Finished")], "'a.Finished' is not supported"),
 ])
 def test_bad_dags_are_rejected(tmp_path: Path, tasks: list[dict], expected: str) -> None:
-    with pytest.raises(InputError) as info:
+    with pytest.raises(WorkflowError) as info:
         run(workflow(tasks, [container("say", "pass")]), tmp_path / "run")
     assert expected in str(info.value)
 
@@ -482,7 +484,7 @@ def test_run_json_records_each_steps_peak_memory(tmp_path: Path) -> None:
     out = tmp_path / "run"
     # The runner gets a fresh interpreter: Linux starts a child's ru_maxrss at its parent's
     # resident size (fork, then exec), and this test process may hold TensorFlow's ~800 MiB.
-    runner = ("import json, pathlib, sys; from workflows.runner import run_workflow; "
+    runner = ("import json, pathlib, sys; from workflows.local.execute import run_workflow; "
               "run_workflow(json.loads(sys.argv[1]), {}, pathlib.Path(sys.argv[2]), "
               "on_progress=lambda line: None)")
     subprocess.run([sys.executable, "-c", runner, json.dumps(workflow(tasks, templates)),
@@ -562,7 +564,7 @@ def test_ctrl_c_kills_running_tasks_and_records_the_run(tmp_path: Path) -> None:
     (tmp_path / "wt.json").write_text(json.dumps(template))
     out = tmp_path / "run"
     script = ("import json, sys, pathlib\n"
-              "from workflows.runner import run_workflow\n"
+              "from workflows.local.execute import run_workflow\n"
               "run_workflow(json.loads(pathlib.Path(sys.argv[1]).read_text()), {},"
               " pathlib.Path(sys.argv[2]))")
     runner = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "wt.json"), str(out)],
@@ -594,7 +596,7 @@ def test_dag_output_expression_only_as_a_quoted_string(
     template["spec"]["templates"][0]["outputs"] = {"parameters": [
         {"name": "model_uri", "valueFrom": {"expression": expression}}]}
     if expected is None:
-        with pytest.raises(InputError, match="DAG output parameter 'model_uri'"):
+        with pytest.raises(WorkflowError, match="DAG output parameter 'model_uri'"):
             run(template, tmp_path / "run", workflow_name="wf-4")
     else:
         result, _ = run(template, tmp_path / "run", workflow_name="wf-4")

@@ -1,4 +1,4 @@
-"""Strict validation against the vendored Argo JSON Schemas (workflows/schema.py)."""
+"""Strict validation against the vendored Argo JSON Schemas (workflows/checks/argo_schema.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from workflows import pipeline, schema
+from workflows.checks import argo_schema as schema
+from workflows.dag import pipeline
 
 
 def _workflow(**template: Any) -> dict[str, Any]:

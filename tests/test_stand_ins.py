@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from textcnn import metadata
-from textcnn.errors import InputError
-from workflows import templates
-from workflows.inference_service import build_inference_service, inference_service_yaml
-from workflows.runner import StandInContext, open_store
-from workflows.stand_ins import LocalKServe
+from workflows.dag import templates
+from workflows.dag.inference_service import build_inference_service, inference_service_yaml
+from workflows.errors import WorkflowError
+from workflows.local.plan import StandInContext
+from workflows.local.stand_ins import LocalKServe
+from workflows.local.store import open_store
 
 
 def context(tmp_path: Path, manifest: str | None, args: list[str] | None = None
@@ -36,7 +37,7 @@ def manifest(storage_uri: str, **overrides: object) -> str:
 
 def test_an_invalid_service_is_rejected_and_nothing_is_served(tmp_path: Path) -> None:
     kserve = LocalKServe()
-    with pytest.raises(InputError, match="canaryTrafficPercent"):
+    with pytest.raises(WorkflowError, match="canaryTrafficPercent"):
         kserve.apply(context(tmp_path, manifest(str(tmp_path), canaryTrafficPercent=150)))
     assert kserve.servers == {}
 

@@ -23,7 +23,9 @@ import pytest
 import yaml
 
 from textcnn.params import PipelineParams
-from workflows import pipeline, schema, submit
+from workflows import submit
+from workflows.checks import argo_schema as schema
+from workflows.dag import pipeline
 from workflows.submit import SubmitError
 
 COLLECTIONS = {"workflow-templates": "template", "cron-workflows": "cronWorkflow",
@@ -148,16 +150,18 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArgoStub]:
     server.server_close()
 
 
-def params_for(stub: ArgoStub, **values: str) -> PipelineParams:
-    return PipelineParams.parse({"host": stub.url, **values})
+def request_for(stub: ArgoStub, client_id: str = "", other_client_id: str = "",
+                **values: str) -> tuple[PipelineParams, submit.Login]:
+    """Pipeline options and the client's login for a submission to the stub."""
+    return PipelineParams.parse(values), submit.Login(stub.url, client_id, other_client_id)
 
 
 def test_submit_creates_a_workflow_from_the_template_with_every_option(
         stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARGO_TOKEN", "t0ken")
-    params = params_for(stub, namespace="ml-team", epochs="3", filter_sizes="2,3")
+    params, login = request_for(stub, namespace="ml-team", epochs="3", filter_sizes="2,3")
     out = io.StringIO()
-    answers = submit.submit(params, install=False, dry_run=False, out=out)
+    answers = submit.submit(params, login, install=False, dry_run=False, out=out)
 
     (req,) = stub.sent()
     assert (req.method, req.path) == ("POST", "/api/v1/workflows/ml-team")
@@ -167,7 +171,7 @@ def test_submit_creates_a_workflow_from_the_template_with_every_option(
     assert workflow["spec"]["workflowTemplateRef"] == {"name": template_name}
     assert workflow["metadata"]["generateName"] == f"{template_name}-"
     sent = {p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]}
-    assert sent == params.to_argo()
+    assert sent == params.to_strings()
     assert sent["epochs"] == "3" and sent["filter_sizes"] == "2,3"
     assert schema.validate_all([workflow]) == []
     # What comes back is the server's object, with its generated name, and a link to it.
@@ -179,15 +183,15 @@ def test_submit_creates_a_workflow_from_the_template_with_every_option(
 def test_a_bearer_prefix_in_argo_token_is_not_doubled(
         stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARGO_TOKEN", "Bearer t0ken")
-    submit.submit(params_for(stub), install=False, dry_run=False, out=io.StringIO())
+    submit.submit(*request_for(stub), install=False, dry_run=False, out=io.StringIO())
     assert stub.sent()[0].headers["Authorization"] == "Bearer t0ken"
 
 
 def test_install_creates_template_and_cron_before_the_workflow(
         stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARGO_TOKEN", "t0ken")
-    params = params_for(stub, epochs="4")
-    answers = submit.submit(params, install=True, dry_run=False, out=io.StringIO())
+    params, login = request_for(stub, epochs="4")
+    answers = submit.submit(params, login, install=True, dry_run=False, out=io.StringIO())
 
     template, cron = pipeline.render(params)
     ns = params.namespace
@@ -205,11 +209,11 @@ def test_install_creates_template_and_cron_before_the_workflow(
 def test_install_updates_existing_objects_with_their_resource_version(
         stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARGO_TOKEN", "t0ken")
-    submit.submit(params_for(stub), install=True, dry_run=False, out=io.StringIO())
+    submit.submit(*request_for(stub), install=True, dry_run=False, out=io.StringIO())
     # A second install with other defaults replaces both objects.
     stub.requests.clear()
-    params = params_for(stub, epochs="7")
-    answers = submit.submit(params, install=True, dry_run=False, out=io.StringIO())
+    params, login = request_for(stub, epochs="7")
+    answers = submit.submit(params, login, install=True, dry_run=False, out=io.StringIO())
 
     ns, (template, cron) = params.namespace, pipeline.render(params)
     wt_path = f"/api/v1/workflow-templates/{ns}/{template['metadata']['name']}"
@@ -238,7 +242,7 @@ def test_a_403_gives_the_status_and_argos_message(
                                                            {})
     monkeypatch.setenv("ARGO_TOKEN", "t0ken")
     with pytest.raises(SubmitError, match="HTTP 403") as e:
-        submit.submit(params_for(stub), install=False, dry_run=False, out=io.StringIO())
+        submit.submit(*request_for(stub), install=False, dry_run=False, out=io.StringIO())
     assert message in str(e.value)
 
     parser = argparse.ArgumentParser()
@@ -254,22 +258,22 @@ def test_a_missing_template_suggests_install(stub: ArgoStub) -> None:
         400, {"code": 3, "message": 'workflowtemplates.argoproj.io "textcnn-pipeline" not found'},
         {})
     with pytest.raises(SubmitError, match=r"HTTP 400: .*not found.*--install"):
-        submit.submit(params_for(stub), install=False, dry_run=False, out=io.StringIO())
+        submit.submit(*request_for(stub), install=False, dry_run=False, out=io.StringIO())
 
 
 def test_an_iap_login_redirect_is_reported_not_followed(stub: ArgoStub) -> None:
     login = "https://accounts.google.com/o/oauth2/v2/auth?client_id=x"
     stub.canned[("POST", "/api/v1/workflows/textcnn")] = (302, "", {"Location": login})
     with pytest.raises(SubmitError, match="redirects to https://accounts.google.com/"):
-        submit.submit(params_for(stub), install=False, dry_run=False, out=io.StringIO())
+        submit.submit(*request_for(stub), install=False, dry_run=False, out=io.StringIO())
     assert len(stub.sent()) == 1
 
 
 @pytest.mark.parametrize("install", [False, True])
 def test_dry_run_prints_the_objects_and_sends_nothing(stub: ArgoStub, install: bool) -> None:
     out = io.StringIO()
-    params = params_for(stub, client_id="iap.apps", other_client_id="desktop.apps")
-    docs = submit.submit(params, install=install, dry_run=True, out=out)
+    params, login = request_for(stub, client_id="iap.apps", other_client_id="desktop.apps")
+    docs = submit.submit(params, login, install=install, dry_run=True, out=out)
 
     assert stub.requests == []  # neither Argo nor the token endpoint
     assert list(yaml.safe_load_all(out.getvalue())) == docs
@@ -279,28 +283,48 @@ def test_dry_run_prints_the_objects_and_sends_nothing(stub: ArgoStub, install: b
 
 
 def test_the_iap_client_secret_never_reaches_the_cluster(
-        stub: ArgoStub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-) -> None:
+        stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARGO_IAP_CLIENT_SECRET", "s3cret-in-env")
     monkeypatch.setenv("ARGO_IAP_REFRESH_TOKEN", "1//refresh")
-    params = params_for(stub, client_id="iap.apps", other_client_id="desktop.apps",
-                        other_client_secret="s3cret-in-history")
+    params, login = request_for(stub, client_id="iap.apps", other_client_id="desktop.apps")
     out = io.StringIO()
-    submit.submit(params, install=True, dry_run=True, out=out)
-    assert "s3cret-in-history" not in out.getvalue()
+    submit.submit(params, login, install=True, dry_run=True, out=out)
+    assert "s3cret-in-env" not in out.getvalue()
+    submit.submit(params, login, install=True, dry_run=False, out=io.StringIO())
+    assert all("s3cret-in-env" not in json.dumps(r.body) for r in stub.sent())
+    assert stub.requests[0].body["client_secret"] == "s3cret-in-env"  # the exchange only
 
-    submit.submit(params, install=True, dry_run=False, out=io.StringIO())
-    assert all("s3cret-in-history" not in json.dumps(r.body) for r in stub.sent())
-    # It was still usable for the token exchange, with a warning.
-    assert stub.requests[0].body["client_secret"] == "s3cret-in-history"
-    assert "visible in shell history" in capsys.readouterr().err
+
+def test_a_secret_on_the_command_line_is_refused_naming_the_variable(
+        stub: ArgoStub, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    submit.add_submit_arguments(parser)
+    args = parser.parse_args([f"--host={stub.url}", "--client_id=iap.apps",
+                              "--other_client_id=desktop.apps", "--other_client_secret=s3cret"])
+    assert submit.run_command(args, out=io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert "--other_client_secret" in err and "ARGO_IAP_CLIENT_SECRET" in err
+    assert "s3cret" not in err and stub.requests == []
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--host=argo.example.com"], "--host: 'argo.example.com' is not an http(s):// URL"),
+    (["--host=https://argo", "--client_id=iap"], "--client_id (IAP) needs --other_client_id"),
+])
+def test_bad_login_options_exit_2(argv: list[str], words: str,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    submit.add_submit_arguments(parser)
+    assert submit.run_command(parser.parse_args(argv), out=io.StringIO()) == 2
+    assert words in capsys.readouterr().err
 
 
 def test_iap_exchanges_the_refresh_token_for_an_id_token(
         stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARGO_IAP_CLIENT_SECRET", "desktop-secret")
     monkeypatch.setenv("ARGO_IAP_REFRESH_TOKEN", "1//refresh")
-    params = params_for(stub, client_id="iap.apps", other_client_id="desktop.apps")
-    submit.submit(params, install=False, dry_run=False, out=io.StringIO())
+    params, login = request_for(stub, client_id="iap.apps", other_client_id="desktop.apps")
+    submit.submit(params, login, install=False, dry_run=False, out=io.StringIO())
 
     token_request, argo_request = stub.requests
     assert (token_request.method, token_request.path) == ("POST", "/token")
@@ -317,8 +341,8 @@ def test_iap_and_argo_token_together_use_proxy_authorization(
     monkeypatch.setenv("ARGO_TOKEN", "t0ken")
     monkeypatch.setenv("ARGO_IAP_CLIENT_SECRET", "desktop-secret")
     monkeypatch.setenv("ARGO_IAP_REFRESH_TOKEN", "1//refresh")
-    params = params_for(stub, client_id="iap.apps", other_client_id="desktop.apps")
-    submit.submit(params, install=True, dry_run=False, out=io.StringIO())
+    params, login = request_for(stub, client_id="iap.apps", other_client_id="desktop.apps")
+    submit.submit(params, login, install=True, dry_run=False, out=io.StringIO())
 
     assert len(stub.sent()) == 3
     for req in stub.sent():
@@ -331,41 +355,42 @@ def test_a_refused_token_exchange_is_a_clear_error(
     monkeypatch.setenv("ARGO_IAP_CLIENT_SECRET", "desktop-secret")
     monkeypatch.setenv("ARGO_IAP_REFRESH_TOKEN", "1//expired")
     stub.token_answer = (400, {"error": "invalid_grant", "error_description": "Bad Request"})
-    params = params_for(stub, client_id="iap.apps", other_client_id="desktop.apps")
+    params, login = request_for(stub, client_id="iap.apps", other_client_id="desktop.apps")
     with pytest.raises(SubmitError, match=r"HTTP 400\): invalid_grant: Bad Request"):
-        submit.submit(params, install=False, dry_run=False, out=io.StringIO())
+        submit.submit(params, login, install=False, dry_run=False, out=io.StringIO())
     assert stub.sent() == []
 
 
 def test_iap_without_the_refresh_token_names_the_variable(stub: ArgoStub,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARGO_IAP_CLIENT_SECRET", "desktop-secret")
-    params = params_for(stub, client_id="iap.apps", other_client_id="desktop.apps")
+    params, login = request_for(stub, client_id="iap.apps", other_client_id="desktop.apps")
     with pytest.raises(SubmitError, match="ARGO_IAP_REFRESH_TOKEN"):
-        submit.submit(params, install=False, dry_run=False, out=io.StringIO())
+        submit.submit(params, login, install=False, dry_run=False, out=io.StringIO())
     assert stub.requests == []
 
 
 def test_no_credentials_warns_and_sends_no_authorization(
         stub: ArgoStub, capsys: pytest.CaptureFixture[str]) -> None:
-    submit.submit(params_for(stub), install=False, dry_run=False, out=io.StringIO())
+    submit.submit(*request_for(stub), install=False, dry_run=False, out=io.StringIO())
     assert "Authorization" not in stub.sent()[0].headers
     assert "unauthenticated" in capsys.readouterr().err
 
 
 def test_a_host_with_a_path_keeps_it(stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
     stub.prefix = "/argo"
-    params = PipelineParams.parse({"host": f"{stub.url}/argo"})
-    submit.submit(params, install=False, dry_run=False, out=io.StringIO())
+    params, login = PipelineParams(), submit.Login(f"{stub.url}/argo")
+    submit.submit(params, login, install=False, dry_run=False, out=io.StringIO())
     assert stub.sent()[0].path == "/argo/api/v1/workflows/textcnn"
 
 
 def test_an_unreachable_server_or_no_host_is_a_clear_error(stub: ArgoStub) -> None:
     with pytest.raises(SubmitError, match="--host"):
-        submit.submit(PipelineParams(), install=False, dry_run=False, out=io.StringIO())
-    closed = PipelineParams.parse({"host": "http://127.0.0.1:9"})
+        submit.submit(PipelineParams(), submit.Login(), install=False, dry_run=False,
+                      out=io.StringIO())
+    closed = submit.Login("http://127.0.0.1:9")
     with pytest.raises(SubmitError, match="cannot reach the Argo Server at http://127.0.0.1:9/"):
-        submit.submit(closed, install=False, dry_run=False, out=io.StringIO())
+        submit.submit(PipelineParams(), closed, install=False, dry_run=False, out=io.StringIO())
 
 
 def test_a_field_hera_cannot_carry_is_refused() -> None:

@@ -14,25 +14,22 @@ import pytest
 import yaml
 
 from textcnn.params import PipelineParams
-from workflows import pipeline, templates
-from workflows.tfjob import (
-    TFJOB_SCHEMA,
-    build_tfjob,
-    manifest_yaml,
-    validate_tfjob,
-)
+from workflows.checks.admission import TFJOB_SCHEMA, validate_tfjob
+from workflows.dag import pipeline
+from workflows.dag.gpu import GpuScheduling
+from workflows.dag.tfjob import build_tfjob, manifest_yaml
 
 WF = "textcnn-pipeline-x1b2c"
 GPU_PARAMS = ("gpu_count", "gpu_node_selector_key", "gpu_node_selector_value",
               "gpu_toleration_key", "gpu_image")
-LITERAL_GPU = templates.GpuScheduling(
+LITERAL_GPU = GpuScheduling(
     limits={"nvidia.com/gpu": "1"},
     node_selector={"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"},
     tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
 )
 
 
-def job(workers: int = 2, gpu: templates.GpuScheduling | None = None) -> dict[str, Any]:
+def job(workers: int = 2, gpu: GpuScheduling | None = None) -> dict[str, Any]:
     return build_tfjob(
         generate_name=f"{WF}-tfjob-", image="ghcr.io/textcnn-argo/steps:0.1.0",
         command=["python", "-m", "textcnn", "train-distributed"], args=["--epochs=2"],
@@ -49,7 +46,7 @@ def replicas(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # --- the builder ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("gpu", [None, LITERAL_GPU], ids=["cpu", "gpu"])
-def test_built_tfjob_is_valid(gpu: templates.GpuScheduling | None) -> None:
+def test_built_tfjob_is_valid(gpu: GpuScheduling | None) -> None:
     assert validate_tfjob(job(gpu=gpu)) == []
 
 
@@ -191,7 +188,7 @@ def rendered(params: PipelineParams | None = None) -> dict[str, dict[str, Any]]:
 
 def substituted(text: str, params: PipelineParams) -> Any:
     """YAML (or JSON) text as Argo sends it: every {{workflow...}} replaced, then parsed."""
-    values = {f"workflow.parameters.{k}": v for k, v in params.to_argo().items()}
+    values = {f"workflow.parameters.{k}": v for k, v in params.to_strings().items()}
     values.update({"workflow.name": WF, "workflow.namespace": params.namespace})
     return yaml.safe_load(re.sub(r"\{\{\s*(workflow\.[^{}]+?)\s*\}\}",
                                  lambda m: values[m.group(1)], text))
@@ -241,12 +238,12 @@ def test_gpu_rendering_differs_only_by_gpu_scheduling() -> None:
 def test_no_gpu_bits_reach_the_cluster_unless_gpu_support(gpu_support: bool) -> None:
     """Both renderings of what the cluster gets: the training template that runs, with
     every parameter substituted (single pod, and the TFJob)."""
-    from test_pipeline import simulate
+    from helpers import simulate
 
     for dist in (False, True):
         params = PipelineParams(gpu_support=gpu_support, dist_training=dist)
         wt = pipeline.render(params)[0]
-        phases = simulate(wt, params.to_argo())
+        phases = simulate(wt, params.to_strings())
         names = rendered(params)
         tasks = {t["name"]: t["template"] for t in names["pipeline"]["dag"]["tasks"]}
         (trainer,) = [names[tasks[t]] for t in ("train", "train-gpu", "tfjob", "tfjob-gpu")
@@ -292,10 +289,10 @@ def test_the_claim_is_an_owned_pvc_sized_by_parameters() -> None:
 
 
 def test_an_existing_claim_replaces_the_claim_task() -> None:
-    params = PipelineParams(pvc_existing_claim="shared-rwx")
-    doc = pipeline.render(params)[0]
-    assert "workdir-claim" not in rendered(params)
+    doc = pipeline.render(existing_claim="shared-rwx")[0]
+    assert "workdir-claim" not in {t["name"] for t in doc["spec"]["templates"]}
     arguments = dag_arguments(doc)
     for name in MOUNTING:
         assert arguments[name] == {"claim": "shared-rwx"}, name
-    assert "pvc_existing_claim" not in params.to_argo()  # chosen when rendering only
+    # Chosen when rendering: no parameter, so neither the UI nor a run can change it.
+    assert "pvc_existing_claim" not in PipelineParams.model_fields

@@ -18,20 +18,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import conftest
+import helpers
 import pytest
-from conftest import FakeApiServer
+from helpers import FakeApiServer
 
-from textcnn.steps import wait_tfjob
 from textcnn.cluster.tfjob import judge, wait_for
-from workflows.tfjob import validate_tfjob
+from textcnn.steps import wait_tfjob
+from workflows.checks.admission import validate_tfjob
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tfjob"
 NAME = "textcnn-pipeline-7xk2p-tfjob-q8v4m"
 
 
-recorded = functools.partial(conftest.recorded, "tfjob")
-replay = functools.partial(conftest.replay, "tfjob")
+recorded = functools.partial(helpers.recorded, "tfjob")
+replay = functools.partial(helpers.replay, "tfjob")
 
 
 @pytest.mark.parametrize("fixture", sorted(p.stem for p in FIXTURES.glob("*.json")))

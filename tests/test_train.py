@@ -1,93 +1,23 @@
-"""train step and serving export, on a tiny learnable data set written as prepare-data would.
-
-`write_inputs` (also used by test_evaluate.py) writes prepared/, embeddings/ and
-spec/ by the formats of docs/ARCHITECTURE.md with the real tokeniser, so these
-tests do not depend on the prepare-data or embeddings steps.
-"""
+"""train step and serving export, on a tiny learnable data set written as prepare-data
+would (tests/helpers.py: `write_inputs`)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import CLASSES, MAX_LENGTH, VOCABULARY, Inputs, make_texts, run_train, write_inputs
 
 from textcnn import cli
-from textcnn.steps import train
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model, load_serving_model
-from textcnn.model import ModelConfig, build_model
+from textcnn.model import build_model
 from textcnn.text import make_vectorizer
-
-CLASSES = ["fresh", "rotten"]
-CUES = {"fresh": ["good", "great", "superb", "lovely"], "rotten": ["bad", "awful", "dull", "poor"]}
-FILLER = ["the", "movie", "film", "plot", "actor", "scene", "story", "it", "was", "a", "very"]
-# "poor" is left out of the vocabulary, so some texts carry an out-of-vocabulary word.
-VOCABULARY = ["", "[UNK]", *sorted({*CUES["fresh"], *CUES["rotten"], *FILLER} - {"poor"})]
-MAX_LENGTH = 12
-
-
-def make_texts(n: int, seed: int) -> tuple[list[str], list[str]]:
-    """Texts whose class is given by one cue word among filler words (learnable in 1 epoch)."""
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    for _ in range(n):
-        label = CLASSES[rng.integers(len(CLASSES))]
-        words = list(rng.choice(FILLER, size=rng.integers(3, 10)))
-        words.insert(rng.integers(len(words) + 1), str(rng.choice(CUES[label])))
-        texts.append(" ".join(words).capitalize() + "!")
-        labels.append(label)
-    return texts, labels
-
-
-@dataclass(frozen=True)
-class Inputs:
-    prepared: Path
-    embeddings: Path
-    model_spec: Path
-    config: ModelConfig
-
-
-def write_inputs(root: Path, n_train: int = 400, n_val: int = 100, dim: int = 8,
-                 **hyper: object) -> Inputs:
-    """prepared/, embeddings/ and spec/ for a small model; `hyper` overrides the spec."""
-    vectorize = make_vectorizer(MAX_LENGTH, vocabulary=VOCABULARY)
-    prepared, embeddings, spec = root / "prepared", root / "embeddings", root / "spec"
-    for folder in (prepared, embeddings, spec):
-        folder.mkdir(parents=True)
-    for name, n, seed in (("train", n_train, 1), ("val", n_val, 2)):
-        texts, labels = make_texts(n, seed)
-        np.savez(prepared / f"{name}.npz", x=vectorize(texts).numpy().astype("int32"),
-                 y=np.array([CLASSES.index(c) for c in labels], dtype="int32"))
-    (prepared / "vocab.json").write_text(json.dumps(
-        {"vocabulary": VOCABULARY, "max_length": MAX_LENGTH, "num_words": len(VOCABULARY)}))
-    (prepared / "labels.json").write_text(json.dumps({"classes": CLASSES}))
-    matrix = np.random.default_rng(0).uniform(-0.25, 0.25, (len(VOCABULARY), dim))
-    matrix[0] = 0.0
-    np.save(embeddings / "embeddings.npy", matrix.astype("float32"))
-    (embeddings / "embeddings.json").write_text(json.dumps(
-        {"dim": dim, "source": "random", "oov_rate": 1.0, "oov_count": len(VOCABULARY),
-         "vocab_size": len(VOCABULARY)}))
-    settings = dict(filter_sizes=[2, 3], num_filters=8, num_conv_layers=1, maxpool_strides=2,
-                    dropout=0.2, learning_rate=0.01) | hyper
-    config = ModelConfig(vocab_size=len(VOCABULARY), max_length=MAX_LENGTH,
-                         num_classes=len(CLASSES), classes=CLASSES, embedding_dim=dim,
-                         **settings)
-    (spec / "model_config.json").write_text(config.to_json())
-    return Inputs(prepared, embeddings, spec, config)
-
-
-def run_train(inputs: Inputs, out: Path, **overrides: int) -> dict[str, float | int]:
-    args = dict(epochs=3, batch_size=32, patience=2, seed=7) | overrides
-    return train.run(
-        prepared_dir=str(inputs.prepared), embeddings_dir=str(inputs.embeddings),
-        model_spec_dir=str(inputs.model_spec), model_dir=str(out / "model"),
-        training_dir=str(out / "training"), **args,
-    )
 
 
 @pytest.fixture(scope="module")

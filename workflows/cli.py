@@ -2,7 +2,7 @@
 over the one DAG.
 
 Every command takes the pipeline options of the original CLI (see textcnn.params) and
-validates them before anything runs.
+validates them before anything runs; `submit` adds the client's login options.
 """
 
 from __future__ import annotations
@@ -13,21 +13,24 @@ import sys
 from pathlib import Path
 
 from textcnn.params import ParamsError, PipelineParams
-from workflows import lint, pipeline, submit
+from workflows import submit
+from workflows.checks import lint
+from workflows.dag import pipeline
+from workflows.errors import WorkflowError
 
 DEFAULT_MANIFESTS = Path("manifests/workflows")
 
 
 def _compile(args: argparse.Namespace) -> int:
     params = PipelineParams.from_namespace(args)
-    for path in pipeline.write_manifests(args.output_dir, params):
+    for path in pipeline.write_manifests(args.output_dir, params, args.pvc_existing_claim):
         print(path)
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from workflows.runner import run_workflow
-    from workflows.stand_ins import STAND_INS, LocalKServe
+    from workflows.local.execute import run_workflow
+    from workflows.local.stand_ins import STAND_INS, LocalKServe
 
     out = args.output_dir.resolve()
     store = f"sqlite:{out / 'metadata.sqlite'}"
@@ -35,11 +38,11 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {} if args.metadata_store else {"metadata_store": store}
     params = PipelineParams.from_namespace(args, **overrides)
     artifact_root = args.artifact_root or str(out / "artifacts")
-    template = pipeline.render(params)[0]
+    template = pipeline.render(params, args.pvc_existing_claim)[0]
     kserve = LocalKServe()
     try:
         result = run_workflow(
-            template, params.to_argo(), out, artifact_root=artifact_root,
+            template, params.to_strings(), out, artifact_root=artifact_root,
             env={"ARTIFACT_ROOT": artifact_root}, max_parallel=args.max_parallel,
             stand_ins={**STAND_INS, **kserve.stand_ins()},
         )
@@ -87,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="write the WorkflowTemplate and CronWorkflow YAML")
     p.add_argument("--output_dir", type=Path, default=DEFAULT_MANIFESTS)
+    pipeline.add_render_arguments(p)
     PipelineParams.add_arguments(p)
     p.set_defaults(func=_compile)
 
@@ -98,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_parallel", type=int, default=2, help="tasks run at once")
     p.add_argument("--keep_serving", action="store_true",
                    help="keep the deployed model's local server running after the run")
+    pipeline.add_render_arguments(p)
     PipelineParams.add_arguments(p)
     p.set_defaults(func=_run)
 
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ParamsError as e:
+    except (ParamsError, WorkflowError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -18,14 +18,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from textcnn.errors import InputError
+from workflows.errors import WorkflowError
 
 RESULTS = frozenset({"Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned"})
 # What a bare task name in `depends` stands for.
 BARE = frozenset({"Succeeded", "Skipped", "Daemoned"})
 
 
-class ExpressionError(InputError):
+class ExpressionError(WorkflowError):
     """A `depends` or `when` expression that cannot be parsed or evaluated."""
 
 

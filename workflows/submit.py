@@ -29,6 +29,7 @@ import re
 import sys
 import urllib.parse
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import google.auth.exceptions
@@ -50,7 +51,7 @@ from hera.workflows.models import (
 from hera.workflows.service import WorkflowsService
 
 from textcnn.params import ParamsError, PipelineParams
-from workflows import pipeline
+from workflows.dag import pipeline
 
 # Read at call time, so a test can point the exchange at a local server.
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -61,6 +62,32 @@ _HERA_ERROR = re.compile(r"status code (\d+) with message: `(.*)`\Z", re.DOTALL)
 
 class SubmitError(Exception):
     """Submission failed: the message says what was sent where and what came back."""
+
+
+@dataclass(frozen=True)
+class Login:
+    """The submitting client's options of the original CLI: where the Argo Server is and how
+    to pass GKE IAP in front of it. They never reach the cluster; the desktop client's
+    secret comes from ARGO_IAP_CLIENT_SECRET, never from the command line."""
+
+    host: str = ""
+    client_id: str = ""
+    other_client_id: str = ""
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace) -> Login:
+        """The login options, checked; ParamsError naming the option otherwise."""
+        problems = []
+        if args.host and not re.match(r"^https?://[^\s/]+", args.host):
+            problems.append(f"--host: {args.host!r} is not an http(s):// URL of the Argo Server")
+        if args.client_id and not args.other_client_id:
+            problems.append("--client_id (IAP) needs --other_client_id as well")
+        if args.other_client_secret:
+            problems.append("--other_client_secret: a secret on the command line lands in shell "
+                            "history and process lists; set ARGO_IAP_CLIENT_SECRET instead")
+        if problems:
+            raise ParamsError("invalid options:\n  " + "\n  ".join(problems))
+        return cls(args.host, args.client_id, args.other_client_id)
 
 
 # --- the objects ---------------------------------------------------------------------
@@ -75,7 +102,7 @@ def workflow_object(params: PipelineParams, template_name: str) -> dict[str, Any
             "workflowTemplateRef": {"name": template_name},
             "arguments": {"parameters": [
                 {"name": name, "value": value}
-                for name, value in params.to_argo().items()
+                for name, value in params.to_strings().items()
             ]},
         },
     }
@@ -130,17 +157,13 @@ def iap_id_token(*, audience: str, client_id: str, client_secret: str, refresh_t
     return str(answer["id_token"])
 
 
-def auth_headers(params: PipelineParams, env: Mapping[str, str], err: TextIO) -> dict[str, str]:
+def auth_headers(login: Login, env: Mapping[str, str], err: TextIO) -> dict[str, str]:
     """The Authorization (and, behind IAP with an Argo token, Proxy-Authorization) headers."""
     argo_token = env.get("ARGO_TOKEN", "").strip()
     argo_token = re.sub(r"^bearer\s+", "", argo_token, flags=re.IGNORECASE)
     headers = {"Authorization": f"Bearer {argo_token}"} if argo_token else {}
-    if params.client_id:
+    if login.client_id:
         secret = env.get("ARGO_IAP_CLIENT_SECRET", "")
-        if params.other_client_secret:
-            print("warning: --other_client_secret is visible in shell history and process "
-                  "lists; set ARGO_IAP_CLIENT_SECRET instead", file=err)
-            secret = secret or params.other_client_secret
         refresh_token = env.get("ARGO_IAP_REFRESH_TOKEN", "")
         missing = [name for name, value in (("ARGO_IAP_CLIENT_SECRET", secret),
                                             ("ARGO_IAP_REFRESH_TOKEN", refresh_token)) if not value]
@@ -148,13 +171,13 @@ def auth_headers(params: PipelineParams, env: Mapping[str, str], err: TextIO) ->
             raise SubmitError(f"--client_id (IAP) needs {' and '.join(missing)} in the "
                               "environment; see manifests/README.md")
         id_token = iap_id_token(
-            audience=params.client_id, client_id=params.other_client_id,
+            audience=login.client_id, client_id=login.other_client_id,
             client_secret=secret, refresh_token=refresh_token, token_uri=GOOGLE_TOKEN_URI,
         )
         header = "Proxy-Authorization" if argo_token else "Authorization"
         headers[header] = f"Bearer {id_token}"
     if not headers:
-        print(f"warning: no ARGO_TOKEN and no IAP client id: calling {params.host} "
+        print(f"warning: no ARGO_TOKEN and no IAP client id: calling {login.host} "
               "unauthenticated", file=err)
     return headers
 
@@ -213,27 +236,27 @@ def _install(service: WorkflowsService, doc: dict[str, Any], host: str) -> dict[
     return answer.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def submit(params: PipelineParams, *, install: bool, dry_run: bool,
-           out: TextIO = sys.stdout) -> list[dict[str, Any]]:
+def submit(params: PipelineParams, login: Login, *, install: bool, dry_run: bool,
+           out: TextIO = sys.stdout, existing_claim: str = "") -> list[dict[str, Any]]:
     """Submit one run of the pipeline (after installing the template and cron with
     `install`). Returns the objects the server answered with (template, cron, then the
     workflow, which carries its generated name), or with `dry_run` the objects that would
     be sent, which it prints as YAML."""
-    template, cron = pipeline.render(params)
+    template, cron = pipeline.render(params, existing_claim)
     workflow = workflow_object(params, template["metadata"]["name"])
     docs = [template, cron, workflow] if install else [workflow]
     if dry_run:
         yaml.safe_dump_all(docs, out, sort_keys=False, width=1_000_000)
         return docs
-    if not params.host:
+    if not login.host:
         raise SubmitError("--host (the Argo Server URL) is required to submit; "
                           "or use --dry_run to print the objects")
     # urljoin(host, "api/v1/...") drops the last path segment of a host without a slash.
-    host = params.host.rstrip("/") + "/"
+    host = login.host.rstrip("/") + "/"
     session = requests.Session()
     # An IAP login page is a redirect: fail on it rather than parse Google's HTML.
     session.max_redirects = 0
-    headers = auth_headers(params, os.environ, sys.stderr)
+    headers = auth_headers(login, os.environ, sys.stderr)
     session.headers.update({k: v for k, v in headers.items() if k != "Authorization"})
     token = headers.get("Authorization", "").removeprefix("Bearer ") or None
     answers = []
@@ -264,11 +287,22 @@ def submit(params: PipelineParams, *, install: bool, dry_run: bool,
 # --- command line ---------------------------------------------------------------------
 
 def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `submit` command's options: --install, --dry_run and every pipeline option."""
+    """The `submit` command's options: --install, --dry_run, the login options and every
+    pipeline option."""
     parser.add_argument("--install", action="store_true",
                         help="create or update the WorkflowTemplate and CronWorkflow first")
     parser.add_argument("--dry_run", action="store_true",
                         help="print the objects as YAML and send nothing")
+    login = parser.add_argument_group("login (the submitting client only)")
+    login.add_argument("--host", default="",
+                       help="Argo Server URL (e.g. https://argo.example.com)")
+    login.add_argument("--client_id", default="",
+                       help="OAuth client id of the IAP-protected Argo Server (GKE IAP)")
+    login.add_argument("--other_client_id", default="",
+                       help="OAuth client id of the desktop client used for IAP")
+    login.add_argument("--other_client_secret", default="",
+                       help="refused: set ARGO_IAP_CLIENT_SECRET instead")
+    pipeline.add_render_arguments(parser)
     PipelineParams.add_arguments(parser)
 
 
@@ -276,8 +310,9 @@ def run_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """`python -m workflows submit`: 0 on success, 2 for bad options, 1 when the server
     (or the IAP token exchange) refused."""
     try:
-        params = PipelineParams.from_namespace(args)
-        submit(params, install=args.install, dry_run=args.dry_run, out=out)
+        params, login = PipelineParams.from_namespace(args), Login.from_namespace(args)
+        submit(params, login, install=args.install, dry_run=args.dry_run, out=out,
+               existing_claim=args.pvc_existing_claim)
     except ParamsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -10,7 +10,9 @@ runner in exactly the same way. A step returns a small dict of output parameters
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import inspect
 import json
 import sys
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from textcnn.errors import InputError
-from textcnn.params import ParamsError
+from textcnn.params import ParamsError, parse_bool, parse_int_list
 
 # Step name -> "module:function": textcnn/steps/<name>.py's run(), imported lazily so
 # light steps start fast.
@@ -40,17 +42,33 @@ def load_step(name: str) -> Callable[..., dict[str, Any] | None]:
     return getattr(importlib.import_module(module), func)
 
 
+def step_parameters(name: str) -> list[tuple[str, bool]]:
+    """The parameters of step NAME's function as (name, required), in order, read from its
+    source without importing it: steps import TensorFlow, compiling the DAG need not."""
+    module, _, func = STEPS[name].partition(":")
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None, module
+    tree = ast.parse(Path(spec.origin).read_text())
+    (fn,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == func]
+    a = fn.args
+    positional = [*a.posonlyargs, *a.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults))
+    pairs = [*zip(positional, [*defaults, *a.defaults], strict=True),
+             *zip(a.kwonlyargs, a.kw_defaults, strict=True)]
+    return [(arg.arg, default is None) for arg, default in pairs]
+
+
 def _converter(annotation: Any) -> Callable[[str], Any]:
+    """A step option's parser: the pipeline options' own converters (textcnn.params)."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         inner = _converter(args[0])
         return lambda s: None if s == "" else inner(s)
     if annotation is bool:
-        return lambda s: s.strip().lower() in {"1", "true", "yes", "y", "on"}
-    if origin is list:
-        (item,) = typing.get_args(annotation)
-        return lambda s: [item(p) for p in s.replace(" ", "").split(",") if p]
+        return parse_bool
+    if annotation == list[int]:
+        return parse_int_list
     if annotation in (int, float, str):
         return annotation
     if annotation is Path:

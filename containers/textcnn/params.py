@@ -1,17 +1,23 @@
 """The one validated model of every pipeline option.
 
-It feeds the CLI (`python -m workflows ...`), the Argo parameters (names, defaults,
-descriptions, enums) and the local runner, and it runs again inside the cluster as the
+It feeds the CLI (`python -m workflows ...`), the Argo parameters (workflows/dag/
+parameters.py renders names, defaults, descriptions and enums), the local runner, the
+step CLIs (`textcnn.cli` parses each step option with the converter of the option it
+comes from) and the benchmarks, and it runs again inside the cluster as the
 `validate-params` step, so a submission from the Argo UI is checked by the same rules
-before any other step starts. Argo hands every value over as a string, so parsing
-from strings is part of the model.
+before any other step starts. Every value travels as a string, so parsing from strings
+(`parse`) and back (`to_strings`) is part of the model, each in one place.
+
+The options of the original CLI that belong to the submitting client (`--host`,
+`--client_id`, `--other_client_id`, `--other_client_secret`) live with that client
+(workflows/submit.py) and never become pipeline options.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,17 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off", ""}
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
-_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Kubernetes' DNS-1035 label (Service names, and objects named after them): also what the
+# admission checks (workflows/checks/admission.py) use.
+DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 # A Kubernetes resource quantity (cpu, memory, storage), e.g. 500m, 2, 4Gi, 1Ti.
 _QUANTITY = re.compile(r"^(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
-
-# Options used only on the client side: never Argo parameters, so they never reach the
-# cluster, the Argo UI or ML Metadata (the IAP secret above all). `submit` uses the IAP
-# ones; `pvc_existing_claim` changes what `compile`, `submit --install` and `run` render.
-CLIENT_ONLY = ("host", "client_id", "other_client_id", "other_client_secret",
-               "pvc_existing_claim")
 
 # Options whose historical spelling is kept as the canonical name, with a correct alias.
 ALIASES: dict[str, tuple[str, ...]] = {"embbeding_dim": ("embedding_dim",)}
@@ -37,6 +39,36 @@ ALIASES: dict[str, tuple[str, ...]] = {"embbeding_dim": ("embedding_dim",)}
 
 class ParamsError(ValueError):
     """Invalid options: one line per problem, each naming the option."""
+
+
+def parse_bool(text: str) -> bool:
+    """yes/no, true/false, on/off, 1/0 (any case); anything else is an error."""
+    s = text.strip().lower()
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    raise ValueError(f"expected yes/no/true/false, got {text!r}")
+
+
+def parse_int_list(text: str) -> list[int]:
+    """`3,4,5` (also `3 4 5` or `[3, 4, 5]`)."""
+    parts = [p for p in re.split(r"[,\s\[\]]+", text) if p]
+    if not parts:
+        raise ValueError("expected a comma-separated list of integers such as 3,4,5")
+    try:
+        return [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"expected integers such as 3,4,5, got {text!r}") from None
+
+
+def to_string(value: Any) -> str:
+    """The string form of an option value that `parse` reads back."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def _opt(default: Any, description: str, **kwargs: Any) -> Any:
@@ -113,12 +145,6 @@ class PipelineParams(BaseModel):
         "textcnn-artifacts", "GCS bucket of the artifact repository; models land under "
         "gs://<gcp_bucket>/<workflow>/.",
     )
-    host: str = _opt("", "Argo Server URL used by `submit` (e.g. https://argo.example.com).")
-    client_id: str = _opt("", "OAuth client id of the IAP-protected Argo Server (GKE IAP).")
-    other_client_id: str = _opt("", "OAuth client id of the desktop client used for IAP.")
-    other_client_secret: str = _opt(
-        "", "Secret of the desktop client; prefer the ARGO_IAP_CLIENT_SECRET environment variable."
-    )
     namespace: str = _opt("textcnn", "Kubernetes namespace of the workflow and its resources.")
     workdir: str = _opt(
         "/mnt/workdir", "Mount path of the shared volume used by distributed training."
@@ -129,10 +155,6 @@ class PipelineParams(BaseModel):
     )
     pvc_size: str = _opt(
         "1Ti", "Size of that volume claim (GKE Filestore's basic tier starts at 1Ti)."
-    )
-    pvc_existing_claim: str = _opt(
-        "", "An existing ReadWriteMany claim to mount instead of claiming a volume per run "
-        "(set when compiling or installing the template; runs use <workdir>/<workflow>/).",
     )
     metadata_store: str = _opt(
         "grpc:metadata-grpc-service.textcnn:8080",
@@ -207,27 +229,12 @@ class PipelineParams(BaseModel):
                      mode="before")
     @classmethod
     def _bool(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            s = v.strip().lower()
-            if s in _TRUE:
-                return True
-            if s in _FALSE:
-                return False
-            raise ValueError("expected yes/no/true/false")
-        return v
+        return parse_bool(v) if isinstance(v, str) else v
 
     @field_validator("filter_sizes", mode="before")
     @classmethod
     def _int_list(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            parts = [p for p in re.split(r"[,\s\[\]]+", v) if p]
-            if not parts:
-                raise ValueError("expected a comma-separated list of integers such as 3,4,5")
-            try:
-                return [int(p) for p in parts]
-            except ValueError:
-                raise ValueError(f"expected integers such as 3,4,5, got {v!r}") from None
-        return v
+        return parse_int_list(v) if isinstance(v, str) else v
 
     @field_validator("filter_sizes")
     @classmethod
@@ -268,10 +275,10 @@ class PipelineParams(BaseModel):
             raise ValueError("not a Kubernetes quantity (e.g. 500m, 2, 4Gi, 1Ti)")
         return v
 
-    @field_validator("pvc_storage_class", "pvc_existing_claim")
+    @field_validator("pvc_storage_class")
     @classmethod
     def _object_name(cls, v: str) -> str:
-        if v and not _DNS_SUBDOMAIN.match(v):
+        if v and not DNS_SUBDOMAIN.match(v):
             raise ValueError("not a valid Kubernetes object name (a DNS-1123 subdomain)")
         return v
 
@@ -284,13 +291,6 @@ class PipelineParams(BaseModel):
         if kind == "grpc" and re.match(r"^[^:\s]+:\d{1,5}$", rest):
             return v
         raise ValueError("expected grpc:HOST:PORT or sqlite:PATH")
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, v: str) -> str:
-        if v and not re.match(r"^https?://[^\s/]+", v):
-            raise ValueError("expected an http(s):// URL of the Argo Server")
-        return v
 
     @model_validator(mode="after")
     def _cross_field(self) -> PipelineParams:
@@ -329,11 +329,9 @@ class PipelineParams(BaseModel):
                 raise ValueError(f"--{name}={getattr(self, name)} needs "
                                  "--serving_deployment_mode=Serverless (Knative); KServe "
                                  "ignores it in RawDeployment mode")
-        if not _DNS_1035.match(self.isvc_name):
+        if not DNS_1035_LABEL.match(self.isvc_name):
             raise ValueError(f"--isvc_name={self.isvc_name!r}: not a DNS-1035 label (lower "
                              "case letters, digits and '-', starting with a letter)")
-        if self.client_id and not self.other_client_id:
-            raise ValueError("client_id (IAP) needs other_client_id as well")
         return self
 
     # --- constructors -----------------------------------------------------------------
@@ -359,7 +357,7 @@ class PipelineParams(BaseModel):
             flags = [f"--{name}"] + [f"--{a}" for a in ALIASES.get(name, ())]
             group.add_argument(
                 *flags, dest=name, default=None, metavar=name.upper(),
-                help=f"{field.description} (default: {cls.argo_value(field.default)})",
+                help=f"{field.description} (default: {to_string(field.default)})",
             )
 
     @classmethod
@@ -367,42 +365,6 @@ class PipelineParams(BaseModel):
         given = {k: v for k, v in vars(ns).items() if k in cls.model_fields and v is not None}
         return cls.parse({**given, **overrides})
 
-    # --- to Argo ----------------------------------------------------------------------
-    @staticmethod
-    def argo_value(value: Any) -> str:
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, list):
-            return ",".join(str(v) for v in value)
-        return str(value)
-
-    @classmethod
-    def argo_names(cls) -> list[str]:
-        """The options that are Argo workflow parameters: all but the client-only ones."""
-        return [name for name in cls.model_fields if name not in CLIENT_ONLY]
-
-    def to_argo(self) -> dict[str, str]:
-        """Every workflow option as the string Argo carries."""
-        return {name: self.argo_value(getattr(self, name)) for name in self.argo_names()}
-
-    @classmethod
-    def argo_parameters(cls) -> list[dict[str, Any]]:
-        """Name, default, description and enum of every Argo workflow parameter."""
-        out = []
-        for name in cls.argo_names():
-            field = cls.model_fields[name]
-            spec: dict[str, Any] = {
-                "name": name, "value": cls.argo_value(field.default),
-                "description": field.description,
-            }
-            if field.annotation is bool:
-                spec["enum"] = ["true", "false"]
-            elif getattr(field.annotation, "__origin__", None) is Literal:
-                spec["enum"] = [str(a) for a in field.annotation.__args__]
-            out.append(spec)
-        return out
-
-
-def argo_cli_args() -> Sequence[str]:
-    """The validate step's arguments: every option, taken from the workflow parameters."""
-    return [f"--{name}={{{{workflow.parameters.{name}}}}}" for name in PipelineParams.argo_names()]
+    def to_strings(self) -> dict[str, str]:
+        """Every option as the string `parse` reads back (what a CLI or Argo carries)."""
+        return {name: to_string(getattr(self, name)) for name in type(self).model_fields}

@@ -4,7 +4,7 @@ Keras 3 `model.fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20
 this is a custom loop: `strategy.run` of a `GradientTape` step whose loss is
 `tf.nn.compute_average_loss` over the global batch (the optimiser sums the replicas'
 gradients, so the sum of per-replica losses divided by the global batch is the mean).
-Everything else is the single-pod trainer's (`textcnn.train`): inputs, model, optimiser,
+Everything else is the single-pod trainer's (`textcnn.training`): inputs, model, optimiser,
 seeded shuffling, the Keras EarlyStopping callback, the outputs and the serving export.
 
 `TF_CONFIG` (set by the training operator on the `tensorflow` container) is parsed before
@@ -18,20 +18,18 @@ chief) writes the model; the others write theirs to a temporary folder and delet
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from textcnn.errors import InputError
 from textcnn.model import ModelConfig, build_model
+from textcnn.tf_config import TF_CONFIG, parse_tf_config
 from textcnn.training import (
     Splits,
     TrainingRun,
@@ -43,66 +41,7 @@ from textcnn.training import (
     write_outputs,
 )
 
-TF_CONFIG = "TF_CONFIG"
-TASK_TYPES = ("chief", "worker")  # what MultiWorkerMirroredStrategy runs (no PS, evaluator)
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
-
-
-@dataclass(frozen=True)
-class Role:
-    """This process's place in the cluster described by TF_CONFIG."""
-
-    task_type: str
-    index: int
-    cluster: dict[str, list[str]]
-
-    @property
-    def is_chief(self) -> bool:
-        """The chief, or worker 0 when the cluster has no chief (TensorFlow's convention)."""
-        if self.task_type == "chief":
-            return True
-        return self.task_type == "worker" and self.index == 0 and "chief" not in self.cluster
-
-    @property
-    def num_workers(self) -> int:
-        return sum(len(addresses) for addresses in self.cluster.values())
-
-
-def parse_tf_config(text: str | None) -> Role:
-    """The role TF_CONFIG gives this process; no TF_CONFIG means a cluster of one.
-
-    InputError names TF_CONFIG and what is wrong with it.
-    """
-    if not text:
-        return Role("chief", 0, {})
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{TF_CONFIG}: not valid JSON ({e}); the training operator sets it "
-                         "on the container named `tensorflow`") from None
-    cluster, task = (config.get("cluster"), config.get("task")) if isinstance(config, dict) \
-        else (None, None)
-    if not isinstance(cluster, dict) or not isinstance(task, dict):
-        raise InputError(f"{TF_CONFIG}: expected {{\"cluster\": {{...}}, \"task\": {{...}}}}, "
-                         f"got {text[:200]!r}")
-    for task_type, addresses in cluster.items():
-        if task_type not in TASK_TYPES:
-            raise InputError(f"{TF_CONFIG}: task type {task_type!r} is not supported; "
-                             f"MultiWorkerMirroredStrategy runs {' and '.join(TASK_TYPES)} "
-                             "replicas only")
-        if (not isinstance(addresses, list) or not addresses
-                or not all(isinstance(a, str) and ":" in a for a in addresses)):
-            raise InputError(f"{TF_CONFIG}: cluster.{task_type} must be a list of host:port "
-                             f"addresses, got {addresses!r}")
-    if len(cluster.get("chief", [])) > 1:
-        raise InputError(f"{TF_CONFIG}: a cluster has at most one chief, got "
-                         f"{cluster['chief']}")
-    task_type, index = task.get("type"), task.get("index")
-    if task_type not in cluster or not isinstance(index, int) \
-            or not 0 <= index < len(cluster[task_type]):
-        raise InputError(f"{TF_CONFIG}: task {task!r} is not in the cluster "
-                         f"{ {k: len(v) for k, v in cluster.items()} }")
-    return Role(task_type, index, cluster)
 
 
 def sharded_dataset(

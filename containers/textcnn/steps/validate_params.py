@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from textcnn.params import CLIENT_ONLY, PipelineParams
+from textcnn.params import PipelineParams
 
 
 def run(**options: str) -> dict[str, str]:
     """Validate every pipeline option; fail naming each bad one. The output `params` (the
     validated options as JSON) is what ML Metadata records as hyperparameters."""
-    params = PipelineParams.parse(options)
-    dumped = params.model_dump_json(exclude=set(CLIENT_ONLY))
+    dumped = PipelineParams.parse(options).model_dump_json()
     print(dumped)
     return {"params": dumped}

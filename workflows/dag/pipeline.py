@@ -2,10 +2,17 @@
 
 This is the single definition of the pipeline: Argo runs the compiled YAML, and the
 local runner executes the same compiled dict (`render()`).
+
+It is also a Hera script, as Hera's examples are. `PIPELINE` and `RETRAIN` are the
+module-level objects Hera's CLI looks for (`hera generate yaml workflows/dag/pipeline.py`),
+built by the same factory as `render()`. `python workflows/dag/pipeline.py` prints them as
+YAML; with `ARGO_SERVER` (and `ARGO_TOKEN`, `ARGO_NAMESPACE`: the argo CLI's variables) set,
+it creates or updates both on that Argo Server through Hera's global config.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,8 +36,9 @@ from hera.workflows.models import (
     WorkflowTemplateRef,
 )
 
-from textcnn.params import PipelineParams
-from workflows import templates as t
+from textcnn.params import DNS_SUBDOMAIN, PipelineParams
+from workflows.dag import templates as t
+from workflows.dag.parameters import workflow_parameters, wp
 
 TEMPLATE_NAME = "textcnn-pipeline"
 CRON_NAME = "textcnn-retrain"
@@ -55,13 +63,13 @@ UI_ANNOTATIONS = {
 def param_is(name: str, value: bool) -> str:
     """`when` clause on a boolean workflow parameter. Argo substitutes the string `true` or
     `false` and evaluates with govaluate, where both are boolean literals."""
-    return f"{t.wp(name)} == {'true' if value else 'false'}"
+    return f"{wp(name)} == {'true' if value else 'false'}"
 
 
 def param_equals(name: str, value: str) -> str:
     """`when` clause on a string (enum) workflow parameter; both sides quoted, since a bare
     word is a variable to govaluate."""
-    return f"'{t.wp(name)}' == '{value}'"
+    return f"'{wp(name)}' == '{value}'"
 
 
 def all_of(*clauses: str) -> str:
@@ -126,9 +134,9 @@ def tfjob_branch(after_task: Task, existing_claim: str) -> tuple[list[Task], Tas
     return [*tasks, collect], collect
 
 
-def build_dag(params: PipelineParams | None = None) -> tuple[DAG, list[Container | Resource]]:
-    """The `pipeline` DAG and the templates its tasks run."""
-    params = params or PipelineParams()
+def build_dag(existing_claim: str = "") -> tuple[DAG, list[Container | Resource]]:
+    """The `pipeline` DAG and the templates its tasks run; `existing_claim` replaces the
+    TFJob branch's own volume claim by an existing ReadWriteMany claim."""
     validate = _task(t.validate_params())
     ds_train = _task(t.dataset_metadata("train"), depends=after(validate))
     ds_test = _task(t.dataset_metadata("test"), depends=after(validate))
@@ -140,7 +148,7 @@ def build_dag(params: PipelineParams | None = None) -> tuple[DAG, list[Container
         _task(t.train(gpu=False), depends=after(spec), when=CPU_TRAIN_WHEN),
         _task(t.train(gpu=True), depends=after(spec), when=GPU_TRAIN_WHEN),
     ]
-    distributed, collect = tfjob_branch(spec, params.pvc_existing_claim)
+    distributed, collect = tfjob_branch(spec, existing_claim)
     evaluate = _task(t.evaluate(),
                      depends=join_branches([b.name for b in (*branches, collect)]))
     # Passing another task's output does not make Hera add a dependency: list each one.
@@ -186,13 +194,29 @@ def build_dag(params: PipelineParams | None = None) -> tuple[DAG, list[Container
     return dag, list(templates.values())
 
 
-def build_workflow_template(params: PipelineParams | None = None) -> WorkflowTemplate:
+class _TemplateAnnotations:
+    """Hera 7.1 puts a template's annotations on its pod; `build()`, which `to_dict()`,
+    `create()` and `update()` all go through, moves them to the template."""
+
+    def build(self) -> Any:
+        model = super().build()  # type: ignore[misc]
+        doc = model.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return type(model).model_validate(hoist_template_annotations(doc))
+
+
+class PipelineTemplate(_TemplateAnnotations, WorkflowTemplate):
+    """The WorkflowTemplate, with template-level annotations where Argo reads them."""
+
+
+def build_workflow_template(params: PipelineParams | None = None,
+                            existing_claim: str = "") -> WorkflowTemplate:
     """The `textcnn-pipeline` WorkflowTemplate; `params` gives the parameter defaults."""
     params = params or PipelineParams()
-    values = params.to_argo()
-    dag, containers = build_dag(params)
+    values = params.to_strings()
+    dag, containers = build_dag(existing_claim)
     exit_handler = t.record_status()
-    return WorkflowTemplate(
+    return PipelineTemplate(
+        kind="WorkflowTemplate",  # Hera would take the class name
         name=TEMPLATE_NAME,
         namespace=params.namespace,
         annotations=dict(UI_ANNOTATIONS),
@@ -203,7 +227,7 @@ def build_workflow_template(params: PipelineParams | None = None) -> WorkflowTem
         service_account_name=SERVICE_ACCOUNT,
         arguments=[
             Parameter(**{**spec, "value": values[spec["name"]]})
-            for spec in PipelineParams.argo_parameters()
+            for spec in workflow_parameters()
         ],
         # The cluster's ConfigMap `artifact-repositories` (key `gcs`) names the bucket.
         artifact_repository_ref=ArtifactRepositoryRef(
@@ -228,8 +252,25 @@ def build_cron_workflow(
         successful_jobs_history_limit=3,
         failed_jobs_history_limit=3,
         workflow_template_ref=WorkflowTemplateRef(name=TEMPLATE_NAME),
-        arguments=[Parameter(name=k, value=v) for k, v in params.to_argo().items()],
+        arguments=[Parameter(name=k, value=v) for k, v in params.to_strings().items()],
     )
+
+
+# --- command-line options of what renders ---------------------------------------------
+
+def claim_name(text: str) -> str:
+    """An existing PersistentVolumeClaim's name (a DNS-1123 subdomain), or empty."""
+    if text and not DNS_SUBDOMAIN.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Kubernetes object name")
+    return text
+
+
+def add_render_arguments(parser: argparse.ArgumentParser) -> None:
+    """What changes the compiled templates themselves, besides the parameter defaults."""
+    parser.add_argument(
+        "--pvc_existing_claim", type=claim_name, default="",
+        help="an existing ReadWriteMany claim for distributed training, instead of the "
+        "claim the TFJob branch makes per run (runs use <workdir>/<workflow>/ on it)")
 
 
 # --- compile -------------------------------------------------------------------------
@@ -252,10 +293,16 @@ def hoist_template_annotations(
     return doc
 
 
-def render(params: PipelineParams | None = None) -> list[dict[str, Any]]:
+def build(params: PipelineParams | None = None,
+          existing_claim: str = "") -> tuple[WorkflowTemplate, CronWorkflow]:
+    """The WorkflowTemplate and the CronWorkflow, as Hera objects: the one factory."""
+    return build_workflow_template(params, existing_claim), build_cron_workflow(params)
+
+
+def render(params: PipelineParams | None = None,
+           existing_claim: str = "") -> list[dict[str, Any]]:
     """The WorkflowTemplate and the CronWorkflow as plain dicts, ready to dump or run."""
-    return [hoist_template_annotations(wf.to_dict())
-            for wf in (build_workflow_template(params), build_cron_workflow(params))]
+    return [wf.to_dict() for wf in build(params, existing_claim)]
 
 
 def to_yaml(doc: Mapping[str, Any]) -> str:
@@ -264,11 +311,12 @@ def to_yaml(doc: Mapping[str, Any]) -> str:
 
 def write_manifests(
     output_dir: Path = Path("manifests/workflows"), params: PipelineParams | None = None,
+    existing_claim: str = "",
 ) -> list[Path]:
     """Write textcnn-pipeline.yaml and textcnn-retrain.yaml; return their paths."""
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for doc in render(params):
+    for doc in render(params, existing_claim):
         path = output_dir / MANIFESTS[doc["metadata"]["name"]]
         fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -280,3 +328,28 @@ def write_manifests(
             raise
         paths.append(path)
     return paths
+
+
+# --- as a Hera script ----------------------------------------------------------------
+
+PIPELINE, RETRAIN = build()
+
+
+def main(environ: Mapping[str, str] = os.environ) -> int:
+    """Print both objects as YAML; with ARGO_SERVER set, create or update them there."""
+    from hera.shared import global_config
+
+    if not environ.get("ARGO_SERVER"):
+        print("---\n".join(to_yaml(wf.to_dict()) for wf in (PIPELINE, RETRAIN)), end="")
+        return 0
+    global_config.host = environ["ARGO_SERVER"]
+    global_config.token = environ.get("ARGO_TOKEN") or None
+    global_config.namespace = environ.get("ARGO_NAMESPACE") or PIPELINE.namespace
+    for wf in (PIPELINE, RETRAIN):
+        wf.update()  # creates it when it does not exist yet
+        print(f"{wf.kind} {global_config.namespace}/{wf.name} created or updated")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -28,6 +28,8 @@ from typing import Any
 import yaml
 from jsonschema import Draft4Validator, Draft202012Validator, ValidationError
 
+from workflows.checks.paths import pretty, slash_parts
+
 SCHEMA_DIR = Path(__file__).parent / "schemas" / "argo"
 VERSIONS: tuple[str, ...] = ("v4.0.5", "v3.7.18")
 KINDS: tuple[str, ...] = (
@@ -120,3 +122,17 @@ def _crd_message(error: ValidationError) -> str:
                 "decodes this field before it substitutes parameters, so a {{...}} "
                 "placeholder cannot stand here: use podSpecPatch or a resource manifest")
     return error.message
+
+
+def problems(doc: Mapping[str, Any]) -> list[str]:
+    """Strict schema and full-CRD errors of both Argo versions; an error that several
+    checks report is one line, tagged with each (`[Argo v4.0.5, v4.0.5 full CRD]`)."""
+    checks: dict[str, list[str]] = {}
+    for version in VERSIONS:
+        for rule, lines in ((version, validate(doc, version)),
+                            (f"{version} full CRD", validate_crd(doc, version))):
+            for line in lines:
+                path, _, message = line.partition(": ")
+                checks.setdefault(f"{pretty(doc, slash_parts(doc, path))}: {message}",
+                                  []).append(rule)
+    return [f"{line} [Argo {', '.join(rules)}]" for line, rules in checks.items()]

@@ -1,23 +1,14 @@
-"""`python -m workflows lint [PATHS]`: strict offline checks of every manifest.
+"""Argo's own validator, offline: the checks `argo lint` and the controller make of a
+workflow that no JSON schema expresses (modelled on workflow/validate/validate.go).
 
-Each YAML document is dispatched on its apiVersion and kind:
-
-- argoproj.io: the strict Argo v4.0.5 and v3.7.18 schemas (`workflows.schema`), then
-  semantic checks modelled on Argo's own validator (workflow/validate/validate.go):
-  templates referenced exist, `depends` parses and names tasks of the DAG, without
-  cycles, a task that reads `{{tasks.X...}}` has X among its ancestors, arguments match
-  the called template's inputs and enums, workflow parameter values are in their enums,
-  every `{{...}}` resolves in its scope, CronWorkflow schedules, time zone and
-  `workflowTemplateRef` (which must name a WorkflowTemplate among the linted documents).
-  The `manifest` of a `resource` template (create, apply, replace; a patch is partial) is
-  checked as a document of its own after substituting sample values: the parameter
-  defaults, `sample-wf-abcde` for workflow.name, input defaults, and "1" for whatever is
-  only known at run time (task outputs, items, inputs without a default).
-- serving.kserve.io InferenceService: CRD schema, unknown keys, webhook rules (crd.py).
-- kubeflow.org TFJob: CRD schema, unknown keys, admission rules (tfjob.py).
-- kustomize.config.k8s.io Kustomization: has no schema; its `resources` must exist.
-- anything else: the strict Kubernetes 1.30 schemas bundled with kubernetes-validate
-  (every error, not just the first); a kind without a schema is a problem.
+Templates referenced exist, `depends` parses and names tasks of the DAG, without cycles,
+a task that reads `{{tasks.X...}}` has X among its ancestors, arguments match the called
+template's inputs and enums, workflow parameter values are in their enums, every `{{...}}`
+resolves in its scope, `podSpecPatch`es are partial PodSpecs, CronWorkflow schedules, time
+zone and `workflowTemplateRef`. The `manifest` of a `resource` template (create, apply,
+replace; a patch is partial) is checked as a document of its own after substituting
+sample values (the parameter defaults, `sample-wf-abcde` for workflow.name, input
+defaults, "1" for what is only known at run time).
 
 Variables are checked as Argo checks them: only tags starting with item., steps.,
 inputs., outputs., pod., workflow. or tasks.; `{{=expression}}` tags are skipped (their
@@ -27,28 +18,19 @@ Unlike Argo, a WorkflowTemplate's `{{workflow.parameters.X}}` must be declared b
 
 from __future__ import annotations
 
-import argparse
-import functools
 import re
-import sys
 import zoneinfo
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 from croniter import croniter
-from jsonschema import Draft202012Validator
-from kubernetes_validate import utils as k8s_utils
-from referencing import Registry, Resource
 
-from workflows import crd, schema
+from workflows.checks.paths import as_map, as_maps, child, names_of
 from workflows.expressions import Depends, ExpressionError, ancestors, cycles, evaluate_when
-from workflows.tfjob import validate_tfjob
 
-DEFAULT_PATH = Path("manifests")
-K8S_VERSION = "1.30.0"  # the oldest Kubernetes the manifests are written for (README)
 SAMPLE_WORKFLOW_NAME = "sample-wf-abcde"
 MAIN_CONTAINER = "main"  # the name Argo gives a container template's container
 SAMPLE_VALUE = "1"  # any other runtime value: task outputs, items, undefaulted inputs
@@ -82,159 +64,19 @@ GLOBAL_PREFIXES = ("workflow.creationTimestamp", "workflow.duration", "workflow.
 EXIT_GLOBALS = frozenset({"workflow.status", "workflow.failures"})
 
 
-# ---- small accessors: documents may be malformed, the schema reports how -------------------
-
-def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _maps(value: Any) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
-
-
-def _names(value: Any) -> list[str]:
-    return [str(v.get("name")) for v in _maps(value)]
-
-
-def _label(doc: Mapping[str, Any]) -> str:
-    meta = _map(doc.get("metadata"))
-    return f"{doc.get('kind', '?')}/{meta.get('name') or meta.get('generateName') or '?'}"
-
 
 def _type(template: Mapping[str, Any]) -> str | None:
     return next((t for t in TEMPLATE_TYPES if template.get(t) is not None), None)
 
 
-def _step(path: str, key: Any, value: Any = None) -> str:
-    """`path` extended by a key or by a list position, shown as the item's name if any."""
-    if isinstance(key, int):
-        name = value.get("name") if isinstance(value, Mapping) else None
-        return f"{path}[{name if isinstance(name, str) and name else key}]"
-    return f"{path}.{key}" if path else str(key)
-
-
-def _pretty(doc: Any, parts: Sequence[Any]) -> str:
-    path, node = "", doc
-    for part in parts:
-        if isinstance(part, int):
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-        else:
-            node = node.get(part) if isinstance(node, Mapping) else None
-        path = _step(path, part, node)
-    return path or "(root)"
-
-
-def _slash_parts(doc: Any, text: str) -> list[Any]:
-    """The parts of a `a/b/0/c` path as workflows.schema prints it, walking the document
-    so that keys holding a '/' (annotations) stay whole."""
-    if text == "(root)":
-        return []
-    segments, parts, node, i = text.split("/"), [], doc, 0
-    while i < len(segments):
-        if isinstance(node, list) and segments[i].isdigit():
-            index = int(segments[i])
-            parts.append(index)
-            node = node[index] if index < len(node) else None
-            i += 1
-            continue
-        keys = ["/".join(segments[i:j]) for j in range(len(segments), i, -1)]
-        key = next((k for k in keys if isinstance(node, Mapping) and k in node), None)
-        if key is None:
-            return parts + segments[i:]
-        parts.append(key)
-        node, i = node[key], i + key.count("/") + 1
-    return parts
-
-
-# ---- dispatch ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class _Context:
+class Context:
     """What a document is checked against besides itself."""
 
     templates: Mapping[tuple[str, str], Mapping[str, Any]]  # (kind, name): Workflow*Template
     folder: Path | None  # where the file lies, for a Kustomization's resources
-
-
-def _problems(doc: Any, ctx: _Context) -> list[str]:
-    """`path: message` lines for one document."""
-    if not isinstance(doc, Mapping):
-        return [f"(root): a document must be a mapping, not {type(doc).__name__}"]
-    api_version, kind = doc.get("apiVersion"), doc.get("kind")
-    if not isinstance(api_version, str) or not isinstance(kind, str):
-        return ["(root): apiVersion and kind are required strings"]
-    group = api_version.rpartition("/")[0]
-    if group == "argoproj.io" and kind in schema.KINDS:
-        return _argo_schema_problems(doc) + (
-            _workflow_problems(doc, ctx) if kind in WORKFLOW_KINDS else [])
-    if group == "serving.kserve.io" and kind == "InferenceService":
-        return crd.validate_inference_service(doc)
-    if group == "kubeflow.org" and kind == "TFJob":
-        return validate_tfjob(doc)
-    if group == "kustomize.config.k8s.io" and kind == "Kustomization":
-        return _kustomization_problems(doc, ctx.folder)
-    return kubernetes_problems(doc)
-
-
-def kubernetes_problems(doc: Mapping[str, Any]) -> list[str]:
-    """Errors of a built-in Kubernetes object against its strict schema."""
-    api_version, kind = str(doc.get("apiVersion")), str(doc.get("kind"))
-    validator = _k8s_validator(api_version, kind)
-    if validator is None:
-        return [f"(root): no schema for apiVersion {api_version}, kind {kind}"]
-    return sorted(f"{_pretty(doc, list(e.absolute_path))}: {e.message}"
-                  for e in validator.iter_errors(doc))
-
-
-def _argo_schema_problems(doc: Mapping[str, Any]) -> list[str]:
-    """Strict schema and full-CRD errors of both Argo versions; an error that several
-    checks report is one line, tagged with each (`[Argo v4.0.5, v4.0.5 full CRD]`)."""
-    checks: dict[str, list[str]] = {}
-    for version in schema.VERSIONS:
-        for rule, lines in ((version, schema.validate(doc, version)),
-                            (f"{version} full CRD", schema.validate_crd(doc, version))):
-            for line in lines:
-                path, _, message = line.partition(": ")
-                checks.setdefault(f"{_pretty(doc, _slash_parts(doc, path))}: {message}",
-                                  []).append(rule)
-    return [f"{line} [Argo {', '.join(rules)}]" for line, rules in checks.items()]
-
-
-@functools.cache
-def _k8s_definitions() -> Resource:
-    return Resource.from_contents(k8s_utils.schema_contents(
-        f"kubernetes-json-schema/v{K8S_VERSION}-local-strict/_definitions.json", K8S_VERSION))
-
-
-@functools.cache
-def _k8s_validator(api_version: str, kind: str) -> Draft202012Validator | None:
-    """The strict Kubernetes schema of a built-in kind, as kubernetes-validate lays its
-    files out (`<kind>-<group prefix>-<version>.json`); None when it has none."""
-    if not re.fullmatch(r"[A-Za-z0-9]+", kind) or not re.fullmatch(r"[a-z0-9.-]*/?[a-z0-9]+",
-                                                                   api_version):
-        return None
-    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
-    name = f"kubernetes-json-schema/v{K8S_VERSION}-local-strict/{kind.lower()}-{group_version}.json"
-    try:
-        contents = k8s_utils.schema_contents(name, K8S_VERSION)
-    except FileNotFoundError:
-        return None
-    registry = _k8s_definitions() @ (Resource.from_contents(contents) @ Registry())
-    return Draft202012Validator(contents, registry=registry)
-
-
-def _kustomization_problems(doc: Mapping[str, Any], folder: Path | None) -> list[str]:
-    """Kustomize has no schema to check against; check that what it lists exists."""
-    if folder is None:
-        return []
-    out = []
-    for i, entry in enumerate(doc.get("resources") or []):
-        if not isinstance(entry, str) or "://" in entry:
-            continue  # remote bases cannot be checked offline
-        target = folder / entry
-        if not (target.is_file() or (target / "kustomization.yaml").is_file()):
-            out.append(f"resources[{i}]: {entry!r} does not exist (relative to {folder})")
-    return out
+    check: Callable[[Any], list[str]]  # the problems of an embedded document (a manifest)
 
 
 # ---- Argo: scopes of {{...}} ----------------------------------------------------------------
@@ -285,13 +127,13 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
         yield path, value
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            child = _step(path, key)
+            where = child(path, key)
             if isinstance(key, str):
-                yield child, key
-            yield from _strings(item, child)
+                yield where, key
+            yield from _strings(item, where)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _strings(item, _step(path, i, item))
+            yield from _strings(item, child(path, i, item))
 
 
 def _unresolved(value: Any, path: str, scope: _Scope) -> list[str]:
@@ -308,17 +150,17 @@ def _unresolved(value: Any, path: str, scope: _Scope) -> list[str]:
 
 def _local_names(template: Mapping[str, Any]) -> set[str]:
     """What a template may reference about itself."""
-    inputs, outputs = _map(template.get("inputs")), _map(template.get("outputs"))
+    inputs, outputs = as_map(template.get("inputs")), as_map(template.get("outputs"))
     names = {"outputs.result", "outputs.exitCode"}  # self-references in metrics
-    parameters = _names(inputs.get("parameters"))
+    parameters = names_of(inputs.get("parameters"))
     if parameters:
         names.add("inputs.parameters")
     names |= {f"inputs.parameters.{p}" for p in parameters}
-    for a in _names(inputs.get("artifacts")):
+    for a in names_of(inputs.get("artifacts")):
         names |= {f"inputs.artifacts.{a}", f"inputs.artifacts.{a}.path"}
-    for p in _names(outputs.get("parameters")):
+    for p in names_of(outputs.get("parameters")):
         names |= {f"outputs.parameters.{p}", f"outputs.parameters.{p}.path"}
-    for a in _names(outputs.get("artifacts")):
+    for a in names_of(outputs.get("artifacts")):
         names |= {f"outputs.artifacts.{a}", f"outputs.artifacts.{a}.path"}
     if _type(template) in POD_TYPES:
         names.add("pod.name")
@@ -336,9 +178,9 @@ def _outputs(prefix: str, call: Mapping[str, Any],
         names |= {f"{prefix}.outputs.result", f"{prefix}.exitCode"}
     if template.get("daemon"):
         names.add(f"{prefix}.ip")
-    outputs = _map(template.get("outputs"))
-    names |= {f"{prefix}.outputs.parameters.{p}" for p in _names(outputs.get("parameters"))}
-    names |= {f"{prefix}.outputs.artifacts.{a}" for a in _names(outputs.get("artifacts"))}
+    outputs = as_map(template.get("outputs"))
+    names |= {f"{prefix}.outputs.parameters.{p}" for p in names_of(outputs.get("parameters"))}
+    names |= {f"{prefix}.outputs.artifacts.{a}" for a in names_of(outputs.get("artifacts"))}
     if call.get("withItems") or call.get("withParam"):
         names.add(f"{prefix}.outputs.parameters")  # the aggregate of every item
     return names, ()
@@ -375,8 +217,8 @@ def _item_scope(node: Mapping[str, Any]) -> tuple[set[str], tuple[str, ...]]:
 def _parameter_problems(parameters: Any, path: str, need_values: bool) -> list[str]:
     """Names unique, values present where needed and within their enums."""
     out, seen = [], set()
-    for i, p in enumerate(_maps(parameters)):
-        name, where = p.get("name"), _step(path, i, p)
+    for i, p in enumerate(as_maps(parameters)):
+        name, where = p.get("name"), child(path, i, p)
         if name in seen:
             out.append(f"{where}.name: duplicate parameter {name!r}")
         seen.add(name)
@@ -423,10 +265,10 @@ def _valid_cron(text: str) -> bool:
     return len(text.split()) == 5 and croniter.is_valid(text)
 
 
-def _reference_problems(spec: Mapping[str, Any], base: str, ctx: _Context) -> list[str]:
+def _reference_problems(spec: Mapping[str, Any], base: str, ctx: Context) -> list[str]:
     """A spec that runs a WorkflowTemplate: the template exists, the arguments given are
     its parameters and within their enums, and every parameter ends up with a value."""
-    ref = _map(spec.get("workflowTemplateRef"))
+    ref = as_map(spec.get("workflowTemplateRef"))
     kind = "ClusterWorkflowTemplate" if ref.get("clusterScope") else "WorkflowTemplate"
     target = ctx.templates.get((kind, str(ref.get("name"))))
     if target is None:
@@ -435,14 +277,14 @@ def _reference_problems(spec: Mapping[str, Any], base: str, ctx: _Context) -> li
     out = []
     if spec.get("templates"):
         out.append(f"{base}.templates: not allowed with workflowTemplateRef")
-    target_spec = _map(target.get("spec"))
-    declared = {str(p.get("name")): p for p in _maps(_map(target_spec.get("arguments"))
+    target_spec = as_map(target.get("spec"))
+    declared = {str(p.get("name")): p for p in as_maps(as_map(target_spec.get("arguments"))
                                                     .get("parameters"))}
     path = f"{base}.arguments.parameters"
-    given = _maps(_map(spec.get("arguments")).get("parameters"))
+    given = as_maps(as_map(spec.get("arguments")).get("parameters"))
     out += _parameter_problems(given, path, need_values=True)
     for i, p in enumerate(given):
-        name, where = str(p.get("name")), _step(path, i, p)
+        name, where = str(p.get("name")), child(path, i, p)
         enum = declared.get(name, {}).get("enum")
         if name not in declared:
             out.append(f"{where}: not a parameter of {kind} {ref.get('name')}")
@@ -455,16 +297,16 @@ def _reference_problems(spec: Mapping[str, Any], base: str, ctx: _Context) -> li
             out.append(f"{path}: {kind} {ref.get('name')} parameter {name!r} has no value; "
                        "supply one")
     entrypoint = spec.get("entrypoint")
-    if entrypoint and entrypoint not in _names(target_spec.get("templates")):
+    if entrypoint and entrypoint not in names_of(target_spec.get("templates")):
         out.append(f"{base}.entrypoint: no template {entrypoint!r} in {kind} {ref.get('name')}")
     return out
 
 
-def _workflow_problems(doc: Mapping[str, Any], ctx: _Context) -> list[str]:
-    spec, base, out = _map(doc.get("spec")), "spec", []
+def workflow_problems(doc: Mapping[str, Any], ctx: Context) -> list[str]:
+    spec, base, out = as_map(doc.get("spec")), "spec", []
     if doc.get("kind") == "CronWorkflow":
         out += _cron_problems(spec)
-        spec, base = _map(spec.get("workflowSpec")), "spec.workflowSpec"
+        spec, base = as_map(spec.get("workflowSpec")), "spec.workflowSpec"
     if spec.get("workflowTemplateRef") is not None:
         return out + _reference_problems(spec, base, ctx)
     return out + _WorkflowSpec(doc, spec, base, ctx).problems()
@@ -479,19 +321,19 @@ class _WorkflowSpec:
     doc: Mapping[str, Any]
     spec: Mapping[str, Any]
     base: str
-    ctx: _Context
+    ctx: Context
     templates: dict[str, Mapping[str, Any]] = field(init=False)
     parameters: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.templates = {str(t.get("name")): t for t in _maps(self.spec.get("templates"))}
+        self.templates = {str(t.get("name")): t for t in as_maps(self.spec.get("templates"))}
         self.parameters = {str(p.get("name")): p.get("value")
-                           for p in _maps(_map(self.spec.get("arguments")).get("parameters"))}
+                           for p in as_maps(as_map(self.spec.get("arguments")).get("parameters"))}
 
     def problems(self) -> list[str]:
         spec, base = self.spec, self.base
         is_template = self.doc.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate")
-        out = _parameter_problems(_map(spec.get("arguments")).get("parameters"),
+        out = _parameter_problems(as_map(spec.get("arguments")).get("parameters"),
                                   f"{base}.arguments.parameters", need_values=not is_template)
         out += self._name_problems(spec.get("templates"), f"{base}.templates", "template")
         entrypoint = spec.get("entrypoint")
@@ -501,16 +343,16 @@ class _WorkflowSpec:
             name = spec.get(key)
             if name is not None and name not in self.templates:
                 out.append(f"{base}.{key}: no template {name!r} in this workflow")
-        for hook, value in _map(spec.get("hooks")).items():
-            name = _map(value).get("template")
+        for hook, value in as_map(spec.get("hooks")).items():
+            name = as_map(value).get("template")
             if name is not None and name not in self.templates:
                 out.append(f"{base}.hooks.{hook}.template: no template {name!r} in this workflow")
         exit_templates = self._exit_templates()
-        for i, template in enumerate(_maps(spec.get("templates"))):
+        for i, template in enumerate(as_maps(spec.get("templates"))):
             name = str(template.get("name"))
             scope = _Scope(frozenset(self._globals(name in exit_templates)
                                      | _local_names(template)), template=name)
-            out += self._template_problems(template, _step(f"{base}.templates", i, template),
+            out += self._template_problems(template, child(f"{base}.templates", i, template),
                                            scope)
         return out
 
@@ -518,31 +360,31 @@ class _WorkflowSpec:
 
     def _globals(self, exit_handler: bool) -> set[str]:
         names = set(GLOBALS) | {f"workflow.parameters.{p}" for p in self.parameters}
-        for meta in (_map(self.doc.get("metadata")), _map(self.spec.get("workflowMetadata"))):
-            names |= {f"workflow.annotations.{k}" for k in _map(meta.get("annotations"))}
-            names |= {f"workflow.labels.{k}" for k in _map(meta.get("labels"))}
+        for meta in (as_map(self.doc.get("metadata")), as_map(self.spec.get("workflowMetadata"))):
+            names |= {f"workflow.annotations.{k}" for k in as_map(meta.get("annotations"))}
+            names |= {f"workflow.labels.{k}" for k in as_map(meta.get("labels"))}
         for template in self.templates.values():
-            outputs = _map(template.get("outputs"))
+            outputs = as_map(template.get("outputs"))
             for kind in ("parameters", "artifacts"):
                 names |= {f"workflow.outputs.{kind}.{o['globalName']}"
-                          for o in _maps(outputs.get(kind)) if o.get("globalName")}
+                          for o in as_maps(outputs.get(kind)) if o.get("globalName")}
         return names | EXIT_GLOBALS if exit_handler else names
 
     def _calls(self, template: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         """The tasks or steps of a DAG or steps template."""
         if _type(template) == "dag":
-            return _maps(_map(template.get("dag")).get("tasks"))
+            return as_maps(as_map(template.get("dag")).get("tasks"))
         groups = template.get("steps") if _type(template) == "steps" else None
-        return [s for group in (groups if isinstance(groups, list) else []) for s in _maps(group)]
+        return [s for group in (groups if isinstance(groups, list) else []) for s in as_maps(group)]
 
     def _exit_templates(self) -> set[str]:
         """Templates that run as exit handlers, and everything they call."""
         roots = [self.spec.get("onExit")] + [
-            _map(h).get("template") for h in _map(self.spec.get("hooks")).values()]
+            as_map(h).get("template") for h in as_map(self.spec.get("hooks")).values()]
         for template in self.templates.values():
             for call in self._calls(template):
                 roots += [call.get("onExit")] + [
-                    _map(h).get("template") for h in _map(call.get("hooks")).values()]
+                    as_map(h).get("template") for h in as_map(call.get("hooks")).values()]
         seen: set[str] = set()
         todo = [r for r in roots if isinstance(r, str)]
         while todo:
@@ -556,9 +398,9 @@ class _WorkflowSpec:
 
     def _name_problems(self, items: Any, path: str, noun: str) -> list[str]:
         out, seen = [], set()
-        for i, item in enumerate(_maps(items)):
+        for i, item in enumerate(as_maps(items)):
             name = item.get("name")
-            where = _step(path, i, item)
+            where = child(path, i, item)
             if not isinstance(name, str) or not _FIELD_NAME.match(name) or len(name) > 128:
                 out.append(f"{where}.name: {name!r} must be letters, digits and '-', starting "
                            "with a letter or digit, at most 128 characters")
@@ -579,7 +421,8 @@ class _WorkflowSpec:
             if other is None:
                 return None, [f"{path}.templateRef.name: {kind} {ref.get('name')!r} is not "
                               "among the linted documents"]
-            found = {str(t.get("name")): t for t in _maps(_map(other.get("spec")).get("templates"))}
+            templates = as_maps(as_map(other.get("spec")).get("templates"))
+            found = {str(t.get("name")): t for t in templates}
             if ref.get("template") not in found:
                 return None, [f"{path}.templateRef.template: no template {ref.get('template')!r} "
                               f"in {kind} {ref.get('name')}"]
@@ -593,12 +436,12 @@ class _WorkflowSpec:
                            path: str) -> list[str]:
         """Arguments against the called template's inputs (names, required, enums)."""
         out = []
-        arguments, inputs = _map(call.get("arguments")), _map(target.get("inputs"))
+        arguments, inputs = as_map(call.get("arguments")), as_map(target.get("inputs"))
         target_name = target.get("name")
-        declared = {str(p.get("name")): p for p in _maps(inputs.get("parameters"))}
-        given = _maps(arguments.get("parameters"))
+        declared = {str(p.get("name")): p for p in as_maps(inputs.get("parameters"))}
+        given = as_maps(arguments.get("parameters"))
         for i, p in enumerate(given):
-            name, where = str(p.get("name")), _step(f"{path}.arguments.parameters", i, p)
+            name, where = str(p.get("name")), child(f"{path}.arguments.parameters", i, p)
             value = p.get("value")
             if name not in declared:
                 out.append(f"{where}: template {target_name!r} has no input parameter {name!r}")
@@ -616,8 +459,8 @@ class _WorkflowSpec:
                     and p.get("valueFrom") is None):
                 out.append(f"{path}.arguments.parameters: missing {name!r}, an input of "
                            f"template {target_name!r} without a default")
-        artifacts = {str(a.get("name")): a for a in _maps(inputs.get("artifacts"))}
-        given_artifacts = {str(a.get("name")) for a in _maps(arguments.get("artifacts"))}
+        artifacts = {str(a.get("name")): a for a in as_maps(inputs.get("artifacts"))}
+        given_artifacts = {str(a.get("name")) for a in as_maps(arguments.get("artifacts"))}
         for name in sorted(given_artifacts - artifacts.keys()):
             out.append(f"{path}.arguments.artifacts[{name}]: template {target_name!r} has no "
                        f"input artifact {name!r}")
@@ -651,8 +494,8 @@ class _WorkflowSpec:
         if target is not None:
             out += self._argument_problems(call, target, path)
         exits = [("onExit", call.get("onExit"))] + [
-            (f"hooks.{k}.template", _map(h).get("template"))
-            for k, h in _map(call.get("hooks")).items()]
+            (f"hooks.{k}.template", as_map(h).get("template"))
+            for k, h in as_map(call.get("hooks")).items()]
         out += [f"{path}.{key}: no template {name!r} in this workflow"
                 for key, name in exits if name is not None and name not in self.templates]
         names, prefixes = _item_scope(call)
@@ -687,16 +530,16 @@ class _WorkflowSpec:
 
     def _dag_problems(self, template: Mapping[str, Any], path: str,
                       scope: _Scope) -> list[str]:
-        dag = _map(template.get("dag"))
-        tasks = {str(t.get("name")): t for t in _maps(dag.get("tasks"))}
+        dag = as_map(template.get("dag"))
+        tasks = {str(t.get("name")): t for t in as_maps(dag.get("tasks"))}
         tasks_path = f"{path}.dag.tasks"
         out = self._name_problems(dag.get("tasks"), tasks_path, "task")
         if not tasks:
             out.append(f"{tasks_path}: a DAG needs at least one task")
         parents: dict[str, set[str]] = {}
         uses_depends = any(t.get("depends") for t in tasks.values())
-        for i, task in enumerate(_maps(dag.get("tasks"))):
-            name, where = str(task.get("name")), _step(tasks_path, i, task)
+        for i, task in enumerate(as_maps(dag.get("tasks"))):
+            name, where = str(task.get("name")), child(tasks_path, i, task)
             parents[name], errors = self._dependencies(task, tasks, where, uses_depends)
             out += errors
         found = ancestors(parents)
@@ -704,9 +547,9 @@ class _WorkflowSpec:
         outputs = {name: _outputs(f"tasks.{name}", task, self._resolve(task, "")[0])
                    for name, task in tasks.items()}
         dag_scope = replace(scope, siblings=frozenset(tasks), node="tasks")
-        for i, task in enumerate(_maps(dag.get("tasks"))):
+        for i, task in enumerate(as_maps(dag.get("tasks"))):
             visible = _union(outputs[a] for a in found[str(task.get("name"))])
-            out += self._call_problems(task, _step(tasks_path, i, task),
+            out += self._call_problems(task, child(tasks_path, i, task),
                                        dag_scope.add(*visible))[1]
         target = dag.get("target")
         for name in target.split() if isinstance(target, str) else []:
@@ -741,7 +584,7 @@ class _WorkflowSpec:
     def _steps_problems(self, template: Mapping[str, Any], path: str,
                         scope: _Scope) -> list[str]:
         groups = [g if isinstance(g, list) else [] for g in template.get("steps") or []]
-        every = [s for g in groups for s in _maps(g)]
+        every = [s for g in groups for s in as_maps(g)]
         out = self._name_problems(every, f"{path}.steps", "step")
         siblings = frozenset(str(s.get("name")) for s in every)
         step_scope = replace(scope, siblings=siblings, node="steps")
@@ -752,7 +595,7 @@ class _WorkflowSpec:
                 if not isinstance(step, Mapping):
                     continue
                 target, errors = self._call_problems(
-                    step, _step(f"{path}.steps[{i}]", j, step), step_scope.add(*earlier))
+                    step, child(f"{path}.steps[{i}]", j, step), step_scope.add(*earlier))
                 out += errors
                 produced.append(_outputs(f"steps.{step.get('name')}", step, target))
             earlier = _union([earlier, *produced])
@@ -763,7 +606,7 @@ class _WorkflowSpec:
 
     def _samples(self, template: Mapping[str, Any]) -> dict[str, str]:
         """Sample values of the variables a resource manifest may use."""
-        meta = _map(self.doc.get("metadata"))
+        meta = as_map(self.doc.get("metadata"))
         samples = {
             "workflow.name": SAMPLE_WORKFLOW_NAME,
             "workflow.namespace": str(meta.get("namespace") or "default"),
@@ -774,7 +617,7 @@ class _WorkflowSpec:
         }
         samples |= {f"workflow.parameters.{k}": str(v) for k, v in self.parameters.items()
                     if v is not None}
-        for p in _maps(_map(template.get("inputs")).get("parameters")):
+        for p in as_maps(as_map(template.get("inputs")).get("parameters")):
             default = p.get("value", p.get("default"))
             if default is not None:
                 samples[f"inputs.parameters.{p.get('name')}"] = str(default)
@@ -798,9 +641,9 @@ class _WorkflowSpec:
         if not isinstance(patch, Mapping):
             return [f"{where}: must be a PodSpec object"]
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sample"}, "spec": patch}
-        out = [f"{where}: {line.removeprefix('spec.')}" for line in _problems(pod, self.ctx)]
-        names = {MAIN_CONTAINER} | set(_names(template.get("sidecars")))
-        for i, container in enumerate(_maps(patch.get("containers"))):
+        out = [f"{where}: {line.removeprefix('spec.')}" for line in self.ctx.check(pod)]
+        names = {MAIN_CONTAINER} | set(names_of(template.get("sidecars")))
+        for i, container in enumerate(as_maps(patch.get("containers"))):
             if container.get("name") not in names:
                 out.append(f"{where}.containers[{i}].name: {container.get('name')!r} is not a "
                            f"container of this template ({', '.join(sorted(names))}): the "
@@ -808,7 +651,7 @@ class _WorkflowSpec:
         return out
 
     def _resource_problems(self, template: Mapping[str, Any], path: str) -> list[str]:
-        resource = _map(template.get("resource"))
+        resource = as_map(template.get("resource"))
         action = resource.get("action")
         if action not in RESOURCE_ACTIONS:
             return [f"{path}.resource.action: {action!r} is not one of "
@@ -825,7 +668,7 @@ class _WorkflowSpec:
                     f"{' '.join(str(e).split())}"]
         if len(docs) != 1:
             return [f"{where}: must hold exactly one document, found {len(docs)}"]
-        return [f"{where}: {line}" for line in _problems(docs[0], self.ctx)]
+        return [f"{where}: {line}" for line in self.ctx.check(docs[0])]
 
 
 def _cycle_problems(parents: Mapping[str, set[str]], path: str) -> list[str]:
@@ -833,87 +676,3 @@ def _cycle_problems(parents: Mapping[str, set[str]], path: str) -> list[str]:
             for c in cycles(parents)]
 
 
-# ---- files ---------------------------------------------------------------------------------
-
-def _files(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
-    files, problems = [], []
-    for path in paths:
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")
-                            and p.is_file())
-        elif path.is_file():
-            files.append(path)
-        else:
-            problems.append(f"{path}: no such file or folder")
-    return files, problems
-
-
-def _template_index(docs: Sequence[Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
-    return {(d["kind"], str(_map(d.get("metadata")).get("name"))): d for d in docs
-            if isinstance(d, Mapping) and d.get("kind") in ("WorkflowTemplate",
-                                                              "ClusterWorkflowTemplate")}
-
-
-def lint_documents(
-    docs: Sequence[Any], source: str | Path,
-    templates: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
-) -> list[str]:
-    """Problems of the documents of one file, as `source:index kind/name: path: message`
-    lines. `templates` are the (Cluster)WorkflowTemplates a workflowTemplateRef or
-    templateRef may name, by (kind, name); default: those among `docs`."""
-    folder = Path(source).parent if isinstance(source, Path) else None
-    ctx = _Context(templates if templates is not None else _template_index(docs), folder)
-    out = []
-    for index, doc in enumerate(docs):
-        if doc is None:
-            continue  # an empty document between two `---`
-        label = _label(doc) if isinstance(doc, Mapping) else "?"
-        out += [f"{source}:{index} {label}: {line}" for line in _problems(doc, ctx)]
-    return out
-
-
-def _load(files: Sequence[Path]) -> tuple[dict[Path, list[Any]], list[str]]:
-    loaded, problems = {}, []
-    for path in files:
-        try:
-            loaded[path] = list(yaml.safe_load_all(path.read_text()))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-            problems.append(f"{path}: cannot read YAML: {' '.join(str(e).split())}")
-    return loaded, problems
-
-
-def lint_paths(paths: Sequence[Path]) -> list[str]:
-    """Problems of every document in `paths` (files, or folders searched for *.yaml and
-    *.yml). WorkflowTemplates in any of them may be referenced from any other."""
-    files, problems = _files(paths)
-    loaded, unreadable = _load(files)
-    templates = _template_index([d for docs in loaded.values() for d in docs])
-    problems += unreadable
-    for path, docs in loaded.items():
-        problems += lint_documents(docs, path, templates)
-    return problems
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_PATH],
-                        help=f"YAML files or folders (default: {DEFAULT_PATH}/)")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Print one line per problem and a summary (stderr); 1 when there are problems."""
-    problems = lint_paths(args.paths)
-    for line in problems:
-        print(line)
-    files, _ = _files(args.paths)
-    where = f"{len(files)} file(s) under {', '.join(str(p) for p in args.paths)}"
-    if problems:
-        print(f"lint: {len(problems)} problem(s) in {where}", file=sys.stderr)
-        return 1
-    print(f"lint: {where}: no problems", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog="python -m workflows.lint", description=__doc__)
-    add_arguments(_parser)
-    sys.exit(main(_parser.parse_args()))

@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from workflows.crd import validate_inference_service
-from workflows.manifest import manifest_yaml
+from workflows.checks.admission import validate_inference_service
+from workflows.dag.manifest import manifest_yaml
 
 # Fields typed integer that the DAG fills from parameters.
 INTEGER_FIELDS = ("minReplicas", "maxReplicas", "canaryTrafficPercent")

@@ -13,25 +13,28 @@ them and the chief writes the model next to them, and collect-model publishes it
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from hera.workflows import Container, Env, GCSArtifact, NoneArchiveStrategy, Parameter, Resource
 from hera.workflows.models import ResourceRequirements, Toleration, ValueFrom, Volume, VolumeMount
 
-from textcnn.params import argo_cli_args
-from workflows.inference_service import RUNTIMES, build_inference_service, inference_service_yaml
-from workflows.manifest import manifest_yaml as resource_manifest
-from workflows.tfjob import WORKDIR_VOLUME, WORKFLOW_LABEL, build_tfjob, manifest_yaml
+from textcnn.cli import step_parameters
+from textcnn.params import PipelineParams
+from workflows.dag.gpu import GpuScheduling
+from workflows.dag.inference_service import (
+    RUNTIMES,
+    build_inference_service,
+    inference_service_yaml,
+)
+from workflows.dag.manifest import manifest_yaml as resource_manifest
+from workflows.dag.parameters import RUN_NAME, inputs_parameter, wp
+from workflows.dag.tfjob import WORKDIR_VOLUME, WORKFLOW_LABEL, build_tfjob, manifest_yaml
 
 DISPLAY_NAME = "workflows.argoproj.io/display-name"
-RUN_NAME = "{{workflow.name}}"
 ARTIFACT_IN = "/tmp/artifacts/in"
 ARTIFACT_OUT = "/tmp/artifacts/out"
 OUTPUTS_DIR = "/tmp/outputs/params"
-GPU_RESOURCE = "nvidia.com/gpu"
 
 # Output parameters the DAG passes on (keys of the steps' returned dicts).
 PARAMS = "params"
@@ -45,12 +48,14 @@ ENDPOINT = "endpoint"
 SERVING_ACCOUNT = "textcnn-serving"  # manifests/rbac.yaml: reads the model bucket
 TFJOB_NAME = "name"  # the created TFJob's name, read back by the resource template
 CLAIM = "claim"  # the shared volume's claim name, an input of the TFJob branch's templates
-MAIN_CONTAINER = "main"  # what Argo names a container template's container
 
-
-def wp(name: str) -> str:
-    """Reference to a workflow parameter."""
-    return f"{{{{workflow.parameters.{name}}}}}"
+# Step parameters named otherwise than the option they take: the original CLI's spellings.
+RENAMES = {"train_path": "train_data_path", "test_path": "test_data_path",
+           "text_column": "column_text_value", "label_column": "column_target_value",
+           "embedding_dim": "embbeding_dim"}
+# Step parameters every step that has them takes the same way. $(ARTIFACT_ROOT) is
+# expanded by Kubernetes from the container's env.
+RUN_VALUES = {"run_name": RUN_NAME, "artifact_root": "$(ARTIFACT_ROOT)"}
 
 
 def input_path(artifact: str) -> str:
@@ -70,45 +75,33 @@ def run_dir(folder: str) -> str:
     return f"{wp('workdir')}/{RUN_NAME}/{folder}"
 
 
-def cli(**options: str) -> list[str]:
-    """`--name=value` tokens, one per step argument, in the order given."""
-    return [f"--{name}={value}" for name, value in options.items()]
+def step_args(step: str, **given: str) -> list[str]:
+    """`--name=value` for each parameter of the step's function, in its order: the value
+    `given`, else the option of that name (or of its RENAMES spelling), else RUN_VALUES;
+    an optional parameter with none of these keeps the step's default."""
+    out, unused = [], set(given)
+    for name, required in step_parameters(step):
+        option = RENAMES.get(name, name)
+        if name in given:
+            value = given[name]
+            unused.discard(name)
+        elif option in PipelineParams.model_fields:
+            value = wp(option)
+        elif name in RUN_VALUES:
+            value = RUN_VALUES[name]
+        elif required:
+            raise TypeError(f"step {step!r}: parameter {name!r} is no option; give its value")
+        else:
+            continue
+        out.append(f"--{name}={value}")
+    if unused:
+        raise TypeError(f"step {step!r} has no parameter(s) {', '.join(sorted(unused))}")
+    return out
 
 
 def pod_resources(cpu: str, memory: str, memory_limit: str) -> dict[str, dict[str, str]]:
     # No CPU limit: throttling a TensorFlow step only makes it slower.
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}}
-
-
-@dataclass(frozen=True)
-class GpuScheduling:
-    """What puts a pod on a GPU node, as Kubernetes (camelCase) dicts driven by workflow
-    parameters: the GPU limit, the node selector, the toleration of the GPU taint and a
-    memory-backed /dev/shm (NCCL, used by MirroredStrategy across GPUs, outgrows the
-    container runtime's 64 MiB default).
-    Plain dicts so a TFJob replica spec can take them as they are. A container template
-    takes the GPU limit through `pod_spec_patch`: Argo decodes `resources` as quantities
-    before it substitutes parameters, but substitutes the patch (a string) first."""
-
-    limits: dict[str, str] = field(default_factory=lambda: {GPU_RESOURCE: wp("gpu_count")})
-    # Argo substitutes parameters over the whole template JSON, map keys included.
-    node_selector: dict[str, str] = field(default_factory=lambda: {
-        wp("gpu_node_selector_key"): wp("gpu_node_selector_value"),
-    })
-    tolerations: list[dict[str, str]] = field(default_factory=lambda: [
-        {"key": wp("gpu_toleration_key"), "operator": "Exists", "effect": "NoSchedule"},
-    ])
-    volumes: list[dict[str, Any]] = field(default_factory=lambda: [
-        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}},
-    ])
-    volume_mounts: list[dict[str, str]] = field(default_factory=lambda: [
-        {"name": "dshm", "mountPath": "/dev/shm"},
-    ])
-
-    def pod_spec_patch(self) -> str:
-        """The GPU limit as an Argo `podSpecPatch` of the template's `main` container."""
-        return json.dumps({"containers": [
-            {"name": MAIN_CONTAINER, "resources": {"limits": self.limits}}]})
 
 
 def step_template(
@@ -170,11 +163,12 @@ def step_template(
     )
 
 
-# --- the steps (arguments in the order of each step's run() signature) -------------------
+# --- the steps (arguments derived from each step's signature, see step_args) -----------
 
 def validate_params() -> Container:
     return step_template(
-        "validate-params", "validate-params", argo_cli_args(),
+        "validate-params", "validate-params",
+        [f"--{name}={wp(name)}" for name in PipelineParams.model_fields],
         display_name="Validate parameters", output_parameters=[PARAMS],
         resources=pod_resources("100m", "256Mi", "512Mi"),
     )
@@ -184,12 +178,8 @@ def dataset_metadata(split: str) -> Container:
     report = f"{split}-report"
     return step_template(
         f"dataset-metadata-{split}", "dataset-metadata",
-        cli(
-            data_path=wp(f"{split}_data_path"), split=split,
-            text_column=wp("column_text_value"), label_column=wp("column_target_value"),
-            report_dir=output_path(report), metadata_store=wp("metadata_store"),
-            run_name=RUN_NAME,
-        ),
+        step_args("dataset-metadata", data_path=wp(f"{split}_data_path"), split=split,
+                  report_dir=output_path(report)),
         display_name=f"Check {split} data", outputs=[report], output_parameters=[DATASET_ID],
         resources=pod_resources("500m", "1Gi", "2Gi"),
     )
@@ -198,13 +188,7 @@ def dataset_metadata(split: str) -> Container:
 def prepare_data() -> Container:
     return step_template(
         "prepare-data", "prepare-data",
-        cli(
-            train_path=wp("train_data_path"), text_column=wp("column_text_value"),
-            label_column=wp("column_target_value"), val_data_pct=wp("val_data_pct"),
-            num_words=wp("num_words"), max_length=wp("max_length"),
-            length_percentile=wp("length_percentile"), seed=wp("seed"),
-            output_dir=output_path("prepared"), json_tokenizer_path=wp("json_tokenizer_path"),
-        ),
+        step_args("prepare-data", output_dir=output_path("prepared")),
         display_name="Prepare data", outputs=["prepared"],
         resources=pod_resources("1", "2Gi", "4Gi"),
     )
@@ -213,11 +197,8 @@ def prepare_data() -> Container:
 def embeddings() -> Container:
     return step_template(
         "embeddings", "embeddings",
-        cli(
-            prepared_dir=input_path("prepared"), w2v_model_path=wp("w2v_model_path"),
-            embedding_dim=wp("embbeding_dim"), seed=wp("seed"),
-            output_dir=output_path("embeddings"),
-        ),
+        step_args("embeddings", prepared_dir=input_path("prepared"),
+                  output_dir=output_path("embeddings")),
         display_name="Word embeddings", inputs=["prepared"], outputs=["embeddings"],
         resources=pod_resources("2", "2Gi", "4Gi"),
     )
@@ -226,16 +207,8 @@ def embeddings() -> Container:
 def model_metadata() -> Container:
     return step_template(
         "model-metadata", "model-metadata",
-        cli(
-            prepared_dir=input_path("prepared"), embeddings_dir=input_path("embeddings"),
-            filter_sizes=wp("filter_sizes"), num_filters=wp("num_filters"),
-            num_conv_layers=wp("num_conv_layers"), maxpool_strides=wp("maxpool_strides"),
-            dropout=wp("dropout"), embedding_dim=wp("embbeding_dim"),
-            static_embeddings=wp("static_embeddings"),
-            learning_rate=wp("learning_rate"), output_dir=output_path("spec"),
-            metadata_store=wp("metadata_store"), run_name=RUN_NAME,
-            artifact_root="$(ARTIFACT_ROOT)",
-        ),
+        step_args("model-metadata", prepared_dir=input_path("prepared"),
+                  embeddings_dir=input_path("embeddings"), output_dir=output_path("spec")),
         display_name="Model spec", inputs=["prepared", "embeddings"], outputs=["spec"],
         output_parameters=[MODEL_SPEC_ID], resources=pod_resources("500m", "1Gi", "2Gi"),
     )
@@ -246,12 +219,9 @@ def train(gpu: bool) -> Container:
     writes `model` and `training` to the same keys."""
     return step_template(
         "train-gpu" if gpu else "train", "train",
-        cli(
-            prepared_dir=input_path("prepared"), embeddings_dir=input_path("embeddings"),
-            model_spec_dir=input_path("spec"), epochs=wp("epochs"),
-            batch_size=wp("batch_size"), patience=wp("patience"), seed=wp("seed"),
-            model_dir=output_path("model"), training_dir=output_path("training"),
-        ),
+        step_args("train", prepared_dir=input_path("prepared"),
+                  embeddings_dir=input_path("embeddings"), model_spec_dir=input_path("spec"),
+                  model_dir=output_path("model"), training_dir=output_path("training")),
         display_name="Train (GPU)" if gpu else "Train (CPU)",
         inputs=["prepared", "embeddings", "spec"], outputs=["model", "training"],
         image=wp("gpu_image") if gpu else wp("image"),
@@ -261,23 +231,10 @@ def train(gpu: bool) -> Container:
     )
 
 
-def stage_data() -> Container:
-    return step_template(
-        "stage-data", "stage-data",
-        cli(
-            prepared_dir=input_path("prepared"), embeddings_dir=input_path("embeddings"),
-            model_spec_dir=input_path("spec"), stage_dir=run_dir("data"),
-        ),
-        display_name="Stage data on the shared volume",
-        inputs=["prepared", "embeddings", "spec"], workdir=True,
-        resources=pod_resources("500m", "1Gi", "2Gi"),
-    )
-
-
 def workdir_volume() -> dict[str, Any]:
     """The shared volume of the TFJob branch, on the claim given as input `claim`."""
     return {"name": WORKDIR_VOLUME,
-            "persistentVolumeClaim": {"claimName": f"{{{{inputs.parameters.{CLAIM}}}}}"}}
+            "persistentVolumeClaim": {"claimName": inputs_parameter(CLAIM)}}
 
 
 def workdir_claim() -> Resource:
@@ -308,6 +265,18 @@ def workdir_claim() -> Resource:
     )
 
 
+def stage_data() -> Container:
+    return step_template(
+        "stage-data", "stage-data",
+        step_args("stage-data", prepared_dir=input_path("prepared"),
+                  embeddings_dir=input_path("embeddings"), model_spec_dir=input_path("spec"),
+                  stage_dir=run_dir("data")),
+        display_name="Stage data on the shared volume",
+        inputs=["prepared", "embeddings", "spec"], workdir=True,
+        resources=pod_resources("500m", "1Gi", "2Gi"),
+    )
+
+
 def tfjob(gpu: bool) -> Resource:
     """Create the TFJob that trains on the staged data (Chief + `workers` Workers, the GPU
     variant with the GPU image and scheduling); its output `name` is the generated name.
@@ -320,14 +289,11 @@ def tfjob(gpu: bool) -> Resource:
         generate_name=f"{RUN_NAME}-tfjob-",
         image=wp("gpu_image") if gpu else wp("image"),
         command=["python", "-m", "textcnn", "train-distributed"],
-        args=cli(
-            prepared_dir=f"{data}/prepared", embeddings_dir=f"{data}/embeddings",
-            model_spec_dir=f"{data}/spec", epochs=wp("epochs"),
-            batch_size=wp("batch_size"), patience=wp("patience"), seed=wp("seed"),
-            model_dir=run_dir("model"), training_dir=run_dir("training"),
-        ),
+        args=step_args("train-distributed", prepared_dir=f"{data}/prepared",
+                       embeddings_dir=f"{data}/embeddings", model_spec_dir=f"{data}/spec",
+                       model_dir=run_dir("model"), training_dir=run_dir("training")),
         workers=wp("workers"), cpu=wp("replica_cpu"), memory=wp("replica_memory"),
-        claim_name=f"{{{{inputs.parameters.{CLAIM}}}}}", mount_path=wp("workdir"),
+        claim_name=inputs_parameter(CLAIM), mount_path=wp("workdir"),
         backoff_limit=wp("tfjob_backoff_limit"),
         active_deadline_seconds=wp("tfjob_active_deadline_seconds"),
         workflow_name=RUN_NAME, gpu=GpuScheduling() if gpu else None,
@@ -344,8 +310,9 @@ def tfjob(gpu: bool) -> Resource:
 def wait_tfjob() -> Container:
     return step_template(
         "wait-tfjob", "wait-tfjob",
-        cli(name=f"{{{{inputs.parameters.{TFJOB_NAME}}}}}", namespace="{{workflow.namespace}}",
-            timeout_s=wp("tfjob_wait_timeout_seconds")),
+        step_args("wait-tfjob", name=inputs_parameter(TFJOB_NAME),
+                  namespace="{{workflow.namespace}}",
+                  timeout_s=wp("tfjob_wait_timeout_seconds")),
         display_name="Wait for the TFJob", input_parameters=[TFJOB_NAME],
         resources=pod_resources("100m", "256Mi", "512Mi"),
     )
@@ -355,8 +322,8 @@ def collect_model() -> Container:
     """Publish the chief's model as the same `model` and `training` artifacts as `train`."""
     return step_template(
         "collect-model", "collect-model",
-        cli(source_dir=f"{wp('workdir')}/{RUN_NAME}", model_dir=output_path("model"),
-            training_dir=output_path("training")),
+        step_args("collect-model", source_dir=f"{wp('workdir')}/{RUN_NAME}",
+                  model_dir=output_path("model"), training_dir=output_path("training")),
         display_name="Collect the model", outputs=["model", "training"], workdir=True,
         resources=pod_resources("250m", "512Mi", "1Gi"),
     )
@@ -365,34 +332,24 @@ def collect_model() -> Container:
 def evaluate() -> Container:
     return step_template(
         "evaluate", "evaluate",
-        cli(
-            model_dir=input_path("model"), prepared_dir=input_path("prepared"),
-            test_path=wp("test_data_path"), text_column=wp("column_text_value"),
-            label_column=wp("column_target_value"), metrics_dir=output_path("metrics"),
-            training_dir=input_path("training"),
-        ),
+        step_args("evaluate", model_dir=input_path("model"), prepared_dir=input_path("prepared"),
+                  metrics_dir=output_path("metrics"), training_dir=input_path("training")),
         display_name="Evaluate on the test set", inputs=["model", "prepared", "training"],
         outputs=["metrics"], output_parameters=[ACCURACY, MACRO_F1],
         resources=pod_resources("1", "2Gi", "4Gi"),
     )
 
 
+LINEAGE_INPUTS = ("train_dataset_id", "test_dataset_id", "model_spec_id", "hyperparameters")
+
+
 def log_training_metadata() -> Container:
-    # $(ARTIFACT_ROOT) is expanded by Kubernetes from the container's env.
     return step_template(
         "log-training-metadata", "log-training-metadata",
-        cli(
-            metadata_store=wp("metadata_store"), run_name=RUN_NAME,
-            artifact_root="$(ARTIFACT_ROOT)",
-            train_dataset_id="{{inputs.parameters.train_dataset_id}}",
-            test_dataset_id="{{inputs.parameters.test_dataset_id}}",
-            model_spec_id="{{inputs.parameters.model_spec_id}}",
-            training_dir=input_path("training"), metrics_dir=input_path("metrics"),
-            hyperparameters="{{inputs.parameters.hyperparameters}}",
-        ),
-        display_name="Record lineage",
-        input_parameters=["train_dataset_id", "test_dataset_id", "model_spec_id",
-                          "hyperparameters"],
+        step_args("log-training-metadata", training_dir=input_path("training"),
+                  metrics_dir=input_path("metrics"),
+                  **{name: inputs_parameter(name) for name in LINEAGE_INPUTS}),
+        display_name="Record lineage", input_parameters=LINEAGE_INPUTS,
         inputs=["training", "metrics"], output_parameters=[MODEL_URI, MODEL_ID],
         resources=pod_resources("250m", "512Mi", "1Gi"),
     )
@@ -405,7 +362,7 @@ def deploy(runtime: str) -> Resource:
     owner reference, since the endpoint outlives the workflow."""
     doc = build_inference_service(
         name=wp("isvc_name"), namespace="{{workflow.namespace}}",
-        storage_uri=f"{{{{inputs.parameters.{MODEL_URI}}}}}", service_account=SERVING_ACCOUNT,
+        storage_uri=inputs_parameter(MODEL_URI), service_account=SERVING_ACCOUNT,
         runtime=runtime, deployment_mode=wp("serving_deployment_mode"),
         runtime_version=wp("tf_serving_version"),
         image=wp("serving_image") if runtime == "custom" else None,
@@ -423,12 +380,9 @@ def deploy(runtime: str) -> Resource:
 def deploy_wait() -> Container:
     return step_template(
         "deploy-wait", "deploy-wait",
-        cli(
-            name=wp("isvc_name"), namespace="{{workflow.namespace}}",
-            model_name=wp("isvc_name"), metadata_store=wp("metadata_store"),
-            run_name=RUN_NAME, model_id=f"{{{{inputs.parameters.{MODEL_ID}}}}}",
-            timeout_s=wp("deploy_timeout_seconds"),
-        ),
+        step_args("deploy-wait", name=wp("isvc_name"), namespace="{{workflow.namespace}}",
+                  model_name=wp("isvc_name"), model_id=inputs_parameter(MODEL_ID),
+                  timeout_s=wp("deploy_timeout_seconds")),
         display_name="Wait for the endpoint, smoke-test it", input_parameters=[MODEL_ID],
         output_parameters=[ENDPOINT], resources=pod_resources("100m", "256Mi", "512Mi"),
     )
@@ -438,8 +392,8 @@ def record_status() -> Container:
     """The exit handler: the run's final status in ML Metadata, whatever happened."""
     return step_template(
         "record-status", "record-status",
-        cli(metadata_store=wp("metadata_store"), run_name=RUN_NAME,
-            status="{{workflow.status}}", failures="{{workflow.failures}}"),
+        step_args("record-status", status="{{workflow.status}}",
+                  failures="{{workflow.failures}}"),
         display_name="Record the run's status", resources=pod_resources("100m", "256Mi", "512Mi"),
     )
 

@@ -1,4 +1,4 @@
-"""Local stand-ins for the TFJob branch's cluster objects, for `python -m workflows run`.
+"""The TFJob stand-in, for the TFJob branch of `python -m workflows run`.
 
 `run_tfjob` stands in for the Training Operator: it takes the resource template's TFJob
 manifest (substituted), checks it as the API server and admission webhook would, and runs
@@ -14,19 +14,16 @@ from scratch, which a local run can do by running again.
 It returns the generated name (the template's output) and records the TFJob object with
 the status the operator would write in `<run>/tfjobs/<name>.json`. `wait_tfjob` stands
 in for the wait-tfjob pod: it parses the pod's arguments with the step's own parser and
-runs the step's real polling and decision (`textcnn.tfjob_wait`) over that object, in
+runs the step's real polling and decision (`textcnn.cluster.tfjob`) over that object, in
 place of the Kubernetes API.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,41 +32,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
-from textcnn import cli, storage
-from textcnn.cluster import inference_service, tfjob
-from textcnn.errors import InputError
-from workflows.crd import validate_inference_service
-from workflows.inference_service import RUNTIMES
-from workflows.lint import kubernetes_problems
-from workflows.runner import StandIn, StandInContext, remap_path
-from workflows.tfjob import CONTAINER, GENERATED_SUFFIX, validate_tfjob
+from textcnn import cli
+from textcnn.cluster import tfjob
+from textcnn.tf_config import TASK_TYPES
+from workflows.checks.admission import CONTAINER, validate_tfjob
+from workflows.errors import WorkflowError
+from workflows.local.plan import StandInContext
+from workflows.local.stand_ins.objects import created, free_ports
+from workflows.local.substitution import remap_path
 
-REPLICA_TYPES = ("Chief", "Worker")  # what MultiWorkerMirroredStrategy runs
-NAMESPACE = "default"  # the local runner's {{workflow.namespace}}
+REPLICA_TYPES = tuple(t.capitalize() for t in TASK_TYPES)  # Chief, Worker
 POLL_S = 0.2
 GRACE_S = 30.0  # workers get this long to finish after the chief before they are stopped
-# Kubernetes' alphabet for generated name suffixes (no vowels, no look-alikes).
-_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def tfjob_record(output_dir: Path, name: str) -> Path:
     """Where the local TFJob object `name` is recorded."""
     return output_dir / "tfjobs" / f"{name}.json"
-
-
-def _free_ports(count: int) -> list[int]:
-    """`count` distinct free loopback ports (all held open at once while choosing)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _now() -> str:
@@ -92,7 +73,7 @@ def _mounts(ctx: StandInContext, pod_spec: Mapping[str, Any], container: Mapping
         elif "emptyDir" in volume:
             local = ctx.pod_dir / replica / "volumes" / m["name"]
         else:
-            raise InputError(f"TFJob volume {m['name']!r}: the local stand-in mounts "
+            raise WorkflowError(f"TFJob volume {m['name']!r}: the local stand-in mounts "
                              "persistentVolumeClaim and emptyDir volumes only")
         local.mkdir(parents=True, exist_ok=True)
         mounts[m["mountPath"]] = local / m.get("subPath", "")
@@ -165,50 +146,23 @@ def _follow(replicas: list[_Replica], deadline: float | None, name: str,
         time.sleep(POLL_S)
 
 
-def _created(doc: dict[str, Any]) -> tuple[str, str]:
-    """Name and namespace of an object as the API server creates it: a name made from
-    `generateName` and 5 random characters, the default namespace."""
-    meta = doc.setdefault("metadata", {})
-    if "name" not in meta:
-        suffix = "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(GENERATED_SUFFIX))
-        meta["name"] = f"{meta.pop('generateName', '')}{suffix}"
-    meta.setdefault("namespace", NAMESPACE)
-    return meta["name"], meta["namespace"]
-
-
-def create_claim(ctx: StandInContext) -> dict[str, str]:
-    """Create the PersistentVolumeClaim of `ctx.manifest`: checked as the API server would,
-    then its folder in the run (`<run>/volumes/<claim>`); returns its name as `claim`."""
-    if not ctx.manifest:
-        raise InputError(f"task {ctx.task!r}: the resource template has no manifest")
-    doc = yaml.safe_load(ctx.manifest)
-    name, _ = _created(doc)
-    problems = kubernetes_problems(doc)
-    if problems:
-        raise InputError(f"PersistentVolumeClaim {name} rejected: " + "; ".join(problems))
-    ctx.claim_path(name).mkdir(parents=True)
-    with ctx.log_path.open("a") as log:
-        log.write(f"persistentvolumeclaim/{name} created: {ctx.claim_path(name)}\n")
-    return {"claim": name}
-
-
 def run_tfjob(ctx: StandInContext) -> dict[str, str]:
     """Create the TFJob of `ctx.manifest` here: run it to the end, record it, return its name."""
     if not ctx.manifest:
-        raise InputError(f"task {ctx.task!r}: the resource template has no manifest")
+        raise WorkflowError(f"task {ctx.task!r}: the resource template has no manifest")
     doc = yaml.safe_load(ctx.manifest)
-    name, namespace = _created(doc)
+    name, namespace = created(doc)
     problems = validate_tfjob(doc)  # what the API server and the webhook would reject
     if problems:
-        raise InputError(f"TFJob {name} rejected: " + "; ".join(problems))
+        raise WorkflowError(f"TFJob {name} rejected: " + "; ".join(problems))
     specs = doc["spec"]["tfReplicaSpecs"]
     unsupported = sorted(set(specs) - set(REPLICA_TYPES))
     if unsupported or "Chief" not in specs:
-        raise InputError(f"TFJob {name}: the local stand-in runs one Chief and Workers, not "
+        raise WorkflowError(f"TFJob {name}: the local stand-in runs one Chief and Workers, not "
                          f"{sorted(specs)}")
     roles = [(rtype, i) for rtype in REPLICA_TYPES
              for i in range(int(specs.get(rtype, {}).get("replicas", 1)))]
-    ports = iter(_free_ports(len(roles)))
+    ports = iter(free_ports(len(roles)))
     cluster: dict[str, list[str]] = {}
     for rtype, _ in roles:  # the operator's TF_CONFIG: lower-case types, one address each
         cluster.setdefault(rtype.lower(), []).append(f"127.0.0.1:{next(ports)}")
@@ -267,114 +221,3 @@ def wait_tfjob(ctx: StandInContext) -> dict[str, str]:
     with ctx.log_path.open("a") as log:
         log.write(f"{message}\n")
     return {}
-
-
-# Template name -> stand-in, for `run_workflow(stand_ins=...)`.
-STAND_INS: dict[str, StandIn] = {
-    "workdir-claim": create_claim, "tfjob": run_tfjob, "tfjob-gpu": run_tfjob,
-    "wait-tfjob": wait_tfjob,
-}
-
-
-# ---- KServe ------------------------------------------------------------------------------
-
-class LocalKServe:
-    """Stands in for the KServe controller: `apply` checks the InferenceService as the API
-    server and webhook would and starts the project's KServe model server on a free
-    127.0.0.1 port over the model at its storageUri (for both runtimes: TF Serving and this
-    server answer the same V1 REST route); `wait` runs the real deploy-wait step
-    (`textcnn.cluster.inference_service.finish`: readiness judged on the service object, smoke prediction,
-    endpoint recorded in ML Metadata) over an object whose status reflects that server.
-    Servers stop with `stop()`, unless the caller keeps serving."""
-
-    def __init__(self) -> None:
-        self.servers: dict[str, tuple[subprocess.Popen[bytes], dict[str, Any], Path]] = {}
-
-    def apply(self, ctx: StandInContext) -> dict[str, str]:
-        doc = yaml.safe_load(ctx.manifest or "")
-        problems = validate_inference_service(doc)
-        if problems:
-            raise InputError("InferenceService rejected: " + "; ".join(problems))
-        name = doc["metadata"]["name"]
-        predictor = doc["spec"]["predictor"]
-        uri = (predictor["model"]["storageUri"] if "model" in predictor else next(
-            e["value"] for e in predictor["containers"][0]["env"] if e["name"] == "STORAGE_URI"))
-        model_dir = ctx.pod_dir / "mnt" / "models"  # the storage initializer's download
-        storage.download_dir(uri, model_dir)
-        generation = 1
-        if name in self.servers:  # a re-apply makes a new generation, served anew
-            generation = self.servers[name][1]["metadata"]["generation"] + 1
-            self.stop(name)
-        (port,) = _free_ports(1)
-        log = ctx.output_dir / "logs" / f"{ctx.task}-server.log"
-        command = [sys.executable, "-m", "textcnn.serving", f"--model_dir={model_dir}",
-                   f"--model_name={name}", f"--port={port}", "--host=127.0.0.1"]
-        with log.open("w") as out:
-            out.write(f"$ {shlex.join(command)}\n")
-            out.flush()
-            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=ctx.env,
-                                    start_new_session=True)
-        doc["metadata"].update(namespace=doc["metadata"].get("namespace", NAMESPACE),
-                               generation=generation)
-        doc["status"] = {"url": f"http://127.0.0.1:{port}"}
-        self.servers[name] = (proc, doc, log)
-        with ctx.log_path.open("a") as out:
-            out.write(f"InferenceService {name} (generation {generation}) served by "
-                      f"{shlex.join(command)}; log: {log}\n")
-        return {}
-
-    def _object(self, name: str) -> dict[str, Any]:
-        """The service object with the status the controller would write for the server."""
-        if name not in self.servers:
-            raise RuntimeError(f"inferenceservices.serving.kserve.io {name!r} not found")
-        proc, doc, log = self.servers[name]
-        url, generation = doc["status"]["url"], doc["metadata"]["generation"]
-        status: dict[str, Any] = {"observedGeneration": generation}
-        if proc.poll() is not None:
-            tail = " | ".join(log.read_text(errors="replace").splitlines()[-3:])
-            status["modelStatus"] = {
-                "states": {"targetModelState": "FailedToLoad"},
-                "lastFailureInfo": {"reason": "ModelLoadFailed", "exitCode": proc.returncode,
-                                    "message": f"{tail} (log: {log})"}}
-        else:
-            try:
-                ready = requests.get(f"{url}/v1/models/{name}", timeout=2).ok
-            except requests.RequestException:
-                ready = False
-            status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False",
-                                     **({} if ready else {"reason": "ModelLoading"})}]
-            if ready:
-                status.update(url=url, address={"url": url})
-        return {**doc, "status": status}
-
-    def wait(self, ctx: StandInContext) -> dict[str, str]:
-        parser = cli.build_parser("deploy-wait", cli.load_step("deploy-wait"))
-        args = vars(parser.parse_args(ctx.template["container"].get("args", [])))
-        args.pop("outputs")
-        outputs = inference_service.finish(lambda: self._object(args["name"]), **{
-            k: v for k, v in args.items() if k != "poll_s"}, poll_s=0.5)
-        with ctx.log_path.open("a") as out:
-            out.write(f"endpoint {outputs['endpoint']} ready; smoke prediction answered\n")
-        return outputs
-
-    def stand_ins(self) -> dict[str, StandIn]:
-        return {f"deploy-{runtime}": self.apply for runtime in RUNTIMES} | {
-            "deploy-wait": self.wait}
-
-    def serve_forever(self) -> None:
-        """Block while the servers run (until Ctrl-C)."""
-        with contextlib.suppress(KeyboardInterrupt):
-            for proc, _, _ in list(self.servers.values()):
-                proc.wait()
-
-    def stop(self, name: str | None = None) -> None:
-        for key in [name] if name else list(self.servers):
-            proc = self.servers.pop(key)[0]
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()

@@ -5,8 +5,8 @@ A CRD schema alone is loose: it rarely forbids unknown keys, so a typo such as
 prune it. `validate_custom_resource` adds what `kubectl apply --validate=strict` reports:
 keys the schema does not declare, unless `additionalProperties` or
 `x-kubernetes-preserve-unknown-fields: true` allows them (metadata is checked against
-ObjectMeta, as the API server does). `validate_inference_service` adds the KServe
-admission webhook's rules (workflows/schemas/kserve/PROVENANCE.md names the schema).
+ObjectMeta, as the API server does). The webhooks' own rules are in admission.py;
+schemas/*/PROVENANCE.md names each schema.
 Every function returns a list of `path: message` strings; an empty list means valid.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,6 @@ from typing import Any
 from jsonschema import Draft4Validator
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-ISVC_SCHEMA = SCHEMA_DIR / "kserve" / "v0.15.2" / (
-    "inferenceservice-serving.kserve.io-v1beta1.schema.json")
 
 # Fields of metav1.ObjectMeta: the API server checks `metadata` against these, not the CRD.
 OBJECT_META_FIELDS = frozenset({
@@ -31,14 +28,6 @@ OBJECT_META_FIELDS = frozenset({
     "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
     "annotations", "ownerReferences", "finalizers", "managedFields",
 })
-_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-# PredictorSpec's implementations in KServe 0.15 (GetImplementations); `containers` is the
-# custom predictor.
-PREDICTOR_IMPLEMENTATIONS = (
-    "xgboost", "pytorch", "triton", "sklearn", "tensorflow", "onnx", "pmml", "lightgbm",
-    "paddle", "huggingface", "model",
-)
-COMPONENTS = ("predictor", "transformer", "explainer")
 
 
 @functools.cache
@@ -117,72 +106,7 @@ def unknown_fields(value: Any, schema: Mapping[str, Any], path: str = "") -> lis
     return out
 
 
-def dns_1035_label_errors(name: Any, path: str) -> list[str]:
-    """The API machinery's DNS-1035 label rule (names of Services, and of the objects whose
-    controllers name Services after them), as a `path: message` list."""
-    if isinstance(name, str) and len(name) <= 63 and _DNS_1035.match(name):
-        return []
-    return [f"{path}: {name!r} is not a DNS-1035 label (lower-case letters, digits and '-', "
-            "starting with a letter, at most 63 characters)"]
-
-
 def validate_custom_resource(doc: Any, schema_path: Path) -> list[str]:
     """Schema errors plus strict unknown-field errors of one custom resource."""
     return schema_errors(doc, _validator(schema_path)) + unknown_fields(
         doc, load_schema(schema_path))
-
-
-def _replicas_errors(component: Mapping[str, Any], path: str) -> list[str]:
-    # Mirrors KServe's validateReplicas: minReplicas defaults to 1, maxReplicas 0 = no limit.
-    low, high = component.get("minReplicas", 1), component.get("maxReplicas", 0)
-    if not (isinstance(low, int) and isinstance(high, int)):
-        return []  # a type error, already reported by the schema
-    out = []
-    if low < 0:
-        out.append(f"{path}.minReplicas: {low} is less than 0")
-    if high < 0:
-        out.append(f"{path}.maxReplicas: {high} is less than 0")
-    if high != 0 and low > high:
-        out.append(f"{path}.minReplicas: {low} is greater than maxReplicas {high}")
-    return out
-
-
-def webhook_errors(doc: Mapping[str, Any]) -> list[str]:
-    """The KServe v1beta1 admission webhook's rules that the schema does not express."""
-    meta = doc.get("metadata")
-    out = dns_1035_label_errors(meta.get("name") if isinstance(meta, Mapping) else None,
-                                "metadata.name")
-    spec = doc.get("spec")
-    if not isinstance(spec, Mapping):
-        return out
-    predictor = spec.get("predictor")
-    if isinstance(predictor, Mapping):
-        found = [k for k in PREDICTOR_IMPLEMENTATIONS if predictor.get(k) is not None]
-        if predictor.get("containers"):
-            found.append("containers")
-        if len(found) != 1:
-            out.append(
-                f"spec.predictor: exactly one of [{', '.join(PREDICTOR_IMPLEMENTATIONS)}, "
-                f"containers] must be specified, found {found or 'none'}")
-    for key in COMPONENTS:
-        component = spec.get(key)
-        if not isinstance(component, Mapping):
-            continue
-        out += _replicas_errors(component, f"spec.{key}")
-        percent = component.get("canaryTrafficPercent")
-        if isinstance(percent, int) and not 0 <= percent <= 100:
-            out.append(f"spec.{key}.canaryTrafficPercent: {percent} is not in 0..100")
-    return out
-
-
-def validate_inference_service(doc: Any) -> list[str]:
-    """All problems of a serving.kserve.io/v1beta1 InferenceService: schema, strict keys
-    and webhook rules."""
-    if not isinstance(doc, Mapping):
-        return ["(root): an InferenceService must be an object"]
-    out = []
-    if doc.get("apiVersion") != "serving.kserve.io/v1beta1":
-        out.append(f"apiVersion: expected serving.kserve.io/v1beta1, got {doc.get('apiVersion')!r}")
-    if doc.get("kind") != "InferenceService":
-        out.append(f"kind: expected InferenceService, got {doc.get('kind')!r}")
-    return out + validate_custom_resource(doc, ISVC_SCHEMA) + webhook_errors(doc)

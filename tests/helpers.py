@@ -1,0 +1,168 @@
+"""Helpers several test modules share (fixtures live in conftest.py).
+
+- `write_inputs` and friends: prepared/, embeddings/ and spec/ for a tiny learnable data
+  set, by the formats of docs/ARCHITECTURE.md with the real tokeniser, so tests of the
+  training and evaluation steps do not depend on prepare-data or embeddings;
+- `FakeApiServer`, `recorded`, `replay`: recorded Kubernetes objects, served on loopback
+  or returned in order;
+- `simulate`: the phase of every DAG task for given parameters, with the DAG rules of
+  workflows.expressions (the ones the local runner and the lint use).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textcnn.model import ModelConfig
+from textcnn.steps import train
+from textcnn.text import make_vectorizer
+from workflows.expressions import Depends, evaluate_when
+from workflows.local.substitution import substitute
+
+CLASSES = ["fresh", "rotten"]
+CUES = {"fresh": ["good", "great", "superb", "lovely"], "rotten": ["bad", "awful", "dull", "poor"]}
+FILLER = ["the", "movie", "film", "plot", "actor", "scene", "story", "it", "was", "a", "very"]
+# "poor" is left out of the vocabulary, so some texts carry an out-of-vocabulary word.
+VOCABULARY = ["", "[UNK]", *sorted({*CUES["fresh"], *CUES["rotten"], *FILLER} - {"poor"})]
+MAX_LENGTH = 12
+
+
+def make_texts(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """Texts whose class is given by one cue word among filler words (learnable in 1 epoch)."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for _ in range(n):
+        label = CLASSES[rng.integers(len(CLASSES))]
+        words = list(rng.choice(FILLER, size=rng.integers(3, 10)))
+        words.insert(rng.integers(len(words) + 1), str(rng.choice(CUES[label])))
+        texts.append(" ".join(words).capitalize() + "!")
+        labels.append(label)
+    return texts, labels
+
+
+@dataclass(frozen=True)
+class Inputs:
+    prepared: Path
+    embeddings: Path
+    model_spec: Path
+    config: ModelConfig
+
+
+def write_inputs(root: Path, n_train: int = 400, n_val: int = 100, dim: int = 8,
+                 **hyper: object) -> Inputs:
+    """prepared/, embeddings/ and spec/ for a small model; `hyper` overrides the spec."""
+    vectorize = make_vectorizer(MAX_LENGTH, vocabulary=VOCABULARY)
+    prepared, embeddings, spec = root / "prepared", root / "embeddings", root / "spec"
+    for folder in (prepared, embeddings, spec):
+        folder.mkdir(parents=True)
+    for name, n, seed in (("train", n_train, 1), ("val", n_val, 2)):
+        texts, labels = make_texts(n, seed)
+        np.savez(prepared / f"{name}.npz", x=vectorize(texts).numpy().astype("int32"),
+                 y=np.array([CLASSES.index(c) for c in labels], dtype="int32"))
+    (prepared / "vocab.json").write_text(json.dumps(
+        {"vocabulary": VOCABULARY, "max_length": MAX_LENGTH, "num_words": len(VOCABULARY)}))
+    (prepared / "labels.json").write_text(json.dumps({"classes": CLASSES}))
+    matrix = np.random.default_rng(0).uniform(-0.25, 0.25, (len(VOCABULARY), dim))
+    matrix[0] = 0.0
+    np.save(embeddings / "embeddings.npy", matrix.astype("float32"))
+    (embeddings / "embeddings.json").write_text(json.dumps(
+        {"dim": dim, "source": "random", "oov_rate": 1.0, "oov_count": len(VOCABULARY),
+         "vocab_size": len(VOCABULARY)}))
+    settings = dict(filter_sizes=[2, 3], num_filters=8, num_conv_layers=1, maxpool_strides=2,
+                    dropout=0.2, learning_rate=0.01) | hyper
+    config = ModelConfig(vocab_size=len(VOCABULARY), max_length=MAX_LENGTH,
+                         num_classes=len(CLASSES), classes=CLASSES, embedding_dim=dim,
+                         **settings)
+    (spec / "model_config.json").write_text(config.to_json())
+    return Inputs(prepared, embeddings, spec, config)
+
+
+def run_train(inputs: Inputs, out: Path, **overrides: int) -> dict[str, float | int]:
+    args = dict(epochs=3, batch_size=32, patience=2, seed=7) | overrides
+    return train.run(
+        prepared_dir=str(inputs.prepared), embeddings_dir=str(inputs.embeddings),
+        model_spec_dir=str(inputs.model_spec), model_dir=str(out / "model"),
+        training_dir=str(out / "training"), **args,
+    )
+
+
+
+class FakeApiServer(ThreadingHTTPServer):
+    """Kubernetes API stand-in on loopback: replays recorded objects, one per GET, and
+    keeps each request's path and Authorization header."""
+
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        super().__init__(("127.0.0.1", 0), _ReplayHandler)
+        self.objects = objects
+        self.requests: list[tuple[str, str | None]] = []
+
+
+class _ReplayHandler(BaseHTTPRequestHandler):
+    server: FakeApiServer
+
+    def do_GET(self) -> None:
+        self.server.requests.append((self.path, self.headers.get("Authorization")))
+        obj = self.server.objects[min(len(self.server.requests), len(self.server.objects)) - 1]
+        payload = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def recorded(kind: str, name: str) -> dict[str, Any]:
+    """A recorded Kubernetes object: tests/fixtures/<kind>/<name>.json."""
+    return json.loads((FIXTURES / kind / f"{name}.json").read_text())
+
+
+def replay(kind: str, *names: str) -> tuple[Callable[[], dict[str, Any]], list[str]]:
+    """A `get` returning the recorded objects in order (the last one from then on), and
+    the list of names it has returned."""
+    seen: list[str] = []
+
+    def get() -> dict[str, Any]:
+        seen.append(names[min(len(seen), len(names) - 1)])
+        return recorded(kind, seen[-1])
+
+    return get, seen
+
+
+def dag_tasks(wt: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The entrypoint DAG's tasks of a compiled WorkflowTemplate, by name."""
+    templates = {t["name"]: t for t in wt["spec"]["templates"]}
+    return {task["name"]: task for task in templates[wt["spec"]["entrypoint"]]["dag"]["tasks"]}
+
+
+def simulate(wt: dict[str, Any], arguments: dict[str, str]) -> dict[str, str]:
+    """Phase of every task when all that run succeed: Succeeded, Skipped or Omitted."""
+    scope = {f"workflow.parameters.{k}": v for k, v in arguments.items()}
+    tasks = dag_tasks(wt)
+    depends = {n: Depends.parse(t["depends"]) for n, t in tasks.items() if "depends" in t}
+    phases: dict[str, str] = {}
+    while len(phases) < len(tasks):
+        ready = [n for n in tasks if n not in phases
+                 and (n not in depends or depends[n].tasks <= set(phases))]
+        assert ready, f"cycle among {set(tasks) - set(phases)}"
+        for name in ready:
+            when = tasks[name].get("when")
+            if name in depends and not depends[name].holds(phases):
+                phases[name] = "Omitted"
+            elif when and not evaluate_when(substitute(when, scope, name)):
+                phases[name] = "Skipped"
+            else:
+                phases[name] = "Succeeded"
+    return phases

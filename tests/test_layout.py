@@ -1,0 +1,59 @@
+"""The layout is the architecture: the direction of imports between the rooms, and no
+import cycles (module-level imports, as Python resolves them at start-up)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from workflows.expressions import cycles
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = {"workflows": ROOT / "workflows", "textcnn": ROOT / "containers" / "textcnn"}
+
+
+def _module(package: str, path: Path) -> str:
+    parts = path.relative_to(PACKAGES[package]).with_suffix("").parts
+    return ".".join((package, *parts)).removesuffix(".__init__")
+
+
+def imports() -> dict[str, set[str]]:
+    """First-party module -> the first-party modules it imports at module level."""
+    modules = {_module(pkg, p): p for pkg, folder in PACKAGES.items() for p in folder.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.parse(path.read_text()).body:  # module level only
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            found |= {t for t in targets if t in modules and t != name}
+        graph[name] = found
+    return graph
+
+
+def test_no_import_cycles() -> None:
+    assert cycles(imports()) == []
+
+
+def test_the_pod_package_never_imports_the_orchestration() -> None:
+    leaks = {m: sorted(d) for m, d in imports().items()
+             if m.startswith("textcnn") and any(t.startswith("workflows") for t in d)}
+    assert leaks == {}
+
+
+def test_rooms_import_in_one_direction() -> None:
+    """Libraries never import step entrypoints; checks never import the DAG or the local
+    runner; the DAG never imports the local runner."""
+    forbidden = {"textcnn.": "textcnn.steps", "workflows.checks": ("workflows.dag",
+                                                                    "workflows.local"),
+                 "workflows.dag": "workflows.local"}
+    found = []
+    for module, deps in imports().items():
+        for room, banned in forbidden.items():
+            if module.startswith(room) and not module.startswith("textcnn.steps"):
+                found += [(module, d) for d in deps if d.startswith(banned)]
+    assert found == []

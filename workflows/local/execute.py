@@ -1,0 +1,314 @@
+"""Executing a plan: tasks in `depends` order, `when`, up to `max_parallel` at once, each a
+subprocess (or a stand-in), with its log, outputs and artifacts; then the exit handler."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from workflows.errors import WorkflowError
+from workflows.expressions import evaluate_when
+from workflows.local.plan import (
+    ERRORED,
+    FAILED,
+    OMITTED,
+    SKIPPED,
+    SUCCEEDED,
+    Job,
+    Outcome,
+    Plan,
+    StandIn,
+    StandInContext,
+    generate_name,
+)
+from workflows.local.result import RunResult
+from workflows.local.store import ArtifactStore, open_store
+from workflows.local.substitution import substitute
+
+TAIL_LINES = 20
+
+
+def _step_error(log: Path) -> str:
+    """The failed step's own `error: ...` line (the textcnn CLI's convention), if any, so
+    the reason shows above the log's library noise."""
+    errors = [line for line in log.read_text(errors="replace").splitlines()
+              if line.startswith("error: ")]
+    return f" ({errors[-1]})" if errors else ""
+
+
+
+class Run(Plan):
+    """A plan being carried out."""
+
+    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, str],
+                 output_dir: Path, store: ArtifactStore, env: Mapping[str, str],
+                 stand_ins: Mapping[str, StandIn], max_parallel: int, workflow_name: str,
+                 on_progress: Callable[[str], None]) -> None:
+        super().__init__(template, parameters, output_dir, store, env, stand_ins,
+                         max_parallel, workflow_name, on_progress)
+        self.artifact_keys: dict[str, str] = {}
+        self.status: dict[str, str] = {}
+        self.steps: dict[str, dict[str, Any]] = {}
+        self.artifacts: dict[str, str] = {}
+        self.procs: set[subprocess.Popen[bytes]] = set()
+        self.lock = threading.Lock()
+
+    def run(self) -> RunResult:
+        pending = list(self.tasks)
+        running: dict[Future[Outcome], str] = {}
+        failed = False
+        with ThreadPoolExecutor(max_workers=self.max_parallel) as pool:
+            try:
+                while True:
+                    while not failed and (ready := self._next(pending, len(running))):
+                        name, job = ready
+                        pending.remove(name)
+                        if isinstance(job, Job):
+                            running[pool.submit(self._execute, job)] = name
+                        else:
+                            failed |= self._finish(name, job)
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        failed |= self._finish(running.pop(future), future.result())
+            except KeyboardInterrupt:
+                self._kill_all()
+                for future, name in running.items():
+                    self._finish(name, future.result())
+                self._omit(pending, "not started: interrupted")
+                self._result(FAILED, "interrupted").write(self.output_dir / "run.json")
+                raise
+        self._omit(pending, "not started: the workflow failed")
+        return self._run_exit_handler(self._dag_result(failed))
+
+    def _dag_result(self, failed: bool) -> RunResult:
+        if failed:
+            failures = [n for n, s in self.status.items() if s in (FAILED, ERRORED)]
+            return self._result(FAILED, f"task(s) failed: {', '.join(failures)}")
+        try:
+            outputs = self._dag_outputs(self.params)
+        except WorkflowError as e:  # e.g. an output of a task that was skipped
+            self.on_progress(f"workflow failed: {e}")
+            return self._result(FAILED, str(e))
+        return self._result(SUCCEEDED, "", outputs)
+
+    def _run_exit_handler(self, result: RunResult) -> RunResult:
+        """Argo's `onExit`: runs after the DAG whatever its outcome, with
+        `{{workflow.status}}` and `{{workflow.failures}}`; if it fails, so does the run."""
+        task = self.exit_handler
+        if task is None:
+            return result
+        failures = [{"displayName": n, "templateName": self.tasks[n].template["name"],
+                     "phase": s, "message": self.steps[n].get("message", "")}
+                    for n, s in self.status.items() if s in (FAILED, ERRORED)]
+        try:
+            outcome = self._execute(self._prepare_exit_handler(result.status,
+                                                               json.dumps(failures)))
+        except WorkflowError as e:
+            outcome = Outcome(ERRORED, message=str(e))
+        if self._finish(task.name, outcome) and result.status == SUCCEEDED:
+            return self._result(FAILED, f"exit handler {task.name!r} failed")
+        return result
+
+    def _next(self, pending: list[str], busy: int) -> tuple[str, Job | Outcome] | None:
+        """The next task to start (a job) or to settle (Omitted, Skipped, Errored), if any."""
+        for name in pending:
+            task = self.tasks[name]
+            if task.depends is not None:
+                if any(d not in self.status for d in task.depends.tasks):
+                    continue
+                if not task.depends.holds(self.status):
+                    return name, Outcome(OMITTED, message="depends condition not met")
+            scope = self._visible(task, self.params)
+            try:
+                when = task.spec.get("when")
+                if when and not evaluate_when(substitute(when, scope, f"task {name!r} when")):
+                    return name, Outcome(SKIPPED, message=f"when {when!r} was false")
+                if busy < self.max_parallel:
+                    return name, self._prepare(task, scope, self._visible(task, self.artifact_keys))
+            except WorkflowError as e:
+                self._log_path(name).parent.mkdir(parents=True, exist_ok=True)
+                self._log_path(name).write_text(f"error: {e}\n")
+                return name, Outcome(ERRORED, message=str(e), ran=True)
+        return None
+
+    def _execute(self, job: Job) -> Outcome:
+        """Run one task (in a worker thread): stage inputs, run, collect outputs."""
+        start = time.monotonic()
+        job.log.parent.mkdir(parents=True, exist_ok=True)
+        job.log.write_text("")
+        # Append mode: a stand-in may append to the same log while the runner holds it.
+        with job.log.open("a") as log:
+            try:
+                outcome = self._attempt(job, log)
+            except Exception as e:  # e.g. a storage error: the task errors, the run goes on
+                traceback.print_exc(file=log)
+                outcome = Outcome(ERRORED, message=f"{type(e).__name__}: {e}")
+            if outcome.message and outcome.status != SUCCEEDED:
+                log.write(f"error: {outcome.message}\n")
+        outcome.seconds, outcome.ran = time.monotonic() - start, True
+        return outcome
+
+    def _attempt(self, job: Job, log: Any) -> Outcome:
+        shutil.rmtree(job.pod_dir, ignore_errors=True)
+        for root in job.roots:  # a pod has /tmp and the like; deeper folders it must make
+            (job.pod_dir / Path(root).parts[1]).mkdir(parents=True, exist_ok=True)
+        for folder in job.volumes:  # a mounted volume exists, empty or not
+            folder.mkdir(parents=True, exist_ok=True)
+        for name, key, path in job.inputs:
+            try:
+                self.store.download(key, path)
+            except FileNotFoundError:
+                return Outcome(ERRORED, message=f"input artifact {name!r}: key {key!r} not "
+                                f"found in {self.store.root} (task {job.task!r})")
+        returned: dict[str, str] = {}
+        max_rss_mib: float | None = None
+        if job.command is not None:
+            log.write(f"$ {shlex.join(job.command)}\n")
+            log.flush()
+            code, max_rss_mib = self._run_process(job, log)
+            if code != 0:
+                message = f"exit code {code}{_step_error(job.log)}"
+                return Outcome(FAILED, message=message, max_rss_mib=max_rss_mib)
+        else:
+            assert job.stand_in is not None
+            resource = job.template.get("resource", {})
+            context = StandInContext(
+                job.task, job.template, resource.get("manifest"), job.parameters,
+                self.workflow_name, self.output_dir, job.pod_dir, job.log, self.store, job.env)
+            try:
+                returned = {k: str(v) for k, v in (job.stand_in(context) or {}).items()}
+            except Exception as e:  # the stand-in's failure is the task's failure
+                traceback.print_exc(file=log)
+                return Outcome(FAILED, message=f"stand-in raised {type(e).__name__}: {e}")
+        outputs = dict(returned)
+        for name, path, default in job.out_params:
+            if path is not None and path.is_file():
+                value = path.read_text()
+            elif name in returned:
+                continue
+            elif default is not None:
+                value = default
+            else:
+                where = f"written to {path}" if path is not None else "returned by the stand-in"
+                return Outcome(ERRORED, message=f"output parameter {name!r} was not {where}")
+            outputs[name] = value.removesuffix("\n")  # Argo trims one trailing newline
+        keys = {}
+        for name, key, path in job.outputs:
+            if not path.exists():
+                return Outcome(ERRORED, message=f"output artifact {name!r}: {path} was not "
+                                "written")
+            self.store.upload(path, key)
+            keys[name] = key
+        return Outcome(SUCCEEDED, outputs=outputs, artifacts=keys, max_rss_mib=max_rss_mib)
+
+    def _run_process(self, job: Job, log: Any) -> tuple[int, float | None]:
+        """Run the job's command: (exit code, peak resident memory in MiB, if known)."""
+        assert job.command is not None
+        # Own session: Ctrl-C reaches the runner, which then kills whole process groups.
+        proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=job.env, start_new_session=True)
+        with self.lock:
+            self.procs.add(proc)
+        try:
+            # wait4 rather than wait: the kernel reports the process's peak RSS (KiB on Linux).
+            # Linux starts that count at the runner's own resident size when it forks the
+            # child (~75 MiB under `python -m workflows run`): a floor under small steps.
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, usage.ru_maxrss / 1024
+        except ChildProcessError:  # already reaped by _kill_all's wait after an interrupt
+            return proc.wait(), None
+        finally:
+            with self.lock:
+                self.procs.discard(proc)
+
+    def _kill_all(self) -> None:
+        with self.lock:
+            procs = list(self.procs)
+        for proc in procs:
+            for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
+                try:
+                    os.killpg(proc.pid, sig)
+                    proc.wait(grace)
+                    break
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    if proc.poll() is not None:
+                        break
+
+    def _finish(self, name: str, outcome: Outcome) -> bool:
+        """Record a settled task and report it; True when it failed the workflow."""
+        self.status[name] = outcome.status
+        log = self._log_path(name) if outcome.ran else None
+        step: dict[str, Any] = {"status": outcome.status, "seconds": round(outcome.seconds, 3),
+                                "log": str(log) if log else None, "outputs": outcome.outputs}
+        if outcome.message:
+            step["message"] = outcome.message
+        if outcome.max_rss_mib is not None:
+            step["max_rss_mib"] = round(outcome.max_rss_mib, 1)
+        self.steps[name] = step
+        if outcome.status == SUCCEEDED:
+            for key, value in outcome.outputs.items():
+                self.params[f"tasks.{name}.outputs.parameters.{key}"] = value
+            for art, key in outcome.artifacts.items():
+                self.artifact_keys[f"tasks.{name}.outputs.artifacts.{art}"] = key
+                self.artifacts[art] = self.store.uri(key)
+        self.on_progress(f"{name:<{self.width}}  {outcome.status:<9}  {outcome.seconds:7.1f}s")
+        if outcome.status not in (FAILED, ERRORED):
+            return False
+        self.on_progress(f"task {name!r} {outcome.status.lower()}: {outcome.message}; log: {log}")
+        if log is not None and log.exists():
+            lines = log.read_text(errors="replace").splitlines()[-TAIL_LINES:]
+            for line in lines:
+                self.on_progress(f"  | {line}")
+        return True
+
+    def _omit(self, pending: list[str], message: str) -> None:
+        for name in list(pending):
+            pending.remove(name)
+            self._finish(name, Outcome(OMITTED, message=message))
+
+    def _result(self, status: str, message: str,
+                outputs: dict[str, str] | None = None) -> RunResult:
+        return RunResult(status, self.workflow_name, self.steps, outputs or {}, self.artifacts,
+                         message)
+
+
+def run_workflow(
+    template: Mapping[str, Any],
+    parameters: Mapping[str, str],
+    output_dir: Path,
+    *,
+    artifact_root: str | None = None,
+    env: Mapping[str, str] | None = None,
+    stand_ins: Mapping[str, StandIn] | None = None,
+    max_parallel: int = 2,
+    workflow_name: str | None = None,
+    on_progress: Callable[[str], None] = print,
+) -> RunResult:
+    """Run the template's entrypoint DAG here; write and return the result (run.json).
+
+    Raises InputError, before anything runs, for unknown or missing parameters, missing
+    templates or stand-ins, bad `depends`, and `{{...}}` variables that cannot resolve.
+    A task that fails makes the result "Failed" (it is not raised).
+    """
+    output_dir = Path(output_dir).resolve()
+    name = workflow_name or generate_name(template)
+    store = open_store(artifact_root or str(output_dir / "artifacts"))
+    run = Run(template, parameters, output_dir, store, env or {}, stand_ins or {},
+               max_parallel, name, on_progress)
+    result = run.run()
+    result.write(output_dir / "run.json")
+    return result

@@ -1,0 +1,420 @@
+"""The plan of a local run: the compiled template's tasks, parameters, volumes and exit
+handler, each task prepared (every `{{...}}` substituted, pod paths remapped) and
+checked before anything runs; errors raise WorkflowError.
+
+Volumes: a persistent volume claim (one a stand-in created, or an existing claim) is the
+shared folder `<output_dir>/volumes/<claim>`, which every task and stand-in mounting it
+sees; an emptyDir is a folder of the task's pod. Pod paths under a mount are remapped to
+them.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import secrets
+import string
+import sys
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workflows.errors import WorkflowError
+from workflows.expressions import Depends, ancestors, cycles
+from workflows.local.store import ArtifactStore
+from workflows.local.substitution import (
+    artifact_key,
+    check_key,
+    claim_dir,
+    expand_env_refs,
+    pod_roots,
+    remap_literal,
+    remap_path,
+    substitute,
+)
+
+SUCCEEDED, FAILED, ERRORED = "Succeeded", "Failed", "Errored"
+SKIPPED, OMITTED = "Skipped", "Omitted"
+# The one `valueFrom.expression` form the runner evaluates: a quoted string literal.
+_QUOTED = re.compile(r"\s*(?:'([^']*)'|\"([^\"]*)\")\s*")
+# Task fields whose meaning the runner does not reproduce; ignoring them would mislead.
+UNSUPPORTED_TASK_FIELDS = ("withItems", "withParam", "withSequence", "templateRef", "inline",
+                           "continueOn")
+
+
+
+@dataclass
+class StandInContext:
+    """What a stand-in gets: it does the template's work and returns output parameters."""
+
+    task: str
+    template: dict[str, Any]  # with every {{...}} substituted
+    manifest: str | None  # the substituted resource manifest, for resource templates
+    parameters: dict[str, str]  # the template's input parameters
+    workflow_name: str
+    output_dir: Path
+    pod_dir: Path  # the task's remapped pod filesystem
+    log_path: Path  # the task's log: append to it
+    store: ArtifactStore
+    env: dict[str, str]  # the environment a container of this template would get
+
+    def local_path(self, pod_path: str) -> Path:
+        """Where a pod path (an artifact or output parameter path) lives on this machine."""
+        return self.pod_dir / pod_path.lstrip("/")
+
+    def claim_path(self, claim_name: str) -> Path:
+        """The folder standing in for persistent volume claim `claim_name`."""
+        return claim_dir(self.output_dir, claim_name)
+
+
+StandIn = Callable[[StandInContext], dict[str, str]]
+
+
+
+
+@dataclass
+class Task:
+    name: str
+    spec: dict[str, Any]  # the DAG task
+    template: dict[str, Any]
+    stand_in: StandIn | None
+    depends: Depends | None
+    ancestors: frozenset[str] = frozenset()
+
+
+@dataclass
+class Job:
+    """A task ready to run: everything substituted and remapped."""
+
+    task: str
+    template: dict[str, Any]
+    parameters: dict[str, str]
+    pod_dir: Path
+    log: Path
+    roots: set[str]
+    inputs: list[tuple[str, str, Path]]  # artifact name, key, local path
+    outputs: list[tuple[str, str, Path]]
+    out_params: list[tuple[str, Path | None, str | None]]  # name, local path, default
+    command: list[str] | None  # None: call the stand-in
+    stand_in: StandIn | None
+    env: dict[str, str]
+    volumes: list[Path] = field(default_factory=list)  # local folders of its volume mounts
+
+
+@dataclass
+class Outcome:
+    status: str
+    seconds: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)  # artifact name -> key
+    message: str = ""
+    ran: bool = False  # whether it has a log
+    max_rss_mib: float | None = None  # peak resident memory of the task's process
+
+
+def generate_name(template: Mapping[str, Any]) -> str:
+    meta = template.get("metadata", {})
+    base = meta.get("name") or meta.get("generateName", "workflow").rstrip("-")
+    alphabet = string.ascii_lowercase + string.digits
+    return f"{base}-{''.join(secrets.choice(alphabet) for _ in range(5))}"
+
+
+def _workflow_parameters(spec: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, str]:
+    declared = {p["name"]: p for p in spec.get("arguments", {}).get("parameters", [])}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise WorkflowError(f"unknown workflow parameter(s): {', '.join(unknown)}; "
+                         f"the template declares: {', '.join(sorted(declared)) or 'none'}")
+    values: dict[str, str] = {}
+    for name, param in declared.items():
+        if name in given:
+            values[name] = given[name]
+        elif "value" in param:
+            values[name] = str(param["value"])
+        else:
+            raise WorkflowError(f"workflow parameter {name!r} has no default: pass a value")
+        enum = param.get("enum")
+        if enum and values[name] not in [str(e) for e in enum]:
+            raise WorkflowError(f"workflow parameter {name!r} is {values[name]!r}; "
+                             f"allowed: {', '.join(map(str, enum))}")
+    return values
+
+
+def _build_tasks(dag: Mapping[str, Any], templates: Mapping[str, dict[str, Any]],
+                 stand_ins: Mapping[str, StandIn]) -> dict[str, Task]:
+    tasks: dict[str, Task] = {}
+    for spec in dag.get("tasks", []):
+        name = spec["name"]
+        where = f"task {name!r}"
+        if name in tasks:
+            raise WorkflowError(f"{where}: two DAG tasks have this name")
+        bad = [f for f in UNSUPPORTED_TASK_FIELDS if f in spec]
+        if bad:
+            raise WorkflowError(f"{where}: {', '.join(bad)} is not supported by the local runner")
+        template = templates.get(spec.get("template", ""))
+        if template is None:
+            raise WorkflowError(f"{where}: no template named {spec.get('template')!r}")
+        stand_in = stand_ins.get(template["name"])
+        if stand_in is None and "container" not in template:
+            kind = next((k for k in ("resource", "script", "dag", "steps", "suspend")
+                         if k in template), "this kind of")
+            raise WorkflowError(f"{where}: template {template['name']!r} is a {kind} template; "
+                             "register a local stand-in for it")
+        if "depends" in spec and "dependencies" in spec:
+            raise WorkflowError(f"{where}: use either depends or dependencies, not both")
+        text = spec.get("depends") or " && ".join(spec.get("dependencies", []))
+        depends = Depends.parse(text) if text else None
+        tasks[name] = Task(name, spec, template, stand_in, depends)
+    for task in tasks.values():
+        unknown = sorted((task.depends.tasks if task.depends else set()) - set(tasks))
+        if unknown:
+            raise WorkflowError(f"task {task.name!r} depends on unknown task(s): "
+                             f"{', '.join(unknown)}")
+    _set_ancestors(tasks)
+    return tasks
+
+
+
+def _exit_handler(spec: Mapping[str, Any], templates: Mapping[str, dict[str, Any]],
+                  stand_ins: Mapping[str, StandIn], tasks: Mapping[str, Task]) -> Task | None:
+    """The `onExit` template as a task named after it (Argo's node is `<wf>.onExit`)."""
+    name = spec.get("onExit")
+    if not name:
+        return None
+    (task,) = _build_tasks({"tasks": [{"name": name, "template": name}]}, templates,
+                           stand_ins).values()
+    if name in tasks:
+        raise WorkflowError(f"onExit template {name!r} has the name of a DAG task")
+    return task
+
+
+def _set_ancestors(tasks: dict[str, Task]) -> None:
+    parents = {name: task.depends.tasks if task.depends else frozenset()
+               for name, task in tasks.items()}
+    found = cycles(parents)
+    if found:
+        raise WorkflowError(f"dependency cycle: {' -> '.join(found[0])}")
+    for name, task_ancestors in ancestors(parents).items():
+        tasks[name].ancestors = task_ancestors
+
+
+
+class Plan:
+    """The run's tasks and how each one runs, checked up front."""
+
+    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, str],
+                 output_dir: Path, store: ArtifactStore, env: Mapping[str, str],
+                 stand_ins: Mapping[str, StandIn], max_parallel: int, workflow_name: str,
+                 on_progress: Callable[[str], None]) -> None:
+        spec = template.get("spec")
+        if not isinstance(spec, dict):
+            raise WorkflowError("the workflow template has no spec")
+        templates = {t["name"]: t for t in spec.get("templates", [])}
+        self.dag = templates.get(spec.get("entrypoint", ""), {})
+        if "dag" not in self.dag:
+            raise WorkflowError(f"entrypoint {spec.get('entrypoint')!r} is not a DAG template")
+        values = _workflow_parameters(spec, parameters)
+        self.globals = {
+            "workflow.name": workflow_name, "workflow.namespace": "default",
+            "workflow.uid": str(uuid.uuid4()),
+            **{f"workflow.parameters.{k}": v for k, v in values.items()},
+        }
+        self.output_dir, self.store, self.env = output_dir, store, dict(env)
+        self.max_parallel, self.workflow_name = max(1, max_parallel), workflow_name
+        if spec.get("volumeClaimTemplates"):
+            raise WorkflowError("volumeClaimTemplates are not supported by the local runner: "
+                             "claim the volume with a resource template")
+        self.volumes: dict[str, dict[str, Any]] = {
+            v["name"]: substitute(v, self.globals, f"volume {v['name']!r}")
+            for v in spec.get("volumes", [])}
+        self.on_progress = on_progress
+        self.tasks = _build_tasks(self.dag["dag"], templates, stand_ins)
+        self.exit_handler = _exit_handler(spec, templates, stand_ins, self.tasks)
+        self.width = max((len(n) for n in self.tasks), default=4)
+        # Task-level scope: workflow globals, the DAG's own inputs, finished tasks' outputs.
+        self.params: dict[str, str] = {**self.globals}
+        for p in self.dag.get("inputs", {}).get("parameters", []):
+            value = values.get(p["name"], p.get("value", p.get("default")))
+            if value is None:
+                raise WorkflowError(f"DAG input parameter {p['name']!r} has no value")
+            self.params[f"inputs.parameters.{p['name']}"] = str(value)
+        self._check()
+
+    # -- static checks: every task prepared against placeholder outputs
+
+    def _check(self) -> None:
+        params, keys = dict(self.params), {}
+        for task in self.tasks.values():
+            outputs = task.template.get("outputs", {})
+            for p in outputs.get("parameters", []):
+                ref = f"tasks.{task.name}.outputs.parameters.{p['name']}"
+                params[ref] = f"<{ref}>"
+            for a in outputs.get("artifacts", []):
+                ref = f"tasks.{task.name}.outputs.artifacts.{a['name']}"
+                keys[ref] = f"{task.name}/{a['name']}"
+        for task in self.tasks.values():
+            scope, art_scope = self._visible(task, params), self._visible(task, keys)
+            if "when" in task.spec:
+                substitute(task.spec["when"], scope, f"task {task.name!r} when")
+            self._prepare(task, scope, art_scope)
+        self._dag_outputs(params)
+        if self.exit_handler is not None:
+            self._prepare_exit_handler("<workflow.status>", "<workflow.failures>")
+
+    def _prepare_exit_handler(self, status: str, failures: str) -> Job:
+        # Two globals exist in exit handlers only.
+        scope = {**self.globals, "workflow.status": status, "workflow.failures": failures}
+        saved, self.globals = self.globals, scope
+        try:
+            return self._prepare(self.exit_handler, scope, {})
+        finally:
+            self.globals = saved
+
+    def _visible(self, task: Task, scope: Mapping[str, str]) -> dict[str, str]:
+        """Argo resolves `tasks.T...` only for T among the task's ancestors."""
+        return {k: v for k, v in scope.items()
+                if not k.startswith("tasks.") or k.split(".")[1] in task.ancestors}
+
+    def _prepare(self, task: Task, scope: Mapping[str, str],
+                 art_scope: Mapping[str, str]) -> Job:
+        where = f"task {task.name!r}"
+        arguments = task.spec.get("arguments", {})
+        given = {p["name"]: substitute(str(p.get("value", "")), scope, f"{where} arguments")
+                 for p in arguments.get("parameters", [])}
+        given_art: dict[str, str] = {}
+        for a in arguments.get("artifacts", []):
+            if "from" in a:
+                given_art[a["name"]] = substitute(a["from"], art_scope, f"{where} artifact from")
+            elif (key := artifact_key(a)) is not None:
+                given_art[a["name"]] = substitute(key, scope, f"{where} arguments")
+
+        tmpl = task.template
+        twhere = f"{where} (template {tmpl['name']!r})"
+        inputs: dict[str, str] = {}
+        for p in tmpl.get("inputs", {}).get("parameters", []):
+            if p["name"] in given:
+                inputs[p["name"]] = given[p["name"]]
+            elif "value" in p or "default" in p:
+                raw = str(p.get("value", p.get("default")))
+                inputs[p["name"]] = substitute(raw, self.globals, twhere)
+            else:
+                raise WorkflowError(f"{twhere}: input parameter {p['name']!r} was not supplied")
+
+        pod = self.output_dir / "pods" / task.name
+        roots = pod_roots(tmpl)
+
+        def local(pod_path: str) -> Path:
+            return pod / pod_path.lstrip("/")
+
+        tscope = {**self.globals, **{f"inputs.parameters.{k}": v for k, v in inputs.items()}}
+        for section in ("inputs", "outputs"):
+            for a in tmpl.get(section, {}).get("artifacts", []):
+                tscope[f"{section}.artifacts.{a['name']}.path"] = str(local(a["path"]))
+        for p in tmpl.get("outputs", {}).get("parameters", []):
+            if "path" in p.get("valueFrom", {}):
+                tscope[f"outputs.parameters.{p['name']}.path"] = str(local(p["valueFrom"]["path"]))
+
+        raw = copy.deepcopy(tmpl)
+        container = raw.get("container")
+        if container is not None:
+            # Literal pod paths move under the pod folder, before substitution adds real ones.
+            for part in ("command", "args"):
+                container[part] = [remap_literal(str(a), roots, pod)
+                                   for a in container.get(part, [])]
+            for e in container.get("env", []):
+                if "value" in e:
+                    e["value"] = remap_literal(str(e["value"]), roots, pod)
+        resolved = substitute(raw, tscope, twhere)
+        mounts = self._mounts(resolved, pod, twhere)
+        if mounts:
+            c = resolved["container"]
+            for part in ("command", "args"):
+                c[part] = [remap_path(str(a), mounts) for a in c.get(part, [])]
+            for e in c.get("env", []):
+                if "value" in e:
+                    e["value"] = remap_path(str(e["value"]), mounts)
+
+        in_arts = []
+        for a in resolved.get("inputs", {}).get("artifacts", []):
+            key = given_art.get(a["name"]) or artifact_key(a)
+            if key is None:
+                raise WorkflowError(f"{twhere}: input artifact {a['name']!r} has no key and no "
+                                 "`from`; give it one")
+            in_arts.append((a["name"], check_key(key, twhere), local(a["path"])))
+        out_arts = []
+        for a in resolved.get("outputs", {}).get("artifacts", []):
+            key = artifact_key(a) or f"{self.workflow_name}/{task.name}/{a['name']}"
+            out_arts.append((a["name"], check_key(key, twhere), local(a["path"])))
+        out_params = []
+        for p in resolved.get("outputs", {}).get("parameters", []):
+            value_from = p.get("valueFrom", {})
+            path = local(value_from["path"]) if "path" in value_from else None
+            default = value_from.get("default")
+            out_params.append((p["name"], path, None if default is None else str(default)))
+
+        c = resolved.get("container", {})
+        declared = {e["name"]: str(e["value"]) for e in c.get("env", []) if "value" in e}
+        # The runner's settings win (ARTIFACT_ROOT, metadata store).
+        declared.update({k: v for k, v in self.env.items() if k in declared})
+        env = {**os.environ, **declared, **self.env}
+        command = None
+        if task.stand_in is None:
+            if not c.get("command"):
+                raise WorkflowError(f"{twhere}: the container has no command (the local runner "
+                                 "cannot use an image's entrypoint)")
+            command = [expand_env_refs(str(a), declared)
+                       for a in (*c["command"], *c.get("args", []))]
+            if command[0] in ("python", "python3"):
+                command[0] = sys.executable
+        return Job(task.name, resolved, inputs, pod, self._log_path(task.name), roots,
+                    in_arts, out_arts, out_params, command, task.stand_in, env,
+                    list(mounts.values()))
+
+    def _mounts(self, template: Mapping[str, Any], pod: Path, where: str) -> dict[str, Path]:
+        """Mount path -> local folder, for each volume mount of the template's container."""
+        volumes = {**self.volumes, **{v["name"]: v for v in template.get("volumes", [])}}
+        mounts = {}
+        for m in template.get("container", {}).get("volumeMounts", []):
+            volume = volumes.get(m["name"])
+            if volume is None:
+                raise WorkflowError(f"{where}: volume mount {m['name']!r} names no volume")
+            if "persistentVolumeClaim" in volume:
+                local = claim_dir(self.output_dir, volume["persistentVolumeClaim"]["claimName"])
+            elif "emptyDir" in volume:
+                local = pod / "volumes" / m["name"]
+            else:
+                raise WorkflowError(f"{where}: volume {m['name']!r}: the local runner runs "
+                                 "persistentVolumeClaim and emptyDir volumes only")
+            mounts[m["mountPath"]] = local / m.get("subPath", "")
+        return mounts
+
+    def _dag_outputs(self, params: Mapping[str, str]) -> dict[str, str]:
+        outputs = {}
+        for p in self.dag.get("outputs", {}).get("parameters", []):
+            value_from = p.get("valueFrom", {})
+            where = f"DAG output parameter {p['name']!r}"
+            if "parameter" in value_from:
+                try:
+                    outputs[p["name"]] = substitute(value_from["parameter"], params, where)
+                except WorkflowError:
+                    if "default" not in value_from:
+                        raise
+                    outputs[p["name"]] = str(value_from["default"])
+            elif "value" in p:
+                outputs[p["name"]] = substitute(str(p["value"]), params, where)
+            elif (literal := _QUOTED.fullmatch(
+                    substitute(value_from.get("expression", ""), params, where))):
+                outputs[p["name"]] = literal.group(1) or literal.group(2) or ""
+            else:
+                raise WorkflowError(f"{where}: the local runner supports valueFrom.parameter, "
+                                 "value, or an expression that is one quoted string")
+        return outputs
+
+    # -- execution
+
+    def _log_path(self, task: str) -> Path:
+        return self.output_dir / "logs" / f"{task}.log"
+

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OUT ?= runs/latest
 
-.PHONY: venv run test serve compile clean
+.PHONY: venv run test format serve compile clean
 
 # Created once from the pinned requirements; rebuilt when they change.
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -20,12 +20,20 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Rewrites the code in the project's style (ruff format, then ruff's safe fixes).
+format: $(VENV)/.installed
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
 
 # Serves the model of the last `make run` on http://127.0.0.1:8080 (KServe V1 and V2).
 serve: $(VENV)/.installed
 	$(PY) -m workflows serve --run_dir $(OUT)
 
+# Regenerates manifests/workflows/, the golden YAML a test compares with the Hera code.
 compile: $(VENV)/.installed
 	$(PY) -m workflows compile
 

@@ -28,11 +28,22 @@ CACHE = ROOT / ".cache"
 WHEELS = CACHE / "wheels"
 SCRATCH = CACHE / "bench"
 GLOVE = CACHE / "glove-6b-50d.kv"
-PACKAGES = ("tensorflow", "keras", "tf_keras", "gensim", "numpy", "pandas", "scikit-learn",
-            "kserve")
+PACKAGES = (
+    "tensorflow",
+    "keras",
+    "tf_keras",
+    "gensim",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "kserve",
+)
 # What textcnn.cli prints to the step's log once its run() returns.
-TIMING = re.compile(r"^timing step=(\S+) seconds=([\d.]+) start=([\d.]+) end=([\d.]+) "
-                    r"cpu=([\d.]+)$", re.M)
+TIMING = re.compile(
+    r"^timing step=(\S+) seconds=([\d.]+) start=([\d.]+) end=([\d.]+) "
+    r"cpu=([\d.]+)$",
+    re.M,
+)
 T = TypeVar("T")
 
 
@@ -66,9 +77,12 @@ def environment() -> dict[str, Any]:
             versions[name] = "not installed"
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": _cpu_model(), "cores": os.cpu_count(), "memory_gib": _memory_gib(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": _memory_gib(),
         "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(), "versions": versions,
+        "python": platform.python_version(),
+        "versions": versions,
         "load_1min": round(os.getloadavg()[0], 2),
     }
 
@@ -102,8 +116,21 @@ def download_wheel(spec: str, pattern: str) -> Path:
     found = sorted(WHEELS.glob(pattern))
     if not found:
         WHEELS.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                        "--disable-pip-version-check", "--dest", str(WHEELS), spec], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--dest",
+                str(WHEELS),
+                spec,
+            ],
+            check=True,
+        )
         found = sorted(WHEELS.glob(pattern))
     if not found:
         raise RuntimeError(f"pip download {spec} left no {pattern} in {WHEELS}")
@@ -113,16 +140,21 @@ def download_wheel(spec: str, pattern: str) -> Path:
 def run_pipeline(output_dir: Path, *options: str) -> dict[str, Any]:
     """`python -m workflows run` in its own process, as a user runs it; run.json plus
     `wall_seconds` (the whole command, interpreter start included) and `timings`."""
-    command = [sys.executable, "-m", "workflows", "run", "--output_dir", str(output_dir),
-               *options]
+    command = [sys.executable, "-m", "workflows", "run", "--output_dir", str(output_dir), *options]
     print("$", " ".join(command[1:]), flush=True)
     start = time.perf_counter()
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"the pipeline failed ({output_dir}):\n{proc.stdout[-3000:]}"
-                           f"{proc.stderr[-3000:]}")
+        raise RuntimeError(
+            f"the pipeline failed ({output_dir}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        )
     run = json.loads((output_dir / "run.json").read_text())
     run["wall_seconds"] = wall
     run["timings"] = step_timings(run)
@@ -139,11 +171,16 @@ def step_timings(run: dict[str, Any]) -> dict[str, dict[str, float]]:
             continue
         found = TIMING.findall(Path(step["log"]).read_text(errors="replace"))
         if not found:
-            raise RuntimeError(f"{step['log']}: no 'timing step=...' line: is textcnn.cli "
-                               "the step's entrypoint?")
+            raise RuntimeError(
+                f"{step['log']}: no 'timing step=...' line: is textcnn.cli the step's entrypoint?"
+            )
         _, seconds, start, end, cpu = found[-1]
-        timings[task] = {"seconds": float(seconds), "start": float(start), "end": float(end),
-                         "cpu": float(cpu)}
+        timings[task] = {
+            "seconds": float(seconds),
+            "start": float(start),
+            "end": float(end),
+            "cpu": float(cpu),
+        }
     return timings
 
 
@@ -165,8 +202,11 @@ def split_wall_time(run: dict[str, Any]) -> dict[str, Any]:
     artifact copies, scheduling, the runner's own start)."""
     timings = run["timings"]
     compute = union_seconds((t["start"], t["end"]) for t in timings.values())
-    stand_ins = {task: step["seconds"] for task, step in run["steps"].items()
-                 if step["status"] == "Succeeded" and "max_rss_mib" not in step}
+    stand_ins = {
+        task: step["seconds"]
+        for task, step in run["steps"].items()
+        if step["status"] == "Succeeded" and "max_rss_mib" not in step
+    }
     wall = run["wall_seconds"]
     overhead = wall - compute - sum(stand_ins.values())
     first = min(t["start"] for t in timings.values())
@@ -175,14 +215,22 @@ def split_wall_time(run: dict[str, Any]) -> dict[str, Any]:
         if task not in timings:
             continue
         steps[task] = {
-            "process_seconds": step["seconds"], "compute_seconds": timings[task]["seconds"],
+            "process_seconds": step["seconds"],
+            "compute_seconds": timings[task]["seconds"],
             "compute_cpu_seconds": timings[task]["cpu"],
             "overhead_seconds": step["seconds"] - timings[task]["seconds"],
             "max_rss_mib": step.get("max_rss_mib"),
             # When its run() began and ended, in seconds after the first step's began.
-            "run_start": timings[task]["start"] - first, "run_end": timings[task]["end"] - first,
+            "run_start": timings[task]["start"] - first,
+            "run_end": timings[task]["end"] - first,
         }
-    return {"wall_seconds": wall, "compute_seconds": compute, "stand_in_seconds": stand_ins,
-            "overhead_seconds": overhead, "overhead_share": overhead / wall, "steps": steps,
-            "compute_cpu_seconds": sum(t["cpu"] for t in timings.values()),
-            "accuracy": float(run["outputs"]["accuracy"])}
+    return {
+        "wall_seconds": wall,
+        "compute_seconds": compute,
+        "stand_in_seconds": stand_ins,
+        "overhead_seconds": overhead,
+        "overhead_share": overhead / wall,
+        "steps": steps,
+        "compute_cpu_seconds": sum(t["cpu"] for t in timings.values()),
+        "accuracy": float(run["outputs"]["accuracy"]),
+    }

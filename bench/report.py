@@ -35,9 +35,11 @@ def met(ok: bool) -> str:
 
 def measured(result: dict[str, Any]) -> str:
     env = result["environment"]
-    return (f"_Measured {env['date']}, 1-minute load average {env['load_1min']} at the start "
-            f"and {env['load_1min_end']} at the end ({env['cores']} cores, shared with other "
-            f"work), in {result['bench_seconds'] / 60:.1f} min._\n\n")
+    return (
+        f"_Measured {env['date']}, 1-minute load average {env['load_1min']} at the start "
+        f"and {env['load_1min_end']} at the end ({env['cores']} cores, shared with other "
+        f"work), in {result['bench_seconds'] / 60:.1f} min._\n\n"
+    )
 
 
 def mtok(rate: float) -> str:
@@ -51,115 +53,184 @@ def pct(x: float) -> str:
 def machine(results: list[dict[str, Any]]) -> str:
     env = results[0]["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
-    return (
-        "## Machine and versions\n\n"
-        + table(["", ""], [
+    return "## Machine and versions\n\n" + table(
+        ["", ""],
+        [
             ["machine", f"{env['cpu']}, {env['cores']} cores, {env['memory_gib']} GiB, no GPU"],
             ["system", f"{env['os']}, Python {env['python']}"],
             ["packages", versions],
-        ])
+        ],
     )
 
 
-def summary(speed: dict[str, Any] | None, quality: dict[str, Any] | None,
-            cv: dict[str, Any] | None, scale: dict[str, Any] | None) -> str:
+def summary(
+    speed: dict[str, Any] | None,
+    quality: dict[str, Any] | None,
+    cv: dict[str, Any] | None,
+    scale: dict[str, Any] | None,
+) -> str:
     rows = []
     if speed:
         p = speed["prepare"]
         rate = p["tokens_per_second"]
         ratio = rate["prepare_data_step"] / rate["legacy_keras_tokenizer"]
-        rows.append([
-            f"data preparation: the prepare-data step, bundled train.csv ({p['tokens']:,} "
-            "tokens)", mtok(rate["prepare_data_step"]),
-            f"legacy Keras `Tokenizer` fit + `texts_to_sequences` + padding: "
-            f"{mtok(rate['legacy_keras_tokenizer'])}",
-            f"{ratio:.2f}x", f">= {TARGETS['prepare']:g}x",
-            met(ratio >= TARGETS["prepare"])])
+        rows.append(
+            [
+                f"data preparation: the prepare-data step, bundled train.csv ({p['tokens']:,} "
+                "tokens)",
+                mtok(rate["prepare_data_step"]),
+                f"legacy Keras `Tokenizer` fit + `texts_to_sequences` + padding: "
+                f"{mtok(rate['legacy_keras_tokenizer'])}",
+                f"{ratio:.2f}x",
+                f">= {TARGETS['prepare']:g}x",
+                met(ratio >= TARGETS["prepare"]),
+            ]
+        )
         e = speed["embeddings"]
-        rows.append([
-            f"embedding matrix: {e['vocabulary']:,} words from {e['vectors_words']:,} GloVe "
-            "vectors", f"{1000 * e['seconds']['build_matrix']:.0f} ms",
-            f"per-word Python loop: {1000 * e['seconds']['per_word_loop']:.0f} ms",
-            f"{e['seconds']['per_word_loop'] / e['seconds']['build_matrix']:.1f}x faster",
-            "-", "-"])
+        rows.append(
+            [
+                f"embedding matrix: {e['vocabulary']:,} words from {e['vectors_words']:,} GloVe "
+                "vectors",
+                f"{1000 * e['seconds']['build_matrix']:.0f} ms",
+                f"per-word Python loop: {1000 * e['seconds']['per_word_loop']:.0f} ms",
+                f"{e['seconds']['per_word_loop'] / e['seconds']['build_matrix']:.1f}x faster",
+                "-",
+                "-",
+            ]
+        )
         t = speed["training"]
         eps = t["examples_per_second"]
         ratio = eps["train_step_fit"] / eps["bare_model_fit"]
-        rows.append([
-            f"training: the train step's fit, {t['train_examples']:,} examples x "
-            f"{t['epochs']} epochs", f"{eps['train_step_fit']:,.0f} examples/s",
-            f"bare `model.fit`, same model and data: {eps['bare_model_fit']:,.0f} examples/s",
-            f"{ratio:.2f}x", f">= {TARGETS['training']:g}x", met(ratio >= TARGETS["training"])])
+        rows.append(
+            [
+                f"training: the train step's fit, {t['train_examples']:,} examples x "
+                f"{t['epochs']} epochs",
+                f"{eps['train_step_fit']:,.0f} examples/s",
+                f"bare `model.fit`, same model and data: {eps['bare_model_fit']:,.0f} examples/s",
+                f"{ratio:.2f}x",
+                f">= {TARGETS['training']:g}x",
+                met(ratio >= TARGETS["training"]),
+            ]
+        )
         x = speed["end_to_end"]
-        rows.append([
-            "local end to end (`python -m workflows run`, default options)",
-            f"{x['wall_seconds']:.1f} s wall = {x['compute_seconds']:.1f} s step compute + "
-            f"{sum(x['stand_in_seconds'].values()):.1f} s local KServe stand-in + "
-            f"{x['overhead_seconds']:.1f} s orchestration", "-",
-            f"overhead {pct(x['overhead_share'])}", f"<= {pct(TARGETS['overhead'])}",
-            met(x["overhead_share"] <= TARGETS["overhead"])])
+        rows.append(
+            [
+                "local end to end (`python -m workflows run`, default options)",
+                f"{x['wall_seconds']:.1f} s wall = {x['compute_seconds']:.1f} s step compute + "
+                f"{sum(x['stand_in_seconds'].values()):.1f} s local KServe stand-in + "
+                f"{x['overhead_seconds']:.1f} s orchestration",
+                "-",
+                f"overhead {pct(x['overhead_share'])}",
+                f"<= {pct(TARGETS['overhead'])}",
+                met(x["overhead_share"] <= TARGETS["overhead"]),
+            ]
+        )
         top, step = max(((s["max_rss_mib"], n) for n, s in x["steps"].items()))
-        rows.append(["peak resident memory of every step (end to end)",
-                     f"largest: {step} {top:,.0f} MiB", "-", "-", "-", "see below"])
+        rows.append(
+            [
+                "peak resident memory of every step (end to end)",
+                f"largest: {step} {top:,.0f} MiB",
+                "-",
+                "-",
+                "-",
+                "see below",
+            ]
+        )
         serve = {r["path"]: r for r in speed["serving"]["rows"]}
         http, local = serve.get("HTTP V1, 1 text"), serve.get("in-process signature, 1 text")
         if http and local:
-            rows.append(["serving: one text over HTTP (KServe V1)",
-                         f"p50 {http['p50_ms']} ms, {http['requests_per_second']} req/s",
-                         f"in-process signature: p50 {local['p50_ms']} ms", "-", "-",
-                         "see below"])
+            rows.append(
+                [
+                    "serving: one text over HTTP (KServe V1)",
+                    f"p50 {http['p50_ms']} ms, {http['requests_per_second']} req/s",
+                    f"in-process signature: p50 {local['p50_ms']} ms",
+                    "-",
+                    "-",
+                    "see below",
+                ]
+            )
     if quality:
         best = max(quality["cnn"].items(), key=lambda kv: kv[1]["accuracy"])
         tfidf = quality["tfidf"]["accuracy"]
-        rows.append([
-            "model quality: test accuracy on the bundled split",
-            f"{best[0]} {pct(best[1]['accuracy'])}",
-            f"TF-IDF 1-2 grams + logistic regression: {pct(tfidf)}",
-            f"{100 * (best[1]['accuracy'] - tfidf):+.1f} points", "CNN >= TF-IDF",
-            met(best[1]["accuracy"] >= tfidf)])
+        rows.append(
+            [
+                "model quality: test accuracy on the bundled split",
+                f"{best[0]} {pct(best[1]['accuracy'])}",
+                f"TF-IDF 1-2 grams + logistic regression: {pct(tfidf)}",
+                f"{100 * (best[1]['accuracy'] - tfidf):+.1f} points",
+                "CNN >= TF-IDF",
+                met(best[1]["accuracy"] >= tfidf),
+            ]
+        )
     if cv:
         means = {name: s["mean"] for name, s in cv["summary"].items()}
         cnn = max((n for n in means if n != "tfidf"), key=means.__getitem__)
-        rows.append([
-            f"model quality: {cv['folds']}-fold cross-validation, mean accuracy",
-            f"{cnn} {pct(means[cnn])}", f"TF-IDF 1-2 grams + logistic regression: "
-            f"{pct(means['tfidf'])}", f"{100 * (means[cnn] - means['tfidf']):+.1f} points",
-            "CNN >= TF-IDF", met(means[cnn] >= means["tfidf"])])
+        rows.append(
+            [
+                f"model quality: {cv['folds']}-fold cross-validation, mean accuracy",
+                f"{cnn} {pct(means[cnn])}",
+                f"TF-IDF 1-2 grams + logistic regression: {pct(means['tfidf'])}",
+                f"{100 * (means[cnn] - means['tfidf']):+.1f} points",
+                "CNN >= TF-IDF",
+                met(means[cnn] >= means["tfidf"]),
+            ]
+        )
     if scale:
-        rows.append([
-            "scale: 20 Newsgroups, full vs half size", f"{scale['wall_ratio']:.2f}x wall time",
-            f"step compute alone: {scale['compute_ratio']:.2f}x wall, "
-            f"{scale['cpu_ratio']:.2f}x CPU", "-",
-            f"<= {TARGETS['ratio']:g}x", met(scale["wall_ratio"] <= TARGETS["ratio"])])
-        rows.append([
-            "scale: largest peak memory of any step", f"{scale['max_step_rss_mib']:,.0f} MiB",
-            "-", "-", f"<= {TARGETS['rss']:,} MiB",
-            met(scale["max_step_rss_mib"] <= TARGETS["rss"])])
-    return ("## Summary: each stage against a baseline measured in the same run\n\n"
-            + table(["stage", "figure", "baseline (same run, same data)", "ratio", "target",
-                     ""], rows))
+        rows.append(
+            [
+                "scale: 20 Newsgroups, full vs half size",
+                f"{scale['wall_ratio']:.2f}x wall time",
+                f"step compute alone: {scale['compute_ratio']:.2f}x wall, "
+                f"{scale['cpu_ratio']:.2f}x CPU",
+                "-",
+                f"<= {TARGETS['ratio']:g}x",
+                met(scale["wall_ratio"] <= TARGETS["ratio"]),
+            ]
+        )
+        rows.append(
+            [
+                "scale: largest peak memory of any step",
+                f"{scale['max_step_rss_mib']:,.0f} MiB",
+                "-",
+                "-",
+                f"<= {TARGETS['rss']:,} MiB",
+                met(scale["max_step_rss_mib"] <= TARGETS["rss"]),
+            ]
+        )
+    return "## Summary: each stage against a baseline measured in the same run\n\n" + table(
+        ["stage", "figure", "baseline (same run, same data)", "ratio", "target", ""], rows
+    )
 
 
 def prepare_table(p: dict[str, Any]) -> str:
     """Whole pipelines with their tokens/s, then parts of prepare-data with their share."""
     rate, seconds = p["tokens_per_second"], p["seconds"]
     base, step = rate["legacy_keras_tokenizer"], seconds["prepare_data_step"]
-    rows = [[name, f"{1000 * seconds[key]:,.0f}", mtok(rate[key]), f"{rate[key] / base:.2f}x",
-             ""]
-            for name, key in (
-                ("legacy Keras `Tokenizer` (tf_keras): fit + texts_to_sequences + "
-                 "pad_sequences", "legacy_keras_tokenizer"),
-                ("**the prepare-data step**: read the CSV, clean, deduplicate, split, "
-                 "vocabulary, ids, write prepared/", "prepare_data_step"),
-            )]
-    rows += [[name, f"{1000 * seconds[key]:,.0f}", "", "", pct(seconds[key] / step)]
-             for name, key in (
-                 ("part: the TF-ops standardisation (`textcnn.text.standardize`)",
-                  "standardize_only"),
-                 ("part: standardisation + `TextVectorization` adapt + ids, as the step "
-                  "does them", "text_vectorization"),
-                 ("part: `np.savez_compressed` of the ids", "compress_ids"),
-             )]
+    rows = [
+        [name, f"{1000 * seconds[key]:,.0f}", mtok(rate[key]), f"{rate[key] / base:.2f}x", ""]
+        for name, key in (
+            (
+                "legacy Keras `Tokenizer` (tf_keras): fit + texts_to_sequences + pad_sequences",
+                "legacy_keras_tokenizer",
+            ),
+            (
+                "**the prepare-data step**: read the CSV, clean, deduplicate, split, "
+                "vocabulary, ids, write prepared/",
+                "prepare_data_step",
+            ),
+        )
+    ]
+    rows += [
+        [name, f"{1000 * seconds[key]:,.0f}", "", "", pct(seconds[key] / step)]
+        for name, key in (
+            ("part: the TF-ops standardisation (`textcnn.text.standardize`)", "standardize_only"),
+            (
+                "part: standardisation + `TextVectorization` adapt + ids, as the step does them",
+                "text_vectorization",
+            ),
+            ("part: `np.savez_compressed` of the ids", "compress_ids"),
+        )
+    ]
     return table(["", "ms", "tokens/s", "vs legacy Keras", "share of the step"], rows)
 
 
@@ -167,8 +238,10 @@ def speed_section(speed: dict[str, Any]) -> str:
     x, p = speed["end_to_end"], speed["prepare"]
     rate = p["tokens_per_second"]
     out = ["## Speed (`make bench`, bundled Rotten Tomatoes data)\n\n", measured(speed)]
-    out.append(f"### Data preparation ({p['texts']:,} texts, {p['tokens']:,} tokens, "
-               f"{p['max_length']} ids per text)\n\n")
+    out.append(
+        f"### Data preparation ({p['texts']:,} texts, {p['tokens']:,} tokens, "
+        f"{p['max_length']} ids per text)\n\n"
+    )
     out.append(prepare_table(p))
     ratio = rate["prepare_data_step"] / rate["legacy_keras_tokenizer"]
     if ratio < TARGETS["prepare"]:
@@ -178,25 +251,42 @@ def speed_section(speed: dict[str, Any]) -> str:
             "ops the served model runs (the same function must run in both, and alone it is "
             f"only {rate['standardize_only'] / rate['legacy_keras_tokenizer']:.1f}x the "
             "legacy tokenizer's speed), deduplicates, splits, counts lengths and writes "
-            "compressed ids. Those parts are timed alone above.\n")
-    out.append(f"\n### Training ({speed['training']['train_examples']:,} examples, "
-               f"{speed['training']['max_length']} tokens, {speed['training']['embedding_dim']}"
-               f"-dimensional embeddings, batch {speed['training']['batch_size']})\n\n")
+            "compressed ids. Those parts are timed alone above.\n"
+        )
+    out.append(
+        f"\n### Training ({speed['training']['train_examples']:,} examples, "
+        f"{speed['training']['max_length']} tokens, {speed['training']['embedding_dim']}"
+        f"-dimensional embeddings, batch {speed['training']['batch_size']})\n\n"
+    )
     t = speed["training"]
-    out.append(table(["", "examples/s", "seconds"], [
-        ["bare `model.fit` on the numpy arrays",
-         f"{t['examples_per_second']['bare_model_fit']:,.0f}",
-         f"{t['seconds']['bare_model_fit']:.1f}"],
-        ["the same fit on the train step's tf.data pipeline, no strategy",
-         f"{t['examples_per_second']['tf_data_fit']:,.0f}", f"{t['seconds']['tf_data_fit']:.1f}"],
-        ["the train step's `fit_mirrored` (MirroredStrategy, tf.data, early stopping)",
-         f"{t['examples_per_second']['train_step_fit']:,.0f}",
-         f"{t['seconds']['train_step_fit']:.1f}"],
-    ]))
-    out.append(f"\nBest of {t['rounds']} interleaved runs of {t['epochs']} epochs each, with "
-               "validation every epoch. In the end-to-end run the train step reported "
-               f"{x['pipeline_examples_per_second']:,.0f} examples/s (its own `training.json`, "
-               "over the epochs early stopping let it run).\n")
+    out.append(
+        table(
+            ["", "examples/s", "seconds"],
+            [
+                [
+                    "bare `model.fit` on the numpy arrays",
+                    f"{t['examples_per_second']['bare_model_fit']:,.0f}",
+                    f"{t['seconds']['bare_model_fit']:.1f}",
+                ],
+                [
+                    "the same fit on the train step's tf.data pipeline, no strategy",
+                    f"{t['examples_per_second']['tf_data_fit']:,.0f}",
+                    f"{t['seconds']['tf_data_fit']:.1f}",
+                ],
+                [
+                    "the train step's `fit_mirrored` (MirroredStrategy, tf.data, early stopping)",
+                    f"{t['examples_per_second']['train_step_fit']:,.0f}",
+                    f"{t['seconds']['train_step_fit']:.1f}",
+                ],
+            ],
+        )
+    )
+    out.append(
+        f"\nBest of {t['rounds']} interleaved runs of {t['epochs']} epochs each, with "
+        "validation every epoch. In the end-to-end run the train step reported "
+        f"{x['pipeline_examples_per_second']:,.0f} examples/s (its own `training.json`, "
+        "over the epochs early stopping let it run).\n"
+    )
     eps = t["examples_per_second"]
     ratio = eps["train_step_fit"] / eps["bare_model_fit"]
     if ratio < TARGETS["training"]:
@@ -205,11 +295,14 @@ def speed_section(speed: dict[str, Any]) -> str:
         out.append(
             f"\nThe 0.95x target is missed ({ratio:.2f}x): the step's tf.data input pipeline "
             f"gives {data:.2f}x of the bare fit, and `MirroredStrategy` (around a single CPU "
-            f"device here) {strategy:.2f}x of that.")
+            f"device here) {strategy:.2f}x of that."
+        )
         if strategy < 0.97:
-            out.append(" The strategy buys nothing on one device: using it only when more "
-                       "than one GPU is visible (the default strategy otherwise) would remove "
-                       "its part.")
+            out.append(
+                " The strategy buys nothing on one device: using it only when more "
+                "than one GPU is visible (the default strategy otherwise) would remove "
+                "its part."
+            )
         out.append("\n")
     out.append("\n### End to end: wall time and peak memory of every step\n\n")
     out.append(
@@ -222,15 +315,31 @@ def speed_section(speed: dict[str, Any]) -> str:
         "intervals). Peak memory is each step process's "
         "`ru_maxrss` (`max_rss_mib` in run.json); Linux starts it at the runner's own resident "
         "size when the runner forks the step, so the smallest steps show the runner's "
-        "(about 75 MiB).\n\n")
-    rows = [[name, f"{s['process_seconds']:.2f}", f"{s['compute_seconds']:.2f}",
-             f"{s['overhead_seconds']:.2f}", f"{s['max_rss_mib']:,.0f}"]
-            for name, s in x["steps"].items()]
-    rows += [[f"{name} (stand-in)", f"{seconds:.2f}", "-", "-", "-"]
-             for name, seconds in x["stand_in_seconds"].items()]
-    rows.append(["**run**", f"{x['wall_seconds']:.1f} (wall)",
-                 f"{x['compute_seconds']:.1f}", f"{x['overhead_seconds']:.1f} "
-                 f"({pct(x['overhead_share'])})", ""])
+        "(about 75 MiB).\n\n"
+    )
+    rows = [
+        [
+            name,
+            f"{s['process_seconds']:.2f}",
+            f"{s['compute_seconds']:.2f}",
+            f"{s['overhead_seconds']:.2f}",
+            f"{s['max_rss_mib']:,.0f}",
+        ]
+        for name, s in x["steps"].items()
+    ]
+    rows += [
+        [f"{name} (stand-in)", f"{seconds:.2f}", "-", "-", "-"]
+        for name, seconds in x["stand_in_seconds"].items()
+    ]
+    rows.append(
+        [
+            "**run**",
+            f"{x['wall_seconds']:.1f} (wall)",
+            f"{x['compute_seconds']:.1f}",
+            f"{x['overhead_seconds']:.1f} ({pct(x['overhead_share'])})",
+            "",
+        ]
+    )
     out.append(table(["step", "process s", "run() s", "overhead s", "peak RSS MiB"], rows))
     if x["overhead_share"] > TARGETS["overhead"]:
         tf_import = speed["tf_import_seconds"]
@@ -241,22 +350,38 @@ def speed_section(speed: dict[str, Any]) -> str:
             f"{len(heavy)} step processes ({', '.join(heavy)}) import TensorFlow before their "
             f"run() starts: {tf_import:.1f} s for a bare `python -c 'import tensorflow'` here. "
             "Most of them sit on the critical path, which on this small data set makes the "
-            "imports a large share of the run; the share falls as the data grows (see Scale).")
+            "imports a large share of the run; the share falls as the data grows (see Scale)."
+        )
         steps = x["steps"]
         if "dataset-metadata-train" in steps and "prepare-data" in steps:
             waited = steps["prepare-data"]["run_start"] - max(
-                steps[n]["run_end"] for n in ("dataset-metadata-train", "dataset-metadata-test"))
+                steps[n]["run_end"] for n in ("dataset-metadata-train", "dataset-metadata-test")
+            )
             if waited > tf_import / 2:  # it was started after them, not beside them
                 out.append(
                     " With the default `--max_parallel 2`, the two dataset-metadata steps take "
                     "both slots first and prepare-data, the head of the critical path, starts "
                     "after them: they import TensorFlow for "
-                    f"{steps['dataset-metadata-train']['compute_seconds']:.2f} s of work.")
+                    f"{steps['dataset-metadata-train']['compute_seconds']:.2f} s of work."
+                )
         out.append("\n")
     out.append("\n### Serving (bench/serving.py on the end-to-end run's model)\n\n")
-    out.append(table(["path", "requests", "p50 ms", "p99 ms", "req/s", "texts/s"], [
-        [r["path"], r["requests"], r["p50_ms"], r["p99_ms"], r["requests_per_second"],
-         r["texts_per_second"]] for r in speed["serving"]["rows"]]))
+    out.append(
+        table(
+            ["path", "requests", "p50 ms", "p99 ms", "req/s", "texts/s"],
+            [
+                [
+                    r["path"],
+                    r["requests"],
+                    r["p50_ms"],
+                    r["p99_ms"],
+                    r["requests_per_second"],
+                    r["texts_per_second"],
+                ]
+                for r in speed["serving"]["rows"]
+            ],
+        )
+    )
     return "".join(out)
 
 
@@ -273,37 +398,65 @@ def quality_section(quality: dict[str, Any] | None, cv: dict[str, Any] | None) -
         "`--static_embeddings yes`. GloVe: `make glove` (`python -m textcnn.glove`). The "
         f"baseline is {ref['tfidf_model']}, fitted on the training rows only. Kim (2014) used "
         "300-dimensional word2vec, Adadelta and a max-norm constraint, with 10-fold "
-        "cross-validation on MR.\n\n")
+        "cross-validation on MR.\n\n"
+    )
     if quality:
-        out.append(f"### Bundled split ({quality['train_rows']:,} train / "
-                   f"{quality['test_rows']:,} test rows)\n\n")
+        out.append(
+            f"### Bundled split ({quality['train_rows']:,} train / "
+            f"{quality['test_rows']:,} test rows)\n\n"
+        )
         out.append(measured(quality))
-        rows = [[f"TF-IDF 1-2 grams + LR (C={quality['tfidf']['C']:g})",
-                 pct(quality["tfidf"]["accuracy"]), "-", "-", "-"]]
-        rows += [[f"{name}: {quality['variants'][name]}", pct(r["accuracy"]),
-                  f"{r['macro_f1']:.3f}", f"{r['best_epoch']} of {r['epochs_run']}",
-                  f"{quality['kim_mr'][name]}%" if name in quality["kim_mr"] else "-"]
-                 for name, r in quality["cnn"].items()]
-        out.append(table(["model", "test accuracy", "macro F1", "best epoch", "Kim 2014, MR"],
-                         rows))
+        rows = [
+            [
+                f"TF-IDF 1-2 grams + LR (C={quality['tfidf']['C']:g})",
+                pct(quality["tfidf"]["accuracy"]),
+                "-",
+                "-",
+                "-",
+            ]
+        ]
+        rows += [
+            [
+                f"{name}: {quality['variants'][name]}",
+                pct(r["accuracy"]),
+                f"{r['macro_f1']:.3f}",
+                f"{r['best_epoch']} of {r['epochs_run']}",
+                f"{quality['kim_mr'][name]}%" if name in quality["kim_mr"] else "-",
+            ]
+            for name, r in quality["cnn"].items()
+        ]
+        out.append(
+            table(["model", "test accuracy", "macro F1", "best epoch", "Kim 2014, MR"], rows)
+        )
         best = max(r["accuracy"] for r in quality["cnn"].values())
         out.append(f"\nStretch goal 81%: {met(best >= 0.81)} (best CNN {pct(best)}).\n")
     out.append("\n### 10-fold cross-validation (`make bench-cv`)\n\n")
     if cv is None:
         out.append("Not measured yet: run `make bench-cv` (about an hour on 2 cores).\n")
         return "".join(out)
-    out.append(f"All {cv['rows']:,} bundled snippets pooled, stratified {cv['folds']} folds.\n\n"
-               + measured(cv))
-    names = {"tfidf": "TF-IDF 1-2 grams + LR (C chosen on each fold's training rows)",
-             **{name: f"{name}: {about}" for name, about in cv["variants"].items()}}
-    rows = [[names[name], f"{pct(s['mean'])} ± {100 * s['std']:.1f}",
-             f"{cv['kim_mr'][name]}%" if name in cv["kim_mr"] else "-"]
-            for name, s in cv["summary"].items()]
+    out.append(
+        f"All {cv['rows']:,} bundled snippets pooled, stratified {cv['folds']} folds.\n\n"
+        + measured(cv)
+    )
+    names = {
+        "tfidf": "TF-IDF 1-2 grams + LR (C chosen on each fold's training rows)",
+        **{name: f"{name}: {about}" for name, about in cv["variants"].items()},
+    }
+    rows = [
+        [
+            names[name],
+            f"{pct(s['mean'])} ± {100 * s['std']:.1f}",
+            f"{cv['kim_mr'][name]}%" if name in cv["kim_mr"] else "-",
+        ]
+        for name, s in cv["summary"].items()
+    ]
     out.append(table(["model", "accuracy (mean ± sd over folds)", "Kim 2014, MR"], rows))
     cnn = max((n for n in cv["summary"] if n != "tfidf"), key=lambda n: cv["summary"][n]["mean"])
     best, tfidf = cv["summary"][cnn]["mean"], cv["summary"]["tfidf"]["mean"]
-    out.append(f"\nBest CNN ({cnn}) against TF-IDF: {100 * (best - tfidf):+.1f} points, "
-               f"CNN >= TF-IDF {met(best >= tfidf)}; stretch goal 81% {met(best >= 0.81)}.\n")
+    out.append(
+        f"\nBest CNN ({cnn}) against TF-IDF: {100 * (best - tfidf):+.1f} points, "
+        f"CNN >= TF-IDF {met(best >= tfidf)}; stretch goal 81% {met(best >= 0.81)}.\n"
+    )
     return "".join(out)
 
 
@@ -317,23 +470,63 @@ def scale_section(scale: dict[str, Any] | None) -> str:
         f"cut into {d['window']}-token windows: {d['rows']['full']['train']:,} train / "
         f"{d['rows']['full']['test']:,} test documents at full size, "
         f"{d['rows']['half']['train']:,} / {d['rows']['half']['test']:,} at half size; 20 "
-        f"classes. Options: `{scale['options']}`, the rest the defaults.\n\n" + measured(scale))
+        f"classes. Options: `{scale['options']}`, the rest the defaults.\n\n" + measured(scale)
+    )
     half, full = scale["runs"]["half"], scale["runs"]["full"]
     rows = []
     for name in full["steps"]:
         h, f = half["steps"][name], full["steps"][name]
-        rows.append([name, f"{h['process_seconds']:.1f}", f"{f['process_seconds']:.1f}",
-                     f"{f['process_seconds'] / h['process_seconds']:.2f}x",
-                     f"{h['compute_cpu_seconds']:.1f}", f"{f['compute_cpu_seconds']:.1f}",
-                     f"{h['max_rss_mib']:,.0f}", f"{f['max_rss_mib']:,.0f}"])
-    rows.append(["**run (wall)**", f"{half['wall_seconds']:.1f}", f"{full['wall_seconds']:.1f}",
-                 f"{scale['wall_ratio']:.2f}x", "", "", "", ""])
-    rows.append(["**step compute**", f"{half['compute_seconds']:.1f}",
-                 f"{full['compute_seconds']:.1f}", f"{scale['compute_ratio']:.2f}x",
-                 f"{half['compute_cpu_seconds']:.1f}", f"{full['compute_cpu_seconds']:.1f}",
-                 "", ""])
-    out.append(table(["step", "half s", "full s", "ratio", "half run() CPU s",
-                      "full run() CPU s", "half peak RSS MiB", "full peak RSS MiB"], rows))
+        rows.append(
+            [
+                name,
+                f"{h['process_seconds']:.1f}",
+                f"{f['process_seconds']:.1f}",
+                f"{f['process_seconds'] / h['process_seconds']:.2f}x",
+                f"{h['compute_cpu_seconds']:.1f}",
+                f"{f['compute_cpu_seconds']:.1f}",
+                f"{h['max_rss_mib']:,.0f}",
+                f"{f['max_rss_mib']:,.0f}",
+            ]
+        )
+    rows.append(
+        [
+            "**run (wall)**",
+            f"{half['wall_seconds']:.1f}",
+            f"{full['wall_seconds']:.1f}",
+            f"{scale['wall_ratio']:.2f}x",
+            "",
+            "",
+            "",
+            "",
+        ]
+    )
+    rows.append(
+        [
+            "**step compute**",
+            f"{half['compute_seconds']:.1f}",
+            f"{full['compute_seconds']:.1f}",
+            f"{scale['compute_ratio']:.2f}x",
+            f"{half['compute_cpu_seconds']:.1f}",
+            f"{full['compute_cpu_seconds']:.1f}",
+            "",
+            "",
+        ]
+    )
+    out.append(
+        table(
+            [
+                "step",
+                "half s",
+                "full s",
+                "ratio",
+                "half run() CPU s",
+                "full run() CPU s",
+                "half peak RSS MiB",
+                "full peak RSS MiB",
+            ],
+            rows,
+        )
+    )
     out.append(
         f"\nStep CPU time (less disturbed than wall time by other work on the machine) grows "
         f"{scale['cpu_ratio']:.2f}x. "
@@ -341,9 +534,12 @@ def scale_section(scale: dict[str, Any] | None) -> str:
         f"Orchestration overhead: {pct(half['overhead_share'])} of the wall time at half size, "
         f"{pct(full['overhead_share'])} at full size. Time ratio target "
         f"<= {TARGETS['ratio']:g}x: {met(scale['wall_ratio'] <= TARGETS['ratio'])}; no step "
-        f"over 4 GiB: {met(scale['max_step_rss_mib'] <= TARGETS['rss'])}.\n")
-    out.append(f"\nData preparation on the full training CSV ({scale['prepare']['tokens']:,} "
-               "tokens), as in Speed:\n\n" + prepare_table(scale["prepare"]))
+        f"over 4 GiB: {met(scale['max_step_rss_mib'] <= TARGETS['rss'])}.\n"
+    )
+    out.append(
+        f"\nData preparation on the full training CSV ({scale['prepare']['tokens']:,} "
+        "tokens), as in Speed:\n\n" + prepare_table(scale["prepare"])
+    )
     return "".join(out)
 
 
@@ -361,9 +557,15 @@ def render() -> str:
         "from a shared 2-core machine: other work ran alongside (see each section's load "
         "average), so each timing is the best of a few interleaved repeats and each ratio "
         "compares figures taken minutes apart in the same process or run.\n\n",
-        machine(present), "\n", summary(speed, quality, cv, scale), "\n",
+        machine(present),
+        "\n",
+        summary(speed, quality, cv, scale),
+        "\n",
         speed_section(speed) if speed else "## Speed\n\nNot measured yet: run `make bench`.\n",
-        "\n", quality_section(quality, cv), "\n", scale_section(scale),
+        "\n",
+        quality_section(quality, cv),
+        "\n",
+        scale_section(scale),
     ]
     return "".join(parts)
 

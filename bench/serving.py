@@ -45,10 +45,16 @@ def untrained_model(base: Path) -> tuple[Path, list[str]]:
     defaults = PipelineParams()
     vocabulary = ["", "[UNK]", *(f"w{i}" for i in range(defaults.num_words - 2))]
     config = ModelConfig(
-        vocab_size=len(vocabulary), max_length=64, num_classes=2, classes=["neg", "pos"],
-        embedding_dim=defaults.embbeding_dim, filter_sizes=defaults.filter_sizes,
-        num_filters=defaults.num_filters, num_conv_layers=defaults.num_conv_layers,
-        maxpool_strides=defaults.maxpool_strides, dropout=defaults.dropout,
+        vocab_size=len(vocabulary),
+        max_length=64,
+        num_classes=2,
+        classes=["neg", "pos"],
+        embedding_dim=defaults.embbeding_dim,
+        filter_sizes=defaults.filter_sizes,
+        num_filters=defaults.num_filters,
+        num_conv_layers=defaults.num_conv_layers,
+        maxpool_strides=defaults.maxpool_strides,
+        dropout=defaults.dropout,
         learning_rate=defaults.learning_rate,
     )
     export_serving_model(build_model(config), vocabulary, 64, config.classes, base)
@@ -57,16 +63,20 @@ def untrained_model(base: Path) -> tuple[Path, list[str]]:
 
 def pick_model(model_dir: str | None, scratch: Path) -> tuple[Path, str, list[str]]:
     """(model folder, where it came from, words to make texts of)."""
-    words = ("the a film movie story plot good bad great dull funny long moving acting "
-             "script director ending characters boring brilliant").split()
+    words = (
+        "the a film movie story plot good bad great dull funny long moving acting "
+        "script director ending characters boring brilliant"
+    ).split()
     if model_dir:
         return Path(model_dir), "--model_dir", words
     if LAST_RUN.is_file():
         model = json.loads(LAST_RUN.read_text()).get("artifacts", {}).get("model", "")
         if model and Path(model).is_dir():
             return Path(model), f"{LAST_RUN} artifacts.model", words
-        print(f"note: {LAST_RUN} names model {model!r}, not a local folder; using an "
-              "untrained model", file=sys.stderr)
+        print(
+            f"note: {LAST_RUN} names model {model!r}, not a local folder; using an untrained model",
+            file=sys.stderr,
+        )
     base, vocabulary = untrained_model(scratch / "model")
     return base, "untrained default-size Kim CNN", vocabulary[2:]
 
@@ -87,9 +97,21 @@ def start_server(model_dir: Path) -> tuple[subprocess.Popen, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "textcnn.serving", "--model_dir", str(model_dir),
-         "--model_name", "bench", "--port", str(port), "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "textcnn.serving",
+            "--model_dir",
+            str(model_dir),
+            "--model_name",
+            "bench",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -105,8 +127,9 @@ def start_server(model_dir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model_dir", default=None)
     parser.add_argument("--singles", type=int, default=300, help="single-text requests")
     parser.add_argument("--batches", type=int, default=100, help=f"{BATCH}-text requests")
@@ -119,10 +142,16 @@ def main() -> int:
         signature = tf.saved_model.load(str(version)).signatures["serving_default"]
         one, batch = tf.constant(texts[:1]), tf.constant(texts)
         rows: list[tuple[str, int, np.ndarray]] = [
-            ("in-process signature, 1 text", 1,
-             timed(lambda: signature(text=one)["label"].numpy(), args.singles)),
-            (f"in-process signature, {BATCH} texts", BATCH,
-             timed(lambda: signature(text=batch)["label"].numpy(), args.batches)),
+            (
+                "in-process signature, 1 text",
+                1,
+                timed(lambda: signature(text=one)["label"].numpy(), args.singles),
+            ),
+            (
+                f"in-process signature, {BATCH} texts",
+                BATCH,
+                timed(lambda: signature(text=batch)["label"].numpy(), args.batches),
+            ),
         ]
         process, url = start_server(model_dir)
         try:
@@ -133,17 +162,29 @@ def main() -> int:
                 session.post(endpoint, json=body, timeout=30).raise_for_status()
 
             def v2_body(items: list[str]) -> dict:
-                return {"inputs": [{"name": "text", "shape": [len(items)], "datatype": "BYTES",
-                                    "data": items}]}
+                return {
+                    "inputs": [
+                        {"name": "text", "shape": [len(items)], "datatype": "BYTES", "data": items}
+                    ]
+                }
 
             rows += [
-                ("HTTP V1, 1 text", 1,
-                 timed(lambda: post(v1, {"instances": texts[:1]}), args.singles)),
-                (f"HTTP V1, {BATCH} texts", BATCH,
-                 timed(lambda: post(v1, {"instances": texts}), args.batches)),
+                (
+                    "HTTP V1, 1 text",
+                    1,
+                    timed(lambda: post(v1, {"instances": texts[:1]}), args.singles),
+                ),
+                (
+                    f"HTTP V1, {BATCH} texts",
+                    BATCH,
+                    timed(lambda: post(v1, {"instances": texts}), args.batches),
+                ),
                 ("HTTP V2, 1 text", 1, timed(lambda: post(v2, v2_body(texts[:1])), args.singles)),
-                (f"HTTP V2, {BATCH} texts", BATCH,
-                 timed(lambda: post(v2, v2_body(texts)), args.batches)),
+                (
+                    f"HTTP V2, {BATCH} texts",
+                    BATCH,
+                    timed(lambda: post(v2, v2_body(texts)), args.batches),
+                ),
             ]
         finally:
             process.terminate()

@@ -50,8 +50,12 @@ def bench_end_to_end() -> dict[str, Any]:
 
 def bench_tf_import() -> float:
     """What one step process pays before its run(): a fresh interpreter importing TF."""
-    seconds, _ = common.best_of(REPEATS, lambda: subprocess.run(
-        [sys.executable, "-c", "import tensorflow"], check=True, capture_output=True))
+    seconds, _ = common.best_of(
+        REPEATS,
+        lambda: subprocess.run(
+            [sys.executable, "-c", "import tensorflow"], check=True, capture_output=True
+        ),
+    )
     return seconds
 
 
@@ -76,8 +80,9 @@ def bench_prepare(csv: Path) -> dict[str, Any]:
     def legacy_keras() -> np.ndarray:
         tokenizer = Tokenizer(num_words=DEFAULTS.num_words, oov_token="[UNK]")
         tokenizer.fit_on_texts(texts)
-        return pad_sequences(tokenizer.texts_to_sequences(texts), maxlen=length,
-                             padding="post", truncating="post")
+        return pad_sequences(
+            tokenizer.texts_to_sequences(texts), maxlen=length, padding="post", truncating="post"
+        )
 
     def text_vectorization() -> np.ndarray:
         clean = np.array(standardize_texts(texts), dtype=object)
@@ -89,24 +94,41 @@ def bench_prepare(csv: Path) -> dict[str, Any]:
 
     def prepare_step() -> None:
         common.SCRATCH.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=common.SCRATCH) as tmp, \
-                contextlib.redirect_stdout(io.StringIO()):
-            prepare.run(str(csv), DEFAULTS.column_text_value, DEFAULTS.column_target_value,
-                        DEFAULTS.val_data_pct, DEFAULTS.num_words, length,
-                        DEFAULTS.length_percentile, DEFAULTS.seed, f"{tmp}/prepared")
+        with (
+            tempfile.TemporaryDirectory(dir=common.SCRATCH) as tmp,
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
+            prepare.run(
+                str(csv),
+                DEFAULTS.column_text_value,
+                DEFAULTS.column_target_value,
+                DEFAULTS.val_data_pct,
+                DEFAULTS.num_words,
+                length,
+                DEFAULTS.length_percentile,
+                DEFAULTS.seed,
+                f"{tmp}/prepared",
+            )
 
-    calls = {"legacy_keras_tokenizer": legacy_keras, "prepare_data_step": prepare_step,
-             "standardize_only": lambda: standardize_texts(texts),
-             "text_vectorization": text_vectorization,
-             "compress_ids": lambda: np.savez_compressed(io.BytesIO(), x=ids)}
+    calls = {
+        "legacy_keras_tokenizer": legacy_keras,
+        "prepare_data_step": prepare_step,
+        "standardize_only": lambda: standardize_texts(texts),
+        "text_vectorization": text_vectorization,
+        "compress_ids": lambda: np.savez_compressed(io.BytesIO(), x=ids),
+    }
     best = dict.fromkeys(calls, float("inf"))
     for _ in range(REPEATS):  # interleaved, so a busy moment hits every contender alike
         for name, call in calls.items():
             best[name] = min(best[name], common.best_of(1, call)[0])
-    return {"data": str(csv.relative_to(common.ROOT)), "texts": len(texts), "tokens": tokens,
-            "max_length": length,
-            "tokens_per_second": {name: tokens / s for name, s in best.items()},
-            "seconds": best}
+    return {
+        "data": str(csv.relative_to(common.ROOT)),
+        "texts": len(texts),
+        "tokens": tokens,
+        "max_length": length,
+        "tokens_per_second": {name: tokens / s for name, s in best.items()},
+        "seconds": best,
+    }
 
 
 def per_word_loop(vocabulary: list[str], vectors: Any, seed: int) -> tuple[np.ndarray, int]:
@@ -137,15 +159,20 @@ def bench_embeddings(prepared: Path, glove: Path) -> dict[str, Any]:
 
     vocabulary = read_vocabulary(prepared)
     load_seconds, (vectors, _) = common.best_of(1, lambda: load_vectors(str(glove), 50))
-    fast, (matrix, missing) = common.best_of(REPEATS, lambda: build_matrix(vocabulary,
-                                                                           vectors, 42))
+    fast, (matrix, missing) = common.best_of(REPEATS, lambda: build_matrix(vocabulary, vectors, 42))
     slow, (expected, expected_missing) = common.best_of(
-        REPEATS, lambda: per_word_loop(vocabulary, vectors, 42))
+        REPEATS, lambda: per_word_loop(vocabulary, vectors, 42)
+    )
     if not np.array_equal(matrix, expected) or missing != expected_missing:
         raise RuntimeError("build_matrix and the per-word loop disagree")
-    return {"vectors": glove.name, "vectors_words": len(vectors), "vocabulary": len(vocabulary),
-            "without_vector": missing, "load_seconds": load_seconds,
-            "seconds": {"build_matrix": fast, "per_word_loop": slow}}
+    return {
+        "vectors": glove.name,
+        "vectors_words": len(vectors),
+        "vocabulary": len(vocabulary),
+        "without_vector": missing,
+        "load_seconds": load_seconds,
+        "seconds": {"build_matrix": fast, "per_word_loop": slow},
+    }
 
 
 def bench_training(artifacts: dict[str, str]) -> dict[str, Any]:
@@ -170,16 +197,27 @@ def bench_training(artifacts: dict[str, str]) -> dict[str, Any]:
     def bare_fit() -> None:
         keras.utils.set_random_seed(42)
         model = compile_model(config, embeddings)
-        model.fit(splits.x_train, splits.y_train, batch_size=batch, epochs=TRAIN_EPOCHS,
-                  validation_data=(splits.x_val, splits.y_val), shuffle=True, verbose=0)
+        model.fit(
+            splits.x_train,
+            splits.y_train,
+            batch_size=batch,
+            epochs=TRAIN_EPOCHS,
+            validation_data=(splits.x_val, splits.y_val),
+            shuffle=True,
+            verbose=0,
+        )
 
     def tf_data_fit() -> None:
         """The train step's input pipeline without its strategy: the two costs apart."""
         keras.utils.set_random_seed(42)
         model = compile_model(config, embeddings)
-        model.fit(make_dataset(splits.x_train, splits.y_train, batch, shuffle_seed=42),
-                  validation_data=make_dataset(splits.x_val, splits.y_val, batch),
-                  epochs=TRAIN_EPOCHS, shuffle=False, verbose=0)  # the dataset shuffles
+        model.fit(
+            make_dataset(splits.x_train, splits.y_train, batch, shuffle_seed=42),
+            validation_data=make_dataset(splits.x_val, splits.y_val, batch),
+            epochs=TRAIN_EPOCHS,
+            shuffle=False,
+            verbose=0,
+        )  # the dataset shuffles
 
     def train_step_fit() -> None:
         keras.utils.set_random_seed(42)
@@ -187,17 +225,26 @@ def bench_training(artifacts: dict[str, str]) -> dict[str, Any]:
         with contextlib.redirect_stdout(io.StringIO()):
             fit_mirrored(config, embeddings, splits, TRAIN_EPOCHS, batch, TRAIN_EPOCHS, 42)
 
-    calls = {"bare_model_fit": bare_fit, "tf_data_fit": tf_data_fit,
-             "train_step_fit": train_step_fit}
+    calls = {
+        "bare_model_fit": bare_fit,
+        "tf_data_fit": tf_data_fit,
+        "train_step_fit": train_step_fit,
+    }
     best = dict.fromkeys(calls, float("inf"))
     for _ in range(TRAIN_ROUNDS):  # interleaved, as in bench_prepare
         for name, call in calls.items():
             best[name] = min(best[name], common.best_of(1, call)[0])
     examples = len(splits.x_train) * TRAIN_EPOCHS
-    return {"train_examples": len(splits.x_train), "epochs": TRAIN_EPOCHS,
-            "rounds": TRAIN_ROUNDS, "batch_size": batch, "max_length": config.max_length,
-            "embedding_dim": config.embedding_dim,
-            "examples_per_second": {k: examples / s for k, s in best.items()}, "seconds": best}
+    return {
+        "train_examples": len(splits.x_train),
+        "epochs": TRAIN_EPOCHS,
+        "rounds": TRAIN_ROUNDS,
+        "batch_size": batch,
+        "max_length": config.max_length,
+        "embedding_dim": config.embedding_dim,
+        "examples_per_second": {k: examples / s for k, s in best.items()},
+        "seconds": best,
+    }
 
 
 _ROW = re.compile(r"^(\S.*?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)$")
@@ -205,47 +252,67 @@ _ROW = re.compile(r"^(\S.*?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)$")
 
 def bench_serving(model_dir: str) -> dict[str, Any]:
     """bench/serving.py on the run's model, in its own process; its table, parsed."""
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("serving.py")),
-                           "--model_dir", model_dir], capture_output=True, text=True,
-                          check=True, cwd=common.ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("serving.py")), "--model_dir", model_dir],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=common.ROOT,
+    )
     rows = []
     for line in proc.stdout.splitlines():
         if m := _ROW.match(line):
             name, requests, p50, p99, rate, texts = m.groups()
-            rows.append({"path": name, "requests": int(requests), "p50_ms": float(p50),
-                         "p99_ms": float(p99), "requests_per_second": int(rate),
-                         "texts_per_second": int(texts)})
+            rows.append(
+                {
+                    "path": name,
+                    "requests": int(requests),
+                    "p50_ms": float(p50),
+                    "p99_ms": float(p99),
+                    "requests_per_second": int(rate),
+                    "texts_per_second": int(texts),
+                }
+            )
     if not rows:
         raise RuntimeError(f"bench/serving.py printed no table:\n{proc.stdout}{proc.stderr}")
     return {"rows": rows, "header": proc.stdout.splitlines()[0]}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--glove", type=Path, default=common.GLOVE,
-                        help="GloVe 50d KeyedVectors (make glove)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--glove", type=Path, default=common.GLOVE, help="GloVe 50d KeyedVectors (make glove)"
+    )
     args = parser.parse_args()
     started = common.environment()
     print(f"load average {started['load_1min']} on {started['cores']} cores", flush=True)
     result: dict[str, Any] = {}
     t0 = time.perf_counter()
     result["end_to_end"] = e2e = bench_end_to_end()
-    print(f"end to end: {e2e['wall_seconds']:.1f} s wall, {e2e['compute_seconds']:.1f} s "
-          f"step compute, overhead {e2e['overhead_share']:.0%}", flush=True)
+    print(
+        f"end to end: {e2e['wall_seconds']:.1f} s wall, {e2e['compute_seconds']:.1f} s "
+        f"step compute, overhead {e2e['overhead_share']:.0%}",
+        flush=True,
+    )
     result["tf_import_seconds"] = bench_tf_import()
     result["prepare"] = bench_prepare(common.ROOT / "data/rt/train.csv")
-    print("data preparation tokens/s:", {k: f"{v / 1e6:.2f}M" for k, v in
-                                        result["prepare"]["tokens_per_second"].items()},
-          flush=True)
+    print(
+        "data preparation tokens/s:",
+        {k: f"{v / 1e6:.2f}M" for k, v in result["prepare"]["tokens_per_second"].items()},
+        flush=True,
+    )
     result["embeddings"] = bench_embeddings(Path(e2e["artifacts"]["prepared"]), args.glove)
     print("embedding matrix seconds:", result["embeddings"]["seconds"], flush=True)
     result["training"] = bench_training(e2e["artifacts"])
     print("training examples/s:", result["training"]["examples_per_second"], flush=True)
     result["serving"] = bench_serving(e2e["artifacts"]["model"])
     for row in result["serving"]["rows"]:
-        print(f"serving {row['path']}: p50 {row['p50_ms']} ms, {row['texts_per_second']} "
-              "texts/s", flush=True)
+        print(
+            f"serving {row['path']}: p50 {row['p50_ms']} ms, {row['texts_per_second']} texts/s",
+            flush=True,
+        )
     result["bench_seconds"] = time.perf_counter() - t0
     common.save("speed", result, started)
     return 0

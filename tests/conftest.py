@@ -109,8 +109,9 @@ def gcs_root(gcs_emulator: str) -> str:
 
 
 @pytest.fixture
-def kube_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-             ) -> Iterator[Callable[[list[dict[str, Any]]], FakeApiServer]]:
+def kube_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[list[dict[str, Any]]], FakeApiServer]]:
     """Start a FakeApiServer over the given objects, with a kubeconfig (token `t0ken`)
     pointing at it, as a step sees it outside a pod."""
     servers: list[FakeApiServer] = []
@@ -120,13 +121,23 @@ def kube_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         servers.append(server)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "test",
-            "clusters": [{"name": "local", "cluster": {
-                "server": f"http://127.0.0.1:{server.server_address[1]}"}}],
-            "users": [{"name": "step", "user": {"token": "t0ken"}}],
-            "contexts": [{"name": "test", "context": {"cluster": "local", "user": "step"}}],
-        }))
+        kubeconfig.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "test",
+                    "clusters": [
+                        {
+                            "name": "local",
+                            "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"},
+                        }
+                    ],
+                    "users": [{"name": "step", "user": {"token": "t0ken"}}],
+                    "contexts": [{"name": "test", "context": {"cluster": "local", "user": "step"}}],
+                }
+            )
+        )
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
         return server

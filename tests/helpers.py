@@ -55,8 +55,9 @@ class Inputs:
     config: ModelConfig
 
 
-def write_inputs(root: Path, n_train: int = 400, n_val: int = 100, dim: int = 8,
-                 **hyper: object) -> Inputs:
+def write_inputs(
+    root: Path, n_train: int = 400, n_val: int = 100, dim: int = 8, **hyper: object
+) -> Inputs:
     """prepared/, embeddings/ and spec/ for a small model; `hyper` overrides the spec."""
     vectorize = make_vectorizer(MAX_LENGTH, vocabulary=VOCABULARY)
     prepared, embeddings, spec = root / "prepared", root / "embeddings", root / "spec"
@@ -64,22 +65,50 @@ def write_inputs(root: Path, n_train: int = 400, n_val: int = 100, dim: int = 8,
         folder.mkdir(parents=True)
     for name, n, seed in (("train", n_train, 1), ("val", n_val, 2)):
         texts, labels = make_texts(n, seed)
-        np.savez(prepared / f"{name}.npz", x=vectorize(texts).numpy().astype("int32"),
-                 y=np.array([CLASSES.index(c) for c in labels], dtype="int32"))
-    (prepared / "vocab.json").write_text(json.dumps(
-        {"vocabulary": VOCABULARY, "max_length": MAX_LENGTH, "num_words": len(VOCABULARY)}))
+        np.savez(
+            prepared / f"{name}.npz",
+            x=vectorize(texts).numpy().astype("int32"),
+            y=np.array([CLASSES.index(c) for c in labels], dtype="int32"),
+        )
+    (prepared / "vocab.json").write_text(
+        json.dumps(
+            {"vocabulary": VOCABULARY, "max_length": MAX_LENGTH, "num_words": len(VOCABULARY)}
+        )
+    )
     (prepared / "labels.json").write_text(json.dumps({"classes": CLASSES}))
     matrix = np.random.default_rng(0).uniform(-0.25, 0.25, (len(VOCABULARY), dim))
     matrix[0] = 0.0
     np.save(embeddings / "embeddings.npy", matrix.astype("float32"))
-    (embeddings / "embeddings.json").write_text(json.dumps(
-        {"dim": dim, "source": "random", "oov_rate": 1.0, "oov_count": len(VOCABULARY),
-         "vocab_size": len(VOCABULARY)}))
-    settings = dict(filter_sizes=[2, 3], num_filters=8, num_conv_layers=1, maxpool_strides=2,
-                    dropout=0.2, learning_rate=0.01) | hyper
-    config = ModelConfig(vocab_size=len(VOCABULARY), max_length=MAX_LENGTH,
-                         num_classes=len(CLASSES), classes=CLASSES, embedding_dim=dim,
-                         **settings)
+    (embeddings / "embeddings.json").write_text(
+        json.dumps(
+            {
+                "dim": dim,
+                "source": "random",
+                "oov_rate": 1.0,
+                "oov_count": len(VOCABULARY),
+                "vocab_size": len(VOCABULARY),
+            }
+        )
+    )
+    settings = (
+        dict(
+            filter_sizes=[2, 3],
+            num_filters=8,
+            num_conv_layers=1,
+            maxpool_strides=2,
+            dropout=0.2,
+            learning_rate=0.01,
+        )
+        | hyper
+    )
+    config = ModelConfig(
+        vocab_size=len(VOCABULARY),
+        max_length=MAX_LENGTH,
+        num_classes=len(CLASSES),
+        classes=CLASSES,
+        embedding_dim=dim,
+        **settings,
+    )
     (spec / "model_config.json").write_text(config.to_json())
     return Inputs(prepared, embeddings, spec, config)
 
@@ -87,11 +116,13 @@ def write_inputs(root: Path, n_train: int = 400, n_val: int = 100, dim: int = 8,
 def run_train(inputs: Inputs, out: Path, **overrides: int) -> dict[str, float | int]:
     args = dict(epochs=3, batch_size=32, patience=2, seed=7) | overrides
     return train.run(
-        prepared_dir=str(inputs.prepared), embeddings_dir=str(inputs.embeddings),
-        model_spec_dir=str(inputs.model_spec), model_dir=str(out / "model"),
-        training_dir=str(out / "training"), **args,
+        prepared_dir=str(inputs.prepared),
+        embeddings_dir=str(inputs.embeddings),
+        model_spec_dir=str(inputs.model_spec),
+        model_dir=str(out / "model"),
+        training_dir=str(out / "training"),
+        **args,
     )
-
 
 
 class FakeApiServer(ThreadingHTTPServer):
@@ -154,8 +185,11 @@ def simulate(wt: dict[str, Any], arguments: dict[str, str]) -> dict[str, str]:
     depends = {n: Depends.parse(t["depends"]) for n, t in tasks.items() if "depends" in t}
     phases: dict[str, str] = {}
     while len(phases) < len(tasks):
-        ready = [n for n in tasks if n not in phases
-                 and (n not in depends or depends[n].tasks <= set(phases))]
+        ready = [
+            n
+            for n in tasks
+            if n not in phases and (n not in depends or depends[n].tasks <= set(phases))
+        ]
         assert ready, f"cycle among {set(tasks) - set(phases)}"
         for name in ready:
             when = tasks[name].get("when")

@@ -81,8 +81,10 @@ def test_missing_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text_column", "label_column", "missing", "option"),
-    [("review", "label", "review", "--column_text_value"),
-     ("text", "target", "target", "--column_target_value")],
+    [
+        ("review", "label", "review", "--column_text_value"),
+        ("text", "target", "target", "--column_target_value"),
+    ],
 )
 def test_missing_column(
     make_csv: Callable[..., Path], text_column: str, label_column: str, missing: str, option: str
@@ -158,10 +160,12 @@ def test_empty_text_is_kept_not_an_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "row"),
-    [("text,label\ngood,pos\nbad, really bad,neg\nok,pos\n", 3),
-     # A longer first data row must not turn the first column into an index.
-     ("text,label\nbad, really bad,neg\nok,pos\n", 2),
-     ('text,label\n"multi\nline",pos\n"a","b","c"\n', 3)],
+    [
+        ("text,label\ngood,pos\nbad, really bad,neg\nok,pos\n", 3),
+        # A longer first data row must not turn the first column into an index.
+        ("text,label\nbad, really bad,neg\nok,pos\n", 2),
+        ('text,label\n"multi\nline",pos\n"a","b","c"\n', 3),
+    ],
 )
 def test_ragged_row_is_named(tmp_path: Path, content: str, row: int) -> None:
     uri = _write(tmp_path, content)

@@ -18,20 +18,24 @@ from textcnn.errors import InputError
 from textcnn.steps import dataset_metadata
 
 EXTRA = [
-    ("", "positive"),                          # empty
-    ("  ---  ", "negative"),                   # no tokens once standardised: empty too
+    ("", "positive"),  # empty
+    ("  ---  ", "negative"),  # no tokens once standardised: empty too
     ("A repeated text.", "positive"),
-    ("  A repeated text.", "negative"),        # duplicate after strip, whatever its label
-    ("a REPEATED text.", "positive"),          # differs before standardising: not exact
-    ("A repeated text.", "positive"),          # duplicate
+    ("  A repeated text.", "negative"),  # duplicate after strip, whatever its label
+    ("a REPEATED text.", "positive"),  # differs before standardising: not exact
+    ("A repeated text.", "positive"),  # duplicate
 ]
 
 
 def _run(path: Path, tmp_path: Path, split: str = "train", run_name: str = "wf-1") -> dict:
     return dataset_metadata.run(
-        data_path=str(path), split=split, text_column="text", label_column="label",
+        data_path=str(path),
+        split=split,
+        text_column="text",
+        label_column="label",
         report_dir=str(tmp_path / f"report-{split}"),
-        metadata_store=f"sqlite:{tmp_path / 'md.sqlite'}", run_name=run_name,
+        metadata_store=f"sqlite:{tmp_path / 'md.sqlite'}",
+        run_name=run_name,
     )
 
 
@@ -47,8 +51,10 @@ def test_report_figures(make_csv: Callable[..., Path]) -> None:
     assert report["columns"] == {"required": ["text", "label"], "found": ["text", "label"]}
     lengths = np.array([len(s.split()) for s in standardize_texts(df["text"]) if s])
     assert report["token_length"] == {
-        "p50": np.percentile(lengths, 50), "p90": np.percentile(lengths, 90),
-        "p95": np.percentile(lengths, 95), "p99": np.percentile(lengths, 99),
+        "p50": np.percentile(lengths, 50),
+        "p90": np.percentile(lengths, 90),
+        "p95": np.percentile(lengths, 95),
+        "p99": np.percentile(lengths, 99),
         "max": lengths.max(),
     }
 
@@ -87,9 +93,13 @@ def test_gcs_data_is_recorded_by_its_uri(
     uri = storage.join(gcs_root, "test.csv")
     storage.write_bytes(uri, make_csv(rows=20).read_bytes())
     out = dataset_metadata.run(
-        data_path=uri, split="test", text_column="text", label_column="label",
+        data_path=uri,
+        split="test",
+        text_column="text",
+        label_column="label",
         report_dir=storage.join(gcs_root, "report"),
-        metadata_store=f"sqlite:{tmp_path / 'md.sqlite'}", run_name="wf-gcs",
+        metadata_store=f"sqlite:{tmp_path / 'md.sqlite'}",
+        run_name="wf-gcs",
     )
     [art] = metadata.lineage(f"sqlite:{tmp_path / 'md.sqlite'}", "wf-gcs")["artifacts"]
     assert art["uri"] == uri and str(art["id"]) == out["dataset_id"]
@@ -108,12 +118,31 @@ def test_bad_file_records_and_writes_nothing(tmp_path: Path) -> None:
 def test_cli_writes_output_parameters(make_csv: Callable[..., Path], tmp_path: Path) -> None:
     path = make_csv(rows=30)
     proc = subprocess.run(
-        [sys.executable, "-m", "textcnn", "dataset-metadata", "--data_path", str(path),
-         "--split", "train", "--text_column", "text", "--label_column", "label",
-         "--report_dir", str(tmp_path / "report"), "--metadata_store",
-         f"sqlite:{tmp_path / 'md.sqlite'}", "--run_name", "wf-cli",
-         "--outputs", str(tmp_path / "params")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "textcnn",
+            "dataset-metadata",
+            "--data_path",
+            str(path),
+            "--split",
+            "train",
+            "--text_column",
+            "text",
+            "--label_column",
+            "label",
+            "--report_dir",
+            str(tmp_path / "report"),
+            "--metadata_store",
+            f"sqlite:{tmp_path / 'md.sqlite'}",
+            "--run_name",
+            "wf-cli",
+            "--outputs",
+            str(tmp_path / "params"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "params" / "rows").read_text() == "30"

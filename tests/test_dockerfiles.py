@@ -16,7 +16,8 @@ CONTAINERS = ROOT / "containers"
 DOCKERFILES = {p.name: p for p in sorted(CONTAINERS.glob("Dockerfile.*"))}
 SECRET_NAME = re.compile(r"(^|_)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)(_|$)", re.I)
 PINNED_PACKAGE = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!-]+$")
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!-]+$"
+)
 
 Instruction = tuple[str, str]
 
@@ -54,7 +55,8 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     out = ""
     for token in re.split(r"(\*\*/|\*\*|\*|\?)", pattern):
         out += {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}.get(token) or re.escape(
-            token)
+            token
+        )
     return re.compile(out)
 
 
@@ -97,11 +99,15 @@ def test_every_base_image_is_pinned_to_a_version_or_digest(name: str) -> None:
             stages.add(words[2])
         if image in stages:
             continue
-        tag = image.rpartition("@")[0].rpartition(":")[2] if "@" in image else (
-            image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else "")
+        tag = (
+            image.rpartition("@")[0].rpartition(":")[2]
+            if "@" in image
+            else (image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else "")
+        )
         assert tag != "latest", f"{name}: {image}"
         assert re.search(r"@sha256:[0-9a-f]{64}$", image) or re.search(r"\d+\.\d+\.\d+", tag), (
-            f"{name}: {image} is not pinned to an exact version (x.y.z) or a digest")
+            f"{name}: {image} is not pinned to an exact version (x.y.z) or a digest"
+        )
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
@@ -122,7 +128,7 @@ def test_the_image_runs_as_a_numeric_non_root_user(name: str) -> None:
     assert int(user.split(":")[0]) != 0 and user.split(":")[-1] != "0"
     # The user is set after every RUN, so nothing reverts it.
     keywords = [k for k, _ in instructions(DOCKERFILES[name])]
-    assert "RUN" not in keywords[len(keywords) - keywords[::-1].index("USER"):]
+    assert "RUN" not in keywords[len(keywords) - keywords[::-1].index("USER") :]
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
@@ -144,7 +150,7 @@ def test_pip_installs_only_pinned_packages(name: str) -> None:
             if "pip" not in tokens or "install" not in tokens:
                 continue
             installs += 1
-            words = iter(tokens[tokens.index("install") + 1:])
+            words = iter(tokens[tokens.index("install") + 1 :])
             for word in words:
                 if word in ("-r", "--requirement", "-c", "--constraint"):
                     assert next(words).endswith("requirements.txt"), f"{name}: {command}"
@@ -157,12 +163,14 @@ def test_requirements_are_pinned_exactly() -> None:
     lines = (ROOT / "requirements.txt").read_text().splitlines()
     packages = [ln.split("#")[0].strip() for ln in lines if ln.split("#")[0].strip()]
     assert packages and all(PINNED_PACKAGE.match(p) for p in packages), [
-        p for p in packages if not PINNED_PACKAGE.match(p)]
+        p for p in packages if not PINNED_PACKAGE.match(p)
+    ]
 
 
 def test_the_gpu_image_installs_the_tested_tensorflow_with_cuda() -> None:
-    pins = dict(ln.split("==") for ln in (ROOT / "requirements.txt").read_text().split()
-                if "==" in ln)
+    pins = dict(
+        ln.split("==") for ln in (ROOT / "requirements.txt").read_text().split() if "==" in ln
+    )
     run = " ".join(args_of(DOCKERFILES["Dockerfile.gpu"], "RUN"))
     assert f"tensorflow[and-cuda]=={pins['tensorflow']}" in run
 

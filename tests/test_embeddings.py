@@ -21,16 +21,29 @@ DIM = 6
 # In the pretrained vectors: most of the vocabulary, plus words the vocabulary lacks.
 KNOWN = ["movie", "great", "boring", "plot", "actor", "scene", "music", "ending"]
 UNSEEN = ["zebra", "quantum", "tundra"]  # in the vocabulary, not in the vectors
-VOCAB = ["", "[UNK]", "scene", "zebra", "great", "movie", "quantum", "ending", "plot",
-         "tundra", "music", "boring", "actor"]  # an order unlike the vectors' order
+VOCAB = [
+    "",
+    "[UNK]",
+    "scene",
+    "zebra",
+    "great",
+    "movie",
+    "quantum",
+    "ending",
+    "plot",
+    "tundra",
+    "music",
+    "boring",
+    "actor",
+]  # an order unlike the vectors' order
 
 
 def make_prepared(root: Path, vocabulary: list[str], lines: list[str] | None = None) -> Path:
     prepared = root / "prepared"
     prepared.mkdir(parents=True, exist_ok=True)
-    (prepared / "vocab.json").write_text(json.dumps(
-        {"vocabulary": vocabulary, "max_length": 8, "num_words": len(vocabulary)}
-    ))
+    (prepared / "vocab.json").write_text(
+        json.dumps({"vocabulary": vocabulary, "max_length": 8, "num_words": len(vocabulary)})
+    )
     if lines is not None:
         (prepared / "train_tokens.txt").write_text("".join(f"{line}\n" for line in lines))
     return prepared
@@ -101,8 +114,12 @@ def test_each_format_gives_the_source_vectors_in_vocabulary_order(
             np.testing.assert_allclose(matrix[i], kv[word], rtol=1e-6, err_msg=word)
     assert not matrix[0].any()
     assert info == {
-        "dim": DIM, "source": uri, "format": fmt, "oov_rate": result["oov_rate"],
-        "oov_count": len(UNSEEN), "vocab_size": len(VOCAB),
+        "dim": DIM,
+        "source": uri,
+        "format": fmt,
+        "oov_rate": result["oov_rate"],
+        "oov_count": len(UNSEEN),
+        "vocab_size": len(VOCAB),
     }
     assert result == {"oov_rate": len(UNSEEN) / (len(VOCAB) - 2), "dim": DIM}
 
@@ -142,8 +159,10 @@ def test_unknown_and_oov_rows_are_seeded_uniform_draws(tmp_path: Path) -> None:
 
 def test_oov_rate_and_case_insensitive_lookup(tmp_path: Path) -> None:
     kv = KeyedVectors(3)
-    kv.add_vectors(["NASA", "paris", "Paris", "Nasa", "Berlin", "x"],
-                   np.arange(18, dtype=np.float32).reshape(6, 3))
+    kv.add_vectors(
+        ["NASA", "paris", "Paris", "Nasa", "Berlin", "x"],
+        np.arange(18, dtype=np.float32).reshape(6, 3),
+    )
     save_kv_native(kv, tmp_path / "v.kv")
     vocabulary = ["", "[UNK]", "nasa", "paris", "berlin", "rome", "oslo"]
     prepared = make_prepared(tmp_path, vocabulary)
@@ -289,16 +308,27 @@ def test_existing_output_folder_is_replaced(tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "textcnn", "embeddings", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "textcnn", "embeddings", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli(tmp_path: Path) -> None:
     prepared = make_prepared(tmp_path, VOCAB, _topic_lines(20))
     common = ["--prepared_dir", str(prepared), "--embedding_dim", "8", "--seed", "42"]
 
-    ok = _cli(*common, "--w2v_model_path", "", "--output_dir", str(tmp_path / "out"),
-              "--outputs", str(tmp_path / "params"))
+    ok = _cli(
+        *common,
+        "--w2v_model_path",
+        "",
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--outputs",
+        str(tmp_path / "params"),
+    )
     assert ok.returncode == 0, ok.stderr
     assert np.load(tmp_path / "out" / "embeddings.npy").shape == (len(VOCAB), 8)
     assert (tmp_path / "params" / "dim").read_text() == "8"

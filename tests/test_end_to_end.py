@@ -16,8 +16,18 @@ from textcnn.export import load_serving_model
 from textcnn.metadata import lineage
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["--epochs", "2", "--num_filters", "16", "--embbeding_dim", "32",
-         "--filter_sizes", "3,4", "--patience", "1"]
+SMALL = [
+    "--epochs",
+    "2",
+    "--num_filters",
+    "16",
+    "--embbeding_dim",
+    "32",
+    "--filter_sizes",
+    "3,4",
+    "--patience",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +42,22 @@ def data_slice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def run_pipeline(out: Path, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "workflows", "run", "--output_dir", str(out), *options],
-        cwd=REPO, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
 
 
 @pytest.mark.slow
 def test_local_run_trains_evaluates_and_records_lineage(
-    data_slice: tuple[Path, Path], tmp_path: Path,
+    data_slice: tuple[Path, Path],
+    tmp_path: Path,
 ) -> None:
     train, test = data_slice
-    proc = run_pipeline(tmp_path, "--train_data_path", str(train),
-                        "--test_data_path", str(test), *SMALL)
+    proc = run_pipeline(
+        tmp_path, "--train_data_path", str(train), "--test_data_path", str(test), *SMALL
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "test accuracy" in proc.stdout
 
@@ -51,9 +66,18 @@ def test_local_run_trains_evaluates_and_records_lineage(
     statuses = {name: step["status"] for name, step in run["steps"].items()}
     # Single-pod CPU training: the GPU and TFJob branches do not run.
     assert {n for n, s in statuses.items() if s == "Skipped"} == {
-        "train-gpu", "workdir-claim", "stage-data", "tfjob", "tfjob-gpu", "deploy-custom"}
+        "train-gpu",
+        "workdir-claim",
+        "stage-data",
+        "tfjob",
+        "tfjob-gpu",
+        "deploy-custom",
+    }
     assert {n for n, s in statuses.items() if s == "Omitted"} == {
-        "wait-tfjob", "wait-tfjob-gpu", "collect-model"}
+        "wait-tfjob",
+        "wait-tfjob-gpu",
+        "collect-model",
+    }
     assert statuses["train"] == statuses["evaluate"] == "Succeeded"
     for step in run["steps"].values():
         assert step["log"] is None or Path(step["log"]).is_file()
@@ -87,20 +111,35 @@ def test_local_run_trains_evaluates_and_records_lineage(
     graph = lineage(run["metadata"], run["workflow_name"])
     by_id = {a["id"]: a for a in graph["artifacts"]}
     types = {a["type"] for a in graph["artifacts"]}
-    assert {"Dataset", "PreparedData", "Embeddings", "ModelSpec", "Model", "Metrics",
-            "Endpoint"} <= types
+    assert {
+        "Dataset",
+        "PreparedData",
+        "Embeddings",
+        "ModelSpec",
+        "Model",
+        "Metrics",
+        "Endpoint",
+    } <= types
     assert graph["run_properties"]["status"] == "Succeeded"  # from the exit handler
     assert {a["uri"] for a in graph["artifacts"] if a["type"] == "Dataset"} == {
-        str(train), str(test)}
+        str(train),
+        str(test),
+    }
     assert {a["uri"] for a in graph["artifacts"] if a["type"] == "Model"} == {str(model)}
 
     def producers(artifact_id: int) -> set[int]:
-        return {e["execution_id"] for e in graph["events"]
-                if e["artifact_id"] == artifact_id and e["type"] == "OUTPUT"}
+        return {
+            e["execution_id"]
+            for e in graph["events"]
+            if e["artifact_id"] == artifact_id and e["type"] == "OUTPUT"
+        }
 
     def inputs(execution_id: int) -> set[int]:
-        return {e["artifact_id"] for e in graph["events"]
-                if e["execution_id"] == execution_id and e["type"] == "INPUT"}
+        return {
+            e["artifact_id"]
+            for e in graph["events"]
+            if e["execution_id"] == execution_id and e["type"] == "INPUT"
+        }
 
     def ancestors(artifact_id: int) -> set[int]:
         seen, todo = set(), [artifact_id]
@@ -114,8 +153,9 @@ def test_local_run_trains_evaluates_and_records_lineage(
     (metrics_artifact,) = [a for a in graph["artifacts"] if a["type"] == "Metrics"]
     upstream = {by_id[a]["type"] for a in ancestors(metrics_artifact["id"])}
     assert {"Model", "Embeddings", "PreparedData", "ModelSpec", "Dataset"} <= upstream
-    datasets = {by_id[a]["uri"] for a in ancestors(metrics_artifact["id"])
-                if by_id[a]["type"] == "Dataset"}
+    datasets = {
+        by_id[a]["uri"] for a in ancestors(metrics_artifact["id"]) if by_id[a]["type"] == "Dataset"
+    }
     assert datasets == {str(train), str(test)}
     (endpoint,) = [a for a in graph["artifacts"] if a["type"] == "Endpoint"]
     assert endpoint["uri"] == run["endpoint"]
@@ -123,11 +163,19 @@ def test_local_run_trains_evaluates_and_records_lineage(
 
 
 def test_a_failing_step_stops_the_run_and_names_its_log(
-    data_slice: tuple[Path, Path], tmp_path: Path,
+    data_slice: tuple[Path, Path],
+    tmp_path: Path,
 ) -> None:
     train, test = data_slice
-    proc = run_pipeline(tmp_path, "--train_data_path", str(train),
-                        "--test_data_path", str(test), "--column_text_value", "review")
+    proc = run_pipeline(
+        tmp_path,
+        "--train_data_path",
+        str(train),
+        "--test_data_path",
+        str(test),
+        "--column_text_value",
+        "review",
+    )
     assert proc.returncode == 1
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["status"] == "Failed"
@@ -137,8 +185,10 @@ def test_a_failing_step_stops_the_run_and_names_its_log(
     assert str(log) in proc.stdout
     assert "review" in log.read_text()  # the step's own error names the missing column
     # ... and the runner's failure line repeats it, above the log's library noise.
-    assert any(line.startswith(f"task '{failed[0]}' failed") and "no column 'review'" in line
-               for line in proc.stdout.splitlines())
+    assert any(
+        line.startswith(f"task '{failed[0]}' failed") and "no column 'review'" in line
+        for line in proc.stdout.splitlines()
+    )
     assert run["steps"]["evaluate"]["status"] == "Omitted"
     # The exit handler still ran and recorded the failure.
     assert run["steps"]["record-status"]["status"] == "Succeeded"
@@ -156,7 +206,9 @@ def test_invalid_options_are_rejected_before_anything_runs(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_artifacts_and_data_through_gcs(
-    data_slice: tuple[Path, Path], gcs_root: str, tmp_path: Path,
+    data_slice: tuple[Path, Path],
+    gcs_root: str,
+    tmp_path: Path,
 ) -> None:
     """Input CSVs on gs:// and every artifact moved through the bucket, as on Argo."""
     from textcnn import storage
@@ -165,9 +217,16 @@ def test_artifacts_and_data_through_gcs(
     for path in (train, test):
         storage.write_bytes(f"{gcs_root}/data/{path.name}", path.read_bytes())
     artifact_root = f"{gcs_root}/artifacts"
-    proc = run_pipeline(tmp_path, "--artifact_root", artifact_root,
-                        "--train_data_path", f"{gcs_root}/data/train.csv",
-                        "--test_data_path", f"{gcs_root}/data/test.csv", *SMALL)
+    proc = run_pipeline(
+        tmp_path,
+        "--artifact_root",
+        artifact_root,
+        "--train_data_path",
+        f"{gcs_root}/data/train.csv",
+        "--test_data_path",
+        f"{gcs_root}/data/test.csv",
+        *SMALL,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = json.loads((tmp_path / "run.json").read_text())
     wf = run["workflow_name"]
@@ -182,4 +241,6 @@ def test_artifacts_and_data_through_gcs(
     uris = {a["type"]: a["uri"] for a in graph["artifacts"] if a["type"] != "Dataset"}
     assert uris["Model"] == model and uris["ModelSpec"] == f"{artifact_root}/{wf}/spec"
     assert {a["uri"] for a in graph["artifacts"] if a["type"] == "Dataset"} == {
-        f"{gcs_root}/data/train.csv", f"{gcs_root}/data/test.csv"}
+        f"{gcs_root}/data/train.csv",
+        f"{gcs_root}/data/test.csv",
+    }

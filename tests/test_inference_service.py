@@ -16,8 +16,12 @@ from workflows.checks.admission import ISVC_SCHEMA, validate_inference_service
 from workflows.checks.crd import unknown_fields
 from workflows.dag.inference_service import build_inference_service
 
-BASE = {"name": "textcnn", "namespace": "textcnn", "storage_uri": "gs://bucket/wf-1/model",
-        "service_account": "textcnn-serving"}
+BASE = {
+    "name": "textcnn",
+    "namespace": "textcnn",
+    "storage_uri": "gs://bucket/wf-1/model",
+    "service_account": "textcnn-serving",
+}
 
 
 def isvc(**overrides: Any) -> dict[str, Any]:
@@ -43,8 +47,10 @@ def test_tensorflow_runtime_manifest() -> None:
     assert predictor["model"]["storageUri"] == "gs://bucket/wf-1/model"
     # Pinned: KServe's default TF Serving (2.6.2) cannot load a Keras 3 export.
     assert predictor["model"]["runtimeVersion"] == "2.19.1"
-    assert predictor["model"]["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"},
-                                               "limits": {"cpu": "1", "memory": "2Gi"}}
+    assert predictor["model"]["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": "1", "memory": "2Gi"},
+    }
     assert predictor["serviceAccountName"] == "textcnn-serving"
     assert (predictor["minReplicas"], predictor["maxReplicas"]) == (1, 1)
     assert "canaryTrafficPercent" not in predictor and "containers" not in predictor
@@ -52,25 +58,41 @@ def test_tensorflow_runtime_manifest() -> None:
 
 
 def test_manifest_is_camel_case_and_survives_yaml() -> None:
-    for doc in (isvc(canary_traffic_percent=10, deployment_mode="Serverless"),
-                isvc(runtime="custom", image="img:1")):
+    for doc in (
+        isvc(canary_traffic_percent=10, deployment_mode="Serverless"),
+        isvc(runtime="custom", image="img:1"),
+    ):
         assert yaml.safe_load(yaml.safe_dump(doc)) == doc
-        snake = [k for k in keys(doc) if "_" in k.rsplit(".", 1)[1]
-                 and not k.startswith((".metadata.labels.", ".metadata.annotations."))]
+        snake = [
+            k
+            for k in keys(doc)
+            if "_" in k.rsplit(".", 1)[1]
+            and not k.startswith((".metadata.labels.", ".metadata.annotations."))
+        ]
         assert snake == []
 
 
 def test_options_reach_the_manifest() -> None:
-    doc = isvc(runtime_version="2.20.0", min_replicas=0, max_replicas=3,
-               canary_traffic_percent=25, cpu_request="1", cpu_limit="2",
-               memory_request="2Gi", memory_limit="4Gi", deployment_mode="Serverless")
+    doc = isvc(
+        runtime_version="2.20.0",
+        min_replicas=0,
+        max_replicas=3,
+        canary_traffic_percent=25,
+        cpu_request="1",
+        cpu_limit="2",
+        memory_request="2Gi",
+        memory_limit="4Gi",
+        deployment_mode="Serverless",
+    )
     assert doc["metadata"]["annotations"] == {"serving.kserve.io/deploymentMode": "Serverless"}
     predictor = doc["spec"]["predictor"]
     assert predictor["model"]["runtimeVersion"] == "2.20.0"
     assert (predictor["minReplicas"], predictor["maxReplicas"]) == (0, 3)
     assert predictor["canaryTrafficPercent"] == 25
-    assert predictor["model"]["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"},
-                                               "limits": {"cpu": "2", "memory": "4Gi"}}
+    assert predictor["model"]["resources"] == {
+        "requests": {"cpu": "1", "memory": "2Gi"},
+        "limits": {"cpu": "2", "memory": "4Gi"},
+    }
 
 
 def test_custom_runtime_runs_the_project_server_on_the_downloaded_model() -> None:
@@ -85,7 +107,11 @@ def test_custom_runtime_runs_the_project_server_on_the_downloaded_model() -> Non
     assert container["command"] == ["python", "-m", "textcnn.serving"]
     args = build_parser().parse_args(container["args"])  # the entrypoint accepts them
     assert (args.model_dir, args.model_name, args.port, args.host) == (
-        "/mnt/models", "textcnn", 8080, "0.0.0.0")
+        "/mnt/models",
+        "textcnn",
+        8080,
+        "0.0.0.0",
+    )
     assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
     # The server binds once the model is loaded; RawDeployment has no default probe.
     assert container["readinessProbe"]["tcpSocket"] == {"port": 8080}
@@ -100,28 +126,37 @@ def test_canary_bounds_are_accepted(percent: int) -> None:
 
 def test_the_deployment_mode_is_explicit_and_raw_by_default() -> None:
     assert isvc()["metadata"]["annotations"] == {
-        "serving.kserve.io/deploymentMode": "RawDeployment"}
+        "serving.kserve.io/deploymentMode": "RawDeployment"
+    }
     assert isvc(canary_traffic_percent=100)["spec"]["predictor"]["canaryTrafficPercent"] == 100
 
 
-@pytest.mark.parametrize(("overrides", "words"), [
-    ({"canary_traffic_percent": 101}, "canary_traffic_percent: 101 is not in 0..100"),
-    ({"canary_traffic_percent": -1}, "canary_traffic_percent: -1 is not in 0..100"),
-    ({"runtime": "sklearn"}, "runtime: 'sklearn' is not one of tensorflow, custom"),
-    ({"runtime": "custom"}, "image: runtime 'custom' needs the serving image"),
-    ({"image": "img:1"}, "image: only runtime 'custom' takes an image"),
-    ({"storage_uri": ""}, "storage_uri: empty"),
-    ({"min_replicas": 3, "max_replicas": 2}, "minReplicas: 3 is greater than maxReplicas 2"),
-    ({"min_replicas": -1, "deployment_mode": "Serverless"}, "minReplicas: -1 is less than 0"),
-    ({"canary_traffic_percent": 50}, "canary_traffic_percent: a canary needs deployment mode "
-     "Serverless; KServe ignores it in RawDeployment"),
-    ({"min_replicas": 0}, "min_replicas: scale to zero needs deployment mode Serverless"),
-    ({"deployment_mode": "Knative"}, "deployment_mode: 'Knative' is not one of RawDeployment, "
-     "Serverless"),
-    ({"name": "TextCNN_v2"}, "metadata.name: 'TextCNN_v2' is not a DNS-1035 label"),
-    ({"name": "2nd-model"}, "not a DNS-1035 label"),
-    ({"name": "m" * 64}, "not a DNS-1035 label"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"canary_traffic_percent": 101}, "canary_traffic_percent: 101 is not in 0..100"),
+        ({"canary_traffic_percent": -1}, "canary_traffic_percent: -1 is not in 0..100"),
+        ({"runtime": "sklearn"}, "runtime: 'sklearn' is not one of tensorflow, custom"),
+        ({"runtime": "custom"}, "image: runtime 'custom' needs the serving image"),
+        ({"image": "img:1"}, "image: only runtime 'custom' takes an image"),
+        ({"storage_uri": ""}, "storage_uri: empty"),
+        ({"min_replicas": 3, "max_replicas": 2}, "minReplicas: 3 is greater than maxReplicas 2"),
+        ({"min_replicas": -1, "deployment_mode": "Serverless"}, "minReplicas: -1 is less than 0"),
+        (
+            {"canary_traffic_percent": 50},
+            "canary_traffic_percent: a canary needs deployment mode "
+            "Serverless; KServe ignores it in RawDeployment",
+        ),
+        ({"min_replicas": 0}, "min_replicas: scale to zero needs deployment mode Serverless"),
+        (
+            {"deployment_mode": "Knative"},
+            "deployment_mode: 'Knative' is not one of RawDeployment, Serverless",
+        ),
+        ({"name": "TextCNN_v2"}, "metadata.name: 'TextCNN_v2' is not a DNS-1035 label"),
+        ({"name": "2nd-model"}, "not a DNS-1035 label"),
+        ({"name": "m" * 64}, "not a DNS-1035 label"),
+    ],
+)
 def test_bad_options_raise_value_errors_naming_them(overrides: dict, words: str) -> None:
     with pytest.raises(ValueError, match=re.escape(words)):
         isvc(**overrides)
@@ -168,8 +203,10 @@ def test_webhook_rules() -> None:
     doc = isvc()
     both = copy.deepcopy(doc)
     both["spec"]["predictor"]["tensorflow"] = {"storageUri": "gs://bucket/wf-1/model"}
-    assert any("exactly one of" in p and "found ['tensorflow', 'model']" in p
-               for p in validate_inference_service(both))
+    assert any(
+        "exactly one of" in p and "found ['tensorflow', 'model']" in p
+        for p in validate_inference_service(both)
+    )
     none = copy.deepcopy(doc)
     del none["spec"]["predictor"]["model"]
     assert any("found none" in p for p in validate_inference_service(none))
@@ -179,44 +216,79 @@ def test_webhook_rules() -> None:
     canary = copy.deepcopy(doc)
     canary["spec"]["predictor"]["canaryTrafficPercent"] = 150
     assert validate_inference_service(canary) == [
-        "spec.predictor.canaryTrafficPercent: 150 is not in 0..100"]
+        "spec.predictor.canaryTrafficPercent: 150 is not in 0..100"
+    ]
     transformer = copy.deepcopy(doc)
     transformer["spec"]["transformer"] = {
-        "containers": [{"name": "kserve-container", "image": "t:1"}], "minReplicas": -2}
+        "containers": [{"name": "kserve-container", "image": "t:1"}],
+        "minReplicas": -2,
+    }
     assert validate_inference_service(transformer) == [
-        "spec.transformer.minReplicas: -2 is less than 0"]
+        "spec.transformer.minReplicas: -2 is less than 0"
+    ]
     other = copy.deepcopy(doc)
     other.update(apiVersion="serving.kserve.io/v1alpha1", kind="Service")
     assert validate_inference_service(other)[:2] == [
         "apiVersion: expected serving.kserve.io/v1beta1, got 'serving.kserve.io/v1alpha1'",
-        "kind: expected InferenceService, got 'Service'"]
+        "kind: expected InferenceService, got 'Service'",
+    ]
 
 
 def test_generic_unknown_field_walker() -> None:
-    schema = {"type": "object", "properties": {
-        "spec": {"type": "object", "properties": {
-            "items": {"type": "array", "items": {"type": "object",
-                                                 "properties": {"a": {"type": "string"}}}},
-            "byName": {"type": "object", "additionalProperties": {
-                "type": "object", "properties": {"size": {"type": "integer"}}}},
-            "free": {"type": "object", "additionalProperties": True},
-            "kept": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
-                     "properties": {"known": {"type": "object", "properties": {}}}},
-            "template": {"type": "object", "x-kubernetes-embedded-resource": True,
-                         "properties": {"spec": {"type": "object"}}},
-            "mixed": {"allOf": [{"properties": {"x": {"type": "integer"}}},
-                                {"properties": {"y": {"type": "integer"}}}]},
-        }},
-    }}
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "items": {
+                        "type": "array",
+                        "items": {"type": "object", "properties": {"a": {"type": "string"}}},
+                    },
+                    "byName": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "properties": {"size": {"type": "integer"}},
+                        },
+                    },
+                    "free": {"type": "object", "additionalProperties": True},
+                    "kept": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                        "properties": {"known": {"type": "object", "properties": {}}},
+                    },
+                    "template": {
+                        "type": "object",
+                        "x-kubernetes-embedded-resource": True,
+                        "properties": {"spec": {"type": "object"}},
+                    },
+                    "mixed": {
+                        "allOf": [
+                            {"properties": {"x": {"type": "integer"}}},
+                            {"properties": {"y": {"type": "integer"}}},
+                        ]
+                    },
+                },
+            },
+        },
+    }
     doc = {
-        "apiVersion": "v1", "kind": "K", "metadata": {"name": "n", "nmae": "typo"},
+        "apiVersion": "v1",
+        "kind": "K",
+        "metadata": {"name": "n", "nmae": "typo"},
         "spec": {
             "items": [{"a": "ok"}, {"b": "unknown"}],
             "byName": {"one": {"size": 1}, "two": {"szie": 2}},
             "free": {"whatever": {"deep": 1}},
             "kept": {"extra": 1, "known": {"inner": 2}},
-            "template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {"a": "b"}},
-                         "spec": {}, "status": {}},
+            "template": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {},
+                "status": {},
+            },
             "mixed": {"x": 1, "y": 2, "z": 3},
         },
     }

@@ -40,17 +40,22 @@ def test_no_import_cycles() -> None:
 
 
 def test_the_pod_package_never_imports_the_orchestration() -> None:
-    leaks = {m: sorted(d) for m, d in imports().items()
-             if m.startswith("textcnn") and any(t.startswith("workflows") for t in d)}
+    leaks = {
+        m: sorted(d)
+        for m, d in imports().items()
+        if m.startswith("textcnn") and any(t.startswith("workflows") for t in d)
+    }
     assert leaks == {}
 
 
 def test_rooms_import_in_one_direction() -> None:
     """Libraries never import step entrypoints; checks never import the DAG or the local
     runner; the DAG never imports the local runner."""
-    forbidden = {"textcnn.": "textcnn.steps", "workflows.checks": ("workflows.dag",
-                                                                    "workflows.local"),
-                 "workflows.dag": "workflows.local"}
+    forbidden = {
+        "textcnn.": "textcnn.steps",
+        "workflows.checks": ("workflows.dag", "workflows.local"),
+        "workflows.dag": "workflows.local",
+    }
     found = []
     for module, deps in imports().items():
         for room, banned in forbidden.items():

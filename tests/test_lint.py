@@ -59,6 +59,7 @@ def _manifest_docs(name: str) -> Docs:
 
 # ---- clean -------------------------------------------------------------------------------
 
+
 def test_the_committed_manifests_are_clean() -> None:
     assert lint.lint_paths([MANIFESTS]) == []
 
@@ -68,7 +69,8 @@ def test_the_rendered_workflows_are_clean() -> None:
 
 
 def test_main_exits_0_on_the_manifests_and_1_with_one_line_per_problem(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert lint.main(argparse.Namespace(paths=[MANIFESTS])) == 0
     out, err = capsys.readouterr()
@@ -92,19 +94,31 @@ def test_main_exits_0_on_the_manifests_and_1_with_one_line_per_problem(
 def test_the_module_runs_as_a_command() -> None:
     # The CronWorkflow alone: its WorkflowTemplate is not among the linted documents.
     cron = MANIFESTS / "workflows" / pipeline.MANIFESTS[pipeline.CRON_NAME]
-    result = subprocess.run([sys.executable, "-m", "workflows.checks.lint", str(cron)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "workflows.checks.lint", str(cron)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         f"{cron}:0 CronWorkflow/{pipeline.CRON_NAME}: spec.workflowSpec.workflowTemplateRef."
-        f"name: WorkflowTemplate '{pipeline.TEMPLATE_NAME}' is not among the linted documents"]
+        f"name: WorkflowTemplate '{pipeline.TEMPLATE_NAME}' is not among the linted documents"
+    ]
     both = [str(MANIFESTS / "workflows")]
-    result = subprocess.run([sys.executable, "-m", "workflows.checks.lint", *both], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "workflows.checks.lint", *both],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert (result.returncode, result.stdout) == (0, "")
 
 
 # ---- broken Argo documents ---------------------------------------------------------------
+
 
 def _misspell_depends(docs: Docs) -> None:
     task = _task(docs, "embeddings")
@@ -131,98 +145,172 @@ def _cron(docs: Docs) -> dict[str, Any]:
 
 
 ARGO_CASES: dict[str, tuple[Callable[[Docs], object], list[str]]] = {
-    "misspelled key": (_misspell_depends, [
-        f"{WT}{DAG}[embeddings]: Additional properties are not allowed ('dependss' was "
-        "unexpected) [Argo v4.0.5, v3.7.18]"]),
+    "misspelled key": (
+        _misspell_depends,
+        [
+            f"{WT}{DAG}[embeddings]: Additional properties are not allowed ('dependss' was "
+            "unexpected) [Argo v4.0.5, v3.7.18]"
+        ],
+    ),
     "depends on a missing task": (
-        lambda d: _task(d, "embeddings").update(depends="prepare-data && prepare"), [
-            f"{WT}{DAG}[embeddings].depends: no task 'prepare' in this DAG"]),
+        lambda d: _task(d, "embeddings").update(depends="prepare-data && prepare"),
+        [f"{WT}{DAG}[embeddings].depends: no task 'prepare' in this DAG"],
+    ),
     "unparsable depends": (
-        lambda d: _task(d, "embeddings").update(depends="prepare-data.Finished"), [
+        lambda d: _task(d, "embeddings").update(depends="prepare-data.Finished"),
+        [
             f"{WT}{DAG}[embeddings].depends: depends expression 'prepare-data.Finished': "
             "'prepare-data.Finished' is not supported; use one of Daemoned, Errored, "
-            "Failed, Omitted, Skipped, Succeeded"]),
-    "output used without depending on its task": (_drop_dependency, [
-        f"{WT}{DAG}[log-training-metadata].arguments.parameters[train_dataset_id].value: "
-        "{{tasks.dataset-metadata-train.outputs.parameters.dataset_id}} does not resolve: "
-        "task 'dataset-metadata-train' is not among the dependencies of this task; "
-        "add it to depends"]),
+            "Failed, Omitted, Skipped, Succeeded"
+        ],
+    ),
+    "output used without depending on its task": (
+        _drop_dependency,
+        [
+            f"{WT}{DAG}[log-training-metadata].arguments.parameters[train_dataset_id].value: "
+            "{{tasks.dataset-metadata-train.outputs.parameters.dataset_id}} does not resolve: "
+            "task 'dataset-metadata-train' is not among the dependencies of this task; "
+            "add it to depends"
+        ],
+    ),
     "undeclared output": (
         lambda d: _task(d, "log-training-metadata")["arguments"]["parameters"][0].update(
-            value="{{tasks.dataset-metadata-train.outputs.parameters.dataset}}"), [
+            value="{{tasks.dataset-metadata-train.outputs.parameters.dataset}}"
+        ),
+        [
             f"{WT}{DAG}[log-training-metadata].arguments.parameters[train_dataset_id].value: "
             "{{tasks.dataset-metadata-train.outputs.parameters.dataset}} does not resolve: "
-            "the template of task 'dataset-metadata-train' has no such output"]),
-    "dependency cycle": (lambda d: _task(d, "embeddings").update(depends="model-metadata"), [
-        f"{WT}{DAG}: dependency cycle (each task depends on the next): "
-        "embeddings -> model-metadata -> embeddings"]),
-    "missing template": (lambda d: _task(d, "embeddings").update(template="embedding"), [
-        f"{WT}{DAG}[embeddings].template: no template 'embedding' in this workflow"]),
-    "missing exit handler": (lambda d: d[0]["spec"].update(onExit="exit-handler"), [
-        f"{WT}spec.onExit: no template 'exit-handler' in this workflow",
-        *(f"{WT}spec.templates[record-status].container.args[{i}]: {{{{workflow.{v}}}}} does "
-          "not resolve: only exit handlers (onExit, hooks) see it"
-          for i, v in ((2, "status"), (3, "failures")))]),
-    "argument not among the inputs": (_wrong_argument, [
-        f"{WT}{DAG}[log-training-metadata].arguments.parameters[train_dataset]: template "
-        "'log-training-metadata' has no input parameter 'train_dataset'",
-        f"{WT}{DAG}[log-training-metadata].arguments.parameters: missing 'train_dataset_id', "
-        "an input of template 'log-training-metadata' without a default"]),
+            "the template of task 'dataset-metadata-train' has no such output"
+        ],
+    ),
+    "dependency cycle": (
+        lambda d: _task(d, "embeddings").update(depends="model-metadata"),
+        [
+            f"{WT}{DAG}: dependency cycle (each task depends on the next): "
+            "embeddings -> model-metadata -> embeddings"
+        ],
+    ),
+    "missing template": (
+        lambda d: _task(d, "embeddings").update(template="embedding"),
+        [f"{WT}{DAG}[embeddings].template: no template 'embedding' in this workflow"],
+    ),
+    "missing exit handler": (
+        lambda d: d[0]["spec"].update(onExit="exit-handler"),
+        [
+            f"{WT}spec.onExit: no template 'exit-handler' in this workflow",
+            *(
+                f"{WT}spec.templates[record-status].container.args[{i}]: {{{{workflow.{v}}}}} does "
+                "not resolve: only exit handlers (onExit, hooks) see it"
+                for i, v in ((2, "status"), (3, "failures"))
+            ),
+        ],
+    ),
+    "argument not among the inputs": (
+        _wrong_argument,
+        [
+            f"{WT}{DAG}[log-training-metadata].arguments.parameters[train_dataset]: template "
+            "'log-training-metadata' has no input parameter 'train_dataset'",
+            f"{WT}{DAG}[log-training-metadata].arguments.parameters: missing 'train_dataset_id', "
+            "an input of template 'log-training-metadata' without a default",
+        ],
+    ),
     "parameter default outside its enum": (
-        lambda d: _parameter(d[0]["spec"], "gpu_support").update(value="yes"), [
+        lambda d: _parameter(d[0]["spec"], "gpu_support").update(value="yes"),
+        [
             f"{WT}spec.arguments.parameters[gpu_support].value: 'yes' is not one of the enum "
-            "['true', 'false']"]),
+            "['true', 'false']"
+        ],
+    ),
     "cron argument outside the template's enum": (
-        lambda d: _parameter(_cron(d)["workflowSpec"], "dist_training").update(value="no"), [
+        lambda d: _parameter(_cron(d)["workflowSpec"], "dist_training").update(value="no"),
+        [
             f"{CRON}spec.workflowSpec.arguments.parameters[dist_training].value: 'no' is not "
-            f"one of the enum ['true', 'false'] of WorkflowTemplate {pipeline.TEMPLATE_NAME}"]),
+            f"one of the enum ['true', 'false'] of WorkflowTemplate {pipeline.TEMPLATE_NAME}"
+        ],
+    ),
     "cron argument the template does not declare": (
         lambda d: _cron(d)["workflowSpec"]["arguments"]["parameters"].append(
-            {"name": "epoch", "value": "3"}), [
+            {"name": "epoch", "value": "3"}
+        ),
+        [
             f"{CRON}spec.workflowSpec.arguments.parameters[epoch]: not a parameter of "
-            f"WorkflowTemplate {pipeline.TEMPLATE_NAME}"]),
+            f"WorkflowTemplate {pipeline.TEMPLATE_NAME}"
+        ],
+    ),
     "undeclared workflow parameter": (
-        lambda d: _add_env(d, "prepare-data", "{{workflow.parameters.nope}}"), [
+        lambda d: _add_env(d, "prepare-data", "{{workflow.parameters.nope}}"),
+        [
             f"{WT}spec.templates[prepare-data].container.env[EXTRA].value: "
-            "{{workflow.parameters.nope}} does not resolve: no workflow parameter 'nope'"]),
+            "{{workflow.parameters.nope}} does not resolve: no workflow parameter 'nope'"
+        ],
+    ),
     "undeclared input": (
-        lambda d: _add_env(d, "evaluate", "x{{ inputs.parameters.threshold }}"), [
+        lambda d: _add_env(d, "evaluate", "x{{ inputs.parameters.threshold }}"),
+        [
             f"{WT}spec.templates[evaluate].container.env[EXTRA].value: "
             "{{inputs.parameters.threshold}} does not resolve: template 'evaluate' declares "
-            "no input parameter 'threshold'"]),
+            "no input parameter 'threshold'"
+        ],
+    ),
     "workflow status outside an exit handler": (
-        lambda d: _add_env(d, "evaluate", "{{workflow.status}}"), [
+        lambda d: _add_env(d, "evaluate", "{{workflow.status}}"),
+        [
             f"{WT}spec.templates[evaluate].container.env[EXTRA].value: {{{{workflow.status}}}} "
-            "does not resolve: only exit handlers (onExit, hooks) see it"]),
+            "does not resolve: only exit handlers (onExit, hooks) see it"
+        ],
+    ),
     "when that does not parse": (
-        lambda d: _task(d, "train").update(when="{{workflow.parameters.gpu_support}} =="), [
+        lambda d: _task(d, "train").update(when="{{workflow.parameters.gpu_support}} =="),
+        [
             f"{WT}{DAG}[train].when: when expression 'false ==': ends too early "
-            "(with the parameter defaults)"]),
-    "bad cron schedule": (lambda d: _cron(d).update(schedules=["0 3 * * 1", "0 24 * * *"]), [
-        f"{CRON}spec.schedules[1]: '0 24 * * *' is not a valid cron schedule (five fields: "
-        "minute hour day-of-month month day-of-week, or @daily, @every 1h, ...)"]),
+            "(with the parameter defaults)"
+        ],
+    ),
+    "bad cron schedule": (
+        lambda d: _cron(d).update(schedules=["0 3 * * 1", "0 24 * * *"]),
+        [
+            f"{CRON}spec.schedules[1]: '0 24 * * *' is not a valid cron schedule (five fields: "
+            "minute hour day-of-month month day-of-week, or @daily, @every 1h, ...)"
+        ],
+    ),
     "parameter in a resource quantity": (
         lambda d: _templates(d)["train-gpu"]["container"]["resources"]["limits"].update(
-            {"nvidia.com/gpu": "{{workflow.parameters.gpu_count}}"}), [
+            {"nvidia.com/gpu": "{{workflow.parameters.gpu_count}}"}
+        ),
+        [
             f"{WT}spec.templates[train-gpu].container.resources.limits.nvidia.com/gpu: "
             "'{{workflow.parameters.gpu_count}}' is not a resource quantity (e.g. 1, 500m, "
             "4Gi); Argo decodes this field before it substitutes parameters, so a {{...}} "
             "placeholder cannot stand here: use podSpecPatch or a resource manifest "
-            "[Argo v4.0.5 full CRD, v3.7.18 full CRD]"]),
+            "[Argo v4.0.5 full CRD, v3.7.18 full CRD]"
+        ],
+    ),
     "pod spec patch of a container the pod lacks": (
-        lambda d: _templates(d)["train-gpu"].update(podSpecPatch=_templates(d)["train-gpu"][
-            "podSpecPatch"].replace('"main"', '"trainer"')), [
+        lambda d: _templates(d)["train-gpu"].update(
+            podSpecPatch=_templates(d)["train-gpu"]["podSpecPatch"].replace('"main"', '"trainer"')
+        ),
+        [
             f"{WT}spec.templates[train-gpu].podSpecPatch.containers[0].name: 'trainer' is not "
             "a container of this template (main): the patch would add a container with no "
-            "image"]),
+            "image"
+        ],
+    ),
     "pod spec patch that is not a pod spec": (
         lambda d: _templates(d)["train-gpu"].update(
-            podSpecPatch='{"containers": [{"name": "main", "resources": {"limit": {}}}]}'), [
+            podSpecPatch='{"containers": [{"name": "main", "resources": {"limit": {}}}]}'
+        ),
+        [
             f"{WT}spec.templates[train-gpu].podSpecPatch: containers[main].resources: Additional "
-            "properties are not allowed ('limit' was unexpected)"]),
-    "bad time zone": (lambda d: _cron(d).update(timezone="Europe/Pariss"), [
-        f"{CRON}spec.timezone: 'Europe/Pariss' is not an IANA time zone "
-        "(e.g. Etc/UTC, Europe/Paris)"]),
+            "properties are not allowed ('limit' was unexpected)"
+        ],
+    ),
+    "bad time zone": (
+        lambda d: _cron(d).update(timezone="Europe/Pariss"),
+        [
+            f"{CRON}spec.timezone: 'Europe/Pariss' is not an IANA time zone "
+            "(e.g. Etc/UTC, Europe/Paris)"
+        ],
+    ),
 }
 
 
@@ -241,49 +329,101 @@ def test_an_exit_handler_may_read_the_workflow_status() -> None:
 def test_expressions_and_kubernetes_variables_are_left_alone() -> None:
     def add(docs: Docs) -> None:
         _templates(docs)["evaluate"]["container"]["args"] += [
-            "--when={{=sprig.date('2006', workflow.creationTimestamp)}}", "--home=$(HOME)",
-            "--day={{workflow.creationTimestamp.d}}"]
+            "--when={{=sprig.date('2006', workflow.creationTimestamp)}}",
+            "--home=$(HOME)",
+            "--day={{workflow.creationTimestamp.d}}",
+        ]
 
     assert _lint_mutated(add) == []
 
 
 def test_a_step_cannot_read_a_step_of_its_own_group() -> None:
     def add_steps(docs: Docs) -> None:
-        docs[0]["spec"]["templates"].append({"name": "twice", "steps": [
-            [{"name": "first", "template": "validate-params"},
-             {"name": "second", "template": "log-training-metadata", "arguments": {
-                 "parameters": [{"name": n, "value": "{{steps.first.outputs.parameters.params}}"}
-                                for n in ("train_dataset_id", "test_dataset_id",
-                                          "model_spec_id", "hyperparameters")]}}],
-            [{"name": "third", "template": "log-training-metadata", "arguments": {
-                "parameters": [{"name": n, "value": "{{steps.first.outputs.parameters.params}}"}
-                               for n in ("train_dataset_id", "test_dataset_id",
-                                         "model_spec_id", "hyperparameters")]}}],
-        ]})
+        docs[0]["spec"]["templates"].append(
+            {
+                "name": "twice",
+                "steps": [
+                    [
+                        {"name": "first", "template": "validate-params"},
+                        {
+                            "name": "second",
+                            "template": "log-training-metadata",
+                            "arguments": {
+                                "parameters": [
+                                    {
+                                        "name": n,
+                                        "value": "{{steps.first.outputs.parameters.params}}",
+                                    }
+                                    for n in (
+                                        "train_dataset_id",
+                                        "test_dataset_id",
+                                        "model_spec_id",
+                                        "hyperparameters",
+                                    )
+                                ]
+                            },
+                        },
+                    ],
+                    [
+                        {
+                            "name": "third",
+                            "template": "log-training-metadata",
+                            "arguments": {
+                                "parameters": [
+                                    {
+                                        "name": n,
+                                        "value": "{{steps.first.outputs.parameters.params}}",
+                                    }
+                                    for n in (
+                                        "train_dataset_id",
+                                        "test_dataset_id",
+                                        "model_spec_id",
+                                        "hyperparameters",
+                                    )
+                                ]
+                            },
+                        }
+                    ],
+                ],
+            }
+        )
 
     lines = _lint_mutated(add_steps)
     assert len(lines) == 4  # the four arguments of `second`; `third` runs after `first`
     assert lines[0] == (
         f"{WT}spec.templates[twice].steps[0][second].arguments.parameters[train_dataset_id]."
         "value: {{steps.first.outputs.parameters.params}} does not resolve: step 'first' "
-        "does not run in an earlier step group")
+        "does not run in an earlier step group"
+    )
 
 
 # ---- resource templates: the embedded manifest ------------------------------------------
 
+
 def _isvc() -> dict[str, Any]:
     return build_inference_service(
-        name="textcnn", namespace="{{workflow.parameters.namespace}}",
-        storage_uri="{{inputs.parameters.model_uri}}", service_account="textcnn-serving")
+        name="textcnn",
+        namespace="{{workflow.parameters.namespace}}",
+        storage_uri="{{inputs.parameters.model_uri}}",
+        service_account="textcnn-serving",
+    )
 
 
 def _tfjob() -> dict[str, Any]:
     return build_tfjob(
-        generate_name="{{workflow.name}}-tfjob-", image="{{workflow.parameters.image}}",
-        command=["python", "-m", "textcnn", "train"], args=["--epochs=1"],
-        workers="{{workflow.parameters.workers}}", cpu="1", memory="2Gi",
-        claim_name="{{workflow.name}}-workdir", mount_path="{{workflow.parameters.workdir}}",
-        backoff_limit=2, active_deadline_seconds=3600, workflow_name="{{workflow.name}}")
+        generate_name="{{workflow.name}}-tfjob-",
+        image="{{workflow.parameters.image}}",
+        command=["python", "-m", "textcnn", "train"],
+        args=["--epochs=1"],
+        workers="{{workflow.parameters.workers}}",
+        cpu="1",
+        memory="2Gi",
+        claim_name="{{workflow.name}}-workdir",
+        mount_path="{{workflow.parameters.workdir}}",
+        backoff_limit=2,
+        active_deadline_seconds=3600,
+        workflow_name="{{workflow.name}}",
+    )
 
 
 def _add_resource(manifest: dict[str, Any]) -> Callable[[Docs], None]:
@@ -291,15 +431,32 @@ def _add_resource(manifest: dict[str, Any]) -> Callable[[Docs], None]:
     after the lineage task with its model URI as input."""
 
     def mutate(docs: Docs) -> None:
-        docs[0]["spec"]["templates"].append({
-            "name": "lint-resource", "inputs": {"parameters": [{"name": "model_uri"}]},
-            "resource": {"action": "create", "setOwnerReference": True,
-                         "manifest": manifest_yaml(manifest)}})
-        _templates(docs)[pipeline.ENTRYPOINT]["dag"]["tasks"].append({
-            "name": "lint-resource", "template": "lint-resource",
-            "depends": "log-training-metadata", "arguments": {"parameters": [{
-                "name": "model_uri",
-                "value": "{{tasks.log-training-metadata.outputs.parameters.model_uri}}"}]}})
+        docs[0]["spec"]["templates"].append(
+            {
+                "name": "lint-resource",
+                "inputs": {"parameters": [{"name": "model_uri"}]},
+                "resource": {
+                    "action": "create",
+                    "setOwnerReference": True,
+                    "manifest": manifest_yaml(manifest),
+                },
+            }
+        )
+        _templates(docs)[pipeline.ENTRYPOINT]["dag"]["tasks"].append(
+            {
+                "name": "lint-resource",
+                "template": "lint-resource",
+                "depends": "log-training-metadata",
+                "arguments": {
+                    "parameters": [
+                        {
+                            "name": "model_uri",
+                            "value": "{{tasks.log-training-metadata.outputs.parameters.model_uri}}",
+                        }
+                    ]
+                },
+            }
+        )
 
     return mutate
 
@@ -315,7 +472,8 @@ def test_an_embedded_inference_service_with_an_unknown_key() -> None:
     isvc["spec"]["predictor"]["canaryTraficPercent"] = 10
     assert _lint_mutated(_add_resource(isvc)) == [
         f"{WT}spec.templates[lint-resource].resource.manifest: "
-        "spec.predictor.canaryTraficPercent: unknown field"]
+        "spec.predictor.canaryTraficPercent: unknown field"
+    ]
 
 
 def test_an_embedded_tfjob_with_a_pre_v1_key_and_a_bad_restart_policy() -> None:
@@ -326,7 +484,8 @@ def test_an_embedded_tfjob_with_a_pre_v1_key_and_a_bad_restart_policy() -> None:
     assert _lint_mutated(_add_resource(job)) == [
         f"{where}spec.cleanPodPolicy: unknown field",
         f"{where}spec.tfReplicaSpecs.Worker.restartPolicy: 'Sometimes' is not one of Always, "
-        "OnFailure, Never, ExitCode"]
+        "OnFailure, Never, ExitCode",
+    ]
 
 
 def test_an_embedded_manifest_with_an_undeclared_parameter() -> None:
@@ -335,10 +494,12 @@ def test_an_embedded_manifest_with_an_undeclared_parameter() -> None:
     assert _lint_mutated(_add_resource(isvc)) == [
         f"{WT}spec.templates[lint-resource].resource.manifest: "
         "{{workflow.parameters.model_name}} does not resolve: no workflow parameter "
-        "'model_name'"]
+        "'model_name'"
+    ]
 
 
 # ---- InferenceService, core Kubernetes, unknown kinds, kustomization ----------------------
+
 
 def test_an_inference_service_with_two_predictors() -> None:
     isvc = _isvc()
@@ -346,7 +507,8 @@ def test_an_inference_service_with_two_predictors() -> None:
     assert lint.lint_documents([isvc], "isvc.yaml") == [
         "isvc.yaml:0 InferenceService/textcnn: spec.predictor: exactly one of [xgboost, "
         "pytorch, triton, sklearn, tensorflow, onnx, pmml, lightgbm, paddle, huggingface, "
-        "model, containers] must be specified, found ['tensorflow', 'model']"]
+        "model, containers] must be specified, found ['tensorflow', 'model']"
+    ]
 
 
 def test_an_inference_service_with_more_min_than_max_replicas() -> None:
@@ -354,15 +516,16 @@ def test_an_inference_service_with_more_min_than_max_replicas() -> None:
     isvc["spec"]["predictor"].update(minReplicas=3, maxReplicas=2)
     assert lint.lint_documents([isvc], "isvc.yaml") == [
         "isvc.yaml:0 InferenceService/textcnn: spec.predictor.minReplicas: 3 is greater than "
-        "maxReplicas 2"]
+        "maxReplicas 2"
+    ]
 
 
 def test_a_config_map_with_a_non_string_value() -> None:
     (config,) = _manifest_docs("artifact-repositories.yaml")
     config["data"]["retries"] = 3
     assert lint.lint_documents([config], "cm.yaml") == [
-        "cm.yaml:0 ConfigMap/artifact-repositories: data.retries: 3 is not of type 'string', "
-        "'null'"]
+        "cm.yaml:0 ConfigMap/artifact-repositories: data.retries: 3 is not of type 'string', 'null'"
+    ]
 
 
 def test_a_deployment_with_a_misspelled_container_field() -> None:
@@ -371,13 +534,15 @@ def test_a_deployment_with_a_misspelled_container_field() -> None:
     container["imagePullPolicyy"] = "Always"
     assert lint.lint_documents(docs, "mlmd.yaml") == [
         "mlmd.yaml:1 Deployment/mlmd-mysql: spec.template.spec.containers[mysql]: Additional "
-        "properties are not allowed ('imagePullPolicyy' was unexpected)"]
+        "properties are not allowed ('imagePullPolicyy' was unexpected)"
+    ]
 
 
 def test_an_unknown_kind_names_its_document() -> None:
     path = FIXTURES / "unknown-kind.yaml"
     assert lint.lint_paths([path]) == [
-        f"{path}:1 Widget/gadget: (root): no schema for apiVersion example.com/v1, kind Widget"]
+        f"{path}:1 Widget/gadget: (root): no schema for apiVersion example.com/v1, kind Widget"
+    ]
 
 
 def test_unreadable_yaml_and_missing_paths(tmp_path: Path) -> None:
@@ -398,7 +563,8 @@ def test_a_kustomization_must_list_existing_files(tmp_path: Path) -> None:
     index = len(kustomization["resources"]) - 1
     assert lint.lint_paths([folder]) == [
         f"{folder / 'kustomization.yaml'}:0 Kustomization/?: resources[{index}]: 'tfjob.yaml' "
-        f"does not exist (relative to {folder})"]
+        f"does not exist (relative to {folder})"
+    ]
 
 
 # ---- Argo constructs the DAG does not use, on a hand-written workflow --------------------
@@ -450,21 +616,34 @@ def test_loops_template_refs_and_hooks_on_a_hand_written_workflow() -> None:
     assert lint.lint_documents(docs, "hand.yaml") == []
 
 
-@pytest.mark.parametrize(("old", "new", "expected"), [
-    ("{{item.word}}", "{{item.colour}}",
-     "spec.templates[main].dag.tasks[fan-out].arguments.parameters[msg].value: "
-     "{{item.colour}} does not resolve: no such key in withItems (or no withItems/withParam "
-     "here)"),
-    ("template: greet}", "template: greets}",
-     "spec.templates[main].dag.tasks[shared].templateRef.template: no template 'greets' in "
-     "WorkflowTemplate library"),
-    # ... and `notify`, no longer an exit handler, cannot read the workflow's status.
-    ("{template: notify}", "{template: notice}",
-     "spec.hooks.exit.template: no template 'notice' in this workflow\n"
-     "spec.templates[notify].container.args[0]: {{workflow.status}} does not resolve: only "
-     "exit handlers (onExit, hooks) see it"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "{{item.word}}",
+            "{{item.colour}}",
+            "spec.templates[main].dag.tasks[fan-out].arguments.parameters[msg].value: "
+            "{{item.colour}} does not resolve: no such key in withItems (or no withItems/withParam "
+            "here)",
+        ),
+        (
+            "template: greet}",
+            "template: greets}",
+            "spec.templates[main].dag.tasks[shared].templateRef.template: no template 'greets' in "
+            "WorkflowTemplate library",
+        ),
+        # ... and `notify`, no longer an exit handler, cannot read the workflow's status.
+        (
+            "{template: notify}",
+            "{template: notice}",
+            "spec.hooks.exit.template: no template 'notice' in this workflow\n"
+            "spec.templates[notify].container.args[0]: {{workflow.status}} does not resolve: only "
+            "exit handlers (onExit, hooks) see it",
+        ),
+    ],
+)
 def test_a_broken_loop_template_ref_or_hook_is_named(old: str, new: str, expected: str) -> None:
     docs = list(yaml.safe_load_all(HAND_WRITTEN.replace(old, new)))
     assert lint.lint_documents(docs, "hand.yaml") == [
-        f"hand.yaml:1 Workflow/loops-: {line}" for line in expected.split("\n")]
+        f"hand.yaml:1 Workflow/loops-: {line}" for line in expected.split("\n")
+    ]

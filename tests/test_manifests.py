@@ -22,6 +22,8 @@ from workflows.dag import pipeline
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
 KUSTOMIZATION = MANIFESTS / "kustomization.yaml"
 NAMESPACE = "textcnn"
+
+
 # What the workflow pods may do, and nothing more (see the comments in rbac.yaml).
 def manifest_files() -> list[Path]:
     """The cluster objects in manifests/ (not the generated workflows/, not kustomization)."""
@@ -29,8 +31,12 @@ def manifest_files() -> list[Path]:
 
 
 def documents() -> list[tuple[str, dict[str, Any]]]:
-    return [(p.name, doc) for p in manifest_files()
-            for doc in yaml.safe_load_all(p.read_text()) if doc is not None]
+    return [
+        (p.name, doc)
+        for p in manifest_files()
+        for doc in yaml.safe_load_all(p.read_text())
+        if doc is not None
+    ]
 
 
 def objects(kind: str) -> dict[str, dict[str, Any]]:
@@ -38,8 +44,11 @@ def objects(kind: str) -> dict[str, dict[str, Any]]:
 
 
 def containers() -> list[dict[str, Any]]:
-    return [c for d in objects("Deployment").values() for c in d["spec"]["template"]["spec"]
-            ["containers"]]
+    return [
+        c
+        for d in objects("Deployment").values()
+        for c in d["spec"]["template"]["spec"]["containers"]
+    ]
 
 
 def kustomization() -> dict[str, Any]:
@@ -47,8 +56,11 @@ def kustomization() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("version", ["1.30", kubernetes_validate.latest_version()])
-@pytest.mark.parametrize(("file", "doc"), documents(),
-                         ids=[f"{f}:{d['kind']}/{d['metadata']['name']}" for f, d in documents()])
+@pytest.mark.parametrize(
+    ("file", "doc"),
+    documents(),
+    ids=[f"{f}:{d['kind']}/{d['metadata']['name']}" for f, d in documents()],
+)
 def test_every_object_validates_strictly(file: str, doc: dict[str, Any], version: str) -> None:
     # strict: unknown fields (a misspelled key) fail too.
     kubernetes_validate.validate(doc, version, strict=True)
@@ -56,14 +68,21 @@ def test_every_object_validates_strictly(file: str, doc: dict[str, Any], version
 
 def test_the_manifests_hold_the_expected_objects() -> None:
     kinds = sorted((doc["kind"], doc["metadata"]["name"]) for _, doc in documents())
-    assert kinds == sorted([
-        ("Namespace", NAMESPACE), ("ServiceAccount", "textcnn-workflow"),
-        ("ServiceAccount", "textcnn-serving"), ("Role", "textcnn-workflow"),
-        ("RoleBinding", "textcnn-workflow"), ("ConfigMap", "artifact-repositories"),
-        ("PersistentVolumeClaim", "mlmd-mysql"), ("Deployment", "mlmd-mysql"),
-        ("Service", "mlmd-mysql"), ("Deployment", "metadata-grpc-deployment"),
-        ("Service", "metadata-grpc-service"),
-    ])
+    assert kinds == sorted(
+        [
+            ("Namespace", NAMESPACE),
+            ("ServiceAccount", "textcnn-workflow"),
+            ("ServiceAccount", "textcnn-serving"),
+            ("Role", "textcnn-workflow"),
+            ("RoleBinding", "textcnn-workflow"),
+            ("ConfigMap", "artifact-repositories"),
+            ("PersistentVolumeClaim", "mlmd-mysql"),
+            ("Deployment", "mlmd-mysql"),
+            ("Service", "mlmd-mysql"),
+            ("Deployment", "metadata-grpc-deployment"),
+            ("Service", "metadata-grpc-service"),
+        ]
+    )
 
 
 def test_workflow_role_grants_exactly_what_the_dag_needs() -> None:
@@ -76,17 +95,23 @@ def test_workflow_role_grants_exactly_what_the_dag_needs() -> None:
     assert rbac.granted_rules(role) == rbac.required_rules(pipeline.render()[0])
     existing = pipeline.render(existing_claim="shared")[0]
     assert rbac.granted_rules(role) - rbac.required_rules(existing) == {
-        ("", "persistentvolumeclaims", "create"), ("", "persistentvolumeclaims", "get")}
+        ("", "persistentvolumeclaims", "create"),
+        ("", "persistentvolumeclaims", "get"),
+    }
     assert not objects("ClusterRole") and not objects("ClusterRoleBinding")
 
 
 def test_the_role_is_bound_to_the_workflow_service_account_only() -> None:
     (binding,) = objects("RoleBinding").values()
     (role,) = objects("Role").values()
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": role["metadata"]["name"]}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "textcnn-workflow", "namespace": NAMESPACE}]
+        {"kind": "ServiceAccount", "name": "textcnn-workflow", "namespace": NAMESPACE}
+    ]
 
 
 def test_workflow_pods_run_as_the_bound_service_account() -> None:
@@ -100,16 +125,20 @@ def test_workflow_pods_run_as_the_bound_service_account() -> None:
 def test_service_accounts_use_workload_identity(account: str) -> None:
     annotations = objects("ServiceAccount")[account]["metadata"]["annotations"]
     gsa = annotations["iam.gke.io/gcp-service-account"]
-    assert re.fullmatch(r"[a-z][-a-z0-9]{4,28}[a-z0-9]@[-A-Za-z0-9_]+\.iam\.gserviceaccount\.com",
-                        gsa), gsa
+    assert re.fullmatch(
+        r"[a-z][-a-z0-9]{4,28}[a-z0-9]@[-A-Za-z0-9_]+\.iam\.gserviceaccount\.com", gsa
+    ), gsa
 
 
 def _argo_validator(version: str, definition: str) -> Draft202012Validator:
     strict = schema._strict_schema(version)  # the strict in-memory schema the lint uses
-    return Draft202012Validator({
-        "$schema": strict["$schema"], "definitions": strict["definitions"],
-        "$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{definition}",
-    })
+    return Draft202012Validator(
+        {
+            "$schema": strict["$schema"],
+            "definitions": strict["definitions"],
+            "$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{definition}",
+        }
+    )
 
 
 def test_artifact_repository_is_the_default_gcs_bucket_with_workload_identity() -> None:
@@ -117,8 +146,10 @@ def test_artifact_repository_is_the_default_gcs_bucket_with_workload_identity() 
     key = config["metadata"]["annotations"]["workflows.argoproj.io/default-artifact-repository"]
     repository = yaml.safe_load(config["data"][key])
     for version in schema.VERSIONS:
-        errors = [e.message for e in _argo_validator(version, "ArtifactRepository")
-                  .iter_errors(repository)]
+        errors = [
+            e.message
+            for e in _argo_validator(version, "ArtifactRepository").iter_errors(repository)
+        ]
         assert errors == [], f"{version}: {errors}"
     gcs = repository["gcs"]
     assert gcs["bucket"] == PipelineParams().gcp_bucket
@@ -127,7 +158,9 @@ def test_artifact_repository_is_the_default_gcs_bucket_with_workload_identity() 
     # The WorkflowTemplate looks its repository up by exactly this ConfigMap and key.
     template = pipeline.render()[0]
     assert template["spec"]["artifactRepositoryRef"] == {
-        "configMap": config["metadata"]["name"], "key": key}
+        "configMap": config["metadata"]["name"],
+        "key": key,
+    }
 
 
 def _args(container: dict[str, Any]) -> dict[str, str]:
@@ -143,9 +176,12 @@ def _port(container: dict[str, Any], name_or_number: str | int) -> int:
 
 def _selected(service: dict[str, Any]) -> dict[str, Any]:
     """The one container behind a Service (its selector matches the pod labels)."""
-    (deployment,) = [d for d in objects("Deployment").values()
-                     if service["spec"]["selector"].items()
-                     <= d["spec"]["template"]["metadata"]["labels"].items()]
+    (deployment,) = [
+        d
+        for d in objects("Deployment").values()
+        if service["spec"]["selector"].items()
+        <= d["spec"]["template"]["metadata"]["labels"].items()
+    ]
     assert deployment["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     return container
@@ -194,13 +230,17 @@ def test_no_secret_is_committed_and_referenced_ones_are_documented() -> None:
     for file, doc in documents():
         assert not (doc["kind"] == "Secret" and ({"data", "stringData"} & doc.keys())), file
     readme = (MANIFESTS / "README.md").read_text()
-    refs = {(e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
-            for c in containers() for e in c.get("env", [])
-            if "secretKeyRef" in e.get("valueFrom", {})}
+    refs = {
+        (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for c in containers()
+        for e in c.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
     assert refs
     for name, key in refs:
-        assert re.search(rf"kubectl create secret generic {name}\b[^\n]*--from-literal={key}=",
-                         readme), f"README does not say how to create Secret {name} ({key})"
+        assert re.search(
+            rf"kubectl create secret generic {name}\b[^\n]*--from-literal={key}=", readme
+        ), f"README does not say how to create Secret {name} ({key})"
 
 
 def test_kustomization_lists_every_manifest_and_nothing_else() -> None:
@@ -208,8 +248,10 @@ def test_kustomization_lists_every_manifest_and_nothing_else() -> None:
     assert kz["namespace"] == NAMESPACE == objects("Namespace")[NAMESPACE]["metadata"]["name"]
     listed = kz["resources"]
     assert len(listed) == len(set(listed))
-    present = {p.relative_to(MANIFESTS).as_posix()
-               for p in [*manifest_files(), *MANIFESTS.glob("workflows/*.yaml")]}
+    present = {
+        p.relative_to(MANIFESTS).as_posix()
+        for p in [*manifest_files(), *MANIFESTS.glob("workflows/*.yaml")]
+    }
     generated = {f"workflows/{name}" for name in pipeline.MANIFESTS.values()}
     assert set(listed) == present | generated
     missing = [r for r in listed if not (MANIFESTS / r).is_file()]
@@ -218,13 +260,15 @@ def test_kustomization_lists_every_manifest_and_nothing_else() -> None:
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (built-in kustomize) absent")
 def test_kustomize_builds_everything_into_the_namespace() -> None:
-    built = subprocess.run(["kubectl", "kustomize", str(MANIFESTS)], capture_output=True,
-                           text=True, timeout=120)
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(MANIFESTS)], capture_output=True, text=True, timeout=120
+    )
     assert built.returncode == 0, built.stderr
     docs = [d for d in yaml.safe_load_all(built.stdout) if d]
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert names == {(d["kind"], d["metadata"]["name"]) for _, d in documents()} | {
-        (d["kind"], d["metadata"]["name"]) for d in pipeline.render()}
+        (d["kind"], d["metadata"]["name"]) for d in pipeline.render()
+    }
     for doc in docs:
         if doc["kind"] != "Namespace":
             assert doc["metadata"]["namespace"] == NAMESPACE, doc["metadata"]

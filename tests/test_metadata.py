@@ -26,14 +26,19 @@ def store(tmp_path: Path) -> str:
     return f"sqlite:{tmp_path / 'mlmd' / 'metadata.sqlite'}"
 
 
-def _context_names(s, *, artifact_id: int | None = None, execution_id: int | None = None
-                   ) -> set[tuple[str, str]]:
-    contexts = (s.get_contexts_by_artifact(artifact_id) if artifact_id is not None
-                else s.get_contexts_by_execution(execution_id))
+def _context_names(
+    s, *, artifact_id: int | None = None, execution_id: int | None = None
+) -> set[tuple[str, str]]:
+    contexts = (
+        s.get_contexts_by_artifact(artifact_id)
+        if artifact_id is not None
+        else s.get_contexts_by_execution(execution_id)
+    )
     return {(c.type, c.name) for c in contexts}
 
 
 # --- store strings ----------------------------------------------------------------------
+
 
 def test_open_store_sqlite_creates_the_file_and_its_folders(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "metadata.sqlite"
@@ -56,10 +61,21 @@ def test_the_default_store_option_is_a_valid_grpc_store() -> None:
     assert isinstance(metadata.open_store(default), metadata_store.MetadataStore)
 
 
-@pytest.mark.parametrize("bad", [
-    "", "sqlite:", "sqlite:  ", "grpc:host", "grpc::8080", "grpc:host:port", "grpc:host:0",
-    "grpc:host:70000", "mysql:db", "/tmp/metadata.sqlite",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "sqlite:",
+        "sqlite:  ",
+        "grpc:host",
+        "grpc::8080",
+        "grpc:host:port",
+        "grpc:host:0",
+        "grpc:host:70000",
+        "mysql:db",
+        "/tmp/metadata.sqlite",
+    ],
+)
 def test_bad_store_string_names_the_option(bad: str) -> None:
     with pytest.raises(InputError, match="--metadata_store.*sqlite:PATH.*grpc:HOST:PORT"):
         metadata.open_store(bad)
@@ -67,11 +83,21 @@ def test_bad_store_string_names_the_option(bad: str) -> None:
 
 # --- artifacts --------------------------------------------------------------------------
 
+
 def test_record_artifact_infers_property_types_and_joins_both_contexts(store: str) -> None:
-    properties = {"rows": 12, "share": 0.25, "split": "train", "clean": True,
-                  "classes": {"neg": 5, "pos": 7}, "sizes": [3, 4]}
+    properties = {
+        "rows": 12,
+        "share": 0.25,
+        "split": "train",
+        "clean": True,
+        "classes": {"neg": 5, "pos": 7},
+        "sizes": [3, 4],
+    }
     artifact_id = metadata.record_artifact(
-        store, run_name="run-1", type_name="Dataset", uri="/data/train.csv",
+        store,
+        run_name="run-1",
+        type_name="Dataset",
+        uri="/data/train.csv",
         properties=properties,
     )
     s = metadata.open_store(store)
@@ -79,33 +105,47 @@ def test_record_artifact_infers_property_types_and_joins_both_contexts(store: st
     [artifact_type] = s.get_artifact_types_by_id([artifact.type_id])
     assert artifact_type.name == "Dataset"
     assert dict(artifact_type.properties) == {
-        "rows": mlmd.INT, "share": mlmd.DOUBLE, "split": mlmd.STRING, "clean": mlmd.INT,
-        "classes": mlmd.STRING, "sizes": mlmd.STRING,
+        "rows": mlmd.INT,
+        "share": mlmd.DOUBLE,
+        "split": mlmd.STRING,
+        "clean": mlmd.INT,
+        "classes": mlmd.STRING,
+        "sizes": mlmd.STRING,
     }
     assert artifact.uri == "/data/train.csv"
     assert artifact.state == mlmd.Artifact.LIVE
     p = artifact.properties
     assert (p["rows"].int_value, p["share"].double_value, p["split"].string_value) == (
-        12, 0.25, "train")
+        12,
+        0.25,
+        "train",
+    )
     assert p["clean"].int_value == 1
     assert json.loads(p["classes"].string_value) == properties["classes"]
     assert json.loads(p["sizes"].string_value) == properties["sizes"]
     assert _context_names(s, artifact_id=artifact_id) == {
-        ("Pipeline", "textcnn"), ("PipelineRun", "run-1")}
+        ("Pipeline", "textcnn"),
+        ("PipelineRun", "run-1"),
+    }
     run = s.get_context_by_type_and_name("PipelineRun", "run-1")
     assert [c.name for c in s.get_parent_contexts_by_context(run.id)] == ["textcnn"]
 
 
 def test_type_accepts_later_added_and_omitted_properties(store: str) -> None:
-    first = metadata.record_artifact(store, run_name="r", type_name="Dataset", uri="a",
-                                     properties={"rows": 1})
-    second = metadata.record_artifact(store, run_name="r", type_name="Dataset", uri="b",
-                                      properties={"rows": 2, "split": "test"})
-    third = metadata.record_artifact(store, run_name="r", type_name="Dataset", uri="c",
-                                     properties={"split": "train"})
+    first = metadata.record_artifact(
+        store, run_name="r", type_name="Dataset", uri="a", properties={"rows": 1}
+    )
+    second = metadata.record_artifact(
+        store, run_name="r", type_name="Dataset", uri="b", properties={"rows": 2, "split": "test"}
+    )
+    third = metadata.record_artifact(
+        store, run_name="r", type_name="Dataset", uri="c", properties={"split": "train"}
+    )
     s = metadata.open_store(store)
     assert dict(s.get_artifact_type("Dataset").properties) == {
-        "rows": mlmd.INT, "split": mlmd.STRING}
+        "rows": mlmd.INT,
+        "split": mlmd.STRING,
+    }
     by_id = {a.id: a for a in s.get_artifacts_by_id([first, second, third])}
     assert by_id[first].properties["rows"].int_value == 1
     assert by_id[second].properties["split"].string_value == "test"
@@ -113,25 +153,40 @@ def test_type_accepts_later_added_and_omitted_properties(store: str) -> None:
 
 
 def test_property_of_another_type_is_an_input_error(store: str) -> None:
-    metadata.record_artifact(store, run_name="r", type_name="Dataset", uri="a",
-                             properties={"rows": 1})
+    metadata.record_artifact(
+        store, run_name="r", type_name="Dataset", uri="a", properties={"rows": 1}
+    )
     with pytest.raises(InputError, match="--metadata_store.*'Dataset'.*rows"):
-        metadata.record_artifact(store, run_name="r", type_name="Dataset", uri="b",
-                                 properties={"rows": "many"})
+        metadata.record_artifact(
+            store, run_name="r", type_name="Dataset", uri="b", properties={"rows": "many"}
+        )
 
 
 def test_unsupported_property_value_is_refused(store: str) -> None:
     with pytest.raises(TypeError, match="None"):
-        metadata.record_artifact(store, run_name="r", type_name="Dataset", uri="a",
-                                 properties={"rows": None})  # type: ignore[dict-item]
+        metadata.record_artifact(
+            store, run_name="r", type_name="Dataset", uri="a", properties={"rows": None}
+        )  # type: ignore[dict-item]
 
 
 def test_named_artifact_recorded_again_is_updated_in_place(store: str) -> None:
     # A retried step records the same named artifact: one artifact, the latest values.
-    first = metadata.record_artifact(store, run_name="r", type_name="ModelSpec", uri="/v1",
-                                     properties={"vocab_size": 10}, name="r/spec")
-    again = metadata.record_artifact(store, run_name="r", type_name="ModelSpec", uri="/v2",
-                                     properties={"vocab_size": 20}, name="r/spec")
+    first = metadata.record_artifact(
+        store,
+        run_name="r",
+        type_name="ModelSpec",
+        uri="/v1",
+        properties={"vocab_size": 10},
+        name="r/spec",
+    )
+    again = metadata.record_artifact(
+        store,
+        run_name="r",
+        type_name="ModelSpec",
+        uri="/v2",
+        properties={"vocab_size": 20},
+        name="r/spec",
+    )
     assert again == first
     [artifact] = metadata.open_store(store).get_artifacts_by_type("ModelSpec")
     assert (artifact.uri, artifact.properties["vocab_size"].int_value) == ("/v2", 20)
@@ -139,19 +194,22 @@ def test_named_artifact_recorded_again_is_updated_in_place(store: str) -> None:
 
 def test_empty_run_name_is_an_input_error(store: str) -> None:
     with pytest.raises(InputError, match="--run_name"):
-        metadata.record_artifact(store, run_name="", type_name="Dataset", uri="a",
-                                 properties={})
+        metadata.record_artifact(store, run_name="", type_name="Dataset", uri="a", properties={})
 
 
 # --- executions -------------------------------------------------------------------------
 
+
 def test_record_execution_links_inputs_and_new_outputs(store: str) -> None:
-    a = metadata.record_artifact(store, run_name="r", type_name="Dataset", uri="/a",
-                                 properties={})
-    b = metadata.record_artifact(store, run_name="r", type_name="ModelSpec", uri="/b",
-                                 properties={})
+    a = metadata.record_artifact(store, run_name="r", type_name="Dataset", uri="/a", properties={})
+    b = metadata.record_artifact(
+        store, run_name="r", type_name="ModelSpec", uri="/b", properties={}
+    )
     execution_id, outputs = metadata.record_execution(
-        store, run_name="r", type_name="Train", properties={"epochs": 3, "lr": 0.01},
+        store,
+        run_name="r",
+        type_name="Train",
+        properties={"epochs": 3, "lr": 0.01},
         inputs=[a, b],
         outputs=[("Model", "/m", {"format": "saved_model"}), ("Metrics", "/x", {"acc": 0.5})],
     )
@@ -162,8 +220,12 @@ def test_record_execution_links_inputs_and_new_outputs(store: str) -> None:
     assert execution.properties["epochs"].int_value == 3
     assert execution.properties["lr"].double_value == 0.01
     events = {(e.artifact_id, e.type) for e in s.get_events_by_execution_ids([execution_id])}
-    assert events == {(a, mlmd.Event.INPUT), (b, mlmd.Event.INPUT),
-                      (outputs[0], mlmd.Event.OUTPUT), (outputs[1], mlmd.Event.OUTPUT)}
+    assert events == {
+        (a, mlmd.Event.INPUT),
+        (b, mlmd.Event.INPUT),
+        (outputs[0], mlmd.Event.OUTPUT),
+        (outputs[1], mlmd.Event.OUTPUT),
+    }
     model, metrics = s.get_artifacts_by_id(outputs)  # ids come back in `outputs` order
     assert (model.uri, model.properties["format"].string_value) == ("/m", "saved_model")
     assert (metrics.uri, metrics.properties["acc"].double_value) == ("/x", 0.5)
@@ -173,21 +235,26 @@ def test_record_execution_links_inputs_and_new_outputs(store: str) -> None:
 
 
 def test_unknown_input_id_is_an_input_error_and_writes_nothing(store: str) -> None:
-    a = metadata.record_artifact(store, run_name="r", type_name="Dataset", uri="/a",
-                                 properties={})
+    a = metadata.record_artifact(store, run_name="r", type_name="Dataset", uri="/a", properties={})
     with pytest.raises(InputError, match=r"--metadata_store.*\[999\]"):
-        metadata.record_execution(store, run_name="r", type_name="Train", properties={},
-                                  inputs=[a, 999], outputs=[("Model", "/m", {})])
+        metadata.record_execution(
+            store,
+            run_name="r",
+            type_name="Train",
+            properties={},
+            inputs=[a, 999],
+            outputs=[("Model", "/m", {})],
+        )
     s = metadata.open_store(store)
     assert s.get_executions() == []
     assert [x.id for x in s.get_artifacts()] == [a]
 
 
 def test_artifact_types_maps_ids_to_type_names(store: str) -> None:
-    a = metadata.record_artifact(store, run_name="r", type_name="Dataset", uri="/a",
-                                 properties={})
-    b = metadata.record_artifact(store, run_name="r", type_name="ModelSpec", uri="/b",
-                                 properties={})
+    a = metadata.record_artifact(store, run_name="r", type_name="Dataset", uri="/a", properties={})
+    b = metadata.record_artifact(
+        store, run_name="r", type_name="ModelSpec", uri="/b", properties={}
+    )
     assert metadata.artifact_types(store, [b, a]) == {a: "Dataset", b: "ModelSpec"}
     with pytest.raises(InputError, match=r"\[42\]"):
         metadata.artifact_types(store, [a, 42])
@@ -195,26 +262,36 @@ def test_artifact_types_maps_ids_to_type_names(store: str) -> None:
 
 # --- lineage query ----------------------------------------------------------------------
 
+
 def test_lineage_returns_one_run_as_plain_data(store: str) -> None:
-    data = metadata.record_artifact(store, run_name="r1", type_name="Dataset", uri="/d",
-                                    properties={"rows": 4})
+    data = metadata.record_artifact(
+        store, run_name="r1", type_name="Dataset", uri="/d", properties={"rows": 4}
+    )
     execution_id, [model] = metadata.record_execution(
-        store, run_name="r1", type_name="Train", properties={"epochs": 2}, inputs=[data],
+        store,
+        run_name="r1",
+        type_name="Train",
+        properties={"epochs": 2},
+        inputs=[data],
         outputs=[("Model", "/m", {"tags": ["a"]})],
     )
-    metadata.record_artifact(store, run_name="r2", type_name="Dataset", uri="/other",
-                             properties={})
+    metadata.record_artifact(store, run_name="r2", type_name="Dataset", uri="/other", properties={})
     result = metadata.lineage(store, "r1")
     assert json.loads(json.dumps(result)) == result
     assert result["pipeline"] == "textcnn" and result["run"] == "r1"
     assert result["artifacts"] == [
-        {"id": data, "type": "Dataset", "uri": "/d", "state": "LIVE",
-         "properties": {"rows": 4}},
-        {"id": model, "type": "Model", "uri": "/m", "state": "LIVE",
-         "properties": {"tags": '["a"]'}},
+        {"id": data, "type": "Dataset", "uri": "/d", "state": "LIVE", "properties": {"rows": 4}},
+        {
+            "id": model,
+            "type": "Model",
+            "uri": "/m",
+            "state": "LIVE",
+            "properties": {"tags": '["a"]'},
+        },
     ]
     assert result["executions"] == [
-        {"id": execution_id, "type": "Train", "state": "COMPLETE", "properties": {"epochs": 2}}]
+        {"id": execution_id, "type": "Train", "state": "COMPLETE", "properties": {"epochs": 2}}
+    ]
     assert result["events"] == [
         {"execution_id": execution_id, "artifact_id": data, "type": "INPUT"},
         {"execution_id": execution_id, "artifact_id": model, "type": "OUTPUT"},
@@ -225,8 +302,7 @@ def test_lineage_returns_one_run_as_plain_data(store: str) -> None:
 
 
 def test_lineage_of_unknown_run_or_store_is_an_input_error(store: str, tmp_path: Path) -> None:
-    metadata.record_artifact(store, run_name="r1", type_name="Dataset", uri="/d",
-                             properties={})
+    metadata.record_artifact(store, run_name="r1", type_name="Dataset", uri="/d", properties={})
     with pytest.raises(InputError, match="--run_name: no run 'r2'"):
         metadata.lineage(store, "r2")
     missing = tmp_path / "nowhere.sqlite"
@@ -255,8 +331,13 @@ _WRITER = textwrap.dedent("""
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", _WRITER, *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
     return proc
 
@@ -272,8 +353,9 @@ def test_two_processes_write_one_fresh_store_at_once(store: str, tmp_path: Path)
         assert proc.returncode == 0, err
     result = metadata.lineage(store, "shared")
     uris = {a["uri"] for a in result["artifacts"]}
-    assert uris == {f"{tag}/{kind}/{i}" for tag in ("w1", "w2") for kind in ("in", "out")
-                    for i in range(count)}
+    assert uris == {
+        f"{tag}/{kind}/{i}" for tag in ("w1", "w2") for kind in ("in", "out") for i in range(count)
+    }
     assert len(result["executions"]) == 2 * count
     assert len(result["events"]) == 4 * count
     s = metadata.open_store(store)
@@ -299,4 +381,6 @@ def test_a_writer_waits_while_another_holds_the_store_lock(store: str, tmp_path:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert sorted(a.uri for a in metadata.open_store(store).get_artifacts()) == [
-        "w/in/0", "w/out/0"]
+        "w/in/0",
+        "w/out/0",
+    ]

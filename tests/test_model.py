@@ -17,8 +17,16 @@ from textcnn.model import ModelConfig, build_model
 from textcnn.steps import model_metadata
 
 DEFAULT = ModelConfig(
-    vocab_size=50, max_length=20, num_classes=3, classes=["a", "b", "c"], embedding_dim=8,
-    filter_sizes=[3, 4, 5], num_filters=6, num_conv_layers=1, maxpool_strides=2, dropout=0.5,
+    vocab_size=50,
+    max_length=20,
+    num_classes=3,
+    classes=["a", "b", "c"],
+    embedding_dim=8,
+    filter_sizes=[3, 4, 5],
+    num_filters=6,
+    num_conv_layers=1,
+    maxpool_strides=2,
+    dropout=0.5,
     learning_rate=1e-3,
 )
 
@@ -26,7 +34,8 @@ DEFAULT = ModelConfig(
 def expected_params(c: ModelConfig) -> int:
     """Kim CNN parameter count, derived by hand from the architecture."""
     conv = sum(
-        k * c.embedding_dim * c.num_filters + c.num_filters
+        k * c.embedding_dim * c.num_filters
+        + c.num_filters
         + (c.num_conv_layers - 1) * (k * c.num_filters * c.num_filters + c.num_filters)
         for k in c.filter_sizes
     )
@@ -53,10 +62,17 @@ def test_default_model_shape_and_embedding_initialisation() -> None:
     assert len(json.dumps(model.get_config())) < 20_000
 
 
-@pytest.mark.parametrize("field, value", [
-    ("filter_sizes", [2, 3]), ("num_filters", 9), ("num_conv_layers", 2),
-    ("embedding_dim", 5), ("vocab_size", 40), ("num_classes", 2),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("filter_sizes", [2, 3]),
+        ("num_filters", 9),
+        ("num_conv_layers", 2),
+        ("embedding_dim", 5),
+        ("vocab_size", 40),
+        ("num_classes", 2),
+    ],
+)
 def test_size_hyperparameters_change_the_parameter_count(field: str, value: object) -> None:
     config = replace(DEFAULT, **{field: value})
     model = build_model(config)
@@ -84,8 +100,10 @@ def test_single_layer_branches_have_no_intermediate_pooling() -> None:
 
 
 def test_dropout_rate_is_the_configured_one() -> None:
-    rates = {d: layer_configs(build_model(replace(DEFAULT, dropout=d)), keras.layers.Dropout)
-             for d in (0.5, 0.1)}
+    rates = {
+        d: layer_configs(build_model(replace(DEFAULT, dropout=d)), keras.layers.Dropout)
+        for d in (0.5, 0.1)
+    }
     assert rates[0.5][0]["rate"] == 0.5 and rates[0.1][0]["rate"] == 0.1
 
 
@@ -96,17 +114,25 @@ def test_frozen_embeddings_are_not_trained() -> None:
     assert trainable == expected_params(DEFAULT) - 50 * 8
 
 
-@pytest.mark.parametrize("max_length, k, layers, strides", [
-    (4, 5, 1, 2),    # one layer: the window is longer than the text
-    (10, 3, 2, 4),   # 10 -> 8 -> pooled 2 -> window 3 does not fit
-    (7, 3, 2, 2),    # 7 -> 5 -> pooled 2: one short of (8, 3, 2, 2) below
-    (6, 3, 3, 1),    # 6 -> 4 -> 2 -> 0
-])
+@pytest.mark.parametrize(
+    "max_length, k, layers, strides",
+    [
+        (4, 5, 1, 2),  # one layer: the window is longer than the text
+        (10, 3, 2, 4),  # 10 -> 8 -> pooled 2 -> window 3 does not fit
+        (7, 3, 2, 2),  # 7 -> 5 -> pooled 2: one short of (8, 3, 2, 2) below
+        (6, 3, 3, 1),  # 6 -> 4 -> 2 -> 0
+    ],
+)
 def test_too_short_sequence_is_an_input_error(
     max_length: int, k: int, layers: int, strides: int
 ) -> None:
-    config = replace(DEFAULT, max_length=max_length, filter_sizes=[2, k],
-                     num_conv_layers=layers, maxpool_strides=strides)
+    config = replace(
+        DEFAULT,
+        max_length=max_length,
+        filter_sizes=[2, k],
+        num_conv_layers=layers,
+        maxpool_strides=strides,
+    )
     with pytest.raises(InputError) as e:
         build_model(config)
     message = str(e.value)
@@ -114,14 +140,24 @@ def test_too_short_sequence_is_an_input_error(
     assert f"num_conv_layers={layers}" in message
 
 
-@pytest.mark.parametrize("max_length, k, layers, strides", [
-    (5, 5, 1, 2), (8, 3, 2, 2), (7, 3, 3, 1),  # each exactly one time step at the end
-])
+@pytest.mark.parametrize(
+    "max_length, k, layers, strides",
+    [
+        (5, 5, 1, 2),
+        (8, 3, 2, 2),
+        (7, 3, 3, 1),  # each exactly one time step at the end
+    ],
+)
 def test_shortest_buildable_sequences_build_and_run(
     max_length: int, k: int, layers: int, strides: int
 ) -> None:
-    config = replace(DEFAULT, max_length=max_length, filter_sizes=[k],
-                     num_conv_layers=layers, maxpool_strides=strides)
+    config = replace(
+        DEFAULT,
+        max_length=max_length,
+        filter_sizes=[k],
+        num_conv_layers=layers,
+        maxpool_strides=strides,
+    )
     model = build_model(config)
     assert model.get_layer(f"conv_{k}_{layers}").output.shape[1] == 1
     assert model(np.ones((1, max_length), dtype="int32")).shape == (1, 3)
@@ -140,21 +176,34 @@ def test_config_round_trip_and_bad_files(tmp_path: Path) -> None:
     (tmp_path / "model_config.json").write_text(json.dumps(data | {"colour": 1}))
     with pytest.raises(InputError, match=r"model_config\.json: missing num_filters"):
         ModelConfig.load(tmp_path)
-    (tmp_path / "model_config.json").write_text(json.dumps(json.loads(DEFAULT.to_json())
-                                                           | {"colour": 1}))
+    (tmp_path / "model_config.json").write_text(
+        json.dumps(json.loads(DEFAULT.to_json()) | {"colour": 1})
+    )
     with pytest.raises(InputError, match=r"unknown keys \['colour'\]"):
         ModelConfig.load(tmp_path)
 
 
 # --- model-metadata step -----------------------------------------------------------------
 
+
 def metadata_args(root: Path, **overrides: object) -> dict:
-    return dict(
-        prepared_dir=str(root / "prepared"), embeddings_dir=str(root / "embeddings"),
-        filter_sizes=[2, 3], num_filters=4, num_conv_layers=1, maxpool_strides=2, dropout=0.3,
-        embedding_dim=8, learning_rate=0.002, output_dir=str(root / "spec-out"),
-        metadata_store=f"sqlite:{root / 'md.sqlite'}", run_name="wf-1",
-    ) | overrides
+    return (
+        dict(
+            prepared_dir=str(root / "prepared"),
+            embeddings_dir=str(root / "embeddings"),
+            filter_sizes=[2, 3],
+            num_filters=4,
+            num_conv_layers=1,
+            maxpool_strides=2,
+            dropout=0.3,
+            embedding_dim=8,
+            learning_rate=0.002,
+            output_dir=str(root / "spec-out"),
+            metadata_store=f"sqlite:{root / 'md.sqlite'}",
+            run_name="wf-1",
+        )
+        | overrides
+    )
 
 
 def test_model_metadata_writes_the_spec_and_records_it(tmp_path: Path) -> None:
@@ -163,14 +212,18 @@ def test_model_metadata_writes_the_spec_and_records_it(tmp_path: Path) -> None:
     result = model_metadata.run(**args)
 
     config = ModelConfig.load(tmp_path / "spec-out")
-    assert config == replace(inputs.config, filter_sizes=[2, 3], num_filters=4, dropout=0.3,
-                             learning_rate=0.002)
+    assert config == replace(
+        inputs.config, filter_sizes=[2, 3], num_filters=4, dropout=0.3, learning_rate=0.002
+    )
     assert result["params"] == expected_params(config) == build_model(config).count_params()
     summary = (tmp_path / "spec-out" / "summary.txt").read_text()
     assert "tokens" in summary and "conv_3_1" in summary and f"{result['params']:,}" in summary
 
-    [spec] = [a for a in metadata.lineage(args["metadata_store"], "wf-1")["artifacts"]
-              if a["type"] == "ModelSpec"]
+    [spec] = [
+        a
+        for a in metadata.lineage(args["metadata_store"], "wf-1")["artifacts"]
+        if a["type"] == "ModelSpec"
+    ]
     assert str(spec["id"]) == result["model_spec_id"]
     assert spec["uri"] == str(tmp_path / "spec-out")
     props = spec["properties"]
@@ -185,10 +238,12 @@ def test_model_metadata_from_the_command_line(tmp_path: Path) -> None:
     for key, value in metadata_args(tmp_path).items():
         argv += [f"--{key}", ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     assert cli.main(argv) == 0
-    assert json.loads((tmp_path / "spec-out" / "model_config.json").read_text())["filter_sizes"] \
-        == [2, 3]
+    assert json.loads((tmp_path / "spec-out" / "model_config.json").read_text())[
+        "filter_sizes"
+    ] == [2, 3]
     assert int((tmp_path / "out" / "params").read_text()) == expected_params(
-        ModelConfig.load(tmp_path / "spec-out"))
+        ModelConfig.load(tmp_path / "spec-out")
+    )
 
 
 def test_model_metadata_dimension_mismatch_names_the_option(tmp_path: Path) -> None:

@@ -18,9 +18,17 @@ def parse(**values: str) -> PipelineParams:
     return PipelineParams.parse(values)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("yes", True), ("no", False), ("true", True), ("False", False), ("1", True), ("0", False),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("yes", True),
+        ("no", False),
+        ("true", True),
+        ("False", False),
+        ("1", True),
+        ("0", False),
+    ],
+)
 def test_booleans_accept_the_original_spellings(text: str, expected: bool) -> None:
     assert parse(gpu_support=text).gpu_support is expected
     assert parse(dist_training=text).dist_training is expected
@@ -36,21 +44,24 @@ def test_embedding_dim_alias_and_original_spelling() -> None:
     assert parse(embbeding_dim="32").embbeding_dim == 32
 
 
-@pytest.mark.parametrize(("values", "option"), [
-    ({"val_data_pct": "0"}, "--val_data_pct"),
-    ({"val_data_pct": "0.9"}, "--val_data_pct"),
-    ({"dropout": "1"}, "--dropout"),
-    ({"num_words": "abc"}, "--num_words"),
-    ({"epochs": "0"}, "--epochs"),
-    ({"gpu_support": "maybe"}, "--gpu_support"),
-    ({"filter_sizes": "3,x"}, "--filter_sizes"),
-    ({"filter_sizes": "3,3"}, "--filter_sizes"),
-    ({"gcp_bucket": "Bad_Bucket!"}, "--gcp_bucket"),
-    ({"namespace": "Not A Namespace"}, "--namespace"),
-    ({"metadata_store": "mysql://x"}, "--metadata_store"),
-    ({"host": "argo.example.com"}, "--host"),
-    ({"no_such_option": "1"}, "--no_such_option"),
-])
+@pytest.mark.parametrize(
+    ("values", "option"),
+    [
+        ({"val_data_pct": "0"}, "--val_data_pct"),
+        ({"val_data_pct": "0.9"}, "--val_data_pct"),
+        ({"dropout": "1"}, "--dropout"),
+        ({"num_words": "abc"}, "--num_words"),
+        ({"epochs": "0"}, "--epochs"),
+        ({"gpu_support": "maybe"}, "--gpu_support"),
+        ({"filter_sizes": "3,x"}, "--filter_sizes"),
+        ({"filter_sizes": "3,3"}, "--filter_sizes"),
+        ({"gcp_bucket": "Bad_Bucket!"}, "--gcp_bucket"),
+        ({"namespace": "Not A Namespace"}, "--namespace"),
+        ({"metadata_store": "mysql://x"}, "--metadata_store"),
+        ({"host": "argo.example.com"}, "--host"),
+        ({"no_such_option": "1"}, "--no_such_option"),
+    ],
+)
 def test_bad_values_name_the_option(values: dict[str, str], option: str) -> None:
     with pytest.raises(ParamsError, match=option):
         PipelineParams.parse(values)
@@ -77,28 +88,39 @@ def test_argo_round_trip() -> None:
     assert params.to_strings()["filter_sizes"] == "2,3"
 
 
-@pytest.mark.parametrize("name", ["host", "client_id", "other_client_id",
-                                  "other_client_secret"])
+@pytest.mark.parametrize("name", ["host", "client_id", "other_client_id", "other_client_secret"])
 def test_login_options_are_the_clients_not_the_pipelines(name: str) -> None:
     assert name not in PipelineParams.model_fields
     with pytest.raises(ParamsError, match=f"--{name}"):
         parse(**{name: "x"})
 
 
-@pytest.mark.parametrize(("option", "step_option", "text", "words"), [
-    ("static_embeddings", "static_embeddings", "ture", "expected yes/no/true/false, got 'ture'"),
-    ("filter_sizes", "filter_sizes", "2;3", "expected integers such as 3,4,5, got '2;3'"),
-])
+@pytest.mark.parametrize(
+    ("option", "step_option", "text", "words"),
+    [
+        (
+            "static_embeddings",
+            "static_embeddings",
+            "ture",
+            "expected yes/no/true/false, got 'ture'",
+        ),
+        ("filter_sizes", "filter_sizes", "2;3", "expected integers such as 3,4,5, got '2;3'"),
+    ],
+)
 def test_one_parser_per_option_for_the_cli_and_the_steps(
-        option: str, step_option: str, text: str, words: str) -> None:
+    option: str, step_option: str, text: str, words: str
+) -> None:
     """A typo fails the same way as a pipeline option and as a step's option."""
     with pytest.raises(ParamsError, match=re.escape(words)):
         parse(**{option: text})
     converter = parse_bool if option == "static_embeddings" else parse_int_list
     with pytest.raises(ValueError, match=re.escape(words)):
         converter(text)
-    step = subprocess.run([sys.executable, "-m", "textcnn", "model-metadata",
-                           f"--{step_option}={text}"], capture_output=True, text=True)
+    step = subprocess.run(
+        [sys.executable, "-m", "textcnn", "model-metadata", f"--{step_option}={text}"],
+        capture_output=True,
+        text=True,
+    )
     assert step.returncode == 2
     assert f"argument --{step_option}: invalid {converter.__name__} value" in step.stderr
 
@@ -131,32 +153,40 @@ def test_original_cli_options_are_all_there() -> None:
 def test_validate_step_in_a_pod_uses_the_same_model() -> None:
     bad = subprocess.run(
         [sys.executable, "-m", "textcnn", "validate-params", "--epochs=0", "--dropout=0.3"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode == 2
     assert "--epochs" in bad.stderr and bad.stderr.startswith("error: validate-params")
     good = subprocess.run(
         [sys.executable, "-m", "textcnn", "validate-params", "--epochs=3", "--gpu_support=no"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert good.returncode == 0, good.stderr
     assert '"epochs":3' in good.stdout
 
 
-@pytest.mark.parametrize(("values", "option"), [
-    ({"canary_traffic_percent": "20"}, "--canary_traffic_percent=20"),
-    ({"serving_min_replicas": "0"}, "--serving_min_replicas=0"),
-])
+@pytest.mark.parametrize(
+    ("values", "option"),
+    [
+        ({"canary_traffic_percent": "20"}, "--canary_traffic_percent=20"),
+        ({"serving_min_replicas": "0"}, "--serving_min_replicas=0"),
+    ],
+)
 def test_knative_features_need_serverless_mode(values: dict[str, str], option: str) -> None:
-    with pytest.raises(ParamsError, match=re.escape(
+    with pytest.raises(
+        ParamsError,
+        match=re.escape(
             f"{option} needs --serving_deployment_mode=Serverless (Knative); KServe ignores it "
-            "in RawDeployment mode")):
+            "in RawDeployment mode"
+        ),
+    ):
         PipelineParams.parse(values)
     serverless = PipelineParams.parse({**values, "serving_deployment_mode": "Serverless"})
     assert serverless.serving_deployment_mode == "Serverless"
 
 
 def test_the_deployment_mode_is_an_enum_for_the_argo_ui() -> None:
-    (spec,) = [p for p in workflow_parameters()
-               if p["name"] == "serving_deployment_mode"]
+    (spec,) = [p for p in workflow_parameters() if p["name"] == "serving_deployment_mode"]
     assert (spec["value"], spec["enum"]) == ("RawDeployment", ["RawDeployment", "Serverless"])

@@ -29,16 +29,39 @@ from workflows.expressions import Depends, ancestors
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = [
-    "validate-params", "dataset-metadata-train", "dataset-metadata-test", "prepare-data",
-    "embeddings", "model-metadata", "train", "train-gpu", "workdir-claim", "stage-data", "tfjob",
+    "validate-params",
+    "dataset-metadata-train",
+    "dataset-metadata-test",
+    "prepare-data",
+    "embeddings",
+    "model-metadata",
+    "train",
+    "train-gpu",
+    "workdir-claim",
+    "stage-data",
+    "tfjob",
     "wait-tfjob",
-    "tfjob-gpu", "wait-tfjob-gpu", "collect-model", "evaluate", "log-training-metadata",
-    "deploy-tensorflow", "deploy-custom", "deploy-wait",
+    "tfjob-gpu",
+    "wait-tfjob-gpu",
+    "collect-model",
+    "evaluate",
+    "log-training-metadata",
+    "deploy-tensorflow",
+    "deploy-custom",
+    "deploy-wait",
 ]
 # The task that produces the `model` and `training` artifacts in each training branch.
 TRAINERS = ("train", "train-gpu", "collect-model")
-ARTIFACTS = {"train-report", "test-report", "prepared", "embeddings", "spec", "model",
-             "training", "metrics"}
+ARTIFACTS = {
+    "train-report",
+    "test-report",
+    "prepared",
+    "embeddings",
+    "spec",
+    "model",
+    "training",
+    "metrics",
+}
 REF = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 
 
@@ -79,13 +102,17 @@ def combinations() -> Iterator[tuple[bool, bool]]:
 
 # --- golden YAML and checked-in manifests ---------------------------------------------
 
+
 @pytest.mark.parametrize("index", [0, 1])
 def test_render_matches_the_checked_in_manifests(docs: list[dict[str, Any]], index: int) -> None:
     doc = docs[index]
     path = ROOT / "manifests" / "workflows" / pipeline.MANIFESTS[doc["metadata"]["name"]]
     text, expected = pipeline.to_yaml(doc), path.read_text()
-    diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
-                                        str(path), "render()"))
+    diff = "".join(
+        difflib.unified_diff(
+            expected.splitlines(True), text.splitlines(True), str(path), "render()"
+        )
+    )
     assert text == expected, f"{path} is stale (`make compile` rewrites it):\n{diff}"
 
 
@@ -102,18 +129,23 @@ def test_write_manifests_writes_both_documents(tmp_path: Path) -> None:
 
 # --- parameters -----------------------------------------------------------------------
 
+
 def test_workflow_parameters_are_every_option_in_order(wt: dict[str, Any]) -> None:
     assert wt["spec"]["arguments"]["parameters"] == workflow_parameters()
 
 
 def test_every_workflow_parameter_used_is_declared(docs: list[dict[str, Any]]) -> None:
     declared = {p["name"] for p in docs[0]["spec"]["arguments"]["parameters"]}
-    used = {r.removeprefix("workflow.parameters.") for r in refs(docs)
-            if r.startswith("workflow.parameters.")}
+    used = {
+        r.removeprefix("workflow.parameters.")
+        for r in refs(docs)
+        if r.startswith("workflow.parameters.")
+    }
     assert used and used <= declared, used - declared
 
 
 # --- DAG wiring -----------------------------------------------------------------------
+
 
 def test_dag_has_the_architecture_tasks(wt: dict[str, Any]) -> None:
     assert wt["metadata"]["name"] == "textcnn-pipeline"
@@ -174,11 +206,13 @@ def test_dag_outputs(wt: dict[str, Any]) -> None:
     assert {"accuracy", "macro_f1"} <= set(output_parameters(templates_by_name(wt)["evaluate"]))
     # The model URI is the one recorded in ML Metadata, which is also what gets deployed.
     assert outputs["model_uri"] == {
-        "parameter": "{{tasks.log-training-metadata.outputs.parameters.model_uri}}"}
+        "parameter": "{{tasks.log-training-metadata.outputs.parameters.model_uri}}"
+    }
     assert "model_uri" in output_parameters(templates_by_name(wt)["log-training-metadata"])
 
 
 # --- conditions -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(("gpu", "dist"), list(combinations()))
 def test_exactly_one_training_branch_runs(gpu: bool, dist: bool, wt: dict[str, Any]) -> None:
@@ -190,7 +224,7 @@ def test_exactly_one_training_branch_runs(gpu: bool, dist: bool, wt: dict[str, A
         branch = ["workdir-claim", "stage-data", tfjob, f"wait-{tfjob}", "collect-model"]
     else:
         branch = ["train-gpu" if gpu else "train"]
-    training = TASKS[TASKS.index("train"):TASKS.index("evaluate")]
+    training = TASKS[TASKS.index("train") : TASKS.index("evaluate")]
     assert [t for t in training if t in ran] == branch
     assert [t for t in TRAINERS if t in ran] == [branch[-1]]
     # Everything outside the training branches runs, whichever branch it was (deploying
@@ -208,8 +242,9 @@ def test_join_waits_for_a_branch_that_succeeded() -> None:
 
 
 @pytest.mark.parametrize(("gpu", "dist"), list(combinations()))
-def test_every_artifact_read_was_written_by_a_task_that_ran(gpu: bool, dist: bool,
-                                                            wt: dict[str, Any]) -> None:
+def test_every_artifact_read_was_written_by_a_task_that_ran(
+    gpu: bool, dist: bool, wt: dict[str, Any]
+) -> None:
     tasks, names = dag_tasks(wt), templates_by_name(wt)
     phases = simulate(wt, PipelineParams(gpu_support=gpu, dist_training=dist).to_strings())
 
@@ -222,12 +257,14 @@ def test_every_artifact_read_was_written_by_a_task_that_ran(gpu: bool, dist: boo
         return direct.union(*(ancestors(d) for d in direct))
 
     for task in (t for t, phase in phases.items() if phase == "Succeeded"):
-        written = set().union(*(keys(a, "outputs") for a in ancestors(task)
-                                if phases[a] == "Succeeded"))
+        written = set().union(
+            *(keys(a, "outputs") for a in ancestors(task) if phases[a] == "Succeeded")
+        )
         assert keys(task, "inputs") <= written, task
 
 
 # --- templates ------------------------------------------------------------------------
+
 
 def test_step_templates_run_the_step_cli(wt: dict[str, Any]) -> None:
     for template in containers(wt):
@@ -237,8 +274,9 @@ def test_step_templates_run_the_step_cli(wt: dict[str, Any]) -> None:
         assert all(re.fullmatch(r"--\w+=.*", a) for a in c["args"]), template["name"]
         image = "gpu_image" if template["name"] == "train-gpu" else "image"
         assert c["image"] == f"{{{{workflow.parameters.{image}}}}}"
-        assert c["env"] == [{"name": "ARTIFACT_ROOT",
-                             "value": "gs://{{workflow.parameters.gcp_bucket}}"}]
+        assert c["env"] == [
+            {"name": "ARTIFACT_ROOT", "value": "gs://{{workflow.parameters.gcp_bucket}}"}
+        ]
         assert {"cpu", "memory"} <= set(c["resources"]["requests"])
         assert "memory" in c["resources"]["limits"]
         if any(a.startswith("--run_name=") for a in c["args"]):
@@ -271,9 +309,11 @@ def test_artifacts_are_key_only_unarchived_and_referenced(wt: dict[str, Any]) ->
                 used[m.group(1)].add(m.group(2))
         assert used == declared, template["name"]
         input_params = {p["name"] for p in template.get("inputs", {}).get("parameters", [])}
-        used_params = {r.removeprefix("inputs.parameters.")
-                       for r in refs([template["container"], template.get("volumes")])
-                       if r.startswith("inputs.parameters.")}
+        used_params = {
+            r.removeprefix("inputs.parameters.")
+            for r in refs([template["container"], template.get("volumes")])
+            if r.startswith("inputs.parameters.")
+        }
         assert used_params == input_params, template["name"]
 
 
@@ -283,8 +323,10 @@ def test_every_training_branch_writes_the_same_artifacts(wt: dict[str, Any]) -> 
     assert cpu["outputs"] == gpu["outputs"] == names["collect-model"]["outputs"]
     assert cpu["inputs"] == gpu["inputs"]
     assert cpu["container"]["args"] == gpu["container"]["args"]
-    assert wt["spec"]["artifactRepositoryRef"] == {"configMap": "artifact-repositories",
-                                                   "key": "gcs"}
+    assert wt["spec"]["artifactRepositoryRef"] == {
+        "configMap": "artifact-repositories",
+        "key": "gcs",
+    }
 
 
 def test_gpu_scheduling_only_on_the_gpu_template(wt: dict[str, Any]) -> None:
@@ -292,14 +334,25 @@ def test_gpu_scheduling_only_on_the_gpu_template(wt: dict[str, Any]) -> None:
     gpu = names["train-gpu"]
     # A quantity field is decoded before substitution: the count comes through the patch.
     assert "nvidia.com/gpu" not in gpu["container"]["resources"]["limits"]
-    assert json.loads(gpu["podSpecPatch"]) == {"containers": [{"name": "main", "resources": {
-        "limits": {"nvidia.com/gpu": "{{workflow.parameters.gpu_count}}"}}}]}
-    assert gpu["nodeSelector"] == {
-        "{{workflow.parameters.gpu_node_selector_key}}":
-            "{{workflow.parameters.gpu_node_selector_value}}",
+    assert json.loads(gpu["podSpecPatch"]) == {
+        "containers": [
+            {
+                "name": "main",
+                "resources": {"limits": {"nvidia.com/gpu": "{{workflow.parameters.gpu_count}}"}},
+            }
+        ]
     }
-    assert gpu["tolerations"] == [{"key": "{{workflow.parameters.gpu_toleration_key}}",
-                                   "operator": "Exists", "effect": "NoSchedule"}]
+    key, value = "gpu_node_selector_key", "gpu_node_selector_value"
+    assert gpu["nodeSelector"] == {
+        f"{{{{workflow.parameters.{key}}}}}": f"{{{{workflow.parameters.{value}}}}}"
+    }
+    assert gpu["tolerations"] == [
+        {
+            "key": "{{workflow.parameters.gpu_toleration_key}}",
+            "operator": "Exists",
+            "effect": "NoSchedule",
+        }
+    ]
     [shm] = gpu["volumes"]
     assert shm["emptyDir"]["medium"] == "Memory"
     assert {"name": shm["name"], "mountPath": "/dev/shm"} in gpu["container"]["volumeMounts"]
@@ -311,7 +364,8 @@ def test_gpu_scheduling_only_on_the_gpu_template(wt: dict[str, Any]) -> None:
             # Only the shared volume of the TFJob branch is mounted, on the claim given.
             assert template["container"].get("volumeMounts", [workdir]) == [workdir]
             assert template.get("volumes", [templates.workdir_volume()]) == [
-                templates.workdir_volume()]
+                templates.workdir_volume()
+            ]
 
 
 def test_display_names_are_template_annotations(wt: dict[str, Any]) -> None:
@@ -323,18 +377,33 @@ def test_display_names_are_template_annotations(wt: dict[str, Any]) -> None:
 
 
 def test_hoist_keeps_other_pod_annotations() -> None:
-    doc = {"spec": {"templates": [
-        {"name": "a", "metadata": {"annotations": {templates.DISPLAY_NAME: "A", "x": "1"}}},
-        {"name": "b", "metadata": {"annotations": {templates.DISPLAY_NAME: "B"},
-                                   "labels": {"l": "v"}}},
-        {"name": "c"},
-    ]}}
+    doc = {
+        "spec": {
+            "templates": [
+                {"name": "a", "metadata": {"annotations": {templates.DISPLAY_NAME: "A", "x": "1"}}},
+                {
+                    "name": "b",
+                    "metadata": {
+                        "annotations": {templates.DISPLAY_NAME: "B"},
+                        "labels": {"l": "v"},
+                    },
+                },
+                {"name": "c"},
+            ]
+        }
+    }
     pipeline.hoist_template_annotations(doc)
     assert doc["spec"]["templates"] == [
-        {"name": "a", "metadata": {"annotations": {"x": "1"}},
-         "annotations": {templates.DISPLAY_NAME: "A"}},
-        {"name": "b", "metadata": {"labels": {"l": "v"}},
-         "annotations": {templates.DISPLAY_NAME: "B"}},
+        {
+            "name": "a",
+            "metadata": {"annotations": {"x": "1"}},
+            "annotations": {templates.DISPLAY_NAME: "A"},
+        },
+        {
+            "name": "b",
+            "metadata": {"labels": {"l": "v"}},
+            "annotations": {templates.DISPLAY_NAME: "B"},
+        },
         {"name": "c"},
     ]
 
@@ -358,14 +427,16 @@ def test_no_memoize_and_string_retry_limits(docs: list[dict[str, Any]]) -> None:
 
 # --- the CronWorkflow -----------------------------------------------------------------
 
+
 def test_cron_workflow_runs_the_template_on_a_schedule(docs: list[dict[str, Any]]) -> None:
     from croniter import croniter
 
     wt, cron = docs
     spec = cron["spec"]
     assert cron["kind"] == "CronWorkflow" and cron["metadata"]["name"] == "textcnn-retrain"
-    assert spec["schedules"] == ["0 3 * * 1"] and all(croniter.is_valid(s)
-                                                     for s in spec["schedules"])
+    assert spec["schedules"] == ["0 3 * * 1"] and all(
+        croniter.is_valid(s) for s in spec["schedules"]
+    )
     assert spec["timezone"] == "Etc/UTC"
     assert spec["concurrencyPolicy"] == "Forbid"
     assert spec["startingDeadlineSeconds"] > 0
@@ -385,6 +456,7 @@ def test_cron_arguments_and_schedule_are_settable() -> None:
 
 
 # --- agreement with the step functions --------------------------------------------------
+
 
 def _step_function(step: str) -> Callable[..., Any]:
     module = cli.STEPS[step].partition(":")[0]
@@ -413,14 +485,16 @@ def step_container(template: dict[str, Any]) -> dict[str, Any]:
     the cluster gets it, parameters substituted)."""
     if "resource" not in template:
         return template["container"]
-    manifest = yaml.safe_load(REF.sub(lambda m: _placeholder(m.group(1)),
-                                      template["resource"]["manifest"]))
+    manifest = yaml.safe_load(
+        REF.sub(lambda m: _placeholder(m.group(1)), template["resource"]["manifest"])
+    )
     (container,) = manifest["spec"]["tfReplicaSpecs"]["Chief"]["template"]["spec"]["containers"]
     return container
 
 
-@pytest.mark.parametrize("name", [t for t in TASKS
-                                  if not t.startswith("deploy-") and t != "workdir-claim"])
+@pytest.mark.parametrize(
+    "name", [t for t in TASKS if not t.startswith("deploy-") and t != "workdir-claim"]
+)
 def test_step_arguments_match_the_step_function(name: str, wt: dict[str, Any]) -> None:
     container = step_container(templates_by_name(wt)[dag_tasks(wt)[name]["template"]])
     assert container["command"][:3] == ["python", "-m", "textcnn"]
@@ -428,8 +502,10 @@ def test_step_arguments_match_the_step_function(name: str, wt: dict[str, Any]) -
     func = _step_function(step)
     signature = inspect.signature(func).parameters
     # The step's own parser accepts the arguments once Argo and Kubernetes substitute them.
-    argv = [REF.sub(lambda m: _placeholder(m.group(1)), a).replace("$(ARTIFACT_ROOT)", "gs://b")
-            for a in container["args"]]
+    argv = [
+        REF.sub(lambda m: _placeholder(m.group(1)), a).replace("$(ARTIFACT_ROOT)", "gs://b")
+        for a in container["args"]
+    ]
     parser = cli.build_parser(step, func)
     try:
         if any(s.kind is s.VAR_KEYWORD for s in signature.values()):
@@ -448,8 +524,10 @@ def test_step_arguments_come_from_the_signature_and_the_renames() -> None:
     args = templates.step_args("prepare-data", output_dir="/out")
     assert "--train_path={{workflow.parameters.train_data_path}}" in args
     assert "--text_column={{workflow.parameters.column_text_value}}" in args
-    assert args[-2:] == ["--output_dir=/out",
-                         "--json_tokenizer_path={{workflow.parameters.json_tokenizer_path}}"]
+    assert args[-2:] == [
+        "--output_dir=/out",
+        "--json_tokenizer_path={{workflow.parameters.json_tokenizer_path}}",
+    ]
     with pytest.raises(TypeError, match="parameter 'output_dir' is no option"):
         templates.step_args("prepare-data")
     with pytest.raises(TypeError, match="no parameter"):
@@ -458,8 +536,9 @@ def test_step_arguments_come_from_the_signature_and_the_renames() -> None:
 
 def test_validate_params_takes_every_option(wt: dict[str, Any]) -> None:
     args = templates_by_name(wt)["validate-params"]["container"]["args"]
-    assert [a[2:].partition("=")[0] for a in args if a != "--outputs=/tmp/outputs/params"] \
-        == list(PipelineParams.model_fields)
+    assert [a[2:].partition("=")[0] for a in args if a != "--outputs=/tmp/outputs/params"] == list(
+        PipelineParams.model_fields
+    )
 
 
 def test_validate_params_returns_its_declared_output(wt: dict[str, Any]) -> None:

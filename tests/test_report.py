@@ -8,13 +8,21 @@ from html.parser import HTMLParser
 from textcnn.report import render_report
 
 METRICS = {
-    "accuracy": 0.75, "macro_f1": 0.74, "num_examples": 40,
-    "per_class": {"fresh": {"precision": 0.8, "recall": 0.7, "f1": 0.746, "support": 20},
-                  "<rotten>": {"precision": 0.7, "recall": 0.8, "f1": 0.747, "support": 20}},
+    "accuracy": 0.75,
+    "macro_f1": 0.74,
+    "num_examples": 40,
+    "per_class": {
+        "fresh": {"precision": 0.8, "recall": 0.7, "f1": 0.746, "support": 20},
+        "<rotten>": {"precision": 0.7, "recall": 0.8, "f1": 0.747, "support": 20},
+    },
     "confusion_matrix": {"labels": ["fresh", "<rotten>"], "matrix": [[14, 6], [4, 16]]},
 }
-HISTORY = {"loss": [0.7, 0.5, 0.4], "val_loss": [0.6, 0.55, 0.58],
-           "accuracy": [0.6, 0.7, 0.8], "val_accuracy": [0.65, 0.7, 0.69]}
+HISTORY = {
+    "loss": [0.7, 0.5, 0.4],
+    "val_loss": [0.6, 0.55, 0.58],
+    "accuracy": [0.6, 0.7, 0.8],
+    "val_accuracy": [0.65, 0.7, 0.69],
+}
 
 
 class _Cells(HTMLParser):

@@ -40,7 +40,8 @@ class ToyClassifier(tf.Module):
         self.names = tf.constant(list(cues))
         self.tables = [
             tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(words, [1.0] * len(words)), 0.0)
+                tf.lookup.KeyValueTensorInitializer(words, [1.0] * len(words)), 0.0
+            )
             for words in cues.values()
         ]
 
@@ -65,7 +66,8 @@ def save_toy(path: Path, cues: dict[str, list[str]] = TOY_CUES) -> Path:
 def in_process(version_dir: Path, texts: Sequence[str]) -> dict[str, np.ndarray]:
     """The reference: the same signature called directly, without HTTP."""
     out = tf.saved_model.load(str(version_dir)).signatures["serving_default"](
-        text=tf.constant(list(texts)))
+        text=tf.constant(list(texts))
+    )
     return {k: v.numpy() for k, v in out.items()}
 
 
@@ -78,9 +80,17 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     save_toy(root / "toy" / "1")
     vocabulary = ["", "[UNK]", "bad", "film", "good", "great", "the"]
     config = ModelConfig(
-        vocab_size=len(vocabulary), max_length=8, num_classes=2, classes=KIM_CLASSES,
-        embedding_dim=4, filter_sizes=[2, 3], num_filters=3, num_conv_layers=1,
-        maxpool_strides=2, dropout=0.5, learning_rate=1e-3,
+        vocab_size=len(vocabulary),
+        max_length=8,
+        num_classes=2,
+        classes=KIM_CLASSES,
+        embedding_dim=4,
+        filter_sizes=[2, 3],
+        num_filters=3,
+        num_conv_layers=1,
+        maxpool_strides=2,
+        dropout=0.5,
+        learning_rate=1e-3,
     )
     export_serving_model(build_model(config), vocabulary, 8, KIM_CLASSES, root / "textcnn")
     return {"toy": root / "toy", "textcnn": root / "textcnn"}
@@ -98,8 +108,10 @@ def v1(url: str, body: object, model: str = "toy") -> requests.Response:
 
 
 def v2_body(texts: list, **extra: object) -> dict:
-    return {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES",
-                        "data": texts}], **extra}
+    return {
+        "inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}],
+        **extra,
+    }
 
 
 def test_v1_predictions_are_the_signature_s(url: str, model_dirs: dict[str, Path]) -> None:
@@ -129,13 +141,17 @@ def test_v2_infer_returns_label_scores_classes_and_a_string_id(
     assert outputs["label"]["datatype"] == "BYTES" and outputs["label"]["shape"] == [3]
     assert outputs["label"]["data"] == [s.decode() for s in expected["label"]]
     assert outputs["scores"]["datatype"] == "FP32" and outputs["scores"]["shape"] == [3, 2]
-    np.testing.assert_allclose(np.reshape(outputs["scores"]["data"], (3, 2)),
-                               expected["scores"], rtol=1e-6)
+    np.testing.assert_allclose(
+        np.reshape(outputs["scores"]["data"], (3, 2)), expected["scores"], rtol=1e-6
+    )
     assert outputs["classes"]["data"] == list(TOY_CUES)
 
     # A client's id comes back, and requested outputs limit the response.
-    body = requests.post(f"{url}/v2/models/toy/infer", timeout=30, json=v2_body(
-        texts, id="req-7", outputs=[{"name": "label"}])).json()
+    body = requests.post(
+        f"{url}/v2/models/toy/infer",
+        timeout=30,
+        json=v2_body(texts, id="req-7", outputs=[{"name": "label"}]),
+    ).json()
     assert body["id"] == "req-7" and [o["name"] for o in body["outputs"]] == ["label"]
 
 
@@ -144,8 +160,9 @@ def test_exported_kim_cnn_is_served(url: str, model_dirs: dict[str, Path]) -> No
     predictions = v1(url, {"instances": texts}, model="textcnn").json()["predictions"]
     expected = in_process(model_dirs["textcnn"] / "1", texts)
     assert [p["label"] for p in predictions] == [s.decode() for s in expected["label"]]
-    np.testing.assert_allclose([list(p["scores"].values()) for p in predictions],
-                               expected["scores"], rtol=1e-5)
+    np.testing.assert_allclose(
+        [list(p["scores"].values()) for p in predictions], expected["scores"], rtol=1e-5
+    )
     assert all(list(p["scores"]) == KIM_CLASSES for p in predictions)
     body = requests.post(f"{url}/v2/models/textcnn/infer", json=v2_body(texts), timeout=30)
     labels = {o["name"]: o for o in body.json()["outputs"]}["label"]["data"]
@@ -153,14 +170,16 @@ def test_exported_kim_cnn_is_served(url: str, model_dirs: dict[str, Path]) -> No
 
 
 def test_health_readiness_and_metadata(url: str) -> None:
-    assert requests.get(f"{url}/v1/models/toy", timeout=5).json() == {"name": "toy",
-                                                                      "ready": True}
+    assert requests.get(f"{url}/v1/models/toy", timeout=5).json() == {"name": "toy", "ready": True}
     assert requests.get(f"{url}/v2/health/live", timeout=5).json() == {"live": True}
     assert requests.get(f"{url}/v2/models/textcnn/ready", timeout=5).json()["ready"] is True
     metadata = requests.get(f"{url}/v2/models/textcnn", timeout=5).json()
     assert metadata["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
     assert {o["name"]: o["shape"] for o in metadata["outputs"]} == {
-        "label": [-1], "scores": [-1, 2], "classes": [2]}
+        "label": [-1],
+        "scores": [-1, 2],
+        "classes": [2],
+    }
     assert requests.get(f"{url}/v1/models/nope", timeout=5).status_code == 404
 
 
@@ -168,8 +187,10 @@ def predict_count(url: str, model: str) -> float:
     text = requests.get(f"{url}/metrics", timeout=5).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if (sample.name == "request_predict_seconds_count"
-                    and sample.labels.get("model_name") == model):
+            if (
+                sample.name == "request_predict_seconds_count"
+                and sample.labels.get("model_name") == model
+            ):
                 return sample.value
     return 0.0
 
@@ -184,14 +205,18 @@ def test_prometheus_metrics_count_predictions(url: str) -> None:
 def _chunks(payload: bytes) -> Iterator[bytes]:
     # A generator body is sent chunked, without a Content-Length to check up front.
     for i in range(0, len(payload), 65536):
-        yield payload[i:i + 65536]
+        yield payload[i : i + 65536]
 
 
 BIG_TEXT = "good " * (MAX_BODY_BYTES // 5 + 1)
 BAD_REQUESTS = {
     "malformed JSON": ("v1", {"data": b'{"instances": ["good"'}, 400, "request format"),
     "malformed JSON, text/plain": (
-        "v1", {"data": b"{oops", "headers": {"content-type": "text/plain"}}, 400, "not JSON"),
+        "v1",
+        {"data": b"{oops", "headers": {"content-type": "text/plain"}},
+        400,
+        "not JSON",
+    ),
     "no instances": ("v1", {"json": {"texts": ["good"]}}, 400, "instances"),
     "not an object": ("v1", {"json": ["good"]}, 400, "instances"),
     "instances not a list": ("v1", {"json": {"instances": "good"}}, 400, "list"),
@@ -201,27 +226,65 @@ BAD_REQUESTS = {
     "unknown model": ("v1", {"json": {"instances": ["good"]}, "model": "nope"}, 404, "nope"),
     "oversized body": ("v1", {"json": {"instances": [BIG_TEXT]}}, 413, str(MAX_BODY_BYTES)),
     "oversized chunked body": (
-        "v1", {"data": _chunks(b'{"instances": ["' + BIG_TEXT.encode() + b'"]}')}, 413,
-        str(MAX_BODY_BYTES)),
-    "too many texts": ("v1", {"json": {"instances": ["a"] * (MAX_TEXTS + 1)}}, 413,
-                       f"at most {MAX_TEXTS}"),
+        "v1",
+        {"data": _chunks(b'{"instances": ["' + BIG_TEXT.encode() + b'"]}')},
+        413,
+        str(MAX_BODY_BYTES),
+    ),
+    "too many texts": (
+        "v1",
+        {"json": {"instances": ["a"] * (MAX_TEXTS + 1)}},
+        413,
+        f"at most {MAX_TEXTS}",
+    ),
     "V2 wrong input name": (
-        "v2", {"json": {"inputs": [{"name": "txt", "shape": [1], "datatype": "BYTES",
-                                    "data": ["good"]}]}}, 400, "named 'text'"),
+        "v2",
+        {
+            "json": {
+                "inputs": [{"name": "txt", "shape": [1], "datatype": "BYTES", "data": ["good"]}]
+            }
+        },
+        400,
+        "named 'text'",
+    ),
     "V2 two inputs": (
-        "v2", {"json": {"inputs": [v2_body(["a"])["inputs"][0]] * 2}}, 400, "exactly one"),
+        "v2",
+        {"json": {"inputs": [v2_body(["a"])["inputs"][0]] * 2}},
+        400,
+        "exactly one",
+    ),
     "V2 wrong datatype": (
-        "v2", {"json": {"inputs": [{"name": "text", "shape": [1], "datatype": "FP32",
-                                    "data": [1.0]}]}}, 400, "BYTES"),
+        "v2",
+        {"json": {"inputs": [{"name": "text", "shape": [1], "datatype": "FP32", "data": [1.0]}]}},
+        400,
+        "BYTES",
+    ),
     "V2 2-D shape": (
-        "v2", {"json": {"inputs": [{"name": "text", "shape": [1, 1], "datatype": "BYTES",
-                                    "data": ["good"]}]}}, 400, "shape [N]"),
+        "v2",
+        {
+            "json": {
+                "inputs": [{"name": "text", "shape": [1, 1], "datatype": "BYTES", "data": ["good"]}]
+            }
+        },
+        400,
+        "shape [N]",
+    ),
     "V2 shape not matching data": (
-        "v2", {"json": {"inputs": [{"name": "text", "shape": [3], "datatype": "BYTES",
-                                    "data": ["good"]}]}}, 400, "does not match shape"),
+        "v2",
+        {
+            "json": {
+                "inputs": [{"name": "text", "shape": [3], "datatype": "BYTES", "data": ["good"]}]
+            }
+        },
+        400,
+        "does not match shape",
+    ),
     "V2 non-string data": (
-        "v2", {"json": {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
-                                    "data": [5]}]}}, 400, "not a string"),
+        "v2",
+        {"json": {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [5]}]}},
+        400,
+        "not a string",
+    ),
     "V2 empty": ("v2", {"json": v2_body([])}, 400, "at least one"),
     "V2 inputs not a list": ("v2", {"json": {"inputs": "good"}}, 400, "inputs"),
     "V2 unknown model": ("v2", {"json": v2_body(["good"]), "model": "nope"}, 404, "nope"),
@@ -256,8 +319,9 @@ def test_model_folder_problems_are_input_errors(tmp_path: Path) -> None:
 
     module = tf.Module()
     module.f = tf.function(lambda x: {"y": x}, input_signature=[tf.TensorSpec([None], tf.float32)])
-    tf.saved_model.save(module, str(tmp_path / "other" / "1"),
-                        signatures={"serving_default": module.f})
+    tf.saved_model.save(
+        module, str(tmp_path / "other" / "1"), signatures={"serving_default": module.f}
+    )
     with pytest.raises(InputError, match=r"expected text -> scores, classes, label"):
         load_model(tmp_path / "other", "m")
 
@@ -267,9 +331,21 @@ def test_command_line_entrypoint_serves(model_dirs: dict[str, Path]) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "textcnn.serving", "--model_dir", str(model_dirs["toy"]),
-         "--model_name", "cli-toy", "--port", str(port), "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "textcnn.serving",
+            "--model_dir",
+            str(model_dirs["toy"]),
+            "--model_name",
+            "cli-toy",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     base = f"http://127.0.0.1:{port}"

@@ -16,21 +16,31 @@ from workflows.local.stand_ins import LocalKServe
 from workflows.local.store import open_store
 
 
-def context(tmp_path: Path, manifest: str | None, args: list[str] | None = None
-            ) -> StandInContext:
+def context(tmp_path: Path, manifest: str | None, args: list[str] | None = None) -> StandInContext:
     (tmp_path / "logs").mkdir(exist_ok=True)
     log = tmp_path / "logs" / "task.log"
     log.touch()
     return StandInContext(
-        task="task", template={"container": {"args": args or []}}, manifest=manifest,
-        parameters={}, workflow_name="wf-1", output_dir=tmp_path, pod_dir=tmp_path / "pod",
-        log_path=log, store=open_store(str(tmp_path / "artifacts")), env=dict(os.environ),
+        task="task",
+        template={"container": {"args": args or []}},
+        manifest=manifest,
+        parameters={},
+        workflow_name="wf-1",
+        output_dir=tmp_path,
+        pod_dir=tmp_path / "pod",
+        log_path=log,
+        store=open_store(str(tmp_path / "artifacts")),
+        env=dict(os.environ),
     )
 
 
 def manifest(storage_uri: str, **overrides: object) -> str:
-    doc = build_inference_service(name="textcnn", namespace="default", storage_uri=storage_uri,
-                                  service_account=templates.SERVING_ACCOUNT)
+    doc = build_inference_service(
+        name="textcnn",
+        namespace="default",
+        storage_uri=storage_uri,
+        service_account=templates.SERVING_ACCOUNT,
+    )
     doc["spec"]["predictor"].update(overrides)
     return inference_service_yaml(doc)
 
@@ -46,18 +56,24 @@ def test_a_model_that_fails_to_load_fails_the_wait_with_the_server_log(tmp_path:
     empty = tmp_path / "no-model"
     empty.mkdir()
     store = f"sqlite:{tmp_path / 'mlmd.sqlite'}"
-    model_id = metadata.record_artifact(store, run_name="wf-1", type_name="Model",
-                                        uri=str(empty), properties={})
+    model_id = metadata.record_artifact(
+        store, run_name="wf-1", type_name="Model", uri=str(empty), properties={}
+    )
     kserve = LocalKServe()
     try:
         kserve.apply(context(tmp_path, manifest(str(empty))))
-        args = ["--name=textcnn", "--namespace=default", "--model_name=textcnn",
-                f"--metadata_store={store}", "--run_name=wf-1", f"--model_id={model_id}",
-                "--timeout_s=120"]
+        args = [
+            "--name=textcnn",
+            "--namespace=default",
+            "--model_name=textcnn",
+            f"--metadata_store={store}",
+            "--run_name=wf-1",
+            f"--model_id={model_id}",
+            "--timeout_s=120",
+        ]
         with pytest.raises(RuntimeError, match="failed to load.*log: "):
             kserve.wait(context(tmp_path, None, args))
     finally:
         kserve.stop()
     assert kserve.servers == {}
-    assert not [a for a in metadata.lineage(store, "wf-1")["artifacts"]
-                if a["type"] == "Endpoint"]
+    assert not [a for a in metadata.lineage(store, "wf-1")["artifacts"] if a["type"] == "Endpoint"]

@@ -12,11 +12,15 @@ import argparse
 import io
 import itertools
 import json
+import os
+import subprocess
+import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,11 +29,16 @@ import yaml
 from textcnn.params import PipelineParams
 from workflows import submit
 from workflows.checks import argo_schema as schema
+from workflows.checks import lint
 from workflows.dag import pipeline
 from workflows.submit import SubmitError
 
-COLLECTIONS = {"workflow-templates": "template", "cron-workflows": "cronWorkflow",
-               "workflows": "workflow"}
+COLLECTIONS = {
+    "workflow-templates": "template",
+    "cron-workflows": "cronWorkflow",
+    "workflows": "workflow",
+}
+ROOT = Path(__file__).resolve().parents[1]
 ENV = ("ARGO_TOKEN", "ARGO_IAP_CLIENT_SECRET", "ARGO_IAP_REFRESH_TOKEN")
 
 
@@ -68,8 +77,9 @@ class ArgoStub:
             collection, namespace, name = parts[2], parts[3], (parts[4:] or [""])[0]
             return self._object(req.method, collection, namespace, name, req.body)
 
-    def _object(self, method: str, collection: str, namespace: str, name: str,
-                body: Any) -> tuple[int, Any, dict[str, str]]:
+    def _object(
+        self, method: str, collection: str, namespace: str, name: str, body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
         field = COLLECTIONS[collection]
         key = (collection, namespace, name)
         if method == "POST":
@@ -78,13 +88,16 @@ class ArgoStub:
             meta.setdefault("name", f"{meta.get('generateName', '')}{next(self._names):05d}")
             key = (collection, namespace, meta["name"])
             if key in self.objects:
-                return 409, {"code": 6, "message": f"{collection} \"{meta['name']}\" already "
-                             "exists"}, {}
+                return (
+                    409,
+                    {"code": 6, "message": f'{collection} "{meta["name"]}" already exists'},
+                    {},
+                )
             meta.update(namespace=namespace, resourceVersion="1", uid=f"uid-{meta['name']}")
             self.objects[key] = obj
             return 200, obj, {}
         if key not in self.objects:
-            return 404, {"code": 5, "message": f"{collection} \"{name}\" not found"}, {}
+            return 404, {"code": 5, "message": f'{collection} "{name}" not found'}, {}
         current = self.objects[key]
         if method == "GET":
             return 200, current, {}
@@ -94,20 +107,33 @@ class ArgoStub:
                 return 409, {"code": 10, "message": "the object has been modified"}, {}
             obj["metadata"].update(
                 resourceVersion=str(int(current["metadata"]["resourceVersion"]) + 1),
-                uid=current["metadata"]["uid"], namespace=namespace)
+                uid=current["metadata"]["uid"],
+                namespace=namespace,
+            )
             self.objects[key] = obj
             return 200, obj, {}
         return 405, {"code": 12, "message": "method not allowed"}, {}
 
     def _token(self, form: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         status, body = self.token_answer
-        return status, body or {"id_token": f"id-token-for-{form['audience']}",
-                                "access_token": "unused", "expires_in": 3599}, {}
+        return (
+            status,
+            body
+            or {
+                "id_token": f"id-token-for-{form['audience']}",
+                "access_token": "unused",
+                "expires_in": 3599,
+            },
+            {},
+        )
 
     def sent(self, method: str | None = None) -> list[Request]:
         """Requests to the Argo API (not the token endpoint)."""
-        return [r for r in self.requests
-                if r.path != "/token" and (method is None or r.method == method)]
+        return [
+            r
+            for r in self.requests
+            if r.path != "/token" and (method is None or r.method == method)
+        ]
 
 
 @pytest.fixture
@@ -123,7 +149,8 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArgoStub]:
                 body = json.loads(raw) if raw else None
             path = urllib.parse.urlsplit(self.path).path
             status, answer, headers = argo.handle(
-                Request(self.command, path, dict(self.headers.items()), body))
+                Request(self.command, path, dict(self.headers.items()), body)
+            )
             data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
             self.send_response(status)
             for name, value in headers.items():
@@ -150,14 +177,16 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArgoStub]:
     server.server_close()
 
 
-def request_for(stub: ArgoStub, client_id: str = "", other_client_id: str = "",
-                **values: str) -> tuple[PipelineParams, submit.Login]:
+def request_for(
+    stub: ArgoStub, client_id: str = "", other_client_id: str = "", **values: str
+) -> tuple[PipelineParams, submit.Login]:
     """Pipeline options and the client's login for a submission to the stub."""
     return PipelineParams.parse(values), submit.Login(stub.url, client_id, other_client_id)
 
 
 def test_submit_creates_a_workflow_from_the_template_with_every_option(
-        stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    stub: ArgoStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ARGO_TOKEN", "t0ken")
     params, login = request_for(stub, namespace="ml-team", epochs="3", filter_sizes="2,3")
     out = io.StringIO()
@@ -181,14 +210,16 @@ def test_submit_creates_a_workflow_from_the_template_with_every_option(
 
 
 def test_a_bearer_prefix_in_argo_token_is_not_doubled(
-        stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    stub: ArgoStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ARGO_TOKEN", "Bearer t0ken")
     submit.submit(*request_for(stub), install=False, dry_run=False, out=io.StringIO())
     assert stub.sent()[0].headers["Authorization"] == "Bearer t0ken"
 
 
 def test_install_creates_template_and_cron_before_the_workflow(
-        stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    stub: ArgoStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ARGO_TOKEN", "t0ken")
     params, login = request_for(stub, epochs="4")
     answers = submit.submit(params, login, install=True, dry_run=False, out=io.StringIO())
@@ -207,7 +238,8 @@ def test_install_creates_template_and_cron_before_the_workflow(
 
 
 def test_install_updates_existing_objects_with_their_resource_version(
-        stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    stub: ArgoStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ARGO_TOKEN", "t0ken")
     submit.submit(*request_for(stub), install=True, dry_run=False, out=io.StringIO())
     # A second install with other defaults replaces both objects.
@@ -219,8 +251,12 @@ def test_install_updates_existing_objects_with_their_resource_version(
     wt_path = f"/api/v1/workflow-templates/{ns}/{template['metadata']['name']}"
     cron_path = f"/api/v1/cron-workflows/{ns}/{cron['metadata']['name']}"
     assert [(r.method, r.path) for r in stub.sent()] == [
-        ("POST", f"/api/v1/workflow-templates/{ns}"), ("GET", wt_path), ("PUT", wt_path),
-        ("POST", f"/api/v1/cron-workflows/{ns}"), ("GET", cron_path), ("PUT", cron_path),
+        ("POST", f"/api/v1/workflow-templates/{ns}"),
+        ("GET", wt_path),
+        ("PUT", wt_path),
+        ("POST", f"/api/v1/cron-workflows/{ns}"),
+        ("GET", cron_path),
+        ("PUT", cron_path),
         ("POST", f"/api/v1/workflows/{ns}"),
     ]
     put_template, put_cron = (r.body for r in stub.sent("PUT"))
@@ -234,12 +270,15 @@ def test_install_updates_existing_objects_with_their_resource_version(
 
 
 def test_a_403_gives_the_status_and_argos_message(
-        stub: ArgoStub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    stub: ArgoStub,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    message = ('workflows.argoproj.io is forbidden: User "system:serviceaccount:argo:ci" '
-               'cannot create resource "workflows" in the namespace "textcnn"')
-    stub.canned[("POST", "/api/v1/workflows/textcnn")] = (403, {"code": 7, "message": message},
-                                                           {})
+    message = (
+        'workflows.argoproj.io is forbidden: User "system:serviceaccount:argo:ci" '
+        'cannot create resource "workflows" in the namespace "textcnn"'
+    )
+    stub.canned[("POST", "/api/v1/workflows/textcnn")] = (403, {"code": 7, "message": message}, {})
     monkeypatch.setenv("ARGO_TOKEN", "t0ken")
     with pytest.raises(SubmitError, match="HTTP 403") as e:
         submit.submit(*request_for(stub), install=False, dry_run=False, out=io.StringIO())
@@ -255,8 +294,10 @@ def test_a_403_gives_the_status_and_argos_message(
 
 def test_a_missing_template_suggests_install(stub: ArgoStub) -> None:
     stub.canned[("POST", "/api/v1/workflows/textcnn")] = (
-        400, {"code": 3, "message": 'workflowtemplates.argoproj.io "textcnn-pipeline" not found'},
-        {})
+        400,
+        {"code": 3, "message": 'workflowtemplates.argoproj.io "textcnn-pipeline" not found'},
+        {},
+    )
     with pytest.raises(SubmitError, match=r"HTTP 400: .*not found.*--install"):
         submit.submit(*request_for(stub), install=False, dry_run=False, out=io.StringIO())
 
@@ -283,7 +324,8 @@ def test_dry_run_prints_the_objects_and_sends_nothing(stub: ArgoStub, install: b
 
 
 def test_the_iap_client_secret_never_reaches_the_cluster(
-        stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    stub: ArgoStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ARGO_IAP_CLIENT_SECRET", "s3cret-in-env")
     monkeypatch.setenv("ARGO_IAP_REFRESH_TOKEN", "1//refresh")
     params, login = request_for(stub, client_id="iap.apps", other_client_id="desktop.apps")
@@ -296,23 +338,34 @@ def test_the_iap_client_secret_never_reaches_the_cluster(
 
 
 def test_a_secret_on_the_command_line_is_refused_naming_the_variable(
-        stub: ArgoStub, capsys: pytest.CaptureFixture[str]) -> None:
+    stub: ArgoStub, capsys: pytest.CaptureFixture[str]
+) -> None:
     parser = argparse.ArgumentParser()
     submit.add_submit_arguments(parser)
-    args = parser.parse_args([f"--host={stub.url}", "--client_id=iap.apps",
-                              "--other_client_id=desktop.apps", "--other_client_secret=s3cret"])
+    args = parser.parse_args(
+        [
+            f"--host={stub.url}",
+            "--client_id=iap.apps",
+            "--other_client_id=desktop.apps",
+            "--other_client_secret=s3cret",
+        ]
+    )
     assert submit.run_command(args, out=io.StringIO()) == 2
     err = capsys.readouterr().err
     assert "--other_client_secret" in err and "ARGO_IAP_CLIENT_SECRET" in err
     assert "s3cret" not in err and stub.requests == []
 
 
-@pytest.mark.parametrize(("argv", "words"), [
-    (["--host=argo.example.com"], "--host: 'argo.example.com' is not an http(s):// URL"),
-    (["--host=https://argo", "--client_id=iap"], "--client_id (IAP) needs --other_client_id"),
-])
-def test_bad_login_options_exit_2(argv: list[str], words: str,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--host=argo.example.com"], "--host: 'argo.example.com' is not an http(s):// URL"),
+        (["--host=https://argo", "--client_id=iap"], "--client_id (IAP) needs --other_client_id"),
+    ],
+)
+def test_bad_login_options_exit_2(
+    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     parser = argparse.ArgumentParser()
     submit.add_submit_arguments(parser)
     assert submit.run_command(parser.parse_args(argv), out=io.StringIO()) == 2
@@ -320,7 +373,8 @@ def test_bad_login_options_exit_2(argv: list[str], words: str,
 
 
 def test_iap_exchanges_the_refresh_token_for_an_id_token(
-        stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    stub: ArgoStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ARGO_IAP_CLIENT_SECRET", "desktop-secret")
     monkeypatch.setenv("ARGO_IAP_REFRESH_TOKEN", "1//refresh")
     params, login = request_for(stub, client_id="iap.apps", other_client_id="desktop.apps")
@@ -329,15 +383,19 @@ def test_iap_exchanges_the_refresh_token_for_an_id_token(
     token_request, argo_request = stub.requests
     assert (token_request.method, token_request.path) == ("POST", "/token")
     assert token_request.body == {
-        "grant_type": "refresh_token", "client_id": "desktop.apps",
-        "client_secret": "desktop-secret", "refresh_token": "1//refresh", "audience": "iap.apps",
+        "grant_type": "refresh_token",
+        "client_id": "desktop.apps",
+        "client_secret": "desktop-secret",
+        "refresh_token": "1//refresh",
+        "audience": "iap.apps",
     }
     assert argo_request.headers["Authorization"] == "Bearer id-token-for-iap.apps"
     assert "Proxy-Authorization" not in argo_request.headers
 
 
 def test_iap_and_argo_token_together_use_proxy_authorization(
-        stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    stub: ArgoStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ARGO_TOKEN", "t0ken")
     monkeypatch.setenv("ARGO_IAP_CLIENT_SECRET", "desktop-secret")
     monkeypatch.setenv("ARGO_IAP_REFRESH_TOKEN", "1//refresh")
@@ -351,7 +409,8 @@ def test_iap_and_argo_token_together_use_proxy_authorization(
 
 
 def test_a_refused_token_exchange_is_a_clear_error(
-        stub: ArgoStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    stub: ArgoStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ARGO_IAP_CLIENT_SECRET", "desktop-secret")
     monkeypatch.setenv("ARGO_IAP_REFRESH_TOKEN", "1//expired")
     stub.token_answer = (400, {"error": "invalid_grant", "error_description": "Bad Request"})
@@ -361,8 +420,9 @@ def test_a_refused_token_exchange_is_a_clear_error(
     assert stub.sent() == []
 
 
-def test_iap_without_the_refresh_token_names_the_variable(stub: ArgoStub,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_iap_without_the_refresh_token_names_the_variable(
+    stub: ArgoStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ARGO_IAP_CLIENT_SECRET", "desktop-secret")
     params, login = request_for(stub, client_id="iap.apps", other_client_id="desktop.apps")
     with pytest.raises(SubmitError, match="ARGO_IAP_REFRESH_TOKEN"):
@@ -371,7 +431,8 @@ def test_iap_without_the_refresh_token_names_the_variable(stub: ArgoStub,
 
 
 def test_no_credentials_warns_and_sends_no_authorization(
-        stub: ArgoStub, capsys: pytest.CaptureFixture[str]) -> None:
+    stub: ArgoStub, capsys: pytest.CaptureFixture[str]
+) -> None:
     submit.submit(*request_for(stub), install=False, dry_run=False, out=io.StringIO())
     assert "Authorization" not in stub.sent()[0].headers
     assert "unauthenticated" in capsys.readouterr().err
@@ -386,8 +447,9 @@ def test_a_host_with_a_path_keeps_it(stub: ArgoStub, monkeypatch: pytest.MonkeyP
 
 def test_an_unreachable_server_or_no_host_is_a_clear_error(stub: ArgoStub) -> None:
     with pytest.raises(SubmitError, match="--host"):
-        submit.submit(PipelineParams(), submit.Login(), install=False, dry_run=False,
-                      out=io.StringIO())
+        submit.submit(
+            PipelineParams(), submit.Login(), install=False, dry_run=False, out=io.StringIO()
+        )
     closed = submit.Login("http://127.0.0.1:9")
     with pytest.raises(SubmitError, match="cannot reach the Argo Server at http://127.0.0.1:9/"):
         submit.submit(PipelineParams(), closed, install=False, dry_run=False, out=io.StringIO())
@@ -401,9 +463,59 @@ def test_a_field_hera_cannot_carry_is_refused() -> None:
 
 
 def test_bad_options_exit_2_before_anything_is_sent(
-        stub: ArgoStub, capsys: pytest.CaptureFixture[str]) -> None:
+    stub: ArgoStub, capsys: pytest.CaptureFixture[str]
+) -> None:
     parser = argparse.ArgumentParser()
     submit.add_submit_arguments(parser)
     args = parser.parse_args([f"--host={stub.url}", "--epochs=0"])
     assert submit.run_command(args, out=io.StringIO()) == 2
     assert "--epochs" in capsys.readouterr().err and stub.requests == []
+
+
+# --- the DAG module run as a Hera script --------------------------------------------
+
+
+def _script(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("ARGO_")}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "workflows" / "dag" / "pipeline.py")],
+        env={**keep, "NO_PROXY": "127.0.0.1", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_hera_script_prints_what_compile_writes() -> None:
+    result = _script({})
+    assert result.returncode == 0, result.stderr
+    assert list(yaml.safe_load_all(result.stdout)) == pipeline.render()
+
+
+def test_the_hera_script_creates_then_updates_on_the_argo_server(stub: ArgoStub) -> None:
+    env = {"ARGO_SERVER": stub.url, "ARGO_TOKEN": "t0ken"}
+    for _ in range(2):  # the first call creates, the second updates
+        result = _script(env)
+        assert result.returncode == 0, result.stderr
+        assert "WorkflowTemplate textcnn/textcnn-pipeline created or updated" in result.stdout
+    template = stub.objects[("workflow-templates", "textcnn", "textcnn-pipeline")]
+    assert template["metadata"]["resourceVersion"] == "2"  # created, then updated
+    assert template["spec"] == pipeline.render()[0]["spec"]  # annotations hoisted there too
+    assert ("cron-workflows", "textcnn", "textcnn-retrain") in stub.objects
+    assert {r.headers.get("Authorization") for r in stub.sent()} == {"Bearer t0ken"}
+
+
+def test_hera_generate_yaml_gives_what_compile_writes_and_passes_the_lint(tmp_path: Path) -> None:
+    hera = Path(sys.executable).with_name("hera")
+    result = subprocess.run(
+        [str(hera), "generate", "yaml", "workflows/dag/pipeline.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(yaml.safe_load_all(result.stdout)) == pipeline.render()
+    generated = tmp_path / "generated.yaml"
+    generated.write_text(result.stdout)
+    assert lint.lint_paths([generated]) == []

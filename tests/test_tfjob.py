@@ -20,8 +20,13 @@ from workflows.dag.gpu import GpuScheduling
 from workflows.dag.tfjob import build_tfjob, manifest_yaml
 
 WF = "textcnn-pipeline-x1b2c"
-GPU_PARAMS = ("gpu_count", "gpu_node_selector_key", "gpu_node_selector_value",
-              "gpu_toleration_key", "gpu_image")
+GPU_PARAMS = (
+    "gpu_count",
+    "gpu_node_selector_key",
+    "gpu_node_selector_value",
+    "gpu_toleration_key",
+    "gpu_image",
+)
 LITERAL_GPU = GpuScheduling(
     limits={"nvidia.com/gpu": "1"},
     node_selector={"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"},
@@ -31,11 +36,19 @@ LITERAL_GPU = GpuScheduling(
 
 def job(workers: int = 2, gpu: GpuScheduling | None = None) -> dict[str, Any]:
     return build_tfjob(
-        generate_name=f"{WF}-tfjob-", image="ghcr.io/textcnn-argo/steps:0.1.0",
-        command=["python", "-m", "textcnn", "train-distributed"], args=["--epochs=2"],
-        workers=workers, cpu="2", memory="4Gi", claim_name=f"{WF}-workdir",
-        mount_path="/mnt/workdir", backoff_limit=2, active_deadline_seconds=3600,
-        workflow_name=WF, gpu=gpu,
+        generate_name=f"{WF}-tfjob-",
+        image="ghcr.io/textcnn-argo/steps:0.1.0",
+        command=["python", "-m", "textcnn", "train-distributed"],
+        args=["--epochs=2"],
+        workers=workers,
+        cpu="2",
+        memory="4Gi",
+        claim_name=f"{WF}-workdir",
+        mount_path="/mnt/workdir",
+        backoff_limit=2,
+        active_deadline_seconds=3600,
+        workflow_name=WF,
+        gpu=gpu,
     )
 
 
@@ -44,6 +57,7 @@ def replicas(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 # --- the builder ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("gpu", [None, LITERAL_GPU], ids=["cpu", "gpu"])
 def test_built_tfjob_is_valid(gpu: GpuScheduling | None) -> None:
@@ -56,19 +70,25 @@ def test_a_chief_and_the_workers_share_one_pod_template() -> None:
     assert (chief["replicas"], worker["replicas"]) == (1, 3)
     assert chief["template"] == worker["template"]
     assert chief["restartPolicy"] == worker["restartPolicy"] == "OnFailure"
-    assert doc["spec"]["runPolicy"] == {"cleanPodPolicy": "Running", "backoffLimit": 2,
-                                        "activeDeadlineSeconds": 3600}
+    assert doc["spec"]["runPolicy"] == {
+        "cleanPodPolicy": "Running",
+        "backoffLimit": 2,
+        "activeDeadlineSeconds": 3600,
+    }
     assert doc["metadata"]["generateName"] == f"{WF}-tfjob-" and "name" not in doc["metadata"]
     pod = chief["template"]
-    assert pod["metadata"]["labels"] == {"workflows.argoproj.io/workflow": WF,
-                                         "sidecar.istio.io/inject": "false"}
+    assert pod["metadata"]["labels"] == {
+        "workflows.argoproj.io/workflow": WF,
+        "sidecar.istio.io/inject": "false",
+    }
     (container,) = pod["spec"]["containers"]
     assert container["name"] == "tensorflow"
     assert container["command"] == ["python", "-m", "textcnn", "train-distributed"]
     # The shared volume is mounted in every replica.
     assert {"name": "workdir", "mountPath": "/mnt/workdir"} in container["volumeMounts"]
     assert {"name": "workdir", "persistentVolumeClaim": {"claimName": f"{WF}-workdir"}} in (
-        pod["spec"]["volumes"])
+        pod["spec"]["volumes"]
+    )
 
 
 def test_gpu_scheduling_only_with_gpu() -> None:
@@ -93,7 +113,8 @@ def test_manifest_text_leaves_integer_parameters_unquoted() -> None:
     assert "replicas: {{workflow.parameters.workers}}\n" in text
     assert "backoffLimit: {{workflow.parameters.tfjob_backoff_limit}}\n" in text
     substituted = text.replace("{{workflow.parameters.workers}}", "4").replace(
-        "{{workflow.parameters.tfjob_backoff_limit}}", "1")
+        "{{workflow.parameters.tfjob_backoff_limit}}", "1"
+    )
     parsed = yaml.safe_load(substituted)
     assert replicas(parsed)["Worker"]["replicas"] == 4
     assert parsed["spec"]["runPolicy"]["backoffLimit"] == 1
@@ -102,6 +123,7 @@ def test_manifest_text_leaves_integer_parameters_unquoted() -> None:
 
 
 # --- validation: schema, strict keys, admission rules ----------------------------------
+
 
 def broken(change: str) -> dict[str, Any]:
     doc = copy.deepcopy(job())
@@ -140,23 +162,26 @@ def broken(change: str) -> dict[str, Any]:
     return doc
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ("pre-v1 cleanPodPolicy", "spec.cleanPodPolicy: unknown field"),
-    ("restartPolicy", "spec.tfReplicaSpecs.Chief.restartPolicy: 'Sometimes' is not one of"),
-    ("cleanPodPolicy", "spec.runPolicy.cleanPodPolicy: 'Finished' is not one of All, Running"),
-    ("successPolicy", "spec.successPolicy: 'ChiefOnly' is not one of '', 'AllWorkers'"),
-    ("replica key", "spec.tfReplicaSpecs.Workers: not a replica type"),
-    ("chief and master", "spec.tfReplicaSpecs: at most one Chief or Master"),
-    ("container name", "needs a container named 'tensorflow'"),
-    ("no image", "spec.tfReplicaSpecs.Chief.template.spec.containers[0].image: must be"),
-    ("no containers", "spec.tfReplicaSpecs.Chief.template.spec.containers: must be specified"),
-    ("name", "metadata.name: 'Textcnn_Job' is not a DNS-1035 label"),
-    ("generateName", "metadata.generateName (+ 5 generated characters)"),
-    ("replicas type", "spec.tfReplicaSpecs.Worker.replicas: '2' is not of type 'integer'"),
-    ("no replica specs", "spec: 'tfReplicaSpecs' is a required property"),
-    ("unknown container key", "containers[0].volumeMount: unknown field"),
-    ("kind", "kind: expected TFJob, got 'PyTorchJob'"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("pre-v1 cleanPodPolicy", "spec.cleanPodPolicy: unknown field"),
+        ("restartPolicy", "spec.tfReplicaSpecs.Chief.restartPolicy: 'Sometimes' is not one of"),
+        ("cleanPodPolicy", "spec.runPolicy.cleanPodPolicy: 'Finished' is not one of All, Running"),
+        ("successPolicy", "spec.successPolicy: 'ChiefOnly' is not one of '', 'AllWorkers'"),
+        ("replica key", "spec.tfReplicaSpecs.Workers: not a replica type"),
+        ("chief and master", "spec.tfReplicaSpecs: at most one Chief or Master"),
+        ("container name", "needs a container named 'tensorflow'"),
+        ("no image", "spec.tfReplicaSpecs.Chief.template.spec.containers[0].image: must be"),
+        ("no containers", "spec.tfReplicaSpecs.Chief.template.spec.containers: must be specified"),
+        ("name", "metadata.name: 'Textcnn_Job' is not a DNS-1035 label"),
+        ("generateName", "metadata.generateName (+ 5 generated characters)"),
+        ("replicas type", "spec.tfReplicaSpecs.Worker.replicas: '2' is not of type 'integer'"),
+        ("no replica specs", "spec: 'tfReplicaSpecs' is a required property"),
+        ("unknown container key", "containers[0].volumeMount: unknown field"),
+        ("kind", "kind: expected TFJob, got 'PyTorchJob'"),
+    ],
+)
 def test_validation_reports_each_problem_at_its_path(change: str, expected: str) -> None:
     problems = validate_tfjob(broken(change))
     assert any(expected in p for p in problems), problems
@@ -181,6 +206,7 @@ def test_vendored_schema_is_the_file_named_in_provenance() -> None:
 
 # --- the resource templates the DAG renders ---------------------------------------------
 
+
 def rendered(params: PipelineParams | None = None) -> dict[str, dict[str, Any]]:
     doc = pipeline.render(params)[0]
     return {t["name"]: t for t in doc["spec"]["templates"]}
@@ -190,8 +216,9 @@ def substituted(text: str, params: PipelineParams) -> Any:
     """YAML (or JSON) text as Argo sends it: every {{workflow...}} replaced, then parsed."""
     values = {f"workflow.parameters.{k}": v for k, v in params.to_strings().items()}
     values.update({"workflow.name": WF, "workflow.namespace": params.namespace})
-    return yaml.safe_load(re.sub(r"\{\{\s*(workflow\.[^{}]+?)\s*\}\}",
-                                 lambda m: values[m.group(1)], text))
+    return yaml.safe_load(
+        re.sub(r"\{\{\s*(workflow\.[^{}]+?)\s*\}\}", lambda m: values[m.group(1)], text)
+    )
 
 
 @pytest.mark.parametrize("name", ["tfjob", "tfjob-gpu"])
@@ -200,7 +227,8 @@ def test_resource_templates_create_an_owned_tfjob_and_output_its_name(name: str)
     resource = template["resource"]
     assert resource["action"] == "create" and resource["setOwnerReference"] is True
     assert template["outputs"]["parameters"] == [
-        {"name": "name", "valueFrom": {"jsonPath": "{.metadata.name}"}}]
+        {"name": "name", "valueFrom": {"jsonPath": "{.metadata.name}"}}
+    ]
     doc = yaml.safe_load(re.sub(r"\{\{[^{}]+\}\}", "0", resource["manifest"]))
     assert doc["metadata"]["generateName"] == "0-tfjob-"
 
@@ -216,13 +244,16 @@ def test_substituted_manifests_are_valid_tfjobs(gpu_support: bool) -> None:
         assert pod["metadata"]["labels"]["workflows.argoproj.io/workflow"] == WF
         # The claim the branch's workdir-claim task created, passed in as an input.
         assert pod["spec"]["volumes"][0]["persistentVolumeClaim"] == {
-            "claimName": "{{inputs.parameters.claim}}"}
+            "claimName": "{{inputs.parameters.claim}}"
+        }
 
 
 def test_gpu_rendering_differs_only_by_gpu_scheduling() -> None:
     params = PipelineParams(gpu_support=True, gpu_count=2, gpu_image="gpu:1")
-    cpu, gpu = (substituted(rendered(params)[n]["resource"]["manifest"], params)
-                for n in ("tfjob", "tfjob-gpu"))
+    cpu, gpu = (
+        substituted(rendered(params)[n]["resource"]["manifest"], params)
+        for n in ("tfjob", "tfjob-gpu")
+    )
     for replica in replicas(gpu).values():
         spec = replica["template"]["spec"]
         (container,) = spec["containers"]
@@ -246,8 +277,11 @@ def test_no_gpu_bits_reach_the_cluster_unless_gpu_support(gpu_support: bool) -> 
         phases = simulate(wt, params.to_strings())
         names = rendered(params)
         tasks = {t["name"]: t["template"] for t in names["pipeline"]["dag"]["tasks"]}
-        (trainer,) = [names[tasks[t]] for t in ("train", "train-gpu", "tfjob", "tfjob-gpu")
-                      if phases[t] == "Succeeded"]
+        (trainer,) = [
+            names[tasks[t]]
+            for t in ("train", "train-gpu", "tfjob", "tfjob-gpu")
+            if phases[t] == "Succeeded"
+        ]
         text = json.dumps(substituted(json.dumps(trainer), params))
         for bit in ("nvidia.com/gpu", params.gpu_node_selector_value, params.gpu_image):
             assert (bit in text) is gpu_support, (bit, dist, gpu_support)
@@ -256,8 +290,10 @@ def test_no_gpu_bits_reach_the_cluster_unless_gpu_support(gpu_support: bool) -> 
 def dag_arguments(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Each DAG task's parameter arguments, by task name."""
     (dag,) = [t for t in doc["spec"]["templates"] if "dag" in t]
-    return {t["name"]: {p["name"]: p["value"] for p in t.get("arguments", {}).get("parameters", [])}
-            for t in dag["dag"]["tasks"]}
+    return {
+        t["name"]: {p["name"]: p["value"] for p in t.get("arguments", {}).get("parameters", [])}
+        for t in dag["dag"]["tasks"]
+    }
 
 
 MOUNTING = ("stage-data", "tfjob", "tfjob-gpu", "collect-model")
@@ -270,8 +306,9 @@ def test_only_the_tfjob_branch_claims_the_shared_volume() -> None:
     assert tasks["workdir-claim"]["when"] == "{{workflow.parameters.dist_training}} == true"
     arguments = dag_arguments(doc)
     for name in MOUNTING:
-        assert arguments[name] == {
-            "claim": "{{tasks.workdir-claim.outputs.parameters.claim}}"}, name
+        assert arguments[name] == {"claim": "{{tasks.workdir-claim.outputs.parameters.claim}}"}, (
+            name
+        )
 
 
 def test_the_claim_is_an_owned_pvc_sized_by_parameters() -> None:
@@ -279,13 +316,17 @@ def test_the_claim_is_an_owned_pvc_sized_by_parameters() -> None:
     resource = template["resource"]
     assert resource["action"] == "create" and resource["setOwnerReference"] is True
     assert template["outputs"]["parameters"] == [
-        {"name": "claim", "valueFrom": {"jsonPath": "{.metadata.name}"}}]
+        {"name": "claim", "valueFrom": {"jsonPath": "{.metadata.name}"}}
+    ]
     params = PipelineParams(pvc_size="2Ti", pvc_storage_class="filestore")
     claim = substituted(rendered(params)["workdir-claim"]["resource"]["manifest"], params)
     assert claim["kind"] == "PersistentVolumeClaim"
     assert claim["metadata"]["generateName"] == f"{WF}-workdir-"
-    assert claim["spec"] == {"accessModes": ["ReadWriteMany"], "storageClassName": "filestore",
-                             "resources": {"requests": {"storage": "2Ti"}}}
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteMany"],
+        "storageClassName": "filestore",
+        "resources": {"requests": {"storage": "2Ti"}},
+    }
 
 
 def test_an_existing_claim_replaces_the_claim_task() -> None:

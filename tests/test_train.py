@@ -41,12 +41,18 @@ def test_train_learns_and_writes_every_output(trained: tuple[Inputs, Path, dict]
     assert info["strategy"] == "MirroredStrategy" and info["replicas"] >= 1
     assert result["duration_seconds"] == pytest.approx(info["duration_seconds"], abs=1e-3)
     assert info["examples_per_second"] == pytest.approx(
-        400 * info["epochs_run"] / info["duration_seconds"])
+        400 * info["epochs_run"] / info["duration_seconds"]
+    )
     assert info["start"] < info["end"] and info["start"].endswith("+00:00")
     assert (root / "model" / "1" / "saved_model.pb").is_file()
     # No staging folders left beside the outputs.
     assert sorted(p.name for p in root.iterdir()) == [
-        "embeddings", "model", "prepared", "spec", "training"]
+        "embeddings",
+        "model",
+        "prepared",
+        "spec",
+        "training",
+    ]
 
 
 def test_saved_keras_model_holds_the_best_weights(trained: tuple[Inputs, Path, dict]) -> None:
@@ -89,8 +95,10 @@ def test_early_stopping_ends_training_and_restores_the_best_epoch(tmp_path: Path
 def test_same_seed_same_training(tmp_path: Path) -> None:
     inputs = write_inputs(tmp_path)
     runs = [run_train(inputs, tmp_path / name, epochs=1) for name in ("a", "b")]
-    losses = [json.loads((tmp_path / n / "training" / "history.json").read_text())["loss"]
-              for n in ("a", "b")]
+    losses = [
+        json.loads((tmp_path / n / "training" / "history.json").read_text())["loss"]
+        for n in ("a", "b")
+    ]
     assert losses[0] == losses[1]
     assert runs[0]["val_accuracy"] == runs[1]["val_accuracy"]
 
@@ -103,7 +111,10 @@ def test_rerun_replaces_earlier_outputs(tmp_path: Path) -> None:
     run_train(inputs, tmp_path, epochs=1)
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["1"]
     assert sorted(p.name for p in (tmp_path / "training").iterdir()) == [
-        "history.json", "model.keras", "training.json"]
+        "history.json",
+        "model.keras",
+        "training.json",
+    ]
 
 
 def test_spec_that_does_not_fit_the_data_is_an_input_error(tmp_path: Path) -> None:
@@ -140,18 +151,22 @@ def test_missing_inputs_name_the_file_and_the_step(tmp_path: Path) -> None:
 
 def test_export_signature_and_layout(tmp_path: Path) -> None:
     config = write_inputs(tmp_path, n_train=8, n_val=8).config
-    path = export_serving_model(build_model(config), VOCABULARY, MAX_LENGTH, CLASSES,
-                                tmp_path / "model", version=3)
+    path = export_serving_model(
+        build_model(config), VOCABULARY, MAX_LENGTH, CLASSES, tmp_path / "model", version=3
+    )
     assert path == tmp_path / "model" / "3"
     assert (path / "saved_model.pb").is_file() and (path / "variables").is_dir()
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
     _, inputs = signature.structured_input_signature
     assert {k: (v.dtype, v.shape.as_list()) for k, v in inputs.items()} == {
-        "text": (tf.string, [None])}
+        "text": (tf.string, [None])
+    }
     outputs = signature.structured_outputs
     assert {k: (v.dtype, v.shape.as_list()) for k, v in outputs.items()} == {
-        "scores": (tf.float32, [None, 2]), "classes": (tf.string, [None, 2]),
-        "label": (tf.string, [None])}
+        "scores": (tf.float32, [None, 2]),
+        "classes": (tf.string, [None, 2]),
+        "label": (tf.string, [None]),
+    }
     assert load_serving_model(path)([])["scores"].shape == (0, 2)
 
 
@@ -160,10 +175,27 @@ def test_command_line_reports_bad_input_and_exits_2(
 ) -> None:
     inputs = write_inputs(tmp_path, n_train=8, n_val=8)
     (inputs.prepared / "val.npz").unlink()
-    argv = ["train", "--prepared_dir", str(inputs.prepared), "--embeddings_dir",
-            str(inputs.embeddings), "--model_spec_dir", str(inputs.model_spec), "--epochs", "1",
-            "--batch_size", "4", "--patience", "1", "--seed", "1", "--model_dir",
-            str(tmp_path / "model"), "--training_dir", str(tmp_path / "training")]
+    argv = [
+        "train",
+        "--prepared_dir",
+        str(inputs.prepared),
+        "--embeddings_dir",
+        str(inputs.embeddings),
+        "--model_spec_dir",
+        str(inputs.model_spec),
+        "--epochs",
+        "1",
+        "--batch_size",
+        "4",
+        "--patience",
+        "1",
+        "--seed",
+        "1",
+        "--model_dir",
+        str(tmp_path / "model"),
+        "--training_dir",
+        str(tmp_path / "training"),
+    ]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "error: train: " in err and "val.npz: not found; run the prepare-data step" in err

@@ -42,14 +42,19 @@ def _run(args: argparse.Namespace) -> int:
     kserve = LocalKServe()
     try:
         result = run_workflow(
-            template, params.to_strings(), out, artifact_root=artifact_root,
-            env={"ARTIFACT_ROOT": artifact_root}, max_parallel=args.max_parallel,
+            template,
+            params.to_strings(),
+            out,
+            artifact_root=artifact_root,
+            env={"ARTIFACT_ROOT": artifact_root},
+            max_parallel=args.max_parallel,
             stand_ins={**STAND_INS, **kserve.stand_ins()},
         )
         wf = result.workflow_name
         result.extra.update(
-            metrics={k: float(v) for k, v in result.outputs.items()
-                     if k in ("accuracy", "macro_f1")},
+            metrics={
+                k: float(v) for k, v in result.outputs.items() if k in ("accuracy", "macro_f1")
+            },
             metadata=params.metadata_store,
             endpoint=result.outputs.get("endpoint") or None,
         )
@@ -60,8 +65,10 @@ def _run(args: argparse.Namespace) -> int:
         metrics = result.extra["metrics"]
         print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
         if args.keep_serving and kserve.servers:
-            print(f"serving {params.isvc_name} at {result.extra['endpoint']} "
-                  "(V1 and V2; Ctrl-C stops it)")
+            print(
+                f"serving {params.isvc_name} at {result.extra['endpoint']} "
+                "(V1 and V2; Ctrl-C stops it)"
+            )
             kserve.serve_forever()
         return 0
     finally:
@@ -75,8 +82,11 @@ def _serve(args: argparse.Namespace) -> int:
     if model_dir is None:
         run_json = args.run_dir / "run.json"
         if not run_json.is_file():
-            print(f"error: {run_json} not found: run the pipeline first (make run) or give "
-                  "--model_dir", file=sys.stderr)
+            print(
+                f"error: {run_json} not found: run the pipeline first (make run) or give "
+                "--model_dir",
+                file=sys.stderr,
+            )
             return 2
         model_dir = json.loads(run_json.read_text())["artifacts"]["model"]
     print(f"serving {model_dir} as {args.model_name} on http://{args.host}:{args.port}")
@@ -96,21 +106,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the compiled DAG on this machine")
     p.add_argument("--output_dir", type=Path, required=True, help="run folder (logs, run.json)")
-    p.add_argument("--artifact_root", default=None,
-                   help="artifact store: a folder or gs://BUCKET/PREFIX "
-                   "(default: OUTPUT_DIR/artifacts)")
+    p.add_argument(
+        "--artifact_root",
+        default=None,
+        help="artifact store: a folder or gs://BUCKET/PREFIX (default: OUTPUT_DIR/artifacts)",
+    )
     p.add_argument("--max_parallel", type=int, default=2, help="tasks run at once")
-    p.add_argument("--keep_serving", action="store_true",
-                   help="keep the deployed model's local server running after the run")
+    p.add_argument(
+        "--keep_serving",
+        action="store_true",
+        help="keep the deployed model's local server running after the run",
+    )
     pipeline.add_render_arguments(p)
     PipelineParams.add_arguments(p)
     p.set_defaults(func=_run)
 
     p = sub.add_parser("serve", help="serve a trained model with the local KServe server")
-    p.add_argument("--model_dir", type=Path, default=None,
-                   help="the SavedModel base folder (holding 1/saved_model.pb)")
-    p.add_argument("--run_dir", type=Path, default=Path("runs/latest"),
-                   help="without --model_dir: serve the model of this local run")
+    p.add_argument(
+        "--model_dir",
+        type=Path,
+        default=None,
+        help="the SavedModel base folder (holding 1/saved_model.pb)",
+    )
+    p.add_argument(
+        "--run_dir",
+        type=Path,
+        default=Path("runs/latest"),
+        help="without --model_dir: serve the model of this local run",
+    )
     p.add_argument("--model_name", default="textcnn")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--host", default="127.0.0.1")
@@ -133,4 +156,3 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamsError, WorkflowError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-

@@ -39,8 +39,11 @@ def _tokenize(text: str, pattern: re.Pattern[str], kind: str) -> list[re.Match[s
         if match is None:
             raise ExpressionError(
                 f"{kind} expression {text!r}: unexpected {text[pos:]!r} at position {pos}"
-                + (" (hint: quote values with spaces or symbols: 'like this')"
-                   if kind == "when" else "")
+                + (
+                    " (hint: quote values with spaces or symbols: 'like this')"
+                    if kind == "when"
+                    else ""
+                )
             )
         tokens.append(match)
         pos = match.end()
@@ -50,8 +53,14 @@ def _tokenize(text: str, pattern: re.Pattern[str], kind: str) -> list[re.Match[s
 class _Parser:
     """Recursive descent over `||` < `&&` < [comparison] < `!` < atom / `( ... )`."""
 
-    def __init__(self, text: str, tokens: list[re.Match[str]], kind: str,
-                 atom: Callable[[re.Match[str]], Any], comparisons: bool) -> None:
+    def __init__(
+        self,
+        text: str,
+        tokens: list[re.Match[str]],
+        kind: str,
+        atom: Callable[[re.Match[str]], Any],
+        comparisons: bool,
+    ) -> None:
         self.text, self.tokens, self.kind = text, tokens, kind
         self.atom, self.comparisons, self.pos = atom, comparisons, 0
 
@@ -115,8 +124,10 @@ class _Parser:
 
 # ---- depends ----------------------------------------------------------------------------
 
-_DEPENDS_TOKEN = re.compile(r"&&|\|\||!|\(|\)|(?P<task>[A-Za-z0-9_][A-Za-z0-9_-]*)"
-                            r"(?:\.(?P<result>[A-Za-z]+))?")
+_DEPENDS_TOKEN = re.compile(
+    r"&&|\|\||!|\(|\)|(?P<task>[A-Za-z0-9_][A-Za-z0-9_-]*)"
+    r"(?:\.(?P<result>[A-Za-z]+))?"
+)
 
 
 @dataclass(frozen=True)
@@ -134,8 +145,7 @@ class Depends:
         def atom(token: re.Match[str]) -> tuple[str, frozenset[str]]:
             task, result = token.group("task"), token.group("result")
             if task is None:
-                raise ExpressionError(f"depends expression {text!r}: unexpected "
-                                      f"{token.group(0)!r}")
+                raise ExpressionError(f"depends expression {text!r}: unexpected {token.group(0)!r}")
             if result is not None and result not in RESULTS:
                 raise ExpressionError(
                     f"depends expression {text!r}: '{task}.{result}' is not supported; "
@@ -194,7 +204,7 @@ def cycles(parents: Mapping[str, Iterable[str]]) -> list[list[str]]:
         state[name] = "open"
         for parent in sorted(parents.get(name, ())):
             if state.get(parent) == "open":
-                out.append(trail[trail.index(parent):] + [parent])
+                out.append(trail[trail.index(parent) :] + [parent])
             elif parent not in state:
                 visit(parent, trail + [parent])
         state[name] = "done"
@@ -264,7 +274,8 @@ def _compare(parser: _Parser, op: str, left: Any, right: Any) -> bool:
         equal = type(left) is type(right) and left == right
         return equal if op == "==" else not equal
     if type(left) is not type(right) or isinstance(left, bool):
-        raise parser.fail(f"cannot order {left!r} and {right!r}: "
-                          "'<', '>', '<=', '>=' need two numbers or two strings")
-    return {"<": left < right, ">": left > right,
-            "<=": left <= right, ">=": left >= right}[op]
+        raise parser.fail(
+            f"cannot order {left!r} and {right!r}: "
+            "'<', '>', '<=', '>=' need two numbers or two strings"
+        )
+    return {"<": left < right, ">": left > right, "<=": left <= right, ">=": left >= right}[op]

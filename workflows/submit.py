@@ -83,14 +83,17 @@ class Login:
         if args.client_id and not args.other_client_id:
             problems.append("--client_id (IAP) needs --other_client_id as well")
         if args.other_client_secret:
-            problems.append("--other_client_secret: a secret on the command line lands in shell "
-                            "history and process lists; set ARGO_IAP_CLIENT_SECRET instead")
+            problems.append(
+                "--other_client_secret: a secret on the command line lands in shell "
+                "history and process lists; set ARGO_IAP_CLIENT_SECRET instead"
+            )
         if problems:
             raise ParamsError("invalid options:\n  " + "\n  ".join(problems))
         return cls(args.host, args.client_id, args.other_client_id)
 
 
 # --- the objects ---------------------------------------------------------------------
+
 
 def workflow_object(params: PipelineParams, template_name: str) -> dict[str, Any]:
     """A Workflow that runs the installed WorkflowTemplate with every option as argument."""
@@ -100,10 +103,11 @@ def workflow_object(params: PipelineParams, template_name: str) -> dict[str, Any
         "metadata": {"generateName": f"{template_name}-", "namespace": params.namespace},
         "spec": {
             "workflowTemplateRef": {"name": template_name},
-            "arguments": {"parameters": [
-                {"name": name, "value": value}
-                for name, value in params.to_strings().items()
-            ]},
+            "arguments": {
+                "parameters": [
+                    {"name": name, "value": value} for name, value in params.to_strings().items()
+                ]
+            },
         },
     }
 
@@ -112,8 +116,9 @@ def _model(cls: type[APIBaseModel], doc: Mapping[str, Any]) -> Any:
     """`doc` as Hera's model, refusing any field the model would silently drop (Hera's
     models ignore unknown keys, and the request carries only what the model kept)."""
     model = cls.model_validate(doc)
-    kept = model.model_dump(mode="json", exclude_none=True, by_alias=True, exclude_unset=True,
-                            exclude_defaults=True)  # what Hera's service puts in the request
+    kept = model.model_dump(
+        mode="json", exclude_none=True, by_alias=True, exclude_unset=True, exclude_defaults=True
+    )  # what Hera's service puts in the request
     if kept != doc:
         raise SubmitError(
             f"{doc.get('kind')}/{doc['metadata'].get('name')}: Hera's {cls.__name__} model "
@@ -124,19 +129,29 @@ def _model(cls: type[APIBaseModel], doc: Mapping[str, Any]) -> Any:
 
 # --- authentication ------------------------------------------------------------------
 
-def iap_id_token(*, audience: str, client_id: str, client_secret: str, refresh_token: str,
-                 token_uri: str) -> str:
+
+def iap_id_token(
+    *, audience: str, client_id: str, client_secret: str, refresh_token: str, token_uri: str
+) -> str:
     """Exchange a refresh token of the desktop OAuth client `client_id` for an ID token
     whose audience is the IAP OAuth client `audience` (Google's documented desktop-app flow
     for programmatic access to IAP)."""
-    body = urllib.parse.urlencode({
-        "grant_type": "refresh_token", "client_id": client_id, "client_secret": client_secret,
-        "refresh_token": refresh_token, "audience": audience,
-    }).encode()
+    body = urllib.parse.urlencode(
+        {
+            "grant_type": "refresh_token",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "refresh_token": refresh_token,
+            "audience": audience,
+        }
+    ).encode()
     request = google.auth.transport.requests.Request()
     try:
         response = request(
-            url=token_uri, method="POST", body=body, timeout=TOKEN_EXCHANGE_TIMEOUT_S,
+            url=token_uri,
+            method="POST",
+            body=body,
+            timeout=TOKEN_EXCHANGE_TIMEOUT_S,
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
     except google.auth.exceptions.TransportError as e:
@@ -165,24 +180,38 @@ def auth_headers(login: Login, env: Mapping[str, str], err: TextIO) -> dict[str,
     if login.client_id:
         secret = env.get("ARGO_IAP_CLIENT_SECRET", "")
         refresh_token = env.get("ARGO_IAP_REFRESH_TOKEN", "")
-        missing = [name for name, value in (("ARGO_IAP_CLIENT_SECRET", secret),
-                                            ("ARGO_IAP_REFRESH_TOKEN", refresh_token)) if not value]
+        missing = [
+            name
+            for name, value in (
+                ("ARGO_IAP_CLIENT_SECRET", secret),
+                ("ARGO_IAP_REFRESH_TOKEN", refresh_token),
+            )
+            if not value
+        ]
         if missing:
-            raise SubmitError(f"--client_id (IAP) needs {' and '.join(missing)} in the "
-                              "environment; see manifests/README.md")
+            raise SubmitError(
+                f"--client_id (IAP) needs {' and '.join(missing)} in the "
+                "environment; see manifests/README.md"
+            )
         id_token = iap_id_token(
-            audience=login.client_id, client_id=login.other_client_id,
-            client_secret=secret, refresh_token=refresh_token, token_uri=GOOGLE_TOKEN_URI,
+            audience=login.client_id,
+            client_id=login.other_client_id,
+            client_secret=secret,
+            refresh_token=refresh_token,
+            token_uri=GOOGLE_TOKEN_URI,
         )
         header = "Proxy-Authorization" if argo_token else "Authorization"
         headers[header] = f"Bearer {id_token}"
     if not headers:
-        print(f"warning: no ARGO_TOKEN and no IAP client id: calling {login.host} "
-              "unauthenticated", file=err)
+        print(
+            f"warning: no ARGO_TOKEN and no IAP client id: calling {login.host} unauthenticated",
+            file=err,
+        )
     return headers
 
 
 # --- talking to the Argo Server -----------------------------------------------------
+
 
 def _call(what: str, host: str, send: Callable[[], Any]) -> Any:
     """Run one Hera service call; turn every failure into a SubmitError naming it."""
@@ -191,12 +220,16 @@ def _call(what: str, host: str, send: Callable[[], Any]) -> Any:
     except HeraException as e:
         match = _HERA_ERROR.search(str(e))
         status, message = match.groups() if match else ("?", str(e))
-        raise SubmitError(f"{what}: the Argo Server at {host} answered HTTP {status}: "
-                          f"{message.strip() or '(no message)'}") from None
+        raise SubmitError(
+            f"{what}: the Argo Server at {host} answered HTTP {status}: "
+            f"{message.strip() or '(no message)'}"
+        ) from None
     except requests.TooManyRedirects as e:
         where = e.response.headers.get("Location", "?") if e.response is not None else "?"
-        raise SubmitError(f"{what}: {host} redirects to {where}: a login page? Behind IAP, "
-                          "give --client_id and --other_client_id") from None
+        raise SubmitError(
+            f"{what}: {host} redirects to {where}: a login page? Behind IAP, "
+            "give --client_id and --other_client_id"
+        ) from None
     except requests.RequestException as e:
         raise SubmitError(f"{what}: cannot reach the Argo Server at {host}: {e}") from None
     except (ValueError, KeyError) as e:  # not JSON, or not the object asked for
@@ -205,12 +238,23 @@ def _call(what: str, host: str, send: Callable[[], Any]) -> Any:
 
 # Kind -> (Hera model, create request, update request, the request's field for the object,
 # the WorkflowsService method suffix: create_X, get_X, update_X).
-_INSTALLABLE: dict[str, tuple[type[APIBaseModel], type[APIBaseModel], type[APIBaseModel], str,
-                              str]] = {
-    "WorkflowTemplate": (WorkflowTemplate, WorkflowTemplateCreateRequest,
-                         WorkflowTemplateUpdateRequest, "template", "workflow_template"),
-    "CronWorkflow": (CronWorkflow, CreateCronWorkflowRequest, UpdateCronWorkflowRequest,
-                     "cron_workflow", "cron_workflow"),
+_INSTALLABLE: dict[
+    str, tuple[type[APIBaseModel], type[APIBaseModel], type[APIBaseModel], str, str]
+] = {
+    "WorkflowTemplate": (
+        WorkflowTemplate,
+        WorkflowTemplateCreateRequest,
+        WorkflowTemplateUpdateRequest,
+        "template",
+        "workflow_template",
+    ),
+    "CronWorkflow": (
+        CronWorkflow,
+        CreateCronWorkflowRequest,
+        UpdateCronWorkflowRequest,
+        "cron_workflow",
+        "cron_workflow",
+    ),
 }
 
 
@@ -224,20 +268,29 @@ def _install(service: WorkflowsService, doc: dict[str, Any], host: str) -> dict[
     def create_or_update() -> Any:
         try:
             return getattr(service, f"create_{method}")(
-                create_request(**{field: model, "namespace": ns}), namespace=ns)
+                create_request(**{field: model, "namespace": ns}), namespace=ns
+            )
         except AlreadyExists:
             current = getattr(service, f"get_{method}")(name, namespace=ns)
             meta = {**doc["metadata"], "resourceVersion": current.metadata.resource_version}
             replacement = _model(cls, {**doc, "metadata": meta})
             return getattr(service, f"update_{method}")(
-                name, update_request(**{field: replacement, "namespace": ns}), namespace=ns)
+                name, update_request(**{field: replacement, "namespace": ns}), namespace=ns
+            )
 
     answer = _call(f"install {kind} {ns}/{name}", host, create_or_update)
     return answer.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def submit(params: PipelineParams, login: Login, *, install: bool, dry_run: bool,
-           out: TextIO = sys.stdout, existing_claim: str = "") -> list[dict[str, Any]]:
+def submit(
+    params: PipelineParams,
+    login: Login,
+    *,
+    install: bool,
+    dry_run: bool,
+    out: TextIO = sys.stdout,
+    existing_claim: str = "",
+) -> list[dict[str, Any]]:
     """Submit one run of the pipeline (after installing the template and cron with
     `install`). Returns the objects the server answered with (template, cron, then the
     workflow, which carries its generated name), or with `dry_run` the objects that would
@@ -249,8 +302,10 @@ def submit(params: PipelineParams, login: Login, *, install: bool, dry_run: bool
         yaml.safe_dump_all(docs, out, sort_keys=False, width=1_000_000)
         return docs
     if not login.host:
-        raise SubmitError("--host (the Argo Server URL) is required to submit; "
-                          "or use --dry_run to print the objects")
+        raise SubmitError(
+            "--host (the Argo Server URL) is required to submit; "
+            "or use --dry_run to print the objects"
+        )
     # urljoin(host, "api/v1/...") drops the last path segment of a host without a slash.
     host = login.host.rstrip("/") + "/"
     session = requests.Session()
@@ -260,48 +315,61 @@ def submit(params: PipelineParams, login: Login, *, install: bool, dry_run: bool
     session.headers.update({k: v for k, v in headers.items() if k != "Authorization"})
     token = headers.get("Authorization", "").removeprefix("Bearer ") or None
     answers = []
-    with WorkflowsService(host=host, token=token, namespace=params.namespace,
-                          session=session) as service:
+    with WorkflowsService(
+        host=host, token=token, namespace=params.namespace, session=session
+    ) as service:
         for doc in docs[:-1]:
             answers.append(_install(service, doc, host))
-            print(f"{doc['kind']} {params.namespace}/{doc['metadata']['name']} installed",
-                  file=out)
-        label = f"create Workflow from {template['kind']} {params.namespace}/" \
-                f"{template['metadata']['name']}"
-        request = WorkflowCreateRequest(workflow=_model(Workflow, workflow),
-                                        namespace=params.namespace)
+            print(f"{doc['kind']} {params.namespace}/{doc['metadata']['name']} installed", file=out)
+        label = (
+            f"create Workflow from {template['kind']} {params.namespace}/"
+            f"{template['metadata']['name']}"
+        )
+        request = WorkflowCreateRequest(
+            workflow=_model(Workflow, workflow), namespace=params.namespace
+        )
         try:
-            created = _call(label, host, lambda: service.create_workflow(
-                request, namespace=params.namespace))
+            created = _call(
+                label, host, lambda: service.create_workflow(request, namespace=params.namespace)
+            )
         except SubmitError as e:
             if install or "not found" not in str(e):
                 raise
             raise SubmitError(f"{e}; install the template with --install") from None
         answers.append(created.model_dump(mode="json", by_alias=True, exclude_none=True))
         name = created.metadata.name
-        print(f"Workflow {params.namespace}/{name} submitted: "
-              f"{service.get_workflow_link(name)}", file=out)
+        print(
+            f"Workflow {params.namespace}/{name} submitted: {service.get_workflow_link(name)}",
+            file=out,
+        )
     return answers
 
 
 # --- command line ---------------------------------------------------------------------
 
+
 def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
     """The `submit` command's options: --install, --dry_run, the login options and every
     pipeline option."""
-    parser.add_argument("--install", action="store_true",
-                        help="create or update the WorkflowTemplate and CronWorkflow first")
-    parser.add_argument("--dry_run", action="store_true",
-                        help="print the objects as YAML and send nothing")
+    parser.add_argument(
+        "--install",
+        action="store_true",
+        help="create or update the WorkflowTemplate and CronWorkflow first",
+    )
+    parser.add_argument(
+        "--dry_run", action="store_true", help="print the objects as YAML and send nothing"
+    )
     login = parser.add_argument_group("login (the submitting client only)")
-    login.add_argument("--host", default="",
-                       help="Argo Server URL (e.g. https://argo.example.com)")
-    login.add_argument("--client_id", default="",
-                       help="OAuth client id of the IAP-protected Argo Server (GKE IAP)")
-    login.add_argument("--other_client_id", default="",
-                       help="OAuth client id of the desktop client used for IAP")
-    login.add_argument("--other_client_secret", default="",
-                       help="refused: set ARGO_IAP_CLIENT_SECRET instead")
+    login.add_argument("--host", default="", help="Argo Server URL (e.g. https://argo.example.com)")
+    login.add_argument(
+        "--client_id", default="", help="OAuth client id of the IAP-protected Argo Server (GKE IAP)"
+    )
+    login.add_argument(
+        "--other_client_id", default="", help="OAuth client id of the desktop client used for IAP"
+    )
+    login.add_argument(
+        "--other_client_secret", default="", help="refused: set ARGO_IAP_CLIENT_SECRET instead"
+    )
     pipeline.add_render_arguments(parser)
     PipelineParams.add_arguments(parser)
 
@@ -311,8 +379,14 @@ def run_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     (or the IAP token exchange) refused."""
     try:
         params, login = PipelineParams.from_namespace(args), Login.from_namespace(args)
-        submit(params, login, install=args.install, dry_run=args.dry_run, out=out,
-               existing_claim=args.pvc_existing_claim)
+        submit(
+            params,
+            login,
+            install=args.install,
+            dry_run=args.dry_run,
+            out=out,
+            existing_claim=args.pvc_existing_claim,
+        )
     except ParamsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -30,10 +30,22 @@ from textcnn.params import ParamsError, parse_bool, parse_int_list
 # light steps start fast.
 STEPS: dict[str, str] = {
     name: f"textcnn.steps.{name.replace('-', '_')}:run"
-    for name in ("validate-params", "dataset-metadata", "prepare-data", "embeddings",
-                 "model-metadata", "train", "stage-data", "train-distributed", "wait-tfjob",
-                 "collect-model", "evaluate", "log-training-metadata", "deploy-wait",
-                 "record-status")
+    for name in (
+        "validate-params",
+        "dataset-metadata",
+        "prepare-data",
+        "embeddings",
+        "model-metadata",
+        "train",
+        "stage-data",
+        "train-distributed",
+        "wait-tfjob",
+        "collect-model",
+        "evaluate",
+        "log-training-metadata",
+        "deploy-wait",
+        "record-status",
+    )
 }
 
 
@@ -53,8 +65,10 @@ def step_parameters(name: str) -> list[tuple[str, bool]]:
     a = fn.args
     positional = [*a.posonlyargs, *a.args]
     defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults))
-    pairs = [*zip(positional, [*defaults, *a.defaults], strict=True),
-             *zip(a.kwonlyargs, a.kw_defaults, strict=True)]
+    pairs = [
+        *zip(positional, [*defaults, *a.defaults], strict=True),
+        *zip(a.kwonlyargs, a.kw_defaults, strict=True),
+    ]
     return [(arg.arg, default is None) for arg, default in pairs]
 
 
@@ -84,11 +98,15 @@ def build_parser(name: str, func: Callable[..., Any]) -> argparse.ArgumentParser
             continue
         required = param.default is inspect.Parameter.empty
         parser.add_argument(
-            f"--{pname}", dest=pname, type=_converter(hints[pname]), required=required,
+            f"--{pname}",
+            dest=pname,
+            type=_converter(hints[pname]),
+            required=required,
             default=None if required else param.default,
         )
-    parser.add_argument("--outputs", type=Path, default=None,
-                        help="folder receiving one file per output parameter")
+    parser.add_argument(
+        "--outputs", type=Path, default=None, help="folder receiving one file per output parameter"
+    )
     return parser
 
 
@@ -137,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     # The step's own work, without interpreter start and imports (start/end: Unix times;
     # cpu: CPU seconds, steadier than wall time on a busy machine). Benchmarks split a run's
     # wall time into step compute and orchestration overhead with it.
-    print(f"timing step={name} seconds={seconds:.3f} start={start:.3f} "
-          f"end={start + seconds:.3f} cpu={cpu:.3f}", file=sys.stderr)
+    print(
+        f"timing step={name} seconds={seconds:.3f} start={start:.3f} "
+        f"end={start + seconds:.3f} cpu={cpu:.3f}",
+        file=sys.stderr,
+    )
     return 0

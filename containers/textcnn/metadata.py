@@ -63,8 +63,9 @@ def _config(store: str) -> mlmd.ConnectionConfig | mlmd.MetadataStoreClientConfi
 
 
 @contextlib.contextmanager
-def _lock(config: mlmd.ConnectionConfig | mlmd.MetadataStoreClientConfig, *, exclusive: bool
-          ) -> Iterator[None]:
+def _lock(
+    config: mlmd.ConnectionConfig | mlmd.MetadataStoreClientConfig, *, exclusive: bool
+) -> Iterator[None]:
     """Hold a lock on `PATH.lock` beside a SQLite store; nothing for a gRPC server."""
     if not isinstance(config, mlmd.ConnectionConfig):
         yield
@@ -94,6 +95,7 @@ def _session(store: str, *, exclusive: bool = True) -> Iterator[metadata_store.M
 
 
 # --- properties and types ---------------------------------------------------------------
+
 
 def _property_type(value: Property) -> int:
     if isinstance(value, bool | int):
@@ -126,8 +128,11 @@ def _put_type(
 ) -> int:
     for key, value in properties.items():
         message.properties[key] = _property_type(value)
-    put = (store.put_artifact_type if isinstance(message, mlmd.ArtifactType)
-           else store.put_execution_type)
+    put = (
+        store.put_artifact_type
+        if isinstance(message, mlmd.ArtifactType)
+        else store.put_execution_type
+    )
     try:
         return put(message, can_add_fields=True, can_omit_fields=True)
     except errors.AlreadyExistsError as e:  # a stored property has another value type
@@ -140,8 +145,12 @@ def _put_type(
 
 
 def _new_artifact(
-    store: metadata_store.MetadataStore, store_name: str, type_name: str, uri: str,
-    properties: Properties, name: str | None = None,
+    store: metadata_store.MetadataStore,
+    store_name: str,
+    type_name: str,
+    uri: str,
+    properties: Properties,
+    name: str | None = None,
 ) -> mlmd.Artifact:
     type_id = _put_type(store, mlmd.ArtifactType(name=type_name), properties, store_name)
     artifact = mlmd.Artifact(type_id=type_id, uri=uri, state=mlmd.Artifact.LIVE)
@@ -156,6 +165,7 @@ def _new_artifact(
 
 
 # --- contexts ---------------------------------------------------------------------------
+
 
 def _context(store: metadata_store.MetadataStore, type_name: str, name: str) -> mlmd.Context:
     """Get or create; a step racing us to create it makes ours fail, so read theirs."""
@@ -178,6 +188,7 @@ def _contexts(store: metadata_store.MetadataStore, run_name: str) -> list[mlmd.C
 
 
 # --- recording --------------------------------------------------------------------------
+
 
 def record_artifact(
     store: str,
@@ -212,8 +223,9 @@ def record_run_status(store: str, *, run_name: str, status: str, message: str = 
         s.put_contexts([run])
 
 
-def _require(store: metadata_store.MetadataStore, store_name: str, ids: Sequence[int]
-             ) -> list[mlmd.Artifact]:
+def _require(
+    store: metadata_store.MetadataStore, store_name: str, ids: Sequence[int]
+) -> list[mlmd.Artifact]:
     found = {a.id: a for a in store.get_artifacts_by_id(list(ids))}
     missing = [i for i in ids if i not in found]
     if missing:
@@ -228,8 +240,9 @@ def artifact_types(store: str, ids: Sequence[int]) -> dict[int, str]:
     """Type name of each stored artifact id; InputError naming any id not in the store."""
     with _session(store, exclusive=False) as s:
         artifacts = _require(s, store, ids)
-        types = {t.id: t.name for t in s.get_artifact_types_by_id(
-            sorted({a.type_id for a in artifacts}))}
+        types = {
+            t.id: t.name for t in s.get_artifact_types_by_id(sorted({a.type_id for a in artifacts}))
+        }
         return {a.id: types[a.type_id] for a in artifacts}
 
 
@@ -264,10 +277,11 @@ def record_execution(
         execution_id, artifact_ids, _ = s.put_execution(
             execution, pairs, contexts, force_reuse_context=True
         )
-        return execution_id, artifact_ids[len(inputs):]
+        return execution_id, artifact_ids[len(inputs) :]
 
 
 # --- reading ----------------------------------------------------------------------------
+
 
 def _plain(properties: Mapping[str, mlmd.Value]) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -285,8 +299,7 @@ def lineage(store: str, run_name: str) -> dict[str, Any]:
     [{execution_id, artifact_id, type}]}`; JSON-valued properties stay strings, as stored.
     """
     config = _config(store)
-    if isinstance(config, mlmd.ConnectionConfig) and not Path(
-            config.sqlite.filename_uri).is_file():
+    if isinstance(config, mlmd.ConnectionConfig) and not Path(config.sqlite.filename_uri).is_file():
         raise InputError(f"--metadata_store {store}: no such SQLite file")
     with _session(store, exclusive=False) as s:
         run = s.get_context_by_type_and_name(RUN_TYPE, run_name)
@@ -302,20 +315,30 @@ def lineage(store: str, run_name: str) -> dict[str, Any]:
         "run": run_name,
         "run_properties": _plain(run.custom_properties),
         "artifacts": [
-            {"id": a.id, "type": artifact_type[a.type_id], "uri": a.uri,
-             "state": mlmd.Artifact.State.Name(a.state), "properties": _plain(a.properties)}
+            {
+                "id": a.id,
+                "type": artifact_type[a.type_id],
+                "uri": a.uri,
+                "state": mlmd.Artifact.State.Name(a.state),
+                "properties": _plain(a.properties),
+            }
             for a in sorted(artifacts, key=lambda a: a.id)
         ],
         "executions": [
-            {"id": e.id, "type": execution_type[e.type_id],
-             "state": mlmd.Execution.State.Name(e.last_known_state),
-             "properties": _plain(e.properties)}
+            {
+                "id": e.id,
+                "type": execution_type[e.type_id],
+                "state": mlmd.Execution.State.Name(e.last_known_state),
+                "properties": _plain(e.properties),
+            }
             for e in sorted(executions, key=lambda e: e.id)
         ],
         "events": [
-            {"execution_id": ev.execution_id, "artifact_id": ev.artifact_id,
-             "type": mlmd.Event.Type.Name(ev.type)}
+            {
+                "execution_id": ev.execution_id,
+                "artifact_id": ev.artifact_id,
+                "type": mlmd.Event.Type.Name(ev.type),
+            }
             for ev in sorted(events, key=lambda ev: (ev.execution_id, ev.artifact_id))
         ],
     }
-

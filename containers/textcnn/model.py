@@ -59,8 +59,9 @@ class ModelConfig:
         """Read model_config.json from a spec folder."""
         path = Path(model_spec_dir) / CONFIG_FILE
         names = [f.name for f in fields(cls)]
-        data = read_json(path, tuple(n for n in names if n != "trainable_embeddings"),
-                         "model-metadata")
+        data = read_json(
+            path, tuple(n for n in names if n != "trainable_embeddings"), "model-metadata"
+        )
         unknown = sorted(data.keys() - set(names))
         if unknown:
             raise InputError(f"{path}: unknown keys {unknown}; rerun the model-metadata step")
@@ -102,7 +103,9 @@ def build_model(config: ModelConfig, embeddings: np.ndarray | None = None) -> ke
     # `weights` rather than a Constant initializer: Constant would copy the whole matrix
     # into the model's JSON config (and every saved model.keras).
     embedded = keras.layers.Embedding(
-        config.vocab_size, config.embedding_dim, trainable=config.trainable_embeddings,
+        config.vocab_size,
+        config.embedding_dim,
+        trainable=config.trainable_embeddings,
         weights=None if embeddings is None else [np.asarray(embeddings, dtype="float32")],
         name="embedding",
     )(tokens)
@@ -112,11 +115,15 @@ def build_model(config: ModelConfig, embeddings: np.ndarray | None = None) -> ke
         for layer in range(config.num_conv_layers):
             if layer > 0:
                 x = keras.layers.MaxPool1D(
-                    pool_size=config.maxpool_strides, strides=config.maxpool_strides,
+                    pool_size=config.maxpool_strides,
+                    strides=config.maxpool_strides,
                     name=f"pool_{k}_{layer}",
                 )(x)
             x = keras.layers.Conv1D(
-                config.num_filters, k, activation="relu", padding="valid",
+                config.num_filters,
+                k,
+                activation="relu",
+                padding="valid",
                 name=f"conv_{k}_{layer + 1}",
             )(x)
         branches.append(keras.layers.GlobalMaxPool1D(name=f"max_over_time_{k}")(x))

@@ -88,16 +88,23 @@ class PipelineParams(BaseModel):
     column_target_value: str = _opt("label", "Name of the CSV column holding the class label.")
     column_text_value: str = _opt("text", "Name of the CSV column holding the text.")
     val_data_pct: float = _opt(
-        0.1, "Share of the training rows held out for validation (stratified), in (0, 0.5].",
-        gt=0.0, le=0.5,
+        0.1,
+        "Share of the training rows held out for validation (stratified), in (0, 0.5].",
+        gt=0.0,
+        le=0.5,
     )
     num_words: int = _opt(
-        20000, "Vocabulary size, counting the padding and out-of-vocabulary ids.", ge=3,
+        20000,
+        "Vocabulary size, counting the padding and out-of-vocabulary ids.",
+        ge=3,
         le=2_000_000,
     )
     max_length: int = _opt(
-        0, "Tokens per text after padding/truncation; 0 picks the length_percentile of the "
-        "training texts.", ge=0, le=10_000,
+        0,
+        "Tokens per text after padding/truncation; 0 picks the length_percentile of the "
+        "training texts.",
+        ge=0,
+        le=10_000,
     )
     length_percentile: float = _opt(
         95.0, "Percentile of training text lengths used when max_length is 0.", gt=0.0, le=100.0
@@ -107,15 +114,19 @@ class PipelineParams(BaseModel):
     )
     # --- embeddings and model ---------------------------------------------------------
     w2v_model_path: str = _opt(
-        "", "Pretrained word2vec in any gensim format (KeyedVectors/Word2Vec save, word2vec "
+        "",
+        "Pretrained word2vec in any gensim format (KeyedVectors/Word2Vec save, word2vec "
         "text or binary), local or gs://; empty: train Word2Vec on the training texts.",
     )
     embbeding_dim: int = _opt(
-        128, "Embedding dimension; must equal the pretrained vectors' dimension if given.",
-        ge=2, le=2048,
+        128,
+        "Embedding dimension; must equal the pretrained vectors' dimension if given.",
+        ge=2,
+        le=2048,
     )
     static_embeddings: bool = _opt(
-        False, "Freeze the word vectors during training (Kim's CNN-static); false fine-tunes "
+        False,
+        "Freeze the word vectors during training (Kim's CNN-static); false fine-tunes "
         "them (CNN-non-static).",
     )
     dropout: float = _opt(0.5, "Dropout rate before the output layer, in [0, 1).", ge=0.0, lt=1.0)
@@ -127,9 +138,11 @@ class PipelineParams(BaseModel):
         1, "Stacked convolution layers in each branch (1 is Kim's single layer).", ge=1, le=6
     )
     maxpool_strides: int = _opt(
-        2, "Pool size and stride of the max-pooling between stacked convolution layers "
+        2,
+        "Pool size and stride of the max-pooling between stacked convolution layers "
         "(used when num_conv_layers > 1; the last layer is always max-pooled over time).",
-        ge=1, le=64,
+        ge=1,
+        le=64,
     )
     epochs: int = _opt(
         10, "Maximum training epochs (early stopping may end sooner).", ge=1, le=1000
@@ -142,15 +155,16 @@ class PipelineParams(BaseModel):
     seed: int = _opt(42, "Seed for the split, Word2Vec and weight initialisation.", ge=0)
     # --- cluster ----------------------------------------------------------------------
     gcp_bucket: str = _opt(
-        "textcnn-artifacts", "GCS bucket of the artifact repository; models land under "
-        "gs://<gcp_bucket>/<workflow>/.",
+        "textcnn-artifacts",
+        "GCS bucket of the artifact repository; models land under gs://<gcp_bucket>/<workflow>/.",
     )
     namespace: str = _opt("textcnn", "Kubernetes namespace of the workflow and its resources.")
     workdir: str = _opt(
         "/mnt/workdir", "Mount path of the shared volume used by distributed training."
     )
     pvc_storage_class: str = _opt(
-        "standard-rwx", "Storage class of the ReadWriteMany volume claimed per run for "
+        "standard-rwx",
+        "Storage class of the ReadWriteMany volume claimed per run for "
         "distributed training (GKE Filestore: standard-rwx).",
     )
     pvc_size: str = _opt(
@@ -166,15 +180,21 @@ class PipelineParams(BaseModel):
     replica_cpu: str = _opt("2", "CPU request of each TFJob replica (chief and workers).")
     replica_memory: str = _opt("4Gi", "Memory request and limit of each TFJob replica.")
     tfjob_backoff_limit: int = _opt(
-        2, "Restarts of failed TFJob replicas (restartPolicy OnFailure) before the job fails.",
-        ge=0, le=100,
+        2,
+        "Restarts of failed TFJob replicas (restartPolicy OnFailure) before the job fails.",
+        ge=0,
+        le=100,
     )
     tfjob_active_deadline_seconds: int = _opt(
-        7200, "Seconds the TFJob may run before the operator fails it.", ge=60,
+        7200,
+        "Seconds the TFJob may run before the operator fails it.",
+        ge=60,
     )
     tfjob_wait_timeout_seconds: int = _opt(
-        7800, "Seconds the wait-tfjob step waits for the TFJob's verdict; more than "
-        "tfjob_active_deadline_seconds, so the operator's own verdict is seen.", ge=60,
+        7800,
+        "Seconds the wait-tfjob step waits for the TFJob's verdict; more than "
+        "tfjob_active_deadline_seconds, so the operator's own verdict is seen.",
+        ge=60,
     )
     gpu_support: bool = _opt(False, "Train on a GPU node (nvidia.com/gpu limit, toleration).")
     gpu_count: int = _opt(
@@ -192,32 +212,40 @@ class PipelineParams(BaseModel):
         True, "Deploy the model as a KServe InferenceService and send a smoke prediction."
     )
     isvc_name: str = _opt(
-        "textcnn", "InferenceService name, also the model name in the /v1 and /v2 routes; "
+        "textcnn",
+        "InferenceService name, also the model name in the /v1 and /v2 routes; "
         "a rerun updates it (a new revision).",
     )
     serving_runtime: Literal["tensorflow", "custom"] = _opt(
-        "tensorflow", "tensorflow: KServe's TF Serving runtime; custom: this project's KServe "
+        "tensorflow",
+        "tensorflow: KServe's TF Serving runtime; custom: this project's KServe "
         "Python server image (also speaks V2).",
     )
     tf_serving_version: str = _opt(
-        "2.19.1", "TF Serving runtimeVersion; at least the training TensorFlow (the KServe "
+        "2.19.1",
+        "TF Serving runtimeVersion; at least the training TensorFlow (the KServe "
         "default 2.6.2 cannot load a Keras 3 export).",
     )
     serving_image: str = _opt(
         "ghcr.io/textcnn-argo/serving:0.1.0", "Image of the custom serving runtime."
     )
     serving_deployment_mode: Literal["RawDeployment", "Serverless"] = _opt(
-        "RawDeployment", "KServe deployment mode: RawDeployment (a Deployment and an "
+        "RawDeployment",
+        "KServe deployment mode: RawDeployment (a Deployment and an "
         "autoscaler; runs wherever KServe runs) or Serverless (Knative: canary traffic and "
         "scale to zero, needs Knative installed).",
     )
     canary_traffic_percent: int = _opt(
-        100, "Traffic share of the new revision; below 100 needs serving_deployment_mode "
-        "Serverless (RawDeployment ignores it). 100 rolls out fully.", ge=0, le=100,
+        100,
+        "Traffic share of the new revision; below 100 needs serving_deployment_mode "
+        "Serverless (RawDeployment ignores it). 100 rolls out fully.",
+        ge=0,
+        le=100,
     )
     serving_min_replicas: int = _opt(
-        1, "Minimum predictor replicas; 0 (scale to zero) needs serving_deployment_mode "
-        "Serverless.", ge=0,
+        1,
+        "Minimum predictor replicas; 0 (scale to zero) needs serving_deployment_mode Serverless.",
+        ge=0,
     )
     serving_max_replicas: int = _opt(1, "Maximum predictor replicas.", ge=1)
     deploy_timeout_seconds: int = _opt(
@@ -225,8 +253,7 @@ class PipelineParams(BaseModel):
     )
 
     # --- parsing from strings (CLI and Argo) ------------------------------------------
-    @field_validator("static_embeddings", "dist_training", "gpu_support", "deploy",
-                     mode="before")
+    @field_validator("static_embeddings", "dist_training", "gpu_support", "deploy", mode="before")
     @classmethod
     def _bool(cls, v: Any) -> Any:
         return parse_bool(v) if isinstance(v, str) else v
@@ -323,15 +350,21 @@ class PipelineParams(BaseModel):
             )
         if self.serving_deployment_mode == "RawDeployment":
             # Knative features, which KServe ignores in RawDeployment mode.
-            knative = {"canary_traffic_percent": self.canary_traffic_percent < 100,
-                       "serving_min_replicas": self.serving_min_replicas == 0}
+            knative = {
+                "canary_traffic_percent": self.canary_traffic_percent < 100,
+                "serving_min_replicas": self.serving_min_replicas == 0,
+            }
             for name in (n for n, used in knative.items() if used):
-                raise ValueError(f"--{name}={getattr(self, name)} needs "
-                                 "--serving_deployment_mode=Serverless (Knative); KServe "
-                                 "ignores it in RawDeployment mode")
+                raise ValueError(
+                    f"--{name}={getattr(self, name)} needs "
+                    "--serving_deployment_mode=Serverless (Knative); KServe "
+                    "ignores it in RawDeployment mode"
+                )
         if not DNS_1035_LABEL.match(self.isvc_name):
-            raise ValueError(f"--isvc_name={self.isvc_name!r}: not a DNS-1035 label (lower "
-                             "case letters, digits and '-', starting with a letter)")
+            raise ValueError(
+                f"--isvc_name={self.isvc_name!r}: not a DNS-1035 label (lower "
+                "case letters, digits and '-', starting with a letter)"
+            )
         return self
 
     # --- constructors -----------------------------------------------------------------
@@ -356,7 +389,10 @@ class PipelineParams(BaseModel):
         for name, field in cls.model_fields.items():
             flags = [f"--{name}"] + [f"--{a}" for a in ALIASES.get(name, ())]
             group.add_argument(
-                *flags, dest=name, default=None, metavar=name.upper(),
+                *flags,
+                dest=name,
+                default=None,
+                metavar=name.upper(),
                 help=f"{field.description} (default: {to_string(field.default)})",
             )
 

@@ -9,8 +9,12 @@ from html import escape
 from typing import Any
 
 _W, _H, _PAD = 420, 220, 36
-_COLOURS = {"loss": "#1f77b4", "val_loss": "#ff7f0e",
-            "accuracy": "#1f77b4", "val_accuracy": "#ff7f0e"}
+_COLOURS = {
+    "loss": "#1f77b4",
+    "val_loss": "#ff7f0e",
+    "accuracy": "#1f77b4",
+    "val_accuracy": "#ff7f0e",
+}
 
 
 def _curve_svg(title: str, series: Mapping[str, Sequence[float]]) -> str:
@@ -45,8 +49,10 @@ def _curve_svg(title: str, series: Mapping[str, Sequence[float]]) -> str:
         f'<text x="{_W - _PAD}" y="{_H - 10}" font-size="10" text-anchor="end">'
         f"epoch {epochs}</text>"
     )
-    return (f'<figure><figcaption>{escape(title)}</figcaption><svg width="{_W}" '
-            f'height="{_H}" role="img">{axes}{"".join(lines)}</svg></figure>')
+    return (
+        f'<figure><figcaption>{escape(title)}</figcaption><svg width="{_W}" '
+        f'height="{_H}" role="img">{axes}{"".join(lines)}</svg></figure>'
+    )
 
 
 def _confusion_table(confusion: Mapping[str, Any]) -> str:
@@ -60,35 +66,45 @@ def _confusion_table(confusion: Mapping[str, Any]) -> str:
             for v in row
         )
         rows.append(f"<tr><th>{escape(str(label))}</th>{cells}</tr>")
-    return (f"<table><tr><th>true \\ predicted</th>{head}</tr>{''.join(rows)}</table>")
+    return f"<table><tr><th>true \\ predicted</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def render_report(metrics: Mapping[str, Any], history: Mapping[str, Sequence[float]],
-                  training: Mapping[str, Any] | None = None) -> str:
+def render_report(
+    metrics: Mapping[str, Any],
+    history: Mapping[str, Sequence[float]],
+    training: Mapping[str, Any] | None = None,
+) -> str:
     """The report as one HTML page."""
     per_class = "".join(
         f"<tr><th>{escape(name)}</th><td>{m['precision']:.3f}</td><td>{m['recall']:.3f}</td>"
         f"<td>{m['f1']:.3f}</td><td>{m['support']}</td></tr>"
         for name, m in metrics["per_class"].items()
     )
-    facts = {"test accuracy": f"{metrics['accuracy']:.4f}",
-             "macro F1": f"{metrics['macro_f1']:.4f}",
-             "test examples": str(metrics["num_examples"])}
+    facts = {
+        "test accuracy": f"{metrics['accuracy']:.4f}",
+        "macro F1": f"{metrics['macro_f1']:.4f}",
+        "test examples": str(metrics["num_examples"]),
+    }
     for key in ("epochs_run", "best_epoch", "duration_seconds", "examples_per_second"):
         if training and key in training:
             value = training[key]
-            facts[key.replace("_", " ")] = f"{value:.4g}" if isinstance(value, float) else str(
-                value)
-    summary = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>"
-                      for k, v in facts.items())
+            facts[key.replace("_", " ")] = (
+                f"{value:.4g}" if isinstance(value, float) else str(value)
+            )
+    summary = "".join(
+        f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts.items()
+    )
     curves = _curve_svg("loss", {k: history[k] for k in ("loss", "val_loss") if k in history})
-    curves += _curve_svg("accuracy", {k: history[k] for k in ("accuracy", "val_accuracy")
-                                      if k in history})
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
-             "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}"
-             "figure{display:inline-block;margin:0 1em 1em 0}")
+    curves += _curve_svg(
+        "accuracy", {k: history[k] for k in ("accuracy", "val_accuracy") if k in history}
+    )
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
+        "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}"
+        "figure{display:inline-block;margin:0 1em 1em 0}"
+    )
     return (
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>textcnn report</title>"
+        '<!doctype html><html><head><meta charset="utf-8"><title>textcnn report</title>'
         f"<style>{style}</style></head><body><h1>textcnn model report</h1>"
         f"<table>{summary}</table><h2>Per class</h2><table><tr><th></th><th>precision</th>"
         f"<th>recall</th><th>F1</th><th>support</th></tr>{per_class}</table>"

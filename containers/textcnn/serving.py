@@ -89,7 +89,8 @@ def _client_error(status: int) -> Callable[[Request, Exception], Awaitable[JSONR
         if isinstance(exc, RequestValidationError):  # FastAPI's 422 {"detail": ...}
             message = "invalid V2 request: " + "; ".join(
                 f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
-                for e in exc.errors())
+                for e in exc.errors()
+            )
         logger.warning("%s %s: %d %s", request.method, request.url.path, status, message)
         return JSONResponse(status_code=status, content={"error": message})
 
@@ -135,7 +136,8 @@ def _v2_items(request: InferRequest) -> list[Any]:
         values = tensor.as_numpy()
     except ValueError as e:  # data that does not fill the declared shape
         raise InvalidInput(
-            f"input {INPUT!r}: data does not match shape {tensor.shape}: {e}") from None
+            f"input {INPUT!r}: data does not match shape {tensor.shape}: {e}"
+        ) from None
     items: list[Any] = []
     for value in values.tolist():
         if isinstance(value, bytes):  # binary tensor extension
@@ -152,8 +154,15 @@ def find_saved_model(model_dir: str | Path) -> Path:
     base = Path(model_dir)
     if (base / "saved_model.pb").is_file():
         return base
-    versions = [(int(p.name), p) for p in base.iterdir() if p.name.isdigit()
-                and (p / "saved_model.pb").is_file()] if base.is_dir() else []
+    versions = (
+        [
+            (int(p.name), p)
+            for p in base.iterdir()
+            if p.name.isdigit() and (p / "saved_model.pb").is_file()
+        ]
+        if base.is_dir()
+        else []
+    )
     if versions:
         return max(versions)[1]
     raise InputError(
@@ -269,13 +278,25 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _reject(self, scope: MutableMapping[str, Any], send: Any) -> None:
-        logger.warning("%s %s: 413 body over %d bytes", scope["method"], scope["path"],
-                       self.max_bytes)
-        body = orjson.dumps({"error": f"request body larger than {self.max_bytes} bytes; "
-                                      f"send at most {MAX_TEXTS} texts per request"})
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        logger.warning(
+            "%s %s: 413 body over %d bytes", scope["method"], scope["path"], self.max_bytes
+        )
+        body = orjson.dumps(
+            {
+                "error": f"request body larger than {self.max_bytes} bytes; "
+                f"send at most {MAX_TEXTS} texts per request"
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -358,14 +379,19 @@ def serve(model_dir: str, model_name: str, port: int, host: str = "127.0.0.1") -
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m textcnn.serving", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_dir", required=True,
-                        help="SavedModel folder, or a base folder with numeric versions")
+    parser = argparse.ArgumentParser(
+        prog="python -m textcnn.serving",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--model_dir",
+        required=True,
+        help="SavedModel folder, or a base folder with numeric versions",
+    )
     parser.add_argument("--model_name", required=True, help="name in the /v1 and /v2 routes")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind; 0.0.0.0 in a pod")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 in a pod")
     return parser
 
 

@@ -38,7 +38,7 @@ def join(root: str, key: str) -> str:
 
 
 def _split(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[len(GS):].partition("/")
+    bucket, _, key = uri[len(GS) :].partition("/")
     if not bucket:
         raise ValueError(f"{uri}: expected gs://BUCKET/KEY")
     return bucket, key
@@ -192,8 +192,11 @@ def list_prefix(uri: str) -> list[str]:
     """The gs:// URIs of the objects whose name starts with `uri`'s key, as a raw prefix
     (no `/` added, so `gs://b/model` also lists `gs://b/model-2/x`)."""
     bucket, key = _split(uri)
-    return sorted(f"gs://{bucket}/{b.name}" for b in _client().list_blobs(bucket, prefix=key)
-                  if not b.name.endswith("/"))
+    return sorted(
+        f"gs://{bucket}/{b.name}"
+        for b in _client().list_blobs(bucket, prefix=key)
+        if not b.name.endswith("/")
+    )
 
 
 def download_dir(uri: str, local_dir: str | Path) -> None:
@@ -208,6 +211,6 @@ def download_dir(uri: str, local_dir: str | Path) -> None:
         raise FileNotFoundError(f"no objects under {uri}")
     with atomic_dir(local_dir) as tmp:
         for blob in blobs:
-            target = tmp / blob.name[len(prefix):]
+            target = tmp / blob.name[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
             blob.download_to_filename(str(target))

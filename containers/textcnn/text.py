@@ -27,8 +27,11 @@ def standardize(text: tf.Tensor) -> tf.Tensor:
 
 
 def make_vectorizer(
-    max_length: int, vocabulary: Sequence[str] | None = None, num_words: int | None = None,
-    *, standardized: bool = False,
+    max_length: int,
+    vocabulary: Sequence[str] | None = None,
+    num_words: int | None = None,
+    *,
+    standardized: bool = False,
 ) -> keras.layers.TextVectorization:
     """Texts -> int ids padded/truncated to max_length; id 0 pads, id 1 is out of vocabulary.
 
@@ -38,9 +41,12 @@ def make_vectorizer(
     the ids are the same as from raw text through the default vectorizer.
     """
     layer = keras.layers.TextVectorization(
-        max_tokens=num_words, standardize=None if standardized else standardize,
+        max_tokens=num_words,
+        standardize=None if standardized else standardize,
         split="whitespace",
-        output_mode="int", output_sequence_length=max_length, name="vectorize",
+        output_mode="int",
+        output_sequence_length=max_length,
+        name="vectorize",
     )
     if vocabulary is not None:
         words = list(vocabulary)

@@ -43,28 +43,44 @@ def parse_tf_config(text: str | None) -> Role:
     try:
         config = json.loads(text)
     except json.JSONDecodeError as e:
-        raise InputError(f"{TF_CONFIG}: not valid JSON ({e}); the training operator sets it "
-                         "on the container named `tensorflow`") from None
-    cluster, task = (config.get("cluster"), config.get("task")) if isinstance(config, dict) \
-        else (None, None)
+        raise InputError(
+            f"{TF_CONFIG}: not valid JSON ({e}); the training operator sets it "
+            "on the container named `tensorflow`"
+        ) from None
+    cluster, task = (
+        (config.get("cluster"), config.get("task")) if isinstance(config, dict) else (None, None)
+    )
     if not isinstance(cluster, dict) or not isinstance(task, dict):
-        raise InputError(f"{TF_CONFIG}: expected {{\"cluster\": {{...}}, \"task\": {{...}}}}, "
-                         f"got {text[:200]!r}")
+        raise InputError(
+            f'{TF_CONFIG}: expected {{"cluster": {{...}}, "task": {{...}}}}, got {text[:200]!r}'
+        )
     for task_type, addresses in cluster.items():
         if task_type not in TASK_TYPES:
-            raise InputError(f"{TF_CONFIG}: task type {task_type!r} is not supported; "
-                             f"MultiWorkerMirroredStrategy runs {' and '.join(TASK_TYPES)} "
-                             "replicas only")
-        if (not isinstance(addresses, list) or not addresses
-                or not all(isinstance(a, str) and ":" in a for a in addresses)):
-            raise InputError(f"{TF_CONFIG}: cluster.{task_type} must be a list of host:port "
-                             f"addresses, got {addresses!r}")
+            raise InputError(
+                f"{TF_CONFIG}: task type {task_type!r} is not supported; "
+                f"MultiWorkerMirroredStrategy runs {' and '.join(TASK_TYPES)} "
+                "replicas only"
+            )
+        if (
+            not isinstance(addresses, list)
+            or not addresses
+            or not all(isinstance(a, str) and ":" in a for a in addresses)
+        ):
+            raise InputError(
+                f"{TF_CONFIG}: cluster.{task_type} must be a list of host:port "
+                f"addresses, got {addresses!r}"
+            )
     if len(cluster.get("chief", [])) > 1:
-        raise InputError(f"{TF_CONFIG}: a cluster has at most one chief, got "
-                         f"{cluster['chief']}")
+        raise InputError(f"{TF_CONFIG}: a cluster has at most one chief, got {cluster['chief']}")
     task_type, index = task.get("type"), task.get("index")
-    if task_type not in cluster or not isinstance(index, int) \
-            or not 0 <= index < len(cluster[task_type]):
-        raise InputError(f"{TF_CONFIG}: task {task!r} is not in the cluster "
-                         f"{ {k: len(v) for k, v in cluster.items()} }")
+    if (
+        not isinstance(task_type, str)
+        or task_type not in cluster
+        or not isinstance(index, int)
+        or not 0 <= index < len(cluster[task_type])
+    ):
+        raise InputError(
+            f"{TF_CONFIG}: task {task!r} is not in the cluster "
+            f"{ {k: len(v) for k, v in cluster.items()} }"
+        )
     return Role(task_type, index, cluster)

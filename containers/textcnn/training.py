@@ -102,8 +102,12 @@ def load_embeddings(embeddings_dir: str) -> np.ndarray:
 
 
 def make_dataset(
-    x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None,
-    num_shards: int = 1, shard_index: int = 0,
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    num_shards: int = 1,
+    shard_index: int = 0,
 ) -> tf.data.Dataset:
     """Batches of (ids, class ids); shuffled each epoch when a seed is given.
 
@@ -125,8 +129,11 @@ def make_optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
 def compile_model(config: ModelConfig, embeddings: np.ndarray) -> keras.Model:
     """The Kim CNN with its optimiser, loss and metric; call inside `strategy.scope()`."""
     model = build_model(config, embeddings)
-    model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -159,13 +166,19 @@ def load_inputs(prepared_dir: str, embeddings_dir: str, model_spec_dir: str) -> 
             f"spec has vocab_size={config.vocab_size} and ids 0, 1 are {[PAD, OOV]}; rerun "
             "prepare-data and model-metadata together"
         )
-    return Inputs(config, vocabulary, load_splits(prepared_dir, config),
-                  load_embeddings(embeddings_dir))
+    return Inputs(
+        config, vocabulary, load_splits(prepared_dir, config), load_embeddings(embeddings_dir)
+    )
 
 
 def fit_mirrored(
-    config: ModelConfig, embeddings: np.ndarray, splits: Splits, epochs: int,
-    batch_size: int, patience: int, seed: int,
+    config: ModelConfig,
+    embeddings: np.ndarray,
+    splits: Splits,
+    epochs: int,
+    batch_size: int,
+    patience: int,
+    seed: int,
 ) -> TrainingRun:
     """`model.fit` under MirroredStrategy: every local GPU, or the CPU.
 
@@ -180,29 +193,41 @@ def fit_mirrored(
     history = model.fit(
         make_dataset(splits.x_train, splits.y_train, global_batch, shuffle_seed=seed),
         validation_data=make_dataset(splits.x_val, splits.y_val, global_batch),
-        epochs=epochs, callbacks=[early_stopping(patience)], shuffle=False, verbose=2,
+        epochs=epochs,
+        callbacks=[early_stopping(patience)],
+        shuffle=False,
+        verbose=2,
     )
     end = datetime.now(UTC)
     return TrainingRun(
         model=model,
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
-        start=start, end=end, strategy=type(strategy).__name__, replicas=replicas,
+        start=start,
+        end=end,
+        strategy=type(strategy).__name__,
+        replicas=replicas,
         train_examples=len(splits.x_train),
     )
 
 
 def write_outputs(
-    result: TrainingRun, config: ModelConfig, vocabulary: list[str], model_dir: str,
+    result: TrainingRun,
+    config: ModelConfig,
+    vocabulary: list[str],
+    model_dir: str,
     training_dir: str,
 ) -> None:
     """training/ (model.keras, history.json, training.json) and the serving model/."""
     seconds = result.duration_seconds
     training = {
-        "start": result.start.isoformat(), "end": result.end.isoformat(),
-        "duration_seconds": seconds, "epochs_run": result.epochs_run,
+        "start": result.start.isoformat(),
+        "end": result.end.isoformat(),
+        "duration_seconds": seconds,
+        "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "examples_per_second": result.train_examples * result.epochs_run / seconds,
-        "strategy": result.strategy, "replicas": result.replicas,
+        "strategy": result.strategy,
+        "replicas": result.replicas,
     }
     # Both folders are filled before either is renamed into place: a failure leaves neither.
     with storage.atomic_dir(model_dir) as served, storage.atomic_dir(training_dir) as tmp:
@@ -215,6 +240,7 @@ def write_outputs(
 def summary(result: TrainingRun) -> dict[str, float | int]:
     """The step's output parameters."""
     return {
-        "val_accuracy": result.val_accuracy, "epochs_run": result.epochs_run,
+        "val_accuracy": result.val_accuracy,
+        "epochs_run": result.epochs_run,
         "duration_seconds": round(result.duration_seconds, 3),
     }

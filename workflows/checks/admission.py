@@ -19,8 +19,9 @@ from workflows.checks.crd import SCHEMA_DIR, validate_custom_resource
 TFJOB_API_VERSION, TFJOB_KIND = "kubeflow.org/v1", "TFJob"
 TFJOB_SCHEMA = SCHEMA_DIR / "kubeflow" / "v1.9.4" / "tfjob-kubeflow.org-v1.schema.json"
 CONTAINER = "tensorflow"  # the operator injects TF_CONFIG into this container only
-ISVC_SCHEMA = SCHEMA_DIR / "kserve" / "v0.15.2" / (
-    "inferenceservice-serving.kserve.io-v1beta1.schema.json")
+ISVC_SCHEMA = (
+    SCHEMA_DIR / "kserve" / "v0.15.2" / ("inferenceservice-serving.kserve.io-v1beta1.schema.json")
+)
 # The admission rules the CRD schema leaves out (tfjob_webhook.go and the defaulter, v1.9.4).
 REPLICA_TYPES = ("Chief", "Master", "Worker", "PS", "Evaluator")
 RESTART_POLICIES = ("Always", "OnFailure", "Never", "ExitCode")
@@ -30,8 +31,17 @@ GENERATED_SUFFIX = 5  # characters the API server appends to metadata.generateNa
 # PredictorSpec's implementations in KServe 0.15 (GetImplementations); `containers` is the
 # custom predictor.
 PREDICTOR_IMPLEMENTATIONS = (
-    "xgboost", "pytorch", "triton", "sklearn", "tensorflow", "onnx", "pmml", "lightgbm",
-    "paddle", "huggingface", "model",
+    "xgboost",
+    "pytorch",
+    "triton",
+    "sklearn",
+    "tensorflow",
+    "onnx",
+    "pmml",
+    "lightgbm",
+    "paddle",
+    "huggingface",
+    "model",
 )
 COMPONENTS = ("predictor", "transformer", "explainer")
 
@@ -41,16 +51,20 @@ def dns_1035_label_errors(name: Any, path: str) -> list[str]:
     controllers name Services after them), as a `path: message` list."""
     if isinstance(name, str) and DNS_1035_LABEL.match(name):
         return []
-    return [f"{path}: {name!r} is not a DNS-1035 label (lower-case letters, digits and '-', "
-            "starting with a letter, at most 63 characters)"]
+    return [
+        f"{path}: {name!r} is not a DNS-1035 label (lower-case letters, digits and '-', "
+        "starting with a letter, at most 63 characters)"
+    ]
 
 
 # ---- TFJob ----------------------------------------------------------------------------
 
+
 def _replica_key(key: Any) -> str | None:
     """The canonical replica type the defaulter makes of `key` (any capitalisation)."""
-    return next((t for t in REPLICA_TYPES if isinstance(key, str) and key.lower() == t.lower()),
-                None)
+    return next(
+        (t for t in REPLICA_TYPES if isinstance(key, str) and key.lower() == t.lower()), None
+    )
 
 
 def _replica_errors(key: str, spec: Any) -> list[str]:
@@ -60,8 +74,7 @@ def _replica_errors(key: str, spec: Any) -> list[str]:
     out = []
     policy = spec.get("restartPolicy")
     if policy is not None and policy not in RESTART_POLICIES:
-        out.append(f"{where}.restartPolicy: {policy!r} is not one of "
-                   f"{', '.join(RESTART_POLICIES)}")
+        out.append(f"{where}.restartPolicy: {policy!r} is not one of {', '.join(RESTART_POLICIES)}")
     containers = ((spec.get("template") or {}).get("spec") or {}).get("containers")
     if not isinstance(containers, list) or not containers:
         return [*out, f"{where}.template.spec.containers: must be specified"]
@@ -69,21 +82,25 @@ def _replica_errors(key: str, spec: Any) -> list[str]:
         if isinstance(c, Mapping) and not c.get("image"):
             out.append(f"{where}.template.spec.containers[{i}].image: must be specified")
     if not any(isinstance(c, Mapping) and c.get("name") == CONTAINER for c in containers):
-        out.append(f"{where}.template.spec.containers: needs a container named {CONTAINER!r} "
-                   "(the only one that gets TF_CONFIG)")
+        out.append(
+            f"{where}.template.spec.containers: needs a container named {CONTAINER!r} "
+            "(the only one that gets TF_CONFIG)"
+        )
     return out
 
 
 def tfjob_admission_errors(doc: Mapping[str, Any]) -> list[str]:
     """The TFJob webhook's and defaulter's rules that the CRD schema does not express."""
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), Mapping) else {}
+    meta = doc.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
     if "name" in meta or "generateName" not in meta:
         out = dns_1035_label_errors(meta.get("name"), "metadata.name")
     else:  # the name the API server will make: generateName plus 5 letters and digits
         prefix = meta["generateName"]
-        out = dns_1035_label_errors(f"{prefix}{'x' * GENERATED_SUFFIX}"
-                                    if isinstance(prefix, str) else prefix,
-                                    "metadata.generateName (+ 5 generated characters)")
+        out = dns_1035_label_errors(
+            f"{prefix}{'x' * GENERATED_SUFFIX}" if isinstance(prefix, str) else prefix,
+            "metadata.generateName (+ 5 generated characters)",
+        )
     spec = doc.get("spec")
     if not isinstance(spec, Mapping):
         return out
@@ -93,12 +110,15 @@ def tfjob_admission_errors(doc: Mapping[str, Any]) -> list[str]:
         for key, replica in replicas.items():
             canonical = _replica_key(key)
             if canonical is None:
-                out.append(f"spec.tfReplicaSpecs.{key}: not a replica type; use one of "
-                           f"{', '.join(REPLICA_TYPES)}")
+                out.append(
+                    f"spec.tfReplicaSpecs.{key}: not a replica type; use one of "
+                    f"{', '.join(REPLICA_TYPES)}"
+                )
                 continue
             if canonical in seen:
-                out.append(f"spec.tfReplicaSpecs.{key}: {seen[canonical]!r} is the same "
-                           "replica type")
+                out.append(
+                    f"spec.tfReplicaSpecs.{key}: {seen[canonical]!r} is the same replica type"
+                )
             seen[canonical] = key
             out += _replica_errors(key, replica)
         if sum(t in seen for t in ("Chief", "Master")) > 1:
@@ -106,12 +126,16 @@ def tfjob_admission_errors(doc: Mapping[str, Any]) -> list[str]:
     run_policy = spec.get("runPolicy")
     clean = run_policy.get("cleanPodPolicy") if isinstance(run_policy, Mapping) else None
     if clean is not None and clean not in CLEAN_POD_POLICIES:
-        out.append(f"spec.runPolicy.cleanPodPolicy: {clean!r} is not one of "
-                   f"{', '.join(CLEAN_POD_POLICIES)}")
+        out.append(
+            f"spec.runPolicy.cleanPodPolicy: {clean!r} is not one of "
+            f"{', '.join(CLEAN_POD_POLICIES)}"
+        )
     success = spec.get("successPolicy")
     if success is not None and success not in SUCCESS_POLICIES:
-        out.append(f"spec.successPolicy: {success!r} is not one of "
-                   f"{', '.join(repr(s) for s in SUCCESS_POLICIES)}")
+        out.append(
+            f"spec.successPolicy: {success!r} is not one of "
+            f"{', '.join(repr(s) for s in SUCCESS_POLICIES)}"
+        )
     return out
 
 
@@ -129,6 +153,7 @@ def validate_tfjob(doc: Any) -> list[str]:
 
 
 # ---- InferenceService -------------------------------------------------------------------
+
 
 def _replicas_errors(component: Mapping[str, Any], path: str) -> list[str]:
     # Mirrors KServe's validateReplicas: minReplicas defaults to 1, maxReplicas 0 = no limit.
@@ -148,8 +173,9 @@ def _replicas_errors(component: Mapping[str, Any], path: str) -> list[str]:
 def kserve_webhook_errors(doc: Mapping[str, Any]) -> list[str]:
     """The KServe v1beta1 admission webhook's rules that the schema does not express."""
     meta = doc.get("metadata")
-    out = dns_1035_label_errors(meta.get("name") if isinstance(meta, Mapping) else None,
-                                "metadata.name")
+    out = dns_1035_label_errors(
+        meta.get("name") if isinstance(meta, Mapping) else None, "metadata.name"
+    )
     spec = doc.get("spec")
     if not isinstance(spec, Mapping):
         return out
@@ -161,7 +187,8 @@ def kserve_webhook_errors(doc: Mapping[str, Any]) -> list[str]:
         if len(found) != 1:
             out.append(
                 f"spec.predictor: exactly one of [{', '.join(PREDICTOR_IMPLEMENTATIONS)}, "
-                f"containers] must be specified, found {found or 'none'}")
+                f"containers] must be specified, found {found or 'none'}"
+            )
     for key in COMPONENTS:
         component = spec.get(key)
         if not isinstance(component, Mapping):

@@ -33,13 +33,17 @@ from workflows.checks.paths import pretty, slash_parts
 SCHEMA_DIR = Path(__file__).parent / "schemas" / "argo"
 VERSIONS: tuple[str, ...] = ("v4.0.5", "v3.7.18")
 KINDS: tuple[str, ...] = (
-    "Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow",
+    "Workflow",
+    "WorkflowTemplate",
+    "ClusterWorkflowTemplate",
+    "CronWorkflow",
     "WorkflowEventBinding",
 )
 _PREFIX = "io.argoproj.workflow.v1alpha1."
 # The kinds whose full CRD is vendored, and its file (`crds/argoproj.io_<plural>.yaml`).
 CRD_PLURALS: dict[str, str] = {
-    "Workflow": "workflows", "WorkflowTemplate": "workflowtemplates",
+    "Workflow": "workflows",
+    "WorkflowTemplate": "workflowtemplates",
     "CronWorkflow": "cronworkflows",
 }
 
@@ -62,11 +66,13 @@ def _validator(version: str, kind: str) -> Draft202012Validator:
     schema = _strict_schema(version)
     # Validate against the kind's own definition: the top-level oneOf over all kinds
     # reports any failure as one unreadable message.
-    return Draft202012Validator({
-        "$schema": schema["$schema"],
-        "definitions": schema["definitions"],
-        "$ref": f"#/definitions/{_PREFIX}{kind}",
-    })
+    return Draft202012Validator(
+        {
+            "$schema": schema["$schema"],
+            "definitions": schema["definitions"],
+            "$ref": f"#/definitions/{_PREFIX}{kind}",
+        }
+    )
 
 
 def _path(parts: Iterable[Any]) -> str:
@@ -90,8 +96,10 @@ def validate_all(docs: Iterable[Mapping[str, Any]]) -> list[str]:
         name = doc.get("metadata", {}).get("name") or doc.get("metadata", {}).get("generateName")
         for version in VERSIONS:
             problems += [f"{version} {doc.get('kind')}/{name}: {m}" for m in validate(doc, version)]
-            problems += [f"{version} full CRD {doc.get('kind')}/{name}: {m}"
-                         for m in validate_crd(doc, version)]
+            problems += [
+                f"{version} full CRD {doc.get('kind')}/{name}: {m}"
+                for m in validate_crd(doc, version)
+            ]
     return problems
 
 
@@ -118,9 +126,11 @@ def validate_crd(doc: Mapping[str, Any], version: str) -> list[str]:
 
 def _crd_message(error: ValidationError) -> str:
     if error.validator == "pattern" and error.schema.get("x-kubernetes-int-or-string"):
-        return (f"{error.instance!r} is not a resource quantity (e.g. 1, 500m, 4Gi); Argo "
-                "decodes this field before it substitutes parameters, so a {{...}} "
-                "placeholder cannot stand here: use podSpecPatch or a resource manifest")
+        return (
+            f"{error.instance!r} is not a resource quantity (e.g. 1, 500m, 4Gi); Argo "
+            "decodes this field before it substitutes parameters, so a {{...}} "
+            "placeholder cannot stand here: use podSpecPatch or a resource manifest"
+        )
     return error.message
 
 
@@ -129,10 +139,13 @@ def problems(doc: Mapping[str, Any]) -> list[str]:
     checks report is one line, tagged with each (`[Argo v4.0.5, v4.0.5 full CRD]`)."""
     checks: dict[str, list[str]] = {}
     for version in VERSIONS:
-        for rule, lines in ((version, validate(doc, version)),
-                            (f"{version} full CRD", validate_crd(doc, version))):
+        for rule, lines in (
+            (version, validate(doc, version)),
+            (f"{version} full CRD", validate_crd(doc, version)),
+        ):
             for line in lines:
                 path, _, message = line.partition(": ")
-                checks.setdefault(f"{pretty(doc, slash_parts(doc, path))}: {message}",
-                                  []).append(rule)
+                checks.setdefault(f"{pretty(doc, slash_parts(doc, path))}: {message}", []).append(
+                    rule
+                )
     return [f"{line} [Argo {', '.join(rules)}]" for line, rules in checks.items()]

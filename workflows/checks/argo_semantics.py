@@ -36,15 +36,26 @@ MAIN_CONTAINER = "main"  # the name Argo gives a container template's container
 SAMPLE_VALUE = "1"  # any other runtime value: task outputs, items, undefaulted inputs
 
 WORKFLOW_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
-TEMPLATE_TYPES = ("container", "script", "resource", "dag", "steps", "suspend", "containerSet",
-                  "data", "http", "plugin")
+TEMPLATE_TYPES = (
+    "container",
+    "script",
+    "resource",
+    "dag",
+    "steps",
+    "suspend",
+    "containerSet",
+    "data",
+    "http",
+    "plugin",
+)
 POD_TYPES = frozenset({"container", "script", "resource", "containerSet", "data"})
 RESULT_TYPES = frozenset({"container", "script", "containerSet", "data", "http", "plugin"})
 RESOURCE_ACTIONS = ("get", "create", "apply", "delete", "replace", "patch")
 VALIDATED_ACTIONS = frozenset({"create", "apply", "replace"})  # a patch is partial
 CONCURRENCY_POLICIES = ("Allow", "Forbid", "Replace")
-CRON_DESCRIPTORS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily",
-                              "@midnight", "@hourly"})
+CRON_DESCRIPTORS = frozenset(
+    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+)
 _EVERY = re.compile(r"^@every (\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
 _FIELD_NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
 _TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
@@ -52,22 +63,32 @@ _TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 CHECKED_PREFIXES = ("item.", "steps.", "inputs.", "outputs.", "pod.", "workflow.", "tasks.")
 # Globals Argo defines for every workflow (common.GlobalVar*), besides parameters,
 # annotations and labels by name.
-GLOBALS = frozenset({
-    "workflow.name", "workflow.namespace", "workflow.uid", "workflow.serviceAccountName",
-    "workflow.mainEntrypoint", "workflow.priority", "workflow.parameters",
-    "workflow.parameters.json", "workflow.annotations", "workflow.annotations.json",
-    "workflow.labels", "workflow.labels.json", "tasks.name", "steps.name",
-})
+GLOBALS = frozenset(
+    {
+        "workflow.name",
+        "workflow.namespace",
+        "workflow.uid",
+        "workflow.serviceAccountName",
+        "workflow.mainEntrypoint",
+        "workflow.priority",
+        "workflow.parameters",
+        "workflow.parameters.json",
+        "workflow.annotations",
+        "workflow.annotations.json",
+        "workflow.labels",
+        "workflow.labels.json",
+        "tasks.name",
+        "steps.name",
+    }
+)
 # Globals with a suffix (creationTimestamp.Y, strftime characters) or set at run time.
 GLOBAL_PREFIXES = ("workflow.creationTimestamp", "workflow.duration", "workflow.scheduledTime")
 # Only an exit handler (onExit, hooks) sees how the workflow ended.
 EXIT_GLOBALS = frozenset({"workflow.status", "workflow.failures"})
 
 
-
 def _type(template: Mapping[str, Any]) -> str | None:
     return next((t for t in TEMPLATE_TYPES if template.get(t) is not None), None)
-
 
 
 @dataclass(frozen=True)
@@ -81,6 +102,7 @@ class Context:
 
 # ---- Argo: scopes of {{...}} ----------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Scope:
     """The variables visible at one place, and what is needed to say why one is not."""
@@ -92,8 +114,9 @@ class _Scope:
     node: str = "tasks"  # "tasks" or "steps"
 
     def add(self, names: Any = (), prefixes: Sequence[str] = ()) -> _Scope:
-        return replace(self, names=self.names | frozenset(names),
-                       prefixes=self.prefixes + tuple(prefixes))
+        return replace(
+            self, names=self.names | frozenset(names), prefixes=self.prefixes + tuple(prefixes)
+        )
 
     def resolves(self, tag: str) -> bool:
         return tag in self.names or tag.startswith(self.prefixes)
@@ -107,16 +130,21 @@ class _Scope:
         if parts[0] == "item":
             return ": no such key in withItems (or no withItems/withParam here)"
         if parts[0] in ("inputs", "outputs") and len(parts) > 2:
-            return (f": template {self.template!r} declares no {parts[0][:-1]} "
-                    f"{parts[1][:-1]} {parts[2]!r}")
+            return (
+                f": template {self.template!r} declares no {parts[0][:-1]} "
+                f"{parts[1][:-1]} {parts[2]!r}"
+            )
         if parts[0] == self.node and len(parts) > 1:
             name, noun = parts[1], self.node[:-1]
             if name not in self.siblings:
                 return f": no {noun} {name!r} here"
             if not any(n.startswith(f"{self.node}.{name}.") for n in self.names):
-                return (f": {noun} {name!r} is not among the dependencies of this {noun}; "
-                        "add it to depends" if self.node == "tasks" else
-                        f": {noun} {name!r} does not run in an earlier step group")
+                return (
+                    f": {noun} {name!r} is not among the dependencies of this {noun}; "
+                    "add it to depends"
+                    if self.node == "tasks"
+                    else f": {noun} {name!r} does not run in an earlier step group"
+                )
             return f": the template of {noun} {name!r} has no such output"
         return ""
 
@@ -167,8 +195,9 @@ def _local_names(template: Mapping[str, Any]) -> set[str]:
     return names
 
 
-def _outputs(prefix: str, call: Mapping[str, Any],
-             template: Mapping[str, Any] | None) -> tuple[set[str], tuple[str, ...]]:
+def _outputs(
+    prefix: str, call: Mapping[str, Any], template: Mapping[str, Any] | None
+) -> tuple[set[str], tuple[str, ...]]:
     """Names (and prefixes) a later task or step may reference about the task or step
     `prefix` that ran `template` (Argo's addOutputsToScope)."""
     names = {f"{prefix}.{k}" for k in ("id", "startedAt", "finishedAt", "hostNodeName", "status")}
@@ -214,6 +243,7 @@ def _item_scope(node: Mapping[str, Any]) -> tuple[set[str], tuple[str, ...]]:
 
 # ---- Argo: workflow-level checks -----------------------------------------------------------
 
+
 def _parameter_problems(parameters: Any, path: str, need_values: bool) -> list[str]:
     """Names unique, values present where needed and within their enums."""
     out, seen = [], set()
@@ -237,19 +267,23 @@ def _cron_problems(spec: Mapping[str, Any]) -> list[str]:
     schedules += [(f"spec.schedules[{i}]", s) for i, s in enumerate(spec.get("schedules") or [])]
     for where, text in schedules:
         if not isinstance(text, str) or not _valid_cron(text):
-            out.append(f"{where}: {text!r} is not a valid cron schedule (five fields: minute "
-                       "hour day-of-month month day-of-week, or @daily, @every 1h, ...)")
+            out.append(
+                f"{where}: {text!r} is not a valid cron schedule (five fields: minute "
+                "hour day-of-month month day-of-week, or @daily, @every 1h, ...)"
+            )
     timezone = spec.get("timezone")
     if isinstance(timezone, str) and timezone:
         try:
             zoneinfo.ZoneInfo(timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            out.append(f"spec.timezone: {timezone!r} is not an IANA time zone "
-                       "(e.g. Etc/UTC, Europe/Paris)")
+            out.append(
+                f"spec.timezone: {timezone!r} is not an IANA time zone (e.g. Etc/UTC, Europe/Paris)"
+            )
     policy = spec.get("concurrencyPolicy")
     if policy is not None and policy not in CONCURRENCY_POLICIES:
-        out.append(f"spec.concurrencyPolicy: {policy!r} is not one of "
-                   f"{', '.join(CONCURRENCY_POLICIES)}")
+        out.append(
+            f"spec.concurrencyPolicy: {policy!r} is not one of {', '.join(CONCURRENCY_POLICIES)}"
+        )
     deadline = spec.get("startingDeadlineSeconds")
     if isinstance(deadline, int) and deadline < 0:
         out.append(f"spec.startingDeadlineSeconds: {deadline} is negative")
@@ -272,14 +306,18 @@ def _reference_problems(spec: Mapping[str, Any], base: str, ctx: Context) -> lis
     kind = "ClusterWorkflowTemplate" if ref.get("clusterScope") else "WorkflowTemplate"
     target = ctx.templates.get((kind, str(ref.get("name"))))
     if target is None:
-        return [f"{base}.workflowTemplateRef.name: {kind} {ref.get('name')!r} is not among "
-                "the linted documents"]
+        return [
+            f"{base}.workflowTemplateRef.name: {kind} {ref.get('name')!r} is not among "
+            "the linted documents"
+        ]
     out = []
     if spec.get("templates"):
         out.append(f"{base}.templates: not allowed with workflowTemplateRef")
     target_spec = as_map(target.get("spec"))
-    declared = {str(p.get("name")): p for p in as_maps(as_map(target_spec.get("arguments"))
-                                                    .get("parameters"))}
+    declared = {
+        str(p.get("name")): p
+        for p in as_maps(as_map(target_spec.get("arguments")).get("parameters"))
+    }
     path = f"{base}.arguments.parameters"
     given = as_maps(as_map(spec.get("arguments")).get("parameters"))
     out += _parameter_problems(given, path, need_values=True)
@@ -289,13 +327,16 @@ def _reference_problems(spec: Mapping[str, Any], base: str, ctx: Context) -> lis
         if name not in declared:
             out.append(f"{where}: not a parameter of {kind} {ref.get('name')}")
         elif isinstance(enum, list) and p.get("value") is not None and p["value"] not in enum:
-            out.append(f"{where}.value: {p['value']!r} is not one of the enum {enum} of "
-                       f"{kind} {ref.get('name')}")
+            out.append(
+                f"{where}.value: {p['value']!r} is not one of the enum {enum} of "
+                f"{kind} {ref.get('name')}"
+            )
     supplied = {str(p.get("name")) for p in given}
     for name, p in declared.items():
         if p.get("value") is None and p.get("valueFrom") is None and name not in supplied:
-            out.append(f"{path}: {kind} {ref.get('name')} parameter {name!r} has no value; "
-                       "supply one")
+            out.append(
+                f"{path}: {kind} {ref.get('name')} parameter {name!r} has no value; supply one"
+            )
     entrypoint = spec.get("entrypoint")
     if entrypoint and entrypoint not in names_of(target_spec.get("templates")):
         out.append(f"{base}.entrypoint: no template {entrypoint!r} in {kind} {ref.get('name')}")
@@ -314,6 +355,7 @@ def workflow_problems(doc: Mapping[str, Any], ctx: Context) -> list[str]:
 
 # ---- Argo: templates --------------------------------------------------------------------
 
+
 @dataclass
 class _WorkflowSpec:
     """Semantic checks of a workflow spec that holds its own templates."""
@@ -327,14 +369,19 @@ class _WorkflowSpec:
 
     def __post_init__(self) -> None:
         self.templates = {str(t.get("name")): t for t in as_maps(self.spec.get("templates"))}
-        self.parameters = {str(p.get("name")): p.get("value")
-                           for p in as_maps(as_map(self.spec.get("arguments")).get("parameters"))}
+        self.parameters = {
+            str(p.get("name")): p.get("value")
+            for p in as_maps(as_map(self.spec.get("arguments")).get("parameters"))
+        }
 
     def problems(self) -> list[str]:
         spec, base = self.spec, self.base
         is_template = self.doc.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate")
-        out = _parameter_problems(as_map(spec.get("arguments")).get("parameters"),
-                                  f"{base}.arguments.parameters", need_values=not is_template)
+        out = _parameter_problems(
+            as_map(spec.get("arguments")).get("parameters"),
+            f"{base}.arguments.parameters",
+            need_values=not is_template,
+        )
         out += self._name_problems(spec.get("templates"), f"{base}.templates", "template")
         entrypoint = spec.get("entrypoint")
         if entrypoint is None and not is_template:
@@ -350,10 +397,11 @@ class _WorkflowSpec:
         exit_templates = self._exit_templates()
         for i, template in enumerate(as_maps(spec.get("templates"))):
             name = str(template.get("name"))
-            scope = _Scope(frozenset(self._globals(name in exit_templates)
-                                     | _local_names(template)), template=name)
-            out += self._template_problems(template, child(f"{base}.templates", i, template),
-                                           scope)
+            scope = _Scope(
+                frozenset(self._globals(name in exit_templates) | _local_names(template)),
+                template=name,
+            )
+            out += self._template_problems(template, child(f"{base}.templates", i, template), scope)
         return out
 
     # -- helpers --
@@ -366,8 +414,11 @@ class _WorkflowSpec:
         for template in self.templates.values():
             outputs = as_map(template.get("outputs"))
             for kind in ("parameters", "artifacts"):
-                names |= {f"workflow.outputs.{kind}.{o['globalName']}"
-                          for o in as_maps(outputs.get(kind)) if o.get("globalName")}
+                names |= {
+                    f"workflow.outputs.{kind}.{o['globalName']}"
+                    for o in as_maps(outputs.get(kind))
+                    if o.get("globalName")
+                }
         return names | EXIT_GLOBALS if exit_handler else names
 
     def _calls(self, template: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -380,11 +431,13 @@ class _WorkflowSpec:
     def _exit_templates(self) -> set[str]:
         """Templates that run as exit handlers, and everything they call."""
         roots = [self.spec.get("onExit")] + [
-            as_map(h).get("template") for h in as_map(self.spec.get("hooks")).values()]
+            as_map(h).get("template") for h in as_map(self.spec.get("hooks")).values()
+        ]
         for template in self.templates.values():
             for call in self._calls(template):
                 roots += [call.get("onExit")] + [
-                    as_map(h).get("template") for h in as_map(call.get("hooks")).values()]
+                    as_map(h).get("template") for h in as_map(call.get("hooks")).values()
+                ]
         seen: set[str] = set()
         todo = [r for r in roots if isinstance(r, str)]
         while todo:
@@ -392,8 +445,11 @@ class _WorkflowSpec:
             if name in seen or name not in self.templates:
                 continue
             seen.add(name)
-            todo += [c["template"] for c in self._calls(self.templates[name])
-                     if isinstance(c.get("template"), str)]
+            todo += [
+                c["template"]
+                for c in self._calls(self.templates[name])
+                if isinstance(c.get("template"), str)
+            ]
         return seen
 
     def _name_problems(self, items: Any, path: str, noun: str) -> list[str]:
@@ -402,15 +458,18 @@ class _WorkflowSpec:
             name = item.get("name")
             where = child(path, i, item)
             if not isinstance(name, str) or not _FIELD_NAME.match(name) or len(name) > 128:
-                out.append(f"{where}.name: {name!r} must be letters, digits and '-', starting "
-                           "with a letter or digit, at most 128 characters")
+                out.append(
+                    f"{where}.name: {name!r} must be letters, digits and '-', starting "
+                    "with a letter or digit, at most 128 characters"
+                )
             elif name in seen:
                 out.append(f"{where}.name: duplicate {noun} name {name!r}")
             seen.add(name)
         return out
 
-    def _resolve(self, call: Mapping[str, Any], path: str) -> tuple[Mapping[str, Any] | None,
-                                                                     list[str]]:
+    def _resolve(
+        self, call: Mapping[str, Any], path: str
+    ) -> tuple[Mapping[str, Any] | None, list[str]]:
         """The template a task or step runs, or why it cannot be found."""
         if isinstance(call.get("inline"), Mapping):
             return call["inline"], []
@@ -419,21 +478,26 @@ class _WorkflowSpec:
             kind = "ClusterWorkflowTemplate" if ref.get("clusterScope") else "WorkflowTemplate"
             other = self.ctx.templates.get((kind, str(ref.get("name"))))
             if other is None:
-                return None, [f"{path}.templateRef.name: {kind} {ref.get('name')!r} is not "
-                              "among the linted documents"]
+                return None, [
+                    f"{path}.templateRef.name: {kind} {ref.get('name')!r} is not "
+                    "among the linted documents"
+                ]
             templates = as_maps(as_map(other.get("spec")).get("templates"))
             found = {str(t.get("name")): t for t in templates}
             if ref.get("template") not in found:
-                return None, [f"{path}.templateRef.template: no template {ref.get('template')!r} "
-                              f"in {kind} {ref.get('name')}"]
+                return None, [
+                    f"{path}.templateRef.template: no template {ref.get('template')!r} "
+                    f"in {kind} {ref.get('name')}"
+                ]
             return found[ref["template"]], []
         name = call.get("template")
         if name not in self.templates:
             return None, [f"{path}.template: no template {name!r} in this workflow"]
         return self.templates[name], []
 
-    def _argument_problems(self, call: Mapping[str, Any], target: Mapping[str, Any],
-                           path: str) -> list[str]:
+    def _argument_problems(
+        self, call: Mapping[str, Any], target: Mapping[str, Any], path: str
+    ) -> list[str]:
         """Arguments against the called template's inputs (names, required, enums)."""
         out = []
         arguments, inputs = as_map(call.get("arguments")), as_map(target.get("inputs"))
@@ -449,31 +513,61 @@ class _WorkflowSpec:
             if value is None and p.get("valueFrom") is None:
                 out.append(f"{where}.value: required (or valueFrom)")
             enum = declared[name].get("enum")
-            if (isinstance(enum, list) and isinstance(value, str) and "{{" not in value
-                    and value not in enum):
-                out.append(f"{where}.value: {value!r} is not one of the enum {enum} of "
-                           f"template {target_name!r}")
+            if (
+                isinstance(enum, list)
+                and isinstance(value, str)
+                and "{{" not in value
+                and value not in enum
+            ):
+                out.append(
+                    f"{where}.value: {value!r} is not one of the enum {enum} of "
+                    f"template {target_name!r}"
+                )
         supplied = {str(p.get("name")) for p in given}
         for name, p in declared.items():
-            if (name not in supplied and p.get("value") is None and p.get("default") is None
-                    and p.get("valueFrom") is None):
-                out.append(f"{path}.arguments.parameters: missing {name!r}, an input of "
-                           f"template {target_name!r} without a default")
+            if (
+                name not in supplied
+                and p.get("value") is None
+                and p.get("default") is None
+                and p.get("valueFrom") is None
+            ):
+                out.append(
+                    f"{path}.arguments.parameters: missing {name!r}, an input of "
+                    f"template {target_name!r} without a default"
+                )
         artifacts = {str(a.get("name")): a for a in as_maps(inputs.get("artifacts"))}
         given_artifacts = {str(a.get("name")) for a in as_maps(arguments.get("artifacts"))}
         for name in sorted(given_artifacts - artifacts.keys()):
-            out.append(f"{path}.arguments.artifacts[{name}]: template {target_name!r} has no "
-                       f"input artifact {name!r}")
-        locations = {"from", "fromExpression", "optional", "raw", "s3", "gcs", "git", "http",
-                     "artifactory", "hdfs", "oss", "azure", "plugin"}
+            out.append(
+                f"{path}.arguments.artifacts[{name}]: template {target_name!r} has no "
+                f"input artifact {name!r}"
+            )
+        locations = {
+            "from",
+            "fromExpression",
+            "optional",
+            "raw",
+            "s3",
+            "gcs",
+            "git",
+            "http",
+            "artifactory",
+            "hdfs",
+            "oss",
+            "azure",
+            "plugin",
+        }
         for name, artifact in artifacts.items():
             if name not in given_artifacts and not locations & artifact.keys():
-                out.append(f"{path}.arguments.artifacts: missing {name!r}, an input artifact "
-                           f"of template {target_name!r} without a location")
+                out.append(
+                    f"{path}.arguments.artifacts: missing {name!r}, an input artifact "
+                    f"of template {target_name!r} without a location"
+                )
         return out
 
-    def _template_problems(self, template: Mapping[str, Any], path: str,
-                           scope: _Scope) -> list[str]:
+    def _template_problems(
+        self, template: Mapping[str, Any], path: str, scope: _Scope
+    ) -> list[str]:
         kind = _type(template)
         if kind == "dag":
             return self._dag_problems(template, path, scope)
@@ -486,8 +580,9 @@ class _WorkflowSpec:
             out += self._pod_spec_patch_problems(template, path)
         return out
 
-    def _call_problems(self, call: Mapping[str, Any], path: str,
-                       scope: _Scope) -> tuple[Mapping[str, Any] | None, list[str]]:
+    def _call_problems(
+        self, call: Mapping[str, Any], path: str, scope: _Scope
+    ) -> tuple[Mapping[str, Any] | None, list[str]]:
         """What a task and a step share: the template called, its arguments, hooks,
         `{{...}}` in the call, and `when` with the parameter defaults."""
         target, out = self._resolve(call, path)
@@ -495,9 +590,13 @@ class _WorkflowSpec:
             out += self._argument_problems(call, target, path)
         exits = [("onExit", call.get("onExit"))] + [
             (f"hooks.{k}.template", as_map(h).get("template"))
-            for k, h in as_map(call.get("hooks")).items()]
-        out += [f"{path}.{key}: no template {name!r} in this workflow"
-                for key, name in exits if name is not None and name not in self.templates]
+            for k, h in as_map(call.get("hooks")).items()
+        ]
+        out += [
+            f"{path}.{key}: no template {name!r} in this workflow"
+            for key, name in exits
+            if name is not None and name not in self.templates
+        ]
         names, prefixes = _item_scope(call)
         out += _unresolved(call, path, scope.add(names, prefixes))
         out += self._when_problems(call.get("when"), f"{path}.when")
@@ -528,8 +627,7 @@ class _WorkflowSpec:
             return [f"{path}: {e} (with the parameter defaults)"]
         return []
 
-    def _dag_problems(self, template: Mapping[str, Any], path: str,
-                      scope: _Scope) -> list[str]:
+    def _dag_problems(self, template: Mapping[str, Any], path: str, scope: _Scope) -> list[str]:
         dag = as_map(template.get("dag"))
         tasks = {str(t.get("name")): t for t in as_maps(dag.get("tasks"))}
         tasks_path = f"{path}.dag.tasks"
@@ -544,13 +642,14 @@ class _WorkflowSpec:
             out += errors
         found = ancestors(parents)
         out += _cycle_problems(parents, tasks_path)
-        outputs = {name: _outputs(f"tasks.{name}", task, self._resolve(task, "")[0])
-                   for name, task in tasks.items()}
+        outputs = {
+            name: _outputs(f"tasks.{name}", task, self._resolve(task, "")[0])
+            for name, task in tasks.items()
+        }
         dag_scope = replace(scope, siblings=frozenset(tasks), node="tasks")
         for i, task in enumerate(as_maps(dag.get("tasks"))):
             visible = _union(outputs[a] for a in found[str(task.get("name"))])
-            out += self._call_problems(task, child(tasks_path, i, task),
-                                       dag_scope.add(*visible))[1]
+            out += self._call_problems(task, child(tasks_path, i, task), dag_scope.add(*visible))[1]
         target = dag.get("target")
         for name in target.split() if isinstance(target, str) else []:
             if "{{" not in name and name not in tasks:
@@ -560,8 +659,9 @@ class _WorkflowSpec:
         rest["dag"] = {k: v for k, v in dag.items() if k != "tasks"}
         return out + _unresolved(rest, path, dag_scope.add(*_union(outputs.values())))
 
-    def _dependencies(self, task: Mapping[str, Any], tasks: Mapping[str, Any], path: str,
-                      uses_depends: bool) -> tuple[set[str], list[str]]:
+    def _dependencies(
+        self, task: Mapping[str, Any], tasks: Mapping[str, Any], path: str, uses_depends: bool
+    ) -> tuple[set[str], list[str]]:
         out: list[str] = []
         depends, dependencies = task.get("depends"), task.get("dependencies")
         if uses_depends and dependencies:
@@ -574,15 +674,17 @@ class _WorkflowSpec:
                 return set(), [f"{path}.depends: {e}"]
             where = f"{path}.depends"
         else:
-            names = {d for d in dependencies if isinstance(d, str)} if isinstance(
-                dependencies, list) else set()
+            names = (
+                {d for d in dependencies if isinstance(d, str)}
+                if isinstance(dependencies, list)
+                else set()
+            )
             where = f"{path}.dependencies"
         for missing in sorted(names - tasks.keys()):
             out.append(f"{where}: no task {missing!r} in this DAG")
         return names & tasks.keys(), out
 
-    def _steps_problems(self, template: Mapping[str, Any], path: str,
-                        scope: _Scope) -> list[str]:
+    def _steps_problems(self, template: Mapping[str, Any], path: str, scope: _Scope) -> list[str]:
         groups = [g if isinstance(g, list) else [] for g in template.get("steps") or []]
         every = [s for g in groups for s in as_maps(g)]
         out = self._name_problems(every, f"{path}.steps", "step")
@@ -595,7 +697,8 @@ class _WorkflowSpec:
                 if not isinstance(step, Mapping):
                     continue
                 target, errors = self._call_problems(
-                    step, child(f"{path}.steps[{i}]", j, step), step_scope.add(*earlier))
+                    step, child(f"{path}.steps[{i}]", j, step), step_scope.add(*earlier)
+                )
                 out += errors
                 produced.append(_outputs(f"steps.{step.get('name')}", step, target))
             earlier = _union([earlier, *produced])
@@ -615,8 +718,9 @@ class _WorkflowSpec:
             "workflow.creationTimestamp": "2024-01-01T00:00:00Z",
             "pod.name": f"{SAMPLE_WORKFLOW_NAME}-1234567890",
         }
-        samples |= {f"workflow.parameters.{k}": str(v) for k, v in self.parameters.items()
-                    if v is not None}
+        samples |= {
+            f"workflow.parameters.{k}": str(v) for k, v in self.parameters.items() if v is not None
+        }
         for p in as_maps(as_map(template.get("inputs")).get("parameters")):
             default = p.get("value", p.get("default"))
             if default is not None:
@@ -636,8 +740,10 @@ class _WorkflowSpec:
         try:
             patch = yaml.safe_load(self._substituted(template, str(raw)))
         except yaml.YAMLError as e:
-            return [f"{where}: not JSON or YAML after substituting sample values: "
-                    f"{' '.join(str(e).split())}"]
+            return [
+                f"{where}: not JSON or YAML after substituting sample values: "
+                f"{' '.join(str(e).split())}"
+            ]
         if not isinstance(patch, Mapping):
             return [f"{where}: must be a PodSpec object"]
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sample"}, "spec": patch}
@@ -645,17 +751,20 @@ class _WorkflowSpec:
         names = {MAIN_CONTAINER} | set(names_of(template.get("sidecars")))
         for i, container in enumerate(as_maps(patch.get("containers"))):
             if container.get("name") not in names:
-                out.append(f"{where}.containers[{i}].name: {container.get('name')!r} is not a "
-                           f"container of this template ({', '.join(sorted(names))}): the "
-                           "patch would add a container with no image")
+                out.append(
+                    f"{where}.containers[{i}].name: {container.get('name')!r} is not a "
+                    f"container of this template ({', '.join(sorted(names))}): the "
+                    "patch would add a container with no image"
+                )
         return out
 
     def _resource_problems(self, template: Mapping[str, Any], path: str) -> list[str]:
         resource = as_map(template.get("resource"))
         action = resource.get("action")
         if action not in RESOURCE_ACTIONS:
-            return [f"{path}.resource.action: {action!r} is not one of "
-                    f"{', '.join(RESOURCE_ACTIONS)}"]
+            return [
+                f"{path}.resource.action: {action!r} is not one of {', '.join(RESOURCE_ACTIONS)}"
+            ]
         manifest = resource.get("manifest")
         if action not in VALIDATED_ACTIONS or not isinstance(manifest, str):
             return []
@@ -664,15 +773,17 @@ class _WorkflowSpec:
         try:
             docs = list(yaml.safe_load_all(text))
         except yaml.YAMLError as e:
-            return [f"{where}: not valid YAML after substituting sample values: "
-                    f"{' '.join(str(e).split())}"]
+            return [
+                f"{where}: not valid YAML after substituting sample values: "
+                f"{' '.join(str(e).split())}"
+            ]
         if len(docs) != 1:
             return [f"{where}: must hold exactly one document, found {len(docs)}"]
         return [f"{where}: {line}" for line in self.ctx.check(docs[0])]
 
 
 def _cycle_problems(parents: Mapping[str, set[str]], path: str) -> list[str]:
-    return [f"{path}: dependency cycle (each task depends on the next): {' -> '.join(c)}"
-            for c in cycles(parents)]
-
-
+    return [
+        f"{path}: dependency cycle (each task depends on the next): {' -> '.join(c)}"
+        for c in cycles(parents)
+    ]

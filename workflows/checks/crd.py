@@ -23,11 +23,25 @@ from jsonschema import Draft4Validator
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
 # Fields of metav1.ObjectMeta: the API server checks `metadata` against these, not the CRD.
-OBJECT_META_FIELDS = frozenset({
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
-    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
-    "annotations", "ownerReferences", "finalizers", "managedFields",
-})
+OBJECT_META_FIELDS = frozenset(
+    {
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    }
+)
 
 
 @functools.cache
@@ -75,8 +89,11 @@ def _metadata_unknown(value: Any, path: str) -> list[str]:
         if not isinstance(entries, Mapping):
             out.append(f"{path}.{key}: must be a map of strings")
             continue
-        out += [f"{path}.{key}.{k}: value must be a string, not {type(v).__name__}"
-                for k, v in entries.items() if not isinstance(v, str)]
+        out += [
+            f"{path}.{key}.{k}: value must be a string, not {type(v).__name__}"
+            for k, v in entries.items()
+            if not isinstance(v, str)
+        ]
     return out
 
 
@@ -109,4 +126,5 @@ def unknown_fields(value: Any, schema: Mapping[str, Any], path: str = "") -> lis
 def validate_custom_resource(doc: Any, schema_path: Path) -> list[str]:
     """Schema errors plus strict unknown-field errors of one custom resource."""
     return schema_errors(doc, _validator(schema_path)) + unknown_fields(
-        doc, load_schema(schema_path))
+        doc, load_schema(schema_path)
+    )

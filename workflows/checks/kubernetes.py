@@ -24,22 +24,27 @@ def kubernetes_problems(doc: Mapping[str, Any]) -> list[str]:
     validator = _k8s_validator(api_version, kind)
     if validator is None:
         return [f"(root): no schema for apiVersion {api_version}, kind {kind}"]
-    return sorted(f"{pretty(doc, list(e.absolute_path))}: {e.message}"
-                  for e in validator.iter_errors(doc))
+    return sorted(
+        f"{pretty(doc, list(e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)
+    )
 
 
 @functools.cache
 def _k8s_definitions() -> Resource:
-    return Resource.from_contents(k8s_utils.schema_contents(
-        f"kubernetes-json-schema/v{K8S_VERSION}-local-strict/_definitions.json", K8S_VERSION))
+    return Resource.from_contents(
+        k8s_utils.schema_contents(
+            f"kubernetes-json-schema/v{K8S_VERSION}-local-strict/_definitions.json", K8S_VERSION
+        )
+    )
 
 
 @functools.cache
 def _k8s_validator(api_version: str, kind: str) -> Draft202012Validator | None:
     """The strict Kubernetes schema of a built-in kind, as kubernetes-validate lays its
     files out (`<kind>-<group prefix>-<version>.json`); None when it has none."""
-    if not re.fullmatch(r"[A-Za-z0-9]+", kind) or not re.fullmatch(r"[a-z0-9.-]*/?[a-z0-9]+",
-                                                                   api_version):
+    if not re.fullmatch(r"[A-Za-z0-9]+", kind) or not re.fullmatch(
+        r"[a-z0-9.-]*/?[a-z0-9]+", api_version
+    ):
         return None
     group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     name = f"kubernetes-json-schema/v{K8S_VERSION}-local-strict/{kind.lower()}-{group_version}.json"

@@ -42,7 +42,8 @@ def _problems(doc: Any, ctx: Context) -> list[str]:
     group = api_version.rpartition("/")[0]
     if group == "argoproj.io" and kind in argo_schema.KINDS:
         return argo_schema.problems(doc) + (
-            workflow_problems(doc, ctx) if kind in WORKFLOW_KINDS else [])
+            workflow_problems(doc, ctx) if kind in WORKFLOW_KINDS else []
+        )
     if group == "serving.kserve.io" and kind == "InferenceService":
         return admission.validate_inference_service(doc)
     if group == "kubeflow.org" and kind == "TFJob":
@@ -54,12 +55,14 @@ def _problems(doc: Any, ctx: Context) -> list[str]:
 
 # ---- files ---------------------------------------------------------------------------------
 
+
 def _files(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
     files, problems = [], []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")
-                            and p.is_file())
+            files += sorted(
+                p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+            )
         elif path.is_file():
             files.append(path)
         else:
@@ -68,21 +71,28 @@ def _files(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
 
 
 def _template_index(docs: Sequence[Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
-    return {(d["kind"], str(as_map(d.get("metadata")).get("name"))): d for d in docs
-            if isinstance(d, Mapping) and d.get("kind") in ("WorkflowTemplate",
-                                                              "ClusterWorkflowTemplate")}
+    return {
+        (d["kind"], str(as_map(d.get("metadata")).get("name"))): d
+        for d in docs
+        if isinstance(d, Mapping)
+        and d.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate")
+    }
 
 
 def lint_documents(
-    docs: Sequence[Any], source: str | Path,
+    docs: Sequence[Any],
+    source: str | Path,
     templates: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
 ) -> list[str]:
     """Problems of the documents of one file, as `source:index kind/name: path: message`
     lines. `templates` are the (Cluster)WorkflowTemplates a workflowTemplateRef or
     templateRef may name, by (kind, name); default: those among `docs`."""
     folder = Path(source).parent if isinstance(source, Path) else None
-    ctx = Context(templates if templates is not None else _template_index(docs), folder,
-                  lambda d: _problems(d, ctx))
+    ctx = Context(
+        templates if templates is not None else _template_index(docs),
+        folder,
+        lambda d: _problems(d, ctx),
+    )
     out = []
     for index, doc in enumerate(docs):
         if doc is None:
@@ -115,8 +125,13 @@ def lint_paths(paths: Sequence[Path]) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_PATH],
-                        help=f"YAML files or folders (default: {DEFAULT_PATH}/)")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        default=[DEFAULT_PATH],
+        help=f"YAML files or folders (default: {DEFAULT_PATH}/)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:

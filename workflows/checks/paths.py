@@ -48,7 +48,8 @@ def slash_parts(doc: Any, text: str) -> list[Any]:
     so that keys holding a '/' (annotations) stay whole."""
     if text == "(root)":
         return []
-    segments, parts, node, i = text.split("/"), [], doc, 0
+    segments, node, i = text.split("/"), doc, 0
+    parts: list[Any] = []
     while i < len(segments):
         if isinstance(node, list) and segments[i].isdigit():
             index = int(segments[i])

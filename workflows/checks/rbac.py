@@ -29,10 +29,12 @@ import yaml
 
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
 
-EXECUTOR: frozenset[Rule] = frozenset({
-    ("argoproj.io", "workflowtaskresults", "create"),
-    ("argoproj.io", "workflowtaskresults", "patch"),
-})
+EXECUTOR: frozenset[Rule] = frozenset(
+    {
+        ("argoproj.io", "workflowtaskresults", "create"),
+        ("argoproj.io", "workflowtaskresults", "patch"),
+    }
+)
 # What kubectl calls for each action of a resource template (client-side apply).
 ACTION_VERBS: dict[str, frozenset[str]] = {
     "create": frozenset({"create"}),
@@ -65,7 +67,8 @@ def template_rules(templates: Iterable[Mapping[str, Any]]) -> set[Rule]:
         verbs = set(ACTION_VERBS[resource["action"]])
         outputs = template.get("outputs", {}).get("parameters", [])
         if any({"jsonPath", "jqFilter"} & set(p.get("valueFrom", {})) for p in outputs) or (
-                {"successCondition", "failureCondition"} & set(resource)):
+            {"successCondition", "failureCondition"} & set(resource)
+        ):
             verbs.add("get")
         rules |= {(group, plural, verb) for verb in verbs}
         if resource.get("setOwnerReference"):
@@ -81,8 +84,9 @@ def _constant(node: ast.expr, module: Any) -> str:
         return str(getattr(module, node.id))
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         return str(getattr(getattr(module, node.value.id), node.attr))
-    raise ValueError(f"{module.__name__}: {GETTER} needs a literal or a module constant, "
-                     f"not {ast.unparse(node)}")
+    raise ValueError(
+        f"{module.__name__}: {GETTER} needs a literal or a module constant, not {ast.unparse(node)}"
+    )
 
 
 def code_rules(package: str = "textcnn") -> set[Rule]:
@@ -91,8 +95,11 @@ def code_rules(package: str = "textcnn") -> set[Rule]:
     rules: set[Rule] = set()
     for path in sorted(root.rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
-        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
-                 and isinstance(n.func, ast.Name) and n.func.id == GETTER]
+        calls = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == GETTER
+        ]
         if not calls:
             continue
         name = ".".join((package, *path.relative_to(root).with_suffix("").parts))
@@ -110,6 +117,10 @@ def required_rules(workflow: Mapping[str, Any], package: str = "textcnn") -> set
 
 def granted_rules(role: Mapping[str, Any]) -> set[Rule]:
     """The (apiGroup, resource, verb) triples a Role grants."""
-    return {(group, resource, verb) for rule in role.get("rules", [])
-            for group in rule.get("apiGroups", []) for resource in rule.get("resources", [])
-            for verb in rule.get("verbs", [])}
+    return {
+        (group, resource, verb)
+        for rule in role.get("rules", [])
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule.get("verbs", [])
+    }

@@ -25,20 +25,29 @@ class GpuScheduling:
 
     limits: dict[str, str] = field(default_factory=lambda: {GPU_RESOURCE: wp("gpu_count")})
     # Argo substitutes parameters over the whole template JSON, map keys included.
-    node_selector: dict[str, str] = field(default_factory=lambda: {
-        wp("gpu_node_selector_key"): wp("gpu_node_selector_value"),
-    })
-    tolerations: list[dict[str, str]] = field(default_factory=lambda: [
-        {"key": wp("gpu_toleration_key"), "operator": "Exists", "effect": "NoSchedule"},
-    ])
-    volumes: list[dict[str, Any]] = field(default_factory=lambda: [
-        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}},
-    ])
-    volume_mounts: list[dict[str, str]] = field(default_factory=lambda: [
-        {"name": "dshm", "mountPath": "/dev/shm"},
-    ])
+    node_selector: dict[str, str] = field(
+        default_factory=lambda: {
+            wp("gpu_node_selector_key"): wp("gpu_node_selector_value"),
+        }
+    )
+    tolerations: list[dict[str, str]] = field(
+        default_factory=lambda: [
+            {"key": wp("gpu_toleration_key"), "operator": "Exists", "effect": "NoSchedule"},
+        ]
+    )
+    volumes: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}},
+        ]
+    )
+    volume_mounts: list[dict[str, str]] = field(
+        default_factory=lambda: [
+            {"name": "dshm", "mountPath": "/dev/shm"},
+        ]
+    )
 
     def pod_spec_patch(self) -> str:
         """The GPU limit as an Argo `podSpecPatch` of the template's `main` container."""
-        return json.dumps({"containers": [
-            {"name": MAIN_CONTAINER, "resources": {"limits": self.limits}}]})
+        return json.dumps(
+            {"containers": [{"name": MAIN_CONTAINER, "resources": {"limits": self.limits}}]}
+        )

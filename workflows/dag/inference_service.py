@@ -34,10 +34,13 @@ MODEL_MOUNT = "/mnt/models"  # where the storage initializer puts the model
 PORT = 8080
 
 
-def _resources(cpu_request: str, cpu_limit: str, memory_request: str,
-               memory_limit: str) -> dict[str, Any]:
-    return {"requests": {"cpu": cpu_request, "memory": memory_request},
-            "limits": {"cpu": cpu_limit, "memory": memory_limit}}
+def _resources(
+    cpu_request: str, cpu_limit: str, memory_request: str, memory_limit: str
+) -> dict[str, Any]:
+    return {
+        "requests": {"cpu": cpu_request, "memory": memory_request},
+        "limits": {"cpu": cpu_limit, "memory": memory_limit},
+    }
 
 
 def build_inference_service(
@@ -73,22 +76,26 @@ def build_inference_service(
     if runtime == "custom" and not image:
         raise ValueError("image: runtime 'custom' needs the serving image")
     if runtime == "tensorflow" and image:
-        raise ValueError("image: only runtime 'custom' takes an image; the tensorflow "
-                         "runtime's image follows runtime_version")
+        raise ValueError(
+            "image: only runtime 'custom' takes an image; the tensorflow "
+            "runtime's image follows runtime_version"
+        )
     if not storage_uri:
         raise ValueError("storage_uri: empty; give the model base URI, e.g. gs://bucket/wf/model")
     if isinstance(canary_traffic_percent, int) and not 0 <= canary_traffic_percent <= 100:
-        raise ValueError(
-            f"canary_traffic_percent: {canary_traffic_percent} is not in 0..100")
+        raise ValueError(f"canary_traffic_percent: {canary_traffic_percent} is not in 0..100")
     if deployment_mode == "RawDeployment":
         if isinstance(canary_traffic_percent, int) and canary_traffic_percent < 100:
-            raise ValueError("canary_traffic_percent: a canary needs deployment mode "
-                             "Serverless; KServe ignores it in RawDeployment")
+            raise ValueError(
+                "canary_traffic_percent: a canary needs deployment mode "
+                "Serverless; KServe ignores it in RawDeployment"
+            )
         if min_replicas == 0:
             raise ValueError("min_replicas: scale to zero needs deployment mode Serverless")
     elif "{{" not in deployment_mode and deployment_mode not in DEPLOYMENT_MODES:
-        raise ValueError(f"deployment_mode: {deployment_mode!r} is not one of "
-                         f"{', '.join(DEPLOYMENT_MODES)}")
+        raise ValueError(
+            f"deployment_mode: {deployment_mode!r} is not one of {', '.join(DEPLOYMENT_MODES)}"
+        )
     resources = _resources(cpu_request, cpu_limit, memory_request, memory_limit)
     predictor: dict[str, Any] = {
         "serviceAccountName": service_account,
@@ -108,17 +115,23 @@ def build_inference_service(
     else:
         # The server binds only after the model has loaded, so a TCP probe means "model
         # ready". Explicit: RawDeployment has no default probe (Knative has this one).
-        predictor["containers"] = [{
-            "name": "kserve-container",
-            "image": image,
-            "command": ["python", "-m", "textcnn.serving"],
-            "args": [f"--model_dir={MODEL_MOUNT}", f"--model_name={name}",
-                     f"--port={PORT}", "--host=0.0.0.0"],
-            "env": [{"name": "STORAGE_URI", "value": storage_uri}],
-            "ports": [{"containerPort": PORT, "protocol": "TCP"}],
-            "readinessProbe": {"tcpSocket": {"port": PORT}, "periodSeconds": 5},
-            "resources": resources,
-        }]
+        predictor["containers"] = [
+            {
+                "name": "kserve-container",
+                "image": image,
+                "command": ["python", "-m", "textcnn.serving"],
+                "args": [
+                    f"--model_dir={MODEL_MOUNT}",
+                    f"--model_name={name}",
+                    f"--port={PORT}",
+                    "--host=0.0.0.0",
+                ],
+                "env": [{"name": "STORAGE_URI", "value": storage_uri}],
+                "ports": [{"containerPort": PORT, "protocol": "TCP"}],
+                "readinessProbe": {"tcpSocket": {"port": PORT}, "periodSeconds": 5},
+                "resources": resources,
+            }
+        ]
         annotations["serving.kserve.io/enable-prometheus-scraping"] = "true"
     doc: dict[str, Any] = {
         "apiVersion": "serving.kserve.io/v1beta1",
@@ -126,8 +139,11 @@ def build_inference_service(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "textcnn",
-                       "app.kubernetes.io/component": "model-server"},
+            "labels": {
+                "app.kubernetes.io/name": name,
+                "app.kubernetes.io/part-of": "textcnn",
+                "app.kubernetes.io/component": "model-server",
+            },
             "annotations": annotations,
         },
         "spec": {"predictor": predictor},

@@ -16,5 +16,6 @@ import yaml
 def manifest_yaml(doc: Mapping[str, Any], integer_fields: Iterable[str]) -> str:
     text = yaml.safe_dump(dict(doc), sort_keys=False, width=1_000_000)
     fields = "|".join(integer_fields)
-    return re.sub(rf"^(\s*(?:{fields}): )'(\{{\{{[^{{}}']+\}}\}})'$", r"\1\2", text,
-                  flags=re.MULTILINE)
+    return re.sub(
+        rf"^(\s*(?:{fields}): )'(\{{\{{[^{{}}']+\}}\}})'$", r"\1\2", text, flags=re.MULTILINE
+    )

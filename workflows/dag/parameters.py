@@ -27,8 +27,11 @@ def workflow_parameters() -> list[dict[str, Any]]:
     """Name, default, description and enum of every option, as Argo parameters."""
     out = []
     for name, field in PipelineParams.model_fields.items():
-        spec: dict[str, Any] = {"name": name, "value": to_string(field.default),
-                                "description": field.description}
+        spec: dict[str, Any] = {
+            "name": name,
+            "value": to_string(field.default),
+            "description": field.description,
+        }
         if field.annotation is bool:
             spec["enum"] = ["true", "false"]
         elif typing.get_origin(field.annotation) is Literal:

@@ -7,7 +7,7 @@ It is also a Hera script, as Hera's examples are. `PIPELINE` and `RETRAIN` are t
 module-level objects Hera's CLI looks for (`hera generate yaml workflows/dag/pipeline.py`),
 built by the same factory as `render()`. `python workflows/dag/pipeline.py` prints them as
 YAML; with `ARGO_SERVER` (and `ARGO_TOKEN`, `ARGO_NAMESPACE`: the argo CLI's variables) set,
-it creates or updates both on that Argo Server through Hera's global config.
+it creates or updates both on that Argo Server through Hera's `WorkflowsService`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from hera.workflows import (
 )
 from hera.workflows.models import (
     ArtifactRepositoryRef,
+    DAGTask,
     ValueFrom,
     WorkflowMetadata,
     WorkflowTemplateRef,
@@ -59,6 +60,7 @@ UI_ANNOTATIONS = {
 
 
 # --- conditions ----------------------------------------------------------------------
+
 
 def param_is(name: str, value: bool) -> str:
     """`when` clause on a boolean workflow parameter. Argo substitutes the string `true` or
@@ -96,8 +98,10 @@ GPU_TFJOB_WHEN = all_of(param_is("gpu_support", True), DIST_WHEN)
 
 # --- the DAG -------------------------------------------------------------------------
 
+
 def _task(template: Container | Resource, **kwargs: Any) -> Task:
     """A task named after the template it runs."""
+    assert template.name is not None
     return Task(name=template.name, template=template, **kwargs)
 
 
@@ -125,12 +129,18 @@ def tfjob_branch(after_task: Task, existing_claim: str) -> tuple[list[Task], Tas
     waits = []
     for gpu, when in ((False, CPU_TFJOB_WHEN), (True, GPU_TFJOB_WHEN)):
         job = _task(t.tfjob(gpu), depends=after(stage), when=when, arguments=[claim])
-        waits.append(Task(name=f"wait-{job.name}", template=wait,
-                          depends=join_branches([job.name]),
-                          arguments=[job.get_parameter(t.TFJOB_NAME)]))
+        waits.append(
+            Task(
+                name=f"wait-{job.name}",
+                template=wait,
+                depends=join_branches([job.name]),
+                arguments=[job.get_parameter(t.TFJOB_NAME)],
+            )
+        )
         tasks += [job, waits[-1]]
-    collect = _task(t.collect_model(), depends=join_branches([w.name for w in waits]),
-                    arguments=[claim])
+    collect = _task(
+        t.collect_model(), depends=join_branches([w.name for w in waits]), arguments=[claim]
+    )
     return [*tasks, collect], collect
 
 
@@ -149,8 +159,7 @@ def build_dag(existing_claim: str = "") -> tuple[DAG, list[Container | Resource]
         _task(t.train(gpu=True), depends=after(spec), when=GPU_TRAIN_WHEN),
     ]
     distributed, collect = tfjob_branch(spec, existing_claim)
-    evaluate = _task(t.evaluate(),
-                     depends=join_branches([b.name for b in (*branches, collect)]))
+    evaluate = _task(t.evaluate(), depends=join_branches([b.name for b in (*branches, collect)]))
     # Passing another task's output does not make Hera add a dependency: list each one.
     lineage = _task(
         t.log_training_metadata(),
@@ -164,33 +173,59 @@ def build_dag(existing_claim: str = "") -> tuple[DAG, list[Container | Resource]
     )
     # One deploy template per serving runtime; the wait joins whichever ran.
     deploys = [
-        _task(t.deploy(runtime), depends=after(lineage),
-              when=all_of(param_is("deploy", True), param_equals("serving_runtime", runtime)),
-              arguments=[lineage.get_parameter(t.MODEL_URI)])
+        _task(
+            t.deploy(runtime),
+            depends=after(lineage),
+            when=all_of(param_is("deploy", True), param_equals("serving_runtime", runtime)),
+            arguments=[lineage.get_parameter(t.MODEL_URI)],
+        )
         for runtime in t.SERVING_RUNTIMES
     ]
     deploy_wait = _task(
         t.deploy_wait(),
         depends=f"({join_branches([d.name for d in deploys])}) && {lineage.name}",
-        arguments=[lineage.get_parameter(t.MODEL_ID)])
-    tasks = [validate, ds_train, ds_test, prepare, embed, spec, *branches, *distributed,
-             evaluate, lineage, *deploys, deploy_wait]
+        arguments=[lineage.get_parameter(t.MODEL_ID)],
+    )
+    tasks = [
+        validate,
+        ds_train,
+        ds_test,
+        prepare,
+        embed,
+        spec,
+        *branches,
+        *distributed,
+        evaluate,
+        lineage,
+        *deploys,
+        deploy_wait,
+    ]
     dag = DAG(
         name=ENTRYPOINT,
         annotations={t.DISPLAY_NAME: "textcnn pipeline"},
-        tasks=tasks,
+        tasks=list[Task | DAGTask](tasks),  # Hera's list is invariant
         outputs=[
             Parameter(name=key, value_from=ValueFrom(parameter=task.get_parameter(key).value))
-            for task, key in ((evaluate, t.ACCURACY), (evaluate, t.MACRO_F1),
-                              (lineage, t.MODEL_URI))
-        ] + [
+            for task, key in (
+                (evaluate, t.ACCURACY),
+                (evaluate, t.MACRO_F1),
+                (lineage, t.MODEL_URI),
+            )
+        ]
+        + [
             # Empty when deploy is off (the wait task is omitted).
-            Parameter(name=t.ENDPOINT, value_from=ValueFrom(
-                parameter=deploy_wait.get_parameter(t.ENDPOINT).value, default="")),
+            Parameter(
+                name=t.ENDPOINT,
+                value_from=ValueFrom(
+                    parameter=deploy_wait.get_parameter(t.ENDPOINT).value, default=""
+                ),
+            ),
         ],
     )
     # One template per name (the two wait tasks share theirs).
-    templates = {task.template.name: task.template for task in tasks}
+    templates = {
+        t.name: t for t in (task.template for task in tasks) if isinstance(t, Container | Resource)
+    }
     return dag, list(templates.values())
 
 
@@ -208,8 +243,9 @@ class PipelineTemplate(_TemplateAnnotations, WorkflowTemplate):
     """The WorkflowTemplate, with template-level annotations where Argo reads them."""
 
 
-def build_workflow_template(params: PipelineParams | None = None,
-                            existing_claim: str = "") -> WorkflowTemplate:
+def build_workflow_template(
+    params: PipelineParams | None = None, existing_claim: str = ""
+) -> WorkflowTemplate:
     """The `textcnn-pipeline` WorkflowTemplate; `params` gives the parameter defaults."""
     params = params or PipelineParams()
     values = params.to_strings()
@@ -226,19 +262,21 @@ def build_workflow_template(params: PipelineParams | None = None,
         on_exit=exit_handler.name,  # records the final status in ML Metadata
         service_account_name=SERVICE_ACCOUNT,
         arguments=[
-            Parameter(**{**spec, "value": values[spec["name"]]})
-            for spec in workflow_parameters()
+            Parameter(**{**spec, "value": values[spec["name"]]}) for spec in workflow_parameters()
         ],
         # The cluster's ConfigMap `artifact-repositories` (key `gcs`) names the bucket.
         artifact_repository_ref=ArtifactRepositoryRef(
-            config_map="artifact-repositories", key="gcs",
+            config_map="artifact-repositories",
+            key="gcs",
         ),
         templates=[dag, *containers, exit_handler],
     )
 
 
 def build_cron_workflow(
-    params: PipelineParams | None = None, schedule: str = "0 3 * * 1", timezone: str = "Etc/UTC",
+    params: PipelineParams | None = None,
+    schedule: str = "0 3 * * 1",
+    timezone: str = "Etc/UTC",
 ) -> CronWorkflow:
     """`textcnn-retrain`: runs the template on a schedule with `params` as its arguments."""
     params = params or PipelineParams()
@@ -258,6 +296,7 @@ def build_cron_workflow(
 
 # --- command-line options of what renders ---------------------------------------------
 
+
 def claim_name(text: str) -> str:
     """An existing PersistentVolumeClaim's name (a DNS-1123 subdomain), or empty."""
     if text and not DNS_SUBDOMAIN.match(text):
@@ -268,15 +307,20 @@ def claim_name(text: str) -> str:
 def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     """What changes the compiled templates themselves, besides the parameter defaults."""
     parser.add_argument(
-        "--pvc_existing_claim", type=claim_name, default="",
+        "--pvc_existing_claim",
+        type=claim_name,
+        default="",
         help="an existing ReadWriteMany claim for distributed training, instead of the "
-        "claim the TFJob branch makes per run (runs use <workdir>/<workflow>/ on it)")
+        "claim the TFJob branch makes per run (runs use <workdir>/<workflow>/ on it)",
+    )
 
 
 # --- compile -------------------------------------------------------------------------
 
+
 def hoist_template_annotations(
-    doc: dict[str, Any], keys: Iterable[str] = TEMPLATE_ANNOTATIONS,
+    doc: dict[str, Any],
+    keys: Iterable[str] = TEMPLATE_ANNOTATIONS,
 ) -> dict[str, Any]:
     """Move template-level annotations (e.g. the UI display name) from each template's pod
     `metadata.annotations`, where Hera 7.1 puts them, to the template's `annotations`."""
@@ -293,14 +337,14 @@ def hoist_template_annotations(
     return doc
 
 
-def build(params: PipelineParams | None = None,
-          existing_claim: str = "") -> tuple[WorkflowTemplate, CronWorkflow]:
+def build(
+    params: PipelineParams | None = None, existing_claim: str = ""
+) -> tuple[WorkflowTemplate, CronWorkflow]:
     """The WorkflowTemplate and the CronWorkflow, as Hera objects: the one factory."""
     return build_workflow_template(params, existing_claim), build_cron_workflow(params)
 
 
-def render(params: PipelineParams | None = None,
-           existing_claim: str = "") -> list[dict[str, Any]]:
+def render(params: PipelineParams | None = None, existing_claim: str = "") -> list[dict[str, Any]]:
     """The WorkflowTemplate and the CronWorkflow as plain dicts, ready to dump or run."""
     return [wf.to_dict() for wf in build(params, existing_claim)]
 
@@ -310,7 +354,8 @@ def to_yaml(doc: Mapping[str, Any]) -> str:
 
 
 def write_manifests(
-    output_dir: Path = Path("manifests/workflows"), params: PipelineParams | None = None,
+    output_dir: Path = Path("manifests/workflows"),
+    params: PipelineParams | None = None,
     existing_claim: str = "",
 ) -> list[Path]:
     """Write textcnn-pipeline.yaml and textcnn-retrain.yaml; return their paths."""
@@ -337,17 +382,20 @@ PIPELINE, RETRAIN = build()
 
 def main(environ: Mapping[str, str] = os.environ) -> int:
     """Print both objects as YAML; with ARGO_SERVER set, create or update them there."""
-    from hera.shared import global_config
+    from hera.workflows.service import WorkflowsService
 
     if not environ.get("ARGO_SERVER"):
         print("---\n".join(to_yaml(wf.to_dict()) for wf in (PIPELINE, RETRAIN)), end="")
         return 0
-    global_config.host = environ["ARGO_SERVER"]
-    global_config.token = environ.get("ARGO_TOKEN") or None
-    global_config.namespace = environ.get("ARGO_NAMESPACE") or PIPELINE.namespace
+    service = WorkflowsService(
+        host=environ["ARGO_SERVER"],
+        token=environ.get("ARGO_TOKEN"),
+        namespace=environ.get("ARGO_NAMESPACE") or PIPELINE.namespace,
+    )
     for wf in (PIPELINE, RETRAIN):
+        wf.workflows_service = service  # the objects were built before the config was known
         wf.update()  # creates it when it does not exist yet
-        print(f"{wf.kind} {global_config.namespace}/{wf.name} created or updated")
+        print(f"{wf.kind} {service.namespace}/{wf.name} created or updated")
     return 0
 
 

@@ -50,9 +50,13 @@ TFJOB_NAME = "name"  # the created TFJob's name, read back by the resource templ
 CLAIM = "claim"  # the shared volume's claim name, an input of the TFJob branch's templates
 
 # Step parameters named otherwise than the option they take: the original CLI's spellings.
-RENAMES = {"train_path": "train_data_path", "test_path": "test_data_path",
-           "text_column": "column_text_value", "label_column": "column_target_value",
-           "embedding_dim": "embbeding_dim"}
+RENAMES = {
+    "train_path": "train_data_path",
+    "test_path": "test_data_path",
+    "text_column": "column_text_value",
+    "label_column": "column_target_value",
+    "embedding_dim": "embbeding_dim",
+}
 # Step parameters every step that has them takes the same way. $(ARTIFACT_ROOT) is
 # expanded by Kubernetes from the container's env.
 RUN_VALUES = {"run_name": RUN_NAME, "artifact_root": "$(ARTIFACT_ROOT)"}
@@ -132,8 +136,10 @@ def step_template(
     args = list(args)
     if output_parameters:
         args.append(f"--outputs={OUTPUTS_DIR}")
-    mounts = [*(gpu.volume_mounts if gpu else []),
-              *([{"name": WORKDIR_VOLUME, "mountPath": wp("workdir")}] if workdir else [])]
+    mounts = [
+        *(gpu.volume_mounts if gpu else []),
+        *([{"name": WORKDIR_VOLUME, "mountPath": wp("workdir")}] if workdir else []),
+    ]
     volumes = [*(gpu.volumes if gpu else []), *([workdir_volume()] if workdir else [])]
     input_parameters = [*input_parameters, *([CLAIM] if workdir else [])]
     return Container(
@@ -145,15 +151,19 @@ def step_template(
         env=[Env(name="ARTIFACT_ROOT", value=f"gs://{wp('gcp_bucket')}")],
         resources=ResourceRequirements.model_validate(resources),
         pod_spec_patch=gpu.pod_spec_patch() if gpu else None,
-        inputs=[Parameter(name=p) for p in input_parameters] + [
-            GCSArtifact(name=a, path=f"{ARTIFACT_IN}/{a}", key=artifact_key(a)) for a in inputs
-        ],
+        inputs=[Parameter(name=p) for p in input_parameters]
+        + [GCSArtifact(name=a, path=f"{ARTIFACT_IN}/{a}", key=artifact_key(a)) for a in inputs],
         outputs=[
             Parameter(name=p, value_from=ValueFrom(path=f"{OUTPUTS_DIR}/{p}"))
             for p in output_parameters
-        ] + [
-            GCSArtifact(name=a, path=f"{ARTIFACT_OUT}/{a}", key=artifact_key(a),
-                        archive=NoneArchiveStrategy())
+        ]
+        + [
+            GCSArtifact(
+                name=a,
+                path=f"{ARTIFACT_OUT}/{a}",
+                key=artifact_key(a),
+                archive=NoneArchiveStrategy(),
+            )
             for a in outputs
         ],
         node_selector=gpu.node_selector if gpu else None,
@@ -165,11 +175,14 @@ def step_template(
 
 # --- the steps (arguments derived from each step's signature, see step_args) -----------
 
+
 def validate_params() -> Container:
     return step_template(
-        "validate-params", "validate-params",
+        "validate-params",
+        "validate-params",
         [f"--{name}={wp(name)}" for name in PipelineParams.model_fields],
-        display_name="Validate parameters", output_parameters=[PARAMS],
+        display_name="Validate parameters",
+        output_parameters=[PARAMS],
         resources=pod_resources("100m", "256Mi", "512Mi"),
     )
 
@@ -177,40 +190,61 @@ def validate_params() -> Container:
 def dataset_metadata(split: str) -> Container:
     report = f"{split}-report"
     return step_template(
-        f"dataset-metadata-{split}", "dataset-metadata",
-        step_args("dataset-metadata", data_path=wp(f"{split}_data_path"), split=split,
-                  report_dir=output_path(report)),
-        display_name=f"Check {split} data", outputs=[report], output_parameters=[DATASET_ID],
+        f"dataset-metadata-{split}",
+        "dataset-metadata",
+        step_args(
+            "dataset-metadata",
+            data_path=wp(f"{split}_data_path"),
+            split=split,
+            report_dir=output_path(report),
+        ),
+        display_name=f"Check {split} data",
+        outputs=[report],
+        output_parameters=[DATASET_ID],
         resources=pod_resources("500m", "1Gi", "2Gi"),
     )
 
 
 def prepare_data() -> Container:
     return step_template(
-        "prepare-data", "prepare-data",
+        "prepare-data",
+        "prepare-data",
         step_args("prepare-data", output_dir=output_path("prepared")),
-        display_name="Prepare data", outputs=["prepared"],
+        display_name="Prepare data",
+        outputs=["prepared"],
         resources=pod_resources("1", "2Gi", "4Gi"),
     )
 
 
 def embeddings() -> Container:
     return step_template(
-        "embeddings", "embeddings",
-        step_args("embeddings", prepared_dir=input_path("prepared"),
-                  output_dir=output_path("embeddings")),
-        display_name="Word embeddings", inputs=["prepared"], outputs=["embeddings"],
+        "embeddings",
+        "embeddings",
+        step_args(
+            "embeddings", prepared_dir=input_path("prepared"), output_dir=output_path("embeddings")
+        ),
+        display_name="Word embeddings",
+        inputs=["prepared"],
+        outputs=["embeddings"],
         resources=pod_resources("2", "2Gi", "4Gi"),
     )
 
 
 def model_metadata() -> Container:
     return step_template(
-        "model-metadata", "model-metadata",
-        step_args("model-metadata", prepared_dir=input_path("prepared"),
-                  embeddings_dir=input_path("embeddings"), output_dir=output_path("spec")),
-        display_name="Model spec", inputs=["prepared", "embeddings"], outputs=["spec"],
-        output_parameters=[MODEL_SPEC_ID], resources=pod_resources("500m", "1Gi", "2Gi"),
+        "model-metadata",
+        "model-metadata",
+        step_args(
+            "model-metadata",
+            prepared_dir=input_path("prepared"),
+            embeddings_dir=input_path("embeddings"),
+            output_dir=output_path("spec"),
+        ),
+        display_name="Model spec",
+        inputs=["prepared", "embeddings"],
+        outputs=["spec"],
+        output_parameters=[MODEL_SPEC_ID],
+        resources=pod_resources("500m", "1Gi", "2Gi"),
     )
 
 
@@ -218,12 +252,19 @@ def train(gpu: bool) -> Container:
     """One training pod; the GPU variant differs only in image and scheduling, and
     writes `model` and `training` to the same keys."""
     return step_template(
-        "train-gpu" if gpu else "train", "train",
-        step_args("train", prepared_dir=input_path("prepared"),
-                  embeddings_dir=input_path("embeddings"), model_spec_dir=input_path("spec"),
-                  model_dir=output_path("model"), training_dir=output_path("training")),
+        "train-gpu" if gpu else "train",
+        "train",
+        step_args(
+            "train",
+            prepared_dir=input_path("prepared"),
+            embeddings_dir=input_path("embeddings"),
+            model_spec_dir=input_path("spec"),
+            model_dir=output_path("model"),
+            training_dir=output_path("training"),
+        ),
         display_name="Train (GPU)" if gpu else "Train (CPU)",
-        inputs=["prepared", "embeddings", "spec"], outputs=["model", "training"],
+        inputs=["prepared", "embeddings", "spec"],
+        outputs=["model", "training"],
         image=wp("gpu_image") if gpu else wp("image"),
         gpu=GpuScheduling() if gpu else None,
         # The GPU pod holds the input pipeline's buffers and a memory-backed /dev/shm.
@@ -233,8 +274,7 @@ def train(gpu: bool) -> Container:
 
 def workdir_volume() -> dict[str, Any]:
     """The shared volume of the TFJob branch, on the claim given as input `claim`."""
-    return {"name": WORKDIR_VOLUME,
-            "persistentVolumeClaim": {"claimName": inputs_parameter(CLAIM)}}
+    return {"name": WORKDIR_VOLUME, "persistentVolumeClaim": {"claimName": inputs_parameter(CLAIM)}}
 
 
 def workdir_claim() -> Resource:
@@ -249,8 +289,10 @@ def workdir_claim() -> Resource:
     doc = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": {"generateName": f"{RUN_NAME}-{WORKDIR_VOLUME}-",
-                     "labels": {WORKFLOW_LABEL: RUN_NAME, "app.kubernetes.io/part-of": "textcnn"}},
+        "metadata": {
+            "generateName": f"{RUN_NAME}-{WORKDIR_VOLUME}-",
+            "labels": {WORKFLOW_LABEL: RUN_NAME, "app.kubernetes.io/part-of": "textcnn"},
+        },
         "spec": {
             "accessModes": ["ReadWriteMany"],
             "storageClassName": wp("pvc_storage_class"),
@@ -260,19 +302,27 @@ def workdir_claim() -> Resource:
     return Resource(
         name="workdir-claim",
         annotations={DISPLAY_NAME: "Claim the shared volume"},
-        action="create", set_owner_reference=True, manifest=resource_manifest(doc, ()),
+        action="create",
+        set_owner_reference=True,
+        manifest=resource_manifest(doc, ()),
         outputs=[Parameter(name=CLAIM, value_from=ValueFrom(json_path="{.metadata.name}"))],
     )
 
 
 def stage_data() -> Container:
     return step_template(
-        "stage-data", "stage-data",
-        step_args("stage-data", prepared_dir=input_path("prepared"),
-                  embeddings_dir=input_path("embeddings"), model_spec_dir=input_path("spec"),
-                  stage_dir=run_dir("data")),
+        "stage-data",
+        "stage-data",
+        step_args(
+            "stage-data",
+            prepared_dir=input_path("prepared"),
+            embeddings_dir=input_path("embeddings"),
+            model_spec_dir=input_path("spec"),
+            stage_dir=run_dir("data"),
+        ),
         display_name="Stage data on the shared volume",
-        inputs=["prepared", "embeddings", "spec"], workdir=True,
+        inputs=["prepared", "embeddings", "spec"],
+        workdir=True,
         resources=pod_resources("500m", "1Gi", "2Gi"),
     )
 
@@ -289,19 +339,30 @@ def tfjob(gpu: bool) -> Resource:
         generate_name=f"{RUN_NAME}-tfjob-",
         image=wp("gpu_image") if gpu else wp("image"),
         command=["python", "-m", "textcnn", "train-distributed"],
-        args=step_args("train-distributed", prepared_dir=f"{data}/prepared",
-                       embeddings_dir=f"{data}/embeddings", model_spec_dir=f"{data}/spec",
-                       model_dir=run_dir("model"), training_dir=run_dir("training")),
-        workers=wp("workers"), cpu=wp("replica_cpu"), memory=wp("replica_memory"),
-        claim_name=inputs_parameter(CLAIM), mount_path=wp("workdir"),
+        args=step_args(
+            "train-distributed",
+            prepared_dir=f"{data}/prepared",
+            embeddings_dir=f"{data}/embeddings",
+            model_spec_dir=f"{data}/spec",
+            model_dir=run_dir("model"),
+            training_dir=run_dir("training"),
+        ),
+        workers=wp("workers"),
+        cpu=wp("replica_cpu"),
+        memory=wp("replica_memory"),
+        claim_name=inputs_parameter(CLAIM),
+        mount_path=wp("workdir"),
         backoff_limit=wp("tfjob_backoff_limit"),
         active_deadline_seconds=wp("tfjob_active_deadline_seconds"),
-        workflow_name=RUN_NAME, gpu=GpuScheduling() if gpu else None,
+        workflow_name=RUN_NAME,
+        gpu=GpuScheduling() if gpu else None,
     )
     return Resource(
         name="tfjob-gpu" if gpu else "tfjob",
         annotations={DISPLAY_NAME: "TFJob (GPU)" if gpu else "TFJob (CPU)"},
-        action="create", set_owner_reference=True, manifest=manifest_yaml(doc),
+        action="create",
+        set_owner_reference=True,
+        manifest=manifest_yaml(doc),
         inputs=[Parameter(name=CLAIM)],
         outputs=[Parameter(name=TFJOB_NAME, value_from=ValueFrom(json_path="{.metadata.name}"))],
     )
@@ -309,11 +370,16 @@ def tfjob(gpu: bool) -> Resource:
 
 def wait_tfjob() -> Container:
     return step_template(
-        "wait-tfjob", "wait-tfjob",
-        step_args("wait-tfjob", name=inputs_parameter(TFJOB_NAME),
-                  namespace="{{workflow.namespace}}",
-                  timeout_s=wp("tfjob_wait_timeout_seconds")),
-        display_name="Wait for the TFJob", input_parameters=[TFJOB_NAME],
+        "wait-tfjob",
+        "wait-tfjob",
+        step_args(
+            "wait-tfjob",
+            name=inputs_parameter(TFJOB_NAME),
+            namespace="{{workflow.namespace}}",
+            timeout_s=wp("tfjob_wait_timeout_seconds"),
+        ),
+        display_name="Wait for the TFJob",
+        input_parameters=[TFJOB_NAME],
         resources=pod_resources("100m", "256Mi", "512Mi"),
     )
 
@@ -321,21 +387,36 @@ def wait_tfjob() -> Container:
 def collect_model() -> Container:
     """Publish the chief's model as the same `model` and `training` artifacts as `train`."""
     return step_template(
-        "collect-model", "collect-model",
-        step_args("collect-model", source_dir=f"{wp('workdir')}/{RUN_NAME}",
-                  model_dir=output_path("model"), training_dir=output_path("training")),
-        display_name="Collect the model", outputs=["model", "training"], workdir=True,
+        "collect-model",
+        "collect-model",
+        step_args(
+            "collect-model",
+            source_dir=f"{wp('workdir')}/{RUN_NAME}",
+            model_dir=output_path("model"),
+            training_dir=output_path("training"),
+        ),
+        display_name="Collect the model",
+        outputs=["model", "training"],
+        workdir=True,
         resources=pod_resources("250m", "512Mi", "1Gi"),
     )
 
 
 def evaluate() -> Container:
     return step_template(
-        "evaluate", "evaluate",
-        step_args("evaluate", model_dir=input_path("model"), prepared_dir=input_path("prepared"),
-                  metrics_dir=output_path("metrics"), training_dir=input_path("training")),
-        display_name="Evaluate on the test set", inputs=["model", "prepared", "training"],
-        outputs=["metrics"], output_parameters=[ACCURACY, MACRO_F1],
+        "evaluate",
+        "evaluate",
+        step_args(
+            "evaluate",
+            model_dir=input_path("model"),
+            prepared_dir=input_path("prepared"),
+            metrics_dir=output_path("metrics"),
+            training_dir=input_path("training"),
+        ),
+        display_name="Evaluate on the test set",
+        inputs=["model", "prepared", "training"],
+        outputs=["metrics"],
+        output_parameters=[ACCURACY, MACRO_F1],
         resources=pod_resources("1", "2Gi", "4Gi"),
     )
 
@@ -345,12 +426,18 @@ LINEAGE_INPUTS = ("train_dataset_id", "test_dataset_id", "model_spec_id", "hyper
 
 def log_training_metadata() -> Container:
     return step_template(
-        "log-training-metadata", "log-training-metadata",
-        step_args("log-training-metadata", training_dir=input_path("training"),
-                  metrics_dir=input_path("metrics"),
-                  **{name: inputs_parameter(name) for name in LINEAGE_INPUTS}),
-        display_name="Record lineage", input_parameters=LINEAGE_INPUTS,
-        inputs=["training", "metrics"], output_parameters=[MODEL_URI, MODEL_ID],
+        "log-training-metadata",
+        "log-training-metadata",
+        step_args(
+            "log-training-metadata",
+            training_dir=input_path("training"),
+            metrics_dir=input_path("metrics"),
+            **{name: inputs_parameter(name) for name in LINEAGE_INPUTS},
+        ),
+        display_name="Record lineage",
+        input_parameters=LINEAGE_INPUTS,
+        inputs=["training", "metrics"],
+        output_parameters=[MODEL_URI, MODEL_ID],
         resources=pod_resources("250m", "512Mi", "1Gi"),
     )
 
@@ -361,40 +448,54 @@ def deploy(runtime: str) -> Resource:
     updates the same service on every run (a new revision, canary if asked); it has no
     owner reference, since the endpoint outlives the workflow."""
     doc = build_inference_service(
-        name=wp("isvc_name"), namespace="{{workflow.namespace}}",
-        storage_uri=inputs_parameter(MODEL_URI), service_account=SERVING_ACCOUNT,
-        runtime=runtime, deployment_mode=wp("serving_deployment_mode"),
+        name=wp("isvc_name"),
+        namespace="{{workflow.namespace}}",
+        storage_uri=inputs_parameter(MODEL_URI),
+        service_account=SERVING_ACCOUNT,
+        runtime=runtime,
+        deployment_mode=wp("serving_deployment_mode"),
         runtime_version=wp("tf_serving_version"),
         image=wp("serving_image") if runtime == "custom" else None,
-        min_replicas=wp("serving_min_replicas"), max_replicas=wp("serving_max_replicas"),
+        min_replicas=wp("serving_min_replicas"),
+        max_replicas=wp("serving_max_replicas"),
         canary_traffic_percent=wp("canary_traffic_percent"),
     )
     return Resource(
         name=f"deploy-{runtime}",
         annotations={DISPLAY_NAME: f"Deploy on KServe ({runtime})"},
-        action="apply", manifest=inference_service_yaml(doc),
+        action="apply",
+        manifest=inference_service_yaml(doc),
         inputs=[Parameter(name=MODEL_URI)],
     )
 
 
 def deploy_wait() -> Container:
     return step_template(
-        "deploy-wait", "deploy-wait",
-        step_args("deploy-wait", name=wp("isvc_name"), namespace="{{workflow.namespace}}",
-                  model_name=wp("isvc_name"), model_id=inputs_parameter(MODEL_ID),
-                  timeout_s=wp("deploy_timeout_seconds")),
-        display_name="Wait for the endpoint, smoke-test it", input_parameters=[MODEL_ID],
-        output_parameters=[ENDPOINT], resources=pod_resources("100m", "256Mi", "512Mi"),
+        "deploy-wait",
+        "deploy-wait",
+        step_args(
+            "deploy-wait",
+            name=wp("isvc_name"),
+            namespace="{{workflow.namespace}}",
+            model_name=wp("isvc_name"),
+            model_id=inputs_parameter(MODEL_ID),
+            timeout_s=wp("deploy_timeout_seconds"),
+        ),
+        display_name="Wait for the endpoint, smoke-test it",
+        input_parameters=[MODEL_ID],
+        output_parameters=[ENDPOINT],
+        resources=pod_resources("100m", "256Mi", "512Mi"),
     )
 
 
 def record_status() -> Container:
     """The exit handler: the run's final status in ML Metadata, whatever happened."""
     return step_template(
-        "record-status", "record-status",
-        step_args("record-status", status="{{workflow.status}}",
-                  failures="{{workflow.failures}}"),
-        display_name="Record the run's status", resources=pod_resources("100m", "256Mi", "512Mi"),
+        "record-status",
+        "record-status",
+        step_args("record-status", status="{{workflow.status}}", failures="{{workflow.failures}}"),
+        display_name="Record the run's status",
+        resources=pod_resources("100m", "256Mi", "512Mi"),
     )
 
 

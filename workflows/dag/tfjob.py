@@ -35,8 +35,9 @@ CLEAN_POD_POLICY = "Running"
 INTEGER_FIELDS = ("replicas", "backoffLimit", "activeDeadlineSeconds")
 
 
-def _replica(replicas: int | str, pod_labels: Mapping[str, str],
-             pod_spec: Mapping[str, Any]) -> dict[str, Any]:
+def _replica(
+    replicas: int | str, pod_labels: Mapping[str, str], pod_spec: Mapping[str, Any]
+) -> dict[str, Any]:
     return {
         "replicas": replicas,
         "restartPolicy": RESTART_POLICY,
@@ -73,15 +74,21 @@ def build_tfjob(
         "command": list(command),
         "args": list(args),
         # No CPU limit: throttling TensorFlow only slows the collective down for everyone.
-        "resources": {"requests": {"cpu": cpu, "memory": memory},
-                      "limits": {"memory": memory, **(gpu.limits if gpu else {})}},
-        "volumeMounts": [{"name": WORKDIR_VOLUME, "mountPath": mount_path},
-                         *(gpu.volume_mounts if gpu else [])],
+        "resources": {
+            "requests": {"cpu": cpu, "memory": memory},
+            "limits": {"memory": memory, **(gpu.limits if gpu else {})},
+        },
+        "volumeMounts": [
+            {"name": WORKDIR_VOLUME, "mountPath": mount_path},
+            *(gpu.volume_mounts if gpu else []),
+        ],
     }
     pod_spec: dict[str, Any] = {
         "containers": [container],
-        "volumes": [{"name": WORKDIR_VOLUME, "persistentVolumeClaim": {"claimName": claim_name}},
-                    *(gpu.volumes if gpu else [])],
+        "volumes": [
+            {"name": WORKDIR_VOLUME, "persistentVolumeClaim": {"claimName": claim_name}},
+            *(gpu.volumes if gpu else []),
+        ],
         # Training reads and writes the volume only; it never calls the Kubernetes API.
         "automountServiceAccountToken": False,
     }

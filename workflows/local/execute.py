@@ -33,7 +33,7 @@ from workflows.local.plan import (
     generate_name,
 )
 from workflows.local.result import RunResult
-from workflows.local.store import ArtifactStore, open_store
+from workflows.local.store import open_store
 from workflows.local.substitution import substitute
 
 TAIL_LINES = 20
@@ -42,29 +42,28 @@ TAIL_LINES = 20
 def _step_error(log: Path) -> str:
     """The failed step's own `error: ...` line (the textcnn CLI's convention), if any, so
     the reason shows above the log's library noise."""
-    errors = [line for line in log.read_text(errors="replace").splitlines()
-              if line.startswith("error: ")]
+    errors = [
+        line for line in log.read_text(errors="replace").splitlines() if line.startswith("error: ")
+    ]
     return f" ({errors[-1]})" if errors else ""
 
 
-
 class Run(Plan):
-    """A plan being carried out."""
+    """A plan being carried out: what each task did, and the processes running now."""
 
-    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, str],
-                 output_dir: Path, store: ArtifactStore, env: Mapping[str, str],
-                 stand_ins: Mapping[str, StandIn], max_parallel: int, workflow_name: str,
-                 on_progress: Callable[[str], None]) -> None:
-        super().__init__(template, parameters, output_dir, store, env, stand_ins,
-                         max_parallel, workflow_name, on_progress)
-        self.artifact_keys: dict[str, str] = {}
-        self.status: dict[str, str] = {}
-        self.steps: dict[str, dict[str, Any]] = {}
-        self.artifacts: dict[str, str] = {}
-        self.procs: set[subprocess.Popen[bytes]] = set()
-        self.lock = threading.Lock()
+    artifact_keys: dict[str, str]  # `tasks.T.outputs.artifacts.A` -> key
+    status: dict[str, str]
+    steps: dict[str, dict[str, Any]]
+    artifacts: dict[str, str]  # artifact name -> URI
+    procs: set[subprocess.Popen[bytes]]
+    lock: threading.Lock
+
+    def _begin(self) -> None:
+        self.artifact_keys, self.status, self.steps, self.artifacts = {}, {}, {}, {}
+        self.procs, self.lock = set(), threading.Lock()
 
     def run(self) -> RunResult:
+        self._begin()
         pending = list(self.tasks)
         running: dict[Future[Outcome], str] = {}
         failed = False
@@ -110,12 +109,18 @@ class Run(Plan):
         task = self.exit_handler
         if task is None:
             return result
-        failures = [{"displayName": n, "templateName": self.tasks[n].template["name"],
-                     "phase": s, "message": self.steps[n].get("message", "")}
-                    for n, s in self.status.items() if s in (FAILED, ERRORED)]
+        failures = [
+            {
+                "displayName": n,
+                "templateName": self.tasks[n].template["name"],
+                "phase": s,
+                "message": self.steps[n].get("message", ""),
+            }
+            for n, s in self.status.items()
+            if s in (FAILED, ERRORED)
+        ]
         try:
-            outcome = self._execute(self._prepare_exit_handler(result.status,
-                                                               json.dumps(failures)))
+            outcome = self._execute(self._prepare_exit_handler(result.status, json.dumps(failures)))
         except WorkflowError as e:
             outcome = Outcome(ERRORED, message=str(e))
         if self._finish(task.name, outcome) and result.status == SUCCEEDED:
@@ -171,8 +176,11 @@ class Run(Plan):
             try:
                 self.store.download(key, path)
             except FileNotFoundError:
-                return Outcome(ERRORED, message=f"input artifact {name!r}: key {key!r} not "
-                                f"found in {self.store.root} (task {job.task!r})")
+                return Outcome(
+                    ERRORED,
+                    message=f"input artifact {name!r}: key {key!r} not "
+                    f"found in {self.store.root} (task {job.task!r})",
+                )
         returned: dict[str, str] = {}
         max_rss_mib: float | None = None
         if job.command is not None:
@@ -186,30 +194,42 @@ class Run(Plan):
             assert job.stand_in is not None
             resource = job.template.get("resource", {})
             context = StandInContext(
-                job.task, job.template, resource.get("manifest"), job.parameters,
-                self.workflow_name, self.output_dir, job.pod_dir, job.log, self.store, job.env)
+                job.task,
+                job.template,
+                resource.get("manifest"),
+                job.parameters,
+                self.workflow_name,
+                self.output_dir,
+                job.pod_dir,
+                job.log,
+                self.store,
+                job.env,
+            )
             try:
                 returned = {k: str(v) for k, v in (job.stand_in(context) or {}).items()}
             except Exception as e:  # the stand-in's failure is the task's failure
                 traceback.print_exc(file=log)
                 return Outcome(FAILED, message=f"stand-in raised {type(e).__name__}: {e}")
         outputs = dict(returned)
-        for name, path, default in job.out_params:
-            if path is not None and path.is_file():
-                value = path.read_text()
+        for name, param_path, default in job.out_params:
+            if param_path is not None and param_path.is_file():
+                value = param_path.read_text()
             elif name in returned:
                 continue
             elif default is not None:
                 value = default
             else:
-                where = f"written to {path}" if path is not None else "returned by the stand-in"
+                where = (
+                    f"written to {param_path}"
+                    if param_path is not None
+                    else "returned by the stand-in"
+                )
                 return Outcome(ERRORED, message=f"output parameter {name!r} was not {where}")
             outputs[name] = value.removesuffix("\n")  # Argo trims one trailing newline
         keys = {}
         for name, key, path in job.outputs:
             if not path.exists():
-                return Outcome(ERRORED, message=f"output artifact {name!r}: {path} was not "
-                                "written")
+                return Outcome(ERRORED, message=f"output artifact {name!r}: {path} was not written")
             self.store.upload(path, key)
             keys[name] = key
         return Outcome(SUCCEEDED, outputs=outputs, artifacts=keys, max_rss_mib=max_rss_mib)
@@ -218,8 +238,14 @@ class Run(Plan):
         """Run the job's command: (exit code, peak resident memory in MiB, if known)."""
         assert job.command is not None
         # Own session: Ctrl-C reaches the runner, which then kills whole process groups.
-        proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=job.env, start_new_session=True)
+        proc = subprocess.Popen(
+            job.command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=job.env,
+            start_new_session=True,
+        )
         with self.lock:
             self.procs.add(proc)
         try:
@@ -252,8 +278,12 @@ class Run(Plan):
         """Record a settled task and report it; True when it failed the workflow."""
         self.status[name] = outcome.status
         log = self._log_path(name) if outcome.ran else None
-        step: dict[str, Any] = {"status": outcome.status, "seconds": round(outcome.seconds, 3),
-                                "log": str(log) if log else None, "outputs": outcome.outputs}
+        step: dict[str, Any] = {
+            "status": outcome.status,
+            "seconds": round(outcome.seconds, 3),
+            "log": str(log) if log else None,
+            "outputs": outcome.outputs,
+        }
         if outcome.message:
             step["message"] = outcome.message
         if outcome.max_rss_mib is not None:
@@ -280,10 +310,12 @@ class Run(Plan):
             pending.remove(name)
             self._finish(name, Outcome(OMITTED, message=message))
 
-    def _result(self, status: str, message: str,
-                outputs: dict[str, str] | None = None) -> RunResult:
-        return RunResult(status, self.workflow_name, self.steps, outputs or {}, self.artifacts,
-                         message)
+    def _result(
+        self, status: str, message: str, outputs: dict[str, str] | None = None
+    ) -> RunResult:
+        return RunResult(
+            status, self.workflow_name, self.steps, outputs or {}, self.artifacts, message
+        )
 
 
 def run_workflow(
@@ -307,8 +339,17 @@ def run_workflow(
     output_dir = Path(output_dir).resolve()
     name = workflow_name or generate_name(template)
     store = open_store(artifact_root or str(output_dir / "artifacts"))
-    run = Run(template, parameters, output_dir, store, env or {}, stand_ins or {},
-               max_parallel, name, on_progress)
+    run = Run(
+        template,
+        parameters,
+        output_dir,
+        store,
+        env or {},
+        stand_ins or {},
+        max_parallel,
+        name,
+        on_progress,
+    )
     result = run.run()
     result.write(output_dir / "run.json")
     return result

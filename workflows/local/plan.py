@@ -41,9 +41,14 @@ SKIPPED, OMITTED = "Skipped", "Omitted"
 # The one `valueFrom.expression` form the runner evaluates: a quoted string literal.
 _QUOTED = re.compile(r"\s*(?:'([^']*)'|\"([^\"]*)\")\s*")
 # Task fields whose meaning the runner does not reproduce; ignoring them would mislead.
-UNSUPPORTED_TASK_FIELDS = ("withItems", "withParam", "withSequence", "templateRef", "inline",
-                           "continueOn")
-
+UNSUPPORTED_TASK_FIELDS = (
+    "withItems",
+    "withParam",
+    "withSequence",
+    "templateRef",
+    "inline",
+    "continueOn",
+)
 
 
 @dataclass
@@ -71,8 +76,6 @@ class StandInContext:
 
 
 StandIn = Callable[[StandInContext], dict[str, str]]
-
-
 
 
 @dataclass
@@ -126,8 +129,10 @@ def _workflow_parameters(spec: Mapping[str, Any], given: Mapping[str, str]) -> d
     declared = {p["name"]: p for p in spec.get("arguments", {}).get("parameters", [])}
     unknown = sorted(set(given) - set(declared))
     if unknown:
-        raise WorkflowError(f"unknown workflow parameter(s): {', '.join(unknown)}; "
-                         f"the template declares: {', '.join(sorted(declared)) or 'none'}")
+        raise WorkflowError(
+            f"unknown workflow parameter(s): {', '.join(unknown)}; "
+            f"the template declares: {', '.join(sorted(declared)) or 'none'}"
+        )
     values: dict[str, str] = {}
     for name, param in declared.items():
         if name in given:
@@ -138,13 +143,18 @@ def _workflow_parameters(spec: Mapping[str, Any], given: Mapping[str, str]) -> d
             raise WorkflowError(f"workflow parameter {name!r} has no default: pass a value")
         enum = param.get("enum")
         if enum and values[name] not in [str(e) for e in enum]:
-            raise WorkflowError(f"workflow parameter {name!r} is {values[name]!r}; "
-                             f"allowed: {', '.join(map(str, enum))}")
+            raise WorkflowError(
+                f"workflow parameter {name!r} is {values[name]!r}; "
+                f"allowed: {', '.join(map(str, enum))}"
+            )
     return values
 
 
-def _build_tasks(dag: Mapping[str, Any], templates: Mapping[str, dict[str, Any]],
-                 stand_ins: Mapping[str, StandIn]) -> dict[str, Task]:
+def _build_tasks(
+    dag: Mapping[str, Any],
+    templates: Mapping[str, dict[str, Any]],
+    stand_ins: Mapping[str, StandIn],
+) -> dict[str, Task]:
     tasks: dict[str, Task] = {}
     for spec in dag.get("tasks", []):
         name = spec["name"]
@@ -159,10 +169,14 @@ def _build_tasks(dag: Mapping[str, Any], templates: Mapping[str, dict[str, Any]]
             raise WorkflowError(f"{where}: no template named {spec.get('template')!r}")
         stand_in = stand_ins.get(template["name"])
         if stand_in is None and "container" not in template:
-            kind = next((k for k in ("resource", "script", "dag", "steps", "suspend")
-                         if k in template), "this kind of")
-            raise WorkflowError(f"{where}: template {template['name']!r} is a {kind} template; "
-                             "register a local stand-in for it")
+            kind = next(
+                (k for k in ("resource", "script", "dag", "steps", "suspend") if k in template),
+                "this kind of",
+            )
+            raise WorkflowError(
+                f"{where}: template {template['name']!r} is a {kind} template; "
+                "register a local stand-in for it"
+            )
         if "depends" in spec and "dependencies" in spec:
             raise WorkflowError(f"{where}: use either depends or dependencies, not both")
         text = spec.get("depends") or " && ".join(spec.get("dependencies", []))
@@ -171,29 +185,35 @@ def _build_tasks(dag: Mapping[str, Any], templates: Mapping[str, dict[str, Any]]
     for task in tasks.values():
         unknown = sorted((task.depends.tasks if task.depends else set()) - set(tasks))
         if unknown:
-            raise WorkflowError(f"task {task.name!r} depends on unknown task(s): "
-                             f"{', '.join(unknown)}")
+            raise WorkflowError(
+                f"task {task.name!r} depends on unknown task(s): {', '.join(unknown)}"
+            )
     _set_ancestors(tasks)
     return tasks
 
 
-
-def _exit_handler(spec: Mapping[str, Any], templates: Mapping[str, dict[str, Any]],
-                  stand_ins: Mapping[str, StandIn], tasks: Mapping[str, Task]) -> Task | None:
+def _exit_handler(
+    spec: Mapping[str, Any],
+    templates: Mapping[str, dict[str, Any]],
+    stand_ins: Mapping[str, StandIn],
+    tasks: Mapping[str, Task],
+) -> Task | None:
     """The `onExit` template as a task named after it (Argo's node is `<wf>.onExit`)."""
     name = spec.get("onExit")
     if not name:
         return None
-    (task,) = _build_tasks({"tasks": [{"name": name, "template": name}]}, templates,
-                           stand_ins).values()
+    (task,) = _build_tasks(
+        {"tasks": [{"name": name, "template": name}]}, templates, stand_ins
+    ).values()
     if name in tasks:
         raise WorkflowError(f"onExit template {name!r} has the name of a DAG task")
     return task
 
 
 def _set_ancestors(tasks: dict[str, Task]) -> None:
-    parents = {name: task.depends.tasks if task.depends else frozenset()
-               for name, task in tasks.items()}
+    parents = {
+        name: task.depends.tasks if task.depends else frozenset() for name, task in tasks.items()
+    }
     found = cycles(parents)
     if found:
         raise WorkflowError(f"dependency cycle: {' -> '.join(found[0])}")
@@ -201,14 +221,21 @@ def _set_ancestors(tasks: dict[str, Task]) -> None:
         tasks[name].ancestors = task_ancestors
 
 
-
 class Plan:
     """The run's tasks and how each one runs, checked up front."""
 
-    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, str],
-                 output_dir: Path, store: ArtifactStore, env: Mapping[str, str],
-                 stand_ins: Mapping[str, StandIn], max_parallel: int, workflow_name: str,
-                 on_progress: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        parameters: Mapping[str, str],
+        output_dir: Path,
+        store: ArtifactStore,
+        env: Mapping[str, str],
+        stand_ins: Mapping[str, StandIn],
+        max_parallel: int,
+        workflow_name: str,
+        on_progress: Callable[[str], None],
+    ) -> None:
         spec = template.get("spec")
         if not isinstance(spec, dict):
             raise WorkflowError("the workflow template has no spec")
@@ -218,18 +245,22 @@ class Plan:
             raise WorkflowError(f"entrypoint {spec.get('entrypoint')!r} is not a DAG template")
         values = _workflow_parameters(spec, parameters)
         self.globals = {
-            "workflow.name": workflow_name, "workflow.namespace": "default",
+            "workflow.name": workflow_name,
+            "workflow.namespace": "default",
             "workflow.uid": str(uuid.uuid4()),
             **{f"workflow.parameters.{k}": v for k, v in values.items()},
         }
         self.output_dir, self.store, self.env = output_dir, store, dict(env)
         self.max_parallel, self.workflow_name = max(1, max_parallel), workflow_name
         if spec.get("volumeClaimTemplates"):
-            raise WorkflowError("volumeClaimTemplates are not supported by the local runner: "
-                             "claim the volume with a resource template")
+            raise WorkflowError(
+                "volumeClaimTemplates are not supported by the local runner: "
+                "claim the volume with a resource template"
+            )
         self.volumes: dict[str, dict[str, Any]] = {
             v["name"]: substitute(v, self.globals, f"volume {v['name']!r}")
-            for v in spec.get("volumes", [])}
+            for v in spec.get("volumes", [])
+        }
         self.on_progress = on_progress
         self.tasks = _build_tasks(self.dag["dag"], templates, stand_ins)
         self.exit_handler = _exit_handler(spec, templates, stand_ins, self.tasks)
@@ -268,6 +299,7 @@ class Plan:
         # Two globals exist in exit handlers only.
         scope = {**self.globals, "workflow.status": status, "workflow.failures": failures}
         saved, self.globals = self.globals, scope
+        assert self.exit_handler is not None
         try:
             return self._prepare(self.exit_handler, scope, {})
         finally:
@@ -275,15 +307,19 @@ class Plan:
 
     def _visible(self, task: Task, scope: Mapping[str, str]) -> dict[str, str]:
         """Argo resolves `tasks.T...` only for T among the task's ancestors."""
-        return {k: v for k, v in scope.items()
-                if not k.startswith("tasks.") or k.split(".")[1] in task.ancestors}
+        return {
+            k: v
+            for k, v in scope.items()
+            if not k.startswith("tasks.") or k.split(".")[1] in task.ancestors
+        }
 
-    def _prepare(self, task: Task, scope: Mapping[str, str],
-                 art_scope: Mapping[str, str]) -> Job:
+    def _prepare(self, task: Task, scope: Mapping[str, str], art_scope: Mapping[str, str]) -> Job:
         where = f"task {task.name!r}"
         arguments = task.spec.get("arguments", {})
-        given = {p["name"]: substitute(str(p.get("value", "")), scope, f"{where} arguments")
-                 for p in arguments.get("parameters", [])}
+        given = {
+            p["name"]: substitute(str(p.get("value", "")), scope, f"{where} arguments")
+            for p in arguments.get("parameters", [])
+        }
         given_art: dict[str, str] = {}
         for a in arguments.get("artifacts", []):
             if "from" in a:
@@ -317,17 +353,17 @@ class Plan:
             if "path" in p.get("valueFrom", {}):
                 tscope[f"outputs.parameters.{p['name']}.path"] = str(local(p["valueFrom"]["path"]))
 
-        raw = copy.deepcopy(tmpl)
-        container = raw.get("container")
-        if container is not None:
+        unresolved = copy.deepcopy(tmpl)
+        if (pod_container := unresolved.get("container")) is not None:
             # Literal pod paths move under the pod folder, before substitution adds real ones.
             for part in ("command", "args"):
-                container[part] = [remap_literal(str(a), roots, pod)
-                                   for a in container.get(part, [])]
-            for e in container.get("env", []):
+                pod_container[part] = [
+                    remap_literal(str(a), roots, pod) for a in pod_container.get(part, [])
+                ]
+            for e in pod_container.get("env", []):
                 if "value" in e:
                     e["value"] = remap_literal(str(e["value"]), roots, pod)
-        resolved = substitute(raw, tscope, twhere)
+        resolved = substitute(unresolved, tscope, twhere)
         mounts = self._mounts(resolved, pod, twhere)
         if mounts:
             c = resolved["container"]
@@ -341,8 +377,9 @@ class Plan:
         for a in resolved.get("inputs", {}).get("artifacts", []):
             key = given_art.get(a["name"]) or artifact_key(a)
             if key is None:
-                raise WorkflowError(f"{twhere}: input artifact {a['name']!r} has no key and no "
-                                 "`from`; give it one")
+                raise WorkflowError(
+                    f"{twhere}: input artifact {a['name']!r} has no key and no `from`; give it one"
+                )
             in_arts.append((a["name"], check_key(key, twhere), local(a["path"])))
         out_arts = []
         for a in resolved.get("outputs", {}).get("artifacts", []):
@@ -363,15 +400,30 @@ class Plan:
         command = None
         if task.stand_in is None:
             if not c.get("command"):
-                raise WorkflowError(f"{twhere}: the container has no command (the local runner "
-                                 "cannot use an image's entrypoint)")
-            command = [expand_env_refs(str(a), declared)
-                       for a in (*c["command"], *c.get("args", []))]
+                raise WorkflowError(
+                    f"{twhere}: the container has no command (the local runner "
+                    "cannot use an image's entrypoint)"
+                )
+            command = [
+                expand_env_refs(str(a), declared) for a in (*c["command"], *c.get("args", []))
+            ]
             if command[0] in ("python", "python3"):
                 command[0] = sys.executable
-        return Job(task.name, resolved, inputs, pod, self._log_path(task.name), roots,
-                    in_arts, out_arts, out_params, command, task.stand_in, env,
-                    list(mounts.values()))
+        return Job(
+            task.name,
+            resolved,
+            inputs,
+            pod,
+            self._log_path(task.name),
+            roots,
+            in_arts,
+            out_arts,
+            out_params,
+            command,
+            task.stand_in,
+            env,
+            list(mounts.values()),
+        )
 
     def _mounts(self, template: Mapping[str, Any], pod: Path, where: str) -> dict[str, Path]:
         """Mount path -> local folder, for each volume mount of the template's container."""
@@ -386,8 +438,10 @@ class Plan:
             elif "emptyDir" in volume:
                 local = pod / "volumes" / m["name"]
             else:
-                raise WorkflowError(f"{where}: volume {m['name']!r}: the local runner runs "
-                                 "persistentVolumeClaim and emptyDir volumes only")
+                raise WorkflowError(
+                    f"{where}: volume {m['name']!r}: the local runner runs "
+                    "persistentVolumeClaim and emptyDir volumes only"
+                )
             mounts[m["mountPath"]] = local / m.get("subPath", "")
         return mounts
 
@@ -405,16 +459,18 @@ class Plan:
                     outputs[p["name"]] = str(value_from["default"])
             elif "value" in p:
                 outputs[p["name"]] = substitute(str(p["value"]), params, where)
-            elif (literal := _QUOTED.fullmatch(
-                    substitute(value_from.get("expression", ""), params, where))):
+            elif literal := _QUOTED.fullmatch(
+                substitute(value_from.get("expression", ""), params, where)
+            ):
                 outputs[p["name"]] = literal.group(1) or literal.group(2) or ""
             else:
-                raise WorkflowError(f"{where}: the local runner supports valueFrom.parameter, "
-                                 "value, or an expression that is one quoted string")
+                raise WorkflowError(
+                    f"{where}: the local runner supports valueFrom.parameter, "
+                    "value, or an expression that is one quoted string"
+                )
         return outputs
 
     # -- execution
 
     def _log_path(self, task: str) -> Path:
         return self.output_dir / "logs" / f"{task}.log"
-

@@ -23,9 +23,15 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "workflow_name": self.workflow_name,
-                "message": self.message, "steps": self.steps, "outputs": self.outputs,
-                "artifacts": self.artifacts, **self.extra}
+        return {
+            "status": self.status,
+            "workflow_name": self.workflow_name,
+            "message": self.message,
+            "steps": self.steps,
+            "outputs": self.outputs,
+            "artifacts": self.artifacts,
+            **self.extra,
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -36,5 +42,3 @@ class RunResult:
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         tmp.write_text(self.to_json() + "\n")
         os.replace(tmp, path)
-
-

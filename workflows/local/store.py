@@ -45,7 +45,7 @@ class ArtifactStore(abc.ABC):
         if key in names:
             names = [key]
         for name in names:
-            target = dest / name[len(key):].lstrip("/") if name != key else dest
+            target = dest / name[len(key) :].lstrip("/") if name != key else dest
             target.parent.mkdir(parents=True, exist_ok=True)
             self.fetch(name, target)
 
@@ -60,8 +60,12 @@ class LocalStore(ArtifactStore):
             return []
         keys = (p.relative_to(base) for p in folder.rglob("*") if p.is_file())
         # Not the temporary folders of an upload in progress.
-        return sorted(k.as_posix() for k in keys if k.as_posix().startswith(prefix) and not any(
-            part.startswith(".") and part.endswith(".tmp") for part in k.parts))
+        return sorted(
+            k.as_posix()
+            for k in keys
+            if k.as_posix().startswith(prefix)
+            and not any(part.startswith(".") and part.endswith(".tmp") for part in k.parts)
+        )
 
     def fetch(self, key: str, dest: Path) -> None:
         shutil.copy2(self.uri(key), dest)
@@ -108,5 +112,3 @@ class GcsStore(ArtifactStore):
 
 def open_store(root: str) -> ArtifactStore:
     return GcsStore(root) if root.startswith("gs://") else LocalStore(str(Path(root).resolve()))
-
-

@@ -24,7 +24,7 @@ def substitute(value: Any, scope: Mapping[str, str], where: str) -> Any:
         end = value.find("}}", start)
         if end < 0:
             break
-        name = value[start + 2:end].strip()
+        name = value[start + 2 : end].strip()
         if name not in scope:
             raise WorkflowError(f"{where}: cannot resolve {{{{{name}}}}} in {value!r}")
         out += [value[pos:start], scope[name]]
@@ -38,10 +38,12 @@ _ENV_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 def expand_env_refs(text: str, env: Mapping[str, str]) -> str:
     """Kubernetes' `$(VAR)` expansion in command and args: only variables the container
     declares are expanded, `$$` escapes, and an unknown reference stays as written."""
+
     def repl(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
             return "$"
         return env.get(m.group(1), m.group(0))
+
     return _ENV_REF.sub(repl, text)
 
 
@@ -61,10 +63,17 @@ def check_key(key: str, where: str) -> str:
 
 def pod_roots(template: Mapping[str, Any]) -> set[str]:
     """The pod's private folders: the first two levels of every declared pod path."""
-    paths = [a["path"] for section in ("inputs", "outputs")
-             for a in template.get(section, {}).get("artifacts", []) if "path" in a]
-    paths += [p["valueFrom"]["path"] for p in template.get("outputs", {}).get("parameters", [])
-              if "path" in p.get("valueFrom", {})]
+    paths = [
+        a["path"]
+        for section in ("inputs", "outputs")
+        for a in template.get(section, {}).get("artifacts", [])
+        if "path" in a
+    ]
+    paths += [
+        p["valueFrom"]["path"]
+        for p in template.get("outputs", {}).get("parameters", [])
+        if "path" in p.get("valueFrom", {})
+    ]
     return {"/" + "/".join(Path(p).parts[1:3]) for p in paths if p.startswith("/")}
 
 
@@ -94,7 +103,5 @@ def remap_path(text: str, mounts: Mapping[str, Path]) -> str:
     for mount in sorted(mounts, key=len, reverse=True):
         base = mount.rstrip("/")
         if path == base or path.startswith(base + "/"):
-            return f"{prefix}{eq}{mounts[mount]}{path[len(base):]}"
+            return f"{prefix}{eq}{mounts[mount]}{path[len(base) :]}"
     return text
-
-

@@ -28,8 +28,7 @@ GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 # Ready=False reasons that do not heal by waiting (Knative: the latest revision failed).
 FAILED_REASONS = frozenset({"RevisionFailed"})
 FAILED_TRANSITIONS = frozenset({"BlockedByFailedLoad", "InvalidSpec"})
-SMOKE_TEXTS = ["a moving, funny and beautifully acted film",
-               "dull, predictable and far too long"]
+SMOKE_TEXTS = ["a moving, funny and beautifully acted film", "dull, predictable and far too long"]
 RETRY_STATUSES = frozenset({502, 503, 504})  # the route may lag a moment behind Ready
 
 
@@ -63,15 +62,19 @@ def isvc_status(obj: Mapping[str, Any], generation: int) -> tuple[str, str]:
         return "waiting", "no status yet (the KServe controller has not reconciled it)"
     observed = status.get("observedGeneration", 0)
     if observed < generation:
-        return "waiting", (f"status is for generation {observed}, not yet for generation "
-                           f"{generation} (the previous model may still be serving)")
+        return "waiting", (
+            f"status is for generation {observed}, not yet for generation "
+            f"{generation} (the previous model may still be serving)"
+        )
     failure = _failure(status)
     if failure:
         return "failed", failure
     conditions = _conditions(status)
     predictor = (status.get("components") or {}).get("predictor") or {}
-    created, ready_rev = (predictor.get("latestCreatedRevision"),
-                          predictor.get("latestReadyRevision"))
+    created, ready_rev = (
+        predictor.get("latestCreatedRevision"),
+        predictor.get("latestReadyRevision"),
+    )
     if conditions.get("Ready", {}).get("status") == "True":
         url = (status.get("address") or {}).get("url") or status.get("url")
         if created and created != ready_rev:
@@ -84,14 +87,18 @@ def isvc_status(obj: Mapping[str, Any], generation: int) -> tuple[str, str]:
         return "waiting", "no Ready condition yet"
     # Ready usually carries the reason; else the first condition that explains itself.
     ready = conditions.get("Ready", {})
-    shown = ready if ready.get("reason") or ready.get("message") else next(
-        (c for c in pending if c.get("reason") or c.get("message")), pending[0])
+    shown = (
+        ready
+        if ready.get("reason") or ready.get("message")
+        else next((c for c in pending if c.get("reason") or c.get("message")), pending[0])
+    )
     why = ": ".join(str(shown[k]) for k in ("reason", "message") if shown.get(k))
     return "waiting", f"{shown.get('type')} is {shown.get('status')}" + (f" ({why})" if why else "")
 
 
-def wait_ready(get: Callable[[], Mapping[str, Any]], generation: int, timeout_s: float,
-               poll_s: float) -> str:
+def wait_ready(
+    get: Callable[[], Mapping[str, Any]], generation: int, timeout_s: float, poll_s: float
+) -> str:
     """Poll `get()` (the InferenceService object) until it is ready for `generation`.
 
     Returns the URL; RuntimeError when a failure shows, TimeoutError after `timeout_s`,
@@ -106,17 +113,20 @@ def wait_ready(get: Callable[[], Mapping[str, Any]], generation: int, timeout_s:
         if state == "ready":
             return detail
         if state == "failed":
-            raise RuntimeError(f"InferenceService {name} (generation {generation}) failed: "
-                               f"{detail}")
+            raise RuntimeError(
+                f"InferenceService {name} (generation {generation}) failed: {detail}"
+            )
         if time.monotonic() + poll_s > deadline:
             raise TimeoutError(
                 f"InferenceService {name} not ready for generation {generation} after "
-                f"{timeout_s:g} s; last seen: {detail}")
+                f"{timeout_s:g} s; last seen: {detail}"
+            )
         time.sleep(poll_s)
 
 
-def _post_with_retries(url: str, body: dict[str, Any], attempts: int = 5,
-                       wait_s: float = 2.0) -> requests.Response:
+def _post_with_retries(
+    url: str, body: dict[str, Any], attempts: int = 5, wait_s: float = 2.0
+) -> requests.Response:
     for _ in range(attempts - 1):
         try:
             response = requests.post(url, json=body, timeout=60)
@@ -151,12 +161,12 @@ def _check_prediction(i: int, prediction: Any) -> None:
         raise RuntimeError(f"prediction {i} has no class scores: {prediction!r}")
     if len(classes) != len(values) or not values:
         raise RuntimeError(f"prediction {i}: {len(values)} scores for {len(classes)} classes")
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) and 0 <= v <= 1
-               for v in values):
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) and 0 <= v <= 1 for v in values):
         raise RuntimeError(f"prediction {i}: scores are not probabilities: {values}")
     if prediction["label"] not in classes:
-        raise RuntimeError(f"prediction {i}: label {prediction['label']!r} is not one of "
-                           f"the classes {classes}")
+        raise RuntimeError(
+            f"prediction {i}: label {prediction['label']!r} is not one of the classes {classes}"
+        )
 
 
 def smoke_test(url: str, model_name: str, texts: list[str]) -> dict[str, Any]:
@@ -168,13 +178,15 @@ def smoke_test(url: str, model_name: str, texts: list[str]) -> dict[str, Any]:
     except requests.ConnectionError as e:
         raise RuntimeError(f"smoke test: cannot reach {endpoint}: {e}") from None
     if response.status_code != 200:
-        raise RuntimeError(f"smoke test: POST {endpoint} answered {response.status_code}: "
-                           f"{response.text[:500]}")
+        raise RuntimeError(
+            f"smoke test: POST {endpoint} answered {response.status_code}: {response.text[:500]}"
+        )
     try:
         body = response.json()
     except ValueError:
-        raise RuntimeError(f"smoke test: {endpoint} did not answer JSON: "
-                           f"{response.text[:500]}") from None
+        raise RuntimeError(
+            f"smoke test: {endpoint} did not answer JSON: {response.text[:500]}"
+        ) from None
     try:
         check_predictions(body, len(texts))
     except RuntimeError as e:
@@ -182,30 +194,58 @@ def smoke_test(url: str, model_name: str, texts: list[str]) -> dict[str, Any]:
     return body
 
 
-def record_endpoint(metadata_store: str, run_name: str, model_id: int, url: str,
-                    properties: Mapping[str, int | float | str]) -> int:
+def record_endpoint(
+    metadata_store: str,
+    run_name: str,
+    model_id: int,
+    url: str,
+    properties: Mapping[str, int | float | str],
+) -> int:
     """Record the serving endpoint in ML Metadata: a `Deploy` execution from the Model
     artifact to an `Endpoint` artifact whose URI is the URL. Returns the endpoint's id."""
     _, (endpoint_id,) = metadata.record_execution(
-        metadata_store, run_name=run_name, type_name="Deploy", properties=properties,
-        inputs=[model_id], outputs=[("Endpoint", url, properties)],
+        metadata_store,
+        run_name=run_name,
+        type_name="Deploy",
+        properties=properties,
+        inputs=[model_id],
+        outputs=[("Endpoint", url, properties)],
     )
     return endpoint_id
 
 
-def finish(get: Callable[[], Mapping[str, Any]], *, name: str, namespace: str,
-           model_name: str, metadata_store: str, run_name: str, model_id: int,
-           generation: int, timeout_s: float, poll_s: float) -> dict[str, str]:
+def finish(
+    get: Callable[[], Mapping[str, Any]],
+    *,
+    name: str,
+    namespace: str,
+    model_name: str,
+    metadata_store: str,
+    run_name: str,
+    model_id: int,
+    generation: int,
+    timeout_s: float,
+    poll_s: float,
+) -> dict[str, str]:
     """The deploy-wait step over any source of the InferenceService object (the API
     server, or the local runner's stand-in)."""
     if generation < 0:
-        raise InputError(f"--generation {generation}: give the InferenceService's "
-                         "metadata.generation after it was applied, or 0 for the current one")
+        raise InputError(
+            f"--generation {generation}: give the InferenceService's "
+            "metadata.generation after it was applied, or 0 for the current one"
+        )
     generation = generation or int(get()["metadata"].get("generation", 1))
     url = wait_ready(get, generation, timeout_s, poll_s)
     smoke_test(url, model_name, SMOKE_TEXTS)
-    record_endpoint(metadata_store, run_name, model_id, url, {
-        "inference_service": f"{namespace}/{name}", "generation": generation,
-        "model_name": model_name,
-    })
+    record_endpoint(
+        metadata_store,
+        run_name,
+        model_id,
+        url,
+        {
+            "inference_service": f"{namespace}/{name}",
+            "generation": generation,
+            "model_name": model_name,
+        },
+    )
     return {"endpoint": url}

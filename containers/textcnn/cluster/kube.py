@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 
-def custom_object_getter(group: str, version: str, plural: str, namespace: str, name: str,
-                         *, missing: dict[str, Any] | None = None
-                         ) -> Callable[[], dict[str, Any]]:
+def custom_object_getter(
+    group: str,
+    version: str,
+    plural: str,
+    namespace: str,
+    name: str,
+    *,
+    missing: dict[str, Any] | None = None,
+) -> Callable[[], dict[str, Any]]:
     """A function returning the object's current state; with `missing`, that is returned
     while the object does not exist (yet), instead of raising."""
     from kubernetes import client, config
@@ -24,7 +30,11 @@ def custom_object_getter(group: str, version: str, plural: str, namespace: str, 
 
     def get() -> dict[str, Any]:
         try:
-            return api.get_namespaced_custom_object(group, version, namespace, plural, name)
+            # The client types its answer as `object`; it is the object's JSON as a dict.
+            return cast(
+                dict[str, Any],
+                api.get_namespaced_custom_object(group, version, namespace, plural, name),
+            )
         except ApiException as e:
             if e.status == 404 and missing is not None:
                 return missing

@@ -54,21 +54,27 @@ def judge(tfjob: Mapping[str, Any]) -> Verdict:
     detail = f" [replicas: {replicas}]" if replicas else ""
     if "Failed" in true:  # the operator's messages name the job
         condition = true["Failed"]
-        why = condition.get("message") or (f"TFJob {name} failed "
-                                           f"({condition.get('reason') or 'no reason given'})")
+        why = condition.get("message") or (
+            f"TFJob {name} failed ({condition.get('reason') or 'no reason given'})"
+        )
         return Verdict("failed", f"{why}{detail}")
     if "Succeeded" in true:
-        return Verdict("succeeded", true["Succeeded"].get("message")
-                       or f"TFJob {name} succeeded")
+        return Verdict("succeeded", true["Succeeded"].get("message") or f"TFJob {name} succeeded")
     if not status.get("conditions"):
-        return Verdict("waiting", f"TFJob {name} has no status yet (is the training operator "
-                                  "running and watching this namespace?)")
+        return Verdict(
+            "waiting",
+            f"TFJob {name} has no status yet (is the training operator "
+            "running and watching this namespace?)",
+        )
     # The operator appends each new condition: the last true one is the current phase.
     latest = [c for c in status["conditions"] if c.get("status") == "True"]
     phase = latest[-1] if latest else status["conditions"][-1]
     if phase.get("type") == "Created":
-        return Verdict("waiting", f"TFJob {name} is created but no replica is running yet "
-                                  f"(pods pending: not schedulable, or pulling images){detail}")
+        return Verdict(
+            "waiting",
+            f"TFJob {name} is created but no replica is running yet "
+            f"(pods pending: not schedulable, or pulling images){detail}",
+        )
     why = phase.get("message") or f"TFJob {name} is {phase.get('type')}"
     return Verdict("waiting", f"{why}{detail}")
 
@@ -86,6 +92,5 @@ def wait_for(get: Callable[[], Mapping[str, Any]], timeout_s: float, poll_s: flo
         if verdict.state == "failed":
             raise RuntimeError(verdict.message)
         if time.monotonic() + poll_s > deadline:
-            raise TimeoutError(f"not finished after {timeout_s:g} s; last seen: "
-                               f"{verdict.message}")
+            raise TimeoutError(f"not finished after {timeout_s:g} s; last seen: {verdict.message}")
         time.sleep(poll_s)

@@ -33,8 +33,7 @@ def build_report(
     duplicate = df["text"].str.strip().duplicated().to_numpy() & ~empty
     nonempty = lengths[~empty]
     token_length: dict[str, float] = {
-        f"p{p}": float(np.percentile(nonempty, p)) if nonempty.size else 0.0
-        for p in PERCENTILES
+        f"p{p}": float(np.percentile(nonempty, p)) if nonempty.size else 0.0 for p in PERCENTILES
     }
     token_length["max"] = int(nonempty.max()) if nonempty.size else 0
     load = df.attrs["load_report"]

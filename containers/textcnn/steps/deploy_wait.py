@@ -7,9 +7,17 @@ from textcnn.cluster import inference_service as isvc
 from textcnn.cluster.kube import custom_object_getter
 
 
-def run(name: str, namespace: str, model_name: str, metadata_store: str, run_name: str,
-        model_id: int, generation: int = 0, timeout_s: int = 900,
-        poll_s: float = 10.0) -> dict[str, str]:
+def run(
+    name: str,
+    namespace: str,
+    model_name: str,
+    metadata_store: str,
+    run_name: str,
+    model_id: int,
+    generation: int = 0,
+    timeout_s: int = 900,
+    poll_s: float = 10.0,
+) -> dict[str, str]:
     """Wait for InferenceService NAME in NAMESPACE to serve spec GENERATION, send one
     prediction to MODEL_NAME (the InferenceService name for KServe's runtimes), record the
     endpoint in ML Metadata linked to the model, and output the `endpoint` URL.
@@ -17,9 +25,23 @@ def run(name: str, namespace: str, model_name: str, metadata_store: str, run_nam
     GENERATION 0 means the generation the service has when the wait starts: the DAG runs
     this step right after applying the service, so that is the applied spec."""
     # Not visible yet (just applied): keep waiting.
-    get = custom_object_getter(isvc.GROUP, isvc.VERSION, isvc.PLURAL, namespace, name,
-                               missing={"metadata": {"name": name, "namespace": namespace}})
-    return isvc.finish(get, name=name, namespace=namespace,
-                  model_name=model_name, metadata_store=metadata_store, run_name=run_name,
-                  model_id=model_id, generation=generation, timeout_s=timeout_s,
-                  poll_s=poll_s)
+    get = custom_object_getter(
+        isvc.GROUP,
+        isvc.VERSION,
+        isvc.PLURAL,
+        namespace,
+        name,
+        missing={"metadata": {"name": name, "namespace": namespace}},
+    )
+    return isvc.finish(
+        get,
+        name=name,
+        namespace=namespace,
+        model_name=model_name,
+        metadata_store=metadata_store,
+        run_name=run_name,
+        model_id=model_id,
+        generation=generation,
+        timeout_s=timeout_s,
+        poll_s=poll_s,
+    )

@@ -126,7 +126,7 @@ def _load_native(uri: str, path: Path) -> KeyedVectors:
             # gensim keeps large arrays in side files named <file>.<attribute>.npy and names
             # the one it misses: fetch it from next to the gs:// object, then load again.
             missing = Path(e.filename or "")
-            suffix = missing.name[len(path.name):]
+            suffix = missing.name[len(path.name) :]
             if (
                 not storage.is_gcs(uri)
                 or missing.parent != path.parent
@@ -177,8 +177,10 @@ def load_vectors(uri: str, embedding_dim: int) -> tuple[KeyedVectors, str]:
                     vectors = _load_native(uri, path)
                 else:
                     vectors = KeyedVectors.load_word2vec_format(
-                        str(path), binary=fmt == "word2vec-binary",
-                        no_header=fmt == "glove-text", unicode_errors="ignore",
+                        str(path),
+                        binary=fmt == "word2vec-binary",
+                        no_header=fmt == "glove-text",
+                        unicode_errors="ignore",
                     )
             except InputError:
                 raise
@@ -204,9 +206,7 @@ def _check_dim(uri: str, dim: int, embedding_dim: int) -> None:
         )
 
 
-def build_matrix(
-    vocabulary: list[str], vectors: KeyedVectors, seed: int
-) -> tuple[np.ndarray, int]:
+def build_matrix(vocabulary: list[str], vectors: KeyedVectors, seed: int) -> tuple[np.ndarray, int]:
     """(matrix, number of vocabulary words without a vector), padding and [UNK] excluded.
 
     A word is looked up as is, then case-insensitively (the most frequent spelling wins),
@@ -249,8 +249,12 @@ def run(
     words = len(vocabulary) - 2
     oov_rate = oov_count / words if words else 0.0
     info = {
-        "dim": embedding_dim, "source": source, "format": fmt, "oov_rate": oov_rate,
-        "oov_count": oov_count, "vocab_size": len(vocabulary),
+        "dim": embedding_dim,
+        "source": source,
+        "format": fmt,
+        "oov_rate": oov_rate,
+        "oov_count": oov_count,
+        "vocab_size": len(vocabulary),
     }
     with storage.atomic_dir(output_dir) as tmp:
         np.save(tmp / "embeddings.npy", matrix)

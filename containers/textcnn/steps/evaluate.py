@@ -37,7 +37,7 @@ def predict_labels(model_dir: str, texts: list[str]) -> list[str]:
     predict = load_serving_model(latest_version(model_dir))
     labels: list[str] = []
     for i in range(0, len(texts), BATCH):
-        labels += predict(texts[i:i + BATCH])["label"].tolist()
+        labels += predict(texts[i : i + BATCH])["label"].tolist()
     return labels
 
 
@@ -50,8 +50,7 @@ def compute_metrics(truth: list[str], predicted: list[str], classes: list[str]) 
         "accuracy": float(metrics.accuracy_score(truth, predicted)),
         "macro_f1": float(np.mean(f1)),
         "per_class": {
-            name: {"precision": float(p), "recall": float(r), "f1": float(f),
-                   "support": int(s)}
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)
         },
         "confusion_matrix": {
@@ -63,13 +62,17 @@ def compute_metrics(truth: list[str], predicted: list[str], classes: list[str]) 
 
 
 def run(
-    model_dir: str, prepared_dir: str, test_path: str, text_column: str, label_column: str,
-    metrics_dir: str, training_dir: str | None = None,
+    model_dir: str,
+    prepared_dir: str,
+    test_path: str,
+    text_column: str,
+    label_column: str,
+    metrics_dir: str,
+    training_dir: str | None = None,
 ) -> dict[str, float]:
     """Write metrics/metrics.json for the served model on the test CSV, and with
     `training_dir` an HTML report (metrics, confusion matrix, training curves)."""
-    classes = read_json(Path(prepared_dir) / "labels.json", ("classes",), "prepare-data")[
-        "classes"]
+    classes = read_json(Path(prepared_dir) / "labels.json", ("classes",), "prepare-data")["classes"]
     df = load_csv(test_path, text_column, label_column)
     unseen = sorted(set(df["label"]) - set(classes))
     if unseen:
@@ -86,7 +89,8 @@ def run(
     if training_dir:
         history = json.loads((Path(training_dir) / "history.json").read_text())
         training = json.loads((Path(training_dir) / "training.json").read_text())
-        storage.write_text(storage.join(metrics_dir, "report.html"),
-                           render_report(result, history, training))
+        storage.write_text(
+            storage.join(metrics_dir, "report.html"), render_report(result, history, training)
+        )
     print(json.dumps({k: result[k] for k in ("accuracy", "macro_f1", "num_examples")}))
     return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}

@@ -23,13 +23,21 @@ from textcnn.errors import InputError
 
 # Keys each file must hold, with the JSON types accepted (bool is never a number here).
 TRAINING_FIELDS: dict[str, tuple[type, ...]] = {
-    "start": (str,), "end": (str,), "duration_seconds": (int, float), "epochs_run": (int,),
-    "best_epoch": (int,), "examples_per_second": (int, float), "strategy": (str,),
+    "start": (str,),
+    "end": (str,),
+    "duration_seconds": (int, float),
+    "epochs_run": (int,),
+    "best_epoch": (int,),
+    "examples_per_second": (int, float),
+    "strategy": (str,),
     "replicas": (int,),
 }
 METRICS_FIELDS: dict[str, tuple[type, ...]] = {
-    "accuracy": (int, float), "macro_f1": (int, float), "per_class": (dict,),
-    "confusion_matrix": (dict,), "num_examples": (int,),
+    "accuracy": (int, float),
+    "macro_f1": (int, float),
+    "per_class": (dict,),
+    "confusion_matrix": (dict,),
+    "num_examples": (int,),
 }
 
 
@@ -67,8 +75,10 @@ def _hyperparameters(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise InputError(f"--hyperparameters: not valid JSON ({e}); pass the validate-params "
-                         "step's params output") from None
+        raise InputError(
+            f"--hyperparameters: not valid JSON ({e}); pass the validate-params "
+            "step's params output"
+        ) from None
     if not isinstance(value, dict):
         raise InputError("--hyperparameters: expected a JSON object of the pipeline options")
     return value
@@ -106,48 +116,77 @@ def run(
         raise InputError("--artifact_root: empty; give the artifact repository root")
     if not run_name:
         raise InputError("--run_name: empty; give the workflow name ({{workflow.name}})")
-    _check_inputs(metadata_store, {
-        "train_dataset_id": (train_dataset_id, "Dataset"),
-        "test_dataset_id": (test_dataset_id, "Dataset"),
-        "model_spec_id": (model_spec_id, "ModelSpec"),
-    })
+    _check_inputs(
+        metadata_store,
+        {
+            "train_dataset_id": (train_dataset_id, "Dataset"),
+            "test_dataset_id": (test_dataset_id, "Dataset"),
+            "model_spec_id": (model_spec_id, "ModelSpec"),
+        },
+    )
 
     def uri(key: str) -> str:
         return f"{artifact_root.rstrip('/')}/{run_name}/{key}"
 
-    def record(type_name: str, properties: metadata.Properties, inputs: list[int],
-               output: tuple[str, str, metadata.Properties]) -> tuple[int, int]:
+    def record(
+        type_name: str,
+        properties: metadata.Properties,
+        inputs: list[int],
+        output: tuple[str, str, metadata.Properties],
+    ) -> tuple[int, int]:
         execution_id, [artifact_id] = metadata.record_execution(
-            metadata_store, run_name=run_name, type_name=type_name, properties=properties,
-            inputs=inputs, outputs=[output],
+            metadata_store,
+            run_name=run_name,
+            type_name=type_name,
+            properties=properties,
+            inputs=inputs,
+            outputs=[output],
         )
         return execution_id, artifact_id
 
     # Numbers are stored as floats whatever JSON made of them: a property keeps one type.
     scores = {"accuracy": float(metrics["accuracy"]), "macro_f1": float(metrics["macro_f1"])}
-    _, prepared = record("PrepareData", {}, [train_dataset_id],
-                         ("PreparedData", uri("prepared"), {}))
-    _, embeddings = record("BuildEmbeddings", {}, [prepared],
-                           ("Embeddings", uri("embeddings"), {}))
+    _, prepared = record(
+        "PrepareData", {}, [train_dataset_id], ("PreparedData", uri("prepared"), {})
+    )
+    _, embeddings = record("BuildEmbeddings", {}, [prepared], ("Embeddings", uri("embeddings"), {}))
     train_id, model = record(
         "Train",
         {
-            "start": training["start"], "end": training["end"],
+            "start": training["start"],
+            "end": training["end"],
             "duration_seconds": float(training["duration_seconds"]),
-            "epochs_run": training["epochs_run"], "best_epoch": training["best_epoch"],
+            "epochs_run": training["epochs_run"],
+            "best_epoch": training["best_epoch"],
             "examples_per_second": float(training["examples_per_second"]),
-            "strategy": training["strategy"], "replicas": training["replicas"],
-            "hyperparameters": options, **scores,
+            "strategy": training["strategy"],
+            "replicas": training["replicas"],
+            "hyperparameters": options,
+            **scores,
         },
         [prepared, embeddings, model_spec_id],
         ("Model", uri("model"), {}),
     )
     evaluate_id, metrics_id = record(
-        "Evaluate", {"num_examples": metrics["num_examples"]}, [model, test_dataset_id],
-        ("Metrics", uri("metrics"),
-         {**scores, "num_examples": metrics["num_examples"], "metrics": metrics}),
+        "Evaluate",
+        {"num_examples": metrics["num_examples"]},
+        [model, test_dataset_id],
+        (
+            "Metrics",
+            uri("metrics"),
+            {**scores, "num_examples": metrics["num_examples"], "metrics": metrics},
+        ),
     )
-    print(json.dumps({"train_execution_id": train_id, "model_id": model,
-                      "evaluate_execution_id": evaluate_id, "metrics_id": metrics_id, **scores}))
+    print(
+        json.dumps(
+            {
+                "train_execution_id": train_id,
+                "model_id": model,
+                "evaluate_execution_id": evaluate_id,
+                "metrics_id": metrics_id,
+                **scores,
+            }
+        )
+    )
     # The model's URI as recorded here is the one the DAG reports and deploys.
     return {"execution_id": str(train_id), "model_id": str(model), "model_uri": uri("model")}

@@ -27,17 +27,28 @@ def model_summary(model: keras.Model) -> str:
 
 
 def run(
-    prepared_dir: str, embeddings_dir: str, filter_sizes: list[int], num_filters: int,
-    num_conv_layers: int, maxpool_strides: int, dropout: float, embedding_dim: int,
-    learning_rate: float, output_dir: str, metadata_store: str, run_name: str,
-    artifact_root: str = "", static_embeddings: bool = False,
+    prepared_dir: str,
+    embeddings_dir: str,
+    filter_sizes: list[int],
+    num_filters: int,
+    num_conv_layers: int,
+    maxpool_strides: int,
+    dropout: float,
+    embedding_dim: int,
+    learning_rate: float,
+    output_dir: str,
+    metadata_store: str,
+    run_name: str,
+    artifact_root: str = "",
+    static_embeddings: bool = False,
 ) -> dict[str, str | int]:
     """Write spec/ (model_config.json, summary.txt) and record a ModelSpec artifact.
 
     With `artifact_root` the artifact is recorded where the workflow stores it
     (`<root>/<run_name>/spec`), not at the pod path it was written to."""
-    vocab = read_json(Path(prepared_dir) / "vocab.json", ("vocabulary", "max_length"),
-                      "prepare-data")
+    vocab = read_json(
+        Path(prepared_dir) / "vocab.json", ("vocabulary", "max_length"), "prepare-data"
+    )
     labels = read_json(Path(prepared_dir) / "labels.json", ("classes",), "prepare-data")
     emb = read_json(Path(embeddings_dir) / "embeddings.json", ("dim",), "embeddings")
     if emb["dim"] != embedding_dim:
@@ -47,11 +58,18 @@ def run(
             f"--embedding_dim={emb['dim']} (or use vectors of the dimension you want)"
         )
     config = ModelConfig(
-        vocab_size=len(vocab["vocabulary"]), max_length=vocab["max_length"],
-        num_classes=len(labels["classes"]), classes=list(labels["classes"]),
-        embedding_dim=embedding_dim, filter_sizes=list(filter_sizes), num_filters=num_filters,
-        num_conv_layers=num_conv_layers, maxpool_strides=maxpool_strides, dropout=dropout,
-        learning_rate=learning_rate, trainable_embeddings=not static_embeddings,
+        vocab_size=len(vocab["vocabulary"]),
+        max_length=vocab["max_length"],
+        num_classes=len(labels["classes"]),
+        classes=list(labels["classes"]),
+        embedding_dim=embedding_dim,
+        filter_sizes=list(filter_sizes),
+        num_filters=num_filters,
+        num_conv_layers=num_conv_layers,
+        maxpool_strides=maxpool_strides,
+        dropout=dropout,
+        learning_rate=learning_rate,
+        trainable_embeddings=not static_embeddings,
     )
     model = build_model(config)  # random embeddings: the shape is what is checked here
     params = model.count_params()
@@ -64,17 +82,26 @@ def run(
     else:
         uri = output_dir if storage.is_gcs(output_dir) else os.path.abspath(output_dir)
     properties: dict[str, int | float | str] = {
-        "vocab_size": config.vocab_size, "max_length": config.max_length,
-        "num_classes": config.num_classes, "classes": json.dumps(config.classes),
+        "vocab_size": config.vocab_size,
+        "max_length": config.max_length,
+        "num_classes": config.num_classes,
+        "classes": json.dumps(config.classes),
         "embedding_dim": embedding_dim,
         "filter_sizes": ",".join(str(k) for k in config.filter_sizes),
-        "num_filters": num_filters, "num_conv_layers": num_conv_layers,
-        "maxpool_strides": maxpool_strides, "dropout": dropout, "learning_rate": learning_rate,
+        "num_filters": num_filters,
+        "num_conv_layers": num_conv_layers,
+        "maxpool_strides": maxpool_strides,
+        "dropout": dropout,
+        "learning_rate": learning_rate,
         "trainable_embeddings": int(config.trainable_embeddings),
-        "params": params, "summary": summary,
+        "params": params,
+        "summary": summary,
     }
     spec_id = metadata.record_artifact(
-        metadata_store, run_name=run_name, type_name="ModelSpec", uri=uri,
+        metadata_store,
+        run_name=run_name,
+        type_name="ModelSpec",
+        uri=uri,
         properties=properties,
     )
     print(summary, end="")

@@ -102,7 +102,7 @@ def run(
         length_from = f"p{length_percentile:g} of training token counts"
 
     # The texts are standardised once (above); the served model standardises raw text in
-    # its graph with the same function and gets the same ids (tests/test_prepare.py).
+    # its graph with the same function and gets the same ids (tests/test_prepare_data.py).
     vectorizer = make_vectorizer(length, num_words=num_words, standardized=True)
     vectorizer.adapt(train["std"].to_numpy())
     vocabulary = [str(w) for w in vectorizer.get_vocabulary()]

@@ -25,12 +25,10 @@ STAGED: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-def run(prepared_dir: str, embeddings_dir: str, model_spec_dir: str,
-               stage_dir: str) -> None:
+def run(prepared_dir: str, embeddings_dir: str, model_spec_dir: str, stage_dir: str) -> None:
     """Copy the trainers' inputs to STAGE_DIR/{prepared,embeddings,spec} (replacing
     what was there) and check that they fit together."""
-    sources = {"prepared": prepared_dir, "embeddings": embeddings_dir,
-               "spec": model_spec_dir}
+    sources = {"prepared": prepared_dir, "embeddings": embeddings_dir, "spec": model_spec_dir}
     with storage.atomic_dir(stage_dir) as tmp:
         for folder, (files, producer) in STAGED.items():
             (tmp / folder).mkdir()

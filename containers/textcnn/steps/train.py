@@ -8,13 +8,21 @@ from textcnn.training import fit_mirrored, load_inputs, summary, write_outputs
 
 
 def run(
-    prepared_dir: str, embeddings_dir: str, model_spec_dir: str, epochs: int, batch_size: int,
-    patience: int, seed: int, model_dir: str, training_dir: str,
+    prepared_dir: str,
+    embeddings_dir: str,
+    model_spec_dir: str,
+    epochs: int,
+    batch_size: int,
+    patience: int,
+    seed: int,
+    model_dir: str,
+    training_dir: str,
 ) -> dict[str, float | int]:
     """Train on prepared/ with the model spec; write training/ and the serving model/."""
     keras.utils.set_random_seed(seed)
     inputs = load_inputs(prepared_dir, embeddings_dir, model_spec_dir)
-    result = fit_mirrored(inputs.config, inputs.embeddings, inputs.splits, epochs, batch_size,
-                          patience, seed)
+    result = fit_mirrored(
+        inputs.config, inputs.embeddings, inputs.splits, epochs, batch_size, patience, seed
+    )
     write_outputs(result, inputs.config, inputs.vocabulary, model_dir, training_dir)
     return summary(result)

@@ -45,15 +45,23 @@ METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
 def sharded_dataset(
-    strategy: tf.distribute.Strategy, x: np.ndarray, y: np.ndarray, batch_size: int,
+    strategy: tf.distribute.Strategy,
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
     shuffle_seed: int | None,
 ) -> tf.distribute.DistributedDataset:
     """Per-replica batches of this worker's shard (one input pipeline per worker)."""
 
     def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        return make_dataset(x, y, batch_size, shuffle_seed=shuffle_seed,
-                            num_shards=context.num_input_pipelines,
-                            shard_index=context.input_pipeline_id)
+        return make_dataset(
+            x,
+            y,
+            batch_size,
+            shuffle_seed=shuffle_seed,
+            num_shards=context.num_input_pipelines,
+            shard_index=context.input_pipeline_id,
+        )
 
     return strategy.distribute_datasets_from_function(make)
 
@@ -61,14 +69,24 @@ def sharded_dataset(
 def _sums(y: tf.Tensor, scores: tf.Tensor, per_example_loss: tf.Tensor) -> tf.Tensor:
     """[loss sum, correct predictions, examples] of one replica's batch."""
     correct = tf.equal(tf.argmax(scores, axis=1, output_type=tf.int32), y)
-    return tf.stack([tf.reduce_sum(per_example_loss),
-                     tf.reduce_sum(tf.cast(correct, tf.float32)),
-                     tf.cast(tf.size(y), tf.float32)])
+    return tf.stack(
+        [
+            tf.reduce_sum(per_example_loss),
+            tf.reduce_sum(tf.cast(correct, tf.float32)),
+            tf.cast(tf.size(y), tf.float32),
+        ]
+    )
 
 
 def fit_multi_worker(
-    strategy: tf.distribute.Strategy, config: ModelConfig, embeddings: np.ndarray,
-    splits: Splits, epochs: int, batch_size: int, patience: int, seed: int,
+    strategy: tf.distribute.Strategy,
+    config: ModelConfig,
+    embeddings: np.ndarray,
+    splits: Splits,
+    epochs: int,
+    batch_size: int,
+    patience: int,
+    seed: int,
 ) -> TrainingRun:
     """Train under `strategy` in a custom loop; the returned model is a plain (undistributed)
     copy holding the best epoch's weights, exported exactly like the single-pod model."""
@@ -103,8 +121,9 @@ def fit_multi_worker(
     def eval_step(batch: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
         return strategy.reduce("SUM", strategy.run(eval_replica, args=batch), axis=None)
 
-    def epoch_means(step: Callable[..., tf.Tensor],
-                    data: tf.distribute.DistributedDataset) -> tuple[float, float]:
+    def epoch_means(
+        step: Callable[..., tf.Tensor], data: tf.distribute.DistributedDataset
+    ) -> tuple[float, float]:
         total = np.zeros(3)
         for batch in data:
             total += step(batch).numpy()
@@ -116,12 +135,19 @@ def fit_multi_worker(
     model.stop_training = False
     stopper.on_train_begin()
     for epoch in range(epochs):
-        logs = dict(zip(METRICS, (*epoch_means(train_step, train_data),
-                                  *epoch_means(eval_step, val_data)), strict=True))
+        logs = dict(
+            zip(
+                METRICS,
+                (*epoch_means(train_step, train_data), *epoch_means(eval_step, val_data)),
+                strict=True,
+            )
+        )
         for key, value in logs.items():
             history[key].append(value)
-        print(f"Epoch {epoch + 1}/{epochs} - "
-              + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)
+        print(
+            f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()),
+            flush=True,
+        )
         stopper.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
@@ -129,14 +155,27 @@ def fit_multi_worker(
     end = datetime.now(UTC)
     plain = build_model(config)
     plain.set_weights(model.get_weights())
-    return TrainingRun(model=plain, history=history, start=start, end=end,
-                       strategy="MultiWorkerMirroredStrategy", replicas=replicas,
-                       train_examples=len(splits.x_train))
+    return TrainingRun(
+        model=plain,
+        history=history,
+        start=start,
+        end=end,
+        strategy="MultiWorkerMirroredStrategy",
+        replicas=replicas,
+        train_examples=len(splits.x_train),
+    )
 
 
 def run(
-    prepared_dir: str, embeddings_dir: str, model_spec_dir: str, epochs: int, batch_size: int,
-    patience: int, seed: int, model_dir: str, training_dir: str,
+    prepared_dir: str,
+    embeddings_dir: str,
+    model_spec_dir: str,
+    epochs: int,
+    batch_size: int,
+    patience: int,
+    seed: int,
+    model_dir: str,
+    training_dir: str,
 ) -> dict[str, float | int]:
     """Train on prepared/ with the model spec as one worker of TF_CONFIG's cluster; the chief
     writes training/ and the serving model/ (the same outputs as the train step)."""
@@ -145,18 +184,30 @@ def run(
     # Before any other TensorFlow op: the strategy configures the collective runtime.
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     keras.utils.set_random_seed(seed)
-    print(f"{role.task_type} {role.index} of {role.num_workers or 1} workers, "
-          f"{strategy.num_replicas_in_sync} replicas in sync", flush=True)
-    result = fit_multi_worker(strategy, inputs.config, inputs.embeddings, inputs.splits, epochs,
-                              batch_size, patience, seed)
+    print(
+        f"{role.task_type} {role.index} of {role.num_workers or 1} workers, "
+        f"{strategy.num_replicas_in_sync} replicas in sync",
+        flush=True,
+    )
+    result = fit_multi_worker(
+        strategy,
+        inputs.config,
+        inputs.embeddings,
+        inputs.splits,
+        epochs,
+        batch_size,
+        patience,
+        seed,
+    )
     if role.is_chief:
         write_outputs(result, inputs.config, inputs.vocabulary, model_dir, training_dir)
     else:
         # Every worker exports, as TensorFlow's multi-worker guide asks; only the chief's stays.
         scratch = tempfile.mkdtemp(prefix=f"textcnn-{role.task_type}-{role.index}-")
         try:
-            write_outputs(result, inputs.config, inputs.vocabulary, f"{scratch}/model",
-                          f"{scratch}/training")
+            write_outputs(
+                result, inputs.config, inputs.vocabulary, f"{scratch}/model", f"{scratch}/training"
+            )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return summary(result)

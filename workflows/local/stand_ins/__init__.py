@@ -16,7 +16,9 @@ from workflows.local.stand_ins.tfjob import run_tfjob, wait_tfjob
 
 # Template name -> stand-in, for `run_workflow(stand_ins=...)`.
 STAND_INS: dict[str, StandIn] = {
-    "workdir-claim": create_claim, "tfjob": run_tfjob, "tfjob-gpu": run_tfjob,
+    "workdir-claim": create_claim,
+    "tfjob": run_tfjob,
+    "tfjob-gpu": run_tfjob,
     "wait-tfjob": wait_tfjob,
 }
 

@@ -42,8 +42,13 @@ class LocalKServe:
             raise WorkflowError("InferenceService rejected: " + "; ".join(problems))
         name = doc["metadata"]["name"]
         predictor = doc["spec"]["predictor"]
-        uri = (predictor["model"]["storageUri"] if "model" in predictor else next(
-            e["value"] for e in predictor["containers"][0]["env"] if e["name"] == "STORAGE_URI"))
+        uri = (
+            predictor["model"]["storageUri"]
+            if "model" in predictor
+            else next(
+                e["value"] for e in predictor["containers"][0]["env"] if e["name"] == "STORAGE_URI"
+            )
+        )
         model_dir = ctx.pod_dir / "mnt" / "models"  # the storage initializer's download
         storage.download_dir(uri, model_dir)
         generation = 1
@@ -52,21 +57,36 @@ class LocalKServe:
             self.stop(name)
         (port,) = free_ports(1)
         log = ctx.output_dir / "logs" / f"{ctx.task}-server.log"
-        command = [sys.executable, "-m", "textcnn.serving", f"--model_dir={model_dir}",
-                   f"--model_name={name}", f"--port={port}", "--host=127.0.0.1"]
+        command = [
+            sys.executable,
+            "-m",
+            "textcnn.serving",
+            f"--model_dir={model_dir}",
+            f"--model_name={name}",
+            f"--port={port}",
+            "--host=127.0.0.1",
+        ]
         with log.open("w") as out:
             out.write(f"$ {shlex.join(command)}\n")
             out.flush()
-            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=ctx.env,
-                                    start_new_session=True)
-        doc["metadata"].update(namespace=doc["metadata"].get("namespace", NAMESPACE),
-                               generation=generation)
+            proc = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=ctx.env,
+                start_new_session=True,
+            )
+        doc["metadata"].update(
+            namespace=doc["metadata"].get("namespace", NAMESPACE), generation=generation
+        )
         doc["status"] = {"url": f"http://127.0.0.1:{port}"}
         self.servers[name] = (proc, doc, log)
         with ctx.log_path.open("a") as out:
-            out.write(f"InferenceService {name} (generation {generation}) served by "
-                      f"{shlex.join(command)}; log: {log}\n")
+            out.write(
+                f"InferenceService {name} (generation {generation}) served by "
+                f"{shlex.join(command)}; log: {log}\n"
+            )
         return {}
 
     def _object(self, name: str) -> dict[str, Any]:
@@ -80,15 +100,24 @@ class LocalKServe:
             tail = " | ".join(log.read_text(errors="replace").splitlines()[-3:])
             status["modelStatus"] = {
                 "states": {"targetModelState": "FailedToLoad"},
-                "lastFailureInfo": {"reason": "ModelLoadFailed", "exitCode": proc.returncode,
-                                    "message": f"{tail} (log: {log})"}}
+                "lastFailureInfo": {
+                    "reason": "ModelLoadFailed",
+                    "exitCode": proc.returncode,
+                    "message": f"{tail} (log: {log})",
+                },
+            }
         else:
             try:
                 ready = requests.get(f"{url}/v1/models/{name}", timeout=2).ok
             except requests.RequestException:
                 ready = False
-            status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False",
-                                     **({} if ready else {"reason": "ModelLoading"})}]
+            status["conditions"] = [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    **({} if ready else {"reason": "ModelLoading"}),
+                }
+            ]
             if ready:
                 status.update(url=url, address={"url": url})
         return {**doc, "status": status}
@@ -97,15 +126,18 @@ class LocalKServe:
         parser = cli.build_parser("deploy-wait", cli.load_step("deploy-wait"))
         args = vars(parser.parse_args(ctx.template["container"].get("args", [])))
         args.pop("outputs")
-        outputs = inference_service.finish(lambda: self._object(args["name"]), **{
-            k: v for k, v in args.items() if k != "poll_s"}, poll_s=0.5)
+        outputs = inference_service.finish(
+            lambda: self._object(args["name"]),
+            **{k: v for k, v in args.items() if k != "poll_s"},
+            poll_s=0.5,
+        )
         with ctx.log_path.open("a") as out:
             out.write(f"endpoint {outputs['endpoint']} ready; smoke prediction answered\n")
         return outputs
 
     def stand_ins(self) -> dict[str, StandIn]:
-        return {f"deploy-{runtime}": self.apply for runtime in RUNTIMES} | {
-            "deploy-wait": self.wait}
+        found: dict[str, StandIn] = {f"deploy-{runtime}": self.apply for runtime in RUNTIMES}
+        return found | {"deploy-wait": self.wait}
 
     def serve_forever(self) -> None:
         """Block while the servers run (until Ctrl-C)."""

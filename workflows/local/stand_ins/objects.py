@@ -25,8 +25,6 @@ def created(doc: dict[str, Any]) -> tuple[str, str]:
     return meta["name"], meta["namespace"]
 
 
-
-
 def free_ports(count: int) -> list[int]:
     """`count` distinct free loopback ports (all held open at once while choosing)."""
     sockets = [socket.socket() for _ in range(count)]

@@ -58,12 +58,19 @@ def _now() -> str:
 
 
 def _condition(kind: str, status: str, message: str, when: str) -> dict[str, str]:
-    return {"type": kind, "status": status, "reason": f"TFJob{kind}", "message": message,
-            "lastUpdateTime": when, "lastTransitionTime": when}
+    return {
+        "type": kind,
+        "status": status,
+        "reason": f"TFJob{kind}",
+        "message": message,
+        "lastUpdateTime": when,
+        "lastTransitionTime": when,
+    }
 
 
-def _mounts(ctx: StandInContext, pod_spec: Mapping[str, Any], container: Mapping[str, Any],
-            replica: str) -> dict[str, Path]:
+def _mounts(
+    ctx: StandInContext, pod_spec: Mapping[str, Any], container: Mapping[str, Any], replica: str
+) -> dict[str, Path]:
     volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
     mounts = {}
     for m in container.get("volumeMounts", []):
@@ -73,8 +80,10 @@ def _mounts(ctx: StandInContext, pod_spec: Mapping[str, Any], container: Mapping
         elif "emptyDir" in volume:
             local = ctx.pod_dir / replica / "volumes" / m["name"]
         else:
-            raise WorkflowError(f"TFJob volume {m['name']!r}: the local stand-in mounts "
-                             "persistentVolumeClaim and emptyDir volumes only")
+            raise WorkflowError(
+                f"TFJob volume {m['name']!r}: the local stand-in mounts "
+                "persistentVolumeClaim and emptyDir volumes only"
+            )
         local.mkdir(parents=True, exist_ok=True)
         mounts[m["mountPath"]] = local / m.get("subPath", "")
     return mounts
@@ -83,25 +92,36 @@ def _mounts(ctx: StandInContext, pod_spec: Mapping[str, Any], container: Mapping
 class _Replica:
     """One replica's process."""
 
-    def __init__(self, ctx: StandInContext, rtype: str, index: int,
-                 pod_spec: Mapping[str, Any], tf_config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        ctx: StandInContext,
+        rtype: str,
+        index: int,
+        pod_spec: Mapping[str, Any],
+        tf_config: dict[str, Any],
+    ) -> None:
         self.rtype, self.index = rtype, index
         container = next(c for c in pod_spec["containers"] if c["name"] == CONTAINER)
         mounts = _mounts(ctx, pod_spec, container, f"{rtype.lower()}-{index}")
-        command = [remap_path(str(a), mounts)
-                   for a in (*container.get("command", []), *container.get("args", []))]
+        command = [
+            remap_path(str(a), mounts)
+            for a in (*container.get("command", []), *container.get("args", []))
+        ]
         if command and command[0] in ("python", "python3"):
             command[0] = sys.executable
-        env = {**ctx.env, **{e["name"]: str(e["value"]) for e in container.get("env", [])
-                             if "value" in e}}
+        env = {
+            **ctx.env,
+            **{e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e},
+        }
         env["TF_CONFIG"] = json.dumps(tf_config)
         self.log = ctx.output_dir / "logs" / f"{ctx.task}-{rtype.lower()}-{index}.log"
         with self.log.open("w") as log:
             log.write(f"TF_CONFIG={env['TF_CONFIG']}\n$ {shlex.join(command)}\n")
             log.flush()
             # The runner's process group: a Ctrl-C in the terminal reaches the replicas too.
-            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=env)
+            self.proc = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            )
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -125,24 +145,28 @@ def _replica_statuses(replicas: list[_Replica], succeeded: bool) -> dict[str, di
     return out
 
 
-def _follow(replicas: list[_Replica], deadline: float | None, name: str,
-            namespace: str) -> tuple[bool, str]:
+def _follow(
+    replicas: list[_Replica], deadline: float | None, name: str, namespace: str
+) -> tuple[bool, str]:
     """Wait as the operator would: (succeeded, the Succeeded or Failed message)."""
     chief = replicas[0]
     while True:
         failed = [r for r in replicas if r.proc.poll() not in (None, 0)]
         if failed:
             types = sorted({r.rtype for r in failed})
-            return False, (f"TFJob {namespace}/{name} has failed because {len(failed)} "
-                           f"{'/'.join(types)} replica(s) failed.")
+            return False, (
+                f"TFJob {namespace}/{name} has failed because {len(failed)} "
+                f"{'/'.join(types)} replica(s) failed."
+            )
         if chief.proc.returncode == 0:
             end = time.monotonic() + GRACE_S
             while any(r.proc.poll() is None for r in replicas) and time.monotonic() < end:
                 time.sleep(POLL_S)
             return True, f"TFJob {namespace}/{name} successfully completed."
         if deadline is not None and time.monotonic() > deadline:
-            return False, (f"Job {name} has failed because it was active longer than "
-                           "specified deadline")
+            return False, (
+                f"Job {name} has failed because it was active longer than specified deadline"
+            )
         time.sleep(POLL_S)
 
 
@@ -158,10 +182,14 @@ def run_tfjob(ctx: StandInContext) -> dict[str, str]:
     specs = doc["spec"]["tfReplicaSpecs"]
     unsupported = sorted(set(specs) - set(REPLICA_TYPES))
     if unsupported or "Chief" not in specs:
-        raise WorkflowError(f"TFJob {name}: the local stand-in runs one Chief and Workers, not "
-                         f"{sorted(specs)}")
-    roles = [(rtype, i) for rtype in REPLICA_TYPES
-             for i in range(int(specs.get(rtype, {}).get("replicas", 1)))]
+        raise WorkflowError(
+            f"TFJob {name}: the local stand-in runs one Chief and Workers, not {sorted(specs)}"
+        )
+    roles = [
+        (rtype, i)
+        for rtype in REPLICA_TYPES
+        for i in range(int(specs.get(rtype, {}).get("replicas", 1)))
+    ]
     ports = iter(free_ports(len(roles)))
     cluster: dict[str, list[str]] = {}
     for rtype, _ in roles:  # the operator's TF_CONFIG: lower-case types, one address each
@@ -172,12 +200,15 @@ def run_tfjob(ctx: StandInContext) -> dict[str, str]:
     replicas: list[_Replica] = []
     try:
         for rtype, i in roles:
-            tf_config = {"cluster": cluster, "task": {"type": rtype.lower(), "index": i},
-                         "environment": "cloud"}
-            replicas.append(_Replica(ctx, rtype, i, specs[rtype]["template"]["spec"],
-                                     tf_config))
-        succeeded, message = _follow(replicas, None if deadline is None else started + deadline,
-                                     name, namespace)
+            tf_config = {
+                "cluster": cluster,
+                "task": {"type": rtype.lower(), "index": i},
+                "environment": "cloud",
+            }
+            replicas.append(_Replica(ctx, rtype, i, specs[rtype]["template"]["spec"], tf_config))
+        succeeded, message = _follow(
+            replicas, None if deadline is None else started + deadline, name, namespace
+        )
         statuses = _replica_statuses(replicas, succeeded)
     finally:
         for r in replicas:
@@ -190,7 +221,8 @@ def run_tfjob(ctx: StandInContext) -> dict[str, str]:
             _condition("Succeeded" if succeeded else "Failed", "True", message, end),
         ],
         "replicaStatuses": statuses,
-        "startTime": start, "completionTime": end,
+        "startTime": start,
+        "completionTime": end,
     }
     record = tfjob_record(ctx.output_dir, name)
     record.parent.mkdir(parents=True, exist_ok=True)
@@ -213,8 +245,9 @@ def wait_tfjob(ctx: StandInContext) -> dict[str, str]:
             raise RuntimeError(f"tfjobs.kubeflow.org {args.name!r} not found in this run")
         doc = json.loads(record.read_text())
         if doc["metadata"]["namespace"] != args.namespace:
-            raise RuntimeError(f"tfjobs.kubeflow.org {args.name!r} not found in namespace "
-                               f"{args.namespace!r}")
+            raise RuntimeError(
+                f"tfjobs.kubeflow.org {args.name!r} not found in namespace {args.namespace!r}"
+            )
         return doc
 
     message = tfjob.wait_for(get, args.timeout_s, args.poll_s)

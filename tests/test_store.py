@@ -37,7 +37,8 @@ def files(folder: Path) -> set[str]:
 
 
 def test_a_key_that_prefixes_another_brings_both_as_argo_does(
-        store: ArtifactStore, tmp_path: Path) -> None:
+    store: ArtifactStore, tmp_path: Path
+) -> None:
     _fill(store, tmp_path)
     store.download("wf/model", tmp_path / "in" / "model")
     # What a pod on Argo gets for key `wf/model`: `wf/model-spec/...` lands in `-spec/`.
@@ -45,7 +46,8 @@ def test_a_key_that_prefixes_another_brings_both_as_argo_does(
 
 
 def test_an_exact_object_is_one_file_and_a_missing_key_is_an_error(
-        store: ArtifactStore, tmp_path: Path) -> None:
+    store: ArtifactStore, tmp_path: Path
+) -> None:
     _fill(store, tmp_path)
     store.download("wf/metrics.json", tmp_path / "in" / "metrics.json")
     assert (tmp_path / "in" / "metrics.json").read_text() == "{}"
@@ -55,7 +57,11 @@ def test_an_exact_object_is_one_file_and_a_missing_key_is_an_error(
 
 def test_no_artifact_key_of_the_dag_is_a_prefix_of_another() -> None:
     template = pipeline.render()[0]
-    keys = {a["gcs"]["key"] for t in template["spec"]["templates"]
-            for side in ("inputs", "outputs") for a in t.get(side, {}).get("artifacts", [])}
+    keys = {
+        a["gcs"]["key"]
+        for t in template["spec"]["templates"]
+        for side in ("inputs", "outputs")
+        for a in t.get(side, {}).get("artifacts", [])
+    }
     assert len(keys) > 5
     assert [(a, b) for a, b in itertools.permutations(keys, 2) if b.startswith(a)] == []

@@ -28,9 +28,15 @@ FILES = {"train.npz", "val.npz", "vocab.json", "labels.json", "train_tokens.txt"
 
 def _prepare(csv_path: Path, out: Path, **overrides: Any) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
-        "train_path": str(csv_path), "text_column": "text", "label_column": "label",
-        "val_data_pct": 0.2, "num_words": 1000, "max_length": 0, "length_percentile": 95.0,
-        "seed": 7, "output_dir": str(out),
+        "train_path": str(csv_path),
+        "text_column": "text",
+        "label_column": "label",
+        "val_data_pct": 0.2,
+        "num_words": 1000,
+        "max_length": 0,
+        "length_percentile": 95.0,
+        "seed": 7,
+        "output_dir": str(out),
     }
     return prepare.run(**{**kwargs, **overrides})
 
@@ -43,7 +49,10 @@ def _prepare_and_read(csv_path: Path, out: Path, **overrides: Any) -> dict[str, 
 def _read(out: Path) -> dict[str, Any]:
     train, val = np.load(out / "train.npz"), np.load(out / "val.npz")
     return {
-        "x_train": train["x"], "y_train": train["y"], "x_val": val["x"], "y_val": val["y"],
+        "x_train": train["x"],
+        "y_train": train["y"],
+        "x_val": val["x"],
+        "y_val": val["y"],
         "vocab": json.loads((out / "vocab.json").read_text()),
         "classes": json.loads((out / "labels.json").read_text())["classes"],
         "tokens": (out / "train_tokens.txt").read_text().splitlines(),
@@ -139,8 +148,12 @@ def test_serving_parity_on_real_review_text(tmp_path: Path) -> None:
     path = tmp_path / "real.csv"
     pd.read_csv(real).head(1500).to_csv(path, index=False)
     p = _prepare_and_read(path, tmp_path / "out")
-    raw = {s: t for t, s in zip((t for t, _ in _rows(path)),
-                                standardize_texts([t for t, _ in _rows(path)]), strict=True)}
+    raw = {
+        s: t
+        for t, s in zip(
+            (t for t, _ in _rows(path)), standardize_texts([t for t, _ in _rows(path)]), strict=True
+        )
+    }
     served = make_vectorizer(p["vocab"]["max_length"], vocabulary=p["vocab"]["vocabulary"])
     ids = served(np.array([raw[t] for t in p["tokens"]])).numpy()
     np.testing.assert_array_equal(ids, p["x_train"])
@@ -164,10 +177,13 @@ def test_empties_and_duplicates_dropped_and_counted(
     make_csv: Callable[..., Path], tmp_path: Path
 ) -> None:
     extra = [
-        ("", "positive"), ("  <br /> -- ", "negative"),           # empty once standardised
-        ("Great FUN film.", "positive"), ("great fun film", "positive"),  # same standardised
-        ("Dull, dull film!", "negative"), ("dull , dull film !", "positive"),
-        ("DULL, DULL FILM!", "negative"),                          # conflict: negative wins
+        ("", "positive"),
+        ("  <br /> -- ", "negative"),  # empty once standardised
+        ("Great FUN film.", "positive"),
+        ("great fun film", "positive"),  # same standardised
+        ("Dull, dull film!", "negative"),
+        ("dull , dull film !", "positive"),
+        ("DULL, DULL FILM!", "negative"),  # conflict: negative wins
     ]
     path = make_csv(rows=120, classes=2, extra=extra)
     result = _prepare(path, tmp_path / "out")
@@ -178,15 +194,21 @@ def test_empties_and_duplicates_dropped_and_counted(
 
 
 def test_deduplicate_keeps_majority_label_and_first_text() -> None:
-    df = pd.DataFrame({
-        "text": ["b", "a", "B.", "", "b!", "c", "B", "C"],
-        "label": ["neg", "x", "pos", "x", "neg", "x", "pos", "y"],
-        "std": ["b", "a", "b", "", "b !", "c", "b", "c"],
-    })
+    df = pd.DataFrame(
+        {
+            "text": ["b", "a", "B.", "", "b!", "c", "B", "C"],
+            "label": ["neg", "x", "pos", "x", "neg", "x", "pos", "y"],
+            "std": ["b", "a", "b", "", "b !", "c", "b", "c"],
+        }
+    )
     kept, counts = prepare.deduplicate(df)
     # "b": neg, pos, pos -> pos (the majority, not the first seen); "c": a tie -> first seen.
-    assert kept.set_index("std")["label"].to_dict() == {"b": "pos", "a": "x", "b !": "neg",
-                                                        "c": "x"}
+    assert kept.set_index("std")["label"].to_dict() == {
+        "b": "pos",
+        "a": "x",
+        "b !": "neg",
+        "c": "x",
+    }
     assert kept.set_index("std").loc["b", "text"] == "b"  # the first occurrence's text
     assert counts["duplicates_dropped"] == 3 and counts["conflicting_label_texts"] == 2
     assert counts["empty_texts_dropped"] == 1 and counts["empty_text_rows"] == [3]
@@ -209,21 +231,29 @@ def test_failure_while_writing_leaves_no_folder(
 ) -> None:
     (tmp_path / "blocker").write_text("a file, not a folder")
     with pytest.raises(OSError):
-        _prepare(make_csv(rows=60), tmp_path / "out",
-                 json_tokenizer_path=str(tmp_path / "blocker" / "vocab.json"))
+        _prepare(
+            make_csv(rows=60),
+            tmp_path / "out",
+            json_tokenizer_path=str(tmp_path / "blocker" / "vocab.json"),
+        )
     assert sorted(os.listdir(tmp_path)) == ["blocker", "data.csv"]
 
 
 @pytest.mark.parametrize(
     ("extra", "overrides", "message"),
-    [([], {"label_column": "target"}, "no column 'target'"),
-     ([], {"val_data_pct": 0.01}, "--val_data_pct=0.01 leaves 1 validation"),
-     ([("one of a kind", "rare")], {}, "class 'rare' has 1 row"),
-     ([("!!", "rare"), ("", "rare"), ("!!", "rare")], {}, "class 'rare' has 1 row")],
+    [
+        ([], {"label_column": "target"}, "no column 'target'"),
+        ([], {"val_data_pct": 0.01}, "--val_data_pct=0.01 leaves 1 validation"),
+        ([("one of a kind", "rare")], {}, "class 'rare' has 1 row"),
+        ([("!!", "rare"), ("", "rare"), ("!!", "rare")], {}, "class 'rare' has 1 row"),
+    ],
 )
 def test_bad_input_names_the_file(
-    make_csv: Callable[..., Path], tmp_path: Path, extra: list[tuple[str, str]],
-    overrides: dict[str, Any], message: str,
+    make_csv: Callable[..., Path],
+    tmp_path: Path,
+    extra: list[tuple[str, str]],
+    overrides: dict[str, Any],
+    message: str,
 ) -> None:
     path = make_csv(rows=60, classes=2, extra=extra)
     with pytest.raises(InputError, match=message) as e:
@@ -254,12 +284,37 @@ def test_cli_missing_column_exits_2_with_one_error_line(
     path = make_csv(rows=30)
     out = tmp_path / "runs" / "prepared"
     proc = subprocess.run(
-        [sys.executable, "-m", "textcnn", "prepare-data", "--train_path", str(path),
-         "--text_column", "review", "--label_column", "label", "--val_data_pct", "0.1",
-         "--num_words", "100", "--max_length", "0", "--length_percentile", "95",
-         "--seed", "1", "--output_dir", str(out), "--json_tokenizer_path", "",
-         "--outputs", str(tmp_path / "params")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "textcnn",
+            "prepare-data",
+            "--train_path",
+            str(path),
+            "--text_column",
+            "review",
+            "--label_column",
+            "label",
+            "--val_data_pct",
+            "0.1",
+            "--num_words",
+            "100",
+            "--max_length",
+            "0",
+            "--length_percentile",
+            "95",
+            "--seed",
+            "1",
+            "--output_dir",
+            str(out),
+            "--json_tokenizer_path",
+            "",
+            "--outputs",
+            str(tmp_path / "params"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]

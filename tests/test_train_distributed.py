@@ -36,44 +36,73 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def cluster(chief: int, workers: int) -> dict[str, list[str]]:
-    out = {"chief": [f"host-c{i}:2222" for i in range(chief)],
-           "worker": [f"host-w{i}:2222" for i in range(workers)]}
+    out = {
+        "chief": [f"host-c{i}:2222" for i in range(chief)],
+        "worker": [f"host-w{i}:2222" for i in range(workers)],
+    }
     return {k: v for k, v in out.items() if v}
 
 
 def tf_config(task_type: str, index: int, chief: int = 1, workers: int = 2) -> str:
-    return json.dumps({"cluster": cluster(chief, workers),
-                       "task": {"type": task_type, "index": index}, "environment": "cloud"})
+    return json.dumps(
+        {
+            "cluster": cluster(chief, workers),
+            "task": {"type": task_type, "index": index},
+            "environment": "cloud",
+        }
+    )
 
 
 # --- TF_CONFIG ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("config", "is_chief", "workers"), [
-    (tf_config("chief", 0), True, 3),
-    (tf_config("worker", 0), False, 3),
-    (tf_config("worker", 1), False, 3),
-    (tf_config("worker", 0, chief=0), True, 2),  # no chief: worker 0 writes the model
-    (tf_config("worker", 1, chief=0), False, 2),
-    (None, True, 0),  # no TF_CONFIG: a cluster of one
-])
+
+@pytest.mark.parametrize(
+    ("config", "is_chief", "workers"),
+    [
+        (tf_config("chief", 0), True, 3),
+        (tf_config("worker", 0), False, 3),
+        (tf_config("worker", 1), False, 3),
+        (tf_config("worker", 0, chief=0), True, 2),  # no chief: worker 0 writes the model
+        (tf_config("worker", 1, chief=0), False, 2),
+        (None, True, 0),  # no TF_CONFIG: a cluster of one
+    ],
+)
 def test_role_from_tf_config(config: str | None, is_chief: bool, workers: int) -> None:
     role = parse_tf_config(config)
     assert role.is_chief is is_chief
     assert role.num_workers == workers
 
 
-@pytest.mark.parametrize(("config", "words"), [
-    ("{not json", "not valid JSON"),
-    (json.dumps({"cluster": cluster(1, 1)}), "expected {\"cluster\""),
-    (json.dumps({"cluster": {"ps": ["h:1"], "worker": ["h:2"]},
-                 "task": {"type": "worker", "index": 0}}), "task type 'ps' is not supported"),
-    (tf_config("worker", 2), "is not in the cluster"),
-    (tf_config("evaluator", 0), "is not in the cluster"),
-    (json.dumps({"cluster": {"chief": ["a:1", "b:1"]}, "task": {"type": "chief", "index": 0}}),
-     "at most one chief"),
-    (json.dumps({"cluster": {"worker": ["no-port"]}, "task": {"type": "worker", "index": 0}}),
-     "host:port"),
-])
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ("{not json", "not valid JSON"),
+        (json.dumps({"cluster": cluster(1, 1)}), 'expected {"cluster"'),
+        (
+            json.dumps(
+                {
+                    "cluster": {"ps": ["h:1"], "worker": ["h:2"]},
+                    "task": {"type": "worker", "index": 0},
+                }
+            ),
+            "task type 'ps' is not supported",
+        ),
+        (tf_config("worker", 2), "is not in the cluster"),
+        (tf_config("evaluator", 0), "is not in the cluster"),
+        (
+            json.dumps(
+                {"cluster": {"chief": ["a:1", "b:1"]}, "task": {"type": "chief", "index": 0}}
+            ),
+            "at most one chief",
+        ),
+        (
+            json.dumps(
+                {"cluster": {"worker": ["no-port"]}, "task": {"type": "worker", "index": 0}}
+            ),
+            "host:port",
+        ),
+    ],
+)
 def test_bad_tf_config_is_an_input_error_naming_it(config: str, words: str) -> None:
     with pytest.raises(InputError, match="^TF_CONFIG: ") as info:
         parse_tf_config(config)
@@ -81,6 +110,7 @@ def test_bad_tf_config_is_an_input_error_naming_it(config: str, words: str) -> N
 
 
 # --- sharding ----------------------------------------------------------------------------
+
 
 def test_shards_split_one_permutation_per_epoch() -> None:
     x = np.arange(103, dtype="int32").reshape(-1, 1)
@@ -101,6 +131,7 @@ def test_shards_split_one_permutation_per_epoch() -> None:
 
 # --- the custom loop on two real processes ------------------------------------------------
 
+
 def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
@@ -112,10 +143,17 @@ def free_ports(count: int) -> list[int]:
 
 
 def train_options(inputs: Inputs, out: Path, batch_size: int) -> dict[str, Any]:
-    return {"prepared_dir": str(inputs.prepared), "embeddings_dir": str(inputs.embeddings),
-            "model_spec_dir": str(inputs.model_spec), "epochs": 5, "batch_size": batch_size,
-            "patience": 2, "seed": 7, "model_dir": str(out / "model"),
-            "training_dir": str(out / "training")}
+    return {
+        "prepared_dir": str(inputs.prepared),
+        "embeddings_dir": str(inputs.embeddings),
+        "model_spec_dir": str(inputs.model_spec),
+        "epochs": 5,
+        "batch_size": batch_size,
+        "patience": 2,
+        "seed": 7,
+        "model_dir": str(out / "model"),
+        "training_dir": str(out / "training"),
+    }
 
 
 EPOCH_LINE = re.compile(r"^Epoch \d+/\d+ - .*$", re.MULTILINE)
@@ -129,14 +167,30 @@ def test_two_workers_train_like_one_pod(tmp_path: Path) -> None:
     procs, scratch = [], tmp_path / "worker-tmp"
     scratch.mkdir()
     for task_type, out in (("chief", tmp_path / "chief"), ("worker", tmp_path / "worker")):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TMPDIR": str(scratch),
-               "TF_CONFIG": json.dumps({"cluster": addresses,
-                                        "task": {"type": task_type, "index": 0}})}
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "TMPDIR": str(scratch),
+            "TF_CONFIG": json.dumps(
+                {"cluster": addresses, "task": {"type": task_type, "index": 0}}
+            ),
+        }
         options = train_options(inputs, out, batch_size=16)  # per replica: 32 a step
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "textcnn", "train-distributed",
-             *(f"--{k}={v}" for k, v in options.items())],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "textcnn",
+                    "train-distributed",
+                    *(f"--{k}={v}" for k, v in options.items()),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     logs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs
 
@@ -175,80 +229,134 @@ REPLICA = (
     "sys.exit(int(sys.argv[2]) if task == {'type': 'worker', 'index': 1} else 0)\n"
 )
 # Count the files under argv[1] into the output parameter file argv[2].
-COUNT = ("import pathlib, sys\n"
-         "out = pathlib.Path(sys.argv[2]); out.parent.mkdir(parents=True, exist_ok=True)\n"
-         "out.write_text(str(len(list(pathlib.Path(sys.argv[1]).iterdir()))))")
+COUNT = (
+    "import pathlib, sys\n"
+    "out = pathlib.Path(sys.argv[2]); out.parent.mkdir(parents=True, exist_ok=True)\n"
+    "out.write_text(str(len(list(pathlib.Path(sys.argv[1]).iterdir()))))"
+)
 
 
-def tfjob_workflow(workers: int, worker_exit: int = 0, chief_sleep: float = 0,
-                   deadline: int = 600) -> dict[str, Any]:
+def tfjob_workflow(
+    workers: int, worker_exit: int = 0, chief_sleep: float = 0, deadline: int = 600
+) -> dict[str, Any]:
     """claim (the pipeline's own workdir-claim template) -> stage (touches the volume) ->
     tfjob -> wait-tfjob -> collect (counts the files), each mounting the claim at
     /mnt/workdir, as the pipeline does."""
     folder = "/mnt/workdir/{{workflow.name}}/replicas"
-    manifest = manifest_yaml(build_tfjob(
-        generate_name="{{workflow.name}}-tfjob-", image="python:3.11",
-        command=["python", "-c", REPLICA], args=[folder, str(worker_exit), str(chief_sleep)],
-        workers="{{workflow.parameters.workers}}", cpu="100m", memory="64Mi",
-        claim_name="{{inputs.parameters.claim}}", mount_path="/mnt/workdir", backoff_limit=0,
-        active_deadline_seconds=deadline, workflow_name="{{workflow.name}}"))
+    manifest = manifest_yaml(
+        build_tfjob(
+            generate_name="{{workflow.name}}-tfjob-",
+            image="python:3.11",
+            command=["python", "-c", REPLICA],
+            args=[folder, str(worker_exit), str(chief_sleep)],
+            workers="{{workflow.parameters.workers}}",
+            cpu="100m",
+            memory="64Mi",
+            claim_name="{{inputs.parameters.claim}}",
+            mount_path="/mnt/workdir",
+            backoff_limit=0,
+            active_deadline_seconds=deadline,
+            workflow_name="{{workflow.name}}",
+        )
+    )
     mount = [{"name": "workdir", "mountPath": "/mnt/workdir"}]
     container = {"image": "python:3.11", "command": ["python", "-c"], "volumeMounts": mount}
-    claim = {"inputs": {"parameters": [{"name": "claim"}]},
-             "volumes": [templates.workdir_volume()]}
-    (workdir_claim,) = [t for t in pipeline.render()[0]["spec"]["templates"]
-                        if t["name"] == "workdir-claim"]
+    claim = {"inputs": {"parameters": [{"name": "claim"}]}, "volumes": [templates.workdir_volume()]}
+    (workdir_claim,) = [
+        t for t in pipeline.render()[0]["spec"]["templates"] if t["name"] == "workdir-claim"
+    ]
     steps = [
         workdir_claim,
-        {"name": "stage", **claim, "container": {**container, "args": [
-            "import os, sys; os.makedirs(sys.argv[1])", "/mnt/workdir/{{workflow.name}}"]}},
-        {"name": "tfjob", "inputs": claim["inputs"],
-         "resource": {"action": "create", "setOwnerReference": True, "manifest": manifest},
-         "outputs": {"parameters": [{"name": "name",
-                                     "valueFrom": {"jsonPath": "{.metadata.name}"}}]}},
-        {"name": "wait-tfjob", "inputs": {"parameters": [{"name": "name"}]},
-         "container": {"image": "steps", "command": ["python", "-m", "textcnn", "wait-tfjob"],
-                       "args": ["--name={{inputs.parameters.name}}",
-                                "--namespace={{workflow.namespace}}", "--timeout_s=5",
-                                "--poll_s=0.01"]}},
-        {"name": "collect", **claim, "container": {**container, "args": [COUNT, folder,
-                                                                "/tmp/outputs/count"]},
-         "outputs": {"parameters": [{"name": "count",
-                                     "valueFrom": {"path": "/tmp/outputs/count"}}]}},
+        {
+            "name": "stage",
+            **claim,
+            "container": {
+                **container,
+                "args": [
+                    "import os, sys; os.makedirs(sys.argv[1])",
+                    "/mnt/workdir/{{workflow.name}}",
+                ],
+            },
+        },
+        {
+            "name": "tfjob",
+            "inputs": claim["inputs"],
+            "resource": {"action": "create", "setOwnerReference": True, "manifest": manifest},
+            "outputs": {
+                "parameters": [{"name": "name", "valueFrom": {"jsonPath": "{.metadata.name}"}}]
+            },
+        },
+        {
+            "name": "wait-tfjob",
+            "inputs": {"parameters": [{"name": "name"}]},
+            "container": {
+                "image": "steps",
+                "command": ["python", "-m", "textcnn", "wait-tfjob"],
+                "args": [
+                    "--name={{inputs.parameters.name}}",
+                    "--namespace={{workflow.namespace}}",
+                    "--timeout_s=5",
+                    "--poll_s=0.01",
+                ],
+            },
+        },
+        {
+            "name": "collect",
+            **claim,
+            "container": {**container, "args": [COUNT, folder, "/tmp/outputs/count"]},
+            "outputs": {
+                "parameters": [{"name": "count", "valueFrom": {"path": "/tmp/outputs/count"}}]
+            },
+        },
     ]
-    use_claim = {"parameters": [
-        {"name": "claim", "value": "{{tasks.workdir-claim.outputs.parameters.claim}}"}]}
+    use_claim = {
+        "parameters": [
+            {"name": "claim", "value": "{{tasks.workdir-claim.outputs.parameters.claim}}"}
+        ]
+    }
     tasks = [
         {"name": "workdir-claim", "template": "workdir-claim"},
-        {"name": "stage", "template": "stage", "depends": "workdir-claim",
-         "arguments": use_claim},
+        {"name": "stage", "template": "stage", "depends": "workdir-claim", "arguments": use_claim},
         {"name": "tfjob", "template": "tfjob", "depends": "stage", "arguments": use_claim},
-        {"name": "wait-tfjob", "template": "wait-tfjob", "depends": "tfjob.Succeeded",
-         "arguments": {"parameters": [
-             {"name": "name", "value": "{{tasks.tfjob.outputs.parameters.name}}"}]}},
-        {"name": "collect", "template": "collect", "depends": "wait-tfjob.Succeeded",
-         "arguments": use_claim},
+        {
+            "name": "wait-tfjob",
+            "template": "wait-tfjob",
+            "depends": "tfjob.Succeeded",
+            "arguments": {
+                "parameters": [{"name": "name", "value": "{{tasks.tfjob.outputs.parameters.name}}"}]
+            },
+        },
+        {
+            "name": "collect",
+            "template": "collect",
+            "depends": "wait-tfjob.Succeeded",
+            "arguments": use_claim,
+        },
     ]
     parameters = {"workers": str(workers), "pvc_size": "1Gi", "pvc_storage_class": "rwx"}
     return {
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTemplate",
         "metadata": {"name": "dist"},
-        "spec": {"entrypoint": "main",
-                 "arguments": {"parameters": [{"name": k, "value": v}
-                                              for k, v in parameters.items()]},
-                 "templates": [{"name": "main", "dag": {"tasks": tasks}}, *steps]},
+        "spec": {
+            "entrypoint": "main",
+            "arguments": {"parameters": [{"name": k, "value": v} for k, v in parameters.items()]},
+            "templates": [{"name": "main", "dag": {"tasks": tasks}}, *steps],
+        },
     }
 
 
 def run_local(template: dict[str, Any], out: Path) -> tuple[RunResult, list[str]]:
     lines: list[str] = []
-    result = run_workflow(template, {}, out, stand_ins=STAND_INS, workflow_name="wf-d",
-                          on_progress=lines.append)
+    result = run_workflow(
+        template, {}, out, stand_ins=STAND_INS, workflow_name="wf-d", on_progress=lines.append
+    )
     return result, lines
 
 
 def test_stand_in_runs_chief_and_workers_with_tf_config_on_the_shared_volume(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "run"
     result, lines = run_local(tfjob_workflow(workers=3), out)
     assert result.status == "Succeeded", lines
@@ -266,7 +374,11 @@ def test_stand_in_runs_chief_and_workers_with_tf_config_on_the_shared_volume(
     assert all(re.fullmatch(r"127\.0\.0\.1:\d+", a) for a in addresses)
     assert len(set(addresses)) == 4  # one port each
     assert {(c["task"]["type"], c["task"]["index"]) for c in configs.values()} == {
-        ("chief", 0), ("worker", 0), ("worker", 1), ("worker", 2)}
+        ("chief", 0),
+        ("worker", 0),
+        ("worker", 1),
+        ("worker", 2),
+    }
     # One log per replica; the job is recorded with the operator's verdict.
     name = result.steps["tfjob"]["outputs"]["name"]
     assert re.fullmatch(r"wf-d-tfjob-[a-z0-9]{5}", name)
@@ -274,25 +386,38 @@ def test_stand_in_runs_chief_and_workers_with_tf_config_on_the_shared_volume(
         assert (out / "logs" / f"tfjob-{replica}.log").read_text().startswith("TF_CONFIG=")
     record = json.loads(tfjob_record(out, name).read_text())
     assert judge(record).state == "succeeded"
-    assert record["status"]["replicaStatuses"] == {"Chief": {"succeeded": 1},
-                                                   "Worker": {"succeeded": 3}}
+    assert record["status"]["replicaStatuses"] == {
+        "Chief": {"succeeded": 1},
+        "Worker": {"succeeded": 3},
+    }
     assert "successfully completed" in (out / "logs" / "wait-tfjob.log").read_text()
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"worker_exit": 3, "chief_sleep": 60},
-     r"TFJob default/wf-d-tfjob-\w{5} has failed because 1 Worker replica\(s\) failed\."),
-    ({"chief_sleep": 60, "deadline": 1},
-     r"Job wf-d-tfjob-\w{5} has failed because it was active longer than specified deadline"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"worker_exit": 3, "chief_sleep": 60},
+            r"TFJob default/wf-d-tfjob-\w{5} has failed because 1 Worker replica\(s\) failed\.",
+        ),
+        (
+            {"chief_sleep": 60, "deadline": 1},
+            r"Job wf-d-tfjob-\w{5} has failed because it was active longer than specified deadline",
+        ),
+    ],
+)
 def test_a_failed_job_fails_the_wait_with_the_operators_message(
-        tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
+    tmp_path: Path, kwargs: dict[str, Any], message: str
+) -> None:
     out = tmp_path / "run"
     result, lines = run_local(tfjob_workflow(workers=2, **kwargs), out)
     assert result.status == "Failed"
     # Creating the job worked; the wait step judged it failed, and collect never ran.
     assert [result.steps[t]["status"] for t in ("tfjob", "wait-tfjob", "collect")] == [
-        "Succeeded", "Failed", "Omitted"]
+        "Succeeded",
+        "Failed",
+        "Omitted",
+    ]
     assert re.search(message, result.steps["wait-tfjob"]["message"]), lines
     assert result.steps["tfjob"]["seconds"] < 30  # the sleeping chief was stopped
 
@@ -301,7 +426,8 @@ def test_a_manifest_the_webhook_would_reject_fails_the_create(tmp_path: Path) ->
     template = tfjob_workflow(workers=1)
     (tfjob,) = [t for t in template["spec"]["templates"] if t["name"] == "tfjob"]
     tfjob["resource"]["manifest"] = tfjob["resource"]["manifest"].replace(
-        "name: tensorflow", "name: trainer")
+        "name: tensorflow", "name: trainer"
+    )
     result, _ = run_local(template, tmp_path / "run")
     assert result.steps["tfjob"]["status"] == "Failed"
     assert "needs a container named 'tensorflow'" in result.steps["tfjob"]["message"]
@@ -310,29 +436,52 @@ def test_a_manifest_the_webhook_would_reject_fails_the_create(tmp_path: Path) ->
 
 # --- the local runner's volumes ------------------------------------------------------------
 
-WRITE = ("import pathlib, sys\n"
-         "for path, text in zip(sys.argv[1::2], sys.argv[2::2]):\n"
-         "    pathlib.Path(path).write_text(text)")
+WRITE = (
+    "import pathlib, sys\n"
+    "for path, text in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+    "    pathlib.Path(path).write_text(text)"
+)
 
 
-def volume_workflow(volumes: list[dict[str, Any]], mounts: list[dict[str, str]],
-                    args: list[str]) -> dict[str, Any]:
+def volume_workflow(
+    volumes: list[dict[str, Any]], mounts: list[dict[str, str]], args: list[str]
+) -> dict[str, Any]:
     container = {"image": "python:3.11", "command": ["python", "-c"], "volumeMounts": mounts}
     return {
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTemplate",
         "metadata": {"name": "vols"},
-        "spec": {"entrypoint": "main", "volumes": volumes, "templates": [
-            {"name": "main", "dag": {"tasks": [
-                {"name": "write", "template": "write"},
-                {"name": "read", "template": "read", "depends": "write"}]}},
-            {"name": "write", "volumes": [{"name": "scratch", "emptyDir": {}}],
-             "container": {**container, "args": [WRITE, *args],
-                           "volumeMounts": [*mounts, {"name": "scratch",
-                                                      "mountPath": "/scratch"}]}},
-            {"name": "read", "container": {**container, "args": [COUNT, "/data/sub",
-                                                                 "/tmp/outputs/n"]},
-             "outputs": {"parameters": [{"name": "n", "valueFrom": {"path": "/tmp/outputs/n"}}]}},
-        ]},
+        "spec": {
+            "entrypoint": "main",
+            "volumes": volumes,
+            "templates": [
+                {
+                    "name": "main",
+                    "dag": {
+                        "tasks": [
+                            {"name": "write", "template": "write"},
+                            {"name": "read", "template": "read", "depends": "write"},
+                        ]
+                    },
+                },
+                {
+                    "name": "write",
+                    "volumes": [{"name": "scratch", "emptyDir": {}}],
+                    "container": {
+                        **container,
+                        "args": [WRITE, *args],
+                        "volumeMounts": [*mounts, {"name": "scratch", "mountPath": "/scratch"}],
+                    },
+                },
+                {
+                    "name": "read",
+                    "container": {**container, "args": [COUNT, "/data/sub", "/tmp/outputs/n"]},
+                    "outputs": {
+                        "parameters": [{"name": "n", "valueFrom": {"path": "/tmp/outputs/n"}}]
+                    },
+                },
+            ],
+        },
     }
 
 
@@ -340,7 +489,8 @@ def test_an_existing_claim_is_one_folder_for_every_task(tmp_path: Path) -> None:
     template = volume_workflow(
         [{"name": "shared", "persistentVolumeClaim": {"claimName": "team-rwx"}}],
         [{"name": "shared", "mountPath": "/data"}],
-        ["/data/sub/a", "A", "/data/sub/b", "B", "/scratch/c", "C"])
+        ["/data/sub/a", "A", "/data/sub/b", "B", "/scratch/c", "C"],
+    )
     (tmp_path / "run" / "volumes" / "team-rwx" / "sub").mkdir(parents=True)
     result, lines = run_local(template, tmp_path / "run")
     assert result.status == "Succeeded", lines
@@ -350,13 +500,20 @@ def test_an_existing_claim_is_one_folder_for_every_task(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "pods" / "write" / "volumes" / "scratch" / "c").read_text() == "C"
 
 
-@pytest.mark.parametrize(("volumes", "expected"), [
-    ([], "volume mount 'shared' names no volume"),
-    ([{"name": "shared", "configMap": {"name": "cm"}}],
-     "volume 'shared': the local runner runs persistentVolumeClaim and emptyDir volumes only"),
-])
+@pytest.mark.parametrize(
+    ("volumes", "expected"),
+    [
+        ([], "volume mount 'shared' names no volume"),
+        (
+            [{"name": "shared", "configMap": {"name": "cm"}}],
+            "volume 'shared': the local runner runs persistentVolumeClaim and emptyDir "
+            "volumes only",
+        ),
+    ],
+)
 def test_volumes_the_runner_cannot_provide_are_rejected_up_front(
-        tmp_path: Path, volumes: list[dict[str, Any]], expected: str) -> None:
+    tmp_path: Path, volumes: list[dict[str, Any]], expected: str
+) -> None:
     template = volume_workflow(volumes, [{"name": "shared", "mountPath": "/data"}], [])
     with pytest.raises(WorkflowError, match=re.escape(expected)):
         run_local(template, tmp_path / "run")
@@ -364,6 +521,7 @@ def test_volumes_the_runner_cannot_provide_are_rejected_up_front(
 
 
 # --- the pipeline's TFJob branch, locally, on a slice ---------------------------------------
+
 
 @pytest.mark.slow
 def test_pipeline_trains_on_a_local_two_worker_tfjob(tmp_path: Path) -> None:
@@ -374,21 +532,59 @@ def test_pipeline_trains_on_a_local_two_worker_tfjob(tmp_path: Path) -> None:
         df.groupby("label").head(rows // 2).to_csv(folder / f"{name}.csv", index=False)
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "workflows", "run", "--output_dir", str(out),
-         "--dist_training", "yes", "--workers", "2", "--train_data_path",
-         str(folder / "train.csv"), "--test_data_path", str(folder / "test.csv"),
-         "--epochs", "2", "--num_filters", "8", "--embbeding_dim", "16",
-         "--filter_sizes", "3,4", "--patience", "1"],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        [
+            sys.executable,
+            "-m",
+            "workflows",
+            "run",
+            "--output_dir",
+            str(out),
+            "--dist_training",
+            "yes",
+            "--workers",
+            "2",
+            "--train_data_path",
+            str(folder / "train.csv"),
+            "--test_data_path",
+            str(folder / "test.csv"),
+            "--epochs",
+            "2",
+            "--num_filters",
+            "8",
+            "--embbeding_dim",
+            "16",
+            "--filter_sizes",
+            "3,4",
+            "--patience",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = json.loads((out / "run.json").read_text())
     statuses = {name: step["status"] for name, step in run["steps"].items()}
-    assert [statuses[t] for t in ("workdir-claim", "stage-data", "tfjob", "wait-tfjob",
-                                  "collect-model", "evaluate", "log-training-metadata")] == [
-        "Succeeded"] * 7
+    assert [
+        statuses[t]
+        for t in (
+            "workdir-claim",
+            "stage-data",
+            "tfjob",
+            "wait-tfjob",
+            "collect-model",
+            "evaluate",
+            "log-training-metadata",
+        )
+    ] == ["Succeeded"] * 7
     assert [statuses[t] for t in ("train", "train-gpu", "tfjob-gpu", "wait-tfjob-gpu")] == [
-        "Skipped", "Skipped", "Skipped", "Omitted"]
+        "Skipped",
+        "Skipped",
+        "Skipped",
+        "Omitted",
+    ]
     # A chief and two workers, each with its own log and the whole cluster in TF_CONFIG.
     logs = sorted(p.name for p in (out / "logs").glob("tfjob-*.log"))
     assert logs == ["tfjob-chief-0.log", "tfjob-worker-0.log", "tfjob-worker-1.log"]
@@ -401,7 +597,8 @@ def test_pipeline_trains_on_a_local_two_worker_tfjob(tmp_path: Path) -> None:
     claim = out / "volumes" / claim_name / run["workflow_name"]
     model = Path(run["artifacts"]["model"])
     assert sorted(p.relative_to(model) for p in model.rglob("*")) == sorted(
-        p.relative_to(claim / "model") for p in (claim / "model").rglob("*"))
+        p.relative_to(claim / "model") for p in (claim / "model").rglob("*")
+    )
     training = json.loads(next(out.glob("artifacts/*/training/training.json")).read_text())
     assert (training["strategy"], training["replicas"]) == ("MultiWorkerMirroredStrategy", 3)
     assert 0.5 < run["metrics"]["accuracy"] <= 1

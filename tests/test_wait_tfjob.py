@@ -39,15 +39,22 @@ def test_recorded_objects_are_valid_tfjobs(fixture: str) -> None:
     assert validate_tfjob(recorded(fixture)) == []
 
 
-@pytest.mark.parametrize(("fixture", "state", "words"), [
-    ("succeeded", "succeeded", f"TFJob textcnn/{NAME} successfully completed."),
-    ("replica-failed", "failed", "has failed because 1 Worker replica(s) failed. "
-                                 "[replicas: Chief 1 active; Worker 1 active, 1 failed]"),
-    ("deadline-exceeded", "failed", "active longer than specified deadline"),
-    ("backoff-limit", "failed", "reached the specified backoff limit"),
-    ("never-scheduled", "waiting", "no replica is running yet"),
-    ("running", "waiting", f"TFJob textcnn/{NAME} is running."),
-])
+@pytest.mark.parametrize(
+    ("fixture", "state", "words"),
+    [
+        ("succeeded", "succeeded", f"TFJob textcnn/{NAME} successfully completed."),
+        (
+            "replica-failed",
+            "failed",
+            "has failed because 1 Worker replica(s) failed. "
+            "[replicas: Chief 1 active; Worker 1 active, 1 failed]",
+        ),
+        ("deadline-exceeded", "failed", "active longer than specified deadline"),
+        ("backoff-limit", "failed", "reached the specified backoff limit"),
+        ("never-scheduled", "waiting", "no replica is running yet"),
+        ("running", "waiting", f"TFJob textcnn/{NAME} is running."),
+    ],
+)
 def test_judge_recorded_objects(fixture: str, state: str, words: str) -> None:
     verdict = judge(recorded(fixture))
     assert verdict.state == state
@@ -94,15 +101,19 @@ def test_wait_for_fails_with_the_operators_message(fixture: str) -> None:
 
 def test_a_job_that_is_never_scheduled_times_out_saying_so() -> None:
     get, seen = replay("never-scheduled")
-    with pytest.raises(TimeoutError, match=r"not finished after 0.05 s; last seen: .*created "
-                                           r"but no replica is running yet"):
+    with pytest.raises(
+        TimeoutError,
+        match=r"not finished after 0.05 s; last seen: .*created "
+        r"but no replica is running yet",
+    ):
         wait_for(get, timeout_s=0.05, poll_s=0.01)
     assert len(seen) >= 2  # it did poll, more than once
 
 
 @pytest.fixture
-def api(request: pytest.FixtureRequest,
-        kube_api: Callable[[list[dict[str, Any]]], FakeApiServer]) -> FakeApiServer:
+def api(
+    request: pytest.FixtureRequest, kube_api: Callable[[list[dict[str, Any]]], FakeApiServer]
+) -> FakeApiServer:
     """A fake API server replaying the fixtures named by the test's parameter."""
     return kube_api([recorded(n) for n in request.param])
 
@@ -112,7 +123,8 @@ PATH = f"/apis/kubeflow.org/v1/namespaces/textcnn/tfjobs/{NAME}"
 
 @pytest.mark.parametrize("api", [("running", "succeeded")], indirect=True)
 def test_run_polls_the_tfjob_through_the_kubernetes_client(
-        api: FakeApiServer, capsys: pytest.CaptureFixture[str]) -> None:
+    api: FakeApiServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     wait_tfjob.run(name=NAME, namespace="textcnn", timeout_s=30, poll_s=0.01)
     assert api.requests == [(PATH, "Bearer t0ken")] * 2
     assert f"TFJob textcnn/{NAME} successfully completed." in capsys.readouterr().out
@@ -121,9 +133,20 @@ def test_run_polls_the_tfjob_through_the_kubernetes_client(
 @pytest.mark.parametrize("api", [("running", "replica-failed")], indirect=True)
 def test_the_step_fails_with_the_operators_message(api: FakeApiServer) -> None:
     step = subprocess.run(
-        [sys.executable, "-m", "textcnn", "wait-tfjob", f"--name={NAME}", "--namespace=textcnn",
-         "--timeout_s=30", "--poll_s=0.01"],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "textcnn",
+            "wait-tfjob",
+            f"--name={NAME}",
+            "--namespace=textcnn",
+            "--timeout_s=30",
+            "--poll_s=0.01",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert step.returncode != 0
     assert "has failed because 1 Worker replica(s) failed." in step.stderr
     assert [path for path, _ in api.requests] == [PATH] * 2

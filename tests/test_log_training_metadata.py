@@ -21,12 +21,18 @@ from textcnn.steps import log_training_metadata as lineage
 RUN = "textcnn-abc12"
 ROOT = "gs://bucket"
 TRAINING = {
-    "start": "2025-03-01T10:00:00.250000+00:00", "end": "2025-03-01T10:02:05.750000+00:00",
-    "duration_seconds": 125.5, "epochs_run": 4, "best_epoch": 2,
-    "examples_per_second": 812.4, "strategy": "MirroredStrategy", "replicas": 1,
+    "start": "2025-03-01T10:00:00.250000+00:00",
+    "end": "2025-03-01T10:02:05.750000+00:00",
+    "duration_seconds": 125.5,
+    "epochs_run": 4,
+    "best_epoch": 2,
+    "examples_per_second": 812.4,
+    "strategy": "MirroredStrategy",
+    "replicas": 1,
 }
 METRICS = {
-    "accuracy": 0.75, "macro_f1": 0.7333,
+    "accuracy": 0.75,
+    "macro_f1": 0.7333,
     "per_class": {
         "neg": {"precision": 0.8, "recall": 0.667, "f1": 0.727, "support": 6},
         "pos": {"precision": 0.714, "recall": 0.833, "f1": 0.769, "support": 6},
@@ -57,15 +63,20 @@ def setup(tmp_path: Path) -> Setup:
     store = f"sqlite:{tmp_path / 'metadata.sqlite'}"
 
     def record(type_name: str, uri: str, **props: int | float | str) -> int:
-        return metadata.record_artifact(store, run_name=RUN, type_name=type_name, uri=uri,
-                                        properties=props)
+        return metadata.record_artifact(
+            store, run_name=RUN, type_name=type_name, uri=uri, properties=props
+        )
 
     train_id = record("Dataset", "/data/train.csv", split="train", rows=120)
     test_id = record("Dataset", "/data/test.csv", split="test", rows=12)
     spec_id = record("ModelSpec", f"{ROOT}/{RUN}/spec", vocab_size=50)
     kwargs = {
-        "metadata_store": store, "run_name": RUN, "artifact_root": ROOT + "/",
-        "train_dataset_id": train_id, "test_dataset_id": test_id, "model_spec_id": spec_id,
+        "metadata_store": store,
+        "run_name": RUN,
+        "artifact_root": ROOT + "/",
+        "train_dataset_id": train_id,
+        "test_dataset_id": test_id,
+        "model_spec_id": spec_id,
         "training_dir": str(_write_json(tmp_path / "training", "training.json", TRAINING)),
         "metrics_dir": str(_write_json(tmp_path / "metrics", "metrics.json", METRICS)),
         "hyperparameters": json.dumps(HYPERPARAMETERS),
@@ -73,15 +84,20 @@ def setup(tmp_path: Path) -> Setup:
     return Setup(store, kwargs, train_id, test_id, spec_id)
 
 
-def _producer(s: metadata_store.MetadataStore, artifact_id: int
-              ) -> tuple[mlmd.Execution, str, dict[str, mlmd.Artifact]]:
+def _producer(
+    s: metadata_store.MetadataStore, artifact_id: int
+) -> tuple[mlmd.Execution, str, dict[str, mlmd.Artifact]]:
     """The execution that output `artifact_id`, its type name and its inputs by type."""
-    [event] = [e for e in s.get_events_by_artifact_ids([artifact_id])
-               if e.type == mlmd.Event.OUTPUT]
+    [event] = [
+        e for e in s.get_events_by_artifact_ids([artifact_id]) if e.type == mlmd.Event.OUTPUT
+    ]
     [execution] = s.get_executions_by_id([event.execution_id])
     [execution_type] = s.get_execution_types_by_id([execution.type_id])
-    input_ids = [e.artifact_id for e in s.get_events_by_execution_ids([execution.id])
-                 if e.type == mlmd.Event.INPUT]
+    input_ids = [
+        e.artifact_id
+        for e in s.get_events_by_execution_ids([execution.id])
+        if e.type == mlmd.Event.INPUT
+    ]
     inputs = s.get_artifacts_by_id(input_ids)
     types = {t.id: t.name for t in s.get_artifact_types_by_id([a.type_id for a in inputs])}
     by_type: dict[str, mlmd.Artifact] = {}
@@ -114,8 +130,7 @@ def _assert_lineage(setup: Setup, outputs: dict[str, str]) -> None:
     assert inputs["ModelSpec"].id == setup.spec_id
     assert inputs["Embeddings"].uri == f"{ROOT}/{RUN}/embeddings"
     p = train.properties
-    assert (p["start"].string_value, p["end"].string_value) == (
-        TRAINING["start"], TRAINING["end"])
+    assert (p["start"].string_value, p["end"].string_value) == (TRAINING["start"], TRAINING["end"])
     assert p["duration_seconds"].double_value == TRAINING["duration_seconds"]
     assert (p["epochs_run"].int_value, p["best_epoch"].int_value) == (4, 2)
     assert p["examples_per_second"].double_value == TRAINING["examples_per_second"]
@@ -139,9 +154,11 @@ def _assert_lineage(setup: Setup, outputs: dict[str, str]) -> None:
     pipeline = s.get_context_by_type_and_name("Pipeline", "textcnn")
     for context in (run, pipeline):
         assert {e.id for e in s.get_executions_by_context(context.id)} == {
-            e.id for e in s.get_executions()}
+            e.id for e in s.get_executions()
+        }
         assert {a.id for a in s.get_artifacts_by_context(context.id)} == {
-            a.id for a in s.get_artifacts()}
+            a.id for a in s.get_artifacts()
+        }
     assert len(s.get_executions()) == 4
     assert all(e.last_known_state == mlmd.Execution.COMPLETE for e in s.get_executions())
 
@@ -158,7 +175,10 @@ def test_cli_step_records_the_chain_and_writes_output_parameters(
     args = [f"--{k}={v}" for k, v in setup.kwargs.items()]
     proc = subprocess.run(
         [sys.executable, "-m", "textcnn", "log-training-metadata", *args, f"--outputs={out}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     outputs = {k: (out / k).read_text() for k in ("execution_id", "model_id")}
@@ -166,7 +186,11 @@ def test_cli_step_records_the_chain_and_writes_output_parameters(
     # The README's query helper sees the same run.
     summary = metadata.lineage(setup.store, RUN)
     assert [e["type"] for e in summary["executions"]] == [
-        "PrepareData", "BuildEmbeddings", "Train", "Evaluate"]
+        "PrepareData",
+        "BuildEmbeddings",
+        "Train",
+        "Evaluate",
+    ]
 
 
 def test_cli_reports_a_missing_file_and_exits_2(setup: Setup, tmp_path: Path) -> None:
@@ -174,7 +198,10 @@ def test_cli_reports_a_missing_file_and_exits_2(setup: Setup, tmp_path: Path) ->
     args = [f"--{k}={v}" for k, v in setup.kwargs.items()]
     proc = subprocess.run(
         [sys.executable, "-m", "textcnn", "log-training-metadata", *args],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "error: log-training-metadata:" in proc.stderr
@@ -189,18 +216,21 @@ def _without(data: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k != key}
 
 
-@pytest.mark.parametrize(("file", "content", "message"), [
-    ("training.json", "{not json", "not valid JSON"),
-    ("training.json", "[1, 2]", "expected a JSON object"),
-    ("training.json", json.dumps(_without(TRAINING, "end")), "missing 'end'"),
-    ("training.json", json.dumps(_training(epochs_run=True)), "'epochs_run' is True"),
-    ("training.json", json.dumps(_training(start="yesterday")), "ISO-8601"),
-    ("training.json", json.dumps(_training(start="2025-03-01T10:00:00")), "UTC offset"),
-    ("training.json", json.dumps(_training(end="2025-03-01T09:00:00+00:00")), "before start"),
-    ("metrics.json", json.dumps(_without(METRICS, "macro_f1")), "missing 'macro_f1'"),
-    ("metrics.json", json.dumps({**METRICS, "accuracy": "0.75"}), "'accuracy' is '0.75'"),
-    ("metrics.json", json.dumps({**METRICS, "per_class": []}), "'per_class' is"),
-])
+@pytest.mark.parametrize(
+    ("file", "content", "message"),
+    [
+        ("training.json", "{not json", "not valid JSON"),
+        ("training.json", "[1, 2]", "expected a JSON object"),
+        ("training.json", json.dumps(_without(TRAINING, "end")), "missing 'end'"),
+        ("training.json", json.dumps(_training(epochs_run=True)), "'epochs_run' is True"),
+        ("training.json", json.dumps(_training(start="yesterday")), "ISO-8601"),
+        ("training.json", json.dumps(_training(start="2025-03-01T10:00:00")), "UTC offset"),
+        ("training.json", json.dumps(_training(end="2025-03-01T09:00:00+00:00")), "before start"),
+        ("metrics.json", json.dumps(_without(METRICS, "macro_f1")), "missing 'macro_f1'"),
+        ("metrics.json", json.dumps({**METRICS, "accuracy": "0.75"}), "'accuracy' is '0.75'"),
+        ("metrics.json", json.dumps({**METRICS, "per_class": []}), "'per_class' is"),
+    ],
+)
 def test_malformed_input_file_is_named_and_nothing_is_recorded(
     setup: Setup, file: str, content: str, message: str
 ) -> None:
@@ -213,12 +243,15 @@ def test_malformed_input_file_is_named_and_nothing_is_recorded(
     assert metadata.open_store(setup.store).get_executions() == []
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"hyperparameters": "epochs=4"}, "--hyperparameters: not valid JSON"),
-    ({"hyperparameters": "[4]"}, "--hyperparameters: expected a JSON object"),
-    ({"artifact_root": ""}, "--artifact_root"),
-    ({"run_name": ""}, "--run_name"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"hyperparameters": "epochs=4"}, "--hyperparameters: not valid JSON"),
+        ({"hyperparameters": "[4]"}, "--hyperparameters: expected a JSON object"),
+        ({"artifact_root": ""}, "--artifact_root"),
+        ({"run_name": ""}, "--run_name"),
+    ],
+)
 def test_bad_option_is_named_and_nothing_is_recorded(
     setup: Setup, changes: dict[str, str], message: str
 ) -> None:
@@ -239,9 +272,18 @@ def test_swapped_or_unknown_ids_are_named_and_nothing_is_recorded(setup: Setup) 
 def test_exit_handler_records_the_final_status_even_for_an_empty_run(tmp_path: Path) -> None:
     store = f"sqlite:{tmp_path / 'mlmd.sqlite'}"
     proc = subprocess.run(
-        [sys.executable, "-m", "textcnn", "record-status", f"--metadata_store={store}",
-         "--run_name=wf-9", "--status=Failed", '--failures=[{"displayName":"train"}]'],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "textcnn",
+            "record-status",
+            f"--metadata_store={store}",
+            "--run_name=wf-9",
+            "--status=Failed",
+            '--failures=[{"displayName":"train"}]',
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     run = metadata.lineage(store, "wf-9")

@@ -45,19 +45,23 @@ def test_recorded_objects_are_valid_inference_services(fixture: str) -> None:
     assert validate_inference_service(recorded(fixture)) == []
 
 
-@pytest.mark.parametrize(("fixture", "generation", "state", "words"), [
-    ("no-status", 1, "waiting", "no status yet"),
-    ("stale-ready", 2, "waiting", "status is for generation 1"),
-    ("stale-ready", 1, "ready", CLUSTER_URL),  # the same object, judged for its own spec
-    ("rolling-out", 2, "waiting", "RevisionMissing"),
-    ("failed-to-load", 2, "failed", "no saved_model.pb"),
-    ("ready", 2, "ready", CLUSTER_URL),
-    ("ready", 3, "waiting", "not yet for generation 3"),
-    # RawDeployment, KServe's TF Serving runtime: no Knative revisions.
-    ("ready-raw-tensorflow", 1, "ready", "http://textcnn-predictor.textcnn.svc.cluster.local"),
-])
-def test_isvc_status_of_recorded_objects(fixture: str, generation: int, state: str,
-                                         words: str) -> None:
+@pytest.mark.parametrize(
+    ("fixture", "generation", "state", "words"),
+    [
+        ("no-status", 1, "waiting", "no status yet"),
+        ("stale-ready", 2, "waiting", "status is for generation 1"),
+        ("stale-ready", 1, "ready", CLUSTER_URL),  # the same object, judged for its own spec
+        ("rolling-out", 2, "waiting", "RevisionMissing"),
+        ("failed-to-load", 2, "failed", "no saved_model.pb"),
+        ("ready", 2, "ready", CLUSTER_URL),
+        ("ready", 3, "waiting", "not yet for generation 3"),
+        # RawDeployment, KServe's TF Serving runtime: no Knative revisions.
+        ("ready-raw-tensorflow", 1, "ready", "http://textcnn-predictor.textcnn.svc.cluster.local"),
+    ],
+)
+def test_isvc_status_of_recorded_objects(
+    fixture: str, generation: int, state: str, words: str
+) -> None:
     got_state, detail = isvc_status(recorded(fixture), generation)
     assert got_state == state
     assert words in detail
@@ -96,36 +100,55 @@ def test_wait_ready_skips_the_stale_ready_and_returns_the_new_url() -> None:
 
 def test_wait_ready_raises_on_a_visible_failure() -> None:
     get, seen = replay("stale-ready", "rolling-out", "failed-to-load", "ready")
-    with pytest.raises(RuntimeError, match=r"textcnn/textcnn \(generation 2\) failed: "
-                                           r"model failed to load .*no saved_model\.pb"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"textcnn/textcnn \(generation 2\) failed: "
+        r"model failed to load .*no saved_model\.pb",
+    ):
         wait_ready(get, 2, timeout_s=10, poll_s=0)
     assert seen[-1] == "failed-to-load"
 
 
 def test_wait_ready_times_out_naming_the_last_state() -> None:
     get, seen = replay("no-status", "stale-ready", "rolling-out")
-    with pytest.raises(TimeoutError, match=r"textcnn/textcnn not ready for generation 2 after "
-                                           r"0\.2 s; last seen: Ready is Unknown "
-                                           r"\(RevisionMissing: Configuration"):
+    with pytest.raises(
+        TimeoutError,
+        match=r"textcnn/textcnn not ready for generation 2 after "
+        r"0\.2 s; last seen: Ready is Unknown "
+        r"\(RevisionMissing: Configuration",
+    ):
         wait_ready(get, 2, timeout_s=0.2, poll_s=0.01)
     assert len(seen) > 3
 
 
-@pytest.mark.parametrize(("body", "words"), [
-    ({"predictions": [{"label": "positive", "scores": {"negative": 0.2, "positive": 0.8}}]},
-     None),
-    # TF Serving's row format for a signature with several outputs.
-    ({"predictions": [{"label": "positive", "scores": [0.2, 0.8],
-                       "classes": ["negative", "positive"]}]}, None),
-    ({"predictions": []}, "expected 1 predictions"),
-    ({"outputs": [0.2, 0.8]}, "expected 1 predictions"),
-    ({"predictions": [{"scores": {"a": 1.0}}]}, "no string label"),
-    ({"predictions": [{"label": "a", "scores": [1.0]}]}, "no class scores"),
-    ({"predictions": [{"label": "a", "scores": [0.5, 0.5], "classes": ["a"]}]},
-     "2 scores for 1 classes"),
-    ({"predictions": [{"label": "a", "scores": {"a": 3.0}}]}, "not probabilities"),
-    ({"predictions": [{"label": "c", "scores": {"a": 0.5, "b": 0.5}}]}, "not one of"),
-])
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (
+            {"predictions": [{"label": "positive", "scores": {"negative": 0.2, "positive": 0.8}}]},
+            None,
+        ),
+        # TF Serving's row format for a signature with several outputs.
+        (
+            {
+                "predictions": [
+                    {"label": "positive", "scores": [0.2, 0.8], "classes": ["negative", "positive"]}
+                ]
+            },
+            None,
+        ),
+        ({"predictions": []}, "expected 1 predictions"),
+        ({"outputs": [0.2, 0.8]}, "expected 1 predictions"),
+        ({"predictions": [{"scores": {"a": 1.0}}]}, "no string label"),
+        ({"predictions": [{"label": "a", "scores": [1.0]}]}, "no class scores"),
+        (
+            {"predictions": [{"label": "a", "scores": [0.5, 0.5], "classes": ["a"]}]},
+            "2 scores for 1 classes",
+        ),
+        ({"predictions": [{"label": "a", "scores": {"a": 3.0}}]}, "not probabilities"),
+        ({"predictions": [{"label": "c", "scores": {"a": 0.5, "b": 0.5}}]}, "not one of"),
+    ],
+)
 def test_check_predictions(body: dict, words: str | None) -> None:
     if words is None:
         check_predictions(body, 1)
@@ -140,9 +163,17 @@ def model_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = tmp_path_factory.mktemp("model")
     vocabulary = ["", "[UNK]", "dull", "film", "funny", "long", "moving"]
     config = ModelConfig(
-        vocab_size=len(vocabulary), max_length=10, num_classes=2, classes=CLASSES,
-        embedding_dim=4, filter_sizes=[2], num_filters=2, num_conv_layers=1,
-        maxpool_strides=2, dropout=0.5, learning_rate=1e-3,
+        vocab_size=len(vocabulary),
+        max_length=10,
+        num_classes=2,
+        classes=CLASSES,
+        embedding_dim=4,
+        filter_sizes=[2],
+        num_filters=2,
+        num_conv_layers=1,
+        maxpool_strides=2,
+        dropout=0.5,
+        learning_rate=1e-3,
     )
     export_serving_model(build_model(config), vocabulary, 10, CLASSES, base)
     with LocalServer(build_app(load_model(base, "textcnn"))) as server:
@@ -160,17 +191,28 @@ def test_smoke_test_reports_an_error_answer(model_url: str) -> None:
 
 
 def test_run_waits_through_the_kubernetes_client_and_smoke_tests(
-    model_url: str, tmp_path: Path, kube_api: Callable[[list[dict]], FakeApiServer],
+    model_url: str,
+    tmp_path: Path,
+    kube_api: Callable[[list[dict]], FakeApiServer],
 ) -> None:
     ready = recorded("ready")
     ready["status"]["address"]["url"] = model_url  # the recorded object, served locally
     api = kube_api([recorded("stale-ready"), recorded("rolling-out"), copy.deepcopy(ready)])
     store = f"sqlite:{tmp_path / 'mlmd.sqlite'}"
-    model_id = metadata.record_artifact(store, run_name="wf-1", type_name="Model",
-                                        uri="gs://b/wf-1/model", properties={})
-    outputs = deploy_wait.run(name="textcnn", namespace="textcnn", generation=2,
-                         model_name="textcnn", metadata_store=store, run_name="wf-1",
-                         model_id=model_id, timeout_s=30, poll_s=0.01)
+    model_id = metadata.record_artifact(
+        store, run_name="wf-1", type_name="Model", uri="gs://b/wf-1/model", properties={}
+    )
+    outputs = deploy_wait.run(
+        name="textcnn",
+        namespace="textcnn",
+        generation=2,
+        model_name="textcnn",
+        metadata_store=store,
+        run_name="wf-1",
+        model_id=model_id,
+        timeout_s=30,
+        poll_s=0.01,
+    )
     assert outputs == {"endpoint": model_url}
     path = "/apis/serving.kserve.io/v1beta1/namespaces/textcnn/inferenceservices/textcnn"
     assert api.requests == [(path, "Bearer t0ken")] * 3
@@ -179,15 +221,27 @@ def test_run_waits_through_the_kubernetes_client_and_smoke_tests(
     (endpoint,) = [a for a in graph["artifacts"] if a["type"] == "Endpoint"]
     assert endpoint["uri"] == model_url
     (deploy_ex,) = [e for e in graph["executions"] if e["type"] == "Deploy"]
-    assert {(e["artifact_id"], e["type"]) for e in graph["events"]
-            if e["execution_id"] == deploy_ex["id"]} == {(model_id, "INPUT"),
-                                                        (endpoint["id"], "OUTPUT")}
+    assert {
+        (e["artifact_id"], e["type"])
+        for e in graph["events"]
+        if e["execution_id"] == deploy_ex["id"]
+    } == {(model_id, "INPUT"), (endpoint["id"], "OUTPUT")}
 
 
 def test_run_rejects_a_negative_generation() -> None:
     def never() -> dict:
         raise AssertionError("the service must not be read")
+
     with pytest.raises(InputError, match="--generation -1"):
-        deploy.finish(never, name="textcnn", namespace="textcnn", generation=-1,
-                      model_name="textcnn", metadata_store="sqlite:/nonexistent/x.sqlite",
-                      run_name="wf", model_id=1, timeout_s=1, poll_s=1)
+        deploy.finish(
+            never,
+            name="textcnn",
+            namespace="textcnn",
+            generation=-1,
+            model_name="textcnn",
+            metadata_store="sqlite:/nonexistent/x.sqlite",
+            run_name="wf",
+            model_id=1,
+            timeout_s=1,
+            poll_s=1,
+        )

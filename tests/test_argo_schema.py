@@ -35,8 +35,11 @@ CONTAINER = {"name": "c", "container": {"image": "busybox", "command": ["true"]}
 
 def test_vendored_schemas_are_the_files_named_in_provenance() -> None:
     provenance = (schema.SCHEMA_DIR / "PROVENANCE.md").read_text()
-    rows = dict(re.findall(r"^\| `(v[\d.]+)/schema\.json` \|.*`([0-9a-f]{64})` \|$", provenance,
-                           re.MULTILINE))
+    rows = dict(
+        re.findall(
+            r"^\| `(v[\d.]+)/schema\.json` \|.*`([0-9a-f]{64})` \|$", provenance, re.MULTILINE
+        )
+    )
     assert set(rows) == set(schema.VERSIONS)
     for version, sha256 in rows.items():
         data = (schema.SCHEMA_DIR / version / "schema.json").read_bytes()
@@ -115,20 +118,30 @@ def test_validate_all_checks_every_document_against_every_version() -> None:
     # The strict schema of each version reports both errors; the full CRDs only the type
     # error (the API server prunes unknown keys rather than refusing them).
     for version in schema.VERSIONS:
-        assert (f"{version} WorkflowTemplate/textcnn-pipeline: spec: Additional properties are "
-                "not allowed ('entrypointt' was unexpected)") in problems
+        assert (
+            f"{version} WorkflowTemplate/textcnn-pipeline: spec: Additional properties are "
+            "not allowed ('entrypointt' was unexpected)"
+        ) in problems
         for check in (version, f"{version} full CRD"):
-            assert (f"{check} CronWorkflow/textcnn-retrain: spec/concurrencyPolicy: ['Forbid'] "
-                    "is not of type 'string'") in problems
+            assert (
+                f"{check} CronWorkflow/textcnn-retrain: spec/concurrencyPolicy: ['Forbid'] "
+                "is not of type 'string'"
+            ) in problems
     assert not [p for p in problems if "full CRD" in p and "entrypointt" in p]
 
 
 def test_vendored_crds_are_the_files_named_in_provenance() -> None:
     provenance = (schema.SCHEMA_DIR / "PROVENANCE.md").read_text()
-    rows = re.findall(r"^\| `(v[\d.]+)` \| `(crds/[\w.]+\.yaml)` \|.*`([0-9a-f]{64})` \|$",
-                      provenance, re.MULTILINE)
-    assert {(v, f"crds/argoproj.io_{plural}.yaml") for v in schema.VERSIONS
-            for plural in schema.CRD_PLURALS.values()} == {(v, f) for v, f, _ in rows}
+    rows = re.findall(
+        r"^\| `(v[\d.]+)` \| `(crds/[\w.]+\.yaml)` \|.*`([0-9a-f]{64})` \|$",
+        provenance,
+        re.MULTILINE,
+    )
+    assert {
+        (v, f"crds/argoproj.io_{plural}.yaml")
+        for v in schema.VERSIONS
+        for plural in schema.CRD_PLURALS.values()
+    } == {(v, f) for v, f, _ in rows}
     for version, file, sha256 in rows:
         data = (schema.SCHEMA_DIR / version / file).read_bytes()
         assert hashlib.sha256(data).hexdigest() == sha256, (version, file)
@@ -141,12 +154,16 @@ def test_rendered_documents_pass_the_full_crds(version: str, index: int) -> None
 
 
 @pytest.mark.parametrize("version", schema.VERSIONS)
-@pytest.mark.parametrize(("field", "value"), [
-    (("container", "resources", "limits", "nvidia.com/gpu"), "{{workflow.parameters.n}}"),
-    (("container", "resources", "requests", "memory"), "{{inputs.parameters.memory}}"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (("container", "resources", "limits", "nvidia.com/gpu"), "{{workflow.parameters.n}}"),
+        (("container", "resources", "requests", "memory"), "{{inputs.parameters.memory}}"),
+    ],
+)
 def test_a_placeholder_in_a_quantity_is_refused_by_the_full_crd(
-        version: str, field: tuple[str, ...], value: str) -> None:
+    version: str, field: tuple[str, ...], value: str
+) -> None:
     """What `schema.json` lets through and the API server (and Argo's Go types) refuse."""
     template = copy.deepcopy(CONTAINER)
     node = template
@@ -156,6 +173,7 @@ def test_a_placeholder_in_a_quantity_is_refused_by_the_full_crd(
     doc = _workflow(**template)
     assert schema.validate(doc, version) == []
     (problem,) = schema.validate_crd(doc, version)
-    assert problem.startswith(f"spec/templates/1/{'/'.join(field)}: {value!r} is not a "
-                              "resource quantity")
+    assert problem.startswith(
+        f"spec/templates/1/{'/'.join(field)}: {value!r} is not a resource quantity"
+    )
     assert "podSpecPatch" in problem

@@ -1,0 +1,949 @@
+"""The local runner on tiny templates whose containers are `python -c` one-liners."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workflows.errors import WorkflowError
+from workflows.local.execute import run_workflow
+from workflows.local.plan import StandInContext
+from workflows.local.result import RunResult
+
+# Write each PATH TEXT pair of arguments (creating folders, as a step must).
+WRITE = (
+    "import pathlib,sys\n"
+    "for p, t in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+    "    p = pathlib.Path(p); p.parent.mkdir(parents=True, exist_ok=True); p.write_text(t)"
+)
+# Join the texts of the files named by all arguments but the last into the last one.
+CAT = (
+    "import pathlib,sys\n"
+    "out = pathlib.Path(sys.argv[-1]); out.parent.mkdir(parents=True, exist_ok=True)\n"
+    "out.write_text('+'.join(pathlib.Path(p).read_text() for p in sys.argv[1:-1]))"
+)
+# Touch DIR/ME, wait for DIR/PARTNER (so it only passes when both run at once), touch ME.done.
+RENDEZVOUS = (
+    "import pathlib,sys,time\n"
+    "d, me, partner = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]\n"
+    "(d / me).touch(); deadline = time.time() + 30\n"
+    "while not (d / partner).exists():\n"
+    "    assert time.time() < deadline, 'partner never started'; time.sleep(0.02)\n"
+    "(d / (me + '.done')).write_text(me)"
+)
+FAIL = (
+    "import sys\n"
+    "for i in range(25): print('line', i)\n"
+    "print('boom: the disk is on fire'); sys.exit(3)"
+)
+PARAMS = "/tmp/outputs/params"
+
+
+def container(
+    name: str,
+    code: str,
+    *args: str,
+    inputs: dict | None = None,
+    outputs: dict | None = None,
+    env: dict[str, str] | None = None,
+) -> dict:
+    spec: dict[str, Any] = {
+        "image": "python:3.11",
+        "command": ["python", "-c", code],
+        "args": list(args),
+    }
+    if env:
+        spec["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    template = {"name": name, "container": spec}
+    for section, value in (("inputs", inputs), ("outputs", outputs)):
+        if value:
+            template[section] = value
+    return template
+
+
+def task(
+    name: str,
+    template: str,
+    depends: str | None = None,
+    when: str | None = None,
+    params: dict[str, str] | None = None,
+    artifacts: list[dict] | None = None,
+) -> dict:
+    spec: dict[str, Any] = {"name": name, "template": template}
+    if depends:
+        spec["depends"] = depends
+    if when:
+        spec["when"] = when
+    arguments: dict[str, Any] = {}
+    if params:
+        arguments["parameters"] = [{"name": k, "value": v} for k, v in params.items()]
+    if artifacts:
+        arguments["artifacts"] = artifacts
+    if arguments:
+        spec["arguments"] = arguments
+    return spec
+
+
+def workflow(
+    tasks: list[dict],
+    templates: list[dict],
+    parameters: dict[str, str] | None = None,
+    outputs: dict[str, str] | None = None,
+) -> dict:
+    dag: dict[str, Any] = {"name": "main", "dag": {"tasks": tasks}}
+    if outputs:
+        dag["outputs"] = {
+            "parameters": [{"name": k, "valueFrom": {"parameter": v}} for k, v in outputs.items()]
+        }
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTemplate",
+        "metadata": {"name": "demo"},
+        "spec": {
+            "entrypoint": "main",
+            "arguments": {
+                "parameters": [{"name": k, "value": v} for k, v in (parameters or {}).items()]
+            },
+            "templates": [dag, *templates],
+        },
+    }
+
+
+def param(name: str, **value_from: str) -> dict:
+    return {"name": name, "valueFrom": {"path": f"{PARAMS}/{name}", **value_from}}
+
+
+def gcs(name: str, path: str, key: str | None = None) -> dict:
+    artifact: dict[str, Any] = {"name": name, "path": path}
+    if key:
+        artifact["gcs"] = {"key": key}
+    return artifact
+
+
+def run(
+    template: dict, out: Path, parameters: dict[str, str] | None = None, **kwargs: Any
+) -> tuple[RunResult, list[str]]:
+    lines: list[str] = []
+    result = run_workflow(template, parameters or {}, out, on_progress=lines.append, **kwargs)
+    return result, lines
+
+
+def statuses(result: RunResult) -> dict[str, str]:
+    return {name: step["status"] for name, step in result.steps.items()}
+
+
+def test_independent_tasks_run_together_and_dependents_wait(tmp_path: Path) -> None:
+    rv = tmp_path / "rv"
+    rv.mkdir()
+    templates = [
+        container(
+            "meet",
+            RENDEZVOUS,
+            "{{inputs.parameters.dir}}",
+            "{{inputs.parameters.me}}",
+            "{{inputs.parameters.partner}}",
+            inputs={
+                "parameters": [
+                    {"name": "dir", "value": str(rv)},
+                    {"name": "me"},
+                    {"name": "partner"},
+                ]
+            },
+        ),
+        container(
+            "join",
+            CAT,
+            f"{rv}/a.done",
+            f"{rv}/b.done",
+            "{{outputs.parameters.both.path}}",
+            outputs={"parameters": [{"name": "both", "valueFrom": {"path": "/tmp/both"}}]},
+        ),
+    ]
+    tasks = [
+        task("a", "meet", params={"me": "a", "partner": "b"}),
+        task("b", "meet", params={"me": "b", "partner": "a"}),
+        task("c-after-both", "join", depends="a && b"),
+    ]
+    result, lines = run(workflow(tasks, templates), tmp_path / "run", max_parallel=2)
+
+    assert result.status == "Succeeded", lines
+    assert statuses(result) == dict.fromkeys(["a", "b", "c-after-both"], "Succeeded")
+    # c ran after both: it read the markers a and b write as their last act.
+    assert result.steps["c-after-both"]["outputs"] == {"both": "a+b"}
+    assert lines[-1].startswith("c-after-both")
+    # One aligned line per task: status and seconds columns line up despite the names.
+    assert len(lines) == 3
+    assert len({line.index("Succeeded") for line in lines}) == 1
+    assert len({len(line) for line in lines}) == 1
+
+
+def test_max_parallel_one_runs_tasks_one_at_a_time(tmp_path: Path) -> None:
+    probe = (
+        "import os,time,pathlib,sys; p=pathlib.Path(sys.argv[1]); "
+        "fd=os.open(p, os.O_CREAT|os.O_EXCL); time.sleep(0.3); os.unlink(p)"
+    )
+    lock = tmp_path / "lock"
+    templates = [container("probe", probe, str(lock))]
+    tasks = [task(n, "probe") for n in ("a", "b", "c")]
+    # Each task holds an exclusive lock file while it runs; an overlap would fail one.
+    result, lines = run(workflow(tasks, templates), tmp_path / "run", max_parallel=1)
+    assert statuses(result) == dict.fromkeys("abc", "Succeeded"), lines
+
+
+@pytest.mark.parametrize("gpu", ["false", "true"])
+def test_when_skips_and_branches_join(tmp_path: Path, gpu: str) -> None:
+    templates = [
+        container(
+            "say",
+            WRITE,
+            f"{PARAMS}/name",
+            "{{inputs.parameters.name}}",
+            inputs={"parameters": [{"name": "name"}]},
+            outputs={"parameters": [param("name")]},
+        )
+    ]
+    tasks = [
+        task("train", "say", when="{{workflow.parameters.gpu}} == false", params={"name": "cpu"}),
+        task(
+            "train-gpu", "say", when="{{workflow.parameters.gpu}} == true", params={"name": "gpu"}
+        ),
+        task(
+            "evaluate",
+            "say",
+            depends="train.Succeeded || train-gpu.Succeeded",
+            params={"name": "evaluate"},
+        ),
+        task("after-gpu", "say", depends="train-gpu", params={"name": "plain"}),
+        task("gpu-only", "say", depends="train-gpu.Succeeded", params={"name": "gpu-only"}),
+    ]
+    result, lines = run(
+        workflow(tasks, templates, {"gpu": "false"}), tmp_path / "run", {"gpu": gpu}
+    )
+
+    on_gpu = gpu == "true"
+    assert result.status == "Succeeded", lines
+    assert statuses(result) == {
+        "train": "Skipped" if on_gpu else "Succeeded",
+        "train-gpu": "Succeeded" if on_gpu else "Skipped",
+        "evaluate": "Succeeded",
+        "after-gpu": "Succeeded",  # a plain `depends: T` also runs after a skipped T
+        "gpu-only": "Succeeded" if on_gpu else "Omitted",
+    }
+    skipped = "train" if on_gpu else "train-gpu"
+    assert result.steps[skipped]["log"] is None
+    assert not (tmp_path / "run" / "logs" / f"{skipped}.log").exists()
+
+
+def test_failure_omits_the_rest_and_reports_the_log(tmp_path: Path) -> None:
+    slow = "import time,pathlib,sys; time.sleep(1.5); pathlib.Path(sys.argv[1]).write_text('ok')"
+    templates = [
+        container("fail", FAIL),
+        container("slow", slow, str(tmp_path / "slow.txt")),
+        container("echo", WRITE, str(tmp_path / "never.txt"), "ran"),
+    ]
+    tasks = [
+        task("broken", "fail"),
+        task("slow", "slow"),
+        task("after-broken", "echo", depends="broken"),
+        task("after-slow", "echo", depends="slow"),
+    ]
+    out = tmp_path / "run"
+    result, lines = run(workflow(tasks, templates), out, max_parallel=2)
+
+    assert result.status == "Failed"
+    assert "broken" in result.message
+    # The running task finishes; nothing new starts, not even after the one that succeeded.
+    assert statuses(result) == {
+        "broken": "Failed",
+        "slow": "Succeeded",
+        "after-broken": "Omitted",
+        "after-slow": "Omitted",
+    }
+    assert (tmp_path / "slow.txt").read_text() == "ok"
+    assert not (tmp_path / "never.txt").exists()
+    log = out / "logs" / "broken.log"
+    report = next(line for line in lines if line.startswith("task 'broken' failed"))
+    assert str(log) in report and "exit code 3" in report
+    tail = [line.removeprefix("  | ") for line in lines if line.startswith("  | ")]
+    assert tail[-2:] == ["boom: the disk is on fire", "error: exit code 3"]
+    assert "line 24" in tail and "line 0" not in tail  # the tail, not the whole log
+    saved = json.loads((out / "run.json").read_text())
+    assert saved["status"] == "Failed"
+    assert saved["steps"]["broken"]["log"] == str(log)
+
+
+def test_parameters_flow_between_tasks_and_to_dag_outputs(tmp_path: Path) -> None:
+    templates = [
+        # Writes into a literal pod folder, as steps do with `--outputs /tmp/outputs/params`.
+        container(
+            "greet",
+            WRITE,
+            f"{PARAMS}/greeting",
+            "{{inputs.parameters.who}}\n",
+            inputs={"parameters": [{"name": "who"}]},
+            outputs={"parameters": [param("greeting"), param("unset", default="fallback")]},
+        ),
+        container(
+            "shout",
+            WRITE,
+            "{{outputs.parameters.loud.path}}",
+            "{{inputs.parameters.text}}!",
+            inputs={"parameters": [{"name": "text"}]},
+            outputs={"parameters": [param("loud")]},
+        ),
+    ]
+    tasks = [
+        task("greet", "greet", params={"who": "{{workflow.parameters.who}}"}),
+        task(
+            "shout",
+            "shout",
+            depends="greet",
+            params={
+                "text": "{{tasks.greet.outputs.parameters.greeting}} "
+                "{{tasks.greet.outputs.parameters.unset}}"
+            },
+        ),
+    ]
+    out = tmp_path / "run"
+    result, lines = run(
+        workflow(
+            tasks,
+            templates,
+            {"who": "nobody"},
+            outputs={"shouted": "{{tasks.shout.outputs.parameters.loud}}"},
+        ),
+        out,
+        {"who": "world"},
+    )
+
+    assert result.status == "Succeeded", lines
+    # One trailing newline trimmed (as Argo does); a missing file gives the default.
+    assert result.steps["greet"]["outputs"] == {"greeting": "world", "unset": "fallback"}
+    assert result.outputs == {"shouted": "world fallback!"}
+    assert (out / "pods" / "greet" / "tmp" / "outputs" / "params" / "greeting").is_file()
+
+
+def test_environment_interpreter_and_overrides(tmp_path: Path) -> None:
+    code = (
+        "import os,sys,pathlib; p=pathlib.Path(sys.argv[1]); p.parent.mkdir(parents=True); "
+        "p.write_text(os.environ['WHO'] + ' ' + os.environ['ARTIFACT_ROOT']); "
+        "(p.parent / 'python').write_text(sys.executable)"
+    )
+    templates = [
+        container(
+            "env",
+            code,
+            f"{PARAMS}/env",
+            env={"WHO": "{{workflow.parameters.who}}", "ARTIFACT_ROOT": "gs://from-template"},
+            outputs={"parameters": [param("env"), param("python")]},
+        )
+    ]
+    result, lines = run(
+        workflow([task("env", "env")], templates, {"who": "me"}),
+        tmp_path / "run",
+        env={"ARTIFACT_ROOT": "/runner/root"},
+    )
+    assert result.status == "Succeeded", lines
+    assert result.steps["env"]["outputs"] == {"env": "me /runner/root", "python": sys.executable}
+
+
+def test_artifacts_flow_by_key_and_by_from(tmp_path: Path) -> None:
+    make = container(
+        "make",
+        WRITE,
+        "{{outputs.artifacts.report.path}}",
+        "report text",
+        "{{outputs.artifacts.model.path}}/1/weights.txt",
+        "weights",
+        outputs={
+            "artifacts": [
+                gcs("report", "/tmp/artifacts/out/report.txt", "{{workflow.name}}/report.txt"),
+                gcs("model", "/tmp/artifacts/out/model", "{{workflow.name}}/model"),
+            ]
+        },
+    )
+    by_key = container(
+        "by-key",
+        CAT,
+        "{{inputs.artifacts.report.path}}",
+        "{{inputs.artifacts.model.path}}/1/weights.txt",
+        f"{PARAMS}/seen",
+        inputs={
+            "artifacts": [
+                gcs("report", "/tmp/artifacts/in/report", "{{workflow.name}}/report.txt"),
+                gcs("model", "/tmp/artifacts/in/model", "{{workflow.name}}/model"),
+            ]
+        },
+        outputs={"parameters": [param("seen")]},
+    )
+    by_from = container(
+        "by-from",
+        CAT,
+        "/tmp/artifacts/in/m/1/weights.txt",
+        f"{PARAMS}/seen",
+        inputs={"artifacts": [gcs("m", "/tmp/artifacts/in/m")]},
+        outputs={"parameters": [param("seen")]},
+    )
+    tasks = [
+        task("make", "make"),
+        task("by-key", "by-key", depends="make"),
+        task(
+            "by-from",
+            "by-from",
+            depends="make",
+            artifacts=[{"name": "m", "from": "{{tasks.make.outputs.artifacts.model}}"}],
+        ),
+    ]
+    out = tmp_path / "run"
+    result, lines = run(
+        workflow(tasks, templates=[make, by_key, by_from]), out, workflow_name="wf-1"
+    )
+
+    assert result.status == "Succeeded", lines
+    assert result.steps["by-key"]["outputs"] == {"seen": "report text+weights"}
+    assert result.steps["by-from"]["outputs"] == {"seen": "weights"}
+    store = out / "artifacts" / "wf-1"
+    assert (store / "report.txt").read_text() == "report text"
+    assert (store / "model" / "1" / "weights.txt").read_text() == "weights"
+    assert result.artifacts == {"report": str(store / "report.txt"), "model": str(store / "model")}
+    assert not list(store.glob(".*"))  # no temporary leftovers
+
+
+@pytest.mark.parametrize("gpu", ["false", "true"])
+def test_two_branches_write_one_key_joined_downstream(tmp_path: Path, gpu: str) -> None:
+    key = "{{workflow.name}}/model"
+    train = container(
+        "train",
+        WRITE,
+        "/tmp/artifacts/out/model/kind",
+        "{{inputs.parameters.kind}}",
+        inputs={"parameters": [{"name": "kind"}]},
+        outputs={"artifacts": [gcs("model", "/tmp/artifacts/out/model", key)]},
+    )
+    evaluate = container(
+        "evaluate",
+        CAT,
+        "/tmp/artifacts/in/model/kind",
+        f"{PARAMS}/kind",
+        inputs={"artifacts": [gcs("model", "/tmp/artifacts/in/model", key)]},
+        outputs={"parameters": [param("kind")]},
+    )
+    tasks = [
+        task("train", "train", when="{{workflow.parameters.gpu}} == false", params={"kind": "cpu"}),
+        task(
+            "train-gpu", "train", when="{{workflow.parameters.gpu}} == true", params={"kind": "gpu"}
+        ),
+        task("evaluate", "evaluate", depends="train.Succeeded || train-gpu.Succeeded"),
+    ]
+    result, lines = run(
+        workflow(tasks, [train, evaluate], {"gpu": gpu}),
+        tmp_path / "run",
+        {"gpu": gpu},
+        artifact_root=str(tmp_path / "store"),
+    )
+    assert result.status == "Succeeded", lines
+    assert result.steps["evaluate"]["outputs"] == {"kind": "gpu" if gpu == "true" else "cpu"}
+    wf = result.workflow_name
+    assert result.artifacts == {"model": str(tmp_path / "store" / wf / "model")}
+
+
+def test_missing_input_artifact_errors_the_task(tmp_path: Path) -> None:
+    templates = [
+        container(
+            "read",
+            CAT,
+            "/tmp/artifacts/in/x",
+            f"{PARAMS}/x",
+            inputs={
+                "artifacts": [gcs("x", "/tmp/artifacts/in/x", "{{workflow.name}}/nothing-here")]
+            },
+        )
+    ]
+    result, lines = run(
+        workflow([task("reader", "read")], templates), tmp_path / "run", workflow_name="wf-2"
+    )
+    assert result.status == "Failed"
+    assert result.steps["reader"]["status"] == "Errored"
+    message = result.steps["reader"]["message"]
+    assert "wf-2/nothing-here" in message and "'reader'" in message
+    assert any("task 'reader' errored" in line for line in lines)
+
+
+def test_missing_output_file_without_default_errors_the_task(tmp_path: Path) -> None:
+    templates = [container("quiet", "pass", outputs={"parameters": [param("nothing")]})]
+    result, _ = run(workflow([task("quiet", "quiet")], templates), tmp_path / "run")
+    assert result.steps["quiet"]["status"] == "Errored"
+    assert "output parameter 'nothing'" in result.steps["quiet"]["message"]
+
+
+def test_resource_template_goes_to_its_stand_in(tmp_path: Path) -> None:
+    manifest = (
+        "apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata:\n"
+        "  generateName: {{workflow.name}}-\nspec:\n"
+        "  workers: {{inputs.parameters.workers}}\n"
+    )
+    tfjob = {
+        "name": "tfjob",
+        "resource": {"action": "create", "manifest": manifest},
+        "inputs": {"parameters": [{"name": "workers"}]},
+        "outputs": {
+            "parameters": [{"name": "job-name", "valueFrom": {"jsonPath": "{.metadata.name}"}}]
+        },
+    }
+    show = container(
+        "show",
+        WRITE,
+        f"{PARAMS}/name",
+        "{{inputs.parameters.name}}",
+        inputs={"parameters": [{"name": "name"}]},
+        outputs={"parameters": [param("name")]},
+    )
+    tasks = [
+        task("tfjob", "tfjob", params={"workers": "{{workflow.parameters.workers}}"}),
+        task(
+            "wait",
+            "show",
+            depends="tfjob",
+            params={"name": "{{tasks.tfjob.outputs.parameters.job-name}}"},
+        ),
+    ]
+    template = workflow(tasks, [tfjob, show], {"workers": "2"})
+    seen: list[StandInContext] = []
+
+    def local_tfjob(ctx: StandInContext) -> dict[str, str]:
+        seen.append(ctx)
+        with ctx.log_path.open("a") as log:
+            log.write("started 3 local workers\n")
+        return {"job-name": f"{ctx.workflow_name}-tfjob-{ctx.parameters['workers']}"}
+
+    out = tmp_path / "run"
+    result, lines = run(
+        template, out, {"workers": "3"}, workflow_name="wf-3", stand_ins={"tfjob": local_tfjob}
+    )
+    assert result.status == "Succeeded", lines
+    (ctx,) = seen
+    assert ctx.task == "tfjob"
+    assert "generateName: wf-3-" in ctx.manifest and "workers: 3" in ctx.manifest
+    assert ctx.parameters == {"workers": "3"}
+    assert ctx.local_path("/tmp/x") == out / "pods" / "tfjob" / "tmp" / "x"
+    assert result.steps["wait"]["outputs"] == {"name": "wf-3-tfjob-3"}
+    assert "started 3 local workers" in (out / "logs" / "tfjob.log").read_text()
+
+    with pytest.raises(WorkflowError, match="template 'tfjob' is a resource template"):
+        run_workflow(template, {}, tmp_path / "again", on_progress=lines.append)
+
+
+def test_a_raising_stand_in_fails_its_task(tmp_path: Path) -> None:
+    template = workflow(
+        [task("deploy", "deploy")],
+        [
+            {
+                "name": "deploy",
+                "resource": {"action": "create", "manifest": "kind: InferenceService\n"},
+            }
+        ],
+    )
+
+    def broken(ctx: StandInContext) -> dict[str, str]:
+        raise RuntimeError("model server did not start")
+
+    result, lines = run(template, tmp_path / "run", stand_ins={"deploy": broken})
+    assert result.steps["deploy"]["status"] == "Failed"
+    assert any("model server did not start" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["{{inputs.parameters.nope}}"],
+            "task 'a' (template 'say'): cannot resolve {{inputs.parameters.nope}}",
+        ),
+        (["{{workflow.parameters.missing}}"], "{{workflow.parameters.missing}}"),
+        # Templates see their inputs, never other tasks' outputs.
+        (["{{tasks.b.outputs.parameters.x}}"], "{{tasks.b.outputs.parameters.x}}"),
+    ],
+)
+def test_unresolved_variables_are_errors_before_anything_runs(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    templates = [
+        container("say", WRITE, f"{PARAMS}/x", *args, outputs={"parameters": [param("x")]})
+    ]
+    tasks = [task("a", "say"), task("b", "say")]
+    with pytest.raises(WorkflowError) as info:
+        run(workflow(tasks, templates), tmp_path / "run")
+    assert expected in str(info.value)
+    assert not (tmp_path / "run" / "logs").exists()
+
+
+def test_only_ancestors_outputs_are_visible(tmp_path: Path) -> None:
+    templates = [
+        container(
+            "say",
+            WRITE,
+            f"{PARAMS}/x",
+            "{{inputs.parameters.text}}",
+            inputs={"parameters": [{"name": "text", "value": "hi"}]},
+            outputs={"parameters": [param("x")]},
+        )
+    ]
+    # b runs after a but is no descendant of it: Argo rejects this reference, and so do we.
+    tasks = [
+        task("a", "say"),
+        task("c", "say", depends="a"),
+        task("b", "say", params={"text": "{{ tasks.a.outputs.parameters.x }}"}),
+    ]
+    with pytest.raises(
+        WorkflowError,
+        match=r"task 'b' arguments: cannot resolve "
+        r"\{\{tasks.a.outputs.parameters.x\}\}",
+    ):
+        run(workflow(tasks, templates), tmp_path / "run")
+    tasks[2]["depends"] = "c"
+    result, lines = run(workflow(tasks, templates), tmp_path / "run")
+    assert result.steps["b"]["outputs"] == {"x": "hi"}, lines
+
+
+def test_unresolved_task_argument_names_the_task(tmp_path: Path) -> None:
+    templates = [
+        container(
+            "say",
+            WRITE,
+            "/tmp/x",
+            "{{inputs.parameters.text}}",
+            inputs={"parameters": [{"name": "text"}]},
+        )
+    ]
+    tasks = [
+        task("first", "say", params={"text": "hi"}),
+        task(
+            "second",
+            "say",
+            depends="first",
+            params={"text": "{{tasks.first.outputs.parameters.none}}"},
+        ),
+    ]
+    with pytest.raises(
+        WorkflowError,
+        match=r"task 'second' arguments: cannot resolve "
+        r"\{\{tasks.first.outputs.parameters.none\}\}",
+    ):
+        run(workflow(tasks, templates), tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        ({"nope": "1", "other": "2"}, "unknown workflow parameter(s): nope, other"),
+        ({"color": "purple"}, "'color' is 'purple'; allowed: red, blue"),
+    ],
+)
+def test_bad_workflow_parameters(tmp_path: Path, parameters: dict[str, str], expected: str) -> None:
+    template = workflow([task("a", "say")], [container("say", "pass")], {"color": "red"})
+    template["spec"]["arguments"]["parameters"][0]["enum"] = ["red", "blue"]
+    with pytest.raises(WorkflowError) as info:
+        run(template, tmp_path / "run", parameters)
+    assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "expected"),
+    [
+        ([task("a", "say", depends="ghost")], "task 'a' depends on unknown task(s): ghost"),
+        ([task("a", "say", depends="b"), task("b", "say", depends="a")], "dependency cycle"),
+        ([task("a", "nowhere")], "task 'a': no template named 'nowhere'"),
+        ([task("a", "say", depends="a.Finished")], "'a.Finished' is not supported"),
+    ],
+)
+def test_bad_dags_are_rejected(tmp_path: Path, tasks: list[dict], expected: str) -> None:
+    with pytest.raises(WorkflowError) as info:
+        run(workflow(tasks, [container("say", "pass")]), tmp_path / "run")
+    assert expected in str(info.value)
+
+
+def test_legacy_dependencies_accept_success_or_skip(tmp_path: Path) -> None:
+    templates = [container("ok", "pass")]
+    tasks = [
+        task("a", "ok", when="no == yes"),
+        task("b", "ok"),
+        {**task("c", "ok"), "dependencies": ["a", "b"]},
+    ]
+    result, lines = run(workflow(tasks, templates), tmp_path / "run")
+    assert statuses(result) == {"a": "Skipped", "b": "Succeeded", "c": "Succeeded"}, lines
+
+
+def test_run_json_records_every_step(tmp_path: Path) -> None:
+    templates = [container("say", WRITE, f"{PARAMS}/x", "1", outputs={"parameters": [param("x")]})]
+    tasks = [task("one", "say"), task("two", "say", when="a == b")]
+    out = tmp_path / "run"
+    result, _ = run(workflow(tasks, templates), out)
+
+    assert re.fullmatch(r"demo-[a-z0-9]{5}", result.workflow_name)
+    saved = json.loads((out / "run.json").read_text())
+    assert saved == json.loads(result.to_json())
+    assert saved["status"] == "Succeeded" and saved["workflow_name"] == result.workflow_name
+    one, two = saved["steps"]["one"], saved["steps"]["two"]
+    assert one["status"] == "Succeeded" and one["seconds"] > 0
+    assert Path(one["log"]).read_text().startswith(f"$ {sys.executable} -c ")
+    assert two == {
+        "status": "Skipped",
+        "seconds": 0.0,
+        "log": None,
+        "outputs": {},
+        "message": "when 'a == b' was false",
+    }
+
+    result.extra["metrics"] = {"accuracy": 0.5}
+    result.write(out / "run.json")
+    assert json.loads((out / "run.json").read_text())["metrics"] == {"accuracy": 0.5}
+
+
+def test_run_json_records_each_steps_peak_memory(tmp_path: Path) -> None:
+    # 200 MiB written (not merely reserved), so every page is resident; then exit CODE.
+    hog = "import sys; block = b'x' * (200 << 20); sys.exit(int(sys.argv[1]))"
+    templates = [
+        container(
+            "hog", hog, "{{inputs.parameters.code}}", inputs={"parameters": [{"name": "code"}]}
+        ),
+        container("idle", "pass"),
+    ]
+    # idle runs after a hog: a runner-wide peak (RUSAGE_CHILDREN) would show 200 there too.
+    tasks = [
+        task("hog", "hog", params={"code": "0"}),
+        task("idle", "idle", depends="hog"),
+        task("hog-fails", "hog", depends="idle", params={"code": "3"}),
+    ]
+    out = tmp_path / "run"
+    # The runner gets a fresh interpreter: Linux starts a child's ru_maxrss at its parent's
+    # resident size (fork, then exec), and this test process may hold TensorFlow's ~800 MiB.
+    runner = (
+        "import json, pathlib, sys; from workflows.local.execute import run_workflow; "
+        "run_workflow(json.loads(sys.argv[1]), {}, pathlib.Path(sys.argv[2]), "
+        "on_progress=lambda line: None)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", runner, json.dumps(workflow(tasks, templates)), str(out)], check=True
+    )
+
+    steps = json.loads((out / "run.json").read_text())["steps"]
+    assert steps["hog"]["max_rss_mib"] >= 200
+    assert 0 < steps["idle"]["max_rss_mib"] < 100
+    assert steps["hog-fails"]["status"] == "Failed"  # a failed step's peak is kept too
+    assert steps["hog-fails"]["max_rss_mib"] >= 200
+
+
+def test_hera_built_template_runs(tmp_path: Path) -> None:
+    from hera.workflows import (
+        DAG,
+        Artifact,
+        Container,
+        NoneArchiveStrategy,
+        Parameter,
+        WorkflowTemplate,
+    )
+    from hera.workflows.models import ValueFrom
+
+    with WorkflowTemplate(
+        name="hera-demo", entrypoint="main", arguments=[Parameter(name="text", value="hello")]
+    ) as wt:
+        write = Container(
+            name="write",
+            image="python:3.11",
+            command=["python", "-c", WRITE],
+            args=[
+                "{{outputs.artifacts.note.path}}",
+                "{{inputs.parameters.text}}",
+                f"{PARAMS}/length",
+                "{{inputs.parameters.text}}",
+            ],
+            inputs=[Parameter(name="text")],
+            outputs=[
+                Parameter(name="length", value_from=ValueFrom(path=f"{PARAMS}/length")),
+                Artifact(
+                    name="note", path="/tmp/artifacts/out/note", archive=NoneArchiveStrategy()
+                ),
+            ],
+        )
+        read = Container(
+            name="read",
+            image="python:3.11",
+            command=["python", "-c", CAT],
+            args=["{{inputs.artifacts.note.path}}", f"{PARAMS}/echo"],
+            inputs=[Artifact(name="note", path="/tmp/artifacts/in/note")],
+            outputs=[Parameter(name="echo", value_from=ValueFrom(path=f"{PARAMS}/echo"))],
+        )
+        with DAG(
+            name="main",
+            outputs=[
+                Parameter(
+                    name="echo",
+                    value_from=ValueFrom(parameter="{{tasks.read.outputs.parameters.echo}}"),
+                )
+            ],
+        ):
+            w = write(name="write", arguments={"text": "{{workflow.parameters.text}}"})
+            r = read(name="read", arguments=[w.get_artifact("note").with_name("note")])
+            w.on_success(r)
+
+    result, lines = run(wt.to_dict(), tmp_path / "run", {"text": "from hera"})
+    assert result.status == "Succeeded", lines
+    assert result.outputs == {"echo": "from hera"}
+
+
+def test_artifacts_through_a_gcs_root(tmp_path: Path, gcs_root: str) -> None:
+    from textcnn import storage
+
+    make = container(
+        "make",
+        WRITE,
+        "/tmp/artifacts/out/m/a.txt",
+        "A",
+        "/tmp/artifacts/out/m/b/c",
+        "C",
+        "/tmp/artifacts/out/f",
+        "F",
+        outputs={
+            "artifacts": [
+                gcs("m", "/tmp/artifacts/out/m", "{{workflow.name}}/m"),
+                gcs("f", "/tmp/artifacts/out/f", "{{workflow.name}}/f"),
+            ]
+        },
+    )
+    read = container(
+        "read",
+        CAT,
+        "/tmp/artifacts/in/m/a.txt",
+        "/tmp/artifacts/in/m/b/c",
+        "/tmp/artifacts/in/f",
+        f"{PARAMS}/seen",
+        inputs={
+            "artifacts": [
+                gcs("m", "/tmp/artifacts/in/m", "{{workflow.name}}/m"),
+                gcs("f", "/tmp/artifacts/in/f", "{{workflow.name}}/f"),
+            ]
+        },
+        outputs={"parameters": [param("seen")]},
+    )
+    tasks = [task("make", "make"), task("read", "read", depends="make")]
+    result, lines = run(
+        workflow(tasks, [make, read]),
+        tmp_path / "run",
+        artifact_root=gcs_root,
+        workflow_name="wf-g",
+    )
+    assert result.status == "Succeeded", lines
+    assert result.steps["read"]["outputs"] == {"seen": "A+C+F"}
+    assert result.artifacts == {"m": f"{gcs_root}/wf-g/m", "f": f"{gcs_root}/wf-g/f"}
+    assert storage.read_text(f"{gcs_root}/wf-g/m/b/c") == "C"
+
+
+def test_ctrl_c_kills_running_tasks_and_records_the_run(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    sleeper = (
+        "import os,sys,time,pathlib; pathlib.Path(sys.argv[1]).write_text(str(os.getpid()));"
+        " time.sleep(60)"
+    )
+    template = workflow(
+        [task("sleep", "sleep"), task("after", "sleep", depends="sleep")],
+        [container("sleep", sleeper, str(pid_file))],
+    )
+    (tmp_path / "wt.json").write_text(json.dumps(template))
+    out = tmp_path / "run"
+    script = (
+        "import json, sys, pathlib\n"
+        "from workflows.local.execute import run_workflow\n"
+        "run_workflow(json.loads(pathlib.Path(sys.argv[1]).read_text()), {},"
+        " pathlib.Path(sys.argv[2]))"
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "wt.json"), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    runner.send_signal(signal.SIGINT)
+    _, stderr = runner.communicate(timeout=30)
+
+    assert runner.returncode != 0 and "KeyboardInterrupt" in stderr
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # killed and reaped
+    saved = json.loads((out / "run.json").read_text())
+    assert saved["status"] == "Failed" and saved["message"] == "interrupted"
+    assert saved["steps"]["sleep"]["status"] == "Failed"
+    assert saved["steps"]["after"]["status"] == "Omitted"
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("'gs://{{workflow.parameters.bucket}}/{{workflow.name}}/model'", "gs://b/wf-4/model"),
+        ("tasks.a.status == 'Succeeded' ? 'x' : 'y'", None),  # beyond the runner: rejected
+    ],
+)
+def test_dag_output_expression_only_as_a_quoted_string(
+    tmp_path: Path, expression: str, expected: str | None
+) -> None:
+    template = workflow([task("a", "ok")], [container("ok", "pass")], {"bucket": "b"})
+    template["spec"]["templates"][0]["outputs"] = {
+        "parameters": [{"name": "model_uri", "valueFrom": {"expression": expression}}]
+    }
+    if expected is None:
+        with pytest.raises(WorkflowError, match="DAG output parameter 'model_uri'"):
+            run(template, tmp_path / "run", workflow_name="wf-4")
+    else:
+        result, _ = run(template, tmp_path / "run", workflow_name="wf-4")
+        assert result.outputs == {"model_uri": expected}
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_exit_handler_runs_after_the_dag_with_its_status(tmp_path: Path, fail: bool) -> None:
+    record = tmp_path / "exit.txt"
+    templates = [
+        container("fail", FAIL),
+        container("echo", WRITE, str(tmp_path / "x"), "x"),
+        container("on-exit", WRITE, str(record), "{{workflow.status}} {{workflow.failures}}"),
+    ]
+    wt = workflow([task("work", "fail" if fail else "echo")], templates)
+    wt["spec"]["onExit"] = "on-exit"
+    result, lines = run(wt, tmp_path / "run")
+    assert result.status == ("Failed" if fail else "Succeeded")
+    assert statuses(result)["on-exit"] == "Succeeded"
+    status, _, failures = record.read_text().partition(" ")
+    assert status == result.status
+    assert json.loads(failures) == (
+        [
+            {
+                "displayName": "work",
+                "templateName": "fail",
+                "phase": "Failed",
+                "message": "exit code 3",
+            }
+        ]
+        if fail
+        else []
+    )
+
+
+def test_a_failing_exit_handler_fails_the_run(tmp_path: Path) -> None:
+    wt = workflow(
+        [task("work", "echo")],
+        [container("echo", WRITE, str(tmp_path / "x"), "x"), container("on-exit", FAIL)],
+    )
+    wt["spec"]["onExit"] = "on-exit"
+    result, _ = run(wt, tmp_path / "run")
+    assert result.status == "Failed" and "on-exit" in result.message

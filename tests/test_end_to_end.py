@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -195,6 +196,23 @@ def test_a_failing_step_stops_the_run_and_names_its_log(
     status = lineage(run["metadata"], run["workflow_name"])["run_properties"]
     assert status["status"] == "Failed" and "dataset-metadata" in status["message"]
     assert not list(tmp_path.glob("artifacts/*/model"))
+
+
+@pytest.mark.slow
+def test_a_test_set_with_an_unseen_label_fails_before_training(
+    make_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    train = make_csv(rows=90, classes=2, name="train.csv")
+    test = make_csv(rows=30, classes=2, name="test.csv", extra=[("A new kind of film.", "meh")])
+    out = tmp_path / "run"
+    proc = run_pipeline(out, "--train_data_path", str(train), "--test_data_path", str(test))
+    assert proc.returncode == 1
+    run = json.loads((out / "run.json").read_text())
+    assert run["steps"]["prepare-data"]["status"] == "Failed"
+    assert "labels ['meh'] in column 'label' (rows 32" in run["steps"]["prepare-data"]["message"]
+    assert str(test) in run["steps"]["prepare-data"]["message"]
+    assert run["steps"]["train"]["status"] == "Omitted"
+    assert not list(out.glob("artifacts/*/model")) and not list(out.glob("pods/train"))
 
 
 def test_invalid_options_are_rejected_before_anything_runs(tmp_path: Path) -> None:

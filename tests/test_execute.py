@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from workflows.credentials import CLIENT_CREDENTIALS
 from workflows.errors import WorkflowError
 from workflows.local.execute import run_workflow
 from workflows.local.plan import StandInContext
@@ -354,6 +355,22 @@ def test_environment_interpreter_and_overrides(tmp_path: Path) -> None:
     )
     assert result.status == "Succeeded", lines
     assert result.steps["env"]["outputs"] == {"env": "me /runner/root", "python": sys.executable}
+
+
+def test_the_clients_credentials_reach_no_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in CLIENT_CREDENTIALS:
+        monkeypatch.setenv(name, f"secret-{name}")
+    monkeypatch.setenv("OTHER_SETTING", "kept")
+    code = (
+        "import os,sys,pathlib; p=pathlib.Path(sys.argv[1]); p.parent.mkdir(parents=True); "
+        "p.write_text(' '.join(sorted(k for k in os.environ if 'ARGO' in k or 'OTHER' in k)))"
+    )
+    templates = [container("env", code, f"{PARAMS}/env", outputs={"parameters": [param("env")]})]
+    result, lines = run(workflow([task("env", "env")], templates, {}), tmp_path / "run")
+    assert result.status == "Succeeded", lines
+    assert result.steps["env"]["outputs"] == {"env": "OTHER_SETTING"}
 
 
 def test_artifacts_flow_by_key_and_by_from(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import argparse
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,27 @@ def test_knative_features_need_serverless_mode(values: dict[str, str], option: s
 def test_the_deployment_mode_is_an_enum_for_the_argo_ui() -> None:
     (spec,) = [p for p in workflow_parameters() if p["name"] == "serving_deployment_mode"]
     assert (spec["value"], spec["enum"]) == ("RawDeployment", ["RawDeployment", "Serverless"])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "workflows", "run", "--output_dir", "{tmp}/run"],
+        ["-m", "workflows", "compile", "--output_dir", "{tmp}/compiled"],
+        ["-m", "workflows", "submit", "--dry_run"],
+        ["-m", "textcnn", "validate-params"],
+    ],
+)
+def test_a_newline_in_workdir_is_refused_by_every_entry_point(
+    command: list[str], tmp_path: Path
+) -> None:
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    result = subprocess.run(
+        [sys.executable, *argv, "--workdir=/mnt/w\n    command: [sh]"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "--workdir: holds a control character" in result.stderr
+    assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())

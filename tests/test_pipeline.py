@@ -524,9 +524,10 @@ def test_step_arguments_come_from_the_signature_and_the_renames() -> None:
     args = templates.step_args("prepare-data", output_dir="/out")
     assert "--train_path={{workflow.parameters.train_data_path}}" in args
     assert "--text_column={{workflow.parameters.column_text_value}}" in args
-    assert args[-2:] == [
+    assert args[-3:] == [
         "--output_dir=/out",
         "--json_tokenizer_path={{workflow.parameters.json_tokenizer_path}}",
+        "--test_path={{workflow.parameters.test_data_path}}",
     ]
     with pytest.raises(TypeError, match="parameter 'output_dir' is no option"):
         templates.step_args("prepare-data")

@@ -51,6 +51,7 @@ from hera.workflows.models import (
 from hera.workflows.service import WorkflowsService
 
 from textcnn.params import ParamsError, PipelineParams
+from workflows.credentials import ARGO_TOKEN, IAP_CLIENT_SECRET, IAP_REFRESH_TOKEN
 from workflows.dag import pipeline
 
 # Read at call time, so a test can point the exchange at a local server.
@@ -174,17 +175,17 @@ def iap_id_token(
 
 def auth_headers(login: Login, env: Mapping[str, str], err: TextIO) -> dict[str, str]:
     """The Authorization (and, behind IAP with an Argo token, Proxy-Authorization) headers."""
-    argo_token = env.get("ARGO_TOKEN", "").strip()
+    argo_token = env.get(ARGO_TOKEN, "").strip()
     argo_token = re.sub(r"^bearer\s+", "", argo_token, flags=re.IGNORECASE)
     headers = {"Authorization": f"Bearer {argo_token}"} if argo_token else {}
     if login.client_id:
-        secret = env.get("ARGO_IAP_CLIENT_SECRET", "")
-        refresh_token = env.get("ARGO_IAP_REFRESH_TOKEN", "")
+        secret = env.get(IAP_CLIENT_SECRET, "")
+        refresh_token = env.get(IAP_REFRESH_TOKEN, "")
         missing = [
             name
             for name, value in (
-                ("ARGO_IAP_CLIENT_SECRET", secret),
-                ("ARGO_IAP_REFRESH_TOKEN", refresh_token),
+                (IAP_CLIENT_SECRET, secret),
+                (IAP_REFRESH_TOKEN, refresh_token),
             )
             if not value
         ]

@@ -176,3 +176,16 @@ def token_counts(standardized: Iterable[str]) -> np.ndarray:
     """Tokens per standardised text, split on whitespace as the vectorizer does."""
     tokens = tf.strings.split(tf.constant(list(standardized), dtype=tf.string))
     return tokens.row_lengths().numpy()
+
+
+def check_known_labels(df: pd.DataFrame, classes: list[str], uri: str, label_column: str) -> None:
+    """InputError naming the rows whose label is none of the training `classes`."""
+    unseen = sorted(set(df["label"]) - set(classes))
+    if unseen:
+        rows = df.index[df["label"].isin(unseen)].tolist()
+        raise InputError(
+            f"{uri}: labels {unseen} in column {label_column!r} (rows "
+            f"{', '.join(map(str, rows[:10]))}{' ...' if len(rows) > 10 else ''}; "
+            f"{ROW_NUMBERS}) are not among the training classes {classes}: fix or drop these "
+            "rows, or retrain on data that has them"
+        )

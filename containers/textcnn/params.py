@@ -32,6 +32,27 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 # A Kubernetes resource quantity (cpu, memory, storage), e.g. 500m, 2, 4Gi, 1Ti.
 _QUANTITY = re.compile(r"^(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
+# What no option may hold: values land in command lines, in resource manifests (YAML that
+# Argo substitutes as text, then parses) and in paths. Control characters (a newline
+# would start new YAML), `{{`/`}}` (Argo substitutes in several passes), `$(` (Kubernetes
+# expands it in command and args), and anything over 1 KiB.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_FORBIDDEN = ("{{", "}}", "$(")
+MAX_VALUE_LENGTH = 1024
+# A path (local or gs://) additionally holds no quote or backtick: it is quoted where it
+# lands in a manifest, and a quote would end that quoting.
+_PATH_FORBIDDEN = ("'", '"', "`")
+_MOUNT_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+# Kubernetes label keys ([prefix/]name) and values, the taint key of a toleration.
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
+_LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
+# An image reference: [registry[:port]/]path[:tag][@sha256:digest].
+_IMAGE = re.compile(
+    r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
+)
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 # Options whose historical spelling is kept as the canonical name, with a correct alias.
 ALIASES: dict[str, tuple[str, ...]] = {"embbeding_dim": ("embedding_dim",)}
@@ -60,6 +81,17 @@ def parse_int_list(text: str) -> list[int]:
         return [int(p) for p in parts]
     except ValueError:
         raise ValueError(f"expected integers such as 3,4,5, got {text!r}") from None
+
+
+def check_path(v: str) -> str:
+    """A local path or gs://BUCKET/OBJECT, with no quote or backtick."""
+    if found := [c for c in _PATH_FORBIDDEN if c in v]:
+        raise ValueError(f"a path holds no {found[0]!r}")
+    if v.startswith("gs://"):
+        bucket, _, key = v[5:].partition("/")
+        if not _BUCKET.match(bucket) or not key:
+            raise ValueError("expected gs://BUCKET/OBJECT")
+    return v
 
 
 def to_string(value: Any) -> str:
@@ -274,6 +306,70 @@ class PipelineParams(BaseModel):
             raise ValueError("filter sizes must be distinct")
         return v
 
+    @field_validator("*")
+    @classmethod
+    def _safe_text(cls, v: Any) -> Any:
+        """Every text option: no control character, `{{`, `}}` or `$(`, at most 1 KiB."""
+        if isinstance(v, str):
+            if len(v) > MAX_VALUE_LENGTH:
+                raise ValueError(f"longer than {MAX_VALUE_LENGTH} characters")
+            if _CONTROL.search(v):
+                raise ValueError("holds a control character (a newline, a tab, NUL, ...)")
+            if found := [f for f in _FORBIDDEN if f in v]:
+                raise ValueError(
+                    f"holds {found[0]!r}, which Argo or Kubernetes would substitute; remove it"
+                )
+        return v
+
+    @field_validator("train_data_path", "test_data_path", "json_tokenizer_path", "w2v_model_path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return check_path(v)
+
+    @field_validator("column_text_value", "column_target_value")
+    @classmethod
+    def _column(cls, v: str) -> str:
+        if not v or not v.isprintable():
+            raise ValueError("expected a column name of printable characters")
+        return v
+
+    @field_validator("gpu_node_selector_key", "gpu_toleration_key")
+    @classmethod
+    def _label_key(cls, v: str) -> str:
+        if not _LABEL_KEY.match(v):
+            raise ValueError("not a Kubernetes label or taint key ([prefix/]name)")
+        return v
+
+    @field_validator("gpu_node_selector_value")
+    @classmethod
+    def _label_value(cls, v: str) -> str:
+        if not _LABEL_VALUE.match(v):
+            raise ValueError("not a Kubernetes label value (at most 63 of A-Z a-z 0-9 - _ .)")
+        return v
+
+    @field_validator("image", "gpu_image", "serving_image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        if not _IMAGE.match(v):
+            raise ValueError("not an image reference ([registry/]path[:tag][@sha256:digest])")
+        return v
+
+    @field_validator("tf_serving_version")
+    @classmethod
+    def _version_tag(cls, v: str) -> str:
+        if not _TAG.match(v):
+            raise ValueError("not an image tag (e.g. 2.19.1)")
+        return v
+
+    @field_validator("isvc_name")
+    @classmethod
+    def _isvc_name(cls, v: str) -> str:
+        if not DNS_1035_LABEL.match(v):
+            raise ValueError(
+                "not a DNS-1035 label (lower case letters, digits and '-', starting with a letter)"
+            )
+        return v
+
     @field_validator("gcp_bucket")
     @classmethod
     def _bucket(cls, v: str) -> str:
@@ -291,9 +387,13 @@ class PipelineParams(BaseModel):
     @field_validator("workdir")
     @classmethod
     def _workdir(cls, v: str) -> str:
-        if not v.startswith("/") or v.rstrip("/") == "" or "//" in v or ".." in v.split("/"):
-            raise ValueError("expected an absolute mount path such as /mnt/workdir")
-        return v.rstrip("/")
+        v = v.rstrip("/")
+        if not _MOUNT_PATH.match(v) or {".", ".."} & set(v.split("/")):
+            raise ValueError(
+                "expected an absolute mount path such as /mnt/workdir "
+                "(letters, digits, '.', '_', '-' and '/')"
+            )
+        return v
 
     @field_validator("pvc_size", "replica_cpu", "replica_memory")
     @classmethod
@@ -314,6 +414,7 @@ class PipelineParams(BaseModel):
     def _store(cls, v: str) -> str:
         kind, _, rest = v.partition(":")
         if kind == "sqlite" and rest:
+            check_path(rest)
             return v
         if kind == "grpc" and re.match(r"^[^:\s]+:\d{1,5}$", rest):
             return v
@@ -360,11 +461,6 @@ class PipelineParams(BaseModel):
                     "--serving_deployment_mode=Serverless (Knative); KServe "
                     "ignores it in RawDeployment mode"
                 )
-        if not DNS_1035_LABEL.match(self.isvc_name):
-            raise ValueError(
-                f"--isvc_name={self.isvc_name!r}: not a DNS-1035 label (lower "
-                "case letters, digits and '-', starting with a letter)"
-            )
         return self
 
     # --- constructors -----------------------------------------------------------------

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workflows.credentials import CLIENT_CREDENTIALS
 from workflows.errors import WorkflowError
 from workflows.expressions import Depends, ancestors, cycles
 from workflows.local.store import ArtifactStore
@@ -396,7 +397,8 @@ class Plan:
         declared = {e["name"]: str(e["value"]) for e in c.get("env", []) if "value" in e}
         # The runner's settings win (ARTIFACT_ROOT, metadata store).
         declared.update({k: v for k, v in self.env.items() if k in declared})
-        env = {**os.environ, **declared, **self.env}
+        inherited = {k: v for k, v in os.environ.items() if k not in CLIENT_CREDENTIALS}
+        env = {**inherited, **declared, **self.env}
         command = None
         if task.stand_in is None:
             if not c.get("command"):

@@ -13,7 +13,7 @@ import numpy as np
 from sklearn import metrics
 
 from textcnn import storage
-from textcnn.data import ROW_NUMBERS, load_csv
+from textcnn.data import check_known_labels, load_csv
 from textcnn.errors import InputError
 from textcnn.export import load_serving_model
 from textcnn.model import read_json
@@ -74,15 +74,7 @@ def run(
     `training_dir` an HTML report (metrics, confusion matrix, training curves)."""
     classes = read_json(Path(prepared_dir) / "labels.json", ("classes",), "prepare-data")["classes"]
     df = load_csv(test_path, text_column, label_column)
-    unseen = sorted(set(df["label"]) - set(classes))
-    if unseen:
-        rows = df.index[df["label"].isin(unseen)].tolist()
-        raise InputError(
-            f"{test_path}: labels {unseen} in column {label_column!r} (rows "
-            f"{', '.join(map(str, rows[:10]))}{' ...' if len(rows) > 10 else ''}; "
-            f"{ROW_NUMBERS}) are not among the training classes {classes}: fix or drop these "
-            "rows, or retrain on data that has them"
-        )
+    check_known_labels(df, classes, test_path, label_column)
     truth = df["label"].tolist()
     result = compute_metrics(truth, predict_labels(model_dir, df["text"].tolist()), classes)
     storage.write_text(storage.join(metrics_dir, "metrics.json"), json.dumps(result, indent=2))

@@ -17,7 +17,13 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from textcnn import storage
-from textcnn.data import check_trainable, load_csv, standardize_texts, token_counts
+from textcnn.data import (
+    check_known_labels,
+    check_trainable,
+    load_csv,
+    standardize_texts,
+    token_counts,
+)
 from textcnn.errors import InputError
 from textcnn.text import make_vectorizer
 
@@ -84,9 +90,16 @@ def run(
     seed: int,
     output_dir: str,
     json_tokenizer_path: str | None = None,
+    test_path: str | None = None,
 ) -> dict[str, Any]:
-    """Clean, split and vectorise the training CSV into output_dir (see ARCHITECTURE.md)."""
+    """Clean, split and vectorise the training CSV into output_dir (see ARCHITECTURE.md).
+
+    With `test_path`, the test CSV is checked first against the training classes, so a
+    test set that evaluation would refuse fails here, before anything is trained."""
     df = load_csv(train_path, text_column, label_column)
+    if test_path:
+        test = load_csv(test_path, text_column, label_column)
+        check_known_labels(test, sorted(df["label"].unique()), test_path, label_column)
     loaded = df.attrs["load_report"]
     df["std"] = standardize_texts(df["text"])
     df, cleaning = deduplicate(df)

@@ -964,3 +964,70 @@ def test_a_failing_exit_handler_fails_the_run(tmp_path: Path) -> None:
     wt["spec"]["onExit"] = "on-exit"
     result, _ = run(wt, tmp_path / "run")
     assert result.status == "Failed" and "on-exit" in result.message
+
+
+# ---- retryStrategy and activeDeadlineSeconds, as Argo applies them ----------------------
+
+# Fails with exit code argv[2] until its counter file argv[1] reaches argv[3] attempts.
+FLAKY = (
+    "import pathlib, sys; c = pathlib.Path(sys.argv[1]); n = int(c.read_text()) + 1 "
+    "if c.exists() else 1; c.write_text(str(n)); sys.exit(int(sys.argv[2]) "
+    "if n < int(sys.argv[3]) else 0)"
+)
+STEP_RETRIES = {
+    "limit": "3",
+    "retryPolicy": "Always",
+    "expression": "asInt(lastRetry.exitCode) != 2",
+    "backoff": {"duration": "50ms", "factor": "2", "maxDuration": "1m"},
+}
+
+
+def flaky(tmp_path: Path, exit_code: int, succeed_on: int, **extra: Any) -> dict:
+    template = container("flaky", FLAKY, str(tmp_path / "count"), str(exit_code), str(succeed_on))
+    return {**template, "retryStrategy": STEP_RETRIES, **extra}
+
+
+def test_a_transient_failure_is_retried_with_backoff(tmp_path: Path) -> None:
+    result, lines = run(workflow([task("f", "flaky")], [flaky(tmp_path, 1, 3)], {}), tmp_path / "r")
+    assert result.status == "Succeeded", lines
+    assert (tmp_path / "count").read_text() == "3"
+    assert result.steps["f"]["retries"] == 2
+    log = Path(result.steps["f"]["log"]).read_text()
+    assert "retry 1 of 3 after 0.05 s" in log and "retry 2 of 3 after 0.1 s" in log
+
+
+def test_a_user_error_is_not_retried(tmp_path: Path) -> None:
+    result, _ = run(workflow([task("f", "flaky")], [flaky(tmp_path, 2, 3)], {}), tmp_path / "r")
+    assert result.status == "Failed"
+    assert (tmp_path / "count").read_text() == "1"  # one attempt only
+    assert "retries" not in result.steps["f"]
+
+
+def test_retries_stop_at_the_limit(tmp_path: Path) -> None:
+    result, _ = run(workflow([task("f", "flaky")], [flaky(tmp_path, 1, 99)], {}), tmp_path / "r")
+    assert result.status == "Failed"
+    assert (tmp_path / "count").read_text() == "4" and result.steps["f"]["retries"] == 3
+
+
+def test_a_step_past_its_deadline_is_stopped(tmp_path: Path) -> None:
+    slow = {**container("slow", "import time; time.sleep(60)"), "activeDeadlineSeconds": "1"}
+    began = time.monotonic()
+    result, _ = run(workflow([task("s", "slow")], [slow], {}), tmp_path / "r")
+    assert time.monotonic() - began < 30
+    assert result.status == "Failed"
+    assert result.steps["s"]["message"] == (
+        "Pod was active on the node longer than the specified deadline (1 s)"
+    )
+
+
+def test_the_pipelines_steps_carry_these_rules() -> None:
+    from workflows.dag import pipeline
+
+    for template in pipeline.render()[0]["spec"]["templates"]:
+        if "container" in template:
+            assert template["retryStrategy"]["expression"] == STEP_RETRIES["expression"]
+            assert template["activeDeadlineSeconds"] == (
+                "{{workflow.parameters.step_deadline_seconds}}"
+            )
+        elif "resource" in template:
+            assert template["retryStrategy"]["retryPolicy"] == "OnError"  # API errors only

@@ -93,7 +93,7 @@ def test_workflow_role_grants_exactly_what_the_dag_needs() -> None:
             assert "*" not in rule[field], f"wildcard in {field}: {rule}"
     # Nothing unused, nothing missing; an existing claim needs no claim rights.
     assert rbac.granted_rules(role) == rbac.required_rules(pipeline.render()[0])
-    existing = pipeline.render(existing_claim="shared")[0]
+    existing = pipeline.render(rendering=pipeline.Rendering(existing_claim="shared"))[0]
     assert rbac.granted_rules(role) - rbac.required_rules(existing) == {
         ("", "persistentvolumeclaims", "create"),
         ("", "persistentvolumeclaims", "get"),

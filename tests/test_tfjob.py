@@ -330,7 +330,7 @@ def test_the_claim_is_an_owned_pvc_sized_by_parameters() -> None:
 
 
 def test_an_existing_claim_replaces_the_claim_task() -> None:
-    doc = pipeline.render(existing_claim="shared-rwx")[0]
+    doc = pipeline.render(rendering=pipeline.Rendering(existing_claim="shared-rwx"))[0]
     assert "workdir-claim" not in {t["name"] for t in doc["spec"]["templates"]}
     arguments = dag_arguments(doc)
     for name in MOUNTING:

@@ -333,7 +333,12 @@ def tfjob_workflow(
             "arguments": use_claim,
         },
     ]
-    parameters = {"workers": str(workers), "pvc_size": "1Gi", "pvc_storage_class": "rwx"}
+    parameters = {
+        "workers": str(workers),
+        "pvc_size": "1Gi",
+        "pvc_storage_class": "rwx",
+        "retry_limit": "0",
+    }
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "WorkflowTemplate",

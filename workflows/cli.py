@@ -23,7 +23,8 @@ DEFAULT_MANIFESTS = Path("manifests/workflows")
 
 def _compile(args: argparse.Namespace) -> int:
     params = PipelineParams.from_namespace(args)
-    for path in pipeline.write_manifests(args.output_dir, params, args.pvc_existing_claim):
+    rendering = pipeline.Rendering.from_namespace(args)
+    for path in pipeline.write_manifests(args.output_dir, params, rendering):
         print(path)
     return 0
 
@@ -38,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {} if args.metadata_store else {"metadata_store": store}
     params = PipelineParams.from_namespace(args, **overrides)
     artifact_root = args.artifact_root or str(out / "artifacts")
-    template = pipeline.render(params, args.pvc_existing_claim)[0]
+    template = pipeline.render(params, pipeline.Rendering.from_namespace(args))[0]
     kserve = LocalKServe()
     try:
         result = run_workflow(

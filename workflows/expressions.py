@@ -279,3 +279,23 @@ def _compare(parser: _Parser, op: str, left: Any, right: Any) -> bool:
             "'<', '>', '<=', '>=' need two numbers or two strings"
         )
     return {"<": left < right, ">": left > right, "<=": left <= right, ">=": left >= right}[op]
+
+
+# ---- retryStrategy.expression -------------------------------------------------------------
+
+_RETRY_VARIABLES = re.compile(r"asInt\(lastRetry\.exitCode\)|lastRetry\.(exitCode|status|duration)")
+
+
+def evaluate_retry(text: str, exit_code: int, status: str, duration: float) -> bool:
+    """A retry strategy's `expression` over the last attempt (Argo's expr language, in the
+    comparisons and logic that `when` shares with it): `asInt(lastRetry.exitCode)`,
+    `lastRetry.exitCode` and `lastRetry.status` (strings), `lastRetry.duration` (seconds)."""
+
+    def value(m: re.Match[str]) -> str:
+        if m.group(0).startswith("asInt("):
+            return str(exit_code)
+        if m.group(1) == "duration":
+            return f"{duration:.3f}"
+        return f"'{exit_code if m.group(1) == 'exitCode' else status}'"
+
+    return evaluate_when(_RETRY_VARIABLES.sub(value, text))

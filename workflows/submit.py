@@ -290,13 +290,13 @@ def submit(
     install: bool,
     dry_run: bool,
     out: TextIO = sys.stdout,
-    existing_claim: str = "",
+    rendering: pipeline.Rendering = pipeline.DEFAULTS,
 ) -> list[dict[str, Any]]:
     """Submit one run of the pipeline (after installing the template and cron with
     `install`). Returns the objects the server answered with (template, cron, then the
     workflow, which carries its generated name), or with `dry_run` the objects that would
     be sent, which it prints as YAML."""
-    template, cron = pipeline.render(params, existing_claim)
+    template, cron = pipeline.render(params, rendering)
     workflow = workflow_object(params, template["metadata"]["name"])
     docs = [template, cron, workflow] if install else [workflow]
     if dry_run:
@@ -386,7 +386,7 @@ def run_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             install=args.install,
             dry_run=args.dry_run,
             out=out,
-            existing_claim=args.pvc_existing_claim,
+            rendering=pipeline.Rendering.from_namespace(args),
         )
     except ParamsError as e:
         print(f"error: {e}", file=sys.stderr)

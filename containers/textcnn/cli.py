@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from textcnn.errors import InputError
+from textcnn.errors import NOT_RETRIED, FinalError, InputError
 from textcnn.params import ParamsError, parse_bool, parse_int_list
 
 # Step name -> "module:function": textcnn/steps/<name>.py's run(), imported lazily so
@@ -146,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     start, began, cpu = time.time(), time.perf_counter(), time.process_time()
     try:
         outputs = func(**args) or {}
-    except (InputError, ParamsError) as e:
+    except (InputError, ParamsError, FinalError) as e:
         print(f"error: {name}: {e}", file=sys.stderr)
-        return 2
+        return NOT_RETRIED
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     if outputs_dir is not None:
         write_outputs(outputs, outputs_dir)

@@ -283,6 +283,21 @@ class PipelineParams(BaseModel):
     deploy_timeout_seconds: int = _opt(
         900, "Seconds to wait for the InferenceService to become ready.", ge=30
     )
+    # --- resilience -------------------------------------------------------------------
+    retry_limit: int = _opt(
+        3,
+        "Retries of a step that failed by bad luck (an evicted or preempted pod, a lost "
+        "node, a GCS 5xx or timeout), with exponential backoff; user errors (exit code 2) "
+        "are never retried.",
+        ge=0,
+        le=10,
+    )
+    step_deadline_seconds: int = _opt(
+        21_600,
+        "Seconds one step may run before Argo stops it (training included; the TFJob "
+        "has its own deadline).",
+        ge=60,
+    )
 
     # --- parsing from strings (CLI and Argo) ------------------------------------------
     @field_validator("static_embeddings", "dist_training", "gpu_support", "deploy", mode="before")

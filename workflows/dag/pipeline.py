@@ -16,6 +16,7 @@ import argparse
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from hera.workflows import (
 from hera.workflows.models import (
     ArtifactRepositoryRef,
     DAGTask,
+    PodGC,
+    TTLStrategy,
     ValueFrom,
     WorkflowMetadata,
     WorkflowTemplateRef,
@@ -57,6 +60,66 @@ UI_ANNOTATIONS = {
         "and record lineage in ML Metadata."
     ),
 }
+
+
+# --- what renders, besides the parameters ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """What changes the compiled templates themselves, besides the parameter defaults:
+    fields of the workflow spec that Argo reads as numbers (no parameter can stand there)
+    and the choice of an existing claim. Options of `compile`, `run` and `submit`."""
+
+    existing_claim: str = ""
+    workflow_deadline_seconds: int = 86_400  # a day: the whole run, retries included
+    ttl_after_success_seconds: int = 86_400  # then the Workflow (and what it owns) goes
+    ttl_after_failure_seconds: int = 7 * 86_400  # a week to read a failed run's pods
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace) -> Rendering:
+        return cls(
+            args.pvc_existing_claim,
+            args.workflow_deadline_seconds,
+            args.ttl_after_success_seconds,
+            args.ttl_after_failure_seconds,
+        )
+
+
+DEFAULTS = Rendering()
+
+
+def _seconds(text: str) -> int:
+    if not text.isdigit() or int(text) < 60:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of seconds, at least 60")
+    return int(text)
+
+
+def claim_name(text: str) -> str:
+    """An existing PersistentVolumeClaim's name (a DNS-1123 subdomain), or empty."""
+    if text and not DNS_SUBDOMAIN.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Kubernetes object name")
+    return text
+
+
+def add_render_arguments(parser: argparse.ArgumentParser) -> None:
+    """What changes the compiled templates themselves, besides the parameter defaults."""
+    parser.add_argument(
+        "--pvc_existing_claim",
+        type=claim_name,
+        default="",
+        help="an existing ReadWriteMany claim for distributed training, instead of the "
+        "claim the TFJob branch makes per run (runs use <workdir>/<workflow>/ on it)",
+    )
+    for name, about in (
+        ("workflow_deadline_seconds", "seconds a run may take, retries included"),
+        ("ttl_after_success_seconds", "seconds a succeeded Workflow is kept"),
+        ("ttl_after_failure_seconds", "seconds a failed Workflow is kept"),
+    ):
+        default = getattr(DEFAULTS, name)
+        parser.add_argument(
+            f"--{name}", type=_seconds, default=default, help=f"{about} (default: {default})"
+        )
 
 
 # --- conditions ----------------------------------------------------------------------
@@ -244,12 +307,12 @@ class PipelineTemplate(_TemplateAnnotations, WorkflowTemplate):
 
 
 def build_workflow_template(
-    params: PipelineParams | None = None, existing_claim: str = ""
+    params: PipelineParams | None = None, rendering: Rendering = DEFAULTS
 ) -> WorkflowTemplate:
     """The `textcnn-pipeline` WorkflowTemplate; `params` gives the parameter defaults."""
     params = params or PipelineParams()
     values = params.to_strings()
-    dag, containers = build_dag(existing_claim)
+    dag, containers = build_dag(rendering.existing_claim)
     exit_handler = t.record_status()
     return PipelineTemplate(
         kind="WorkflowTemplate",  # Hera would take the class name
@@ -270,6 +333,14 @@ def build_workflow_template(
             key="gcs",
         ),
         templates=[dag, *containers, exit_handler],
+        active_deadline_seconds=rendering.workflow_deadline_seconds,
+        # Succeeded pods go at once; failed ones stay for `kubectl logs` until the TTL
+        # removes the run, and with it what it owns (TFJob, claim).
+        pod_gc=PodGC(strategy="OnPodSuccess"),
+        ttl_strategy=TTLStrategy(
+            seconds_after_success=rendering.ttl_after_success_seconds,
+            seconds_after_failure=rendering.ttl_after_failure_seconds,
+        ),
     )
 
 
@@ -291,27 +362,6 @@ def build_cron_workflow(
         failed_jobs_history_limit=3,
         workflow_template_ref=WorkflowTemplateRef(name=TEMPLATE_NAME),
         arguments=[Parameter(name=k, value=v) for k, v in params.to_strings().items()],
-    )
-
-
-# --- command-line options of what renders ---------------------------------------------
-
-
-def claim_name(text: str) -> str:
-    """An existing PersistentVolumeClaim's name (a DNS-1123 subdomain), or empty."""
-    if text and not DNS_SUBDOMAIN.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a Kubernetes object name")
-    return text
-
-
-def add_render_arguments(parser: argparse.ArgumentParser) -> None:
-    """What changes the compiled templates themselves, besides the parameter defaults."""
-    parser.add_argument(
-        "--pvc_existing_claim",
-        type=claim_name,
-        default="",
-        help="an existing ReadWriteMany claim for distributed training, instead of the "
-        "claim the TFJob branch makes per run (runs use <workdir>/<workflow>/ on it)",
     )
 
 
@@ -338,15 +388,17 @@ def hoist_template_annotations(
 
 
 def build(
-    params: PipelineParams | None = None, existing_claim: str = ""
+    params: PipelineParams | None = None, rendering: Rendering = DEFAULTS
 ) -> tuple[WorkflowTemplate, CronWorkflow]:
     """The WorkflowTemplate and the CronWorkflow, as Hera objects: the one factory."""
-    return build_workflow_template(params, existing_claim), build_cron_workflow(params)
+    return build_workflow_template(params, rendering), build_cron_workflow(params)
 
 
-def render(params: PipelineParams | None = None, existing_claim: str = "") -> list[dict[str, Any]]:
+def render(
+    params: PipelineParams | None = None, rendering: Rendering = DEFAULTS
+) -> list[dict[str, Any]]:
     """The WorkflowTemplate and the CronWorkflow as plain dicts, ready to dump or run."""
-    return [wf.to_dict() for wf in build(params, existing_claim)]
+    return [wf.to_dict() for wf in build(params, rendering)]
 
 
 def to_yaml(doc: Mapping[str, Any]) -> str:
@@ -356,12 +408,12 @@ def to_yaml(doc: Mapping[str, Any]) -> str:
 def write_manifests(
     output_dir: Path = Path("manifests/workflows"),
     params: PipelineParams | None = None,
-    existing_claim: str = "",
+    rendering: Rendering = DEFAULTS,
 ) -> list[Path]:
     """Write textcnn-pipeline.yaml and textcnn-retrain.yaml; return their paths."""
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for doc in render(params, existing_claim):
+    for doc in render(params, rendering):
         path = output_dir / MANIFESTS[doc["metadata"]["name"]]
         fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=f".{path.name}.", suffix=".tmp")
         try:

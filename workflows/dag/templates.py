@@ -17,9 +17,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hera.workflows import Container, Env, GCSArtifact, NoneArchiveStrategy, Parameter, Resource
-from hera.workflows.models import ResourceRequirements, Toleration, ValueFrom, Volume, VolumeMount
+from hera.workflows.models import (
+    Backoff,
+    IntOrString,
+    ResourceRequirements,
+    RetryStrategy,
+    Toleration,
+    ValueFrom,
+    Volume,
+    VolumeMount,
+)
 
 from textcnn.cli import step_parameters
+from textcnn.errors import NOT_RETRIED
 from textcnn.params import PipelineParams
 from workflows.dag.gpu import GpuScheduling
 from workflows.dag.inference_service import (
@@ -60,6 +70,22 @@ RENAMES = {
 # Step parameters every step that has them takes the same way. $(ARTIFACT_ROOT) is
 # expanded by Kubernetes from the container's env.
 RUN_VALUES = {"run_name": RUN_NAME, "artifact_root": "$(ARTIFACT_ROOT)"}
+
+
+# Steps retry bad luck (any failure or error), never a user error (exit code NOT_RETRIED),
+# with backoff 10 s, 20 s, 40 s, ... up to 10 minutes.
+STEP_RETRIES = RetryStrategy(
+    limit=IntOrString(wp("retry_limit")),
+    retry_policy="Always",
+    expression=f"asInt(lastRetry.exitCode) != {NOT_RETRIED}",
+    backoff=Backoff(duration="10s", factor=IntOrString("2"), max_duration="10m"),
+)
+# A resource template's kubectl call retries API errors (Argo: Errors), not verdicts.
+API_RETRIES = RetryStrategy(
+    limit=IntOrString(wp("retry_limit")),
+    retry_policy="OnError",
+    backoff=Backoff(duration="10s", factor=IntOrString("2"), max_duration="5m"),
+)
 
 
 def input_path(artifact: str) -> str:
@@ -151,6 +177,8 @@ def step_template(
         env=[Env(name="ARTIFACT_ROOT", value=f"gs://{wp('gcp_bucket')}")],
         resources=ResourceRequirements.model_validate(resources),
         pod_spec_patch=gpu.pod_spec_patch() if gpu else None,
+        retry_strategy=STEP_RETRIES,
+        active_deadline_seconds=wp("step_deadline_seconds"),
         inputs=[Parameter(name=p) for p in input_parameters]
         + [GCSArtifact(name=a, path=f"{ARTIFACT_IN}/{a}", key=artifact_key(a)) for a in inputs],
         outputs=[
@@ -304,6 +332,7 @@ def workdir_claim() -> Resource:
         annotations={DISPLAY_NAME: "Claim the shared volume"},
         action="create",
         set_owner_reference=True,
+        retry_strategy=API_RETRIES,
         manifest=resource_manifest(doc, ()),
         outputs=[Parameter(name=CLAIM, value_from=ValueFrom(json_path="{.metadata.name}"))],
     )
@@ -362,6 +391,7 @@ def tfjob(gpu: bool) -> Resource:
         annotations={DISPLAY_NAME: "TFJob (GPU)" if gpu else "TFJob (CPU)"},
         action="create",
         set_owner_reference=True,
+        retry_strategy=API_RETRIES,
         manifest=manifest_yaml(doc),
         inputs=[Parameter(name=CLAIM)],
         outputs=[Parameter(name=TFJOB_NAME, value_from=ValueFrom(json_path="{.metadata.name}"))],
@@ -464,6 +494,7 @@ def deploy(runtime: str) -> Resource:
         name=f"deploy-{runtime}",
         annotations={DISPLAY_NAME: f"Deploy on KServe ({runtime})"},
         action="apply",
+        retry_strategy=API_RETRIES,
         manifest=inference_service_yaml(doc),
         inputs=[Parameter(name=MODEL_URI)],
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows.errors import WorkflowError
-from workflows.expressions import evaluate_when
+from workflows.expressions import evaluate_retry, evaluate_when
 from workflows.local.plan import (
     ERRORED,
     FAILED,
@@ -37,6 +37,7 @@ from workflows.local.store import open_store
 from workflows.local.substitution import substitute
 
 TAIL_LINES = 20
+DEADLINE_EXCEEDED = "Pod was active on the node longer than the specified deadline"  # Argo
 
 
 def _step_error(log: Path) -> str:
@@ -57,10 +58,11 @@ class Run(Plan):
     artifacts: dict[str, str]  # artifact name -> URI
     procs: set[subprocess.Popen[bytes]]
     lock: threading.Lock
+    stopping: threading.Event  # set on an interrupt
 
     def _begin(self) -> None:
         self.artifact_keys, self.status, self.steps, self.artifacts = {}, {}, {}, {}
-        self.procs, self.lock = set(), threading.Lock()
+        self.procs, self.lock, self.stopping = set(), threading.Lock(), threading.Event()
 
     def run(self) -> RunResult:
         self._begin()
@@ -156,15 +158,54 @@ class Run(Plan):
         job.log.write_text("")
         # Append mode: a stand-in may append to the same log while the runner holds it.
         with job.log.open("a") as log:
-            try:
-                outcome = self._attempt(job, log)
-            except Exception as e:  # e.g. a storage error: the task errors, the run goes on
-                traceback.print_exc(file=log)
-                outcome = Outcome(ERRORED, message=f"{type(e).__name__}: {e}")
-            if outcome.message and outcome.status != SUCCEEDED:
-                log.write(f"error: {outcome.message}\n")
-        outcome.seconds, outcome.ran = time.monotonic() - start, True
+            retries = 0
+            while True:
+                began = time.monotonic()
+                try:
+                    outcome = self._attempt(job, log)
+                except Exception as e:  # e.g. a storage error: the task errors, the run goes on
+                    traceback.print_exc(file=log)
+                    outcome = Outcome(ERRORED, message=f"{type(e).__name__}: {e}")
+                if outcome.message and outcome.status != SUCCEEDED:
+                    log.write(f"error: {outcome.message}\n")
+                delay = self._retry_delay(
+                    job, outcome, retries, time.monotonic() - began, time.monotonic() - start
+                )
+                if delay is None or self.stopping.wait(delay):
+                    break
+                retries += 1
+                log.write(
+                    f"retry {retries} of {job.retry.limit if job.retry else 0} after {delay:g} s\n"
+                )
+                log.flush()
+        outcome.seconds, outcome.ran, outcome.retries = time.monotonic() - start, True, retries
         return outcome
+
+    @staticmethod
+    def _retry_delay(
+        job: Job, outcome: Outcome, retries: int, duration: float, elapsed: float
+    ) -> float | None:
+        """Seconds to wait before the next attempt, as Argo's retryStrategy decides; None:
+        no retry."""
+        retry = job.retry
+        if retry is None or outcome.status == SUCCEEDED or retries >= retry.limit:
+            return None
+        covered = {
+            "Always": (FAILED, ERRORED),
+            "OnFailure": (FAILED,),
+            "OnError": (ERRORED,),
+            "OnTransientError": (ERRORED,),
+        }.get(retry.policy, ())
+        if outcome.status not in covered:
+            return None
+        if retry.expression and not evaluate_retry(
+            retry.expression, outcome.exit_code, outcome.status, duration
+        ):
+            return None
+        delay = retry.duration * retry.factor**retries
+        if retry.max_duration is not None and elapsed + delay > retry.max_duration:
+            return None
+        return delay
 
     def _attempt(self, job: Job, log: Any) -> Outcome:
         shutil.rmtree(job.pod_dir, ignore_errors=True)
@@ -186,10 +227,17 @@ class Run(Plan):
         if job.command is not None:
             log.write(f"$ {shlex.join(job.command)}\n")
             log.flush()
-            code, max_rss_mib = self._run_process(job, log)
+            code, max_rss_mib, late = self._run_process(job, log)
+            if late:
+                return Outcome(
+                    FAILED,
+                    message=f"{DEADLINE_EXCEEDED} ({job.deadline_s:g} s)",
+                    max_rss_mib=max_rss_mib,
+                    exit_code=code,
+                )
             if code != 0:
                 message = f"exit code {code}{_step_error(job.log)}"
-                return Outcome(FAILED, message=message, max_rss_mib=max_rss_mib)
+                return Outcome(FAILED, message=message, max_rss_mib=max_rss_mib, exit_code=code)
         else:
             assert job.stand_in is not None
             resource = job.template.get("resource", {})
@@ -234,8 +282,9 @@ class Run(Plan):
             keys[name] = key
         return Outcome(SUCCEEDED, outputs=outputs, artifacts=keys, max_rss_mib=max_rss_mib)
 
-    def _run_process(self, job: Job, log: Any) -> tuple[int, float | None]:
-        """Run the job's command: (exit code, peak resident memory in MiB, if known)."""
+    def _run_process(self, job: Job, log: Any) -> tuple[int, float | None, bool]:
+        """Run the job's command: (exit code, peak resident memory in MiB if known, whether
+        it was stopped at its deadline)."""
         assert job.command is not None
         # Own session: Ctrl-C reaches the runner, which then kills whole process groups.
         proc = subprocess.Popen(
@@ -248,31 +297,48 @@ class Run(Plan):
         )
         with self.lock:
             self.procs.add(proc)
+        late = threading.Event()
+
+        def stop_late() -> None:
+            late.set()
+            self._stop(proc)
+
+        timer = threading.Timer(job.deadline_s, stop_late) if job.deadline_s else None
+        if timer:
+            timer.start()
         try:
             # wait4 rather than wait: the kernel reports the process's peak RSS (KiB on Linux).
             # Linux starts that count at the runner's own resident size when it forks the
             # child (~75 MiB under `python -m workflows run`): a floor under small steps.
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage.ru_maxrss / 1024
-        except ChildProcessError:  # already reaped by _kill_all's wait after an interrupt
-            return proc.wait(), None
+            return proc.returncode, usage.ru_maxrss / 1024, late.is_set()
+        except ChildProcessError:  # already reaped by _stop's wait
+            return proc.wait(), None, late.is_set()
         finally:
+            if timer:
+                timer.cancel()
             with self.lock:
                 self.procs.discard(proc)
 
     def _kill_all(self) -> None:
+        self.stopping.set()  # no retry starts after this
         with self.lock:
             procs = list(self.procs)
         for proc in procs:
-            for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
-                try:
-                    os.killpg(proc.pid, sig)
-                    proc.wait(grace)
+            self._stop(proc)
+
+    @staticmethod
+    def _stop(proc: subprocess.Popen[bytes]) -> None:
+        """SIGTERM to the process group, then SIGKILL after a grace period."""
+        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(grace)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                if proc.poll() is not None:
                     break
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    if proc.poll() is not None:
-                        break
 
     def _finish(self, name: str, outcome: Outcome) -> bool:
         """Record a settled task and report it; True when it failed the workflow."""
@@ -286,6 +352,8 @@ class Run(Plan):
         }
         if outcome.message:
             step["message"] = outcome.message
+        if outcome.retries:
+            step["retries"] = outcome.retries
         if outcome.max_rss_mib is not None:
             step["max_rss_mib"] = round(outcome.max_rss_mib, 1)
         self.steps[name] = step

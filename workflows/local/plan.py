@@ -106,6 +106,52 @@ class Job:
     stand_in: StandIn | None
     env: dict[str, str]
     volumes: list[Path] = field(default_factory=list)  # local folders of its volume mounts
+    retry: Retry | None = None
+    deadline_s: float | None = None  # the template's activeDeadlineSeconds
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A template's retryStrategy, as Argo applies it: up to `limit` more attempts of a
+    failure the policy covers and the expression allows, `duration * factor**n` apart,
+    while the retries have taken less than `max_duration`."""
+
+    limit: int
+    policy: str  # Always, OnFailure, OnError, OnTransientError
+    expression: str | None
+    duration: float
+    factor: float
+    max_duration: float | None
+
+    @classmethod
+    def parse(cls, spec: Mapping[str, Any], where: str) -> Retry:
+        backoff = spec.get("backoff") or {}
+        try:
+            return cls(
+                int(spec.get("limit", 0)),
+                str(spec.get("retryPolicy", "OnFailure")),
+                spec.get("expression"),
+                _seconds(backoff.get("duration", "0s")),
+                float(backoff.get("factor", 1)),
+                _seconds(backoff["maxDuration"]) if "maxDuration" in backoff else None,
+            )
+        except ValueError as e:
+            raise WorkflowError(f"{where}: retryStrategy: {e}") from None
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _seconds(text: Any) -> float:
+    """A Go duration such as `10s`, `1m30s` or `250ms`; a bare number is seconds."""
+    text = str(text).strip()
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{text!r} is not a duration such as 10s or 2m")
+    return sum(float(n) * _UNIT_S[u] for n, u in parts)
 
 
 @dataclass
@@ -117,6 +163,8 @@ class Outcome:
     message: str = ""
     ran: bool = False  # whether it has a log
     max_rss_mib: float | None = None  # peak resident memory of the task's process
+    exit_code: int = -1  # of the process; -1 when there was none (an error before it ran)
+    retries: int = 0
 
 
 def generate_name(template: Mapping[str, Any]) -> str:
@@ -411,6 +459,14 @@ class Plan:
             ]
             if command[0] in ("python", "python3"):
                 command[0] = sys.executable
+        retry = resolved.get("retryStrategy")
+        deadline = resolved.get("activeDeadlineSeconds")
+        try:
+            deadline_s = None if deadline is None else float(deadline)
+        except ValueError:
+            raise WorkflowError(
+                f"{twhere}: activeDeadlineSeconds {deadline!r} is no number"
+            ) from None
         return Job(
             task.name,
             resolved,
@@ -425,6 +481,8 @@ class Plan:
             task.stand_in,
             env,
             list(mounts.values()),
+            None if retry is None else Retry.parse(retry, twhere),
+            deadline_s,
         )
 
     def _mounts(self, template: Mapping[str, Any], pod: Path, where: str) -> dict[str, Path]:

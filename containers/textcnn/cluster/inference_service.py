@@ -22,7 +22,7 @@ from typing import Any
 import requests
 
 from textcnn import metadata
-from textcnn.errors import InputError
+from textcnn.errors import FinalError, InputError
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 # Ready=False reasons that do not heal by waiting (Knative: the latest revision failed).
@@ -113,9 +113,7 @@ def wait_ready(
         if state == "ready":
             return detail
         if state == "failed":
-            raise RuntimeError(
-                f"InferenceService {name} (generation {generation}) failed: {detail}"
-            )
+            raise FinalError(f"InferenceService {name} (generation {generation}) failed: {detail}")
         if time.monotonic() + poll_s > deadline:
             raise TimeoutError(
                 f"InferenceService {name} not ready for generation {generation} after "

@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from textcnn.errors import FinalError
+
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
 REPLICA_COUNTS = ("active", "succeeded", "failed")
 
@@ -82,7 +84,7 @@ def judge(tfjob: Mapping[str, Any]) -> Verdict:
 def wait_for(get: Callable[[], Mapping[str, Any]], timeout_s: float, poll_s: float) -> str:
     """Poll `get()` (the TFJob object) until it succeeds: returns the operator's message.
 
-    RuntimeError when it failed, TimeoutError after `timeout_s`; both say what was seen last.
+    FinalError when it failed, TimeoutError after `timeout_s`; both say what was seen last.
     """
     deadline = time.monotonic() + timeout_s
     while True:
@@ -90,7 +92,7 @@ def wait_for(get: Callable[[], Mapping[str, Any]], timeout_s: float, poll_s: flo
         if verdict.state == "succeeded":
             return verdict.message
         if verdict.state == "failed":
-            raise RuntimeError(verdict.message)
+            raise FinalError(verdict.message)
         if time.monotonic() + poll_s > deadline:
             raise TimeoutError(f"not finished after {timeout_s:g} s; last seen: {verdict.message}")
         time.sleep(poll_s)

@@ -144,6 +144,16 @@ def _cron(docs: Docs) -> dict[str, Any]:
     return docs[1]["spec"]
 
 
+def _pod_templates() -> list[tuple[str, str]]:
+    """(name, kind) of the rendered templates that make a pod of their own container."""
+    return [
+        (t["name"], k)
+        for t in pipeline.render()[0]["spec"]["templates"]
+        for k in ("container", "script")
+        if k in t
+    ]
+
+
 ARGO_CASES: dict[str, tuple[Callable[[Docs], object], list[str]]] = {
     "misspelled key": (
         _misspell_depends,
@@ -302,6 +312,23 @@ ARGO_CASES: dict[str, tuple[Callable[[Docs], object], list[str]]] = {
         [
             f"{WT}spec.templates[train-gpu].podSpecPatch: containers[main].resources: Additional "
             "properties are not allowed ('limit' was unexpected)"
+        ],
+    ),
+    "a step container that is not restricted": (
+        lambda d: _templates(d)["evaluate"]["container"].pop("securityContext"),
+        [
+            f"{WT}spec.templates[evaluate].container.securityContext.allowPrivilegeEscalation: "
+            "must be false (restricted)",
+            f"{WT}spec.templates[evaluate].container.securityContext.capabilities.drop: must "
+            "include ALL (restricted)",
+        ],
+    ),
+    "a workflow whose pods run as root": (
+        lambda d: d[0]["spec"]["securityContext"].update(runAsUser=0),
+        [
+            f"{WT}spec.templates[{name}].{kind}.securityContext.runAsUser: must not be 0 "
+            "(restricted)"
+            for name, kind in _pod_templates()
         ],
     ),
     "bad time zone": (
@@ -574,10 +601,12 @@ apiVersion: argoproj.io/v1alpha1
 kind: WorkflowTemplate
 metadata: {name: library}
 spec:
+  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
   templates:
   - name: greet
     inputs: {parameters: [{name: who}]}
-    container: {image: busybox, command: [echo], args: ["{{inputs.parameters.who}}"]}
+    container: {image: busybox, command: [echo], args: ["{{inputs.parameters.who}}"],
+                securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}
     outputs: {parameters: [{name: names, valueFrom: {path: /tmp/names}}]}
 ---
 apiVersion: argoproj.io/v1alpha1
@@ -585,6 +614,7 @@ kind: Workflow
 metadata: {generateName: loops-}
 spec:
   entrypoint: main
+  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
   hooks: {exit: {template: notify}}
   templates:
   - name: main
@@ -605,9 +635,11 @@ spec:
         arguments: {parameters: [{name: msg, value: "{{item.first}}"}]}
   - name: echo
     inputs: {parameters: [{name: msg}]}
-    container: {image: busybox, command: [echo], args: ["{{inputs.parameters.msg}}"]}
+    container: {image: busybox, command: [echo], args: ["{{inputs.parameters.msg}}"],
+                securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}
   - name: notify
-    container: {image: busybox, command: [echo], args: ["{{workflow.status}}"]}
+    container: {image: busybox, command: [echo], args: ["{{workflow.status}}"],
+                securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}
 """
 
 
@@ -647,3 +679,27 @@ def test_a_broken_loop_template_ref_or_hook_is_named(old: str, new: str, expecte
     assert lint.lint_documents(docs, "hand.yaml") == [
         f"hand.yaml:1 Workflow/loops-: {line}" for line in expected.split("\n")
     ]
+
+
+def test_every_pod_spec_in_a_manifest_must_be_restricted() -> None:
+    deployment = next(d for d in _manifest_docs("mlmd.yaml") if d["kind"] == "Deployment")
+    assert lint.lint_documents([deployment], SOURCE) == []
+    del deployment["spec"]["template"]["spec"]["securityContext"]
+    lines = lint.lint_documents([deployment], SOURCE)
+    name = deployment["spec"]["template"]["spec"]["containers"][0]["name"]
+    where = f"spec.template.spec.containers[{name}].securityContext"
+    assert (
+        f"{SOURCE}:0 Deployment/{deployment['metadata']['name']}: {where}.runAsNonRoot: "
+        "must be true (restricted)" in lines
+    )
+    # ... and inside a resource template's manifest: the TFJob's replicas.
+    job = _tfjob()
+    del job["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0][
+        "securityContext"
+    ]
+    lines = lint.lint_documents([job], SOURCE)
+    assert any(
+        ".tfReplicaSpecs.Worker.template.spec.containers[tensorflow].securityContext"
+        ".allowPrivilegeEscalation: must be false" in line
+        for line in lines
+    )

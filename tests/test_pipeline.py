@@ -275,7 +275,8 @@ def test_step_templates_run_the_step_cli(wt: dict[str, Any]) -> None:
         image = "gpu_image" if template["name"] == "train-gpu" else "image"
         assert c["image"] == f"{{{{workflow.parameters.{image}}}}}"
         assert c["env"] == [
-            {"name": "ARTIFACT_ROOT", "value": "gs://{{workflow.parameters.gcp_bucket}}"}
+            {"name": "ARTIFACT_ROOT", "value": "gs://{{workflow.parameters.gcp_bucket}}"},
+            {"name": "KERAS_HOME", "value": "/tmp/keras"},  # the root filesystem is read-only
         ]
         assert {"cpu", "memory"} <= set(c["resources"]["requests"])
         assert "memory" in c["resources"]["limits"]
@@ -353,7 +354,8 @@ def test_gpu_scheduling_only_on_the_gpu_template(wt: dict[str, Any]) -> None:
             "effect": "NoSchedule",
         }
     ]
-    [shm] = gpu["volumes"]
+    [tmp, shm] = gpu["volumes"]
+    assert tmp == {"name": "tmp", "emptyDir": {}}
     assert shm["emptyDir"]["medium"] == "Memory"
     assert {"name": shm["name"], "mountPath": "/dev/shm"} in gpu["container"]["volumeMounts"]
     workdir = {"name": "workdir", "mountPath": "{{workflow.parameters.workdir}}"}
@@ -361,11 +363,10 @@ def test_gpu_scheduling_only_on_the_gpu_template(wt: dict[str, Any]) -> None:
         if template["name"] != "train-gpu":
             assert "nvidia.com/gpu" not in json.dumps(template), template["name"]
             assert not {"nodeSelector", "tolerations", "affinity", "podSpecPatch"} & set(template)
-            # Only the shared volume of the TFJob branch is mounted, on the claim given.
-            assert template["container"].get("volumeMounts", [workdir]) == [workdir]
-            assert template.get("volumes", [templates.workdir_volume()]) == [
-                templates.workdir_volume()
-            ]
+            # Only /tmp and the TFJob branch's shared volume (on the claim given) are mounted.
+            tmp = {"name": "tmp", "mountPath": "/tmp"}
+            assert template["container"]["volumeMounts"] in ([tmp], [tmp, workdir])
+            assert template["volumes"][1:] in ([], [templates.workdir_volume()])
 
 
 def test_display_names_are_template_annotations(wt: dict[str, Any]) -> None:

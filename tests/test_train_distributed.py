@@ -502,7 +502,7 @@ def test_an_existing_claim_is_one_folder_for_every_task(tmp_path: Path) -> None:
     assert result.steps["read"]["outputs"] == {"n": "2"}
     assert (tmp_path / "run" / "volumes" / "team-rwx" / "sub" / "b").read_text() == "B"
     # An emptyDir belongs to its pod.
-    assert (tmp_path / "run" / "pods" / "write" / "volumes" / "scratch" / "c").read_text() == "C"
+    assert (tmp_path / "run" / "pods" / "write" / "scratch" / "c").read_text() == "C"
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,8 @@ from typing import Any
 import yaml
 from croniter import croniter
 
+from workflows.checks import pod_security
+from workflows.checks.kubernetes import kubernetes_problems
 from workflows.checks.paths import as_map, as_maps, child, names_of
 from workflows.expressions import Depends, ExpressionError, ancestors, cycles, evaluate_when
 
@@ -578,6 +580,17 @@ class _WorkflowSpec:
             out += self._resource_problems(template, path)
         if "podSpecPatch" in template:
             out += self._pod_spec_patch_problems(template, path)
+        if kind in ("container", "script"):
+            # The pod: the workflow's securityContext, then the template's; Argo's own
+            # executor containers (init, wait) are the controller's configuration.
+            pod = {
+                **template,
+                "securityContext": {
+                    **as_map(self.spec.get("securityContext")),
+                    **as_map(template.get("securityContext")),
+                },
+            }
+            out += pod_security.problems(pod, [(f"{path}.{kind}", as_map(template[kind]))], path)
         return out
 
     def _call_problems(
@@ -747,7 +760,8 @@ class _WorkflowSpec:
         if not isinstance(patch, Mapping):
             return [f"{where}: must be a PodSpec object"]
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sample"}, "spec": patch}
-        out = [f"{where}: {line.removeprefix('spec.')}" for line in self.ctx.check(pod)]
+        # A partial spec: its schema only (the pod it patches is checked as a whole).
+        out = [f"{where}: {line.removeprefix('spec.')}" for line in kubernetes_problems(pod)]
         names = {MAIN_CONTAINER} | set(names_of(template.get("sidecars")))
         for i, container in enumerate(as_maps(patch.get("containers"))):
             if container.get("name") not in names:

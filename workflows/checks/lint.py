@@ -11,6 +11,10 @@ Each YAML document is dispatched on its apiVersion and kind:
 - kustomize.config.k8s.io Kustomization: its `resources` must exist;
 - anything else: the strict Kubernetes schemas (kubernetes.py).
 
+Every pod spec (workflow step pods, TFJob replicas, InferenceService predictors,
+Deployments, StatefulSets, ...) must meet the Pod Security Standard "restricted"
+(pod_security.py).
+
 Each problem is one line: `file:index Kind/name: field.path: message [rule]`.
 """
 
@@ -24,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from workflows.checks import admission, argo_schema
+from workflows.checks import admission, argo_schema, pod_security
 from workflows.checks.argo_semantics import WORKFLOW_KINDS, Context, workflow_problems
 from workflows.checks.kubernetes import kubernetes_problems, kustomization_problems
 from workflows.checks.paths import as_map, label_of
@@ -45,12 +49,12 @@ def _problems(doc: Any, ctx: Context) -> list[str]:
             workflow_problems(doc, ctx) if kind in WORKFLOW_KINDS else []
         )
     if group == "serving.kserve.io" and kind == "InferenceService":
-        return admission.validate_inference_service(doc)
+        return admission.validate_inference_service(doc) + pod_security.document_problems(doc)
     if group == "kubeflow.org" and kind == "TFJob":
-        return admission.validate_tfjob(doc)
+        return admission.validate_tfjob(doc) + pod_security.document_problems(doc)
     if group == "kustomize.config.k8s.io" and kind == "Kustomization":
         return kustomization_problems(doc, ctx.folder)
-    return kubernetes_problems(doc)
+    return kubernetes_problems(doc) + pod_security.document_problems(doc)
 
 
 # ---- files ---------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 from workflows.checks.admission import validate_inference_service
+from workflows.dag import security
 from workflows.dag.manifest import manifest_yaml
 
 # Fields typed integer that the DAG fills from parameters.
@@ -101,6 +102,7 @@ def build_inference_service(
         "serviceAccountName": service_account,
         "minReplicas": min_replicas,
         "maxReplicas": max_replicas,
+        "securityContext": dict(security.POD),
     }
     if canary_traffic_percent is not None:
         predictor["canaryTrafficPercent"] = canary_traffic_percent
@@ -111,6 +113,10 @@ def build_inference_service(
             "runtimeVersion": runtime_version,
             "storageUri": storage_uri,
             "resources": resources,
+            # TF Serving's image is not ours: restricted, but its root filesystem stays.
+            "securityContext": {
+                k: v for k, v in security.CONTAINER.items() if k != "readOnlyRootFilesystem"
+            },
         }
     else:
         # The server binds only after the model has loaded, so a TCP probe means "model
@@ -130,8 +136,11 @@ def build_inference_service(
                 "ports": [{"containerPort": PORT, "protocol": "TCP"}],
                 "readinessProbe": {"tcpSocket": {"port": PORT}, "periodSeconds": 5},
                 "resources": resources,
+                "securityContext": dict(security.CONTAINER),
+                "volumeMounts": [security.SCRATCH_MOUNT],
             }
         ]
+        predictor["volumes"] = [security.SCRATCH_VOLUME]
         annotations["serving.kserve.io/enable-prometheus-scraping"] = "true"
     doc: dict[str, Any] = {
         "apiVersion": "serving.kserve.io/v1beta1",

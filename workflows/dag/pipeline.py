@@ -34,6 +34,7 @@ from hera.workflows.models import (
     ArtifactRepositoryRef,
     DAGTask,
     PodGC,
+    PodSecurityContext,
     TTLStrategy,
     ValueFrom,
     WorkflowMetadata,
@@ -41,6 +42,7 @@ from hera.workflows.models import (
 )
 
 from textcnn.params import DNS_SUBDOMAIN, PipelineParams
+from workflows.dag import security
 from workflows.dag import templates as t
 from workflows.dag.parameters import workflow_parameters, wp
 
@@ -324,6 +326,7 @@ def build_workflow_template(
         entrypoint=ENTRYPOINT,
         on_exit=exit_handler.name,  # records the final status in ML Metadata
         service_account_name=SERVICE_ACCOUNT,
+        security_context=PodSecurityContext.model_validate(security.POD),
         arguments=[
             Parameter(**{**spec, "value": values[spec["name"]]}) for spec in workflow_parameters()
         ],

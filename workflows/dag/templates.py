@@ -22,6 +22,7 @@ from hera.workflows.models import (
     IntOrString,
     ResourceRequirements,
     RetryStrategy,
+    SecurityContext,
     Toleration,
     ValueFrom,
     Volume,
@@ -31,6 +32,7 @@ from hera.workflows.models import (
 from textcnn.cli import step_parameters
 from textcnn.errors import NOT_RETRIED
 from textcnn.params import PipelineParams
+from workflows.dag import security
 from workflows.dag.gpu import GpuScheduling
 from workflows.dag.inference_service import (
     RUNTIMES,
@@ -163,10 +165,15 @@ def step_template(
     if output_parameters:
         args.append(f"--outputs={OUTPUTS_DIR}")
     mounts = [
+        security.SCRATCH_MOUNT,
         *(gpu.volume_mounts if gpu else []),
         *([{"name": WORKDIR_VOLUME, "mountPath": wp("workdir")}] if workdir else []),
     ]
-    volumes = [*(gpu.volumes if gpu else []), *([workdir_volume()] if workdir else [])]
+    volumes = [
+        security.SCRATCH_VOLUME,
+        *(gpu.volumes if gpu else []),
+        *([workdir_volume()] if workdir else []),
+    ]
     input_parameters = [*input_parameters, *([CLAIM] if workdir else [])]
     return Container(
         name=name,
@@ -174,7 +181,11 @@ def step_template(
         image=image,
         command=["python", "-m", "textcnn", step],
         args=args,
-        env=[Env(name="ARTIFACT_ROOT", value=f"gs://{wp('gcp_bucket')}")],
+        env=[
+            Env(name="ARTIFACT_ROOT", value=f"gs://{wp('gcp_bucket')}"),
+            *(Env(name=k, value=v) for k, v in security.SCRATCH_ENV.items()),
+        ],
+        security_context=SecurityContext.model_validate(security.CONTAINER),
         resources=ResourceRequirements.model_validate(resources),
         pod_spec_patch=gpu.pod_spec_patch() if gpu else None,
         retry_strategy=STEP_RETRIES,
@@ -196,8 +207,8 @@ def step_template(
         ],
         node_selector=gpu.node_selector if gpu else None,
         tolerations=[Toleration.model_validate(t) for t in gpu.tolerations] if gpu else None,
-        volumes=[Volume.model_validate(v) for v in volumes] or None,
-        volume_mounts=[VolumeMount.model_validate(m) for m in mounts] or None,
+        volumes=[Volume.model_validate(v) for v in volumes],
+        volume_mounts=[VolumeMount.model_validate(m) for m in mounts],
     )
 
 

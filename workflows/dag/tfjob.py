@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workflows.checks.admission import CONTAINER, TFJOB_API_VERSION, TFJOB_KIND
+from workflows.dag import security
 from workflows.dag.gpu import GpuScheduling
 from workflows.dag.manifest import manifest_yaml as resource_manifest
 
@@ -78,8 +79,11 @@ def build_tfjob(
             "requests": {"cpu": cpu, "memory": memory},
             "limits": {"memory": memory, **(gpu.limits if gpu else {})},
         },
+        "env": [{"name": k, "value": v} for k, v in security.SCRATCH_ENV.items()],
+        "securityContext": dict(security.CONTAINER),
         "volumeMounts": [
             {"name": WORKDIR_VOLUME, "mountPath": mount_path},
+            security.SCRATCH_MOUNT,
             *(gpu.volume_mounts if gpu else []),
         ],
     }
@@ -87,8 +91,10 @@ def build_tfjob(
         "containers": [container],
         "volumes": [
             {"name": WORKDIR_VOLUME, "persistentVolumeClaim": {"claimName": claim_name}},
+            security.SCRATCH_VOLUME,
             *(gpu.volumes if gpu else []),
         ],
+        "securityContext": dict(security.POD),
         # Training reads and writes the volume only; it never calls the Kubernetes API.
         "automountServiceAccountToken": False,
     }

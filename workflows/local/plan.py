@@ -389,7 +389,12 @@ class Plan:
                 raise WorkflowError(f"{twhere}: input parameter {p['name']!r} was not supplied")
 
         pod = self.output_dir / "pods" / task.name
-        roots = pod_roots(tmpl)
+        # An emptyDir is the pod's own: its literal mount paths remap like the pod's paths.
+        roots = pod_roots(tmpl) | {
+            m["mountPath"]
+            for m in tmpl.get("container", {}).get("volumeMounts", [])
+            if "emptyDir" in self._volume(tmpl, m["name"]) and "{{" not in m["mountPath"]
+        }
 
         def local(pod_path: str) -> Path:
             return pod / pod_path.lstrip("/")
@@ -413,7 +418,7 @@ class Plan:
                 if "value" in e:
                     e["value"] = remap_literal(str(e["value"]), roots, pod)
         resolved = substitute(unresolved, tscope, twhere)
-        mounts = self._mounts(resolved, pod, twhere)
+        mounts, folders = self._mounts(resolved, pod, twhere)
         if mounts:
             c = resolved["container"]
             for part in ("command", "args"):
@@ -480,30 +485,39 @@ class Plan:
             command,
             task.stand_in,
             env,
-            list(mounts.values()),
+            folders,
             None if retry is None else Retry.parse(retry, twhere),
             deadline_s,
         )
 
-    def _mounts(self, template: Mapping[str, Any], pod: Path, where: str) -> dict[str, Path]:
-        """Mount path -> local folder, for each volume mount of the template's container."""
+    def _volume(self, template: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+        """The volume `name` as the template sees it (its own, then the workflow's)."""
         volumes = {**self.volumes, **{v["name"]: v for v in template.get("volumes", [])}}
-        mounts = {}
+        return volumes.get(name, {})
+
+    def _mounts(
+        self, template: Mapping[str, Any], pod: Path, where: str
+    ) -> tuple[dict[str, Path], list[Path]]:
+        """(mount path -> local folder of each claim the container mounts, the local
+        folders of all its volumes). An emptyDir is the pod's folder at its mount path,
+        reached through the pod's own paths (see `_prepare`)."""
+        mounts, folders = {}, []
         for m in template.get("container", {}).get("volumeMounts", []):
-            volume = volumes.get(m["name"])
-            if volume is None:
-                raise WorkflowError(f"{where}: volume mount {m['name']!r} names no volume")
+            volume = self._volume(template, m["name"])
             if "persistentVolumeClaim" in volume:
                 local = claim_dir(self.output_dir, volume["persistentVolumeClaim"]["claimName"])
+                mounts[m["mountPath"]] = local / m.get("subPath", "")
             elif "emptyDir" in volume:
-                local = pod / "volumes" / m["name"]
+                local = pod / m["mountPath"].lstrip("/")
+            elif not volume:
+                raise WorkflowError(f"{where}: volume mount {m['name']!r} names no volume")
             else:
                 raise WorkflowError(
                     f"{where}: volume {m['name']!r}: the local runner runs "
                     "persistentVolumeClaim and emptyDir volumes only"
                 )
-            mounts[m["mountPath"]] = local / m.get("subPath", "")
-        return mounts
+            folders.append(local)
+        return mounts, folders
 
     def _dag_outputs(self, params: Mapping[str, str]) -> dict[str, str]:
         outputs = {}

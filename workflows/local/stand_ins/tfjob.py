@@ -111,7 +111,11 @@ class _Replica:
             command[0] = sys.executable
         env = {
             **ctx.env,
-            **{e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e},
+            **{
+                e["name"]: remap_path(str(e["value"]), mounts)
+                for e in container.get("env", [])
+                if "value" in e
+            },
         }
         env["TF_CONFIG"] = json.dumps(tf_config)
         self.log = ctx.output_dir / "logs" / f"{ctx.task}-{rtype.lower()}-{index}.log"

@@ -2,6 +2,9 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+# checkov has its own pinned environment: its dependencies do not co-install with the stack.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 OUT ?= runs/latest
 
 .PHONY: venv run test format serve compile clean
@@ -13,15 +16,21 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 venv: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(PY) -m workflows run --output_dir $(OUT) $(ARGS)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(CHECKOV) --directory manifests --framework kubernetes argo_workflows --compact --quiet --skip-download
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Rewrites the code in the project's style (ruff format, then ruff's safe fixes).

@@ -81,6 +81,8 @@ def test_the_manifests_hold_the_expected_objects() -> None:
             ("Service", "mlmd-mysql"),
             ("Deployment", "metadata-grpc-deployment"),
             ("Service", "metadata-grpc-service"),
+            ("NetworkPolicy", "mlmd-mysql"),
+            ("NetworkPolicy", "metadata-grpc-server"),
         ]
     )
 
@@ -204,19 +206,27 @@ def test_mlmd_service_reaches_the_grpc_server_which_reaches_mysql() -> None:
     env = {e["name"]: e for e in mysql["env"]}
     assert env["MYSQL_DATABASE"]["value"] == flags["mysql_config_database"]
     assert env["MYSQL_USER"]["value"] == flags["mysql_config_user"]
-    # Both sides read the one password from the same Secret key.
+    # Both sides read the one password of the same Secret key: MySQL as a file, the server
+    # (which takes it as a flag only) from the environment.
     server_env = {e["name"]: e for e in server["env"]}
     assert flags["mysql_config_password"] == "$(MYSQL_PASSWORD)"
-    assert server_env["MYSQL_PASSWORD"]["valueFrom"] == env["MYSQL_PASSWORD"]["valueFrom"]
+    secret = server_env["MYSQL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    spec = objects("Deployment")["mlmd-mysql"]["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in mysql["volumeMounts"]}
+    (volume,) = [v for v in spec["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == secret["name"]
+    assert env["MYSQL_PASSWORD_FILE"]["value"] == f"{mounts[volume['name']]}/{secret['key']}"
 
 
 def test_mysql_keeps_its_data_on_the_claim() -> None:
     mysql = objects("Deployment")["mlmd-mysql"]
     spec = mysql["spec"]["template"]["spec"]
-    (volume,) = spec["volumes"]
+    (volume,) = [v for v in spec["volumes"] if "persistentVolumeClaim" in v]
     assert volume["persistentVolumeClaim"]["claimName"] in objects("PersistentVolumeClaim")
-    (mount,) = spec["containers"][0]["volumeMounts"]
-    assert (mount["name"], mount["mountPath"]) == (volume["name"], "/var/lib/mysql")
+    mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts[volume["name"]] == "/var/lib/mysql"
+    # The rest of what MySQL writes goes to emptyDirs: its root filesystem is read-only.
+    assert spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
     assert mysql["spec"]["strategy"]["type"] == "Recreate"  # one writer on a RWO volume
 
 

@@ -252,13 +252,10 @@ def test_every_artifact_read_was_written_by_a_task_that_ran(
         template = names[tasks[task]["template"]]
         return {a["gcs"]["key"] for a in template.get(side, {}).get("artifacts", [])}
 
-    def ancestors(task: str) -> set[str]:
-        direct = depends_names(tasks[task].get("depends", ""))
-        return direct.union(*(ancestors(d) for d in direct))
-
+    found = ancestors({n: depends_names(t.get("depends", "")) for n, t in tasks.items()})
     for task in (t for t, phase in phases.items() if phase == "Succeeded"):
         written = set().union(
-            *(keys(a, "outputs") for a in ancestors(task) if phases[a] == "Succeeded")
+            *(keys(a, "outputs") for a in found[task] if phases[a] == "Succeeded")
         )
         assert keys(task, "inputs") <= written, task
 

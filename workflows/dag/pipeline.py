@@ -44,6 +44,7 @@ from hera.workflows.models import (
 from textcnn.params import DNS_SUBDOMAIN, PipelineParams
 from workflows.dag import security
 from workflows.dag import templates as t
+from workflows.dag.inference_service import RUNTIMES
 from workflows.dag.parameters import workflow_parameters, wp
 
 TEMPLATE_NAME = "textcnn-pipeline"
@@ -244,7 +245,7 @@ def build_dag(existing_claim: str = "") -> tuple[DAG, list[Container | Resource]
             when=all_of(param_is("deploy", True), param_equals("serving_runtime", runtime)),
             arguments=[lineage.get_parameter(t.MODEL_URI)],
         )
-        for runtime in t.SERVING_RUNTIMES
+        for runtime in RUNTIMES
     ]
     deploy_wait = _task(
         t.deploy_wait(),

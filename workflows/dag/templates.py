@@ -35,7 +35,6 @@ from textcnn.params import PipelineParams
 from workflows.dag import security
 from workflows.dag.gpu import GpuScheduling
 from workflows.dag.inference_service import (
-    RUNTIMES,
     build_inference_service,
     inference_service_yaml,
 )
@@ -539,6 +538,3 @@ def record_status() -> Container:
         display_name="Record the run's status",
         resources=pod_resources("100m", "256Mi", "512Mi"),
     )
-
-
-SERVING_RUNTIMES = RUNTIMES

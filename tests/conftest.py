@@ -3,20 +3,58 @@
 from __future__ import annotations
 
 import csv
+import ctypes
 import json
 import os
 import random
+import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
-from helpers import FakeApiServer
+from helpers import REPO, FakeApiServer, children
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+@pytest.fixture(scope="session")
+def _subreaper() -> None:
+    """Make the test process adopt orphaned descendants, so a leak shows in /proc."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        pytest.skip(f"prctl(PR_SET_CHILD_SUBREAPER) failed: errno {ctypes.get_errno()}")
+
+
+@pytest.fixture
+def no_orphans(_subreaper: None) -> Iterator[None]:
+    """Fail a test that leaves a process behind: every process it started, and every
+    process those started, must be gone (reaped) when it ends (within a few seconds, the
+    time a stop takes)."""
+    before = set(children())
+    yield
+    deadline = time.monotonic() + 10
+    while True:
+        left = {pid: info for pid, info in children().items() if pid not in before}
+        for pid, (state, _) in list(left.items()):
+            if state == "Z":  # an adopted orphan that has ended: reap it
+                os.waitpid(pid, os.WNOHANG)
+                del left[pid]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert not left, f"processes left behind: {left}"
+
 
 GCS_BUCKET = "test-bucket"
 
@@ -146,3 +184,13 @@ def kube_api(
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def data_slice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Train and test CSVs: a balanced slice of the bundled data (800 and 200 rows)."""
+    folder = tmp_path_factory.mktemp("slice")
+    for name, rows in (("train", 800), ("test", 200)):
+        df = pd.read_csv(REPO / "data" / "rt" / f"{name}.csv")
+        df.groupby("label").head(rows // 2).to_csv(folder / f"{name}.csv", index=False)
+    return folder / "train.csv", folder / "test.csv"

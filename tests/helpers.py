@@ -6,12 +6,17 @@
 - `FakeApiServer`, `recorded`, `replay`: recorded Kubernetes objects, served on loopback
   or returned in order;
 - `simulate`: the phase of every DAG task for given parameters, with the DAG rules of
-  workflows.expressions (the ones the local runner and the lint use).
+  workflows.expressions (the ones the local runner and the lint use);
+- `children`: this process's child processes, read from /proc (see the `no_orphans`
+  fixture).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +30,21 @@ from textcnn.steps import train
 from textcnn.text import make_vectorizer
 from workflows.expressions import Depends, evaluate_when
 from workflows.local.substitution import substitute
+
+REPO = Path(__file__).resolve().parents[1]
+# Options that make the whole pipeline quick on a slice of the bundled data.
+SMALL = [
+    "--epochs",
+    "2",
+    "--num_filters",
+    "16",
+    "--embbeding_dim",
+    "32",
+    "--filter_sizes",
+    "3,4",
+    "--patience",
+    "1",
+]
 
 CLASSES = ["fresh", "rotten"]
 CUES = {"fresh": ["good", "great", "superb", "lovely"], "rotten": ["bad", "awful", "dull", "poor"]}
@@ -200,3 +220,40 @@ def simulate(wt: dict[str, Any], arguments: dict[str, str]) -> dict[str, str]:
             else:
                 phases[name] = "Succeeded"
     return phases
+
+
+def children() -> dict[int, tuple[str, str]]:
+    """This process's children from /proc: pid -> (state, command line). With the test
+    process a child subreaper (conftest), orphaned descendants are among them."""
+    me, found = os.getpid(), {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        # The command name, in parentheses, may hold spaces: the fields follow the last ')'.
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+        if int(ppid) == me:
+            found[int(entry)] = (state, cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def pipeline_command(out: Path, *options: str) -> list[str]:
+    return [sys.executable, "-m", "workflows", "run", "--output_dir", str(out), *options]
+
+
+PIPELINE_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def run_pipeline(out: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`python -m workflows run --output_dir OUT OPTIONS...`, as `make run` runs it."""
+    return subprocess.run(
+        pipeline_command(out, *options),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=PIPELINE_ENV,
+    )

@@ -3,51 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import requests
+from helpers import SMALL, run_pipeline
 
 from textcnn.export import load_serving_model
 from textcnn.metadata import lineage
-
-REPO = Path(__file__).resolve().parents[1]
-SMALL = [
-    "--epochs",
-    "2",
-    "--num_filters",
-    "16",
-    "--embbeding_dim",
-    "32",
-    "--filter_sizes",
-    "3,4",
-    "--patience",
-    "1",
-]
-
-
-@pytest.fixture(scope="module")
-def data_slice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("slice")
-    for name, rows in (("train", 800), ("test", 200)):
-        df = pd.read_csv(REPO / "data" / "rt" / f"{name}.csv")
-        df.groupby("label").head(rows // 2).to_csv(folder / f"{name}.csv", index=False)
-    return folder / "train.csv", folder / "test.csv"
-
-
-def run_pipeline(out: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "workflows", "run", "--output_dir", str(out), *options],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
 
 
 @pytest.mark.slow

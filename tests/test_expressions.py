@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.expressions import Depends, ExpressionError, evaluate_when
+from workflows.expressions import Depends, ExpressionError, evaluate_retry, evaluate_when
 
 STATUS = {
     "a": "Succeeded",
@@ -139,3 +139,21 @@ def test_when_errors(text: str, fragment: str) -> None:
     with pytest.raises(ExpressionError, match="when expression") as info:
         evaluate_when(text)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "status", "expected"),
+    [
+        (1, "Failed", True),
+        (2, "Failed", False),  # a user error: not retried
+        (143, "Failed", True),  # stopped by SIGTERM, as Kubernetes reports it
+        (-1, "Errored", True),  # no exit code (Argo's -1): negative numbers parse
+    ],
+)
+def test_retry_expression_over_the_last_attempt(
+    exit_code: int, status: str, expected: bool
+) -> None:
+    assert evaluate_retry("asInt(lastRetry.exitCode) != 2", exit_code, status, 1.0) is expected
+    assert evaluate_retry("lastRetry.status == 'Errored'", exit_code, status, 1.0) is (
+        status == "Errored"
+    )

@@ -286,7 +286,11 @@ def test_exit_handler_records_the_final_status_even_for_an_empty_run(tmp_path: P
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    run = metadata.lineage(store, "wf-9")
-    assert run["run_properties"] == {"status": "Failed", "message": '[{"displayName":"train"}]'}
+    props = metadata.lineage(store, "wf-9")["run_properties"]
+    assert (props["status"], props["message"]) == ("Failed", '[{"displayName":"train"}]')
+    assert props["attempts"] == 1
+    # A retried run ends again in the same context: the last status, and every end.
     metadata.record_run_status(store, run_name="wf-9", status="Succeeded")
-    assert metadata.lineage(store, "wf-9")["run_properties"]["status"] == "Succeeded"
+    props = metadata.lineage(store, "wf-9")["run_properties"]
+    assert (props["status"], props["attempts"]) == ("Succeeded", 2)
+    assert [h["status"] for h in json.loads(props["history"])] == ["Failed", "Succeeded"]

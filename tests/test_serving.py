@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model
+from textcnn.http_protocol import Timeouts
 from textcnn.model import ModelConfig, build_model
 from textcnn.serving import MAX_BODY_BYTES, MAX_TEXTS, LocalServer, build_app, load_model
 
@@ -365,3 +366,47 @@ def test_command_line_entrypoint_serves(model_dirs: dict[str, Path]) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _closed_within(conn: socket.socket, seconds: float) -> bytes:
+    """What the server sends before it closes `conn`; fails if it is still open after
+    `seconds`."""
+    conn.settimeout(seconds)
+    received = b""
+    try:
+        while chunk := conn.recv(4096):
+            received += chunk
+    except TimeoutError:
+        pytest.fail(f"connection still open after {seconds} s; received {received!r}")
+    return received
+
+
+def test_stalled_connections_are_closed_and_the_server_keeps_serving(
+    model_dirs: dict[str, Path],
+) -> None:
+    timeouts = Timeouts(header_s=0.5, request_s=1.0, keep_alive_s=1.0)
+    app = build_app(load_model(model_dirs["toy"], "toy"))
+    with LocalServer(app, timeouts=timeouts) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        address = (host, int(port))
+        silent = [socket.create_connection(address) for _ in range(50)]  # send nothing
+        partial = socket.create_connection(address)
+        partial.sendall(b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n")  # no end
+        slow_body = socket.create_connection(address)
+        slow_body.sendall(
+            b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        start = time.monotonic()
+        # Meanwhile the server answers others.
+        assert v1(server.url, {"instances": ["awful"]}).status_code == 200
+
+        assert all(_closed_within(c, 5) == b"" for c in silent)  # closed, no answer
+        answer = _closed_within(partial, 5)
+        assert answer.startswith(b"HTTP/1.1 408 ") and b'"error"' in answer
+        answer = _closed_within(slow_body, 5)
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"request" in answer
+        assert time.monotonic() - start < 5
+        for c in (*silent, partial, slow_body):
+            c.close()
+        assert v1(server.url, {"instances": ["awful"]}).json()["predictions"][0]["label"] == "neg"

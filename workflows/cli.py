@@ -8,15 +8,20 @@ validates them before anything runs; `submit` adds the client's login options.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from textcnn.params import ParamsError, PipelineParams
 from workflows import submit
 from workflows.checks import lint
 from workflows.dag import pipeline
 from workflows.errors import WorkflowError
+from workflows.local.folder import RULE, WORKFLOW
+from workflows.local.signals import Interrupted, interruptible
 
 DEFAULT_MANIFESTS = Path("manifests/workflows")
 
@@ -29,51 +34,103 @@ def _compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _earlier(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run.json and the template of the run that `--resume` goes on with."""
+    given = [f"--{k}" for k in PipelineParams.model_fields if getattr(args, k) is not None]
+    if given:
+        raise WorkflowError(
+            f"--resume runs again with the run's own options: drop {', '.join(given)}"
+        )
+    folder = args.output_dir
+    try:
+        earlier = json.loads((folder / "run.json").read_text())
+        template = json.loads((folder / WORKFLOW).read_text())
+    except (OSError, json.JSONDecodeError):
+        raise WorkflowError(
+            f"--resume {folder}: no local run to resume there (its run.json and "
+            f"{WORKFLOW}); give the --output_dir of an earlier run"
+        ) from None
+    if earlier.get("status") == "Succeeded":
+        raise WorkflowError(f"--resume {folder}: that run succeeded; there is nothing to resume")
+    return earlier, template
+
+
 def _run(args: argparse.Namespace) -> int:
     from workflows.local.execute import run_workflow
     from workflows.local.stand_ins import STAND_INS, LocalKServe
 
+    if args.resume is not None:
+        args.output_dir = args.resume
     out = args.output_dir.resolve()
-    store = f"sqlite:{out / 'metadata.sqlite'}"
-    # The cluster default (an MLMD gRPC service) means nothing on a laptop: use SQLite.
-    overrides = {} if args.metadata_store else {"metadata_store": store}
-    params = PipelineParams.from_namespace(args, **overrides)
-    artifact_root = args.artifact_root or str(out / "artifacts")
-    template = pipeline.render(params, pipeline.Rendering.from_namespace(args))[0]
+    earlier: dict[str, Any] | None = None
+    if args.resume is not None:
+        earlier, template = _earlier(args)
+        fields = PipelineParams.model_fields
+        params = PipelineParams.parse(
+            {k: v for k, v in earlier["parameters"].items() if k in fields}
+        )
+        artifact_root, name = earlier["artifact_root"], earlier["workflow_name"]
+    else:
+        # The cluster default (an MLMD gRPC service) means nothing on a laptop: use SQLite.
+        store = f"sqlite:{out / 'metadata.sqlite'}"
+        overrides = {} if args.metadata_store else {"metadata_store": store}
+        params = PipelineParams.from_namespace(args, **overrides)
+        artifact_root = args.artifact_root or str(out / "artifacts")
+        template = pipeline.render(params, pipeline.Rendering.from_namespace(args))[0]
+        name = None
     kserve = LocalKServe()
     try:
-        result = run_workflow(
-            template,
-            params.to_strings(),
-            out,
-            artifact_root=artifact_root,
-            env={"ARTIFACT_ROOT": artifact_root},
-            max_parallel=args.max_parallel,
-            stand_ins={**STAND_INS, **kserve.stand_ins()},
-        )
-        wf = result.workflow_name
-        result.extra.update(
-            metrics={
-                k: float(v) for k, v in result.outputs.items() if k in ("accuracy", "macro_f1")
-            },
-            metadata=params.metadata_store,
-            endpoint=result.outputs.get("endpoint") or None,
-        )
-        result.write(out / "run.json")
-        print(f"run: {result.status} ({wf}); details in {out / 'run.json'}")
-        if result.status != "Succeeded":
-            return 1
-        metrics = result.extra["metrics"]
-        print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
-        if args.keep_serving and kserve.servers:
-            print(
-                f"serving {params.isvc_name} at {result.extra['endpoint']} "
-                "(V1 and V2; Ctrl-C stops it)"
+        with interruptible():
+            result = run_workflow(
+                template,
+                earlier["parameters"] if earlier else params.to_strings(),
+                out,
+                artifact_root=artifact_root,
+                env={"ARTIFACT_ROOT": artifact_root},
+                max_parallel=args.max_parallel,
+                stand_ins={**STAND_INS, **kserve.stand_ins()},
+                workflow_name=name,
+                overwrite=args.overwrite,
+                earlier=earlier,
             )
-            kserve.serve_forever()
-        return 0
+            wf = result.workflow_name
+            result.extra.update(
+                metrics={
+                    k: float(v) for k, v in result.outputs.items() if k in ("accuracy", "macro_f1")
+                },
+                metadata=params.metadata_store,
+                endpoint=result.outputs.get("endpoint") or None,
+            )
+            result.write(out / "run.json")
+            if stopped := result.extra.get("interrupted"):
+                what = [*stopped["stopped"], *_servers(kserve.stop())]
+                print(
+                    f"run: interrupted by {stopped['signal']} ({wf}); stopped "
+                    f"{', '.join(what) or 'nothing'}; details in {out / 'run.json'}",
+                    file=sys.stderr,
+                )
+                return Interrupted(signal.Signals[stopped["signal"]]).exit_code
+            print(f"run: {result.status} ({wf}); details in {out / 'run.json'}")
+            if result.status != "Succeeded":
+                return 1
+            metrics = result.extra["metrics"]
+            print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
+            if args.keep_serving and kserve.servers:
+                print(
+                    f"serving {params.isvc_name} at {result.extra['endpoint']} "
+                    "(V1 and V2; Ctrl-C stops it)"
+                )
+                kserve.serve_forever()
+            return 0
+    except Interrupted as stop:  # while serving, or outside the run itself
+        print(f"{stop.name}: stopped {', '.join(_servers(kserve.stop())) or 'nothing'}")
+        return stop.exit_code
     finally:
         kserve.stop()
+
+
+def _servers(count: int) -> list[str]:
+    return [f"{count} model server{'s' if count > 1 else ''}"] if count else []
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -105,8 +162,27 @@ def build_parser() -> argparse.ArgumentParser:
     PipelineParams.add_arguments(p)
     p.set_defaults(func=_compile)
 
-    p = sub.add_parser("run", help="run the compiled DAG on this machine")
-    p.add_argument("--output_dir", type=Path, required=True, help="run folder (logs, run.json)")
+    p = sub.add_parser(
+        "run",
+        help="run the compiled DAG on this machine",
+        description="Run the compiled DAG on this machine. " + RULE + " SIGINT and "
+        "SIGTERM stop every step and server, run the exit handler and write run.json "
+        "(exit 130 or 143).",
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--output_dir", type=Path, help="run folder (logs, run.json)")
+    where.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="go on with the failed or interrupted run in DIR, as `argo retry` does: its "
+        "succeeded tasks stand; the others run again, with the same options",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="empty an output folder that holds an earlier run, then run there",
+    )
     p.add_argument(
         "--artifact_root",
         default=None,
@@ -156,4 +232,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ParamsError, WorkflowError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the machine, not the code: say which file and what to do
+        hint = {
+            errno.ENOSPC: "free some disk space",
+            errno.EROFS: "choose a writable folder",
+            errno.EACCES: "check its permissions",
+        }.get(e.errno or 0, "check the path")
+        print(f"error: {e.filename or 'a file'}: {e.strerror or e}; {hint}", file=sys.stderr)
         return 2

@@ -146,12 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     start, began, cpu = time.time(), time.perf_counter(), time.process_time()
     try:
         outputs = func(**args) or {}
+        if outputs_dir is not None:
+            write_outputs(outputs, outputs_dir)
     except (InputError, ParamsError, FinalError) as e:
         print(f"error: {name}: {e}", file=sys.stderr)
         return NOT_RETRIED
+    except OSError as e:  # a full disk, a read-only folder: retried, as on another node
+        where = f" {e.filename}" if e.filename else ""
+        print(f"error: {name}:{where}: {e.strerror or e}", file=sys.stderr)
+        return 1
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
-    if outputs_dir is not None:
-        write_outputs(outputs, outputs_dir)
     # The step's own work, without interpreter start and imports (start/end: Unix times;
     # cpu: CPU seconds, steadier than wall time on a busy machine). Benchmarks split a run's
     # wall time into step compute and orchestration overhead with it.

@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import json
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -215,11 +216,19 @@ def record_artifact(
 
 def record_run_status(store: str, *, run_name: str, status: str, message: str = "") -> None:
     """Record how the run ended (Argo's `workflow.status`) on its PipelineRun context, so a
-    failed run is visible in ML Metadata even when no step reached log-training-metadata."""
+    failed run is visible in ML Metadata even when no step reached log-training-metadata.
+
+    A retried run (`argo retry`, `--resume`) ends again in the same context: `status` is
+    the last end, `attempts` counts the ends and `history` lists them (JSON)."""
     with _session(store) as s:
         run = _contexts(s, run_name)[1]
-        run.custom_properties["status"].string_value = status
-        run.custom_properties["message"].string_value = message
+        props = run.custom_properties
+        history = json.loads(props["history"].string_value) if "history" in props else []
+        history.append({"status": status, "at": time.time()})
+        props["status"].string_value = status
+        props["message"].string_value = message
+        props["history"].string_value = json.dumps(history)
+        props["attempts"].int_value = len(history)
         s.put_contexts([run])
 
 

@@ -12,8 +12,10 @@ protocols on one port, through KServe's own REST endpoints and error handlers:
   (BYTES [C], the column names of `scores`); `/v2/health/live`, `/v2/models/NAME/ready`.
 - `GET /metrics`: KServe's Prometheus histograms (pre/post-process and predict latency).
 
-Limits: a request body of at most 1 MiB and at most 1000 texts, else 413. Every bad
-request gets a 4xx with `{"error": "..."}` and the server keeps serving.
+Limits: a request body of at most 1 MiB and at most 1000 texts, else 413; headers within
+10 s, the whole request within 60 s, else 408 and the connection is closed (see
+textcnn.http_protocol). Every bad request gets a 4xx with `{"error": "..."}` and the
+server keeps serving.
 
 Entrypoint of the serving image: `python -m textcnn.serving --model_dir D --model_name N
 --port P [--host H]`. `ModelServer.start()` always binds 0.0.0.0 (and opens gRPC), so the
@@ -64,6 +66,7 @@ from kserve.protocol.rest.v1_endpoints import register_v1_endpoints
 from kserve.protocol.rest.v2_endpoints import register_v2_endpoints
 
 from textcnn.errors import InputError
+from textcnn.http_protocol import DEFAULTS, Timeouts, server_config
 
 SIGNATURE = "serving_default"
 INPUT = "text"
@@ -340,13 +343,18 @@ class LocalServer:
     Use as a context manager: `with LocalServer(build_app(model)) as server: server.url`.
     """
 
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        timeouts: Timeouts = DEFAULTS,
+    ) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))  # bound here, so the port is known and free
         self.url = f"http://{host}:{self._socket.getsockname()[1]}"
-        config = uvicorn.Config(app, log_config=None, loop="asyncio", lifespan="off")
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(server_config(app, timeouts))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )
@@ -372,10 +380,16 @@ class LocalServer:
         self.stop()
 
 
-def serve(model_dir: str, model_name: str, port: int, host: str = "127.0.0.1") -> None:
+def serve(
+    model_dir: str,
+    model_name: str,
+    port: int,
+    host: str = "127.0.0.1",
+    timeouts: Timeouts = DEFAULTS,
+) -> None:
     """Load the model and serve it until interrupted (SIGINT/SIGTERM stop it gracefully)."""
     app = build_app(load_model(model_dir, model_name))
-    uvicorn.run(app, host=host, port=port, log_config=None, loop="asyncio", lifespan="off")
+    uvicorn.Server(server_config(app, timeouts, host=host, port=port)).run()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -392,6 +406,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model_name", required=True, help="name in the /v1 and /v2 routes")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 in a pod")
+    for name, about in (
+        ("header_s", "seconds a client has to send a request's headers"),
+        ("request_s", "seconds a client has to send a whole request"),
+        ("keep_alive_s", "seconds an idle kept-alive connection stays open"),
+    ):
+        default = getattr(DEFAULTS, name)
+        parser.add_argument(
+            f"--{name.replace('_s', '_timeout_s')}",
+            dest=name,
+            type=float,
+            default=default,
+            help=f"{about} (default: {default:g}); a stalled connection is closed",
+        )
     return parser
 
 
@@ -400,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     # KServe's endpoints use ORJSONResponse, which FastAPI deprecates: nothing to act on here.
     warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
     try:
-        serve(args.model_dir, args.model_name, args.port, args.host)
+        timeouts = Timeouts(args.header_s, args.request_s, args.keep_alive_s)
+        serve(args.model_dir, args.model_name, args.port, args.host, timeouts)
     except InputError as e:
         print(f"error: serving: {e}", file=sys.stderr)
         return 2

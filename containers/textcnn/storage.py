@@ -13,6 +13,7 @@ import contextlib
 import functools
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +86,24 @@ def exists(uri: str) -> bool:
         return True
     bucket, key = _split(uri)
     return any(_client().list_blobs(bucket, prefix=key.rstrip("/") + "/", max_results=1))
+
+
+def file_problem(uri: str, *, must_exist: bool = True) -> str | None:
+    """Why a local path cannot be read or written as a file, or None: a FIFO would block
+    its reader for ever, a folder or a device is no CSV. gs:// objects are plain files."""
+    if is_gcs(uri):
+        return None
+    try:
+        mode = os.stat(uri).st_mode
+    except FileNotFoundError:
+        return "no such file" if must_exist else None
+    except OSError as e:
+        return e.strerror or str(e)
+    if stat.S_ISREG(mode):
+        return None
+    kinds = {stat.S_ISDIR: "folder", stat.S_ISFIFO: "FIFO (named pipe)"}
+    kind = next((k for test, k in kinds.items() if test(mode)), "device or special file")
+    return f"is a {kind}, not a regular file"
 
 
 def read_bytes(uri: str) -> bytes:

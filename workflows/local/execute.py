@@ -3,6 +3,7 @@ subprocess (or a stand-in), with its log, outputs and artifacts; then the exit h
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -19,12 +20,14 @@ from typing import Any
 
 from workflows.errors import WorkflowError
 from workflows.expressions import evaluate_retry, evaluate_when
+from workflows.local.folder import WORKFLOW, run_folder
 from workflows.local.plan import (
     ERRORED,
     FAILED,
     OMITTED,
     SKIPPED,
     SUCCEEDED,
+    InMemory,
     Job,
     Outcome,
     Plan,
@@ -33,11 +36,18 @@ from workflows.local.plan import (
     generate_name,
 )
 from workflows.local.result import RunResult
+from workflows.local.signals import Interrupted, interruptible
 from workflows.local.store import open_store
 from workflows.local.substitution import substitute
 
 TAIL_LINES = 20
+GRACE_S = 10.0  # a stopped step's time to exit after SIGTERM, as a pod's grace period
 DEADLINE_EXCEEDED = "Pod was active on the node longer than the specified deadline"  # Argo
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
 
 
 def _step_error(log: Path) -> str:
@@ -63,13 +73,21 @@ class Run(Plan):
     def _begin(self) -> None:
         self.artifact_keys, self.status, self.steps, self.artifacts = {}, {}, {}, {}
         self.procs, self.lock, self.stopping = set(), threading.Lock(), threading.Event()
+        self.stopped: set[int] = set()  # pids stopped on an interrupt
+        self.refusing = False  # while stopping: a process that starts is stopped at once
 
-    def run(self) -> RunResult:
+    def run(self, earlier: Mapping[str, Any] | None = None) -> RunResult:
+        """Run the DAG, then the exit handler, and write run.json. With `earlier` (the
+        run.json of this workflow's failed run), run as `argo retry` does: its succeeded
+        and skipped tasks stand, with their outputs; the others run again."""
         self._begin()
-        pending = list(self.tasks)
+        pending = self._resume(earlier) if earlier else list(self.tasks)
         running: dict[Future[Outcome], str] = {}
         failed = False
-        with ThreadPoolExecutor(max_workers=self.max_parallel) as pool:
+        with (
+            interruptible(on_repeat=self._kill_now),
+            ThreadPoolExecutor(max_workers=self.max_parallel) as pool,
+        ):
             try:
                 while True:
                     while not failed and (ready := self._next(pending, len(running))):
@@ -84,15 +102,52 @@ class Run(Plan):
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
                         failed |= self._finish(running.pop(future), future.result())
-            except KeyboardInterrupt:
+                self._omit(pending, "not started: the workflow failed")
+                result = self._run_exit_handler(self._dag_result(failed))
+            except Interrupted as stop:
+                result = self._interrupted(stop, running, pending)
+            except BaseException:  # e.g. the disk is full: leave no step running
                 self._kill_all()
-                for future, name in running.items():
-                    self._finish(name, future.result())
-                self._omit(pending, "not started: interrupted")
-                self._result(FAILED, "interrupted").write(self.output_dir / "run.json")
                 raise
-        self._omit(pending, "not started: the workflow failed")
-        return self._run_exit_handler(self._dag_result(failed))
+            result.write(self.output_dir / "run.json")
+        return result
+
+    def _interrupted(
+        self, stop: Interrupted, running: Mapping[Future[Outcome], str], pending: list[str]
+    ) -> RunResult:
+        """Stop every process, settle the tasks, run the exit handler (the workflow has
+        Failed), and say what was stopped. A second signal only hurries this along."""
+        self.on_progress(f"{stop.name}: stopping {', '.join(running.values()) or 'nothing'}")
+        self._kill_all()
+        for future, name in running.items():
+            self._finish(name, future.result())
+        with self.lock:
+            self.refusing = False  # the exit handler runs
+        self._omit(pending, f"not started: interrupted by {stop.name}")
+        result = self._run_exit_handler(self._result(FAILED, "interrupted"))
+        result.extra["interrupted"] = {"signal": stop.name, "stopped": sorted(running.values())}
+        return result
+
+    def _resume(self, earlier: Mapping[str, Any]) -> list[str]:
+        """Take over the earlier run's succeeded and skipped tasks; return the rest."""
+        steps = earlier.get("steps", {})
+        pending = []
+        for name in self.tasks:
+            step = steps.get(name, {})
+            if step.get("status") not in (SUCCEEDED, SKIPPED) or isinstance(
+                self.tasks[name].stand_in, InMemory
+            ):
+                pending.append(name)
+                continue
+            self.status[name] = step["status"]
+            self.steps[name] = {**step, "resumed": True}
+            for key, value in step.get("outputs", {}).items():
+                self.params[f"tasks.{name}.outputs.parameters.{key}"] = value
+            for art, key in step.get("artifacts", {}).items():
+                self.artifact_keys[f"tasks.{name}.outputs.artifacts.{art}"] = key
+                self.artifacts[art] = self.store.uri(key)
+            self.on_progress(f"{name:<{self.width}}  {step['status']:<9}  (earlier run)")
+        return pending
 
     def _dag_result(self, failed: bool) -> RunResult:
         if failed:
@@ -168,9 +223,13 @@ class Run(Plan):
                     outcome = Outcome(ERRORED, message=f"{type(e).__name__}: {e}")
                 if outcome.message and outcome.status != SUCCEEDED:
                     log.write(f"error: {outcome.message}\n")
-                delay = self._retry_delay(
-                    job, outcome, retries, time.monotonic() - began, time.monotonic() - start
-                )
+                try:
+                    delay = self._retry_delay(
+                        job, outcome, retries, time.monotonic() - began, time.monotonic() - start
+                    )
+                except WorkflowError as e:  # the expression cannot be evaluated
+                    outcome, delay = Outcome(ERRORED, message=f"retryStrategy: {e}"), None
+                    log.write(f"error: {outcome.message}\n")
                 if delay is None or self.stopping.wait(delay):
                     break
                 retries += 1
@@ -227,7 +286,9 @@ class Run(Plan):
         if job.command is not None:
             log.write(f"$ {shlex.join(job.command)}\n")
             log.flush()
-            code, max_rss_mib, late = self._run_process(job, log)
+            code, max_rss_mib, late, stopped = self._run_process(job, log)
+            if stopped:
+                return Outcome(FAILED, message="stopped: the run was interrupted", exit_code=code)
             if late:
                 return Outcome(
                     FAILED,
@@ -252,9 +313,12 @@ class Run(Plan):
                 job.log,
                 self.store,
                 job.env,
+                self.stopping,
             )
             try:
                 returned = {k: str(v) for k, v in (job.stand_in(context) or {}).items()}
+            except WorkflowError as e:  # a verdict (rejected, stopped): no traceback
+                return Outcome(FAILED, message=str(e))
             except Exception as e:  # the stand-in's failure is the task's failure
                 traceback.print_exc(file=log)
                 return Outcome(FAILED, message=f"stand-in raised {type(e).__name__}: {e}")
@@ -282,9 +346,9 @@ class Run(Plan):
             keys[name] = key
         return Outcome(SUCCEEDED, outputs=outputs, artifacts=keys, max_rss_mib=max_rss_mib)
 
-    def _run_process(self, job: Job, log: Any) -> tuple[int, float | None, bool]:
+    def _run_process(self, job: Job, log: Any) -> tuple[int, float | None, bool, bool]:
         """Run the job's command: (exit code, peak resident memory in MiB if known, whether
-        it was stopped at its deadline)."""
+        it was stopped at its deadline, whether it was stopped by an interrupt)."""
         assert job.command is not None
         # Own session: Ctrl-C reaches the runner, which then kills whole process groups.
         proc = subprocess.Popen(
@@ -297,6 +361,10 @@ class Run(Plan):
         )
         with self.lock:
             self.procs.add(proc)
+            refused = self.refusing
+        if refused:  # a task's process, started as the run was interrupted
+            self.stopped.add(proc.pid)
+            self._stop(proc)
         late = threading.Event()
 
         def stop_late() -> None:
@@ -312,33 +380,50 @@ class Run(Plan):
             # child (~75 MiB under `python -m workflows run`): a floor under small steps.
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage.ru_maxrss / 1024, late.is_set()
-        except ChildProcessError:  # already reaped by _stop's wait
-            return proc.wait(), None, late.is_set()
+            rss: float | None = usage.ru_maxrss / 1024
+        except ChildProcessError:  # already reaped by a stop's wait
+            proc.wait()
+            rss = None
         finally:
             if timer:
                 timer.cancel()
             with self.lock:
                 self.procs.discard(proc)
+        code = proc.returncode
+        if code < 0:  # killed by a signal: Kubernetes reports 128 + the signal
+            code = 128 - code
+        return code, rss, late.is_set(), proc.pid in self.stopped
 
-    def _kill_all(self) -> None:
-        self.stopping.set()  # no retry starts after this
+    def _kill_all(self, grace_s: float = GRACE_S) -> None:
+        """SIGTERM to every running process group, SIGKILL to those left after `grace_s`."""
+        with self.lock:
+            self.stopping.set()  # no retry starts after this
+            self.refusing = True  # nor a process, until the tasks have settled
+            procs = list(self.procs)
+            self.stopped |= {p.pid for p in procs}
+        for proc in procs:
+            _signal_group(proc, signal.SIGTERM)
+        end = time.monotonic() + grace_s
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.0, end - time.monotonic()))
+        self._kill_now()
+
+    def _kill_now(self) -> None:
         with self.lock:
             procs = list(self.procs)
         for proc in procs:
-            self._stop(proc)
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGKILL)
 
     @staticmethod
     def _stop(proc: subprocess.Popen[bytes]) -> None:
         """SIGTERM to the process group, then SIGKILL after a grace period."""
-        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(grace)
-                break
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                if proc.poll() is not None:
-                    break
+        _signal_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(GRACE_S)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
 
     def _finish(self, name: str, outcome: Outcome) -> bool:
         """Record a settled task and report it; True when it failed the workflow."""
@@ -354,6 +439,8 @@ class Run(Plan):
             step["message"] = outcome.message
         if outcome.retries:
             step["retries"] = outcome.retries
+        if outcome.artifacts:
+            step["artifacts"] = outcome.artifacts  # name -> key, for --resume
         if outcome.max_rss_mib is not None:
             step["max_rss_mib"] = round(outcome.max_rss_mib, 1)
         self.steps[name] = step
@@ -367,7 +454,7 @@ class Run(Plan):
         if outcome.status not in (FAILED, ERRORED):
             return False
         self.on_progress(f"task {name!r} {outcome.status.lower()}: {outcome.message}; log: {log}")
-        if log is not None and log.exists():
+        if log is not None and log.exists() and not self.stopping.is_set():
             lines = log.read_text(errors="replace").splitlines()[-TAIL_LINES:]
             for line in lines:
                 self.on_progress(f"  | {line}")
@@ -382,7 +469,14 @@ class Run(Plan):
         self, status: str, message: str, outputs: dict[str, str] | None = None
     ) -> RunResult:
         return RunResult(
-            status, self.workflow_name, self.steps, outputs or {}, self.artifacts, message
+            status,
+            self.workflow_name,
+            self.steps,
+            outputs or {},
+            self.artifacts,
+            message,
+            self.parameters,
+            self.store.root,
         )
 
 
@@ -397,12 +491,19 @@ def run_workflow(
     max_parallel: int = 2,
     workflow_name: str | None = None,
     on_progress: Callable[[str], None] = print,
+    overwrite: bool = False,
+    earlier: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run the template's entrypoint DAG here; write and return the result (run.json).
 
-    Raises InputError, before anything runs, for unknown or missing parameters, missing
-    templates or stand-ins, bad `depends`, and `{{...}}` variables that cannot resolve.
-    A task that fails makes the result "Failed" (it is not raised).
+    The output folder holds one run (workflows.local.folder): `overwrite` empties a folder
+    that holds an earlier run; `earlier`, that run's run.json, resumes it instead (pass its
+    parameters and workflow name too; see `Run.run`).
+
+    Raises WorkflowError, before anything runs, for unknown or missing parameters, missing
+    templates or stand-ins, bad `depends`, `{{...}}` variables that cannot resolve, and an
+    output folder that may not be used. A task that fails makes the result "Failed" (it is
+    not raised); so does an interrupt (SIGINT, SIGTERM: `result.extra["interrupted"]`).
     """
     output_dir = Path(output_dir).resolve()
     name = workflow_name or generate_name(template)
@@ -418,6 +519,7 @@ def run_workflow(
         name,
         on_progress,
     )
-    result = run.run()
-    result.write(output_dir / "run.json")
-    return result
+    with run_folder(output_dir, name, overwrite=overwrite, resume=earlier is not None):
+        # What `--resume` runs again: the template as it ran.
+        (output_dir / WORKFLOW).write_text(json.dumps(template, indent=1) + "\n")
+        return run.run(earlier)

@@ -16,6 +16,7 @@ import re
 import secrets
 import string
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,12 @@ class StandInContext:
     log_path: Path  # the task's log: append to it
     store: ArtifactStore
     env: dict[str, str]  # the environment a container of this template would get
+    stopping: threading.Event = field(default_factory=threading.Event)  # set on an interrupt
+
+    def check_stopping(self) -> None:
+        """For a stand-in's polling loop: end the task when the run is interrupted."""
+        if self.stopping.is_set():
+            raise WorkflowError(f"task {self.task!r} stopped: the run was interrupted")
 
     def local_path(self, pod_path: str) -> Path:
         """Where a pod path (an artifact or output parameter path) lives on this machine."""
@@ -77,6 +84,17 @@ class StandInContext:
 
 
 StandIn = Callable[[StandInContext], dict[str, str]]
+
+
+@dataclass(frozen=True)
+class InMemory:
+    """A stand-in whose work lives only in the runner's process (a server it started):
+    `--resume` runs its task again, since what it made ended with the earlier run."""
+
+    stand_in: StandIn
+
+    def __call__(self, ctx: StandInContext) -> dict[str, str]:
+        return self.stand_in(ctx)
 
 
 @dataclass
@@ -292,7 +310,7 @@ class Plan:
         self.dag = templates.get(spec.get("entrypoint", ""), {})
         if "dag" not in self.dag:
             raise WorkflowError(f"entrypoint {spec.get('entrypoint')!r} is not a DAG template")
-        values = _workflow_parameters(spec, parameters)
+        values = self.parameters = _workflow_parameters(spec, parameters)
         self.globals = {
             "workflow.name": workflow_name,
             "workflow.namespace": "default",

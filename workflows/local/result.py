@@ -1,4 +1,4 @@
-"""What a local run reports: run.json."""
+"""What a local run reports: run.json (and what `--resume` reads back from it)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ class RunResult:
     outputs: dict[str, str]
     artifacts: dict[str, str]
     message: str = ""
+    parameters: dict[str, str] = field(default_factory=dict)  # the workflow's, for --resume
+    artifact_root: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -30,6 +32,8 @@ class RunResult:
             "steps": self.steps,
             "outputs": self.outputs,
             "artifacts": self.artifacts,
+            "parameters": self.parameters,
+            "artifact_root": self.artifact_root,
             **self.extra,
         }
 

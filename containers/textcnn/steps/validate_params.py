@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+from textcnn import storage
+from textcnn.errors import InputError
 from textcnn.params import PipelineParams
+
+# Local paths that steps read (must exist) or write; each must be a regular file.
+FILES = {
+    "train_data_path": True,
+    "test_data_path": True,
+    "w2v_model_path": True,
+    "json_tokenizer_path": False,
+}
+
+
+def check_files(params: PipelineParams) -> None:
+    """InputError naming each path option that is no regular file (a FIFO, a folder, a
+    device: reading one would hang or fail deep inside a later step)."""
+    problems = [
+        f"--{option} {path}: {problem}; give a regular file"
+        for option, must_exist in FILES.items()
+        if (path := getattr(params, option))
+        and (problem := storage.file_problem(path, must_exist=must_exist))
+    ]
+    if problems:
+        raise InputError("invalid options:\n  " + "\n  ".join(problems))
 
 
 def run(**options: str) -> dict[str, str]:
-    """Validate every pipeline option; fail naming each bad one. The output `params` (the
-    validated options as JSON) is what ML Metadata records as hyperparameters."""
-    dumped = PipelineParams.parse(options).model_dump_json()
+    """Validate every pipeline option, and the local files they name; fail naming each bad
+    one. The output `params` (the validated options as JSON) is what ML Metadata records
+    as hyperparameters."""
+    params = PipelineParams.parse(options)
+    check_files(params)
+    dumped = params.model_dump_json()
     print(dumped)
     return {"params": dumped}

@@ -3,7 +3,6 @@ project's KServe model server on a free 127.0.0.1 port."""
 
 from __future__ import annotations
 
-import contextlib
 import shlex
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from textcnn.cluster import inference_service
 from workflows.checks.admission import validate_inference_service
 from workflows.dag.inference_service import RUNTIMES
 from workflows.errors import WorkflowError
-from workflows.local.plan import StandIn, StandInContext
+from workflows.local.plan import InMemory, StandIn, StandInContext
 from workflows.local.stand_ins.objects import NAMESPACE, free_ports
 
 
@@ -126,8 +125,13 @@ class LocalKServe:
         parser = cli.build_parser("deploy-wait", cli.load_step("deploy-wait"))
         args = vars(parser.parse_args(ctx.template["container"].get("args", [])))
         args.pop("outputs")
+
+        def get() -> dict[str, Any]:
+            ctx.check_stopping()
+            return self._object(args["name"])
+
         outputs = inference_service.finish(
-            lambda: self._object(args["name"]),
+            get,
             **{k: v for k, v in args.items() if k != "poll_s"},
             poll_s=0.5,
         )
@@ -136,22 +140,27 @@ class LocalKServe:
         return outputs
 
     def stand_ins(self) -> dict[str, StandIn]:
-        found: dict[str, StandIn] = {f"deploy-{runtime}": self.apply for runtime in RUNTIMES}
+        found: dict[str, StandIn] = {
+            f"deploy-{runtime}": InMemory(self.apply) for runtime in RUNTIMES
+        }
         return found | {"deploy-wait": self.wait}
 
     def serve_forever(self) -> None:
-        """Block while the servers run (until Ctrl-C)."""
-        with contextlib.suppress(KeyboardInterrupt):
-            for proc, _, _ in list(self.servers.values()):
-                proc.wait()
+        """Block while the servers run (until a signal: see workflows.local.signals)."""
+        for proc, _, _ in list(self.servers.values()):
+            proc.wait()
 
-    def stop(self, name: str | None = None) -> None:
+    def stop(self, name: str | None = None) -> int:
+        """Stop one server, or all; return how many were running."""
+        running = 0
         for key in [name] if name else list(self.servers):
             proc = self.servers.pop(key)[0]
             if proc.poll() is None:
+                running += 1
                 proc.terminate()
                 try:
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+        return running

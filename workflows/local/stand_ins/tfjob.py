@@ -150,11 +150,16 @@ def _replica_statuses(replicas: list[_Replica], succeeded: bool) -> dict[str, di
 
 
 def _follow(
-    replicas: list[_Replica], deadline: float | None, name: str, namespace: str
+    ctx: StandInContext,
+    replicas: list[_Replica],
+    deadline: float | None,
+    name: str,
+    namespace: str,
 ) -> tuple[bool, str]:
     """Wait as the operator would: (succeeded, the Succeeded or Failed message)."""
     chief = replicas[0]
     while True:
+        ctx.check_stopping()  # the replicas are stopped on the way out
         failed = [r for r in replicas if r.proc.poll() not in (None, 0)]
         if failed:
             types = sorted({r.rtype for r in failed})
@@ -165,6 +170,7 @@ def _follow(
         if chief.proc.returncode == 0:
             end = time.monotonic() + GRACE_S
             while any(r.proc.poll() is None for r in replicas) and time.monotonic() < end:
+                ctx.check_stopping()
                 time.sleep(POLL_S)
             return True, f"TFJob {namespace}/{name} successfully completed."
         if deadline is not None and time.monotonic() > deadline:
@@ -211,7 +217,7 @@ def run_tfjob(ctx: StandInContext) -> dict[str, str]:
             }
             replicas.append(_Replica(ctx, rtype, i, specs[rtype]["template"]["spec"], tf_config))
         succeeded, message = _follow(
-            replicas, None if deadline is None else started + deadline, name, namespace
+            ctx, replicas, None if deadline is None else started + deadline, name, namespace
         )
         statuses = _replica_statuses(replicas, succeeded)
     finally:
@@ -244,6 +250,7 @@ def wait_tfjob(ctx: StandInContext) -> dict[str, str]:
     args = parser.parse_args(ctx.template["container"].get("args", []))
 
     def get() -> dict[str, Any]:
+        ctx.check_stopping()
         record = tfjob_record(ctx.output_dir, args.name)
         if not record.is_file():
             raise RuntimeError(f"tfjobs.kubeflow.org {args.name!r} not found in this run")

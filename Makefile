@@ -24,7 +24,7 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 venv: $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(PY) -m workflows run --output_dir $(OUT) $(ARGS)
+	$(PY) -m workflows run --output_dir $(OUT) --overwrite $(ARGS)
 
 test: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(PY) -m ruff check .

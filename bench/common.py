@@ -140,7 +140,8 @@ def download_wheel(spec: str, pattern: str) -> Path:
 def run_pipeline(output_dir: Path, *options: str) -> dict[str, Any]:
     """`python -m workflows run` in its own process, as a user runs it; run.json plus
     `wall_seconds` (the whole command, interpreter start included) and `timings`."""
-    command = [sys.executable, "-m", "workflows", "run", "--output_dir", str(output_dir), *options]
+    command = [sys.executable, "-m", "workflows", "run", "--output_dir", str(output_dir)]
+    command += ["--overwrite", *options]  # a benchmark folder holds its latest run
     print("$", " ".join(command[1:]), flush=True)
     start = time.perf_counter()
     proc = subprocess.run(

@@ -245,7 +245,9 @@ def pipeline_command(out: Path, *options: str) -> list[str]:
     return [sys.executable, "-m", "workflows", "run", "--output_dir", str(out), *options]
 
 
-PIPELINE_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+def pipeline_env() -> dict[str, str]:
+    """The environment now (fixtures such as the GCS emulator's set variables)."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def run_pipeline(out: Path, *options: str) -> subprocess.CompletedProcess[str]:
@@ -255,5 +257,5 @@ def run_pipeline(out: Path, *options: str) -> subprocess.CompletedProcess[str]:
         cwd=REPO,
         capture_output=True,
         text=True,
-        env=PIPELINE_ENV,
+        env=pipeline_env(),
     )

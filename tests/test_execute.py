@@ -864,7 +864,9 @@ def test_artifacts_through_a_gcs_root(tmp_path: Path, gcs_root: str) -> None:
     assert storage.read_text(f"{gcs_root}/wf-g/m/b/c") == "C"
 
 
-def test_ctrl_c_kills_running_tasks_and_records_the_run(tmp_path: Path) -> None:
+@pytest.mark.usefixtures("no_orphans")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_running_tasks_and_records_the_run(tmp_path: Path, sig: int) -> None:
     pid_file = tmp_path / "pid"
     sleeper = (
         "import os,sys,time,pathlib; pathlib.Path(sys.argv[1]).write_text(str(os.getpid()));"
@@ -893,16 +895,86 @@ def test_ctrl_c_kills_running_tasks_and_records_the_run(tmp_path: Path) -> None:
         assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
         time.sleep(0.05)
     child = int(pid_file.read_text())
-    runner.send_signal(signal.SIGINT)
-    _, stderr = runner.communicate(timeout=30)
+    runner.send_signal(sig)
+    stdout, stderr = runner.communicate(timeout=30)
 
-    assert runner.returncode != 0 and "KeyboardInterrupt" in stderr
+    name = signal.Signals(sig).name
+    assert runner.returncode == 0, stderr  # the library returns the result; the CLI exits
+    assert "Traceback" not in stderr and f"{name}: stopping sleep" in stdout
     with pytest.raises(ProcessLookupError):
-        os.kill(child, 0)  # killed and reaped
+        os.kill(child, 0)  # stopped and reaped
     saved = json.loads((out / "run.json").read_text())
     assert saved["status"] == "Failed" and saved["message"] == "interrupted"
+    assert saved["interrupted"] == {"signal": name, "stopped": ["sleep"]}
     assert saved["steps"]["sleep"]["status"] == "Failed"
-    assert saved["steps"]["after"]["status"] == "Omitted"
+    assert saved["steps"]["after"] == {
+        "status": "Omitted",
+        "seconds": 0.0,
+        "log": None,
+        "outputs": {},
+        "message": f"not started: interrupted by {name}",
+    }
+
+
+def test_resume_reruns_what_failed_with_the_outputs_of_what_succeeded(tmp_path: Path) -> None:
+    """As `argo retry`: succeeded tasks stand (their outputs and artifacts are reused),
+    the failed task and those after it run again."""
+    flag, count = tmp_path / "broken", tmp_path / "count"
+    flag.touch()
+    make = container(
+        "make",
+        "import pathlib,sys\n"
+        "c = pathlib.Path(sys.argv[1]); c.write_text(c.read_text() + 'x' if c.exists() else 'x')\n"
+        "o = pathlib.Path(sys.argv[2]); o.parent.mkdir(parents=True); o.write_text('made')\n"
+        "a = pathlib.Path(sys.argv[3]); a.parent.mkdir(parents=True); a.write_text('art')",
+        str(count),
+        "{{outputs.parameters.made.path}}",
+        "/tmp/art/file",
+        outputs={"parameters": [param("made")], "artifacts": [gcs("art", "/tmp/art")]},
+    )
+    flaky = container(
+        "flaky",
+        "import pathlib,sys; sys.exit(3 if pathlib.Path(sys.argv[1]).exists() else 0)",
+        str(flag),
+    )
+    use = container(
+        "use",
+        CAT,
+        "/tmp/in/file",
+        "{{outputs.parameters.seen.path}}",
+        inputs={
+            "parameters": [{"name": "made"}],
+            "artifacts": [{"name": "art", "path": "/tmp/in"}],
+        },
+        outputs={"parameters": [param("seen")]},
+    )
+    tasks = [
+        task("make", "make"),
+        task("flaky", "flaky", depends="make"),
+        task(
+            "use",
+            "use",
+            depends="flaky",
+            params={"made": "{{tasks.make.outputs.parameters.made}}"},
+            artifacts=[{"name": "art", "from": "{{tasks.make.outputs.artifacts.art}}"}],
+        ),
+    ]
+    template = workflow(tasks, [make, flaky, use])
+    out = tmp_path / "run"
+    failed, _ = run(template, out, workflow_name="wf-r")
+    assert statuses(failed) == {"make": "Succeeded", "flaky": "Failed", "use": "Omitted"}
+
+    flag.unlink()
+    earlier = json.loads((out / "run.json").read_text())
+    with pytest.raises(WorkflowError, match="holds an earlier run"):
+        run(template, out, workflow_name="wf-r")
+    result, lines = run(template, out, workflow_name="wf-r", earlier=earlier)
+    assert statuses(result) == {"make": "Succeeded", "flaky": "Succeeded", "use": "Succeeded"}
+    assert count.read_text() == "x"  # make ran once
+    assert result.steps["make"]["resumed"] is True and "resumed" not in result.steps["use"]
+    assert result.steps["use"]["outputs"] == {"seen": "art"}
+    assert "make   Succeeded  (earlier run)" in lines
+    assert result.artifacts == earlier["artifacts"]
 
 
 @pytest.mark.parametrize(

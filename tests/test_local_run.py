@@ -7,6 +7,7 @@ Every test here checks /proc, through `no_orphans`, that no process is left behi
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import PIPELINE_ENV, REPO, SMALL, pipeline_command, run_pipeline
+from helpers import REPO, SMALL, pipeline_command, pipeline_env, run_pipeline
 
 from textcnn.metadata import lineage
 from workflows.local.folder import LOCK
@@ -35,7 +36,7 @@ class Runner:
                 cwd=REPO,
                 stdout=terminal,
                 stderr=subprocess.STDOUT,
-                env=PIPELINE_ENV,
+                env=pipeline_env(),
             )
 
     def wait_for(self, condition: Callable[[], bool], what: str, timeout_s: float = 180) -> None:
@@ -64,7 +65,7 @@ def resume(out: Path) -> subprocess.CompletedProcess[str]:
         cwd=REPO,
         capture_output=True,
         text=True,
-        env=PIPELINE_ENV,
+        env=pipeline_env(),
     )
 
 
@@ -143,3 +144,139 @@ def test_two_interrupts_during_deploy_still_record_the_run_which_then_resumes(
     assert train_log.read_text() == trained
     with pytest.raises(requests.ConnectionError):  # its server stopped with the run
         requests.get(f"{run['endpoint']}/v1/models/textcnn", timeout=2)
+
+
+@pytest.mark.slow
+def test_a_run_that_failed_at_evaluate_resumes_without_training_again(
+    data_slice: tuple[Path, Path], tmp_path: Path
+) -> None:
+    train, test = data_slice
+    flaky = tmp_path / "test.csv"
+    flaky.write_bytes(test.read_bytes())
+    out = tmp_path / "run"
+    runner = Runner(out, *slice_options(train, flaky))
+    # Once training has begun (prepare-data has checked the test CSV), break the test
+    # set: evaluate fails on a label the model never saw.
+    runner.wait_for(lambda: runner.started("train"), "train")
+    flaky.write_text("text,label\nA new kind of film.,meh\n")
+    assert runner.finish(300) == 1
+    failed = runner.run_json()
+    assert failed["steps"]["evaluate"]["status"] == "Failed"
+    assert failed["steps"]["train"]["status"] == "Succeeded"
+    train_log = (out / "logs" / "train.log").read_text()
+
+    flaky.write_bytes(test.read_bytes())  # the user mends the data
+    resumed = resume(out)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "Traceback" not in resumed.stdout + resumed.stderr
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "Succeeded"
+    assert run["workflow_name"] == failed["workflow_name"]
+    assert run["parameters"] == failed["parameters"]
+    kept = {n for n, s in run["steps"].items() if s.get("resumed")}
+    assert {"validate-params", "prepare-data", "embeddings", "model-metadata", "train"} <= kept
+    assert "evaluate" not in kept and run["steps"]["evaluate"]["status"] == "Succeeded"
+    assert (out / "logs" / "train.log").read_text() == train_log  # not trained again
+    assert run["artifacts"]["model"] == failed["artifacts"]["model"]
+
+    # The lineage is whole, in the one run context: one Train, whose model Evaluate read,
+    # and both ends of the run recorded.
+    graph = lineage(run["metadata"], run["workflow_name"])
+    executions = [e["type"] for e in graph["executions"]]
+    assert executions.count("Train") == executions.count("Evaluate") == 1
+    (model,) = [a for a in graph["artifacts"] if a["type"] == "Model"]
+    assert model["uri"] == run["artifacts"]["model"]
+    (evaluate,) = [e for e in graph["executions"] if e["type"] == "Evaluate"]
+    assert {"artifact_id": model["id"], "execution_id": evaluate["id"], "type": "INPUT"} in [
+        {k: e[k] for k in ("artifact_id", "execution_id", "type")} for e in graph["events"]
+    ]
+    props = graph["run_properties"]
+    assert props["status"] == "Succeeded" and props["attempts"] == 2
+    assert [h["status"] for h in json.loads(props["history"])] == ["Failed", "Succeeded"]
+
+    # Nothing is left to resume.
+    again = resume(out)
+    assert again.returncode == 2 and "that run succeeded" in again.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_while_serving_stops_the_server(
+    data_slice: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # Row: SIGTERM with --keep_serving. Before: the model server stayed up.
+    out = tmp_path / "run"
+    runner = Runner(out, *slice_options(*data_slice), "--keep_serving")
+    runner.wait_for(lambda: "serving textcnn at" in runner.terminal(), "serving")
+    endpoint = runner.run_json()["endpoint"]
+    assert requests.get(f"{endpoint}/v1/models/textcnn", timeout=5).ok
+    runner.proc.send_signal(signal.SIGTERM)
+    assert runner.finish() == 143
+    assert "SIGTERM: stopped 1 model server" in runner.terminal()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{endpoint}/v1/models/textcnn", timeout=2)
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def test_a_fifo_input_fails_validation_and_a_finished_folder_is_kept_unless_overwritten(
+    data_slice: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, test = data_slice
+    fifo = _fifo(tmp_path / "train.csv")
+    out = tmp_path / "run"
+    # Row: the train CSV is a FIFO. Before: dataset-metadata and prepare-data blocked.
+    proc = subprocess.run(
+        pipeline_command(out, "--train_data_path", str(fifo), "--test_data_path", str(test)),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=pipeline_env(),
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert f"--train_data_path {fifo}: is a FIFO (named pipe), not a regular file" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    run = json.loads((out / "run.json").read_text())
+    assert run["steps"]["validate-params"]["status"] == "Failed"
+    assert "retries" not in run["steps"]["validate-params"]  # a user error: not retried
+    assert run["steps"]["dataset-metadata-train"]["status"] == "Omitted"
+
+    # Row: a run into a folder that holds a finished run. Before: old and new side by side.
+    options = ["--train_data_path", str(fifo), "--test_data_path", str(test)]
+    refused = run_pipeline(out, *options)
+    assert refused.returncode == 2
+    assert f"--output_dir {out} holds an earlier run: pass --overwrite" in refused.stderr
+    assert json.loads((out / "run.json").read_text()) == run  # untouched
+    (out / "logs" / "left-over.log").write_text("from the earlier run")
+    again = run_pipeline(out, *options, "--overwrite")
+    assert again.returncode == 1
+    assert not (out / "logs" / "left-over.log").exists()  # emptied first
+    assert json.loads((out / "run.json").read_text())["workflow_name"] != run["workflow_name"]
+
+
+def test_a_folder_holding_something_else_is_never_emptied(tmp_path: Path) -> None:
+    (tmp_path / "thesis.tex").write_text("years of work")
+    proc = run_pipeline(tmp_path, "--overwrite")
+    assert proc.returncode == 2
+    assert "is not empty and holds no run (thesis.tex)" in proc.stderr
+    assert (tmp_path / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.lock", "thesis.tex"]
+
+
+def test_an_unwritable_output_folder_is_one_error_line(tmp_path: Path) -> None:
+    # Row: the output folder is read-only. Before: `OSError: [Errno 30]` and a traceback.
+    if os.geteuid() == 0:  # root writes through permissions, but not into sysfs
+        out = Path("/sys/kernel/textcnn-run")
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        out = locked / "run"
+    proc = run_pipeline(out)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --output_dir {out}: cannot write")
+    assert "choose a writable folder" in lines[0]
+    assert "Traceback" not in proc.stdout + proc.stderr

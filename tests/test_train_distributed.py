@@ -444,7 +444,8 @@ def test_a_manifest_the_webhook_would_reject_fails_the_create(tmp_path: Path) ->
 WRITE = (
     "import pathlib, sys\n"
     "for path, text in zip(sys.argv[1::2], sys.argv[2::2]):\n"
-    "    pathlib.Path(path).write_text(text)"
+    "    path = pathlib.Path(path); path.parent.mkdir(parents=True, exist_ok=True)\n"
+    "    path.write_text(text)"
 )
 
 
@@ -496,7 +497,6 @@ def test_an_existing_claim_is_one_folder_for_every_task(tmp_path: Path) -> None:
         [{"name": "shared", "mountPath": "/data"}],
         ["/data/sub/a", "A", "/data/sub/b", "B", "/scratch/c", "C"],
     )
-    (tmp_path / "run" / "volumes" / "team-rwx" / "sub").mkdir(parents=True)
     result, lines = run_local(template, tmp_path / "run")
     assert result.status == "Succeeded", lines
     assert result.steps["read"]["outputs"] == {"n": "2"}

@@ -22,6 +22,7 @@ from workflows.errors import WorkflowError
 from workflows.expressions import evaluate_retry, evaluate_when
 from workflows.local.folder import WORKFLOW, run_folder
 from workflows.local.plan import (
+    DEADLINE_EXCEEDED,
     ERRORED,
     FAILED,
     OMITTED,
@@ -42,7 +43,6 @@ from workflows.local.substitution import substitute
 
 TAIL_LINES = 20
 GRACE_S = 10.0  # a stopped step's time to exit after SIGTERM, as a pod's grace period
-DEADLINE_EXCEEDED = "Pod was active on the node longer than the specified deadline"  # Argo
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -50,12 +50,14 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def _step_error(log: Path) -> str:
-    """The failed step's own `error: ...` line (the textcnn CLI's convention), if any, so
-    the reason shows above the log's library noise."""
-    errors = [
-        line for line in log.read_text(errors="replace").splitlines() if line.startswith("error: ")
-    ]
+def _step_error(log: Path, offset: int) -> str:
+    """The failed step's own `error: ...` line (the textcnn CLI's convention) in its log
+    from `offset` (this attempt's output), if any, so the reason shows above the log's
+    library noise."""
+    with log.open("rb") as f:
+        f.seek(offset)
+        text = f.read().decode(errors="replace")
+    errors = [line for line in text.splitlines() if line.startswith("error: ")]
     return f" ({errors[-1]})" if errors else ""
 
 
@@ -286,6 +288,7 @@ class Run(Plan):
         if job.command is not None:
             log.write(f"$ {shlex.join(job.command)}\n")
             log.flush()
+            offset = log.tell()
             code, max_rss_mib, late, stopped = self._run_process(job, log)
             if stopped:
                 return Outcome(FAILED, message="stopped: the run was interrupted", exit_code=code)
@@ -297,7 +300,7 @@ class Run(Plan):
                     exit_code=code,
                 )
             if code != 0:
-                message = f"exit code {code}{_step_error(job.log)}"
+                message = f"exit code {code}{_step_error(job.log, offset)}"
                 return Outcome(FAILED, message=message, max_rss_mib=max_rss_mib, exit_code=code)
         else:
             assert job.stand_in is not None
@@ -314,6 +317,7 @@ class Run(Plan):
                 self.store,
                 job.env,
                 self.stopping,
+                time.monotonic() + job.deadline_s,
             )
             try:
                 returned = {k: str(v) for k, v in (job.stand_in(context) or {}).items()}

@@ -17,6 +17,7 @@ import secrets
 import string
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,10 @@ from workflows.local.substitution import (
 )
 
 SUCCEEDED, FAILED, ERRORED = "Succeeded", "Failed", "Errored"
+# A local task with no activeDeadlineSeconds of its own is stopped after this: a run of
+# the runner never hangs.
+DEFAULT_DEADLINE_S = 24 * 3600.0
+DEADLINE_EXCEEDED = "Pod was active on the node longer than the specified deadline"  # Argo
 SKIPPED, OMITTED = "Skipped", "Omitted"
 # The one `valueFrom.expression` form the runner evaluates: a quoted string literal.
 _QUOTED = re.compile(r"\s*(?:'([^']*)'|\"([^\"]*)\")\s*")
@@ -68,11 +73,15 @@ class StandInContext:
     store: ArtifactStore
     env: dict[str, str]  # the environment a container of this template would get
     stopping: threading.Event = field(default_factory=threading.Event)  # set on an interrupt
+    deadline: float = float("inf")  # time.monotonic() at which the task is out of time
 
     def check_stopping(self) -> None:
-        """For a stand-in's polling loop: end the task when the run is interrupted."""
+        """For a stand-in's polling loop: end the task when the run is interrupted, or at
+        the template's activeDeadlineSeconds."""
         if self.stopping.is_set():
             raise WorkflowError(f"task {self.task!r} stopped: the run was interrupted")
+        if time.monotonic() > self.deadline:
+            raise WorkflowError(f"task {self.task!r}: {DEADLINE_EXCEEDED}")
 
     def local_path(self, pod_path: str) -> Path:
         """Where a pod path (an artifact or output parameter path) lives on this machine."""
@@ -125,7 +134,7 @@ class Job:
     env: dict[str, str]
     volumes: list[Path] = field(default_factory=list)  # local folders of its volume mounts
     retry: Retry | None = None
-    deadline_s: float | None = None  # the template's activeDeadlineSeconds
+    deadline_s: float = 0.0  # the template's activeDeadlineSeconds, or DEFAULT_DEADLINE_S
 
 
 @dataclass(frozen=True)
@@ -485,7 +494,7 @@ class Plan:
         retry = resolved.get("retryStrategy")
         deadline = resolved.get("activeDeadlineSeconds")
         try:
-            deadline_s = None if deadline is None else float(deadline)
+            deadline_s = DEFAULT_DEADLINE_S if deadline is None else float(deadline)
         except ValueError:
             raise WorkflowError(
                 f"{twhere}: activeDeadlineSeconds {deadline!r} is no number"

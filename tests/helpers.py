@@ -5,8 +5,8 @@
   training and evaluation steps do not depend on prepare-data or embeddings;
 - `FakeApiServer`, `recorded`, `replay`: recorded Kubernetes objects, served on loopback
   or returned in order;
-- `simulate`: the phase of every DAG task for given parameters, with the DAG rules of
-  workflows.expressions (the ones the local runner and the lint use);
+- `simulate`: the phase of every DAG task for given parameters (and gate decision), by
+  the DAG rules of workflows.expressions (the ones the local runner and the lint use);
 - `children`: this process's child processes, read from /proc (see the `no_orphans`
   fixture).
 """
@@ -198,9 +198,15 @@ def dag_tasks(wt: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {task["name"]: task for task in templates[wt["spec"]["entrypoint"]]["dag"]["tasks"]}
 
 
-def simulate(wt: dict[str, Any], arguments: dict[str, str]) -> dict[str, str]:
-    """Phase of every task when all that run succeed: Succeeded, Skipped or Omitted."""
-    scope = {f"workflow.parameters.{k}": v for k, v in arguments.items()}
+GATE_DEPLOYS = {"tasks.gate.outputs.parameters.decision": "deploy"}
+
+
+def simulate(
+    wt: dict[str, Any], arguments: dict[str, str], outputs: dict[str, str] = GATE_DEPLOYS
+) -> dict[str, str]:
+    """Phase of every task when all that run succeed: Succeeded, Skipped or Omitted.
+    `outputs`: the task outputs that `when` clauses read (by default the gate deploys)."""
+    scope = {f"workflow.parameters.{k}": v for k, v in arguments.items()} | outputs
     tasks = dag_tasks(wt)
     depends = {n: Depends.parse(t["depends"]) for n, t in tasks.items() if "depends" in t}
     phases: dict[str, str] = {}

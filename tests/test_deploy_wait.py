@@ -19,7 +19,7 @@ import helpers
 import pytest
 from helpers import FakeApiServer
 
-from textcnn import metadata
+from textcnn import metadata, registry
 from textcnn.cluster import inference_service as deploy
 from textcnn.cluster.inference_service import check_predictions, isvc_status, smoke_test, wait_ready
 from textcnn.errors import InputError
@@ -210,10 +210,15 @@ def test_run_waits_through_the_kubernetes_client_and_smoke_tests(
         metadata_store=store,
         run_name="wf-1",
         model_id=model_id,
+        model_uri="gs://b/wf-1/model",
         timeout_s=30,
         poll_s=0.01,
     )
     assert outputs == {"endpoint": model_url}
+    # ... and the registry now says what serves textcnn in namespace textcnn.
+    now = registry.serving(store, "textcnn/textcnn")
+    assert now is not None and (now.model_id, now.model_uri) == (model_id, "gs://b/wf-1/model")
+    assert (now.url, now.run_name, now.event) == (model_url, "wf-1", "deployed")
     path = "/apis/serving.kserve.io/v1beta1/namespaces/textcnn/inferenceservices/textcnn"
     assert api.requests == [(path, "Bearer t0ken")] * 3
     # The endpoint is recorded in ML Metadata, produced from the model.
@@ -242,6 +247,7 @@ def test_run_rejects_a_negative_generation() -> None:
             metadata_store="sqlite:/nonexistent/x.sqlite",
             run_name="wf",
             model_id=1,
+            model_uri="gs://b/wf/model",
             timeout_s=1,
             poll_s=1,
         )

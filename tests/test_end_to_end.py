@@ -14,19 +14,23 @@ from textcnn.export import load_serving_model
 from textcnn.metadata import lineage
 
 
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """The run folder: the local ML Metadata store is beside it, so each test has its own."""
+    return tmp_path / "run"
+
+
 @pytest.mark.slow
 def test_local_run_trains_evaluates_and_records_lineage(
     data_slice: tuple[Path, Path],
-    tmp_path: Path,
+    out: Path,
 ) -> None:
     train, test = data_slice
-    proc = run_pipeline(
-        tmp_path, "--train_data_path", str(train), "--test_data_path", str(test), *SMALL
-    )
+    proc = run_pipeline(out, "--train_data_path", str(train), "--test_data_path", str(test), *SMALL)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "test accuracy" in proc.stdout
 
-    run = json.loads((tmp_path / "run.json").read_text())
+    run = json.loads((out / "run.json").read_text())
     assert run["status"] == "Succeeded"
     statuses = {name: step["status"] for name, step in run["steps"].items()}
     # Single-pod CPU training: the GPU and TFJob branches do not run.
@@ -52,9 +56,9 @@ def test_local_run_trains_evaluates_and_records_lineage(
 
     metrics = run["metrics"]
     assert 0.5 < metrics["accuracy"] <= 1 and 0 < metrics["macro_f1"] <= 1
-    written = json.loads(next(tmp_path.glob("artifacts/*/metrics/metrics.json")).read_text())
+    written = json.loads(next(out.glob("artifacts/*/metrics/metrics.json")).read_text())
     assert written["accuracy"] == pytest.approx(metrics["accuracy"])
-    report = next(tmp_path.glob("artifacts/*/metrics/report.html")).read_text()
+    report = next(out.glob("artifacts/*/metrics/report.html")).read_text()
     assert f"{metrics['accuracy']:.4f}" in report and "<polyline" in report
 
     # Deployed on a local KServe server that answered the smoke prediction, then stopped.
@@ -72,7 +76,7 @@ def test_local_run_trains_evaluates_and_records_lineage(
     assert set(out["label"]) <= {"fresh", "rotten"}
 
     # Lineage: datasets -> prepared data -> embeddings -> model -> metrics, in this run.
-    assert run["metadata"] == f"sqlite:{tmp_path / 'metadata.sqlite'}"
+    assert run["metadata"] == f"sqlite:{out.parent / 'metadata.sqlite'}"
     graph = lineage(run["metadata"], run["workflow_name"])
     by_id = {a["id"]: a for a in graph["artifacts"]}
     types = {a["type"] for a in graph["artifacts"]}
@@ -129,11 +133,11 @@ def test_local_run_trains_evaluates_and_records_lineage(
 
 def test_a_failing_step_stops_the_run_and_names_its_log(
     data_slice: tuple[Path, Path],
-    tmp_path: Path,
+    out: Path,
 ) -> None:
     train, test = data_slice
     proc = run_pipeline(
-        tmp_path,
+        out,
         "--train_data_path",
         str(train),
         "--test_data_path",
@@ -142,7 +146,7 @@ def test_a_failing_step_stops_the_run_and_names_its_log(
         "review",
     )
     assert proc.returncode == 1
-    run = json.loads((tmp_path / "run.json").read_text())
+    run = json.loads((out / "run.json").read_text())
     assert run["status"] == "Failed"
     failed = [name for name, step in run["steps"].items() if step["status"] == "Failed"]
     assert failed and all(name in proc.stdout for name in failed)
@@ -159,7 +163,7 @@ def test_a_failing_step_stops_the_run_and_names_its_log(
     assert run["steps"]["record-status"]["status"] == "Succeeded"
     status = lineage(run["metadata"], run["workflow_name"])["run_properties"]
     assert status["status"] == "Failed" and "dataset-metadata" in status["message"]
-    assert not list(tmp_path.glob("artifacts/*/model"))
+    assert not list(out.glob("artifacts/*/model"))
 
 
 @pytest.mark.slow
@@ -190,7 +194,7 @@ def test_invalid_options_are_rejected_before_anything_runs(tmp_path: Path) -> No
 def test_artifacts_and_data_through_gcs(
     data_slice: tuple[Path, Path],
     gcs_root: str,
-    tmp_path: Path,
+    out: Path,
 ) -> None:
     """Input CSVs on gs:// and every artifact moved through the bucket, as on Argo."""
     from textcnn import storage
@@ -200,7 +204,7 @@ def test_artifacts_and_data_through_gcs(
         storage.write_bytes(f"{gcs_root}/data/{path.name}", path.read_bytes())
     artifact_root = f"{gcs_root}/artifacts"
     proc = run_pipeline(
-        tmp_path,
+        out,
         "--artifact_root",
         artifact_root,
         "--train_data_path",
@@ -210,14 +214,14 @@ def test_artifacts_and_data_through_gcs(
         *SMALL,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    run = json.loads((tmp_path / "run.json").read_text())
+    run = json.loads((out / "run.json").read_text())
     wf = run["workflow_name"]
     model = run["artifacts"]["model"]
     assert model == f"{artifact_root}/{wf}/model"
     assert storage.exists(f"{model}/1/saved_model.pb")
     metrics = json.loads(storage.read_text(f"{artifact_root}/{wf}/metrics/metrics.json"))
     assert metrics["accuracy"] == pytest.approx(run["metrics"]["accuracy"])
-    assert not (tmp_path / "artifacts").exists()  # nothing went to the local store
+    assert not (out / "artifacts").exists()  # nothing went to the local store
 
     graph = lineage(run["metadata"], wf)
     uris = {a["type"]: a["uri"] for a in graph["artifacts"] if a["type"] != "Dataset"}

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from helpers import CLASSES, MAX_LENGTH, VOCABULARY, make_texts, run_train, write_inputs
 
-from textcnn import storage
+from textcnn import evaluation, storage
 from textcnn.errors import InputError
 from textcnn.steps import evaluate
 from textcnn.text import make_vectorizer
@@ -45,7 +45,7 @@ def run_evaluate(root: Path, test_path: str, out: Path, **columns: str) -> dict[
 
 
 def test_metrics_match_a_hand_count_over_several_batches(trained: Path, tmp_path: Path) -> None:
-    texts, labels = make_texts(evaluate.BATCH + 44, seed=5)  # two batches
+    texts, labels = make_texts(evaluation.BATCH + 44, seed=5)  # two batches
     texts[0], labels[0] = "Poor film", "rotten"  # an out-of-vocabulary cue
     path = write_csv(tmp_path / "test.csv", list(zip(texts, labels, strict=True)))
     result = run_evaluate(trained, str(path), tmp_path)
@@ -131,4 +131,4 @@ def test_latest_version_is_the_highest_number(tmp_path: Path) -> None:
         (tmp_path / name).mkdir()
         (tmp_path / name / "saved_model.pb").touch()
     (tmp_path / "11").mkdir()  # no saved_model.pb: not a version
-    assert evaluate.latest_version(str(tmp_path)) == tmp_path / "10"
+    assert evaluation.latest_version(str(tmp_path)) == tmp_path / "10"

@@ -46,6 +46,7 @@ TASKS = [
     "collect-model",
     "evaluate",
     "log-training-metadata",
+    "gate",
     "deploy-tensorflow",
     "deploy-custom",
     "deploy-wait",
@@ -209,6 +210,26 @@ def test_dag_outputs(wt: dict[str, Any]) -> None:
         "parameter": "{{tasks.log-training-metadata.outputs.parameters.model_uri}}"
     }
     assert "model_uri" in output_parameters(templates_by_name(wt)["log-training-metadata"])
+    # The gate's verdict shows in the Argo UI.
+    for key in ("decision", "reason"):
+        assert outputs[f"gate_{key}"] == {
+            "parameter": f"{{{{tasks.gate.outputs.parameters.{key}}}}}"
+        }
+
+
+@pytest.mark.parametrize(("decision", "deployed"), [("deploy", True), ("skip", False)])
+def test_the_gate_decides_whether_the_deploy_tasks_run(
+    wt: dict[str, Any], decision: str, deployed: bool
+) -> None:
+    phases = simulate(
+        wt,
+        PipelineParams().to_strings(),
+        {"tasks.gate.outputs.parameters.decision": decision},
+    )
+    assert phases["gate"] == "Succeeded"
+    assert phases["deploy-tensorflow"] == ("Succeeded" if deployed else "Skipped")
+    assert phases["deploy-custom"] == "Skipped"
+    assert phases["deploy-wait"] == ("Succeeded" if deployed else "Omitted")
 
 
 # --- conditions -----------------------------------------------------------------------

@@ -69,6 +69,7 @@ def test_a_model_that_fails_to_load_fails_the_wait_with_the_server_log(tmp_path:
             f"--metadata_store={store}",
             "--run_name=wf-1",
             f"--model_id={model_id}",
+            f"--model_uri={empty}",
             "--timeout_s=120",
         ]
         with pytest.raises(RuntimeError, match="failed to load.*log: "):

@@ -71,8 +71,10 @@ def _run(args: argparse.Namespace) -> int:
         )
         artifact_root, name = earlier["artifact_root"], earlier["workflow_name"]
     else:
-        # The cluster default (an MLMD gRPC service) means nothing on a laptop: use SQLite.
-        store = f"sqlite:{out / 'metadata.sqlite'}"
+        # The cluster default (an MLMD gRPC service) means nothing on a laptop: one SQLite
+        # file beside the run folders (runs/metadata.sqlite for runs/*), which every run
+        # there shares, so the gate sees what the last deploy serves.
+        store = f"sqlite:{out.parent / 'metadata.sqlite'}"
         overrides = {} if args.metadata_store else {"metadata_store": store}
         params = PipelineParams.from_namespace(args, **overrides)
         artifact_root = args.artifact_root or str(out / "artifacts")
@@ -115,6 +117,7 @@ def _run(args: argparse.Namespace) -> int:
                 return 1
             metrics = result.extra["metrics"]
             print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
+            print(f"gate: {result.outputs['gate_decision']} ({result.outputs['gate_reason']})")
             if args.keep_serving and kserve.servers:
                 print(
                     f"serving {params.isvc_name} at {result.extra['endpoint']} "

@@ -43,6 +43,7 @@ STEPS: dict[str, str] = {
         "collect-model",
         "evaluate",
         "log-training-metadata",
+        "gate",
         "deploy-wait",
         "record-status",
     )

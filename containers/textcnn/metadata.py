@@ -292,6 +292,50 @@ def record_execution(
 # --- reading ----------------------------------------------------------------------------
 
 
+def named_artifact(store: str, type_name: str, name: str) -> dict[str, Any] | None:
+    """The artifact of `type_name` named `name` as `{id, uri, properties}`, or None (also
+    when the store is a SQLite file that does not exist yet)."""
+    config = _config(store)
+    if isinstance(config, mlmd.ConnectionConfig) and not Path(config.sqlite.filename_uri).is_file():
+        return None
+    with _session(store, exclusive=False) as s:
+        found = s.get_artifact_by_type_and_name(type_name, name)
+    if found is None:
+        return None
+    return {"id": found.id, "uri": found.uri, "properties": _plain(found.properties)}
+
+
+def produced_by(store: str, artifact_id: int, execution_type: str, output_type: str) -> list[int]:
+    """Ids of the `output_type` artifacts that `execution_type` executions made from
+    `artifact_id` (for example the Metrics an Evaluate made of a Model)."""
+    with _session(store, exclusive=False) as s:
+        types = {t.name: t.id for t in s.get_execution_types() + s.get_artifact_types()}
+        if execution_type not in types or output_type not in types:
+            return []
+        readers = {
+            e.execution_id
+            for e in s.get_events_by_artifact_ids([artifact_id])
+            if e.type == mlmd.Event.INPUT
+        }
+        executions = [
+            e.id
+            for e in s.get_executions_by_id(sorted(readers))
+            if e.type_id == types[execution_type]
+        ]
+        outputs = [
+            e.artifact_id
+            for e in s.get_events_by_execution_ids(executions)
+            if e.type == mlmd.Event.OUTPUT
+        ]
+        return [a.id for a in s.get_artifacts_by_id(outputs) if a.type_id == types[output_type]]
+
+
+def artifact_properties(store: str, artifact_id: int) -> dict[str, Any]:
+    with _session(store, exclusive=False) as s:
+        (artifact,) = _require(s, store, [artifact_id])
+    return _plain(artifact.properties)
+
+
 def _plain(properties: Mapping[str, mlmd.Value]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in sorted(properties):

@@ -243,6 +243,21 @@ class PipelineParams(BaseModel):
     deploy: bool = _opt(
         True, "Deploy the model as a KServe InferenceService and send a smoke prediction."
     )
+    gate_metric: Literal["accuracy", "macro_f1"] = _opt(
+        "accuracy",
+        "Test-set metric on which the gate compares the new model with the one that serves "
+        "now (both scored on this run's test set).",
+    )
+    min_improvement: float = _opt(
+        0.0,
+        "How much better than the serving model (on gate_metric) the new one must be to "
+        "deploy; 0: at least as good; negative: tolerate that much worse.",
+        ge=-1.0,
+        le=1.0,
+    )
+    force_deploy: bool = _opt(
+        False, "Deploy whatever the gate finds (its figures are still recorded)."
+    )
     isvc_name: str = _opt(
         "textcnn",
         "InferenceService name, also the model name in the /v1 and /v2 routes; "
@@ -300,7 +315,9 @@ class PipelineParams(BaseModel):
     )
 
     # --- parsing from strings (CLI and Argo) ------------------------------------------
-    @field_validator("static_embeddings", "dist_training", "gpu_support", "deploy", mode="before")
+    @field_validator(
+        "static_embeddings", "dist_training", "gpu_support", "deploy", "force_deploy", mode="before"
+    )
     @classmethod
     def _bool(cls, v: Any) -> Any:
         return parse_bool(v) if isinstance(v, str) else v

@@ -144,6 +144,11 @@ def all_of(*clauses: str) -> str:
     return " && ".join(clauses)
 
 
+def output_equals(task: Task, name: str, value: str) -> str:
+    """`when` clause on a task's output parameter (a string: both sides quoted)."""
+    return f"'{task.get_parameter(name).value}' == '{value}'"
+
+
 def join_branches(branches: Sequence[str]) -> str:
     """`depends` of the task after exclusive branches: it runs once one branch succeeded.
     (A bare `a || b` would also fire when a branch was skipped.)"""
@@ -237,12 +242,20 @@ def build_dag(existing_claim: str = "") -> tuple[DAG, list[Container | Resource]
             validate.get_parameter(t.PARAMS).with_name("hyperparameters"),
         ],
     )
-    # One deploy template per serving runtime; the wait joins whichever ran.
+    gate = _task(
+        t.gate(),
+        depends=after(lineage),
+        arguments=[lineage.get_parameter(t.MODEL_ID), lineage.get_parameter(t.MODEL_URI)],
+    )
+    # One deploy template per serving runtime, if the gate says so; the wait joins
+    # whichever ran.
     deploys = [
         _task(
             t.deploy(runtime),
-            depends=after(lineage),
-            when=all_of(param_is("deploy", True), param_equals("serving_runtime", runtime)),
+            depends=after(gate),
+            when=all_of(
+                output_equals(gate, t.DECISION, t.DEPLOY), param_equals("serving_runtime", runtime)
+            ),
             arguments=[lineage.get_parameter(t.MODEL_URI)],
         )
         for runtime in RUNTIMES
@@ -250,7 +263,7 @@ def build_dag(existing_claim: str = "") -> tuple[DAG, list[Container | Resource]
     deploy_wait = _task(
         t.deploy_wait(),
         depends=f"({join_branches([d.name for d in deploys])}) && {lineage.name}",
-        arguments=[lineage.get_parameter(t.MODEL_ID)],
+        arguments=[lineage.get_parameter(t.MODEL_ID), lineage.get_parameter(t.MODEL_URI)],
     )
     tasks = [
         validate,
@@ -263,6 +276,7 @@ def build_dag(existing_claim: str = "") -> tuple[DAG, list[Container | Resource]
         *distributed,
         evaluate,
         lineage,
+        gate,
         *deploys,
         deploy_wait,
     ]
@@ -277,6 +291,14 @@ def build_dag(existing_claim: str = "") -> tuple[DAG, list[Container | Resource]
                 (evaluate, t.MACRO_F1),
                 (lineage, t.MODEL_URI),
             )
+        ]
+        + [
+            # Shown in the Argo UI: deployed or not, and why.
+            Parameter(
+                name=f"gate_{key}",
+                value_from=ValueFrom(parameter=gate.get_parameter(key).value),
+            )
+            for key in (t.DECISION, t.REASON)
         ]
         + [
             # Empty when deploy is off (the wait task is omitted).

@@ -56,6 +56,8 @@ MACRO_F1 = "macro_f1"
 MODEL_URI = "model_uri"
 MODEL_ID = "model_id"
 ENDPOINT = "endpoint"
+DECISION, REASON = "decision", "reason"  # the gate's outputs
+DEPLOY = "deploy"  # the gate's decision to deploy (textcnn.steps.gate.DEPLOY)
 SERVING_ACCOUNT = "textcnn-serving"  # manifests/rbac.yaml: reads the model bucket
 TFJOB_NAME = "name"  # the created TFJob's name, read back by the resource template
 CLAIM = "claim"  # the shared volume's claim name, an input of the TFJob branch's templates
@@ -482,6 +484,27 @@ def log_training_metadata() -> Container:
     )
 
 
+def gate() -> Container:
+    """Deploy or not: the candidate against the model that serves now (textcnn.steps.gate)."""
+    return step_template(
+        "gate",
+        "gate",
+        step_args(
+            "gate",
+            namespace="{{workflow.namespace}}",
+            model_id=inputs_parameter(MODEL_ID),
+            model_uri=inputs_parameter(MODEL_URI),
+            prepared_dir=input_path("prepared"),
+            metrics_dir=input_path("metrics"),
+        ),
+        display_name="Gate: better than the serving model?",
+        input_parameters=[MODEL_ID, MODEL_URI],
+        inputs=["prepared", "metrics"],
+        output_parameters=[DECISION, REASON],
+        resources=pod_resources("1", "2Gi", "4Gi"),
+    )
+
+
 def deploy(runtime: str) -> Resource:
     """Apply the InferenceService serving the model at `model_uri` with `runtime` (one of
     inference_service.RUNTIMES; the structure differs, so one template each). `apply`
@@ -520,10 +543,11 @@ def deploy_wait() -> Container:
             namespace="{{workflow.namespace}}",
             model_name=wp("isvc_name"),
             model_id=inputs_parameter(MODEL_ID),
+            model_uri=inputs_parameter(MODEL_URI),
             timeout_s=wp("deploy_timeout_seconds"),
         ),
         display_name="Wait for the endpoint, smoke-test it",
-        input_parameters=[MODEL_ID],
+        input_parameters=[MODEL_ID, MODEL_URI],
         output_parameters=[ENDPOINT],
         resources=pod_resources("100m", "256Mi", "512Mi"),
     )

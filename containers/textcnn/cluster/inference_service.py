@@ -21,7 +21,7 @@ from typing import Any
 
 import requests
 
-from textcnn import metadata
+from textcnn import metadata, registry
 from textcnn.errors import FinalError, InputError
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
@@ -221,12 +221,14 @@ def finish(
     metadata_store: str,
     run_name: str,
     model_id: int,
+    model_uri: str,
     generation: int,
     timeout_s: float,
     poll_s: float,
 ) -> dict[str, str]:
     """The deploy-wait step over any source of the InferenceService object (the API
-    server, or the local runner's stand-in)."""
+    server, or the local runner's stand-in): once it serves and answers, the endpoint and
+    the registry's serving record name the new model."""
     if generation < 0:
         raise InputError(
             f"--generation {generation}: give the InferenceService's "
@@ -245,5 +247,13 @@ def finish(
             "generation": generation,
             "model_name": model_name,
         },
+    )
+    registry.record_serving(
+        metadata_store,
+        run_name=run_name,
+        key=registry.endpoint_key(namespace, name),
+        model_id=model_id,
+        model_uri=model_uri,
+        url=url,
     )
     return {"endpoint": url}

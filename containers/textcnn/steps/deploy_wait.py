@@ -14,13 +14,15 @@ def run(
     metadata_store: str,
     run_name: str,
     model_id: int,
+    model_uri: str,
     generation: int = 0,
     timeout_s: int = 900,
     poll_s: float = 10.0,
 ) -> dict[str, str]:
     """Wait for InferenceService NAME in NAMESPACE to serve spec GENERATION, send one
     prediction to MODEL_NAME (the InferenceService name for KServe's runtimes), record the
-    endpoint in ML Metadata linked to the model, and output the `endpoint` URL.
+    endpoint in ML Metadata linked to the model (MODEL_ID, at MODEL_URI) as what the
+    endpoint serves now, and output the `endpoint` URL.
 
     GENERATION 0 means the generation the service has when the wait starts: the DAG runs
     this step right after applying the service, so that is the applied spec."""
@@ -41,6 +43,7 @@ def run(
         metadata_store=metadata_store,
         run_name=run_name,
         model_id=model_id,
+        model_uri=model_uri,
         generation=generation,
         timeout_s=timeout_s,
         poll_s=poll_s,

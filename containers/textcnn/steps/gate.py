@@ -1,0 +1,165 @@
+"""gate: deploy the new model only if it is at least as good as the one that serves now.
+
+Both are scored on this run's test set by the same code (textcnn.evaluation), so the
+comparison is fair even when the test data changed since the serving model was trained.
+The verdict is a `Blessing` in ML Metadata, made by a `Gate` execution from both models,
+and the step's outputs `decision` (`deploy` or `skip`) and `reason` steer the DAG.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from textcnn import metadata, registry, storage
+from textcnn.errors import InputError
+from textcnn.evaluation import score_csv
+from textcnn.model import read_json
+
+DEPLOY, SKIP = "deploy", "skip"
+
+
+def decide(
+    metric: str,
+    candidate: float,
+    serving: float | None,
+    min_improvement: float,
+    force: bool,
+    why_none: str = "nothing serves yet",
+) -> tuple[str, str]:
+    """(decision, reason) for the candidate's and the serving model's figures."""
+    if serving is None:
+        return DEPLOY, f"{why_none}; candidate {metric} {candidate:.4f}"
+    figures = f"candidate {metric} {candidate:.4f}, serving {serving:.4f}"
+    if candidate >= serving + min_improvement:
+        margin = f" (needed +{min_improvement:g})" if min_improvement else ""
+        return DEPLOY, f"at least as good: {figures}{margin}"
+    if force:
+        return DEPLOY, f"forced (--force_deploy): {figures}"
+    needed = f"{serving + min_improvement:.4f}" if min_improvement else "at least that"
+    return SKIP, f"worse than the serving model: {figures}; needed {needed}"
+
+
+def _score_serving(
+    uri: str, test_path: str, text_column: str, label_column: str, classes: list[str]
+) -> dict[str, Any]:
+    """The serving model's metrics on this test set; InputError when it cannot be read."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "model"
+        try:
+            storage.download_dir(uri, local)
+        except (OSError, FileNotFoundError) as e:
+            raise InputError(f"cannot read it: {e}") from None
+        try:
+            return score_csv(str(local), test_path, text_column, label_column, classes)
+        except InputError:
+            raise
+        except Exception as e:  # a broken SavedModel: TensorFlow's own error types
+            raise InputError(f"cannot load it: {type(e).__name__}: {e}") from None
+
+
+def _live_storage_uri(namespace: str, name: str) -> str | None:
+    """The live InferenceService's storageUri, on a cluster (None here or when absent)."""
+    if "KUBERNETES_SERVICE_HOST" not in os.environ:
+        return None
+    from textcnn.cluster import inference_service as isvc
+    from textcnn.cluster.kube import custom_object_getter
+
+    obj = custom_object_getter(isvc.GROUP, isvc.VERSION, isvc.PLURAL, namespace, name, missing={})()
+    predictor = obj.get("spec", {}).get("predictor", {})
+    if "model" in predictor:
+        return str(predictor["model"].get("storageUri"))
+    for c in predictor.get("containers", []):
+        for e in c.get("env", []):
+            if e.get("name") == "STORAGE_URI":
+                return str(e.get("value"))
+    return None
+
+
+def run(
+    metadata_store: str,
+    run_name: str,
+    namespace: str,
+    isvc_name: str,
+    model_id: int,
+    model_uri: str,
+    prepared_dir: str,
+    metrics_dir: str,
+    test_path: str,
+    text_column: str,
+    label_column: str,
+    gate_metric: str = "accuracy",
+    min_improvement: float = 0.0,
+    force_deploy: bool = False,
+    deploy: bool = True,
+) -> dict[str, str]:
+    """Compare the candidate (its evaluate metrics in METRICS_DIR) with the model that
+    serves ISVC_NAME in NAMESPACE per ML Metadata, scored on the same test CSV; record the
+    verdict and output `decision` and `reason`."""
+    if gate_metric not in ("accuracy", "macro_f1"):
+        raise InputError(f"--gate_metric {gate_metric!r}: use accuracy or macro_f1")
+    key = registry.endpoint_key(namespace, isvc_name)
+    candidate = json.loads(storage.read_text(storage.join(metrics_dir, "metrics.json")))
+    if not deploy:
+        decision, reason = SKIP, "deploy is off (--deploy no)"
+        print(json.dumps({"decision": decision, "reason": reason}))
+        return {"decision": decision, "reason": reason}
+    current = registry.serving(metadata_store, key)
+    serving_score: float | None = None
+    why_none = f"nothing serves {key} yet"
+    notes: list[str] = []
+    if current is not None:
+        live = _live_storage_uri(namespace, isvc_name)
+        if live is not None and live.rstrip("/") != current.model_uri.rstrip("/"):
+            notes.append(
+                f"the live InferenceService serves {live}, ML Metadata says {current.model_uri}"
+                " (changed outside the pipeline?); comparing with ML Metadata's"
+            )
+        classes = read_json(Path(prepared_dir) / "labels.json", ("classes",), "prepare-data")
+        try:
+            scored = _score_serving(
+                current.model_uri, test_path, text_column, label_column, classes["classes"]
+            )
+            serving_score = float(scored[gate_metric])
+        except InputError as e:
+            why_none = (
+                f"the serving model {current.model_uri} (id {current.model_id}) cannot be "
+                f"evaluated, so nothing usable serves: {e}"
+            )
+    decision, reason = decide(
+        gate_metric,
+        float(candidate[gate_metric]),
+        serving_score,
+        min_improvement,
+        force_deploy,
+        why_none,
+    )
+    reason = "; ".join([reason, *notes])
+    serving_id = current.model_id if current is not None else -1
+    metadata.record_execution(
+        metadata_store,
+        run_name=run_name,
+        type_name="Gate",
+        properties={"gate_metric": gate_metric, "min_improvement": min_improvement},
+        inputs=[model_id, *([serving_id] if serving_id >= 0 and serving_id != model_id else [])],
+        outputs=[
+            (
+                registry.BLESSING,
+                model_uri,
+                {
+                    "decision": decision,
+                    "reason": reason,
+                    "gate_metric": gate_metric,
+                    "candidate": float(candidate[gate_metric]),
+                    "serving": -1.0 if serving_score is None else serving_score,
+                    "serving_model_id": serving_id,
+                    "forced": force_deploy,
+                },
+            )
+        ],
+    )
+    print(json.dumps({"decision": decision, "reason": reason}))
+    return {"decision": decision, "reason": reason}

@@ -1,0 +1,221 @@
+"""gate: the candidate against the model that serves now, both scored on this test set,
+with the verdict recorded in ML Metadata (real models, a real SQLite store)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import SMALL, make_texts, run_pipeline, run_train, write_inputs
+
+from textcnn import metadata, registry
+from textcnn.steps import evaluate, gate
+from workflows.dag import templates
+
+KEY = "default/textcnn"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A good model, and a bad one (a learning rate too small to learn anything)."""
+    root = tmp_path_factory.mktemp("gate")
+    good, bad = root / "good", root / "bad"
+    run_train(write_inputs(good), good, epochs=3)
+    run_train(write_inputs(bad, learning_rate=1e-7), bad, epochs=1)
+    texts, labels = make_texts(200, seed=11)
+    with (root / "test.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([("text", "label"), *zip(texts, labels, strict=True)])
+    for folder in (good, bad):
+        evaluate.run(
+            model_dir=str(folder / "model"),
+            prepared_dir=str(folder / "prepared"),
+            test_path=str(root / "test.csv"),
+            text_column="text",
+            label_column="label",
+            metrics_dir=str(folder / "metrics"),
+        )
+    return {"good": good, "bad": bad, "test": root / "test.csv"}
+
+
+def accuracy(folder: Path) -> float:
+    return float(json.loads((folder / "metrics" / "metrics.json").read_text())["accuracy"])
+
+
+def model_id(store: str, folder: Path) -> int:
+    return metadata.record_artifact(
+        store, run_name="wf-old", type_name="Model", uri=str(folder / "model"), properties={}
+    )
+
+
+def serve(store: str, folder: Path) -> int:
+    """Record `folder`'s model as what the endpoint serves, as a deploy would."""
+    mid = model_id(store, folder)
+    registry.record_serving(
+        store,
+        run_name="wf-old",
+        key=KEY,
+        model_id=mid,
+        model_uri=str(folder / "model"),
+        url="http://127.0.0.1:1",
+    )
+    return mid
+
+
+def run_gate(store: str, models: dict[str, Path], candidate: str, **options: object) -> dict:
+    folder = models[candidate]
+    return gate.run(
+        metadata_store=store,
+        run_name="wf-new",
+        namespace="default",
+        isvc_name="textcnn",
+        model_id=model_id(store, folder),
+        model_uri=str(folder / "model"),
+        prepared_dir=str(folder / "prepared"),
+        metrics_dir=str(folder / "metrics"),
+        test_path=str(models["test"]),
+        text_column="text",
+        label_column="label",
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def blessing(store: str) -> dict:
+    (found,) = [
+        a for a in metadata.lineage(store, "wf-new")["artifacts"] if a["type"] == "Blessing"
+    ]
+    return found
+
+
+def test_the_fixture_models_differ(models: dict[str, Path]) -> None:
+    assert accuracy(models["good"]) > 0.9 and accuracy(models["bad"]) < 0.75
+
+
+def test_nothing_serving_yet_deploys(models: dict[str, Path], tmp_path: Path) -> None:
+    store = f"sqlite:{tmp_path / 'md.sqlite'}"
+    out = run_gate(store, models, "good")
+    assert out["decision"] == "deploy" == templates.DEPLOY == gate.DEPLOY
+    assert out["reason"].startswith(f"nothing serves {KEY} yet; candidate accuracy 0.")
+
+
+def test_a_worse_model_is_skipped_with_both_figures(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    store = f"sqlite:{tmp_path / 'md.sqlite'}"
+    serving_id = serve(store, models["good"])
+    out = run_gate(store, models, "bad")
+    good, bad = accuracy(models["good"]), accuracy(models["bad"])
+    assert out["decision"] == "skip"
+    assert f"candidate accuracy {bad:.4f}, serving {good:.4f}" in out["reason"]
+    # The blessing links both models, with the figures.
+    found = blessing(store)
+    props = found["properties"]
+    assert (props["decision"], props["serving_model_id"]) == ("skip", serving_id)
+    assert props["candidate"] == pytest.approx(bad) and props["serving"] == pytest.approx(good)
+    graph = metadata.lineage(store, "wf-new")
+    (execution,) = [e for e in graph["executions"] if e["type"] == "Gate"]
+    inputs = {
+        e["artifact_id"]
+        for e in graph["events"]
+        if e["execution_id"] == execution["id"] and e["type"] == "INPUT"
+    }
+    assert serving_id in inputs and len(inputs) == 2
+    # The endpoint still serves the good model.
+    now = registry.serving(store, KEY)
+    assert now is not None and now.model_id == serving_id
+
+
+def test_force_deploy_and_margins(models: dict[str, Path], tmp_path: Path) -> None:
+    store = f"sqlite:{tmp_path / 'md.sqlite'}"
+    serve(store, models["good"])
+    forced = run_gate(store, models, "bad", force_deploy=True)
+    assert forced["decision"] == "deploy" and forced["reason"].startswith("forced")
+    # The same model again is at least as good; with a margin it is not enough.
+    assert run_gate(store, models, "good")["decision"] == "deploy"
+    strict = run_gate(store, models, "good", min_improvement=0.01)
+    assert strict["decision"] == "skip" and "needed" in strict["reason"]
+    by_f1 = run_gate(store, models, "bad", gate_metric="macro_f1")
+    assert by_f1["decision"] == "skip" and "candidate macro_f1" in by_f1["reason"]
+
+
+def test_a_serving_model_that_cannot_be_loaded_counts_as_nothing(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    store = f"sqlite:{tmp_path / 'md.sqlite'}"
+    broken = tmp_path / "broken"
+    shutil.copytree(models["good"], broken)
+    serve(store, broken)
+    (broken / "model" / "1" / "saved_model.pb").write_text("not a SavedModel")
+    out = run_gate(store, models, "bad")
+    assert out["decision"] == "deploy"
+    assert "cannot be evaluated, so nothing usable serves: cannot load it" in out["reason"]
+    shutil.rmtree(broken)  # a deleted folder, as a deleted bucket
+    out = run_gate(store, models, "bad")
+    assert out["decision"] == "deploy" and "cannot be evaluated" in out["reason"]
+
+
+def test_deploy_off_skips_without_scoring(models: dict[str, Path], tmp_path: Path) -> None:
+    store = f"sqlite:{tmp_path / 'md.sqlite'}"
+    out = run_gate(store, models, "good", deploy=False)
+    assert out == {"decision": "skip", "reason": "deploy is off (--deploy no)"}
+
+
+@pytest.mark.parametrize(
+    ("candidate", "serving", "margin", "force", "decision"),
+    [
+        (0.8, None, 0.0, False, "deploy"),
+        (0.8, 0.8, 0.0, False, "deploy"),
+        (0.79, 0.8, 0.0, False, "skip"),
+        (0.79, 0.8, -0.02, False, "deploy"),  # a tolerated loss
+        (0.81, 0.8, 0.02, False, "skip"),
+        (0.5, 0.8, 0.0, True, "deploy"),
+    ],
+)
+def test_decision_table(
+    candidate: float, serving: float | None, margin: float, force: bool, decision: str
+) -> None:
+    assert gate.decide("accuracy", candidate, serving, margin, force)[0] == decision
+
+
+@pytest.mark.slow
+def test_runs_sharing_a_store_deploy_only_what_is_no_worse(
+    data_slice: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Three `python -m workflows run`s beside each other (one runs/metadata.sqlite)."""
+    train, test = data_slice
+    data = ["--train_data_path", str(train), "--test_data_path", str(test), *SMALL]
+    store = f"sqlite:{tmp_path / 'metadata.sqlite'}"
+
+    def run(name: str, *options: str) -> dict:
+        proc = run_pipeline(tmp_path / name, *data, *options)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        found = json.loads((tmp_path / name / "run.json").read_text())
+        assert f"gate: {found['outputs']['gate_decision']} (" in proc.stdout
+        return found
+
+    first = run("first", "--epochs", "4")
+    assert first["metadata"] == store
+    assert first["outputs"]["gate_decision"] == "deploy"
+    assert first["outputs"]["gate_reason"].startswith("nothing serves default/textcnn yet")
+    deployed = registry.serving(store, KEY)
+    assert deployed is not None and deployed.model_uri == first["artifacts"]["model"]
+    assert deployed.metrics["accuracy"] == pytest.approx(first["metrics"]["accuracy"])
+
+    worse = run("worse", "--num_words", "50", "--epochs", "1")
+    assert worse["status"] == "Succeeded"  # a skipped deploy is no failure
+    assert worse["outputs"]["gate_decision"] == "skip"
+    reason = worse["outputs"]["gate_reason"]
+    assert f"candidate accuracy {worse['metrics']['accuracy']:.4f}, serving" in reason
+    assert worse["steps"]["deploy-tensorflow"]["status"] == "Skipped"
+    assert worse["steps"]["deploy-wait"]["status"] == "Omitted"
+    now = registry.serving(store, KEY)
+    assert now is not None and now.model_id == deployed.model_id  # still the first model
+
+    forced = run("forced", "--num_words", "50", "--epochs", "1", "--force_deploy", "yes")
+    assert forced["outputs"]["gate_decision"] == "deploy"
+    assert forced["outputs"]["gate_reason"].startswith("forced (--force_deploy)")
+    now = registry.serving(store, KEY)
+    assert now is not None and now.model_uri == forced["artifacts"]["model"]
+    print(first["outputs"]["gate_reason"], reason, forced["outputs"]["gate_reason"], sep="\n")

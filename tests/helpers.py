@@ -7,6 +7,8 @@
   or returned in order;
 - `simulate`: the phase of every DAG task for given parameters (and gate decision), by
   the DAG rules of workflows.expressions (the ones the local runner and the lint use);
+- `stand_in_context`: what the local runner hands a stand-in;
+- `save_toy`: a tiny SavedModel with the serving signature (labels by cue words);
 - `children`: this process's child processes, read from /proc (see the `no_orphans`
   fixture).
 """
@@ -24,11 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from textcnn.model import ModelConfig
 from textcnn.steps import train
 from textcnn.text import make_vectorizer
 from workflows.expressions import Depends, evaluate_when
+from workflows.local.plan import StandInContext
+from workflows.local.store import open_store
 from workflows.local.substitution import substitute
 
 REPO = Path(__file__).resolve().parents[1]
@@ -264,4 +269,59 @@ def run_pipeline(out: Path, *options: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env=pipeline_env(),
+    )
+
+
+TOY_CUES = {"neg": ["bad", "awful"], "pos": ["good", "great"]}
+
+
+class ToyClassifier(tf.Module):
+    """Scores each class by how many of its cue words a text holds (softmax over counts)."""
+
+    def __init__(self, cues: dict[str, list[str]]) -> None:
+        super().__init__()
+        self.names = tf.constant(list(cues))
+        self.tables = [
+            tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(words, [1.0] * len(words)), 0.0
+            )
+            for words in cues.values()
+        ]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        tokens = tf.strings.split(tf.strings.lower(text))
+        counts = tf.stack([tf.reduce_sum(t.lookup(tokens), axis=1) for t in self.tables], axis=1)
+        scores = tf.nn.softmax(counts)
+        return {
+            "scores": scores,
+            "classes": tf.tile(self.names[tf.newaxis, :], [tf.shape(text)[0], 1]),
+            "label": tf.gather(self.names, tf.argmax(scores, axis=1)),
+        }
+
+
+def save_toy(path: Path, cues: dict[str, list[str]] = TOY_CUES) -> Path:
+    module = ToyClassifier(cues)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    return path
+
+
+def stand_in_context(
+    tmp_path: Path, manifest: str | None, args: list[str] | None = None
+) -> StandInContext:
+    """What the runner gives a stand-in, for a task run in `tmp_path`."""
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    log = tmp_path / "logs" / "task.log"
+    log.touch()
+    return StandInContext(
+        task="task",
+        template={"container": {"args": args or []}},
+        manifest=manifest,
+        parameters={},
+        workflow_name="wf-1",
+        output_dir=tmp_path,
+        pod_dir=tmp_path / "pod",
+        log_path=log,
+        store=open_store(str(tmp_path / "artifacts")),
+        env=dict(os.environ),
     )

@@ -56,9 +56,9 @@ def test_local_run_trains_evaluates_and_records_lineage(
 
     metrics = run["metrics"]
     assert 0.5 < metrics["accuracy"] <= 1 and 0 < metrics["macro_f1"] <= 1
-    written = json.loads(next(out.glob("artifacts/*/metrics/metrics.json")).read_text())
+    written = json.loads(next(out.parent.glob("artifacts/*/metrics/metrics.json")).read_text())
     assert written["accuracy"] == pytest.approx(metrics["accuracy"])
-    report = next(out.glob("artifacts/*/metrics/report.html")).read_text()
+    report = next(out.parent.glob("artifacts/*/metrics/report.html")).read_text()
     assert f"{metrics['accuracy']:.4f}" in report and "<polyline" in report
 
     # Deployed on a local KServe server that answered the smoke prediction, then stopped.
@@ -163,7 +163,7 @@ def test_a_failing_step_stops_the_run_and_names_its_log(
     assert run["steps"]["record-status"]["status"] == "Succeeded"
     status = lineage(run["metadata"], run["workflow_name"])["run_properties"]
     assert status["status"] == "Failed" and "dataset-metadata" in status["message"]
-    assert not list(out.glob("artifacts/*/model"))
+    assert not list(out.parent.glob("artifacts/*/model"))
 
 
 @pytest.mark.slow
@@ -180,7 +180,7 @@ def test_a_test_set_with_an_unseen_label_fails_before_training(
     assert "labels ['meh'] in column 'label' (rows 32" in run["steps"]["prepare-data"]["message"]
     assert str(test) in run["steps"]["prepare-data"]["message"]
     assert run["steps"]["train"]["status"] == "Omitted"
-    assert not list(out.glob("artifacts/*/model")) and not list(out.glob("pods/train"))
+    assert not list(out.parent.glob("artifacts/*/model")) and not list(out.glob("pods/train"))
 
 
 def test_invalid_options_are_rejected_before_anything_runs(tmp_path: Path) -> None:
@@ -221,7 +221,7 @@ def test_artifacts_and_data_through_gcs(
     assert storage.exists(f"{model}/1/saved_model.pb")
     metrics = json.loads(storage.read_text(f"{artifact_root}/{wf}/metrics/metrics.json"))
     assert metrics["accuracy"] == pytest.approx(run["metrics"]["accuracy"])
-    assert not (out / "artifacts").exists()  # nothing went to the local store
+    assert not (out.parent / "artifacts").exists()  # nothing went to the local store
 
     graph = lineage(run["metadata"], wf)
     uris = {a["type"]: a["uri"] for a in graph["artifacts"] if a["type"] != "Dataset"}

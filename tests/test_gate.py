@@ -183,9 +183,11 @@ def test_decision_table(
 def test_runs_sharing_a_store_deploy_only_what_is_no_worse(
     data_slice: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """Three `python -m workflows run`s beside each other (one runs/metadata.sqlite)."""
+    """Three `python -m workflows run`s beside each other (one runs/metadata.sqlite), on
+    KServe's Serverless mode; the forced one rolls out as a canary."""
     train, test = data_slice
     data = ["--train_data_path", str(train), "--test_data_path", str(test), *SMALL]
+    data += ["--serving_deployment_mode", "Serverless"]
     store = f"sqlite:{tmp_path / 'metadata.sqlite'}"
 
     def run(name: str, *options: str) -> dict:
@@ -213,9 +215,21 @@ def test_runs_sharing_a_store_deploy_only_what_is_no_worse(
     now = registry.serving(store, KEY)
     assert now is not None and now.model_id == deployed.model_id  # still the first model
 
-    forced = run("forced", "--num_words", "50", "--epochs", "1", "--force_deploy", "yes")
+    forced = run(
+        "forced",
+        *("--num_words", "50", "--epochs", "1", "--force_deploy", "yes"),
+        *("--canary_traffic_percent", "10"),
+    )
     assert forced["outputs"]["gate_decision"] == "deploy"
     assert forced["outputs"]["gate_reason"].startswith("forced (--force_deploy)")
+    # The canary answered its probes as the model does offline, and was promoted.
+    assert forced["steps"]["canary-check"]["outputs"]["verdict"] == "promoted"
     now = registry.serving(store, KEY)
     assert now is not None and now.model_uri == forced["artifacts"]["model"]
-    print(first["outputs"]["gate_reason"], reason, forced["outputs"]["gate_reason"], sep="\n")
+    print(
+        first["outputs"]["gate_reason"],
+        reason,
+        forced["outputs"]["gate_reason"],
+        forced["steps"]["canary-check"]["outputs"]["reason"],
+        sep="\n",
+    )

@@ -45,10 +45,11 @@ def test_an_owner_reference_needs_the_workflow_finalizers() -> None:
     assert rbac.OWNER_REFERENCE not in rbac.template_rules([resource("create")])
 
 
-def test_the_step_code_reads_the_tfjob_and_the_inference_service() -> None:
+def test_the_step_code_reads_the_tfjob_and_reads_and_patches_the_inference_service() -> None:
     assert rbac.code_rules() == {
         ("kubeflow.org", "tfjobs", "get"),
         ("serving.kserve.io", "inferenceservices", "get"),
+        ("serving.kserve.io", "inferenceservices", "patch"),  # the canary check
     }
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
+from helpers import TOY_CUES, save_toy
 from prometheus_client.parser import text_string_to_metric_families
 
 from textcnn.errors import InputError
@@ -29,39 +30,6 @@ from textcnn.serving import MAX_BODY_BYTES, MAX_TEXTS, LocalServer, build_app, l
 
 # KServe's own endpoints return ORJSONResponse, which FastAPI now deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
-
-TOY_CUES = {"neg": ["bad", "awful"], "pos": ["good", "great"]}
-
-
-class ToyClassifier(tf.Module):
-    """Scores each class by how many of its cue words a text holds (softmax over counts)."""
-
-    def __init__(self, cues: dict[str, list[str]]) -> None:
-        super().__init__()
-        self.names = tf.constant(list(cues))
-        self.tables = [
-            tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(words, [1.0] * len(words)), 0.0
-            )
-            for words in cues.values()
-        ]
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
-        tokens = tf.strings.split(tf.strings.lower(text))
-        counts = tf.stack([tf.reduce_sum(t.lookup(tokens), axis=1) for t in self.tables], axis=1)
-        scores = tf.nn.softmax(counts)
-        return {
-            "scores": scores,
-            "classes": tf.tile(self.names[tf.newaxis, :], [tf.shape(text)[0], 1]),
-            "label": tf.gather(self.names, tf.argmax(scores, axis=1)),
-        }
-
-
-def save_toy(path: Path, cues: dict[str, list[str]] = TOY_CUES) -> Path:
-    module = ToyClassifier(cues)
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
-    return path
 
 
 def in_process(version_dir: Path, texts: Sequence[str]) -> dict[str, np.ndarray]:

@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from helpers import stand_in_context as context
 
 from textcnn import metadata
 from workflows.dag import templates
 from workflows.dag.inference_service import build_inference_service, inference_service_yaml
 from workflows.errors import WorkflowError
-from workflows.local.plan import StandInContext
 from workflows.local.stand_ins import LocalKServe
-from workflows.local.store import open_store
-
-
-def context(tmp_path: Path, manifest: str | None, args: list[str] | None = None) -> StandInContext:
-    (tmp_path / "logs").mkdir(exist_ok=True)
-    log = tmp_path / "logs" / "task.log"
-    log.touch()
-    return StandInContext(
-        task="task",
-        template={"container": {"args": args or []}},
-        manifest=manifest,
-        parameters={},
-        workflow_name="wf-1",
-        output_dir=tmp_path,
-        pod_dir=tmp_path / "pod",
-        log_path=log,
-        store=open_store(str(tmp_path / "artifacts")),
-        env=dict(os.environ),
-    )
 
 
 def manifest(storage_uri: str, **overrides: object) -> str:
@@ -49,7 +29,7 @@ def test_an_invalid_service_is_rejected_and_nothing_is_served(tmp_path: Path) ->
     kserve = LocalKServe()
     with pytest.raises(WorkflowError, match="canaryTrafficPercent"):
         kserve.apply(context(tmp_path, manifest(str(tmp_path), canaryTrafficPercent=150)))
-    assert kserve.servers == {}
+    assert kserve.servers == []
 
 
 def test_a_model_that_fails_to_load_fails_the_wait_with_the_server_log(tmp_path: Path) -> None:
@@ -76,5 +56,5 @@ def test_a_model_that_fails_to_load_fails_the_wait_with_the_server_log(tmp_path:
             kserve.wait(context(tmp_path, None, args))
     finally:
         kserve.stop()
-    assert kserve.servers == {}
+    assert kserve.servers == []
     assert not [a for a in metadata.lineage(store, "wf-1")["artifacts"] if a["type"] == "Endpoint"]

@@ -604,6 +604,6 @@ def test_pipeline_trains_on_a_local_two_worker_tfjob(tmp_path: Path) -> None:
     assert sorted(p.relative_to(model) for p in model.rglob("*")) == sorted(
         p.relative_to(claim / "model") for p in (claim / "model").rglob("*")
     )
-    training = json.loads(next(out.glob("artifacts/*/training/training.json")).read_text())
+    training = json.loads(next(out.parent.glob("artifacts/*/training/training.json")).read_text())
     assert (training["strategy"], training["replicas"]) == ("MultiWorkerMirroredStrategy", 3)
     assert 0.5 < run["metrics"]["accuracy"] <= 1

@@ -77,10 +77,12 @@ def _run(args: argparse.Namespace) -> int:
         store = f"sqlite:{out.parent / 'metadata.sqlite'}"
         overrides = {} if args.metadata_store else {"metadata_store": store}
         params = PipelineParams.from_namespace(args, **overrides)
-        artifact_root = args.artifact_root or str(out / "artifacts")
+        # Beside the run folders too, as a bucket: a model outlives its run's folder.
+        artifact_root = args.artifact_root or str(out.parent / "artifacts")
         template = pipeline.render(params, pipeline.Rendering.from_namespace(args))[0]
         name = None
-    kserve = LocalKServe()
+    # The endpoint outlives a run, as on a cluster: its state is kept beside the runs.
+    kserve = LocalKServe(state_dir=out.parent / "inferenceservices")
     try:
         with interruptible():
             result = run_workflow(

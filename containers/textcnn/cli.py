@@ -45,6 +45,7 @@ STEPS: dict[str, str] = {
         "log-training-metadata",
         "gate",
         "deploy-wait",
+        "canary-check",
         "record-status",
     )
 }

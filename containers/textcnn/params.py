@@ -289,6 +289,18 @@ class PipelineParams(BaseModel):
         ge=0,
         le=100,
     )
+    canary_probes: int = _opt(
+        50,
+        "Probe predictions the canary check sends to the canary and to the previous "
+        "revision (texts of the test set).",
+        ge=1,
+        le=1000,
+    )
+    canary_max_latency_ms: float = _opt(
+        500.0,
+        "The canary passes only with a p99 probe latency within this many milliseconds.",
+        gt=0.0,
+    )
     serving_min_replicas: int = _opt(
         1,
         "Minimum predictor replicas; 0 (scale to zero) needs serving_deployment_mode Serverless.",

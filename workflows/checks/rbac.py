@@ -11,7 +11,8 @@ Three sources, each from upstream's own rules (argo-workflows v3.7.18 and v4.0):
   with `blockOwnerDeletion: true`, which the OwnerReferencesPermissionEnforcement
   admission plugin allows only to whoever may update the owner's finalizers;
 - the step code: every Kubernetes API call of the pod package goes through
-  `textcnn.cluster.kube.custom_object_getter`, a `get`; its calls are found in the source.
+  `textcnn.cluster.kube.custom_object_getter` (a `get`) or `custom_object_patcher` (a
+  `patch`); their calls are found in the source.
 
 `required_rules` gives (apiGroup, resource, verb) triples; `granted_rules` reads a Role.
 """
@@ -45,7 +46,8 @@ ACTION_VERBS: dict[str, frozenset[str]] = {
     "delete": frozenset({"delete"}),
 }
 OWNER_REFERENCE: Rule = ("argoproj.io", "workflows/finalizers", "update")
-GETTER = "custom_object_getter"  # textcnn.kube: the pod package's one API call, a get
+# textcnn.cluster.kube: the pod package's API calls, and the verb of each.
+CLIENT_CALLS = {"custom_object_getter": "get", "custom_object_patcher": "patch"}
 _TAG = re.compile(r"\{\{[^{}]*\}\}")
 
 
@@ -85,12 +87,14 @@ def _constant(node: ast.expr, module: Any) -> str:
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         return str(getattr(getattr(module, node.value.id), node.attr))
     raise ValueError(
-        f"{module.__name__}: {GETTER} needs a literal or a module constant, not {ast.unparse(node)}"
+        f"{module.__name__}: {', '.join(CLIENT_CALLS)} need a literal or a module constant, "
+        f"not {ast.unparse(node)}"
     )
 
 
 def code_rules(package: str = "textcnn") -> set[Rule]:
-    """The rights the pod package's code needs: one `get` per custom resource it reads."""
+    """The rights the pod package's code needs: a `get` per custom resource it reads, a
+    `patch` per one it patches."""
     root = Path(importlib.import_module(package).__file__ or "").parent
     rules: set[Rule] = set()
     for path in sorted(root.rglob("*.py")):
@@ -98,7 +102,9 @@ def code_rules(package: str = "textcnn") -> set[Rule]:
         calls = [
             n
             for n in ast.walk(tree)
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == GETTER
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Name)
+            and n.func.id in CLIENT_CALLS
         ]
         if not calls:
             continue
@@ -106,7 +112,8 @@ def code_rules(package: str = "textcnn") -> set[Rule]:
         module = importlib.import_module(name.removesuffix(".__init__"))
         for call in calls:
             group, _, plural = (_constant(a, module) for a in call.args[:3])
-            rules.add((group, plural, "get"))
+            assert isinstance(call.func, ast.Name)
+            rules.add((group, plural, CLIENT_CALLS[call.func.id]))
     return rules
 
 

@@ -31,6 +31,9 @@ INTEGER_FIELDS = ("minReplicas", "maxReplicas", "canaryTrafficPercent")
 RUNTIMES = ("tensorflow", "custom")
 DEPLOYMENT_MODES = ("RawDeployment", "Serverless")
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
+# Each revision gets its own URL (tags latest and prev): the canary check probes them
+# (textcnn.cluster.canary.TAG_ROUTING). KServe acts on it in Serverless mode only.
+TAG_ROUTING = "serving.kserve.io/enable-tag-routing"
 MODEL_MOUNT = "/mnt/models"  # where the storage initializer puts the model
 PORT = 8080
 
@@ -106,7 +109,7 @@ def build_inference_service(
     }
     if canary_traffic_percent is not None:
         predictor["canaryTrafficPercent"] = canary_traffic_percent
-    annotations = {DEPLOYMENT_MODE: deployment_mode}
+    annotations = {DEPLOYMENT_MODE: deployment_mode, TAG_ROUTING: "true"}
     if runtime == "tensorflow":
         predictor["model"] = {
             "modelFormat": {"name": "tensorflow"},

@@ -265,6 +265,13 @@ def build_dag(existing_claim: str = "") -> tuple[DAG, list[Container | Resource]
         depends=f"({join_branches([d.name for d in deploys])}) && {lineage.name}",
         arguments=[lineage.get_parameter(t.MODEL_ID), lineage.get_parameter(t.MODEL_URI)],
     )
+    # Serverless canary: probe it, then promote it or roll it back.
+    canary = _task(
+        t.canary_check(),
+        depends=after(deploy_wait),
+        when=f"{wp('canary_traffic_percent')} < 100",
+        arguments=[lineage.get_parameter(t.MODEL_ID), lineage.get_parameter(t.MODEL_URI)],
+    )
     tasks = [
         validate,
         ds_train,
@@ -279,6 +286,7 @@ def build_dag(existing_claim: str = "") -> tuple[DAG, list[Container | Resource]
         gate,
         *deploys,
         deploy_wait,
+        canary,
     ]
     dag = DAG(
         name=ENTRYPOINT,

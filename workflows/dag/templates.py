@@ -58,6 +58,7 @@ MODEL_ID = "model_id"
 ENDPOINT = "endpoint"
 DECISION, REASON = "decision", "reason"  # the gate's outputs
 DEPLOY = "deploy"  # the gate's decision to deploy (textcnn.steps.gate.DEPLOY)
+VERDICT = "verdict"  # the canary check's: promoted (a rollback fails the step)
 SERVING_ACCOUNT = "textcnn-serving"  # manifests/rbac.yaml: reads the model bucket
 TFJOB_NAME = "name"  # the created TFJob's name, read back by the resource template
 CLAIM = "claim"  # the shared volume's claim name, an input of the TFJob branch's templates
@@ -550,6 +551,28 @@ def deploy_wait() -> Container:
         input_parameters=[MODEL_ID, MODEL_URI],
         output_parameters=[ENDPOINT],
         resources=pod_resources("100m", "256Mi", "512Mi"),
+    )
+
+
+def canary_check() -> Container:
+    """Probe the canary revision; promote it or roll it back (textcnn.cluster.canary)."""
+    return step_template(
+        "canary-check",
+        "canary-check",
+        step_args(
+            "canary-check",
+            name=wp("isvc_name"),
+            namespace="{{workflow.namespace}}",
+            model_id=inputs_parameter(MODEL_ID),
+            model_uri=inputs_parameter(MODEL_URI),
+            model_dir=input_path("model"),
+            timeout_s=wp("deploy_timeout_seconds"),
+        ),
+        display_name="Canary: probe, then promote or roll back",
+        input_parameters=[MODEL_ID, MODEL_URI],
+        inputs=["model"],
+        output_parameters=[VERDICT, REASON],
+        resources=pod_resources("500m", "1Gi", "2Gi"),
     )
 
 

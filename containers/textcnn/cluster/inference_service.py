@@ -225,10 +225,12 @@ def finish(
     generation: int,
     timeout_s: float,
     poll_s: float,
+    canary_traffic_percent: int = 100,
 ) -> dict[str, str]:
     """The deploy-wait step over any source of the InferenceService object (the API
     server, or the local runner's stand-in): once it serves and answers, the endpoint and
-    the registry's serving record name the new model."""
+    (unless it is a canary, which the canary check promotes) the registry's serving
+    record name the new model."""
     if generation < 0:
         raise InputError(
             f"--generation {generation}: give the InferenceService's "
@@ -248,12 +250,13 @@ def finish(
             "model_name": model_name,
         },
     )
-    registry.record_serving(
-        metadata_store,
-        run_name=run_name,
-        key=registry.endpoint_key(namespace, name),
-        model_id=model_id,
-        model_uri=model_uri,
-        url=url,
-    )
+    if canary_traffic_percent >= 100:
+        registry.record_serving(
+            metadata_store,
+            run_name=run_name,
+            key=registry.endpoint_key(namespace, name),
+            model_id=model_id,
+            model_uri=model_uri,
+            url=url,
+        )
     return {"endpoint": url}

@@ -1,4 +1,4 @@
-"""Reading a custom resource from the Kubernetes API, for the steps that wait on one."""
+"""The Kubernetes API calls of the steps: reading a custom resource, and patching one."""
 
 from __future__ import annotations
 
@@ -41,3 +41,24 @@ def custom_object_getter(
             raise
 
     return get
+
+
+def custom_object_patcher(
+    group: str, version: str, plural: str, namespace: str, name: str
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A function applying a JSON merge patch to the object; returns the patched object."""
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+    api = client.CustomObjectsApi()
+
+    def patch(body: dict[str, Any]) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            api.patch_namespaced_custom_object(group, version, namespace, plural, name, body),
+        )
+
+    return patch

@@ -18,6 +18,7 @@ def run(
     generation: int = 0,
     timeout_s: int = 900,
     poll_s: float = 10.0,
+    canary_traffic_percent: int = 100,
 ) -> dict[str, str]:
     """Wait for InferenceService NAME in NAMESPACE to serve spec GENERATION, send one
     prediction to MODEL_NAME (the InferenceService name for KServe's runtimes), record the
@@ -47,4 +48,5 @@ def run(
         generation=generation,
         timeout_s=timeout_s,
         poll_s=poll_s,
+        canary_traffic_percent=canary_traffic_percent,
     )

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from textcnn import metadata, registry, storage
+from textcnn.cluster import inference_service as isvc
+from textcnn.cluster.kube import custom_object_getter
 from textcnn.errors import InputError
 from textcnn.evaluation import score_csv
 from textcnn.model import read_json
@@ -65,9 +67,6 @@ def _live_storage_uri(namespace: str, name: str) -> str | None:
     """The live InferenceService's storageUri, on a cluster (None here or when absent)."""
     if "KUBERNETES_SERVICE_HOST" not in os.environ:
         return None
-    from textcnn.cluster import inference_service as isvc
-    from textcnn.cluster.kube import custom_object_getter
-
     obj = custom_object_getter(isvc.GROUP, isvc.VERSION, isvc.PLURAL, namespace, name, missing={})()
     predictor = obj.get("spec", {}).get("predictor", {})
     if "model" in predictor:

@@ -251,3 +251,23 @@ def test_run_rejects_a_negative_generation() -> None:
             timeout_s=1,
             poll_s=1,
         )
+
+
+@pytest.mark.parametrize("fixture", ["ready", "ready-raw-tensorflow"])
+def test_the_restore_patch_points_either_runtime_at_the_previous_model(fixture: str) -> None:
+    obj = recorded(fixture)
+    patch = deploy.restore_patch(obj, "gs://b/old/model")
+    predictor = copy.deepcopy(obj["spec"]["predictor"])
+    for key, value in patch["spec"]["predictor"].items():  # RFC 7386, one level deep here
+        predictor[key] = {**predictor[key], **value} if isinstance(value, dict) else value
+    if "model" in predictor:
+        assert predictor["model"]["storageUri"] == "gs://b/old/model"
+        assert predictor["model"]["modelFormat"] == obj["spec"]["predictor"]["model"]["modelFormat"]
+    else:
+        (env,) = [e for e in predictor["containers"][0]["env"] if e["name"] == "STORAGE_URI"]
+        assert env["value"] == "gs://b/old/model"
+        assert (
+            predictor["containers"][0]["image"]
+            == obj["spec"]["predictor"]["containers"][0]["image"]
+        )
+    assert obj["spec"]["predictor"] != predictor  # the object itself is left alone

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import requests
+from helpers import save_toy
 from helpers import stand_in_context as context
 
-from textcnn import metadata
+from textcnn import metadata, registry
+from textcnn.errors import FinalError
 from workflows.dag import templates
 from workflows.dag.inference_service import build_inference_service, inference_service_yaml
 from workflows.errors import WorkflowError
@@ -58,3 +61,54 @@ def test_a_model_that_fails_to_load_fails_the_wait_with_the_server_log(tmp_path:
         kserve.stop()
     assert kserve.servers == []
     assert not [a for a in metadata.lineage(store, "wf-1")["artifacts"] if a["type"] == "Endpoint"]
+
+
+@pytest.mark.usefixtures("no_orphans")
+def test_a_new_model_that_never_serves_gives_way_to_the_previous_one(tmp_path: Path) -> None:
+    """RawDeployment has no canary: when the new model fails, deploy-wait applies the
+    previous model again (a new revision), so the endpoint keeps serving."""
+    good = save_toy(tmp_path / "good" / "1").parent
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    store = f"sqlite:{tmp_path / 'mlmd.sqlite'}"
+
+    def wait_args(model: Path, model_id: int) -> list[str]:
+        return [
+            "--name=textcnn",
+            "--namespace=default",
+            "--model_name=textcnn",
+            f"--metadata_store={store}",
+            "--run_name=wf-1",
+            f"--model_id={model_id}",
+            f"--model_uri={model}",
+            "--timeout_s=120",
+        ]
+
+    ids = {
+        m: metadata.record_artifact(
+            store, run_name="wf-1", type_name="Model", uri=str(m), properties={}
+        )
+        for m in (good, broken)
+    }
+    kserve = LocalKServe()
+    try:
+        kserve.apply(context(tmp_path, manifest(str(good))))
+        kserve.wait(context(tmp_path, None, wait_args(good, ids[good])))
+        kserve.apply(context(tmp_path, manifest(str(broken))))
+        with pytest.raises(
+            FinalError, match=f"failed to load.*the previous model {good} .*applied"
+        ):
+            kserve.wait(context(tmp_path, None, wait_args(broken, ids[broken])))
+        served = kserve.object("textcnn")
+        assert served["metadata"]["generation"] == 3  # good, broken, good again
+        assert served["spec"]["predictor"]["model"]["storageUri"] == str(good)
+        answer = requests.post(
+            f"{served['status']['url']}/v1/models/textcnn:predict",
+            json={"instances": ["a great film"]},
+            timeout=10,
+        )
+        assert answer.json()["predictions"][0]["label"] == "pos"
+        now = registry.serving(store, "default/textcnn")
+        assert now is not None and (now.model_id, now.event) == (ids[good], "rolled back")
+    finally:
+        kserve.stop()

@@ -14,6 +14,7 @@ InferenceService spec.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -192,6 +193,20 @@ def smoke_test(url: str, model_name: str, texts: list[str]) -> dict[str, Any]:
     return body
 
 
+def restore_patch(obj: Mapping[str, Any], storage_uri: str) -> dict[str, Any]:
+    """The merge patch that points the service's predictor at `storage_uri` again (the
+    tensorflow runtime's `model.storageUri`, or the custom container's STORAGE_URI; a
+    merge patch replaces lists whole, so the containers go in whole)."""
+    predictor = json.loads(json.dumps(obj["spec"]["predictor"]))
+    if "model" in predictor:
+        return {"spec": {"predictor": {"model": {"storageUri": storage_uri}}}}
+    for container in predictor.get("containers", []):
+        for env in container.get("env", []):
+            if env.get("name") == "STORAGE_URI":
+                env["value"] = storage_uri
+    return {"spec": {"predictor": {"containers": predictor["containers"]}}}
+
+
 def record_endpoint(
     metadata_store: str,
     run_name: str,
@@ -226,19 +241,54 @@ def finish(
     timeout_s: float,
     poll_s: float,
     canary_traffic_percent: int = 100,
+    patch: Callable[[dict[str, Any]], Any] | None = None,
 ) -> dict[str, str]:
     """The deploy-wait step over any source of the InferenceService object (the API
     server, or the local runner's stand-in): once it serves and answers, the endpoint and
     (unless it is a canary, which the canary check promotes) the registry's serving
-    record name the new model."""
+    record name the new model.
+
+    A full rollout (no canary) that never serves: with `patch`, the model that served
+    before (the registry's) is applied again, so the endpoint keeps serving, and the step
+    fails saying so."""
     if generation < 0:
         raise InputError(
             f"--generation {generation}: give the InferenceService's "
             "metadata.generation after it was applied, or 0 for the current one"
         )
     generation = generation or int(get()["metadata"].get("generation", 1))
-    url = wait_ready(get, generation, timeout_s, poll_s)
-    smoke_test(url, model_name, SMOKE_TEXTS)
+    key = registry.endpoint_key(namespace, name)
+    try:
+        url = wait_ready(get, generation, timeout_s, poll_s)
+        smoke_test(url, model_name, SMOKE_TEXTS)
+    except (TimeoutError, RuntimeError) as e:  # FinalError is a RuntimeError too
+        previous = registry.serving(metadata_store, key)
+        if patch is None or canary_traffic_percent < 100 or previous is None:
+            raise
+        if previous.model_uri.rstrip("/") == model_uri.rstrip("/"):
+            raise
+        patch(restore_patch(get(), previous.model_uri))
+        restored = int(get()["metadata"].get("generation", generation + 1))
+        try:
+            wait_ready(get, restored, timeout_s, poll_s)
+        except (TimeoutError, RuntimeError) as again:
+            raise FinalError(
+                f"{e}; the previous model {previous.model_uri} was applied again but does "
+                f"not serve either: {again}"
+            ) from None
+        registry.record_serving(
+            metadata_store,
+            run_name=run_name,
+            key=key,
+            model_id=previous.model_id,
+            model_uri=previous.model_uri,
+            url=previous.url,
+            event="rolled back",
+        )
+        raise FinalError(
+            f"{e}; the previous model {previous.model_uri} (id {previous.model_id}) was "
+            "applied again and serves"
+        ) from None
     record_endpoint(
         metadata_store,
         run_name,

@@ -4,7 +4,7 @@ record the endpoint (the readiness rules are textcnn.cluster.inference_service's
 from __future__ import annotations
 
 from textcnn.cluster import inference_service as isvc
-from textcnn.cluster.kube import custom_object_getter
+from textcnn.cluster.kube import custom_object_getter, custom_object_patcher
 
 
 def run(
@@ -49,4 +49,5 @@ def run(
         timeout_s=timeout_s,
         poll_s=poll_s,
         canary_traffic_percent=canary_traffic_percent,
+        patch=custom_object_patcher(isvc.GROUP, isvc.VERSION, isvc.PLURAL, namespace, name),
     )

@@ -42,6 +42,17 @@ class Service:
     made: int = 0  # revisions made so far
 
 
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """RFC 7386: objects merge, anything else (lists too) replaces; null deletes."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
 def _storage_uri(doc: dict[str, Any]) -> str:
     predictor = doc["spec"]["predictor"]
     if "model" in predictor:
@@ -79,7 +90,10 @@ class LocalKServe:
     # -- the controller
 
     def apply(self, ctx: StandInContext) -> dict[str, str]:
-        doc = yaml.safe_load(ctx.manifest or "")
+        self._apply(yaml.safe_load(ctx.manifest or ""), ctx)
+        return {}
+
+    def _apply(self, doc: dict[str, Any], ctx: StandInContext) -> None:
         problems = validate_inference_service(doc)
         if problems:
             raise WorkflowError("InferenceService rejected: " + "; ".join(problems))
@@ -111,17 +125,27 @@ class LocalKServe:
                 f"InferenceService {name} (generation {doc['metadata']['generation']}): "
                 f"revision {new.name} at {new.url}; traffic {service.traffic}\n"
             )
-        return {}
 
-    def patch(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        """A merge patch of `spec.predictor.canaryTrafficPercent`: 100 promotes the canary,
-        0 rolls it back to the rolled-out revision."""
+    def patch(
+        self, name: str, body: dict[str, Any], ctx: StandInContext | None = None
+    ) -> dict[str, Any]:
+        """A JSON merge patch of `spec.predictor`. `canaryTrafficPercent` alone: 100
+        promotes the canary, 0 rolls it back to the rolled-out revision. Anything else (the
+        model's URI, with `ctx`): a new spec, so a new revision, as KServe makes one."""
         service = self._service(name)
-        percent = body.get("spec", {}).get("predictor", {}).get("canaryTrafficPercent")
-        if percent not in (0, 100) or set(body) != {"spec"}:
-            raise WorkflowError(
-                f"the local KServe patches canaryTrafficPercent 0 or 100 only: {body}"
-            )
+        if set(body) != {"spec"} or set(body["spec"]) != {"predictor"}:
+            raise WorkflowError(f"the local KServe patches spec.predictor only: {body}")
+        changes = body["spec"]["predictor"]
+        if set(changes) != {"canaryTrafficPercent"}:
+            if ctx is None:
+                raise WorkflowError("a new predictor spec needs the task's context")
+            doc = json.loads(json.dumps(service.doc))
+            _merge(doc["spec"]["predictor"], changes)
+            self._apply(doc, ctx)
+            return self.object(name)
+        percent = changes["canaryTrafficPercent"]
+        if percent not in (0, 100):
+            raise WorkflowError(f"canaryTrafficPercent {percent}: the local KServe takes 0 or 100")
         service.doc["spec"]["predictor"]["canaryTrafficPercent"] = percent
         service.doc["metadata"]["generation"] += 1
         latest = next(r for r, _, tag in service.traffic if tag == canary.CANARY_TAG)
@@ -201,7 +225,10 @@ class LocalKServe:
             return self.object(args["name"])
 
         outputs = inference_service.finish(
-            get, **{k: v for k, v in args.items() if k != "poll_s"}, poll_s=0.5
+            get,
+            **{k: v for k, v in args.items() if k != "poll_s"},
+            poll_s=0.5,
+            patch=lambda body: self.patch(args["name"], body, ctx),
         )
         with ctx.log_path.open("a") as out:
             out.write(f"endpoint {outputs['endpoint']} ready; smoke prediction answered\n")

@@ -41,6 +41,7 @@ def test_local_run_trains_evaluates_and_records_lineage(
         "tfjob",
         "tfjob-gpu",
         "deploy-custom",
+        "canary-check",  # a full rollout (canary_traffic_percent 100)
     }
     assert {n for n, s in statuses.items() if s == "Omitted"} == {
         "wait-tfjob",

@@ -75,6 +75,7 @@ def run_gate(store: str, models: dict[str, Path], candidate: str, **options: obj
         model_uri=str(folder / "model"),
         prepared_dir=str(folder / "prepared"),
         metrics_dir=str(folder / "metrics"),
+        report_dir=str(store.removeprefix("sqlite:") + ".gate"),
         test_path=str(models["test"]),
         text_column="text",
         label_column="label",
@@ -108,6 +109,8 @@ def test_a_worse_model_is_skipped_with_both_figures(
     out = run_gate(store, models, "bad")
     good, bad = accuracy(models["good"]), accuracy(models["bad"])
     assert out["decision"] == "skip"
+    written = json.loads((tmp_path / "md.sqlite.gate" / "gate.json").read_text())
+    assert written["figures"] == {"candidate accuracy": bad, "serving accuracy": good}
     assert f"candidate accuracy {bad:.4f}, serving {good:.4f}" in out["reason"]
     # The blessing links both models, with the figures.
     found = blessing(store)
@@ -214,6 +217,9 @@ def test_runs_sharing_a_store_deploy_only_what_is_no_worse(
     assert worse["steps"]["deploy-wait"]["status"] == "Omitted"
     now = registry.serving(store, KEY)
     assert now is not None and now.model_id == deployed.model_id  # still the first model
+    # The verdict is in the run's report (the gate artifact), beside the metrics.
+    report = (Path(worse["artifacts"]["gate"]) / "report.html").read_text()
+    assert "<h2>Deploy gate: skip</h2>" in report and "worse than the serving model" in report
 
     forced = run(
         "forced",

@@ -84,7 +84,10 @@ def test_options_reach_the_manifest() -> None:
         memory_limit="4Gi",
         deployment_mode="Serverless",
     )
-    assert doc["metadata"]["annotations"] == {"serving.kserve.io/deploymentMode": "Serverless"}
+    assert doc["metadata"]["annotations"] == {
+        "serving.kserve.io/deploymentMode": "Serverless",
+        "serving.kserve.io/enable-tag-routing": "true",  # the canary check's revision URLs
+    }
     predictor = doc["spec"]["predictor"]
     assert predictor["model"]["runtimeVersion"] == "2.20.0"
     assert (predictor["minReplicas"], predictor["maxReplicas"]) == (0, 3)
@@ -126,7 +129,8 @@ def test_canary_bounds_are_accepted(percent: int) -> None:
 
 def test_the_deployment_mode_is_explicit_and_raw_by_default() -> None:
     assert isvc()["metadata"]["annotations"] == {
-        "serving.kserve.io/deploymentMode": "RawDeployment"
+        "serving.kserve.io/deploymentMode": "RawDeployment",
+        "serving.kserve.io/enable-tag-routing": "true",
     }
     assert isvc(canary_traffic_percent=100)["spec"]["predictor"]["canaryTrafficPercent"] == 100
 

@@ -28,11 +28,16 @@ pytestmark = pytest.mark.usefixtures("no_orphans")
 class Runner:
     """A pipeline run in the background, its output in files (no pipe can fill up)."""
 
-    def __init__(self, out: Path, *options: str) -> None:
+    def __init__(self, out: Path, *options: str, resume: bool = False) -> None:
         self.out, self.log = out, out.parent / f"{out.name}.terminal"
+        command = (
+            [sys.executable, "-m", "workflows", "run", "--resume", str(out), *options]
+            if resume
+            else pipeline_command(out, *options)
+        )
         with self.log.open("w") as terminal:
             self.proc = subprocess.Popen(
-                pipeline_command(out, *options),
+                command,
                 cwd=REPO,
                 stdout=terminal,
                 stderr=subprocess.STDOUT,
@@ -166,10 +171,9 @@ def test_a_run_that_failed_at_evaluate_resumes_without_training_again(
     train_log = (out / "logs" / "train.log").read_text()
 
     flaky.write_bytes(test.read_bytes())  # the user mends the data
-    resumed = resume(out)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "Traceback" not in resumed.stdout + resumed.stderr
-    run = json.loads((out / "run.json").read_text())
+    resumed = Runner(out, "--keep_serving", resume=True)
+    resumed.wait_for(lambda: "serving textcnn at" in resumed.terminal(), "serving")
+    run = resumed.run_json()
     assert run["status"] == "Succeeded"
     assert run["workflow_name"] == failed["workflow_name"]
     assert run["parameters"] == failed["parameters"]
@@ -194,26 +198,18 @@ def test_a_run_that_failed_at_evaluate_resumes_without_training_again(
     assert props["status"] == "Succeeded" and props["attempts"] == 2
     assert [h["status"] for h in json.loads(props["history"])] == ["Failed", "Succeeded"]
 
+    # Row: SIGTERM while --keep_serving serves. Before: the model server stayed up.
+    assert requests.get(f"{run['endpoint']}/v1/models/textcnn", timeout=5).ok
+    resumed.proc.send_signal(signal.SIGTERM)
+    assert resumed.finish() == 143
+    assert "SIGTERM: stopped 1 model server" in resumed.terminal()
+    assert "Traceback" not in resumed.terminal()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{run['endpoint']}/v1/models/textcnn", timeout=2)
+
     # Nothing is left to resume.
     again = resume(out)
     assert again.returncode == 2 and "that run succeeded" in again.stderr
-
-
-@pytest.mark.slow
-def test_sigterm_while_serving_stops_the_server(
-    data_slice: tuple[Path, Path], tmp_path: Path
-) -> None:
-    # Row: SIGTERM with --keep_serving. Before: the model server stayed up.
-    out = tmp_path / "run"
-    runner = Runner(out, *slice_options(*data_slice), "--keep_serving")
-    runner.wait_for(lambda: "serving textcnn at" in runner.terminal(), "serving")
-    endpoint = runner.run_json()["endpoint"]
-    assert requests.get(f"{endpoint}/v1/models/textcnn", timeout=5).ok
-    runner.proc.send_signal(signal.SIGTERM)
-    assert runner.finish() == 143
-    assert "SIGTERM: stopped 1 model server" in runner.terminal()
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"{endpoint}/v1/models/textcnn", timeout=2)
 
 
 def _fifo(path: Path) -> Path:

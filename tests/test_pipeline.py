@@ -50,6 +50,7 @@ TASKS = [
     "deploy-tensorflow",
     "deploy-custom",
     "deploy-wait",
+    "canary-check",
 ]
 # The task that produces the `model` and `training` artifacts in each training branch.
 TRAINERS = ("train", "train-gpu", "collect-model")
@@ -62,6 +63,7 @@ ARTIFACTS = {
     "model",
     "training",
     "metrics",
+    "gate",
 }
 REF = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 
@@ -230,6 +232,12 @@ def test_the_gate_decides_whether_the_deploy_tasks_run(
     assert phases["deploy-tensorflow"] == ("Succeeded" if deployed else "Skipped")
     assert phases["deploy-custom"] == "Skipped"
     assert phases["deploy-wait"] == ("Succeeded" if deployed else "Omitted")
+    assert phases["canary-check"] == ("Skipped" if deployed else "Omitted")
+
+
+def test_a_canary_is_checked(wt: dict[str, Any]) -> None:
+    params = PipelineParams(serving_deployment_mode="Serverless", canary_traffic_percent=10)
+    assert simulate(wt, params.to_strings())["canary-check"] == "Succeeded"
 
 
 # --- conditions -----------------------------------------------------------------------
@@ -249,8 +257,8 @@ def test_exactly_one_training_branch_runs(gpu: bool, dist: bool, wt: dict[str, A
     assert [t for t in training if t in ran] == branch
     assert [t for t in TRAINERS if t in ran] == [branch[-1]]
     # Everything outside the training branches runs, whichever branch it was (deploying
-    # with the default serving runtime).
-    assert set(TASKS) - set(training) - {"deploy-custom"} <= set(ran)
+    # with the default serving runtime, fully: no canary).
+    assert set(TASKS) - set(training) - {"deploy-custom", "canary-check"} <= set(ran)
     assert set(phases.values()) <= {"Succeeded", "Skipped", "Omitted"}
 
 

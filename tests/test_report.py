@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from textcnn.report import render_report
+from textcnn.report import render_report, with_gate
 
 METRICS = {
     "accuracy": 0.75,
@@ -65,3 +65,11 @@ def test_curves_scale_to_the_series_and_missing_ones_are_left_out() -> None:
     (points,) = re.findall(r'points="([^"]+)"', html)
     ys = [float(p.split(",")[1]) for p in points.split()]
     assert ys[0] < ys[1]  # the higher loss is drawn higher up
+
+
+def test_the_gate_s_verdict_goes_before_the_curves() -> None:
+    page = "<html><body><h1>r</h1><h2>Training curves</h2><svg/></body></html>"
+    out = with_gate(page, "skip", "worse: 0.70 < 0.75 & <b>", {"candidate accuracy": 0.7})
+    assert out.index("<h2>Deploy gate: skip</h2>") < out.index("<h2>Training curves</h2>")
+    assert "worse: 0.70 &lt; 0.75 &amp; &lt;b&gt;" in out  # escaped
+    assert "<th>candidate accuracy</th><td>0.7000</td>" in out

@@ -111,3 +111,16 @@ def render_report(
         f"<h2>Confusion matrix</h2>{_confusion_table(metrics['confusion_matrix'])}"
         f"<h2>Training curves</h2>{curves}</body></html>\n"
     )
+
+
+def with_gate(report: str, decision: str, reason: str, figures: Mapping[str, float]) -> str:
+    """The report with the deploy gate's verdict added before the training curves (or at
+    the end): the decision, the figures compared and why."""
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{v:.4f}</td></tr>" for k, v in figures.items())
+    section = (
+        f"<h2>Deploy gate: {escape(decision)}</h2><p>{escape(reason)}</p><table>{rows}</table>"
+    )
+    at = report.find("<h2>Training curves</h2>")
+    if at < 0:
+        at = report.rfind("</body>")
+    return report[:at] + section + report[at:] if at >= 0 else report + section

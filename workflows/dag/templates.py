@@ -497,10 +497,12 @@ def gate() -> Container:
             model_uri=inputs_parameter(MODEL_URI),
             prepared_dir=input_path("prepared"),
             metrics_dir=input_path("metrics"),
+            report_dir=output_path("gate"),
         ),
         display_name="Gate: better than the serving model?",
         input_parameters=[MODEL_ID, MODEL_URI],
         inputs=["prepared", "metrics"],
+        outputs=["gate"],
         output_parameters=[DECISION, REASON],
         resources=pod_resources("1", "2Gi", "4Gi"),
     )

@@ -26,7 +26,6 @@ import numpy as np
 import requests
 
 from textcnn import registry
-from textcnn.data import load_csv
 from textcnn.errors import FinalError
 
 TAG_ROUTING = "serving.kserve.io/enable-tag-routing"
@@ -60,6 +59,8 @@ def revisions(obj: Mapping[str, Any]) -> tuple[Revision | None, Revision | None]
 
 def probe_texts(test_path: str, text_column: str, label_column: str, count: int) -> list[str]:
     """The first `count` texts of the test CSV: real inputs, the same on every run."""
+    from textcnn.data import load_csv  # pandas and TensorFlow: only when it runs
+
     return load_csv(test_path, text_column, label_column)["text"].tolist()[:count]
 
 

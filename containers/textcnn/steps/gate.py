@@ -20,6 +20,7 @@ from textcnn.cluster.kube import custom_object_getter
 from textcnn.errors import InputError
 from textcnn.evaluation import score_csv
 from textcnn.model import read_json
+from textcnn.report import with_gate
 
 DEPLOY, SKIP = "deploy", "skip"
 
@@ -87,6 +88,7 @@ def run(
     model_uri: str,
     prepared_dir: str,
     metrics_dir: str,
+    report_dir: str,
     test_path: str,
     text_column: str,
     label_column: str,
@@ -97,15 +99,14 @@ def run(
 ) -> dict[str, str]:
     """Compare the candidate (its evaluate metrics in METRICS_DIR) with the model that
     serves ISVC_NAME in NAMESPACE per ML Metadata, scored on the same test CSV; record the
-    verdict and output `decision` and `reason`."""
+    verdict, write it to REPORT_DIR (gate.json, and evaluate's report.html with the
+    verdict) and output `decision` and `reason`."""
     if gate_metric not in ("accuracy", "macro_f1"):
         raise InputError(f"--gate_metric {gate_metric!r}: use accuracy or macro_f1")
     key = registry.endpoint_key(namespace, isvc_name)
     candidate = json.loads(storage.read_text(storage.join(metrics_dir, "metrics.json")))
     if not deploy:
-        decision, reason = SKIP, "deploy is off (--deploy no)"
-        print(json.dumps({"decision": decision, "reason": reason}))
-        return {"decision": decision, "reason": reason}
+        return _report(metrics_dir, report_dir, SKIP, "deploy is off (--deploy no)", {})
     current = registry.serving(metadata_store, key)
     serving_score: float | None = None
     why_none = f"nothing serves {key} yet"
@@ -160,5 +161,20 @@ def run(
             )
         ],
     )
-    print(json.dumps({"decision": decision, "reason": reason}))
+    figures = {f"candidate {gate_metric}": float(candidate[gate_metric])}
+    if serving_score is not None:
+        figures[f"serving {gate_metric}"] = serving_score
+    return _report(metrics_dir, report_dir, decision, reason, figures)
+
+
+def _report(
+    metrics_dir: str, report_dir: str, decision: str, reason: str, figures: dict[str, float]
+) -> dict[str, str]:
+    verdict = {"decision": decision, "reason": reason, "figures": figures}
+    storage.write_text(storage.join(report_dir, "gate.json"), json.dumps(verdict, indent=2))
+    page = storage.join(metrics_dir, "report.html")
+    if storage.exists(page):
+        html = with_gate(storage.read_text(page), decision, reason, figures)
+        storage.write_text(storage.join(report_dir, "report.html"), html)
+    print(json.dumps(verdict))
     return {"decision": decision, "reason": reason}

@@ -6,10 +6,19 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import SMALL, make_texts, run_pipeline, run_train, write_inputs
+from helpers import (
+    SMALL,
+    FakeApiServer,
+    make_texts,
+    recorded,
+    run_pipeline,
+    run_train,
+    write_inputs,
+)
 
 from textcnn import metadata, registry
 from textcnn.steps import evaluate, gate
@@ -239,3 +248,23 @@ def test_runs_sharing_a_store_deploy_only_what_is_no_worse(
         forced["steps"]["canary-check"]["outputs"]["reason"],
         sep="\n",
     )
+
+
+def test_on_a_cluster_a_live_service_that_disagrees_with_the_registry_is_reported(
+    models: dict[str, Path],
+    tmp_path: Path,
+    kube_api: Callable[[list[dict]], FakeApiServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = f"sqlite:{tmp_path / 'md.sqlite'}"
+    serve(store, models["good"])
+    api = kube_api([recorded("isvc", "ready")])  # serves gs://textcnn-artifacts/.../model
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")  # in a pod (kubeconfig here)
+    out = run_gate(store, models, "bad")
+    assert out["decision"] == "skip"  # compared with ML Metadata's serving model
+    assert (
+        "the live InferenceService serves gs://textcnn-artifacts/textcnn-q7m4d/model, "
+        f"ML Metadata says {models['good'] / 'model'}"
+    ) in out["reason"]
+    path = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/textcnn"
+    assert api.requests == [(path, "Bearer t0ken")]

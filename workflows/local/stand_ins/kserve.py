@@ -99,15 +99,16 @@ class LocalKServe:
             raise WorkflowError("InferenceService rejected: " + "; ".join(problems))
         name = doc["metadata"]["name"]
         doc["metadata"].setdefault("namespace", NAMESPACE)
-        service = self.services.get(name) or self._restore(name, ctx)
+        percent = int(doc["spec"]["predictor"].get("canaryTrafficPercent", 100))
+        serverless = doc["metadata"]["annotations"].get(DEPLOYMENT_MODE) == "Serverless"
+        canary_wanted = serverless and percent < 100
+        service = self.services.get(name) or self._restore(name, ctx, serve=canary_wanted)
         doc["metadata"]["generation"] = service.doc["metadata"]["generation"] + 1 if service else 1
         if service is None:
             service = self.services[name] = Service(doc)
         service.doc = doc
         new = self._start(service, _storage_uri(doc), ctx.pod_dir / "mnt" / "models", ctx)
-        percent = int(doc["spec"]["predictor"].get("canaryTrafficPercent", 100))
-        serverless = doc["metadata"]["annotations"].get(DEPLOYMENT_MODE) == "Serverless"
-        if serverless and percent < 100 and service.rolled_out in service.revisions:
+        if canary_wanted and service.rolled_out in service.revisions:
             service.traffic = [
                 (service.rolled_out, 100 - percent, canary.PREVIOUS_TAG),
                 (new.name, percent, canary.CANARY_TAG),
@@ -380,13 +381,16 @@ class LocalKServe:
         state = {"doc": service.doc, "revision": rolled_out.name, "model_uri": rolled_out.model_uri}
         path.write_text(json.dumps({**state, "made": service.made}, indent=1))
 
-    def _restore(self, name: str, ctx: StandInContext) -> Service | None:
-        """The endpoint an earlier run left (state_dir), its rolled-out revision started."""
+    def _restore(self, name: str, ctx: StandInContext, serve: bool) -> Service | None:
+        """The endpoint an earlier run left (state_dir); with `serve` (a canary needs it
+        beside), its rolled-out revision is started again."""
         path = self._state(name)
         if path is None or not path.is_file():
             return None
         state = json.loads(path.read_text())
         service = self.services[name] = Service(state["doc"], made=state["made"])
+        if not serve:
+            return service
         try:
             revision = self._start(
                 service,

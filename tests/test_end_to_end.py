@@ -73,8 +73,8 @@ def test_local_run_trains_evaluates_and_records_lineage(
     model = Path(run["artifacts"]["model"])
     assert (model / "1" / "saved_model.pb").is_file()
     predict = load_serving_model(model / "1")
-    out = predict(["a moving, beautifully acted film", "a dull, lifeless mess"])
-    assert set(out["label"]) <= {"fresh", "rotten"}
+    answer = predict(["a moving, beautifully acted film", "a dull, lifeless mess"])
+    assert set(answer["label"]) <= {"fresh", "rotten"}
 
     # Lineage: datasets -> prepared data -> embeddings -> model -> metrics, in this run.
     assert run["metadata"] == f"sqlite:{out.parent / 'metadata.sqlite'}"

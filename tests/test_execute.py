@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from textcnn.errors import FinalError, InputError
 from workflows.credentials import CLIENT_CREDENTIALS
 from workflows.errors import WorkflowError
 from workflows.local.execute import run_workflow
@@ -576,6 +577,45 @@ def test_a_raising_stand_in_fails_its_task(tmp_path: Path) -> None:
     result, lines = run(template, tmp_path / "run", stand_ins={"deploy": broken})
     assert result.steps["deploy"]["status"] == "Failed"
     assert any("model server did not start" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("error", "attempts"),
+    [
+        (FinalError("canary rolled back: p99 latency 12 ms > 1 ms"), 1),  # a verdict
+        (InputError("--model_dir: no SavedModel"), 1),
+        (RuntimeError("connection reset"), 3),  # bad luck: retried
+    ],
+)
+def test_a_stand_in_s_step_verdict_is_not_retried(
+    tmp_path: Path, error: Exception, attempts: int
+) -> None:
+    """Step code run by a stand-in keeps its pod's exit code (textcnn.cli): a verdict
+    exits 2, which the steps' retryStrategy does not retry."""
+    template = workflow(
+        [task("check", "check")],
+        [
+            {
+                "name": "check",
+                "container": {"image": "steps", "command": ["python", "-m", "textcnn"]},
+                "retryStrategy": {
+                    "limit": 2,
+                    "retryPolicy": "Always",
+                    "expression": "asInt(lastRetry.exitCode) != 2",
+                },
+            }
+        ],
+    )
+    calls = []
+
+    def check(ctx: StandInContext) -> dict[str, str]:
+        calls.append(1)
+        raise error
+
+    result, _ = run(template, tmp_path / "run", stand_ins={"check": check})
+    assert result.steps["check"]["status"] == "Failed"
+    assert str(error) in result.steps["check"]["message"]
+    assert len(calls) == attempts
 
 
 @pytest.mark.parametrize(

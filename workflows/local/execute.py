@@ -18,6 +18,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from textcnn.errors import NOT_RETRIED, FinalError, InputError
+from textcnn.params import ParamsError
 from workflows.errors import WorkflowError
 from workflows.expressions import evaluate_retry, evaluate_when
 from workflows.local.folder import WORKFLOW, run_folder
@@ -323,9 +325,15 @@ class Run(Plan):
                 returned = {k: str(v) for k, v in (job.stand_in(context) or {}).items()}
             except WorkflowError as e:  # a verdict (rejected, stopped): no traceback
                 return Outcome(FAILED, message=str(e))
+            except (InputError, ParamsError, FinalError) as e:
+                # The step code's verdicts: the exit code its pod would give (textcnn.cli),
+                # which the retryStrategy does not retry.
+                return Outcome(FAILED, message=str(e), exit_code=NOT_RETRIED)
             except Exception as e:  # the stand-in's failure is the task's failure
                 traceback.print_exc(file=log)
-                return Outcome(FAILED, message=f"stand-in raised {type(e).__name__}: {e}")
+                return Outcome(
+                    FAILED, message=f"stand-in raised {type(e).__name__}: {e}", exit_code=1
+                )
         outputs = dict(returned)
         for name, param_path, default in job.out_params:
             if param_path is not None and param_path.is_file():

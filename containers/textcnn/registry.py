@@ -63,6 +63,19 @@ def record_serving(
     )
 
 
+def record_rollback(store: str, *, run_name: str, serving: Serving, url: str) -> None:
+    """Record that `serving` (the model that served before) serves again, at `url`."""
+    record_serving(
+        store,
+        run_name=run_name,
+        key=serving.key,
+        model_id=serving.model_id,
+        model_uri=serving.model_uri,
+        url=url,
+        event="rolled back",
+    )
+
+
 def model_metrics(store: str, model_id: int) -> dict[str, Any]:
     """The test metrics of the last Evaluate of the model (accuracy, macro_f1, ...)."""
     found = metadata.produced_by(store, model_id, "Evaluate", "Metrics")

@@ -182,13 +182,7 @@ def check(
     _wait_traffic(get, lambda c, p: c is None or c.percent == 0, timeout_s)
     serving = registry.serving(metadata_store, key)
     if serving is not None:  # the previous model serves again
-        registry.record_serving(
-            metadata_store,
-            run_name=run_name,
-            key=key,
-            model_id=serving.model_id,
-            model_uri=serving.model_uri,
-            url=previous.url,
-            event="rolled back",
+        registry.record_rollback(
+            metadata_store, run_name=run_name, serving=serving, url=previous.url
         )
     raise FinalError(f"canary {canary.name} rolled back: {reason}")

@@ -276,14 +276,8 @@ def finish(
                 f"{e}; the previous model {previous.model_uri} was applied again but does "
                 f"not serve either: {again}"
             ) from None
-        registry.record_serving(
-            metadata_store,
-            run_name=run_name,
-            key=key,
-            model_id=previous.model_id,
-            model_uri=previous.model_uri,
-            url=previous.url,
-            event="rolled back",
+        registry.record_rollback(
+            metadata_store, run_name=run_name, serving=previous, url=previous.url
         )
         raise FinalError(
             f"{e}; the previous model {previous.model_uri} (id {previous.model_id}) was "

@@ -7,6 +7,7 @@ import json
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,13 +221,8 @@ class LocalKServe:
 
     def wait(self, ctx: StandInContext) -> dict[str, str]:
         args = self._step_args("deploy-wait", ctx)
-
-        def get() -> dict[str, Any]:
-            ctx.check_stopping()
-            return self.object(args["name"])
-
         outputs = inference_service.finish(
-            get,
+            self._getter(args["name"], ctx),
             **{k: v for k, v in args.items() if k != "poll_s"},
             poll_s=0.5,
             patch=lambda body: self.patch(args["name"], body, ctx),
@@ -240,13 +236,8 @@ class LocalKServe:
 
         args = self._step_args("canary-check", ctx)
         name = args["name"]
-
-        def get() -> dict[str, Any]:
-            ctx.check_stopping()
-            return self.object(name)
-
         outputs = canary.check(
-            get,
+            self._getter(name, ctx),
             lambda body: self.patch(name, body),
             lambda texts: predict_labels(args["model_dir"], texts),
             namespace=args["namespace"],
@@ -297,6 +288,15 @@ class LocalKServe:
         if name not in self.services:
             raise RuntimeError(f"inferenceservices.serving.kserve.io {name!r} not found")
         return self.services[name]
+
+    def _getter(self, name: str, ctx: StandInContext) -> Callable[[], dict[str, Any]]:
+        """The API's get of the service, for step code; it ends the task on an interrupt."""
+
+        def get() -> dict[str, Any]:
+            ctx.check_stopping()
+            return self.object(name)
+
+        return get
 
     @staticmethod
     def _step_args(step: str, ctx: StandInContext) -> dict[str, Any]:

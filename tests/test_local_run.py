@@ -30,11 +30,7 @@ class Runner:
 
     def __init__(self, out: Path, *options: str, resume: bool = False) -> None:
         self.out, self.log = out, out.parent / f"{out.name}.terminal"
-        command = (
-            [sys.executable, "-m", "workflows", "run", "--resume", str(out), *options]
-            if resume
-            else pipeline_command(out, *options)
-        )
+        command = resume_command(out, *options) if resume else pipeline_command(out, *options)
         with self.log.open("w") as terminal:
             self.proc = subprocess.Popen(
                 command,
@@ -64,9 +60,13 @@ class Runner:
         return json.loads((self.out / "run.json").read_text())
 
 
+def resume_command(out: Path, *options: str) -> list[str]:
+    return [sys.executable, "-m", "workflows", "run", "--resume", str(out), *options]
+
+
 def resume(out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "workflows", "run", "--resume", str(out)],
+        resume_command(out),
         cwd=REPO,
         capture_output=True,
         text=True,

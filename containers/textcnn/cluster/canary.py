@@ -124,11 +124,10 @@ def judge(canary: Probes, expected: list[str], max_latency_ms: float) -> tuple[b
     )
 
 
-def _wait_traffic(
-    get: Getter, want: Callable[[Revision | None, Revision | None], bool], timeout_s: float
-) -> None:
+def _wait_traffic(get: Getter, want: Callable[[Revision | None], bool], timeout_s: float) -> None:
+    """Until the canary's traffic is as `want`ed (it has gone after a rollback)."""
     deadline = time.monotonic() + timeout_s
-    while not want(*revisions(get())):
+    while not want(revisions(get())[0]):
         if time.monotonic() > deadline:
             raise TimeoutError(f"traffic not switched after {timeout_s:g} s")
         time.sleep(1.0)
@@ -166,7 +165,7 @@ def check(
         reason += f"; previous revision {previous.name}: p99 {before.p99_ms:.1f} ms"
     if passed:
         patch({"spec": {"predictor": {"canaryTrafficPercent": 100}}})
-        _wait_traffic(get, lambda c, p: c is not None and c.percent == 100, timeout_s)
+        _wait_traffic(get, lambda c: c is not None and c.percent == 100, timeout_s)
         registry.record_serving(
             metadata_store,
             run_name=run_name,
@@ -179,7 +178,7 @@ def check(
     if previous is None:  # a first revision has nothing to roll back to
         raise FinalError(f"revision {canary.name} failed its probes: {reason}")
     patch({"spec": {"predictor": {"canaryTrafficPercent": 0}}})
-    _wait_traffic(get, lambda c, p: c is None or c.percent == 0, timeout_s)
+    _wait_traffic(get, lambda c: c is None or c.percent == 0, timeout_s)
     serving = registry.serving(metadata_store, key)
     if serving is not None:  # the previous model serves again
         registry.record_rollback(

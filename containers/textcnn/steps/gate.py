@@ -54,7 +54,7 @@ def _score_serving(
         local = Path(tmp) / "model"
         try:
             storage.download_dir(uri, local)
-        except (OSError, FileNotFoundError) as e:
+        except OSError as e:  # FileNotFoundError included
             raise InputError(f"cannot read it: {e}") from None
         try:
             return score_csv(str(local), test_path, text_column, label_column, classes)

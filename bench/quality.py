@@ -1,25 +1,32 @@
-"""Model quality: test accuracy of the Kim CNN against TF-IDF + logistic regression on the
-same split, and CNN-rand / CNN-static / CNN-non-static next to Kim (2014) on MR. Prints
-figures and writes bench/results/quality.json (quality_cv.json with --folds); not a test.
+"""Model quality: test accuracy of the pipeline's model and of the plain Kim CNN against
+TF-IDF + logistic regression on the same split, over several seeds; CNN-rand / CNN-static /
+CNN-non-static next to Kim (2014) on MR; the TFJob next to one pod. Prints figures and
+writes bench/results/quality.json (quality_cv.json with --folds); not a test.
 
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python bench/quality.py [--glove PATH] [--folds 10]
 
-The CNN figures are the product's own: each variant is a `python -m workflows run` of the
-whole pipeline, and its accuracy is the evaluate step's (the exported serving model on the
-test CSV).
+Every model figure is the product's own: each is a `python -m workflows run` of the whole
+pipeline, and its accuracy is the evaluate step's (the exported serving model on the test
+CSV).
 
+- default: the pipeline as `make run` runs it: the Kim CNN (Word2Vec trained on the
+  training texts) averaged with the wide n-gram branch (`--architecture cnn_ngrams`).
+- cnn: the same with `--architecture cnn`, the plain Kim CNN.
 - CNN-rand: every word vector drawn from U(-0.25, 0.25), as in Kim (2014). The run gets a
   vectors file with no words at all, so the embeddings step draws every row.
 - CNN-static: GloVe 6B 50d, frozen (`--static_embeddings yes`).
 - CNN-non-static: GloVe 6B 50d, fine-tuned.
-- CNN default: the pipeline as `make run` runs it (Word2Vec trained on the training texts).
 - Baseline: TF-IDF of word 1-2 grams + logistic regression, its C chosen by 5-fold
   cross-validation on the training rows only.
+- Distributed: the default options on the local TFJob (`--dist_training yes`: a chief and
+  two workers, three replicas in sync) next to the same options on one pod, on the bundled
+  split and on a 2,000-row slice with `--epochs 4`.
 
-Without --folds: the bundled split (data/rt, 80/20). With --folds K: the bundled train and
-test rows pooled and cut into K stratified folds, every model trained on K-1 and tested on
-the held-out fold, as Kim's MR figures are (10-fold cross-validation); mean and standard
-deviation over the folds.
+Without --folds: the bundled split (data/rt, 80/20), each model for every seed of SEEDS
+(the Kim variants for the first only). With --folds K: the bundled train and test rows
+pooled and cut into K stratified folds, the default and the plain CNN trained on K-1 and
+tested on the held-out fold, as Kim's MR figures are (10-fold cross-validation); mean and
+standard deviation over the folds.
 """
 
 from __future__ import annotations
@@ -41,27 +48,44 @@ import pandas as pd
 
 DATA = common.ROOT / "data" / "rt"
 KIM_MR = {"cnn-rand": 76.1, "cnn-static": 81.0, "cnn-non-static": 81.5}
+SEEDS = (42, 43, 44)
+# Quality only: the gate and the deploy tasks would add time, not figures.
+RUN_OPTIONS = ("--deploy", "no")
+PLAIN = ("--architecture", "cnn")
 # Kim's options where the pipeline has them (filters 3,4,5 x 100, dropout 0.5, batch 50 are
 # the defaults); 50 dimensions because GloVe 6B 50d is the pretrained set shipped in a wheel.
 # GloVe models peak at epoch 6-9: room to get there, early stopping for the rest.
-KIM_OPTIONS = ("--embbeding_dim", "50", "--epochs", "25", "--patience", "4")
+KIM_OPTIONS = (*PLAIN, "--embbeding_dim", "50", "--epochs", "25", "--patience", "4")
 RANDOM, GLOVE = "{random}", "{glove}"  # stand for the vectors files in the options below
-VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
+# name: (what it is, options, whether every seed runs it)
+VARIANTS: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "default": (
+        "the pipeline's defaults (`make run`): the Kim CNN on Word2Vec trained on the "
+        "training texts (128 dimensions, fine-tuned, 10 epochs, patience 3) averaged with "
+        "the wide n-gram branch",
+        (),
+        True,
+    ),
+    "cnn": ("the plain Kim CNN, otherwise the defaults (`--architecture cnn`)", PLAIN, True),
     "cnn-rand": (
         "random U(-0.25, 0.25) vectors, trained",
         ("--w2v_model_path", RANDOM, *KIM_OPTIONS),
+        False,
     ),
     "cnn-static": (
         "GloVe 6B 50d, frozen",
         ("--w2v_model_path", GLOVE, "--static_embeddings", "yes", *KIM_OPTIONS),
+        False,
     ),
-    "cnn-non-static": ("GloVe 6B 50d, fine-tuned", ("--w2v_model_path", GLOVE, *KIM_OPTIONS)),
-    "cnn-default": (
-        "the pipeline's defaults (`make run`): Word2Vec trained on the training "
-        "texts, 128 dimensions, fine-tuned, 10 epochs, patience 3",
-        (),
+    "cnn-non-static": (
+        "GloVe 6B 50d, fine-tuned",
+        ("--w2v_model_path", GLOVE, *KIM_OPTIONS),
+        False,
     ),
 }
+CV_VARIANTS = ("default", "cnn")
+DISTRIBUTED = ("--dist_training", "yes")
+SLICE_ROWS, SLICE_OPTIONS = 2000, ("--epochs", "4")
 TFIDF_CS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
 
 
@@ -111,39 +135,88 @@ def embeddings_frozen(run: dict[str, Any]) -> bool:
     return bool(np.array_equal(model.get_layer("embedding").get_weights()[0], initial))
 
 
-def cnn_runs(train_csv: Path, test_csv: Path, glove: Path, folder: Path) -> dict[str, Any]:
-    """Every CNN variant through the pipeline; accuracy and epochs of each."""
-    vectors = {RANDOM: str(random_vectors(common.SCRATCH / "random-50d.kv")), GLOVE: str(glove)}
-    out = {}
-    for name, (_, options) in VARIANTS.items():
-        run_dir = folder / name
-        shutil.rmtree(run_dir, ignore_errors=True)
-        run = common.run_pipeline(
-            run_dir,
-            "--train_data_path",
-            str(train_csv),
-            "--test_data_path",
-            str(test_csv),
-            *(vectors.get(o, o) for o in options),
-        )
-        frozen = embeddings_frozen(run)
-        if frozen != (name == "cnn-static"):
-            raise RuntimeError(
-                f"{name}: the embedding layer was {'' if frozen else 'not '}left as initialised"
-            )
-        info = json.loads((Path(run["artifacts"]["training"]) / "training.json").read_text())
-        out[name] = {
-            "accuracy": float(run["outputs"]["accuracy"]),
-            "macro_f1": float(run["outputs"]["macro_f1"]),
-            "epochs_run": info["epochs_run"],
-            "best_epoch": info["best_epoch"],
-            "wall_seconds": run["wall_seconds"],
-        }
-        shutil.rmtree(run_dir, ignore_errors=True)  # the figures are kept, not the models
+def pipeline_run(
+    train_csv: Path, test_csv: Path, run_dir: Path, options: tuple[str, ...]
+) -> dict[str, Any]:
+    """One pipeline run's figures (its folder is deleted: the figures are kept, not models)."""
+    run = common.run_pipeline(
+        run_dir,
+        "--train_data_path",
+        str(train_csv),
+        "--test_data_path",
+        str(test_csv),
+        *RUN_OPTIONS,
+        *options,
+    )
+    info = json.loads((Path(run["artifacts"]["training"]) / "training.json").read_text())
+    out = {
+        "accuracy": float(run["outputs"]["accuracy"]),
+        "macro_f1": float(run["outputs"]["macro_f1"]),
+        "epochs_run": info["epochs_run"],
+        "best_epoch": info["best_epoch"],
+        "replicas": info["replicas"],
+        "strategy": info["strategy"],
+        "ngrams": info.get("ngrams"),
+        "wall_seconds": run["wall_seconds"],
+        "frozen": embeddings_frozen(run),
+    }
+    shutil.rmtree(run_dir, ignore_errors=True)
     return out
 
 
+def cnn_runs(
+    train_csv: Path,
+    test_csv: Path,
+    glove: Path,
+    folder: Path,
+    names: tuple[str, ...],
+    seeds: tuple[int, ...],
+) -> dict[str, Any]:
+    """Each named variant through the pipeline, for each seed (the Kim variants for the
+    first); per seed and the mean."""
+    vectors = {RANDOM: str(random_vectors(common.SCRATCH / "random-50d.kv")), GLOVE: str(glove)}
+    out = {}
+    for name in names:
+        _, options, every_seed = VARIANTS[name]
+        runs = {}
+        for seed in seeds if every_seed else seeds[:1]:
+            run = pipeline_run(
+                train_csv,
+                test_csv,
+                folder / name,
+                (*(vectors.get(o, o) for o in options), "--seed", str(seed)),
+            )
+            if run["frozen"] != (name == "cnn-static"):
+                raise RuntimeError(
+                    f"{name}: the embedding layer was {'' if run['frozen'] else 'not '}left "
+                    "as initialised"
+                )
+            runs[str(seed)] = run
+        out[name] = {
+            "seeds": runs,
+            "accuracy": float(np.mean([r["accuracy"] for r in runs.values()])),
+            "macro_f1": float(np.mean([r["macro_f1"] for r in runs.values()])),
+        }
+    return out
+
+
+def distributed(
+    train_csv: Path,
+    test_csv: Path,
+    folder: Path,
+    options: tuple[str, ...] = (),
+    single: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The local TFJob next to one pod with the same options (`single` if already run)."""
+    if single is None:
+        single = pipeline_run(train_csv, test_csv, folder / "single", options)
+    tfjob = pipeline_run(train_csv, test_csv, folder / "tfjob", (*options, *DISTRIBUTED))
+    return {"single": single, "tfjob": tfjob}
+
+
 def bundled_split(glove: Path) -> dict[str, Any]:
+    from sklearn.model_selection import train_test_split
+
     from textcnn.data import load_csv
 
     train_csv, test_csv = DATA / "train.csv", DATA / "test.csv"
@@ -153,10 +226,26 @@ def bundled_split(glove: Path) -> dict[str, Any]:
         "split": "data/rt train.csv / test.csv (80/20)",
         "train_rows": len(train),
         "test_rows": len(test),
+        "seeds": list(SEEDS),
         "tfidf": tfidf_accuracy(train, test),
     }
     print(f"TF-IDF + LR: {result['tfidf']['accuracy']:.4f}", flush=True)
-    result["cnn"] = cnn_runs(train_csv, test_csv, glove, common.SCRATCH / "quality")
+    folder = common.SCRATCH / "quality"
+    result["cnn"] = cnn_runs(train_csv, test_csv, glove, folder, tuple(VARIANTS), SEEDS)
+    same = result["cnn"]["default"]["seeds"][str(SEEDS[0])]  # the default options, seed 42
+    result["distributed"] = {"bundled": distributed(train_csv, test_csv, folder, single=same)}
+    # A stratified slice, written where the runs can read it.
+    part = folder / "slice"
+    part.mkdir(parents=True, exist_ok=True)
+    sliced, _ = train_test_split(
+        train, train_size=SLICE_ROWS, stratify=train["label"], random_state=0
+    )
+    sliced[["text", "label"]].to_csv(part / "train.csv", index=False)
+    result["distributed"]["slice"] = {
+        "rows": len(sliced),
+        "options": " ".join(SLICE_OPTIONS),
+        **distributed(part / "train.csv", test_csv, part, SLICE_OPTIONS),
+    }
     return result
 
 
@@ -183,7 +272,8 @@ def cross_validation(glove: Path, folds: int) -> dict[str, Any]:
         key = {
             "folds": folds,
             "fold": k,
-            "variants": {n: v[1] for n, v in VARIANTS.items()},
+            "variants": {n: VARIANTS[n][1] for n in CV_VARIANTS},
+            "seed": SEEDS[0],
             "test_csv_sha256": hashlib.sha256((folder / "test.csv").read_bytes()).hexdigest(),
         }
         done = folder / "accuracy.json"
@@ -192,12 +282,10 @@ def cross_validation(glove: Path, folds: int) -> dict[str, Any]:
             fold = saved["accuracy"]
         else:
             fold = {"tfidf": tfidf_accuracy(train, test)["accuracy"]}
-            fold |= {
-                name: r["accuracy"]
-                for name, r in cnn_runs(
-                    folder / "train.csv", folder / "test.csv", glove, folder
-                ).items()
-            }
+            runs = cnn_runs(
+                folder / "train.csv", folder / "test.csv", glove, folder, CV_VARIANTS, SEEDS[:1]
+            )
+            fold |= {name: r["accuracy"] for name, r in runs.items()}
             tmp = done.with_suffix(".tmp")
             tmp.write_text(json.dumps({"key": key, "accuracy": fold}, indent=1))
             os.replace(tmp, done)
@@ -236,7 +324,7 @@ def main() -> int:
     result = cross_validation(args.glove, folds) if folds else bundled_split(args.glove)
     result |= {
         "kim_options": " ".join(KIM_OPTIONS),
-        "variants": {name: about for name, (about, _) in VARIANTS.items()},
+        "variants": {name: about for name, (about, _, _) in VARIANTS.items()},
         "kim_mr": KIM_MR,
         "tfidf_model": "TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True) + "
         f"LogisticRegressionCV(Cs={list(TFIDF_CS)}, cv=5, scoring='accuracy')",

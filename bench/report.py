@@ -15,7 +15,16 @@ from typing import Any
 import common
 
 OUTPUT = common.ROOT / "BENCHMARKS.md"
-TARGETS = {"prepare": 3.0, "training": 0.95, "overhead": 0.20, "ratio": 2.1, "rss": 4096}
+TARGETS = {
+    "prepare": 3.0,
+    "training": 0.95,
+    "overhead": 0.20,
+    "ratio": 2.1,
+    "rss": 4096,
+    "accuracy": 0.785,  # mean of the seeds on the bundled split
+    "cv": 0.80,  # 10-fold cross-validation on MR
+    "distributed": 0.01,  # TFJob within this of one pod
+}
 
 
 def load(name: str) -> dict[str, Any] | None:
@@ -150,29 +159,42 @@ def summary(
                 ]
             )
     if quality:
-        best = max(quality["cnn"].items(), key=lambda kv: kv[1]["accuracy"])
-        tfidf = quality["tfidf"]["accuracy"]
+        default, tfidf = quality["cnn"]["default"], quality["tfidf"]["accuracy"]
+        seeds = [r["accuracy"] for r in default["seeds"].values()]
+        ok = default["accuracy"] >= TARGETS["accuracy"] and min(seeds) >= tfidf
         rows.append(
             [
-                "model quality: test accuracy on the bundled split",
-                f"{best[0]} {pct(best[1]['accuracy'])}",
+                f"model quality: test accuracy on the bundled split, mean of {len(seeds)} seeds",
+                f"default {pct(default['accuracy'])} (seeds: {', '.join(pct(a) for a in seeds)})",
                 f"TF-IDF 1-2 grams + logistic regression: {pct(tfidf)}",
-                f"{100 * (best[1]['accuracy'] - tfidf):+.1f} points",
-                "CNN >= TF-IDF",
-                met(best[1]["accuracy"] >= tfidf),
+                f"{100 * (default['accuracy'] - tfidf):+.1f} points",
+                f"mean >= {pct(TARGETS['accuracy'])}, each seed >= TF-IDF",
+                met(ok),
             ]
         )
+        for name, d in quality["distributed"].items():
+            single, tfjob = d["single"]["accuracy"], d["tfjob"]["accuracy"]
+            rows.append(
+                [
+                    f"distributed: TFJob ({d['tfjob']['replicas']} replicas) on the "
+                    + ("bundled split" if name == "bundled" else f"{d['rows']:,}-row slice"),
+                    pct(tfjob),
+                    f"one pod, same options: {pct(single)}",
+                    f"{100 * (tfjob - single):+.1f} points",
+                    f"within {100 * TARGETS['distributed']:g} point",
+                    met(abs(tfjob - single) <= TARGETS["distributed"] + 1e-9),
+                ]
+            )
     if cv:
         means = {name: s["mean"] for name, s in cv["summary"].items()}
-        cnn = max((n for n in means if n != "tfidf"), key=means.__getitem__)
         rows.append(
             [
                 f"model quality: {cv['folds']}-fold cross-validation, mean accuracy",
-                f"{cnn} {pct(means[cnn])}",
+                f"default {pct(means['default'])}",
                 f"TF-IDF 1-2 grams + logistic regression: {pct(means['tfidf'])}",
-                f"{100 * (means[cnn] - means['tfidf']):+.1f} points",
-                "CNN >= TF-IDF",
-                met(means[cnn] >= means["tfidf"]),
+                f"{100 * (means['default'] - means['tfidf']):+.1f} points",
+                f">= {pct(TARGETS['cv'])}",
+                met(means["default"] >= TARGETS["cv"]),
             ]
         )
     if scale:
@@ -391,14 +413,18 @@ def quality_section(quality: dict[str, Any] | None, cv: dict[str, Any] | None) -
     if ref is None:
         return out[0] + "Not measured yet: run `make bench`.\n"
     out.append(
-        "Each CNN figure is a whole pipeline run (`python -m workflows run`), and its accuracy "
-        "the evaluate step's, through the exported serving model. The three Kim variants run "
+        "Each model figure is a whole pipeline run (`python -m workflows run --deploy no`), "
+        "and its accuracy the evaluate step's, through the exported serving model. The "
+        "default model is the Kim CNN averaged with the wide n-gram branch "
+        "(`textcnn/ngrams.py`: word 1-2-gram presence, naive-Bayes-weighted logistic "
+        "regression, its C and the CNN's weight chosen on the validation split); `cnn` is "
+        "the plain Kim CNN (`--architecture cnn`). The three Kim variants are plain CNNs "
         f"with `{ref['kim_options']}`; CNN-rand gets a vectors file with no words, so every "
         "row is drawn from U(-0.25, 0.25) as in Kim (2014); CNN-static adds "
         "`--static_embeddings yes`. GloVe: `make glove` (`python -m textcnn.glove`). The "
         f"baseline is {ref['tfidf_model']}, fitted on the training rows only. Kim (2014) used "
         "300-dimensional word2vec, Adadelta and a max-norm constraint, with 10-fold "
-        "cross-validation on MR.\n\n"
+        "cross-validation on MR (his Table 2).\n\n"
     )
     if quality:
         out.append(
@@ -413,30 +439,80 @@ def quality_section(quality: dict[str, Any] | None, cv: dict[str, Any] | None) -
                 "-",
                 "-",
                 "-",
+                "-",
             ]
         ]
-        rows += [
-            [
-                f"{name}: {quality['variants'][name]}",
-                pct(r["accuracy"]),
-                f"{r['macro_f1']:.3f}",
-                f"{r['best_epoch']} of {r['epochs_run']}",
-                f"{quality['kim_mr'][name]}%" if name in quality["kim_mr"] else "-",
-            ]
-            for name, r in quality["cnn"].items()
-        ]
+        for name, r in quality["cnn"].items():
+            runs = list(r["seeds"].values())
+            rows.append(
+                [
+                    f"{name}: {quality['variants'][name]}",
+                    pct(r["accuracy"]),
+                    ", ".join(f"{seed}: {pct(x['accuracy'])}" for seed, x in r["seeds"].items()),
+                    f"{r['macro_f1']:.3f}",
+                    ", ".join(f"{x['best_epoch']} of {x['epochs_run']}" for x in runs),
+                    f"{quality['kim_mr'][name]}%" if name in quality["kim_mr"] else "-",
+                ]
+            )
         out.append(
-            table(["model", "test accuracy", "macro F1", "best epoch", "Kim 2014, MR"], rows)
+            table(
+                [
+                    "model",
+                    "test accuracy (mean)",
+                    "each seed",
+                    "macro F1 (mean)",
+                    "best epoch",
+                    "Kim 2014, MR",
+                ],
+                rows,
+            )
         )
-        best = max(r["accuracy"] for r in quality["cnn"].values())
-        out.append(f"\nStretch goal 81%: {met(best >= 0.81)} (best CNN {pct(best)}).\n")
+        branch = [x["ngrams"] for x in quality["cnn"]["default"]["seeds"].values() if x["ngrams"]]
+        if branch:
+            out.append(
+                "\nThe default model's validation accuracy by branch (seed by seed): "
+                + "; ".join(
+                    f"CNN {pct(b['val_accuracy']['cnn'])}, n-grams "
+                    f"{pct(b['val_accuracy']['ngrams'])}, averaged "
+                    f"{pct(b['val_accuracy']['combined'])} (C={b['C']:g}, CNN weight "
+                    f"{b['cnn_weight']:g}, {b['features']:,} n-grams)"
+                    for b in branch
+                )
+                + ".\n"
+            )
+        out.append("\n### Distributed training: the local TFJob next to one pod\n\n")
+        out.append(
+            "The same options with `--dist_training yes`: the local TFJob stand-in runs a "
+            "chief and two workers as real processes (MultiWorkerMirroredStrategy over "
+            "loopback). `--batch_size` is the global batch, split across the replicas.\n\n"
+        )
+        drows = []
+        for name, d in quality["distributed"].items():
+            data = (
+                "bundled split, default options"
+                if name == "bundled"
+                else (f"{d['rows']:,}-row slice, `{d['options']}`")
+            )
+            for where in ("single", "tfjob"):
+                r = d[where]
+                drows.append(
+                    [
+                        data,
+                        f"{r['strategy']}, {r['replicas']} replica(s)",
+                        pct(r["accuracy"]),
+                        f"{r['best_epoch']} of {r['epochs_run']}",
+                        f"{r['wall_seconds']:.0f}",
+                    ]
+                )
+        out.append(table(["data", "trainer", "test accuracy", "best epoch", "wall s"], drows))
     out.append("\n### 10-fold cross-validation (`make bench-cv`)\n\n")
     if cv is None:
-        out.append("Not measured yet: run `make bench-cv` (about an hour on 2 cores).\n")
+        out.append("Not measured yet: run `make bench-cv` (about 40 minutes on 2 cores).\n")
         return "".join(out)
     out.append(
-        f"All {cv['rows']:,} bundled snippets pooled, stratified {cv['folds']} folds.\n\n"
-        + measured(cv)
+        f"All {cv['rows']:,} bundled snippets pooled, stratified {cv['folds']} folds, seed "
+        "42. Kim's Table 2 figures are his 10-fold results on MR (the same Rotten Tomatoes "
+        "snippets).\n\n" + measured(cv)
     )
     names = {
         "tfidf": "TF-IDF 1-2 grams + LR (C chosen on each fold's training rows)",
@@ -450,12 +526,16 @@ def quality_section(quality: dict[str, Any] | None, cv: dict[str, Any] | None) -
         ]
         for name, s in cv["summary"].items()
     ]
+    rows += [
+        [f"Kim (2014) {name}", "-", f"{acc}%"]
+        for name, acc in cv["kim_mr"].items()
+        if name not in cv["summary"]
+    ]
     out.append(table(["model", "accuracy (mean ± sd over folds)", "Kim 2014, MR"], rows))
-    cnn = max((n for n in cv["summary"] if n != "tfidf"), key=lambda n: cv["summary"][n]["mean"])
-    best, tfidf = cv["summary"][cnn]["mean"], cv["summary"]["tfidf"]["mean"]
+    best, tfidf = cv["summary"]["default"]["mean"], cv["summary"]["tfidf"]["mean"]
     out.append(
-        f"\nBest CNN ({cnn}) against TF-IDF: {100 * (best - tfidf):+.1f} points, "
-        f"CNN >= TF-IDF {met(best >= tfidf)}; stretch goal 81% {met(best >= 0.81)}.\n"
+        f"\nThe default model against TF-IDF: {100 * (best - tfidf):+.1f} points; target "
+        f"{pct(TARGETS['cv'])} {met(best >= TARGETS['cv'])}.\n"
     )
     return "".join(out)
 

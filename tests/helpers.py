@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from textcnn.model import ModelConfig
 from textcnn.steps import train
-from textcnn.text import make_vectorizer
+from textcnn.text import make_vectorizer, standardize
 from workflows.expressions import Depends, evaluate_when
 from workflows.local.plan import StandInContext
 from workflows.local.store import open_store
@@ -95,6 +95,8 @@ def write_inputs(
             x=vectorize(texts).numpy().astype("int32"),
             y=np.array([CLASSES.index(c) for c in labels], dtype="int32"),
         )
+        std = [t.decode() for t in standardize(tf.constant(texts)).numpy()]
+        (prepared / f"{name}_tokens.txt").write_text("".join(t + "\n" for t in std))
     (prepared / "vocab.json").write_text(
         json.dumps(
             {"vocabulary": VOCABULARY, "max_length": MAX_LENGTH, "num_words": len(VOCABULARY)}

@@ -23,7 +23,15 @@ from textcnn.errors import InputError
 from textcnn.steps import prepare_data as prepare
 from textcnn.text import OOV, PAD, make_vectorizer
 
-FILES = {"train.npz", "val.npz", "vocab.json", "labels.json", "train_tokens.txt", "stats.json"}
+FILES = {
+    "train.npz",
+    "val.npz",
+    "vocab.json",
+    "labels.json",
+    "train_tokens.txt",
+    "val_tokens.txt",
+    "stats.json",
+}
 
 
 def _prepare(csv_path: Path, out: Path, **overrides: Any) -> dict[str, Any]:

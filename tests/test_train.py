@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import CLASSES, MAX_LENGTH, VOCABULARY, Inputs, make_texts, run_train, write_inputs
+from sklearn.feature_extraction.text import CountVectorizer
 
-from textcnn import cli
+from textcnn import cli, ngrams, training
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model, load_serving_model
 from textcnn.model import build_model
-from textcnn.text import make_vectorizer
+from textcnn.text import make_vectorizer, standardize
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,13 @@ def test_train_learns_and_writes_every_output(trained: tuple[Inputs, Path, dict]
     assert result["epochs_run"] == info["epochs_run"] == len(history["val_loss"]) == 3
     # The reported accuracy is that of the epoch whose weights were kept (lowest val_loss).
     assert info["best_epoch"] == int(np.argmin(history["val_loss"])) + 1
-    assert result["val_accuracy"] == history["val_accuracy"][info["best_epoch"] - 1]
-    assert result["val_accuracy"] > 0.9  # one cue word decides the class: learnable
+    branches = info["ngrams"]["val_accuracy"]
+    assert branches["cnn"] == pytest.approx(history["val_accuracy"][info["best_epoch"] - 1])
+    # The reported accuracy is the served model's: both branches averaged.
+    assert result["val_accuracy"] == branches["combined"]
+    assert min(branches.values()) > 0.9  # one cue word decides the class: learnable
+    assert info["ngrams"]["C"] in ngrams.C_GRID
+    assert info["ngrams"]["cnn_weight"] in training.CNN_WEIGHTS
     assert info["strategy"] == "MirroredStrategy" and info["replicas"] >= 1
     assert result["duration_seconds"] == pytest.approx(info["duration_seconds"], abs=1e-3)
     assert info["examples_per_second"] == pytest.approx(
@@ -56,11 +62,27 @@ def test_train_learns_and_writes_every_output(trained: tuple[Inputs, Path, dict]
 
 
 def test_saved_keras_model_holds_the_best_weights(trained: tuple[Inputs, Path, dict]) -> None:
-    inputs, root, result = trained
+    inputs, root, _ = trained
+    info = json.loads((root / "training" / "training.json").read_text())
     model = keras.models.load_model(root / "training" / "model.keras")
     with np.load(inputs.prepared / "val.npz") as val:
         _, accuracy = model.evaluate(val["x"], val["y"], verbose=0, return_dict=False)
-    assert accuracy == pytest.approx(result["val_accuracy"], abs=1e-6)
+    assert accuracy == pytest.approx(info["ngrams"]["val_accuracy"]["cnn"], abs=1e-6)
+
+
+def wide_reference(branch: np.lib.npyio.NpzFile, texts: list[str]) -> np.ndarray:
+    """The wide branch's probabilities from scikit-learn's own n-gram counting."""
+    counter = CountVectorizer(
+        ngram_range=(1, 2),
+        token_pattern=r"\S+",
+        lowercase=False,
+        binary=True,
+        vocabulary=[str(g) for g in branch["vocabulary"]],
+    )
+    std = [t.decode() for t in standardize(tf.constant(texts)).numpy()]
+    logits = counter.transform(std) @ branch["kernel"] + branch["bias"]
+    p = 1 / (1 + np.exp(-logits))
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def test_served_model_matches_the_keras_model(trained: tuple[Inputs, Path, dict]) -> None:
@@ -70,15 +92,39 @@ def test_served_model_matches_the_keras_model(trained: tuple[Inputs, Path, dict]
     texts += ["", "Poor, POOR film... <br /> isn't it?"]  # empty, OOV, markup, clitic
     served = load_serving_model(root / "model" / "1")(texts)
     ids = make_vectorizer(MAX_LENGTH, vocabulary=VOCABULARY)(tf.constant(texts))
-    expected = model(ids, training=False).numpy()
+    with np.load(root / "training" / "ngrams.npz") as branch:
+        w = float(branch["cnn_weight"])
+        wide = wide_reference(branch, texts)
+    cnn = model(ids, training=False).numpy()
+    assert np.abs(wide - 0.5).max() > 0.1  # the wide branch does take part
+    expected = w * cnn + (1 - w) * wide
     np.testing.assert_allclose(served["scores"], expected, rtol=1e-5, atol=1e-6)
     assert served["label"].tolist() == [CLASSES[i] for i in expected.argmax(axis=1)]
     assert served["classes"].tolist() == [CLASSES] * len(texts)
 
 
+def test_plain_cnn_serves_the_keras_model_alone(tmp_path: Path) -> None:
+    inputs = write_inputs(tmp_path, n_train=64, n_val=32, architecture="cnn")
+    result = run_train(inputs, tmp_path, epochs=1)
+    info = json.loads((tmp_path / "training" / "training.json").read_text())
+    history = json.loads((tmp_path / "training" / "history.json").read_text())
+    assert info["architecture"] == "cnn" and "ngrams" not in info
+    assert result["val_accuracy"] == history["val_accuracy"][0]
+    assert not (tmp_path / "training" / "ngrams.npz").exists()
+    texts, _ = make_texts(10, seed=4)
+    model = keras.models.load_model(tmp_path / "training" / "model.keras")
+    ids = make_vectorizer(MAX_LENGTH, vocabulary=VOCABULARY)(tf.constant(texts))
+    np.testing.assert_allclose(
+        load_serving_model(tmp_path / "model" / "1")(texts)["scores"],
+        model(ids, training=False).numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
 def test_early_stopping_ends_training_and_restores_the_best_epoch(tmp_path: Path) -> None:
     # A learning rate this large makes val_loss climb after the first epochs.
-    inputs = write_inputs(tmp_path, learning_rate=0.5)
+    inputs = write_inputs(tmp_path, learning_rate=0.5, architecture="cnn")
     result = run_train(inputs, tmp_path, epochs=30, patience=1)
     history = json.loads((tmp_path / "training" / "history.json").read_text())
     best = int(np.argmin(history["val_loss"]))
@@ -113,6 +159,7 @@ def test_rerun_replaces_earlier_outputs(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "training").iterdir()) == [
         "history.json",
         "model.keras",
+        "ngrams.npz",
         "training.json",
     ]
 

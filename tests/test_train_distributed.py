@@ -23,7 +23,7 @@ from textcnn.cluster.tfjob import judge
 from textcnn.errors import InputError
 from textcnn.export import load_serving_model
 from textcnn.steps import train
-from textcnn.steps.train_distributed import parse_tf_config
+from textcnn.steps.train_distributed import parse_tf_config, per_replica_batches
 from workflows.dag import pipeline, templates
 from workflows.dag.tfjob import build_tfjob, manifest_yaml
 from workflows.errors import WorkflowError
@@ -109,24 +109,53 @@ def test_bad_tf_config_is_an_input_error_naming_it(config: str, words: str) -> N
     assert words in str(info.value)
 
 
-# --- sharding ----------------------------------------------------------------------------
+# --- the global batch -----------------------------------------------------------------
+
+# Three replicas in one process (logical CPUs, before TensorFlow starts): the distributed
+# dataset's per-replica slices of each batch, against the single pod's batches.
+SPLIT_BATCHES = """
+import json, sys
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 3)
+from textcnn.training import make_dataset
+from textcnn.steps.train_distributed import distributed_dataset
+batch = int(sys.argv[1])
+x = np.arange(103, dtype="int32").reshape(-1, 1); y = np.zeros(103, dtype="int32")
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1", "/cpu:2"])
+split = [[[int(v) for v in part.numpy()[:, 0]] for part in strategy.experimental_local_results(xb)]
+         for xb, _ in distributed_dataset(strategy, x, y, batch, shuffle_seed=5)]
+single = [[int(v) for v in xb.numpy()[:, 0]] for xb, _ in make_dataset(x, y, batch, shuffle_seed=5)]
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "split": split, "single": single}))
+"""
 
 
-def test_shards_split_one_permutation_per_epoch() -> None:
-    x = np.arange(103, dtype="int32").reshape(-1, 1)
-    y = np.zeros(103, dtype="int32")
+@pytest.mark.parametrize("batch_size", [48, 50])
+def test_batch_size_is_the_global_batch_split_across_replicas(batch_size: int) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", SPLIT_BATCHES, str(batch_size)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        check=True,
+    )
+    got = json.loads(proc.stdout.splitlines()[-1])
+    assert got["replicas"] == 3
+    expected = per_replica_batches(batch_size, 3)
+    assert sum(expected) == batch_size and max(expected) - min(expected) <= 1
+    # Every step is one of the single pod's batches, cut into the replicas' slices.
+    assert [sum(parts, []) for parts in got["split"]] == got["single"]
+    full = [parts for parts in got["split"] if sum(map(len, parts)) == batch_size]
+    assert len(full) == 103 // batch_size
+    assert all([len(p) for p in parts] == expected for parts in full)
 
-    def epochs(index: int) -> list[list[int]]:
-        ds = training.make_dataset(x, y, 8, shuffle_seed=5, num_shards=3, shard_index=index)
-        return [[int(v) for xb, _ in ds for v in xb.numpy()[:, 0]] for _ in range(2)]
 
-    shards = [epochs(i) for i in range(3)]
-    for epoch in range(2):
-        seen = [shard[epoch] for shard in shards]
-        assert sorted(sum(seen, [])) == list(range(103))  # disjoint, and all of them
-        assert {len(s) for s in seen} <= {34, 35}
-    assert shards[0][0] != shards[0][1]  # reshuffled each epoch
-    assert shards[0][0] != sorted(shards[0][0])
+def test_per_replica_batches_add_up_to_the_batch_size() -> None:
+    for batch_size in (1, 2, 50, 64, 101):
+        for replicas in (1, 2, 3, 8):
+            parts = per_replica_batches(batch_size, replicas)
+            assert len(parts) == replicas and sum(parts) == batch_size
+            assert max(parts) - min(parts) <= 1
 
 
 # --- the custom loop on two real processes ------------------------------------------------
@@ -175,7 +204,7 @@ def test_two_workers_train_like_one_pod(tmp_path: Path) -> None:
                 {"cluster": addresses, "task": {"type": task_type, "index": 0}}
             ),
         }
-        options = train_options(inputs, out, batch_size=16)  # per replica: 32 a step
+        options = train_options(inputs, out, batch_size=32)  # the global batch: 16 each
         procs.append(
             subprocess.Popen(
                 [

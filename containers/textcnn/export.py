@@ -2,7 +2,9 @@
 
 The tokenisation (`textcnn.text.make_vectorizer`) is inside the graph, so a client sends
 strings and gets scores, the class names and the predicted label, tokenised exactly as
-in training. TF Serving loads `<base>/<version>/saved_model.pb`, hence the numeric folder.
+in training. With a wide n-gram branch (`textcnn.ngrams`) the scores are the weighted
+average of both branches' probabilities, computed in the same graph. TF Serving loads
+`<base>/<version>/saved_model.pb`, hence the numeric folder.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from textcnn import storage
-from textcnn.text import make_vectorizer
+from textcnn.ngrams import NgramLinear, probabilities
+from textcnn.text import make_vectorizer, standardize
 
 SIGNATURE = "serving_default"
 
@@ -27,15 +30,22 @@ def export_serving_model(
     classes: list[str],
     base_dir: str | Path,
     version: int = 1,
+    wide: NgramLinear | None = None,
+    cnn_weight: float = 1.0,
 ) -> Path:
-    """Write `base_dir/<version>/`: signature `serving_default(text) -> scores, classes, label`."""
-    vectorizer = make_vectorizer(max_length, vocabulary=vocabulary)
+    """Write `base_dir/<version>/`: signature `serving_default(text) -> scores, classes, label`.
+
+    The scores are `cnn_weight * CNN + (1 - cnn_weight) * wide` when `wide` is given."""
+    vectorizer = make_vectorizer(max_length, vocabulary=vocabulary, standardized=True)
     vectorizer.build((None,))
     names = tf.constant(classes)
 
     def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
+        std = standardize(text)
         # A direct call in a tf.function: model.predict is ~60x slower per request.
-        scores = model(vectorizer(text), training=False)
+        scores = model(vectorizer(std), training=False)
+        if wide is not None:
+            scores = cnn_weight * scores + (1.0 - cnn_weight) * probabilities(wide(std))
         rows = tf.shape(text)[0]
         return {
             "scores": scores,
@@ -46,6 +56,8 @@ def export_serving_model(
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(vectorizer)  # its lookup table must be saved with the graph
+    if wide is not None:
+        archive.track(wide)
     archive.add_endpoint(
         SIGNATURE, serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")]
     )

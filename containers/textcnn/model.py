@@ -8,7 +8,7 @@ serving export and the distributed trainer all build the very same network.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,15 @@ class ModelConfig:
     dropout: float
     learning_rate: float
     trainable_embeddings: bool = True
+    # "cnn_ngrams": the CNN averaged with the wide n-gram branch (textcnn.ngrams); "cnn":
+    # the plain Kim (2014) CNN. Both branches see the same text.
+    architecture: str = "cnn_ngrams"
+    ngram_order: int = 2
+    ngram_features: int = 300_000
+
+    @property
+    def ngrams(self) -> bool:
+        return self.architecture == "cnn_ngrams"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -59,9 +68,8 @@ class ModelConfig:
         """Read model_config.json from a spec folder."""
         path = Path(model_spec_dir) / CONFIG_FILE
         names = [f.name for f in fields(cls)]
-        data = read_json(
-            path, tuple(n for n in names if n != "trainable_embeddings"), "model-metadata"
-        )
+        required = tuple(f.name for f in fields(cls) if f.default is MISSING)
+        data = read_json(path, required, "model-metadata")
         unknown = sorted(data.keys() - set(names))
         if unknown:
             raise InputError(f"{path}: unknown keys {unknown}; rerun the model-metadata step")

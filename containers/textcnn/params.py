@@ -176,10 +176,31 @@ class PipelineParams(BaseModel):
         ge=1,
         le=64,
     )
+    architecture: Literal["cnn_ngrams", "cnn"] = _opt(
+        "cnn_ngrams",
+        "cnn_ngrams: the Kim CNN averaged with a wide linear model over word n-gram presence "
+        "(NB-weighted logistic regression), weight and regularisation chosen on the "
+        "validation split; cnn: the plain Kim (2014) CNN.",
+    )
+    ngram_order: int = _opt(
+        2, "Longest word n-gram of the wide branch (2: words and word pairs).", ge=1, le=3
+    )
+    ngram_features: int = _opt(
+        300_000,
+        "Most frequent n-grams of the training split that the wide branch weighs.",
+        ge=1,
+        le=5_000_000,
+    )
     epochs: int = _opt(
         10, "Maximum training epochs (early stopping may end sooner).", ge=1, le=1000
     )
-    batch_size: int = _opt(50, "Examples per batch (per replica when distributed).", ge=1, le=65536)
+    batch_size: int = _opt(
+        50,
+        "Examples per optimiser step (the global batch): split across the replicas when "
+        "training on several GPUs or a TFJob, so the same options train the same model.",
+        ge=1,
+        le=65536,
+    )
     learning_rate: float = _opt(1e-3, "Adam learning rate.", gt=0.0, le=1.0)
     patience: int = _opt(
         3, "Early stopping: epochs without validation-loss improvement before stopping.", ge=0

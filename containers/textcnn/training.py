@@ -1,5 +1,10 @@
 """Training the Kim CNN: loading the step inputs, the datasets, compilation, early
-stopping, `fit_mirrored` (one pod: every GPU it sees, or the CPU) and the outputs.
+stopping, `fit_mirrored` (one pod: every GPU it sees, or the CPU), the wide n-gram branch
+and the outputs.
+
+`--batch_size` is the global batch: each optimiser step sees that many examples however
+many replicas share them, so one pod and a TFJob take the same steps at the same learning
+rate (`tf.distribute` splits each batch across the replicas).
 
 The pieces are separate functions so that the multi-worker trainer
 (`textcnn.steps.train_distributed`, a custom loop, since Keras 3 `model.fit` fails under
@@ -18,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from textcnn import storage
+from textcnn import ngrams, storage
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model
 from textcnn.model import ModelConfig, build_model, read_json
@@ -35,7 +40,7 @@ class Splits:
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """What a trainer hands to `write_outputs`; the model holds the best epoch's weights."""
+    """What a trainer hands to `finish`; the model holds the best epoch's weights."""
 
     model: keras.Model
     history: dict[str, list[float]]
@@ -102,23 +107,13 @@ def load_embeddings(embeddings_dir: str) -> np.ndarray:
 
 
 def make_dataset(
-    x: np.ndarray,
-    y: np.ndarray,
-    batch_size: int,
-    shuffle_seed: int | None = None,
-    num_shards: int = 1,
-    shard_index: int = 0,
+    x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None
 ) -> tf.data.Dataset:
-    """Batches of (ids, class ids); shuffled each epoch when a seed is given.
-
-    With `num_shards`, only every num_shards-th example from `shard_index` on is kept,
-    after the shuffle: workers sharing the seed see one permutation per epoch and split it.
-    """
+    """Global batches of (ids, class ids); shuffled each epoch when a seed is given (the same
+    permutations in every process that uses the seed)."""
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    if num_shards > 1:
-        ds = ds.shard(num_shards, shard_index)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -152,6 +147,21 @@ class Inputs:
     vocabulary: list[str]
     splits: Splits
     embeddings: np.ndarray
+    # The standardised texts of the splits, row for row (the wide branch's input).
+    train_texts: list[str]
+    val_texts: list[str]
+
+
+def _load_texts(path: Path, rows: int) -> list[str]:
+    try:
+        texts = path.read_text(encoding="utf-8").split("\n")[:-1]
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found; rerun the prepare-data step") from None
+    if len(texts) != rows:
+        raise InputError(
+            f"{path}: {len(texts)} texts for {rows} rows of ids; rerun the prepare-data step"
+        )
+    return texts
 
 
 def load_inputs(prepared_dir: str, embeddings_dir: str, model_spec_dir: str) -> Inputs:
@@ -166,8 +176,14 @@ def load_inputs(prepared_dir: str, embeddings_dir: str, model_spec_dir: str) -> 
             f"spec has vocab_size={config.vocab_size} and ids 0, 1 are {[PAD, OOV]}; rerun "
             "prepare-data and model-metadata together"
         )
+    splits = load_splits(prepared_dir, config)
+    train_texts: list[str] = []
+    val_texts: list[str] = []
+    if config.ngrams:
+        train_texts = _load_texts(Path(prepared_dir) / "train_tokens.txt", len(splits.x_train))
+        val_texts = _load_texts(Path(prepared_dir) / "val_tokens.txt", len(splits.x_val))
     return Inputs(
-        config, vocabulary, load_splits(prepared_dir, config), load_embeddings(embeddings_dir)
+        config, vocabulary, splits, load_embeddings(embeddings_dir), train_texts, val_texts
     )
 
 
@@ -186,13 +202,12 @@ def fit_mirrored(
     """
     strategy = tf.distribute.MirroredStrategy()
     replicas = strategy.num_replicas_in_sync
-    global_batch = batch_size * replicas  # batch_size is per replica
     start = datetime.now(UTC)
     with strategy.scope():
         model = compile_model(config, embeddings)
     history = model.fit(
-        make_dataset(splits.x_train, splits.y_train, global_batch, shuffle_seed=seed),
-        validation_data=make_dataset(splits.x_val, splits.y_val, global_batch),
+        make_dataset(splits.x_train, splits.y_train, batch_size, shuffle_seed=seed),
+        validation_data=make_dataset(splits.x_val, splits.y_val, batch_size),
         epochs=epochs,
         callbacks=[early_stopping(patience)],
         shuffle=False,
@@ -210,16 +225,62 @@ def fit_mirrored(
     )
 
 
-def write_outputs(
-    result: TrainingRun,
-    config: ModelConfig,
-    vocabulary: list[str],
-    model_dir: str,
-    training_dir: str,
-) -> None:
-    """training/ (model.keras, history.json, training.json) and the serving model/."""
+# Weights of the CNN's probabilities tried against the wide branch's (the rest).
+CNN_WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+@dataclass(frozen=True)
+class Wide:
+    """The fitted n-gram branch and its share of the scores."""
+
+    layer: ngrams.NgramLinear
+    cnn_weight: float
+    c: float
+    val_accuracy: dict[str, float]
+
+
+def fit_wide(result: TrainingRun, inputs: Inputs) -> Wide:
+    """The n-gram branch on the training split; its C and the CNN's weight are the pair
+    with the lowest validation log loss of the averaged probabilities."""
+    config, splits = inputs.config, inputs.splits
+    layer = ngrams.NgramLinear(
+        ngrams.build_vocabulary(inputs.train_texts, config.ngram_order, config.ngram_features),
+        config.ngram_order,
+        config.num_classes,
+    )
+    fitted = ngrams.fit(layer, inputs.train_texts, splits.y_train, inputs.val_texts, splits.y_val)
+    cnn = result.model.predict(splits.x_val, batch_size=1024, verbose=0)
+    losses = {
+        w: ngrams.log_loss(splits.y_val, w * cnn + (1 - w) * fitted.val_probabilities)
+        for w in CNN_WEIGHTS
+    }
+    w = min(losses, key=losses.__getitem__)
+
+    def accuracy(p: np.ndarray) -> float:
+        return float((p.argmax(axis=1) == splits.y_val).mean())
+
+    return Wide(
+        layer,
+        w,
+        fitted.c,
+        {
+            "cnn": accuracy(cnn),
+            "ngrams": accuracy(fitted.val_probabilities),
+            "combined": accuracy(w * cnn + (1 - w) * fitted.val_probabilities),
+        },
+    )
+
+
+def finish(
+    result: TrainingRun, inputs: Inputs, model_dir: str, training_dir: str
+) -> dict[str, float | int]:
+    """Fit the wide branch if the architecture has one; write training/ (model.keras,
+    history.json, training.json, ngrams.npz) and the serving model/; return the step's
+    outputs, whose val_accuracy is the served model's."""
+    config = inputs.config
+    wide = fit_wide(result, inputs) if config.ngrams else None
     seconds = result.duration_seconds
-    training = {
+    training: dict[str, object] = {
         "start": result.start.isoformat(),
         "end": result.end.isoformat(),
         "duration_seconds": seconds,
@@ -228,19 +289,42 @@ def write_outputs(
         "examples_per_second": result.train_examples * result.epochs_run / seconds,
         "strategy": result.strategy,
         "replicas": result.replicas,
+        "architecture": config.architecture,
     }
+    val_accuracy = result.val_accuracy
+    if wide is not None:
+        training["ngrams"] = {
+            "features": wide.layer.size,
+            "order": config.ngram_order,
+            "C": wide.c,
+            "cnn_weight": wide.cnn_weight,
+            "val_accuracy": wide.val_accuracy,
+        }
+        val_accuracy = wide.val_accuracy["combined"]
     # Both folders are filled before either is renamed into place: a failure leaves neither.
     with storage.atomic_dir(model_dir) as served, storage.atomic_dir(training_dir) as tmp:
-        export_serving_model(result.model, vocabulary, config.max_length, config.classes, served)
+        export_serving_model(
+            result.model,
+            inputs.vocabulary,
+            config.max_length,
+            config.classes,
+            served,
+            wide=None if wide is None else wide.layer,
+            cnn_weight=1.0 if wide is None else wide.cnn_weight,
+        )
         result.model.save(tmp / "model.keras")
         (tmp / "history.json").write_text(json.dumps(result.history, indent=2) + "\n")
         (tmp / "training.json").write_text(json.dumps(training, indent=2) + "\n")
-
-
-def summary(result: TrainingRun) -> dict[str, float | int]:
-    """The step's output parameters."""
+        if wide is not None:  # the branch as arrays, for inspection and the tests
+            np.savez_compressed(
+                tmp / "ngrams.npz",
+                vocabulary=np.array(wide.layer.vocabulary),
+                kernel=wide.layer.kernel.numpy(),
+                bias=wide.layer.bias.numpy(),
+                cnn_weight=wide.cnn_weight,
+            )
     return {
-        "val_accuracy": result.val_accuracy,
+        "val_accuracy": val_accuracy,
         "epochs_run": result.epochs_run,
         "duration_seconds": round(result.duration_seconds, 3),
     }

@@ -41,6 +41,9 @@ def run(
     run_name: str,
     artifact_root: str = "",
     static_embeddings: bool = False,
+    architecture: str = "cnn_ngrams",
+    ngram_order: int = 2,
+    ngram_features: int = 300_000,
 ) -> dict[str, str | int]:
     """Write spec/ (model_config.json, summary.txt) and record a ModelSpec artifact.
 
@@ -70,6 +73,9 @@ def run(
         dropout=dropout,
         learning_rate=learning_rate,
         trainable_embeddings=not static_embeddings,
+        architecture=architecture,
+        ngram_order=ngram_order,
+        ngram_features=ngram_features,
     )
     model = build_model(config)  # random embeddings: the shape is what is checked here
     params = model.count_params()
@@ -94,6 +100,9 @@ def run(
         "dropout": dropout,
         "learning_rate": learning_rate,
         "trainable_embeddings": int(config.trainable_embeddings),
+        "architecture": architecture,
+        "ngram_order": ngram_order,
+        "ngram_features": ngram_features,
         "params": params,
         "summary": summary,
     }

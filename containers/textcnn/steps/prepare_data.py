@@ -157,8 +157,11 @@ def run(
         _write_npz(out / "val.npz", x_val, val["label"].map(class_id).to_numpy())
         (out / "vocab.json").write_text(vocab_json, encoding="utf-8")
         (out / "labels.json").write_text(json.dumps({"classes": classes}), encoding="utf-8")
-        tokens = "".join(t + "\n" for t in train["std"])
-        (out / "train_tokens.txt").write_text(tokens, encoding="utf-8")
+        # The standardised texts, row for row with the ids: Word2Vec's corpus and the wide
+        # n-gram branch's input.
+        for name, part in (("train", train), ("val", val)):
+            tokens = "".join(t + "\n" for t in part["std"])
+            (out / f"{name}_tokens.txt").write_text(tokens, encoding="utf-8")
         (out / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
         if json_tokenizer_path:
             storage.write_text(json_tokenizer_path, vocab_json)

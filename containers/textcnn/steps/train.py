@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from textcnn.training import fit_mirrored, load_inputs, summary, write_outputs
+from textcnn.training import finish, fit_mirrored, load_inputs
 
 
 def run(
@@ -24,5 +24,4 @@ def run(
     result = fit_mirrored(
         inputs.config, inputs.embeddings, inputs.splits, epochs, batch_size, patience, seed
     )
-    write_outputs(result, inputs.config, inputs.vocabulary, model_dir, training_dir)
-    return summary(result)
+    return finish(result, inputs, model_dir, training_dir)

@@ -5,14 +5,17 @@ this is a custom loop: `strategy.run` of a `GradientTape` step whose loss is
 `tf.nn.compute_average_loss` over the global batch (the optimiser sums the replicas'
 gradients, so the sum of per-replica losses divided by the global batch is the mean).
 Everything else is the single-pod trainer's (`textcnn.training`): inputs, model, optimiser,
-seeded shuffling, the Keras EarlyStopping callback, the outputs and the serving export.
+seeded shuffling, the Keras EarlyStopping callback, the wide n-gram branch, the outputs
+and the serving export.
 
 `TF_CONFIG` (set by the training operator on the `tensorflow` container) is parsed before
 the strategy is created, which must happen before TensorFlow starts its runtime. Each
-worker reads the same staged data, shuffles it with the same seed and keeps its own shard;
-the batch size is per replica, so the global batch is `batch_size * replicas`. Loss and
-accuracy are summed over all workers, so every worker sees the same validation loss and
-early stopping ends them all at the same epoch. The chief (or worker 0 when there is no
+worker reads the same staged data and shuffles it with the same seed into the very
+batches of `--batch_size` that one pod trains on; `tf.distribute` gives each replica its
+slice of every batch (`per_replica_batches`), and the loss is the mean over the whole
+batch, so the optimiser takes the steps one pod takes. Loss and accuracy are summed over
+all workers, so every worker sees the same validation loss and early stopping ends them
+all at the same epoch. The chief (or worker 0 when there is no
 chief) writes the model; the others write theirs to a temporary folder and delete it.
 """
 
@@ -34,36 +37,34 @@ from textcnn.training import (
     Splits,
     TrainingRun,
     early_stopping,
+    finish,
     load_inputs,
     make_dataset,
     make_optimizer,
-    summary,
-    write_outputs,
 )
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
-def sharded_dataset(
+def per_replica_batches(batch_size: int, replicas: int) -> list[int]:
+    """How `tf.distribute` splits one global batch: as evenly as it can, the first
+    replicas taking one more example when it does not divide."""
+    return [batch_size // replicas + (r < batch_size % replicas) for r in range(replicas)]
+
+
+def distributed_dataset(
     strategy: tf.distribute.Strategy,
     x: np.ndarray,
     y: np.ndarray,
     batch_size: int,
     shuffle_seed: int | None,
 ) -> tf.distribute.DistributedDataset:
-    """Per-replica batches of this worker's shard (one input pipeline per worker)."""
-
-    def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        return make_dataset(
-            x,
-            y,
-            batch_size,
-            shuffle_seed=shuffle_seed,
-            num_shards=context.num_input_pipelines,
-            shard_index=context.input_pipeline_id,
-        )
-
-    return strategy.distribute_datasets_from_function(make)
+    """The single-pod trainer's global batches, each split across the replicas: every
+    worker builds the same seeded pipeline and keeps its replicas' slices (DATA sharding)."""
+    ds = make_dataset(x, y, batch_size, shuffle_seed=shuffle_seed)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return strategy.experimental_distribute_dataset(ds.with_options(options))
 
 
 def _sums(y: tf.Tensor, scores: tf.Tensor, per_example_loss: tf.Tensor) -> tf.Tensor:
@@ -91,20 +92,21 @@ def fit_multi_worker(
     """Train under `strategy` in a custom loop; the returned model is a plain (undistributed)
     copy holding the best epoch's weights, exported exactly like the single-pod model."""
     replicas = strategy.num_replicas_in_sync
-    global_batch = batch_size * replicas  # batch_size is per replica
     loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
     start = datetime.now(UTC)
     with strategy.scope():
         model = build_model(config, embeddings)
         optimizer = make_optimizer(config)
-    train_data = sharded_dataset(strategy, splits.x_train, splits.y_train, batch_size, seed)
-    val_data = sharded_dataset(strategy, splits.x_val, splits.y_val, batch_size, None)
+    train_data = distributed_dataset(strategy, splits.x_train, splits.y_train, batch_size, seed)
+    val_data = distributed_dataset(strategy, splits.x_val, splits.y_val, batch_size, None)
 
     def train_replica(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             scores = model(x, training=True)
             per_example = loss_fn(y, scores)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            # Without global_batch_size, the sum over the replicas' batch sizes: the mean over
+            # this step's whole batch, the last (shorter) one included, as Keras takes it.
+            loss = tf.nn.compute_average_loss(per_example)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return _sums(y, scores, per_example)
@@ -200,14 +202,10 @@ def run(
         seed,
     )
     if role.is_chief:
-        write_outputs(result, inputs.config, inputs.vocabulary, model_dir, training_dir)
-    else:
-        # Every worker exports, as TensorFlow's multi-worker guide asks; only the chief's stays.
-        scratch = tempfile.mkdtemp(prefix=f"textcnn-{role.task_type}-{role.index}-")
-        try:
-            write_outputs(
-                result, inputs.config, inputs.vocabulary, f"{scratch}/model", f"{scratch}/training"
-            )
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return summary(result)
+        return finish(result, inputs, model_dir, training_dir)
+    # Every worker exports, as TensorFlow's multi-worker guide asks; only the chief's stays.
+    scratch = tempfile.mkdtemp(prefix=f"textcnn-{role.task_type}-{role.index}-")
+    try:
+        return finish(result, inputs, f"{scratch}/model", f"{scratch}/training")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 from helpers import Inputs, write_inputs
 
-from textcnn import training
 from textcnn.cluster.tfjob import judge
 from textcnn.errors import InputError
 from textcnn.export import load_serving_model

@@ -1,0 +1,102 @@
+"""The wide n-gram branch: its features in TF ops against scikit-learn's n-gram counting,
+the vocabulary, the NB-LR fit and the choice of C."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.feature_extraction.text import CountVectorizer
+
+from textcnn import ngrams
+
+TEXTS = [
+    "a great great film",
+    "a dull film , is n't it ?",
+    "",
+    "great",
+    "never seen words here",
+    "a great film a great film",
+]
+
+
+def counter(order: int, vocabulary: list[str] | None = None) -> CountVectorizer:
+    return CountVectorizer(
+        ngram_range=(1, order),
+        token_pattern=r"\S+",
+        lowercase=False,
+        binary=True,
+        vocabulary=vocabulary,
+    )
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_graph_features_are_sklearn_binary_ngram_counts(order: int) -> None:
+    vocabulary = ngrams.build_vocabulary(TEXTS[:2], order, max_features=1000)
+    layer = ngrams.NgramLinear(vocabulary, order, num_classes=2)
+    expected = counter(order, vocabulary).transform(TEXTS).toarray()
+    got = layer.features(TEXTS).toarray()
+    np.testing.assert_array_equal(got, expected)
+    assert got.max() == 1  # presence, not counts: "great great" counts once
+
+
+def test_vocabulary_keeps_the_ngrams_found_in_most_texts() -> None:
+    vocabulary = ngrams.build_vocabulary(TEXTS, 2, max_features=4)
+    # document frequencies: "a" 3, "film" 3, "great" 3, "a great" 2, "great film" 2, ...
+    assert vocabulary == ["a", "film", "great", "a great"]
+    everything = ngrams.build_vocabulary(TEXTS, 2, max_features=10_000)
+    assert sorted(everything) == sorted(counter(2).fit(TEXTS).vocabulary_)
+
+
+def test_layer_logits_are_features_times_kernel() -> None:
+    vocabulary = ngrams.build_vocabulary(TEXTS, 2, max_features=1000)
+    layer = ngrams.NgramLinear(vocabulary, 2, num_classes=3)
+    kernel = np.random.default_rng(0).normal(size=(len(vocabulary), 3)).astype("float32")
+    layer.kernel.assign(kernel)
+    layer.bias.assign(np.array([0.5, -1.0, 0.0], dtype="float32"))
+    logits = layer(tf.constant(TEXTS)).numpy()
+    expected = counter(2, vocabulary).transform(TEXTS) @ kernel + [0.5, -1.0, 0.0]
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+    # A text with no known n-gram gets the bias alone.
+    np.testing.assert_allclose(logits[2], [0.5, -1.0, 0.0])
+
+
+def cue_texts(n: int, classes: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """Each text holds its class's cue word among noise words."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    noise = [f"w{i}" for i in range(30)]
+    texts = [" ".join([*rng.choice(noise, 5), f"cue{c}", *rng.choice(noise, 3)]) for c in y]
+    return texts, y
+
+
+def test_binary_fit_is_one_model_mirrored() -> None:
+    texts, y = cue_texts(200, 2, seed=1)
+    layer = ngrams.NgramLinear(ngrams.build_vocabulary(texts, 2, 10_000), 2, num_classes=2)
+    kernel, bias = ngrams.fit_kernel(layer.features(texts), y, 2, c=1.0)
+    np.testing.assert_array_equal(kernel[:, 0], -kernel[:, 1])
+    assert bias[0] == -bias[1]
+    # The normalised sigmoids of a mirrored pair are the one model's sigmoid.
+    z = layer.features(texts) @ kernel + bias
+    p = ngrams.probabilities(tf.constant(z)).numpy()
+    np.testing.assert_allclose(p[:, 1], 1 / (1 + np.exp(-z[:, 1])), rtol=1e-6)
+
+
+def test_multiclass_fit_learns_and_picks_c_by_validation_log_loss() -> None:
+    texts, y = cue_texts(300, 4, seed=2)
+    val_texts, y_val = cue_texts(100, 4, seed=3)
+    layer = ngrams.NgramLinear(ngrams.build_vocabulary(texts, 2, 10_000), 2, num_classes=4)
+    fitted = ngrams.fit(layer, texts, y, val_texts, y_val)
+    p = ngrams.probabilities(layer(tf.constant(val_texts))).numpy()
+    np.testing.assert_allclose(p, fitted.val_probabilities, rtol=1e-5, atol=1e-6)
+    assert (p.argmax(axis=1) == y_val).mean() > 0.95
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    x_train, x_val = layer.features(texts), layer.features(val_texts)
+
+    def val_loss(c: float) -> float:
+        kernel, bias = ngrams.fit_kernel(x_train, y, 4, c)
+        p = ngrams.probabilities(tf.constant(x_val @ kernel + bias)).numpy()
+        return ngrams.log_loss(y_val, p)
+
+    losses = {c: val_loss(c) for c in ngrams.C_GRID}
+    assert fitted.c == min(losses, key=losses.__getitem__)

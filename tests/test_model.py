@@ -230,6 +230,16 @@ def test_model_metadata_writes_the_spec_and_records_it(tmp_path: Path) -> None:
     assert props["params"] == result["params"] and props["summary"] == summary
     assert props["filter_sizes"] == "2,3" and props["dropout"] == 0.3
     assert json.loads(props["classes"]) == config.classes
+    assert (props["architecture"], props["ngram_order"]) == ("cnn_ngrams", 2)
+    assert "Wide n-gram branch: word 1-2-gram presence" in summary
+
+
+def test_model_metadata_of_the_plain_cnn(tmp_path: Path) -> None:
+    write_inputs(tmp_path, n_train=8, n_val=8, dim=8)
+    model_metadata.run(**metadata_args(tmp_path), architecture="cnn")
+    config = ModelConfig.load(tmp_path / "spec-out")
+    assert config.architecture == "cnn" and not config.ngrams
+    assert "n-gram" not in (tmp_path / "spec-out" / "summary.txt").read_text()
 
 
 def test_model_metadata_from_the_command_line(tmp_path: Path) -> None:

@@ -80,6 +80,13 @@ def run(
     model = build_model(config)  # random embeddings: the shape is what is checked here
     params = model.count_params()
     summary = model_summary(model)
+    if config.ngrams:  # fitted after the CNN, so its size is known only then
+        summary += (
+            f"Wide n-gram branch: word 1-{ngram_order}-gram presence, at most "
+            f"{ngram_features:,} n-grams x {config.num_classes} classes, NB-weighted "
+            "logistic regression fitted on the training split after the CNN; the served "
+            "scores average both branches.\n"
+        )
 
     storage.write_text(storage.join(output_dir, SUMMARY_FILE), summary)
     storage.write_text(storage.join(output_dir, CONFIG_FILE), config.to_json())

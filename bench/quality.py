@@ -32,6 +32,7 @@ standard deviation over the folds.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import io
 import json
@@ -39,6 +40,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,7 @@ CV_VARIANTS = ("default", "cnn")
 DISTRIBUTED = ("--dist_training", "yes")
 SLICE_ROWS, SLICE_OPTIONS = 2000, ("--epochs", "4")
 TFIDF_CS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
+REMEMBERED = common.SCRATCH / "results"
 
 
 def random_vectors(path: Path) -> Path:
@@ -101,10 +104,52 @@ def random_vectors(path: Path) -> Path:
     return path
 
 
-def tfidf_accuracy(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
+@functools.cache
+def code_digest() -> str:
+    """Of the code a pipeline run executes and its pins: a changed step measures anew."""
+    digest = hashlib.sha256((common.ROOT / "requirements.txt").read_bytes())
+    for folder in ("containers", "workflows"):
+        for path in sorted((common.ROOT / folder).rglob("*.py")):
+            digest.update(path.relative_to(common.ROOT).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def remembered(key: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """compute(), kept in .cache/bench/results under `key` and the code's digest, so a
+    crashed or interrupted benchmark (an hour on a shared machine) picks up where it
+    stopped, and changed code or data is measured anew. Delete the folder to redo all."""
+    name = json.dumps({**key, "code": code_digest()}, sort_keys=True)
+    path = REMEMBERED / f"{hashlib.sha256(name.encode()).hexdigest()[:32]}.json"
+    if path.is_file():
+        print(f"  (remembered: {path.name})", flush=True)
+        return json.loads(path.read_text())
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    os.replace(tmp, path)
+    return value
+
+
+def tfidf_accuracy(train_csv: Path, test_csv: Path) -> dict[str, Any]:
+    key = {"tfidf": TFIDF_CS, "train": file_digest(train_csv), "test": file_digest(test_csv)}
+    return remembered(key, lambda: _tfidf_accuracy(train_csv, test_csv))
+
+
+def _tfidf_accuracy(train_csv: Path, test_csv: Path) -> dict[str, Any]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
+
+    from textcnn.data import load_csv
+
+    train = load_csv(str(train_csv), "text", "label")
+    test = load_csv(str(test_csv), "text", "label")
 
     model = make_pipeline(
         TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
@@ -138,7 +183,15 @@ def embeddings_frozen(run: dict[str, Any]) -> bool:
 def pipeline_run(
     train_csv: Path, test_csv: Path, run_dir: Path, options: tuple[str, ...]
 ) -> dict[str, Any]:
-    """One pipeline run's figures (its folder is deleted: the figures are kept, not models)."""
+    """One pipeline run's figures (remembered; its folder is deleted: the figures are kept,
+    not the models)."""
+    key = {"run": options, "train": file_digest(train_csv), "test": file_digest(test_csv)}
+    return remembered(key, lambda: _pipeline_run(train_csv, test_csv, run_dir, options))
+
+
+def _pipeline_run(
+    train_csv: Path, test_csv: Path, run_dir: Path, options: tuple[str, ...]
+) -> dict[str, Any]:
     run = common.run_pipeline(
         run_dir,
         "--train_data_path",
@@ -227,7 +280,7 @@ def bundled_split(glove: Path) -> dict[str, Any]:
         "train_rows": len(train),
         "test_rows": len(test),
         "seeds": list(SEEDS),
-        "tfidf": tfidf_accuracy(train, test),
+        "tfidf": tfidf_accuracy(train_csv, test_csv),
     }
     print(f"TF-IDF + LR: {result['tfidf']['accuracy']:.4f}", flush=True)
     folder = common.SCRATCH / "quality"
@@ -266,29 +319,11 @@ def cross_validation(glove: Path, folds: int) -> dict[str, Any]:
         train, test = pooled.iloc[train_pos], pooled.iloc[test_pos]
         train.to_csv(folder / "train.csv", index=False)
         test.to_csv(folder / "test.csv", index=False)
-        # A finished fold is kept, so an interrupted run (an hour on a shared machine) picks
-        # up where it stopped; it counts only for the same split and the same variants.
-        # Delete .cache/bench/cv to measure every fold anew.
-        key = {
-            "folds": folds,
-            "fold": k,
-            "variants": {n: VARIANTS[n][1] for n in CV_VARIANTS},
-            "seed": SEEDS[0],
-            "test_csv_sha256": hashlib.sha256((folder / "test.csv").read_bytes()).hexdigest(),
-        }
-        done = folder / "accuracy.json"
-        saved = json.loads(done.read_text()) if done.is_file() else {}
-        if saved.get("key") == json.loads(json.dumps(key)):
-            fold = saved["accuracy"]
-        else:
-            fold = {"tfidf": tfidf_accuracy(train, test)["accuracy"]}
-            runs = cnn_runs(
-                folder / "train.csv", folder / "test.csv", glove, folder, CV_VARIANTS, SEEDS[:1]
-            )
-            fold |= {name: r["accuracy"] for name, r in runs.items()}
-            tmp = done.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"key": key, "accuracy": fold}, indent=1))
-            os.replace(tmp, done)
+        fold = {"tfidf": tfidf_accuracy(folder / "train.csv", folder / "test.csv")["accuracy"]}
+        runs = cnn_runs(
+            folder / "train.csv", folder / "test.csv", glove, folder, CV_VARIANTS, SEEDS[:1]
+        )
+        fold |= {name: r["accuracy"] for name, r in runs.items()}
         print(f"fold {k + 1}/{folds}: {fold}", flush=True)
         per_fold.append(fold)
     summary = {

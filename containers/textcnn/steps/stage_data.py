@@ -1,6 +1,6 @@
 """stage-data: the TFJob branch's inputs onto the shared volume.
 
-It copies what the trainers read (the prepared arrays, vocabulary and label map,
+It copies what the trainers read (the prepared arrays, texts, vocabulary and label map,
 the embedding matrix, the model config) from the workflow's artifacts to a folder on the
 ReadWriteMany volume that every TFJob replica mounts, and checks them against each other
 there, so a mismatch fails before any replica is scheduled (textcnn.steps.collect_model is the
@@ -19,7 +19,17 @@ from textcnn.training import load_inputs
 
 # Folder -> (files the trainers read, the step that writes them).
 STAGED: dict[str, tuple[tuple[str, ...], str]] = {
-    "prepared": (("train.npz", "val.npz", "vocab.json", "labels.json"), "prepare-data"),
+    "prepared": (
+        (
+            "train.npz",
+            "val.npz",
+            "vocab.json",
+            "labels.json",
+            "train_tokens.txt",  # the wide n-gram branch's texts
+            "val_tokens.txt",
+        ),
+        "prepare-data",
+    ),
     "embeddings": (("embeddings.npy",), "embeddings"),
     "spec": ((CONFIG_FILE,), "model-metadata"),
 }

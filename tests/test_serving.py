@@ -7,6 +7,8 @@ contract's signature built here (so these tests do not depend on the training co
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -20,6 +22,7 @@ import pytest
 import requests
 import tensorflow as tf
 from helpers import TOY_CUES, save_toy
+from kserve import InferenceRESTClient, InferInput, InferRequest, InferResponse, RESTConfig
 from prometheus_client.parser import text_string_to_metric_families
 
 from textcnn.errors import InputError
@@ -122,6 +125,44 @@ def test_v2_infer_returns_label_scores_classes_and_a_string_id(
         json=v2_body(texts, id="req-7", outputs=[{"name": "label"}]),
     ).json()
     assert body["id"] == "req-7" and [o["name"] for o in body["outputs"]] == ["label"]
+
+
+def test_kserve_s_own_client_speaks_v1_and_v2(url: str, model_dirs: dict[str, Path]) -> None:
+    """The pinned kserve's InferenceRESTClient, whose V2 JSON has no content type."""
+    texts = ["good", "bad bad", "great film"]
+    expected = in_process(model_dirs["toy"] / "1", texts)
+
+    async def both() -> tuple[dict, InferResponse]:
+        clients = [InferenceRESTClient(RESTConfig(protocol=p)) for p in ("v1", "v2")]
+        try:
+            v1_out = await clients[0].infer(url, {"instances": texts}, model_name="toy")
+            text = InferInput(name="text", shape=[len(texts)], datatype="BYTES", data=texts)
+            request = InferRequest(model_name="toy", infer_inputs=[text])
+            return v1_out, await clients[1].infer(url, request, model_name="toy")
+        finally:
+            for client in clients:
+                await client.close()
+
+    v1_out, v2_out = asyncio.run(both())
+    assert isinstance(v1_out, dict) and isinstance(v2_out, InferResponse)
+    labels = [s.decode() for s in expected["label"]]
+    assert [p["label"] for p in v1_out["predictions"]] == labels
+    outputs = {o.name: o for o in v2_out.outputs}
+    assert outputs["label"].data == labels
+    np.testing.assert_allclose(
+        np.reshape(outputs["scores"].data, (3, 2)), expected["scores"], rtol=1e-6
+    )
+
+
+def test_a_body_without_content_type_is_json_only_when_it_parses(url: str) -> None:
+    body = json.dumps(v2_body(["good"])).encode()
+    ok = requests.post(f"{url}/v2/models/toy/infer", data=body, timeout=30)
+    assert ok.request.headers.get("content-type") is None
+    assert ok.status_code == 200 and ok.json()["outputs"][0]["data"] == ["pos"]
+    # Not JSON, no content type: KServe reads it as the binary extension, and refuses it.
+    bad = requests.post(f"{url}/v2/models/toy/infer", data=b"\x00\x01 not json", timeout=30)
+    assert bad.status_code == 400 and "error" in bad.json()
+    assert requests.post(f"{url}/v2/models/toy/infer", json=v2_body(["bad"]), timeout=30).ok
 
 
 def test_exported_kim_cnn_is_served(url: str, model_dirs: dict[str, Path]) -> None:

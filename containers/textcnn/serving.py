@@ -243,8 +243,25 @@ class TextClassifier(Model):
         ]
 
 
-class BodyLimit:
-    """ASGI middleware: answer 413 to a request body over `max_bytes`, before any parsing."""
+JSON_TYPE = b"application/json"
+
+
+def _parses_as_json(body: bytes) -> bool:
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+class RequestBody:
+    """ASGI middleware: answer 413 to a request body over `max_bytes`, before any parsing;
+    and read a body sent with no content type as JSON when it parses as JSON.
+
+    KServe's own `InferenceRESTClient` sends V2 JSON without a content type, which KServe's
+    REST server takes for the binary extension (and rejects for lack of its
+    `inference-header-content-length`); only a declared type selects the binary form.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -269,6 +286,9 @@ class BodyLimit:
             if size > self.max_bytes:
                 await self._reject(scope, send)
                 return
+        body = b"".join(chunks)
+        if b"content-type" not in dict(scope["headers"]) and body and _parses_as_json(body):
+            scope = {**scope, "headers": [*scope["headers"], (b"content-type", JSON_TYPE)]}
         replayed = False
 
         async def replay() -> dict:
@@ -276,7 +296,7 @@ class BodyLimit:
             if replayed:
                 return await receive()
             replayed = True
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
 
@@ -295,7 +315,7 @@ class BodyLimit:
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", JSON_TYPE),
                     (b"content-length", str(len(body)).encode()),
                 ],
             }
@@ -327,7 +347,7 @@ def build_app(*models: Model) -> FastAPI:
         (Exception, generic_exception_handler),
     ]:
         app.add_exception_handler(exc, handler)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(RequestBody)
     return app
 
 

@@ -60,7 +60,8 @@ $(GLOVE): | $(VENV)/.installed
 
 glove: $(GLOVE)
 
-# Speed of every stage and model quality on the bundled data (about 15 min on 2 cores).
+# Speed of every stage, and model quality on the bundled data over 3 seeds with the TFJob
+# next to one pod (about 35 min on 2 cores; finished runs are remembered in .cache/bench).
 bench: $(VENV)/.installed $(GLOVE)
 	uptime
 	$(BENCH_ENV) $(PY) bench/speed.py --glove $(GLOVE)
@@ -73,7 +74,8 @@ bench-scale: $(VENV)/.installed
 	$(BENCH_ENV) $(PY) bench/scale.py
 	$(PY) bench/report.py
 
-# 10-fold cross-validation of the quality figures, as Kim (2014) on MR (about an hour).
+# 10-fold cross-validation of the default model and the plain Kim CNN, as Kim (2014) on MR
+# (about 45 min on 2 cores).
 bench-cv: $(VENV)/.installed $(GLOVE)
 	uptime
 	$(BENCH_ENV) $(PY) bench/quality.py --glove $(GLOVE) --folds 10

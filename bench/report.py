@@ -507,7 +507,7 @@ def quality_section(quality: dict[str, Any] | None, cv: dict[str, Any] | None) -
         out.append(table(["data", "trainer", "test accuracy", "best epoch", "wall s"], drows))
     out.append("\n### 10-fold cross-validation (`make bench-cv`)\n\n")
     if cv is None:
-        out.append("Not measured yet: run `make bench-cv` (about 40 minutes on 2 cores).\n")
+        out.append("Not measured yet: run `make bench-cv` (about 45 minutes on 2 cores).\n")
         return "".join(out)
     out.append(
         f"All {cv['rows']:,} bundled snippets pooled, stratified {cv['folds']} folds, seed "

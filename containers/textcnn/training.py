@@ -240,8 +240,8 @@ class Wide:
 
 
 def fit_wide(result: TrainingRun, inputs: Inputs) -> Wide:
-    """The n-gram branch on the training split; its C and the CNN's weight are the pair
-    with the lowest validation log loss of the averaged probabilities."""
+    """The n-gram branch on the training split, with the C of lowest validation log loss
+    (`ngrams.fit`); then the CNN's weight whose averaged probabilities have the lowest."""
     config, splits = inputs.config, inputs.splits
     layer = ngrams.NgramLinear(
         ngrams.build_vocabulary(inputs.train_texts, config.ngram_order, config.ngram_features),

@@ -41,7 +41,7 @@ PACKAGES = (
 # What textcnn.cli prints to the step's log once its run() returns.
 TIMING = re.compile(
     r"^timing step=(\S+) seconds=([\d.]+) start=([\d.]+) end=([\d.]+) "
-    r"cpu=([\d.]+)$",
+    r"cpu=([\d.]+) imports=(\S+)$",
     re.M,
 )
 T = TypeVar("T")
@@ -163,7 +163,7 @@ def run_pipeline(output_dir: Path, *options: str) -> dict[str, Any]:
     return run
 
 
-def step_timings(run: dict[str, Any]) -> dict[str, dict[str, float]]:
+def step_timings(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each step process's own run() time, its Unix start/end and CPU seconds, from the step
     logs. Stand-ins (the local KServe controller) run no step process and have none."""
     timings = {}
@@ -175,12 +175,13 @@ def step_timings(run: dict[str, Any]) -> dict[str, dict[str, float]]:
             raise RuntimeError(
                 f"{step['log']}: no 'timing step=...' line: is textcnn.cli the step's entrypoint?"
             )
-        _, seconds, start, end, cpu = found[-1]
+        _, seconds, start, end, cpu, loaded = found[-1]
         timings[task] = {
             "seconds": float(seconds),
             "start": float(start),
             "end": float(end),
             "cpu": float(cpu),
+            "imports": [] if loaded == "-" else loaded.split(","),
         }
     return timings
 
@@ -221,6 +222,7 @@ def split_wall_time(run: dict[str, Any]) -> dict[str, Any]:
             "compute_cpu_seconds": timings[task]["cpu"],
             "overhead_seconds": step["seconds"] - timings[task]["seconds"],
             "max_rss_mib": step.get("max_rss_mib"),
+            "imports": timings[task]["imports"],
             # When its run() began and ended, in seconds after the first step's began.
             "run_start": timings[task]["start"] - first,
             "run_end": timings[task]["end"] - first,

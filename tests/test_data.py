@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from textcnn import storage
-from textcnn.data import check_trainable, load_csv, standardize_texts, token_counts
+from textcnn.data import check_trainable, load_csv
 from textcnn.errors import InputError
 
 
@@ -199,9 +199,3 @@ def test_loads_from_gcs(gcs_root: str, make_csv: Callable[..., Path]) -> None:
     with pytest.raises(InputError, match="not found") as e:
         _load(storage.join(gcs_root, "missing.csv"))
     assert "missing.csv" in str(e.value)
-
-
-def test_standardize_and_count_tokens() -> None:
-    std = standardize_texts(["Isn't it GOOD, (really)?", "   ", "<br />Été!"])
-    assert std[1] == "" and std[2].startswith("été")
-    assert token_counts(std).tolist() == [len(s.split()) for s in std]

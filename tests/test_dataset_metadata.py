@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from textcnn import metadata, storage
-from textcnn.data import load_csv, standardize_texts
+from textcnn.data import load_csv
 from textcnn.errors import InputError
 from textcnn.steps import dataset_metadata
+from textcnn.tokens import standardize_texts
 
 EXTRA = [
     ("", "positive"),  # empty

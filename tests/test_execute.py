@@ -201,6 +201,21 @@ def test_max_parallel_one_runs_tasks_one_at_a_time(tmp_path: Path) -> None:
     assert statuses(result) == dict.fromkeys("abc", "Succeeded"), lines
 
 
+def test_a_short_slot_goes_to_the_head_of_the_critical_path(tmp_path: Path) -> None:
+    """With one slot, the task that heads the longest chain starts first, although the
+    DAG lists a side task before it (as dataset-metadata before prepare-data)."""
+    templates = [container("noop", "pass")]
+    tasks = [
+        task("side", "noop"),
+        task("head", "noop"),
+        task("middle", "noop", depends="head"),
+        task("tail", "noop", depends="middle"),
+    ]
+    result, lines = run(workflow(tasks, templates), tmp_path / "run", max_parallel=1)
+    assert statuses(result) == dict.fromkeys(["side", "head", "middle", "tail"], "Succeeded")
+    assert [line.split()[0] for line in lines] == ["head", "middle", "side", "tail"]
+
+
 @pytest.mark.parametrize("gpu", ["false", "true"])
 def test_when_skips_and_branches_join(tmp_path: Path, gpu: str) -> None:
     templates = [

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.expressions import Depends, ExpressionError, evaluate_retry, evaluate_when
+from workflows.expressions import (
+    Depends,
+    ExpressionError,
+    evaluate_retry,
+    evaluate_when,
+    heights,
+)
 
 STATUS = {
     "a": "Succeeded",
@@ -157,3 +163,8 @@ def test_retry_expression_over_the_last_attempt(
     assert evaluate_retry("lastRetry.status == 'Errored'", exit_code, status, 1.0) is (
         status == "Errored"
     )
+
+
+def test_heights_count_the_longest_chain_of_dependants() -> None:
+    parents = {"a": [], "b": ["a"], "c": ["b"], "d": ["a"], "side": [], "e": ["c", "d"]}
+    assert heights(parents) == {"a": 4, "b": 3, "c": 2, "d": 2, "e": 1, "side": 1}

@@ -13,7 +13,7 @@ from helpers import write_inputs
 
 from textcnn import cli, metadata
 from textcnn.errors import InputError
-from textcnn.model import ModelConfig, build_model
+from textcnn.model import ModelConfig, build_model, layers
 from textcnn.steps import model_metadata
 
 DEFAULT = ModelConfig(
@@ -45,6 +45,25 @@ def expected_params(c: ModelConfig) -> int:
 
 def layer_configs(model: keras.Model, kind: type) -> list[dict]:
     return [layer.get_config() for layer in model.layers if isinstance(layer, kind)]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        DEFAULT,
+        replace(DEFAULT, filter_sizes=[2], num_conv_layers=3, maxpool_strides=2),
+        replace(DEFAULT, max_length=41, filter_sizes=[3, 5], num_conv_layers=2, maxpool_strides=3),
+    ],
+)
+def test_layers_describe_the_built_model(config: ModelConfig) -> None:
+    """What model-metadata reports without Keras is what Keras builds, layer by layer."""
+    built = {
+        layer.name: (type(layer).__name__, tuple(layer.output.shape)[1:], layer.count_params())
+        for layer in build_model(config).layers
+    }
+    described = {layer.name: (layer.kind, layer.shape, layer.params) for layer in layers(config)}
+    assert described == built
+    assert sum(layer.params for layer in layers(config)) == expected_params(config)
 
 
 def test_default_model_shape_and_embedding_initialisation() -> None:

@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 
 from textcnn import storage
-from textcnn.data import standardize_texts
 from textcnn.errors import InputError
 from textcnn.steps import prepare_data as prepare
-from textcnn.text import OOV, PAD, make_vectorizer
+from textcnn.text import make_vectorizer
+from textcnn.tokens import OOV, PAD, standardize_texts
 
 FILES = {
     "train.npz",

@@ -1,7 +1,8 @@
 """Argo's DAG rules, in one place for the local runner, the lint and the tests.
 
 - `ancestors` and `cycles` of a DAG's tasks, from what each task's `depends` names: Argo
-  resolves `{{tasks.T...}}` only for an ancestor T.
+  resolves `{{tasks.T...}}` only for an ancestor T; `heights`, the critical-path rank by
+  which the local runner starts ready tasks when slots are short.
 - `depends` on a DAG task: `T.Succeeded`, `T.Failed`, `T.Errored`, `T.Skipped`,
   `T.Omitted`, `T.Daemoned`, `&&`, `||`, `!`, parentheses; a bare `T` means
   `(T.Succeeded || T.Skipped || T.Daemoned)`, as in Argo.
@@ -192,6 +193,23 @@ def ancestors(parents: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]
     for name in parents:
         visit(name, frozenset())
     return found
+
+
+def heights(parents: Mapping[str, Iterable[str]]) -> dict[str, int]:
+    """Each task's critical-path rank: how many tasks the longest chain that starts at it
+    and follows its dependants holds (1 for a task nothing depends on). Acyclic input."""
+    children: dict[str, set[str]] = {name: set() for name in parents}
+    for name, deps in parents.items():
+        for parent in deps:
+            children.setdefault(parent, set()).add(name)
+    found: dict[str, int] = {}
+
+    def visit(name: str) -> int:
+        if name not in found:
+            found[name] = 1 + max((visit(c) for c in children[name]), default=0)
+        return found[name]
+
+    return {name: visit(name) for name in parents}
 
 
 def cycles(parents: Mapping[str, Iterable[str]]) -> list[list[str]]:

@@ -51,6 +51,10 @@ STEPS: dict[str, str] = {
 }
 
 
+# Libraries that cost a step's start-up a second or hundreds of MiB.
+HEAVY_IMPORTS = ("tensorflow", "sklearn", "gensim", "pandas", "ml_metadata", "kserve")
+
+
 def load_step(name: str) -> Callable[..., dict[str, Any] | None]:
     module, _, func = STEPS[name].partition(":")
     return getattr(importlib.import_module(module), func)
@@ -159,11 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     # The step's own work, without interpreter start and imports (start/end: Unix times;
-    # cpu: CPU seconds, steadier than wall time on a busy machine). Benchmarks split a run's
-    # wall time into step compute and orchestration overhead with it.
+    # cpu: CPU seconds, steadier than wall time on a busy machine), and the heavy libraries
+    # it loaded, which its pod pays for at start-up. Benchmarks split a run's wall time into
+    # step compute and orchestration overhead with it.
+    loaded = ",".join(m for m in HEAVY_IMPORTS if m in sys.modules) or "-"
     print(
         f"timing step={name} seconds={seconds:.3f} start={start:.3f} "
-        f"end={start + seconds:.3f} cpu={cpu:.3f}",
+        f"end={start + seconds:.3f} cpu={cpu:.3f} imports={loaded}",
         file=sys.stderr,
     )
     return 0

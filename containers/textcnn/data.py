@@ -10,15 +10,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterable
 
-import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from textcnn import storage
 from textcnn.errors import InputError
-from textcnn.text import standardize
 
 ROW_NUMBERS = "spreadsheet numbering: the header is row 1, the first data row is row 2"
 _MAX_LISTED = 10
@@ -164,18 +160,6 @@ def check_trainable(df: pd.DataFrame, uri: str) -> None:
             f"({counts.iloc[0]} rows): a classifier needs at least two classes; check "
             "--column_target_value and the file"
         )
-
-
-def standardize_texts(texts: Iterable[str]) -> list[str]:
-    """`textcnn.text.standardize` over a whole column in one TF call: what the model sees."""
-    out = standardize(tf.constant(list(texts), dtype=tf.string)).numpy()
-    return [b.decode("utf-8") for b in out]
-
-
-def token_counts(standardized: Iterable[str]) -> np.ndarray:
-    """Tokens per standardised text, split on whitespace as the vectorizer does."""
-    tokens = tf.strings.split(tf.constant(list(standardized), dtype=tf.string))
-    return tokens.row_lengths().numpy()
 
 
 def check_known_labels(df: pd.DataFrame, classes: list[str], uri: str, label_column: str) -> None:

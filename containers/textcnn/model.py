@@ -2,7 +2,9 @@
 
 `ModelConfig` mirrors spec/model_config.json; `build_model` turns it (and the
 word2vec matrix) into a Keras model whose input is named `tokens`, so training, the
-serving export and the distributed trainer all build the very same network.
+serving export and the distributed trainer all build the very same network. `layers`
+describes that network without building it (Keras is imported only to build), so
+model-metadata checks a spec and counts its parameters without TensorFlow.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import json
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import keras
 import numpy as np
 
 from textcnn.errors import InputError
+
+if TYPE_CHECKING:
+    import keras
 
 CONFIG_FILE = "model_config.json"
 
@@ -93,12 +97,48 @@ def check_sequence_length(config: ModelConfig) -> None:
                 n //= config.maxpool_strides  # pooling between stacked layers
 
 
+class Layer(NamedTuple):
+    name: str
+    kind: str  # the Keras class
+    shape: tuple[int, ...]  # output shape, without the batch
+    params: int
+
+
+def layers(config: ModelConfig) -> list[Layer]:
+    """The layers `build_model` makes, in its order, with their output shapes and parameter
+    counts (tests/test_model.py holds them to Keras' own)."""
+    check_sequence_length(config)
+    d, f = config.embedding_dim, config.num_filters
+    out = [
+        Layer("tokens", "InputLayer", (config.max_length,), 0),
+        Layer("embedding", "Embedding", (config.max_length, d), config.vocab_size * d),
+    ]
+    for k in config.filter_sizes:
+        n, channels = config.max_length, d
+        for layer in range(config.num_conv_layers):
+            if layer > 0:
+                n //= config.maxpool_strides
+                out.append(Layer(f"pool_{k}_{layer}", "MaxPooling1D", (n, f), 0))
+            n -= k - 1
+            out.append(Layer(f"conv_{k}_{layer + 1}", "Conv1D", (n, f), k * channels * f + f))
+            channels = f
+        out.append(Layer(f"max_over_time_{k}", "GlobalMaxPooling1D", (f,), 0))
+    width = f * len(config.filter_sizes)
+    if len(config.filter_sizes) > 1:
+        out.append(Layer("concat", "Concatenate", (width,), 0))
+    out.append(Layer("dropout", "Dropout", (width,), 0))
+    out.append(Layer("scores", "Dense", (config.num_classes,), (width + 1) * config.num_classes))
+    return out
+
+
 def build_model(config: ModelConfig, embeddings: np.ndarray | None = None) -> keras.Model:
     """Kim CNN: embedding, parallel convolution branches max-pooled over time, softmax.
 
     `embeddings` (float32 [vocab_size, embedding_dim]) initialises the embedding layer;
-    without it the layer starts random (enough to validate the spec or count parameters).
+    without it the layer starts random.
     """
+    import keras  # here, not at the top: describing a model needs no TensorFlow
+
     check_sequence_length(config)
     expected = (config.vocab_size, config.embedding_dim)
     if embeddings is not None and tuple(embeddings.shape) != expected:

@@ -1,8 +1,8 @@
-"""Tokenisation in TF ops, shared by prepare-data and the exported serving model.
+"""Tokenisation in TF ops, shared by the training code and the exported serving model.
 
-Kim (2014)-style cleaning (lower case, letters/digits and a few punctuation marks kept,
-punctuation and English clitics split off), then whitespace splitting. Because it is
-made of TF ops, the served model tokenises exactly as training did.
+`standardize` applies the rules of `textcnn.tokens` (the table, and its pure-Python form
+for the steps that run no TF graph). Because it is made of TF ops, the served model
+tokenises exactly as training did.
 """
 
 from __future__ import annotations
@@ -12,17 +12,14 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-PAD, OOV = "", "[UNK]"
+from textcnn.tokens import OOV, PAD, RULES
 
 
 @keras.saving.register_keras_serializable(package="textcnn")
 def standardize(text: tf.Tensor) -> tf.Tensor:
     t = tf.strings.lower(text, encoding="utf-8")
-    t = tf.strings.regex_replace(t, r"<[^>]*>", " ")  # stray HTML such as <br />
-    t = tf.strings.regex_replace(t, r"[^\p{L}\p{N}(),!?'`]", " ")
-    t = tf.strings.regex_replace(t, r"('s|'ve|n't|'re|'d|'ll)\b", r" \1")
-    t = tf.strings.regex_replace(t, r"([,!?()])", r" \1 ")
-    t = tf.strings.regex_replace(t, r"\s+", " ")
+    for rule in RULES:
+        t = tf.strings.regex_replace(t, rule.re2, rule.replacement)
     return tf.strings.strip(t)
 
 

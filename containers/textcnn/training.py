@@ -27,7 +27,7 @@ from textcnn import ngrams, storage
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model
 from textcnn.model import ModelConfig, build_model, read_json
-from textcnn.text import OOV, PAD
+from textcnn.tokens import OOV, PAD
 
 
 @dataclass(frozen=True)

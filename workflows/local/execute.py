@@ -86,6 +86,9 @@ class Run(Plan):
         and skipped tasks stand, with their outputs; the others run again."""
         self._begin()
         pending = self._resume(earlier) if earlier else list(self.tasks)
+        # Ready tasks start by critical path when slots are short (Argo's controller has no
+        # order; the DAG's own order would start two side branches before the long chain).
+        pending.sort(key=lambda name: -self.tasks[name].height)
         running: dict[Future[Outcome], str] = {}
         failed = False
         with (

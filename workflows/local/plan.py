@@ -26,7 +26,7 @@ from typing import Any
 
 from workflows.credentials import CLIENT_CREDENTIALS
 from workflows.errors import WorkflowError
-from workflows.expressions import Depends, ancestors, cycles
+from workflows.expressions import Depends, ancestors, cycles, heights
 from workflows.local.store import ArtifactStore
 from workflows.local.substitution import (
     artifact_key,
@@ -114,6 +114,7 @@ class Task:
     stand_in: StandIn | None
     depends: Depends | None
     ancestors: frozenset[str] = frozenset()
+    height: int = 1  # critical-path rank (workflows.expressions.heights)
 
 
 @dataclass
@@ -264,7 +265,7 @@ def _build_tasks(
             raise WorkflowError(
                 f"task {task.name!r} depends on unknown task(s): {', '.join(unknown)}"
             )
-    _set_ancestors(tasks)
+    _set_ancestry(tasks)
     return tasks
 
 
@@ -286,7 +287,7 @@ def _exit_handler(
     return task
 
 
-def _set_ancestors(tasks: dict[str, Task]) -> None:
+def _set_ancestry(tasks: dict[str, Task]) -> None:
     parents = {
         name: task.depends.tasks if task.depends else frozenset() for name, task in tasks.items()
     }
@@ -295,6 +296,8 @@ def _set_ancestors(tasks: dict[str, Task]) -> None:
         raise WorkflowError(f"dependency cycle: {' -> '.join(found[0])}")
     for name, task_ancestors in ancestors(parents).items():
         tasks[name].ancestors = task_ancestors
+    for name, height in heights(parents).items():
+        tasks[name].height = height
 
 
 class Plan:

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from textcnn import metadata, storage
-from textcnn.data import load_csv, standardize_texts, token_counts
+from textcnn.data import load_csv
+from textcnn.tokens import standardize_texts, token_counts
 
 PERCENTILES = (50, 90, 95, 99)
 

@@ -29,8 +29,8 @@ with warnings.catch_warnings():
 
 from textcnn import storage
 from textcnn.errors import InputError
+from textcnn.tokens import OOV, PAD
 
-PAD, OOV = "", "[UNK]"  # ids 0 and 1, as in textcnn.text (not imported: it loads TensorFlow)
 TRAINED = "word2vec-trained"
 FORMATS: dict[str, str] = {
     "gensim-native": "gensim native (KeyedVectors.save or Word2Vec.save, with any side files "

@@ -18,7 +18,6 @@ from textcnn import metadata, registry, storage
 from textcnn.cluster import inference_service as isvc
 from textcnn.cluster.kube import custom_object_getter
 from textcnn.errors import InputError
-from textcnn.evaluation import score_csv
 from textcnn.model import read_json
 from textcnn.report import with_gate
 
@@ -57,6 +56,9 @@ def _score_serving(
         except OSError as e:  # FileNotFoundError included
             raise InputError(f"cannot read it: {e}") from None
         try:
+            # Here, not at the top: TensorFlow loads only when a model serves to be scored.
+            from textcnn.evaluation import score_csv
+
             return score_csv(str(local), test_path, text_column, label_column, classes)
         except InputError:
             raise

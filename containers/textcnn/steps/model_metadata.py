@@ -1,8 +1,9 @@
 """model-metadata: fix the model spec from the prepared data and the hyperparameters.
 
-The network is built once here, before any training pod starts, so a spec that cannot
-be built (too short a max_length for the filters, a dimension mismatch) fails early;
-its summary and parameter count go to spec/ and to ML Metadata as a ModelSpec.
+A spec that cannot be built (too short a max_length for the filters, a dimension
+mismatch) fails here, before any training pod starts. Its layer table and parameter count
+(`textcnn.model.layers`, the network described without building it, so this step needs
+no TensorFlow) go to spec/ and to ML Metadata as a ModelSpec.
 """
 
 from __future__ import annotations
@@ -11,19 +12,31 @@ import json
 import os
 from pathlib import Path
 
-import keras
-
 from textcnn import metadata, storage
 from textcnn.errors import InputError
-from textcnn.model import CONFIG_FILE, ModelConfig, build_model, read_json
+from textcnn.model import CONFIG_FILE, ModelConfig, layers, read_json
 
 SUMMARY_FILE = "summary.txt"
 
 
-def model_summary(model: keras.Model) -> str:
-    lines: list[str] = []
-    model.summary(print_fn=lambda text, **_: lines.append(text))
-    return "\n".join(lines).rstrip() + "\n"
+def model_summary(config: ModelConfig) -> tuple[str, int]:
+    """The layer table, as Keras' model.summary() lists it, and the parameter count."""
+    rows = [
+        (f"{layer.name} ({layer.kind})", str((None, *layer.shape)), f"{layer.params:,}")
+        for layer in layers(config)
+    ]
+    total = sum(layer.params for layer in layers(config))
+    frozen = 0 if config.trainable_embeddings else config.vocab_size * config.embedding_dim
+    width = max(len(r[0]) for r in rows) + 2
+    lines = [
+        'Model: "textcnn"',
+        f"{'Layer (type)':<{width}}{'Output Shape':<20}{'Param #':>12}",
+        *(f"{name:<{width}}{shape:<20}{params:>12}" for name, shape, params in rows),
+        f"Total params: {total:,}",
+        f"Trainable params: {total - frozen:,}",
+        f"Non-trainable params: {frozen:,}",
+    ]
+    return "\n".join(lines) + "\n", total
 
 
 def run(
@@ -77,9 +90,7 @@ def run(
         ngram_order=ngram_order,
         ngram_features=ngram_features,
     )
-    model = build_model(config)  # random embeddings: the shape is what is checked here
-    params = model.count_params()
-    summary = model_summary(model)
+    summary, params = model_summary(config)
     if config.ngrams:  # fitted after the CNN, so its size is known only then
         summary += (
             f"Wide n-gram branch: word 1-{ngram_order}-gram presence, at most "

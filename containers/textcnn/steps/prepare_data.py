@@ -1,8 +1,10 @@
 """prepare-data: training CSV -> the prepared/ folder (ids, vocabulary, labels, tokens, stats).
 
 The vocabulary is fitted on the training split only, so validation scores measure what a
-served model meets: words it has never seen. Ids come from `textcnn.text.make_vectorizer`,
-the same layer the serving model embeds, so training and serving tokenise alike.
+served model meets: words it has never seen. Texts, vocabulary and ids follow the rules
+of `textcnn.tokens`, which the serving model's vectorizer applies in TF ops, so training
+and serving tokenise alike (tests/test_tokens.py, tests/test_prepare_data.py) and this
+step starts without TensorFlow.
 """
 
 from __future__ import annotations
@@ -17,15 +19,9 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from textcnn import storage
-from textcnn.data import (
-    check_known_labels,
-    check_trainable,
-    load_csv,
-    standardize_texts,
-    token_counts,
-)
+from textcnn.data import check_known_labels, check_trainable, load_csv
 from textcnn.errors import InputError
-from textcnn.text import make_vectorizer
+from textcnn.tokens import fit_vocabulary, standardize_texts, to_ids, token_counts
 
 _MAX_LISTED = 10
 
@@ -114,15 +110,11 @@ def run(
         length = max(1, math.ceil(np.percentile(train_lengths, length_percentile)))
         length_from = f"p{length_percentile:g} of training token counts"
 
-    # The texts are standardised once (above); the served model standardises raw text in
-    # its graph with the same function and gets the same ids (tests/test_prepare_data.py).
-    vectorizer = make_vectorizer(length, num_words=num_words, standardized=True)
-    vectorizer.adapt(train["std"].to_numpy())
-    vocabulary = [str(w) for w in vectorizer.get_vocabulary()]
+    vocabulary = fit_vocabulary(train["std"], num_words)
     classes = sorted(df["label"].unique())
     class_id = {name: i for i, name in enumerate(classes)}
-    x_train = vectorizer(train["std"].to_numpy()).numpy()
-    x_val = vectorizer(val["std"].to_numpy()).numpy()
+    x_train = to_ids(train["std"].tolist(), vocabulary, length)
+    x_val = to_ids(val["std"].tolist(), vocabulary, length)
     val_ids = x_val[x_val > 0]
 
     stats = {

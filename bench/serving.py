@@ -8,12 +8,16 @@ The model is --model_dir, else the `model` artifact of the last local run
 (runs/latest/run.json), else an untrained Kim CNN of the default size (20,000 words,
 128 dimensions, filters 3,4,5 x 100, 64 tokens), which costs the same to run as a trained
 one. The server runs as `python -m textcnn.serving` in its own process on a free
-loopback port (as in a pod); requests go one at a time over a keep-alive connection.
+loopback port (as in a pod). First requests go one at a time over a keep-alive
+connection; then 1, 4, 8 and 16 concurrent clients each send single-text V1 requests one
+after another for --seconds, against the server with its default batching and with
+batching off (`--max_batch_size 1`), the baseline of the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import random
@@ -21,8 +25,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +41,7 @@ from textcnn.serving import find_saved_model
 LAST_RUN = Path("runs/latest/run.json")
 BATCH = 32
 WARM_UP = 10
+CLIENTS = (1, 4, 8, 16)
 
 
 def untrained_model(base: Path) -> tuple[Path, list[str]]:
@@ -92,7 +99,47 @@ def timed(call: Callable[[], object], n: int) -> np.ndarray:
     return seconds
 
 
-def start_server(model_dir: Path) -> tuple[subprocess.Popen, str]:
+def concurrent(
+    url: str, texts: list[str], clients: int, seconds: float
+) -> tuple[np.ndarray, float]:
+    """`clients` threads, each on its own keep-alive connection sending single-text V1
+    requests one after another for `seconds`: every latency, and requests per second."""
+    host, port = url.removeprefix("http://").split(":")
+    bodies = [json.dumps({"instances": [t]}).encode() for t in texts]
+    headers = {"content-type": "application/json"}
+    start = threading.Barrier(clients)
+    stop_at: list[float] = []
+
+    def client(k: int) -> list[float]:
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        latencies = []
+        if start.wait() == 0:
+            stop_at.append(time.perf_counter() + seconds)
+        start.wait()
+        i = k
+        while time.perf_counter() < stop_at[0]:
+            began = time.perf_counter()
+            conn.request(
+                "POST", "/v1/models/bench:predict", body=bodies[i % len(bodies)], headers=headers
+            )
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status} from the server")
+            latencies.append(time.perf_counter() - began)
+            i += clients
+        conn.close()
+        return latencies
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(client, range(clients)))
+    wall = time.perf_counter() - began
+    seconds_each = np.array([x for r in results for x in r])
+    return seconds_each, len(seconds_each) / wall
+
+
+def start_server(model_dir: Path, *options: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -109,6 +156,7 @@ def start_server(model_dir: Path) -> tuple[subprocess.Popen, str]:
             str(port),
             "--host",
             "127.0.0.1",
+            *options,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -133,6 +181,9 @@ def main() -> int:
     parser.add_argument("--model_dir", default=None)
     parser.add_argument("--singles", type=int, default=300, help="single-text requests")
     parser.add_argument("--batches", type=int, default=100, help=f"{BATCH}-text requests")
+    parser.add_argument(
+        "--seconds", type=float, default=3.0, help="length of each concurrent-clients run"
+    )
     args = parser.parse_args()
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as scratch:
@@ -153,6 +204,7 @@ def main() -> int:
                 timed(lambda: signature(text=batch)["label"].numpy(), args.batches),
             ),
         ]
+        rates: dict[str, float] = {}  # concurrent rows: requests per second over the wall
         process, url = start_server(model_dir)
         try:
             session = requests.Session()
@@ -186,15 +238,30 @@ def main() -> int:
                     timed(lambda: post(v2, v2_body(texts)), args.batches),
                 ),
             ]
+            for clients in CLIENTS:
+                seconds, rate = concurrent(url, texts, clients, args.seconds)
+                name = f"HTTP V1, 1 text, {clients} clients"
+                rows.append((name, 1, seconds))
+                rates[name] = rate
         finally:
             process.terminate()
             process.wait(timeout=30)
-    print(f"model: {version} ({source}); {os.cpu_count()} CPUs; loopback, one request at a time")
-    print(f"{'':34} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'texts/s':>9}")
+        process, url = start_server(model_dir, "--max_batch_size", "1")  # batching off
+        try:
+            for clients in CLIENTS:
+                seconds, rate = concurrent(url, texts, clients, args.seconds)
+                name = f"HTTP V1, 1 text, {clients} clients, no batching"
+                rows.append((name, 1, seconds))
+                rates[name] = rate
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    print(f"model: {version} ({source}); {os.cpu_count()} CPUs; loopback")
+    print(f"{'':46} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'texts/s':>9}")
     for name, size, seconds in rows:
         p50, p99 = np.percentile(seconds, [50, 99]) * 1000
-        rate = len(seconds) / seconds.sum()
-        print(f"{name:34} {len(seconds):8d} {p50:8.2f} {p99:8.2f} {rate:8.0f} {rate * size:9.0f}")
+        rate = rates.get(name, len(seconds) / seconds.sum())
+        print(f"{name:46} {len(seconds):8d} {p50:8.2f} {p99:8.2f} {rate:8.0f} {rate * size:9.0f}")
     return 0
 
 

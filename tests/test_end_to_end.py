@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,9 +52,21 @@ def test_local_run_trains_evaluates_and_records_lineage(
     assert statuses["train"] == statuses["evaluate"] == "Succeeded"
     for step in run["steps"].values():
         assert step["log"] is None or Path(step["log"]).is_file()
-    # One progress line per step.
+    # One line per settled step.
     for name in run["steps"]:
         assert any(line.split()[:1] == [name] for line in proc.stdout.splitlines()), name
+    # Live progress, as plain lines (stdout is no terminal): each epoch with its figures,
+    # then Word2Vec's epochs and prepare-data's stages; and each step's last N/M in
+    # run.json, as Argo keeps a node's progress.
+    epochs = int(SMALL[SMALL.index("--epochs") + 1])
+    assert re.search(
+        rf"^train +1/{epochs + 1} epoch 1/{epochs}: loss [\d.]+, val_accuracy [\d.]+  \(\d+ s\)$",
+        proc.stdout,
+        re.M,
+    ), proc.stdout
+    assert re.search(r"^embeddings +\d+/11 word2vec epoch \d+/10 ", proc.stdout, re.M)
+    assert run["steps"]["train"]["progress"] == f"{epochs + 1}/{epochs + 1}"
+    assert run["steps"]["prepare-data"]["progress"] == "4/4"
 
     metrics = run["metrics"]
     assert 0.5 < metrics["accuracy"] <= 1 and 0 < metrics["macro_f1"] <= 1

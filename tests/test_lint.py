@@ -331,6 +331,43 @@ ARGO_CASES: dict[str, tuple[Callable[[Docs], object], list[str]]] = {
             for name, kind in _pod_templates()
         ],
     ),
+    "a metric name or label Prometheus refuses": (
+        lambda d: (
+            _templates(d)["evaluate"]["metrics"]["prometheus"][1].update(name="test.accuracy"),
+            _templates(d)["gate"]["metrics"]["prometheus"][1]["labels"][0].update(key="is-vc"),
+        ),
+        [
+            f"{WT}spec.templates[evaluate].metrics.prometheus[test.accuracy].name: "
+            "'test.accuracy' does not match '^[a-zA-Z_][a-zA-Z0-9_]*$' [Argo v4.0.5 full CRD]",
+            f"{WT}spec.templates[gate].metrics.prometheus[textcnn_gate_decisions_total]."
+            "labels[0].key: 'is-vc' does not match '^[a-zA-Z_][a-zA-Z0-9_]*$' "
+            "[Argo v4.0.5 full CRD]",
+        ],
+    ),
+    "a real-time gauge of resource use, and a metric of two kinds": (
+        lambda d: (
+            _templates(d)["evaluate"]["metrics"]["prometheus"][0]["gauge"].update(
+                realtime=True, value="{{resourcesDuration.cpu}}"
+            ),
+            _templates(d)["gate"]["metrics"]["prometheus"][0].update(counter={"value": "1"}),
+        ),
+        [
+            f"{WT}spec.templates[evaluate].metrics.prometheus[textcnn_step_duration_seconds]."
+            "gauge: 'resourcesDuration.*' cannot be used in real time",
+            f"{WT}spec.templates[gate].metrics.prometheus[textcnn_step_duration_seconds]: "
+            "give exactly one of gauge, counter, histogram",
+        ],
+    ),
+    "a metric value that does not resolve": (
+        lambda d: _templates(d)["evaluate"]["metrics"]["prometheus"][1]["gauge"].update(
+            value="{{outputs.parameters.f1}}"
+        ),
+        [
+            f"{WT}spec.templates[evaluate].metrics.prometheus[textcnn_test_accuracy].gauge."
+            "value: {{outputs.parameters.f1}} does not resolve: template 'evaluate' declares "
+            "no output parameter 'f1'"
+        ],
+    ),
     "bad time zone": (
         lambda d: _cron(d).update(timezone="Europe/Pariss"),
         [

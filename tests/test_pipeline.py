@@ -574,3 +574,26 @@ def test_validate_params_returns_its_declared_output(wt: dict[str, Any]) -> None
     outputs = validate.run(**PipelineParams().to_strings())
     assert set(output_parameters(templates_by_name(wt)["validate-params"])) <= set(outputs)
     assert PipelineParams.model_validate_json(outputs[templates.PARAMS]) == PipelineParams()
+
+
+def test_argo_prometheus_metrics_of_quality_duration_and_the_gate(wt: dict[str, Any]) -> None:
+    by_name = {t["name"]: t for t in wt["spec"]["templates"]}
+
+    def metrics(template: str) -> dict[str, dict[str, Any]]:
+        return {m["name"]: m for m in by_name[template].get("metrics", {}).get("prometheus", [])}
+
+    for name, template in by_name.items():
+        if "container" in template:  # every step pod reports how long it ran
+            duration = metrics(name)["textcnn_step_duration_seconds"]
+            assert duration["gauge"]["value"] == "{{duration}}"
+            assert duration["labels"] == [{"key": "step", "value": name}]
+    quality = metrics("evaluate")
+    for metric, output in (
+        ("textcnn_test_accuracy", "accuracy"),
+        ("textcnn_test_macro_f1", "macro_f1"),
+    ):
+        assert quality[metric]["gauge"]["value"] == f"{{{{outputs.parameters.{output}}}}}"
+        assert quality[metric]["when"] == "{{status}} == Succeeded"
+    gate = metrics("gate")["textcnn_gate_decisions_total"]
+    assert gate["counter"]["value"] == "1"
+    assert {"key": "decision", "value": "{{outputs.parameters.decision}}"} in gate["labels"]

@@ -13,8 +13,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -419,3 +421,29 @@ def test_stalled_connections_are_closed_and_the_server_keeps_serving(
         for c in (*silent, partial, slow_body):
             c.close()
         assert v1(server.url, {"instances": ["awful"]}).json()["predictions"][0]["label"] == "neg"
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(
+    model_dirs: dict[str, Path],
+) -> None:
+    model = load_model(model_dirs["toy"], "toy", max_batch_size=64, max_latency_ms=20)
+    texts = [f"{'good ' * (i % 3)}{'bad ' * (i % 2)}film {i}" for i in range(24)]
+    expected = in_process(model_dirs["toy"] / "1", texts)["label"]
+    with LocalServer(build_app(model)) as server:
+        for _ in range(5):  # until the server has had requests in flight together
+            start = threading.Barrier(len(texts))
+
+            def ask(i: int, start: threading.Barrier = start) -> str:
+                start.wait()
+                response = v1(server.url, {"instances": [texts[i]]})
+                assert response.status_code == 200, response.text
+                return response.json()["predictions"][0]["label"]
+
+            with ThreadPoolExecutor(len(texts)) as pool:
+                labels = list(pool.map(ask, range(len(texts))))
+            assert labels == [s.decode() for s in expected]
+            if max(model.batcher.sizes) > 1:
+                break
+    assert max(model.batcher.sizes) > 1, model.batcher.sizes
+    # Every text went through the batcher once (the warm-up call at load does not).
+    assert sum(n * calls for n, calls in model.batcher.sizes.items()) % len(texts) == 0

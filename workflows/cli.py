@@ -56,6 +56,7 @@ def _earlier(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from workflows.local.display import Display
     from workflows.local.execute import run_workflow
     from workflows.local.stand_ins import STAND_INS, LocalKServe
 
@@ -83,6 +84,7 @@ def _run(args: argparse.Namespace) -> int:
         name = None
     # The endpoint outlives a run, as on a cluster: its state is kept beside the runs.
     kserve = LocalKServe(state_dir=out.parent / "inferenceservices")
+    display = Display(sys.stdout, quiet=args.quiet)
     try:
         with interruptible():
             result = run_workflow(
@@ -96,6 +98,8 @@ def _run(args: argparse.Namespace) -> int:
                 workflow_name=name,
                 overwrite=args.overwrite,
                 earlier=earlier,
+                on_progress=display.line,
+                on_live=display.live,
             )
             wf = result.workflow_name
             result.extra.update(
@@ -116,6 +120,10 @@ def _run(args: argparse.Namespace) -> int:
                 return Interrupted(signal.Signals[stopped["signal"]]).exit_code
             print(f"run: {result.status} ({wf}); details in {out / 'run.json'}")
             if result.status != "Succeeded":
+                if args.quiet:  # the lines the run would have printed for the failures
+                    for task, step in result.steps.items():
+                        if step["status"] in ("Failed", "Errored"):
+                            print(f"task {task!r}: {step.get('message', '')}; log: {step['log']}")
                 return 1
             metrics = result.extra["metrics"]
             print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
@@ -194,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="artifact store: a folder or gs://BUCKET/PREFIX (default: OUTPUT_DIR/artifacts)",
     )
     p.add_argument("--max_parallel", type=int, default=2, help="tasks run at once")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the final lines (outcome, metrics, gate), not each task and its progress",
+    )
     p.add_argument(
         "--keep_serving",
         action="store_true",

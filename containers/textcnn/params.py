@@ -328,6 +328,20 @@ class PipelineParams(BaseModel):
         ge=0,
     )
     serving_max_replicas: int = _opt(1, "Maximum predictor replicas.", ge=1)
+    max_batch_size: int = _opt(
+        32,
+        "Serving: most texts gathered from concurrent requests into one model call (KServe's "
+        "batcher maxBatchSize, and the custom server's own batching).",
+        ge=1,
+        le=1000,
+    )
+    max_latency_ms: int = _opt(
+        5,
+        "Serving: most milliseconds a batch waits for more requests (KServe's batcher "
+        "maxLatency); the custom server never holds a lone request on an idle model.",
+        ge=1,
+        le=10_000,
+    )
     deploy_timeout_seconds: int = _opt(
         900, "Seconds to wait for the InferenceService to become ready.", ge=30
     )

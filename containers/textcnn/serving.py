@@ -12,6 +12,9 @@ protocols on one port, through KServe's own REST endpoints and error handlers:
   (BYTES [C], the column names of `scores`); `/v2/health/live`, `/v2/models/NAME/ready`.
 - `GET /metrics`: KServe's Prometheus histograms (pre/post-process and predict latency).
 
+Concurrent requests are batched into one signature call (textcnn.batcher: up to
+--max_batch_size texts, waiting at most --max_latency_ms under load).
+
 Limits: a request body of at most 1 MiB and at most 1000 texts, else 413; headers within
 10 s, the whole request within 60 s, else 408 and the connection is closed (see
 textcnn.http_protocol). Every bad request gets a 4xx with `{"error": "..."}` and the
@@ -65,13 +68,18 @@ from kserve.protocol.rest.server import metrics_handler
 from kserve.protocol.rest.v1_endpoints import register_v1_endpoints
 from kserve.protocol.rest.v2_endpoints import register_v2_endpoints
 
+from textcnn.batcher import Batcher
 from textcnn.errors import InputError
 from textcnn.http_protocol import DEFAULTS, Timeouts, server_config
+from textcnn.params import PipelineParams
 
 SIGNATURE = "serving_default"
 INPUT = "text"
 MAX_BODY_BYTES = 1 << 20
 MAX_TEXTS = 1000
+# Adaptive batching (textcnn.batcher): the pipeline's --max_batch_size and --max_latency_ms.
+MAX_BATCH_SIZE: int = PipelineParams.model_fields["max_batch_size"].default
+MAX_LATENCY_MS: int = PipelineParams.model_fields["max_latency_ms"].default
 
 ASGIApp = Callable[
     [MutableMapping[str, Any], Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]],
@@ -177,10 +185,17 @@ def find_saved_model(model_dir: str | Path) -> Path:
 class TextClassifier(Model):
     """A KServe model serving the `serving_default(text) -> scores, classes, label` signature."""
 
-    def __init__(self, name: str, model_dir: str | Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        model_dir: str | Path,
+        max_batch_size: int = MAX_BATCH_SIZE,
+        max_latency_ms: float = MAX_LATENCY_MS,
+    ) -> None:
         super().__init__(name)
         self.model_dir = Path(model_dir)
         self.classes: list[str] = []
+        self.batcher = Batcher(self._rows, max_batch_size, max_latency_ms)
 
     def load(self) -> bool:
         path = find_saved_model(self.model_dir)
@@ -207,11 +222,18 @@ class TextClassifier(Model):
         labels = [s.decode("utf-8") for s in out["label"].numpy()]
         return out["scores"].numpy().astype(np.float32), classes, labels
 
-    def predict(
+    def _rows(self, texts: list[str]) -> list[tuple[str, np.ndarray]]:
+        scores, _, labels = self.infer(texts)
+        return list(zip(labels, scores, strict=True))
+
+    async def predict(
         self, payload: dict[str, Any] | InferRequest, headers: dict[str, str] | None = None
     ) -> dict[str, Any] | InferResponse:
         texts = texts_from_request(payload)
-        scores, classes, labels = self.infer(texts)
+        rows = await self.batcher.submit(texts)  # with other requests' texts, in one call
+        labels = [label for label, _ in rows]
+        scores = np.stack([row for _, row in rows])
+        classes = self.classes
         if not isinstance(payload, InferRequest):
             return {
                 "predictions": [
@@ -351,8 +373,13 @@ def build_app(*models: Model) -> FastAPI:
     return app
 
 
-def load_model(model_dir: str | Path, model_name: str) -> TextClassifier:
-    model = TextClassifier(model_name, model_dir)
+def load_model(
+    model_dir: str | Path,
+    model_name: str,
+    max_batch_size: int = MAX_BATCH_SIZE,
+    max_latency_ms: float = MAX_LATENCY_MS,
+) -> TextClassifier:
+    model = TextClassifier(model_name, model_dir, max_batch_size, max_latency_ms)
     model.load()
     return model
 
@@ -406,9 +433,11 @@ def serve(
     port: int,
     host: str = "127.0.0.1",
     timeouts: Timeouts = DEFAULTS,
+    max_batch_size: int = MAX_BATCH_SIZE,
+    max_latency_ms: float = MAX_LATENCY_MS,
 ) -> None:
     """Load the model and serve it until interrupted (SIGINT/SIGTERM stop it gracefully)."""
-    app = build_app(load_model(model_dir, model_name))
+    app = build_app(load_model(model_dir, model_name, max_batch_size, max_latency_ms))
     uvicorn.Server(server_config(app, timeouts, host=host, port=port)).run()
 
 
@@ -426,6 +455,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model_name", required=True, help="name in the /v1 and /v2 routes")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 in a pod")
+    parser.add_argument(
+        "--max_batch_size",
+        type=int,
+        default=MAX_BATCH_SIZE,
+        help=f"most texts per model call when requests are batched (default: {MAX_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--max_latency_ms",
+        type=float,
+        default=MAX_LATENCY_MS,
+        help="most milliseconds a batch waits for more texts under load (default: "
+        f"{MAX_LATENCY_MS}); a lone request never waits",
+    )
     for name, about in (
         ("header_s", "seconds a client has to send a request's headers"),
         ("request_s", "seconds a client has to send a whole request"),
@@ -448,7 +490,15 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
     try:
         timeouts = Timeouts(args.header_s, args.request_s, args.keep_alive_s)
-        serve(args.model_dir, args.model_name, args.port, args.host, timeouts)
+        serve(
+            args.model_dir,
+            args.model_name,
+            args.port,
+            args.host,
+            timeouts,
+            args.max_batch_size,
+            args.max_latency_ms,
+        )
     except InputError as e:
         print(f"error: serving: {e}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from textcnn import ngrams, storage
+from textcnn import ngrams, progress, storage
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model
 from textcnn.model import ModelConfig, build_model, read_json
@@ -49,6 +49,7 @@ class TrainingRun:
     strategy: str
     replicas: int
     train_examples: int
+    epochs: int  # the most it could run (--epochs)
 
     @property
     def epochs_run(self) -> int:
@@ -132,6 +133,13 @@ def compile_model(config: ModelConfig, embeddings: np.ndarray) -> keras.Model:
     return model
 
 
+def report_epoch(epoch: int, epochs: int, logs: dict[str, float]) -> None:
+    """A progress line for a finished epoch (0-based `epoch`). The step's last unit of
+    progress is `finish`: the wide branch and the export."""
+    figures = ", ".join(f"{k} {logs[k]:.4f}" for k in ("loss", "val_accuracy") if k in logs)
+    progress.report(epoch + 1, epochs + 1, f"epoch {epoch + 1}/{epochs}: {figures}")
+
+
 def early_stopping(patience: int) -> keras.callbacks.EarlyStopping:
     """Stop after `patience` epochs without a lower val_loss; keep the best weights."""
     return keras.callbacks.EarlyStopping(
@@ -209,7 +217,12 @@ def fit_mirrored(
         make_dataset(splits.x_train, splits.y_train, batch_size, shuffle_seed=seed),
         validation_data=make_dataset(splits.x_val, splits.y_val, batch_size),
         epochs=epochs,
-        callbacks=[early_stopping(patience)],
+        callbacks=[
+            early_stopping(patience),
+            keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: report_epoch(epoch, epochs, logs or {})
+            ),
+        ],
         shuffle=False,
         verbose=2,
     )
@@ -222,6 +235,7 @@ def fit_mirrored(
         strategy=type(strategy).__name__,
         replicas=replicas,
         train_examples=len(splits.x_train),
+        epochs=epochs,
     )
 
 
@@ -278,6 +292,9 @@ def finish(
     history.json, training.json, ngrams.npz) and the serving model/; return the step's
     outputs, whose val_accuracy is the served model's."""
     config = inputs.config
+    total = result.epochs + 1
+    if config.ngrams:
+        progress.report(result.epochs_run, total, "fitting the n-gram branch")
     wide = fit_wide(result, inputs) if config.ngrams else None
     seconds = result.duration_seconds
     training: dict[str, object] = {
@@ -323,6 +340,7 @@ def finish(
                 bias=wide.layer.bias.numpy(),
                 cnn_weight=wide.cnn_weight,
             )
+    progress.report(total, total, f"exported; validation accuracy {val_accuracy:.4f}")
     return {
         "val_accuracy": val_accuracy,
         "epochs_run": result.epochs_run,

@@ -5,10 +5,10 @@ Templates referenced exist, `depends` parses and names tasks of the DAG, without
 a task that reads `{{tasks.X...}}` has X among its ancestors, arguments match the called
 template's inputs and enums, workflow parameter values are in their enums, every `{{...}}`
 resolves in its scope, `podSpecPatch`es are partial PodSpecs, CronWorkflow schedules, time
-zone and `workflowTemplateRef`. The `manifest` of a `resource` template (create, apply,
-replace; a patch is partial) is checked as a document of its own after substituting
-sample values (the parameter defaults, `sample-wf-abcde` for workflow.name, input
-defaults, "1" for what is only known at run time).
+zone and `workflowTemplateRef`, templates' Prometheus metrics. The `manifest` of a
+`resource` template (create, apply, replace; a patch is partial) is checked as a document
+of its own after substituting sample values (the parameter defaults, `sample-wf-abcde`
+for workflow.name, input defaults, "1" for what is only known at run time).
 
 Variables are checked as Argo checks them: only tags starting with item., steps.,
 inputs., outputs., pod., workflow. or tasks.; `{{=expression}}` tags are skipped (their
@@ -571,11 +571,12 @@ class _WorkflowSpec:
         self, template: Mapping[str, Any], path: str, scope: _Scope
     ) -> list[str]:
         kind = _type(template)
+        metrics = _metric_problems(template, path)
         if kind == "dag":
-            return self._dag_problems(template, path, scope)
+            return metrics + self._dag_problems(template, path, scope)
         if kind == "steps":
-            return self._steps_problems(template, path, scope)
-        out = _unresolved(template, path, scope)
+            return metrics + self._steps_problems(template, path, scope)
+        out = metrics + _unresolved(template, path, scope)
         if kind == "resource":
             out += self._resource_problems(template, path)
         if "podSpecPatch" in template:
@@ -794,6 +795,26 @@ class _WorkflowSpec:
         if len(docs) != 1:
             return [f"{where}: must hold exactly one document, found {len(docs)}"]
         return [f"{where}: {line}" for line in self.ctx.check(docs[0])]
+
+
+def _metric_problems(template: Mapping[str, Any], path: str) -> list[str]:
+    """A template's Prometheus metrics, as Argo's validator checks them beyond the schema
+    (which requires a name and a help text, and in v4 checks names and label keys): one
+    gauge, counter or histogram with a value, no `resourcesDuration` in a real-time gauge."""
+    out = []
+    metrics = as_maps(as_map(template.get("metrics")).get("prometheus"))
+    for i, metric in enumerate(metrics):
+        where = child(f"{path}.metrics.prometheus", i, metric)
+        kinds = [k for k in ("gauge", "counter", "histogram") if k in metric]
+        if len(kinds) != 1:
+            out.append(f"{where}: give exactly one of gauge, counter, histogram")
+        for kind in kinds:
+            value = str(as_map(metric[kind]).get("value", ""))
+            if not value:
+                out.append(f"{where}.{kind}: missing value")
+            if kind == "gauge" and metric[kind].get("realtime") and "resourcesDuration." in value:
+                out.append(f"{where}.gauge: 'resourcesDuration.*' cannot be used in real time")
+    return out
 
 
 def _cycle_problems(parents: Mapping[str, set[str]], path: str) -> list[str]:

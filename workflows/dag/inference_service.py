@@ -26,7 +26,13 @@ from workflows.dag import security
 from workflows.dag.manifest import manifest_yaml
 
 # Fields typed integer that the DAG fills from parameters.
-INTEGER_FIELDS = ("minReplicas", "maxReplicas", "canaryTrafficPercent")
+INTEGER_FIELDS = (
+    "minReplicas",
+    "maxReplicas",
+    "canaryTrafficPercent",
+    "maxBatchSize",
+    "maxLatency",
+)
 
 RUNTIMES = ("tensorflow", "custom")
 DEPLOYMENT_MODES = ("RawDeployment", "Serverless")
@@ -60,6 +66,8 @@ def build_inference_service(
     min_replicas: int | str = 1,
     max_replicas: int | str = 1,
     canary_traffic_percent: int | str | None = None,
+    max_batch_size: int | str = 32,
+    max_latency_ms: int | str = 5,
     cpu_request: str = "500m",
     cpu_limit: str = "1",
     memory_request: str = "1Gi",
@@ -69,7 +77,9 @@ def build_inference_service(
 
     `storage_uri` is the versioned model base (e.g. gs://bucket/workflow/model), the name
     is also the model name in the /v1 and /v2 routes, and `service_account` must be able
-    to read the bucket (KServe GCS credentials or Workload Identity).
+    to read the bucket (KServe GCS credentials or Workload Identity). KServe's batcher
+    (`max_batch_size`, `max_latency_ms`) gathers V1 requests for either runtime; the
+    custom server batches V1 and V2 itself with the same limits.
 
     Values may be Argo `{{...}}` references (the DAG's resource template); such a
     manifest is validated once substituted (by `lint` and the local stand-in), a concrete
@@ -105,6 +115,7 @@ def build_inference_service(
         "serviceAccountName": service_account,
         "minReplicas": min_replicas,
         "maxReplicas": max_replicas,
+        "batcher": {"maxBatchSize": max_batch_size, "maxLatency": max_latency_ms},
         "securityContext": dict(security.POD),
     }
     if canary_traffic_percent is not None:
@@ -134,6 +145,8 @@ def build_inference_service(
                     f"--model_name={name}",
                     f"--port={PORT}",
                     "--host=0.0.0.0",
+                    f"--max_batch_size={max_batch_size}",
+                    f"--max_latency_ms={max_latency_ms}",
                 ],
                 "env": [{"name": "STORAGE_URI", "value": storage_uri}],
                 "ports": [{"containerPort": PORT, "protocol": "TCP"}],

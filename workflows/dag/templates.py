@@ -16,7 +16,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hera.workflows import Container, Env, GCSArtifact, NoneArchiveStrategy, Parameter, Resource
+from hera.workflows import (
+    Container,
+    Counter,
+    Env,
+    Gauge,
+    GCSArtifact,
+    Label,
+    NoneArchiveStrategy,
+    Parameter,
+    Resource,
+)
 from hera.workflows.models import (
     Backoff,
     IntOrString,
@@ -152,6 +162,7 @@ def step_template(
     image: str = wp("image"),
     gpu: GpuScheduling | None = None,
     workdir: bool = False,
+    metrics: Sequence[Gauge | Counter] = (),
 ) -> Container:
     """The Container template of one step.
 
@@ -161,7 +172,8 @@ def step_template(
     template's input parameter `claim`. The display name travels
     as a pod annotation, the only annotation Hera 7.1 can express;
     `pipeline.hoist_template_annotations` moves it to the template, where Argo >= 3.7
-    reads it.
+    reads it. Every step reports its duration to Argo's Prometheus endpoint
+    (`textcnn_step_duration_seconds{step=...}`), beside its own `metrics`.
     """
     args = list(args)
     if output_parameters:
@@ -211,6 +223,29 @@ def step_template(
         tolerations=[Toleration.model_validate(t) for t in gpu.tolerations] if gpu else None,
         volumes=[Volume.model_validate(v) for v in volumes],
         volume_mounts=[VolumeMount.model_validate(m) for m in mounts],
+        metrics=[
+            Gauge(
+                name="textcnn_step_duration_seconds",
+                help="Seconds the step's pod ran, by step, at its end.",
+                labels=[Label(key="step", value=name)],
+                value="{{duration}}",
+                realtime=False,
+            ),
+            *metrics,
+        ],
+    )
+
+
+def _on_success(name: str, help: str, parameter: str) -> Gauge:
+    """A gauge of the step's output `parameter`, set when it succeeded (Argo resolves
+    `{{outputs...}}` only then), labelled with the endpoint it would serve."""
+    return Gauge(
+        name=name,
+        help=help,
+        labels=[Label(key="isvc", value=wp("isvc_name"))],
+        value=f"{{{{outputs.parameters.{parameter}}}}}",
+        realtime=False,
+        when="{{status}} == Succeeded",
     )
 
 
@@ -461,6 +496,10 @@ def evaluate() -> Container:
         outputs=["metrics"],
         output_parameters=[ACCURACY, MACRO_F1],
         resources=pod_resources("1", "2Gi", "4Gi"),
+        metrics=[
+            _on_success("textcnn_test_accuracy", "Test accuracy of the candidate.", ACCURACY),
+            _on_success("textcnn_test_macro_f1", "Test macro F1 of the candidate.", MACRO_F1),
+        ],
     )
 
 
@@ -505,6 +544,18 @@ def gate() -> Container:
         outputs=["gate"],
         output_parameters=[DECISION, REASON],
         resources=pod_resources("1", "2Gi", "4Gi"),
+        metrics=[
+            Counter(
+                name="textcnn_gate_decisions_total",
+                help="The gate's decisions, by decision (deploy or skip).",
+                labels=[
+                    Label(key="isvc", value=wp("isvc_name")),
+                    Label(key="decision", value=f"{{{{outputs.parameters.{DECISION}}}}}"),
+                ],
+                value="1",
+                when="{{status}} == Succeeded",
+            )
+        ],
     )
 
 
@@ -525,6 +576,8 @@ def deploy(runtime: str) -> Resource:
         min_replicas=wp("serving_min_replicas"),
         max_replicas=wp("serving_max_replicas"),
         canary_traffic_percent=wp("canary_traffic_percent"),
+        max_batch_size=wp("max_batch_size"),
+        max_latency_ms=wp("max_latency_ms"),
     )
     return Resource(
         name=f"deploy-{runtime}",

@@ -1,5 +1,8 @@
 """Executing a plan: tasks in `depends` order, `when`, up to `max_parallel` at once, each a
-subprocess (or a stand-in), with its log, outputs and artifacts; then the exit handler."""
+subprocess (or a stand-in), with its log, outputs and artifacts; then the exit handler.
+While tasks run, their progress (the steps' `progress: N/M` lines, textcnn.progress) goes
+to `on_live`; each step's last ARGO_PROGRESS_FILE value goes to run.json, as Argo keeps a
+node's progress."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from textcnn import progress
 from textcnn.errors import NOT_RETRIED, FinalError, InputError
 from textcnn.params import ParamsError
 from workflows.errors import WorkflowError
@@ -32,6 +36,7 @@ from workflows.local.plan import (
     SUCCEEDED,
     InMemory,
     Job,
+    LiveTask,
     Outcome,
     Plan,
     StandIn,
@@ -45,6 +50,9 @@ from workflows.local.substitution import substitute
 
 TAIL_LINES = 20
 GRACE_S = 10.0  # a stopped step's time to exit after SIGTERM, as a pod's grace period
+POLL_S = 0.5  # how often running tasks' logs are read for progress
+# Where Argo's executor points ARGO_PROGRESS_FILE in the main container.
+PROGRESS_PATH = "/var/run/argo/progress"
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -79,6 +87,37 @@ class Run(Plan):
         self.procs, self.lock, self.stopping = set(), threading.Lock(), threading.Event()
         self.stopped: set[int] = set()  # pids stopped on an interrupt
         self.refusing = False  # while stopping: a process that starts is stopped at once
+        # Running tasks: name -> [log, bytes of it read, latest progress, start].
+        self.live: dict[str, list[Any]] = {}
+        self.live_lock = threading.Lock()
+
+    def _publish(self) -> None:
+        """Read what running tasks' logs added, and hand their progress to on_live."""
+        if self.on_live is None:
+            return
+        with self.live_lock:
+            states: list[LiveTask] = []
+            for name, entry in list(self.live.items()):
+                log, offset, _, start = entry
+                new: list[str] = []
+                with contextlib.suppress(OSError), Path(log).open("rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+                    end = chunk.rfind(b"\n") + 1  # whole lines only
+                    entry[1] = offset + end
+                    for line in chunk[:end].decode(errors="replace").splitlines():
+                        if (found := progress.parse(line)) is not None:
+                            done, total, note = found
+                            new.append(f"{done}/{total} {note}".rstrip())
+                if new:
+                    entry[2] = new[-1]
+                seconds = time.monotonic() - start
+                states.append((name.ljust(self.width), entry[2], seconds, tuple(new)))
+            self.on_live(states)
+
+    def _watch(self, stop: threading.Event) -> None:
+        while not stop.wait(POLL_S):
+            self._publish()
 
     def run(self, earlier: Mapping[str, Any] | None = None) -> RunResult:
         """Run the DAG, then the exit handler, and write run.json. With `earlier` (the
@@ -91,10 +130,15 @@ class Run(Plan):
         pending.sort(key=lambda name: -self.tasks[name].height)
         running: dict[Future[Outcome], str] = {}
         failed = False
+        watching = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(watching,), daemon=True)
+        watcher.start()
         with (
             interruptible(on_repeat=self._kill_now),
             ThreadPoolExecutor(max_workers=self.max_parallel) as pool,
+            contextlib.ExitStack() as cleanup,
         ):
+            cleanup.callback(watching.set)
             try:
                 while True:
                     while not failed and (ready := self._next(pending, len(running))):
@@ -218,6 +262,16 @@ class Run(Plan):
         start = time.monotonic()
         job.log.parent.mkdir(parents=True, exist_ok=True)
         job.log.write_text("")
+        with self.live_lock:
+            self.live[job.task] = [job.log, 0, "", start]
+        try:
+            return self._attempts(job, start)
+        finally:
+            self._publish()  # the lines it wrote last
+            with self.live_lock:
+                del self.live[job.task]
+
+    def _attempts(self, job: Job, start: float) -> Outcome:
         # Append mode: a stand-in may append to the same log while the runner holds it.
         with job.log.open("a") as log:
             retries = 0
@@ -290,11 +344,14 @@ class Run(Plan):
                 )
         returned: dict[str, str] = {}
         max_rss_mib: float | None = None
+        reported: str | None = None
         if job.command is not None:
             log.write(f"$ {shlex.join(job.command)}\n")
             log.flush()
             offset = log.tell()
             code, max_rss_mib, late, stopped = self._run_process(job, log)
+            with contextlib.suppress(OSError):
+                reported = (job.pod_dir / PROGRESS_PATH.lstrip("/")).read_text().strip()
             if stopped:
                 return Outcome(FAILED, message="stopped: the run was interrupted", exit_code=code)
             if late:
@@ -359,7 +416,9 @@ class Run(Plan):
                 return Outcome(ERRORED, message=f"output artifact {name!r}: {path} was not written")
             self.store.upload(path, key)
             keys[name] = key
-        return Outcome(SUCCEEDED, outputs=outputs, artifacts=keys, max_rss_mib=max_rss_mib)
+        return Outcome(
+            SUCCEEDED, outputs=outputs, artifacts=keys, max_rss_mib=max_rss_mib, progress=reported
+        )
 
     def _run_process(self, job: Job, log: Any) -> tuple[int, float | None, bool, bool]:
         """Run the job's command: (exit code, peak resident memory in MiB if known, whether
@@ -371,7 +430,8 @@ class Run(Plan):
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=job.env,
+            # As Argo's executor does for the main container.
+            env={**job.env, progress.PROGRESS_FILE: str(job.pod_dir / PROGRESS_PATH.lstrip("/"))},
             start_new_session=True,
         )
         with self.lock:
@@ -458,6 +518,8 @@ class Run(Plan):
             step["artifacts"] = outcome.artifacts  # name -> key, for --resume
         if outcome.max_rss_mib is not None:
             step["max_rss_mib"] = round(outcome.max_rss_mib, 1)
+        if outcome.progress:
+            step["progress"] = outcome.progress
         self.steps[name] = step
         if outcome.status == SUCCEEDED:
             for key, value in outcome.outputs.items():
@@ -465,6 +527,7 @@ class Run(Plan):
             for art, key in outcome.artifacts.items():
                 self.artifact_keys[f"tasks.{name}.outputs.artifacts.{art}"] = key
                 self.artifacts[art] = self.store.uri(key)
+        self._publish()  # without this task
         self.on_progress(f"{name:<{self.width}}  {outcome.status:<9}  {outcome.seconds:7.1f}s")
         if outcome.status not in (FAILED, ERRORED):
             return False
@@ -506,10 +569,14 @@ def run_workflow(
     max_parallel: int = 2,
     workflow_name: str | None = None,
     on_progress: Callable[[str], None] = print,
+    on_live: Callable[[list[LiveTask]], None] | None = None,
     overwrite: bool = False,
     earlier: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run the template's entrypoint DAG here; write and return the result (run.json).
+
+    `on_progress` gets a line per settled task (and a failed task's log tail); `on_live`,
+    about twice a second, the running tasks and their progress.
 
     The output folder holds one run (workflows.local.folder): `overwrite` empties a folder
     that holds an earlier run; `earlier`, that run's run.json, resumes it instead (pass its
@@ -533,6 +600,7 @@ def run_workflow(
         max_parallel,
         name,
         on_progress,
+        on_live,
     )
     with run_folder(output_dir, name, overwrite=overwrite, resume=earlier is not None):
         # What `--resume` runs again: the template as it ran.

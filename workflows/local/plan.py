@@ -94,6 +94,11 @@ class StandInContext:
 
 StandIn = Callable[[StandInContext], dict[str, str]]
 
+# A running task as the live display gets it: its name (padded to the run's width), its
+# latest progress ("N/M note", or "" before the first), its seconds so far, and the
+# progress lines its log gained since the last call (none, one or more).
+LiveTask = tuple[str, str, float, tuple[str, ...]]
+
 
 @dataclass(frozen=True)
 class InMemory:
@@ -193,6 +198,7 @@ class Outcome:
     max_rss_mib: float | None = None  # peak resident memory of the task's process
     exit_code: int = -1  # of the process; -1 when there was none (an error before it ran)
     retries: int = 0
+    progress: str | None = None  # the last N/M the step wrote to ARGO_PROGRESS_FILE
 
 
 def generate_name(template: Mapping[str, Any]) -> str:
@@ -314,6 +320,7 @@ class Plan:
         max_parallel: int,
         workflow_name: str,
         on_progress: Callable[[str], None],
+        on_live: Callable[[list[LiveTask]], None] | None = None,
     ) -> None:
         spec = template.get("spec")
         if not isinstance(spec, dict):
@@ -340,7 +347,7 @@ class Plan:
             v["name"]: substitute(v, self.globals, f"volume {v['name']!r}")
             for v in spec.get("volumes", [])
         }
-        self.on_progress = on_progress
+        self.on_progress, self.on_live = on_progress, on_live
         self.tasks = _build_tasks(self.dag["dag"], templates, stand_ins)
         self.exit_handler = _exit_handler(spec, templates, stand_ins, self.tasks)
         self.width = max((len(n) for n in self.tasks), default=4)

@@ -26,8 +26,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
     import gensim.utils
     from gensim.models import KeyedVectors, Word2Vec
+    from gensim.models.callbacks import CallbackAny2Vec
 
-from textcnn import storage
+from textcnn import progress, storage
 from textcnn.errors import InputError
 from textcnn.tokens import OOV, PAD
 
@@ -68,6 +69,17 @@ def read_vocabulary(prepared_dir: Path) -> list[str]:
     return vocabulary
 
 
+class _EpochProgress(CallbackAny2Vec):
+    """A progress line per Word2Vec epoch; the step's last unit is the matrix."""
+
+    def __init__(self) -> None:
+        self.epochs, self.done = _WORD2VEC["epochs"], 0
+
+    def on_epoch_end(self, model: Word2Vec) -> None:
+        self.done += 1
+        progress.report(self.done, self.epochs + 1, f"word2vec epoch {self.done}/{self.epochs}")
+
+
 def train_word2vec(tokens_file: Path, dim: int, seed: int) -> KeyedVectors:
     """Skip-gram Word2Vec on one space-separated text per line (gensim's fast file mode)."""
     if not tokens_file.is_file():
@@ -77,7 +89,13 @@ def train_word2vec(tokens_file: Path, dim: int, seed: int) -> KeyedVectors:
     with tokens_file.open("rb") as f:
         if not any(line.strip() for line in f):
             raise InputError(f"{tokens_file}: no tokens to train Word2Vec on: rerun prepare-data")
-    model = Word2Vec(corpus_file=str(tokens_file), vector_size=dim, seed=seed, **_WORD2VEC)
+    model = Word2Vec(
+        corpus_file=str(tokens_file),
+        vector_size=dim,
+        seed=seed,
+        callbacks=[_EpochProgress()],
+        **_WORD2VEC,
+    )
     return model.wv
 
 
@@ -240,11 +258,16 @@ def run(
     prepared = Path(prepared_dir)
     vocabulary = read_vocabulary(prepared)
     if w2v_model_path:
+        total = 2
+        progress.report(0, total, f"loading the vectors of {w2v_model_path}")
         vectors, fmt = load_vectors(w2v_model_path, embedding_dim)
         source = w2v_model_path
     else:
+        total = _WORD2VEC["epochs"] + 1
+        progress.report(0, total, "training word2vec on the training texts")
         vectors = train_word2vec(prepared / "train_tokens.txt", embedding_dim, seed)
         source = fmt = TRAINED
+    progress.report(total - 1, total, f"building the {len(vocabulary):,}-word matrix")
     matrix, oov_count = build_matrix(vocabulary, vectors, seed)
     words = len(vocabulary) - 2
     oov_rate = oov_count / words if words else 0.0
@@ -259,6 +282,7 @@ def run(
     with storage.atomic_dir(output_dir) as tmp:
         np.save(tmp / "embeddings.npy", matrix)
         (tmp / "embeddings.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    progress.report(total, total, "matrix written")
     print(
         f"embeddings: {len(vocabulary)} x {embedding_dim} from {source} ({fmt}); "
         f"{oov_count} of {words} words without a vector ({oov_rate:.1%})"

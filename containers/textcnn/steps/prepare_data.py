@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from textcnn import storage
+from textcnn import progress, storage
 from textcnn.data import check_known_labels, check_trainable, load_csv
 from textcnn.errors import InputError
 from textcnn.tokens import fit_vocabulary, standardize_texts, to_ids, token_counts
 
 _MAX_LISTED = 10
+STAGES = 4  # read, clean, split and vectorise, write: progress N/4
 
 
 def deduplicate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -92,14 +93,17 @@ def run(
 
     With `test_path`, the test CSV is checked first against the training classes, so a
     test set that evaluation would refuse fails here, before anything is trained."""
+    progress.report(0, STAGES, f"reading {train_path}")
     df = load_csv(train_path, text_column, label_column)
     if test_path:
         test = load_csv(test_path, text_column, label_column)
         check_known_labels(test, sorted(df["label"].unique()), test_path, label_column)
     loaded = df.attrs["load_report"]
+    progress.report(1, STAGES, f"cleaning and deduplicating {len(df):,} texts")
     df["std"] = standardize_texts(df["text"])
     df, cleaning = deduplicate(df)
     check_trainable(df, train_path)
+    progress.report(2, STAGES, f"splitting {len(df):,} texts; vocabulary and ids")
     train_pos, val_pos = split(df["label"], val_data_pct, seed, train_path)
     train, val = df.iloc[train_pos], df.iloc[val_pos]
 
@@ -144,6 +148,7 @@ def run(
     vocab_json = json.dumps(
         {"vocabulary": vocabulary, "max_length": length, "num_words": num_words}
     )
+    progress.report(3, STAGES, f"writing {output_dir}")
     with storage.atomic_dir(output_dir) as out:
         _write_npz(out / "train.npz", x_train, train["label"].map(class_id).to_numpy())
         _write_npz(out / "val.npz", x_val, val["label"].map(class_id).to_numpy())
@@ -157,6 +162,7 @@ def run(
         (out / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
         if json_tokenizer_path:
             storage.write_text(json_tokenizer_path, vocab_json)
+    progress.report(STAGES, STAGES, f"{len(train):,} training and {len(val):,} validation rows")
     print(json.dumps(stats))
     return {
         "max_length": length,

@@ -41,6 +41,7 @@ from textcnn.training import (
     load_inputs,
     make_dataset,
     make_optimizer,
+    report_epoch,
 )
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -150,6 +151,7 @@ def fit_multi_worker(
             f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()),
             flush=True,
         )
+        report_epoch(epoch, epochs, logs)
         stopper.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
@@ -165,6 +167,7 @@ def fit_multi_worker(
         strategy="MultiWorkerMirroredStrategy",
         replicas=replicas,
         train_examples=len(splits.x_train),
+        epochs=epochs,
     )
 
 

@@ -330,6 +330,9 @@ class LocalKServe:
             revision = f"{name}-predictor-{service.made:05d}"
         (port,) = free_ports(1)
         log = ctx.output_dir / "logs" / f"{revision}-server.log"
+        # KServe's batcher sidecar gathers requests in front of either runtime; here the
+        # server's own batching does that work, with the same limits.
+        batcher = service.doc["spec"]["predictor"].get("batcher", {})
         command = [
             sys.executable,
             "-m",
@@ -338,6 +341,14 @@ class LocalKServe:
             f"--model_name={name}",
             f"--port={port}",
             "--host=127.0.0.1",
+            *(
+                f"--{option}={batcher[field]}"
+                for field, option in (
+                    ("maxBatchSize", "max_batch_size"),
+                    ("maxLatency", "max_latency_ms"),
+                )
+                if field in batcher
+            ),
         ]
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w") as out:

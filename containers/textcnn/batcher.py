@@ -1,0 +1,91 @@
+"""Adaptive batching: concurrent requests' texts gathered into one model call.
+
+The model runs off the event loop (in a worker thread; TensorFlow releases the GIL), so
+the server parses the next requests while a batch runs, and those queue up. When the
+model is free, the next batch takes every queued text, up to `max_batch_size`. A lone
+request on an idle server runs at once; when several were waiting (the server is under
+load), the batch waits up to `max_latency_ms` after its first text for more, as KServe's
+batcher does. A request's texts stay together, and each gets its own rows back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+R = TypeVar("R")
+
+
+class Batcher(Generic[R]):
+    def __init__(
+        self,
+        infer: Callable[[list[str]], Sequence[R]],
+        max_batch_size: int,
+        max_latency_ms: float,
+    ) -> None:
+        """`infer` maps texts to one result per text, in order."""
+        if max_batch_size < 1 or max_latency_ms < 0:
+            raise ValueError("max_batch_size must be >= 1 and max_latency_ms >= 0")
+        self.infer, self.max_batch_size = infer, max_batch_size
+        self.max_latency_s = max_latency_ms / 1000
+        self.queue: asyncio.Queue[tuple[list[str], asyncio.Future[list[R]]]] | None = None
+        self.carried: tuple[list[str], asyncio.Future[list[R]]] | None = None
+        self.sizes: Counter[int] = Counter()  # model calls by texts per call
+
+    async def submit(self, texts: list[str]) -> list[R]:
+        """The results of `texts`, computed in a batch with whatever else is waiting."""
+        if self.queue is None:  # made in the server's own event loop
+            self.queue = asyncio.Queue()
+            asyncio.get_running_loop().create_task(self._work())
+        future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
+        await self.queue.put((texts, future))
+        return await future
+
+    async def _next_batch(self) -> list[tuple[list[str], asyncio.Future[list[R]]]]:
+        assert self.queue is not None
+        loop = asyncio.get_running_loop()
+        first = self.carried or await self.queue.get()
+        self.carried = None
+        batch, size = [first], len(first[0])
+        waiting = not self.queue.empty()  # others are queued: the server is under load
+        deadline = loop.time() + self.max_latency_s
+        while size < self.max_batch_size:
+            if self.queue.empty():
+                remaining = deadline - loop.time()
+                if not waiting or remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), remaining)
+                except TimeoutError:
+                    break
+            else:
+                item = self.queue.get_nowait()
+            if size + len(item[0]) > self.max_batch_size:
+                self.carried = item  # whole requests only: it opens the next batch
+                break
+            batch.append(item)
+            size += len(item[0])
+        return batch
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._next_batch()
+            texts = [t for request, _ in batch for t in request]
+            self.sizes[len(texts)] += 1
+            try:
+                results = await loop.run_in_executor(None, self.infer, texts)
+                if len(results) != len(texts):
+                    raise RuntimeError(f"{len(results)} results for {len(texts)} texts")
+            except Exception as e:  # every waiting request gets the error; the server goes on
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            start = 0
+            for request, future in batch:
+                if not future.done():  # a client that went away cancelled its future
+                    future.set_result(list(results[start : start + len(request)]))
+                start += len(request)

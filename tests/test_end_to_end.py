@@ -67,6 +67,14 @@ def test_local_run_trains_evaluates_and_records_lineage(
     assert re.search(r"^embeddings +\d+/11 word2vec epoch \d+/10 ", proc.stdout, re.M)
     assert run["steps"]["train"]["progress"] == f"{epochs + 1}/{epochs + 1}"
     assert run["steps"]["prepare-data"]["progress"] == "4/4"
+    # The workflow's Prometheus metrics, as Argo's controller would emit them at each end.
+    emitted = {m["name"]: m for m in run["steps"]["evaluate"]["metrics"]}
+    assert emitted["textcnn_test_accuracy"]["gauge"] == pytest.approx(run["metrics"]["accuracy"])
+    assert emitted["textcnn_test_accuracy"]["labels"] == {"isvc": "textcnn"}
+    duration = emitted["textcnn_step_duration_seconds"]
+    assert duration["labels"] == {"step": "evaluate"} and duration["gauge"] > 0
+    [gate] = [m for m in run["steps"]["gate"]["metrics"] if "counter" in m]
+    assert gate["labels"]["decision"] == "deploy" and gate["counter"] == 1
 
     metrics = run["metrics"]
     assert 0.5 < metrics["accuracy"] <= 1 and 0 < metrics["macro_f1"] <= 1

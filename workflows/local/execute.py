@@ -299,7 +299,37 @@ class Run(Plan):
                 )
                 log.flush()
         outcome.seconds, outcome.ran, outcome.retries = time.monotonic() - start, True, retries
+        outcome.metrics = self._metrics(job, outcome)
         return outcome
+
+    @staticmethod
+    def _metrics(job: Job, outcome: Outcome) -> list[dict[str, Any]]:
+        """The task's Prometheus metrics as Argo's controller emits them when it ends:
+        `when` and the value resolved with its status, duration and outputs."""
+        scope = {
+            **job.scope,
+            "status": outcome.status,
+            "duration": f"{outcome.seconds:.3f}",
+            **{f"outputs.parameters.{k}": v for k, v in outcome.outputs.items()},
+        }
+        emitted = []
+        for metric in job.metrics:
+            where = f"task {job.task!r} metric {metric.get('name')!r}"
+            try:
+                when = metric.get("when")
+                if when and not evaluate_when(substitute(when, scope, where)):
+                    continue
+                (kind,) = [k for k in ("gauge", "counter", "histogram") if k in metric]
+                value = float(substitute(str(metric[kind]["value"]), scope, where))
+                labels = {
+                    str(label["key"]): substitute(str(label["value"]), scope, where)
+                    for label in metric.get("labels", [])
+                }
+            except (WorkflowError, ValueError) as e:  # Argo logs it and emits nothing
+                emitted.append({"name": metric.get("name"), "error": str(e)})
+                continue
+            emitted.append({"name": metric["name"], kind: value, "labels": labels})
+        return emitted
 
     @staticmethod
     def _retry_delay(
@@ -520,6 +550,8 @@ class Run(Plan):
             step["max_rss_mib"] = round(outcome.max_rss_mib, 1)
         if outcome.progress:
             step["progress"] = outcome.progress
+        if outcome.metrics:
+            step["metrics"] = outcome.metrics  # what Argo's controller would export
         self.steps[name] = step
         if outcome.status == SUCCEEDED:
             for key, value in outcome.outputs.items():

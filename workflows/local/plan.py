@@ -141,6 +141,10 @@ class Job:
     volumes: list[Path] = field(default_factory=list)  # local folders of its volume mounts
     retry: Retry | None = None
     deadline_s: float = 0.0  # the template's activeDeadlineSeconds, or DEFAULT_DEADLINE_S
+    # Its Prometheus metrics, unsubstituted: Argo resolves them once the task has ended
+    # ({{status}}, {{duration}}, its outputs), in `scope` and those.
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    scope: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,7 @@ class Outcome:
     exit_code: int = -1  # of the process; -1 when there was none (an error before it ran)
     retries: int = 0
     progress: str | None = None  # the last N/M the step wrote to ARGO_PROGRESS_FILE
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # as the controller emits them
 
 
 def generate_name(template: Mapping[str, Any]) -> str:
@@ -454,6 +459,7 @@ class Plan:
             for e in pod_container.get("env", []):
                 if "value" in e:
                     e["value"] = remap_literal(str(e["value"]), roots, pod)
+        metrics = unresolved.pop("metrics", {}).get("prometheus", [])
         resolved = substitute(unresolved, tscope, twhere)
         mounts, folders = self._mounts(resolved, pod, twhere)
         if mounts:
@@ -525,6 +531,8 @@ class Plan:
             folders,
             None if retry is None else Retry.parse(retry, twhere),
             deadline_s,
+            metrics,
+            tscope,
         )
 
     def _volume(self, template: Mapping[str, Any], name: str) -> Mapping[str, Any]:

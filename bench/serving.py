@@ -139,6 +139,19 @@ def concurrent(
     return seconds_each, len(seconds_each) / wall
 
 
+def clients_rows(
+    url: str, texts: list[str], seconds: float, suffix: str, rates: dict[str, float]
+) -> list[tuple[str, int, np.ndarray]]:
+    """A row per number of CLIENTS; each row's requests per second go into `rates`."""
+    rows = []
+    for clients in CLIENTS:
+        latencies, rate = concurrent(url, texts, clients, seconds)
+        name = f"HTTP V1, 1 text, {clients} clients{suffix}"
+        rows.append((name, 1, latencies))
+        rates[name] = rate
+    return rows
+
+
 def start_server(model_dir: Path, *options: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -238,21 +251,13 @@ def main() -> int:
                     timed(lambda: post(v2, v2_body(texts)), args.batches),
                 ),
             ]
-            for clients in CLIENTS:
-                seconds, rate = concurrent(url, texts, clients, args.seconds)
-                name = f"HTTP V1, 1 text, {clients} clients"
-                rows.append((name, 1, seconds))
-                rates[name] = rate
+            rows += clients_rows(url, texts, args.seconds, "", rates)
         finally:
             process.terminate()
             process.wait(timeout=30)
         process, url = start_server(model_dir, "--max_batch_size", "1")  # batching off
         try:
-            for clients in CLIENTS:
-                seconds, rate = concurrent(url, texts, clients, args.seconds)
-                name = f"HTTP V1, 1 text, {clients} clients, no batching"
-                rows.append((name, 1, seconds))
-                rates[name] = rate
+            rows += clients_rows(url, texts, args.seconds, ", no batching", rates)
         finally:
             process.terminate()
             process.wait(timeout=30)

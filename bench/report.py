@@ -440,7 +440,7 @@ def speed_section(speed: dict[str, Any]) -> str:
         "client rows run 1, 4, 8 and 16 threads, each sending single-text requests one after "
         "another for a few seconds; req/s is over the wall time. The server gathers "
         "concurrent requests into one signature call (`textcnn.batcher`, "
-        "`--max_batch_size 32 --max_latency_ms 5`); the `no batching` rows are the same "
+        "`--max_batch_size 32 --max_latency_ms 1`); the `no batching` rows are the same "
         "server with `--max_batch_size 1`, measured in the same run. The in-process "
         "32-text row is the limit the batches approach.\n"
     )

@@ -336,7 +336,7 @@ class PipelineParams(BaseModel):
         le=1000,
     )
     max_latency_ms: int = _opt(
-        5,
+        1,
         "Serving: most milliseconds a batch waits for more requests (KServe's batcher "
         "maxLatency); the custom server never holds a lone request on an idle model.",
         ge=1,

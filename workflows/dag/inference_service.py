@@ -67,7 +67,7 @@ def build_inference_service(
     max_replicas: int | str = 1,
     canary_traffic_percent: int | str | None = None,
     max_batch_size: int | str = 32,
-    max_latency_ms: int | str = 5,
+    max_latency_ms: int | str = 1,
     cpu_request: str = "500m",
     cpu_limit: str = "1",
     memory_request: str = "1Gi",

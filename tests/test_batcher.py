@@ -19,11 +19,12 @@ class Model:
         self.release = threading.Event()
         self.release.set()
         self.fail = False
+        self.fail_on = ""
 
     def __call__(self, texts: list[str]) -> list[str]:
         self.release.wait(10)
         self.calls.append(texts)
-        if self.fail:
+        if self.fail or (self.fail_on and self.fail_on in texts):
             raise RuntimeError("the model broke")
         return [t.upper() for t in texts]
 
@@ -108,6 +109,33 @@ def test_a_failing_call_fails_its_requests_and_the_next_ones_are_served() -> Non
         return await batcher.submit(["b"])
 
     assert asyncio.run(scenario()) == ["B"]
+
+
+def test_one_request_s_fault_answers_only_that_request() -> None:
+    model = Model()
+    model.fail_on = "poison"
+    batcher = Batcher(model, max_batch_size=8, max_latency_ms=50)
+
+    async def scenario() -> list[object]:
+        model.release.clear()
+        first = asyncio.create_task(batcher.submit(["a"]))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.create_task(batcher.submit([t])) for t in ("b", "poison", "c")]
+        await asyncio.sleep(0.05)
+        model.release.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    a, b, poison, c = asyncio.run(scenario())
+    assert (a, b, c) == (["A"], ["B"], ["C"])
+    assert isinstance(poison, RuntimeError)
+    assert ["b", "poison", "c"] in model.calls  # batched first, then each alone
+
+
+def test_a_batcher_serves_one_event_loop_after_another() -> None:
+    """A second server or test loop gets its own worker, not the first loop's dead queue."""
+    batcher = Batcher(Model(), max_batch_size=8, max_latency_ms=1)
+    assert asyncio.run(batcher.submit(["one"])) == ["ONE"]
+    assert asyncio.run(asyncio.wait_for(batcher.submit(["two"]), 5)) == ["TWO"]
 
 
 def test_limits_are_checked() -> None:

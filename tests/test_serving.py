@@ -25,13 +25,21 @@ import requests
 import tensorflow as tf
 from helpers import TOY_CUES, save_toy
 from kserve import InferenceRESTClient, InferInput, InferRequest, InferResponse, RESTConfig
+from kserve.errors import InvalidInput
 from prometheus_client.parser import text_string_to_metric_families
 
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model
 from textcnn.http_protocol import Timeouts
 from textcnn.model import ModelConfig, build_model
-from textcnn.serving import MAX_BODY_BYTES, MAX_TEXTS, LocalServer, build_app, load_model
+from textcnn.serving import (
+    MAX_BODY_BYTES,
+    MAX_TEXTS,
+    LocalServer,
+    build_app,
+    load_model,
+    texts_from_request,
+)
 
 # KServe's own endpoints return ORJSONResponse, which FastAPI now deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
@@ -447,3 +455,18 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(
     assert max(model.batcher.sizes) > 1, model.batcher.sizes
     # Every text went through the batcher once (the warm-up call at load does not).
     assert sum(n * calls for n, calls in model.batcher.sizes.items()) % len(texts) == 0
+
+
+def test_a_lone_surrogate_is_a_400_not_a_failed_batch(url: str) -> None:
+    r"""JSON can escape `\ud800`, no text TensorFlow can take: the client's error, so it
+    never reaches a batch shared with other requests (`texts_from_request` refuses it too,
+    where a decoder lets it through)."""
+    bad = "bad \ud800"
+    for response in (
+        v1(url, {"instances": ["fine", bad]}),
+        requests.post(f"{url}/v2/models/toy/infer", json=v2_body([bad]), timeout=30),
+    ):
+        assert response.status_code == 400 and "surrogate" in response.json()["error"]
+    with pytest.raises(InvalidInput, match="text 1 is not valid Unicode"):
+        texts_from_request({"instances": ["fine", bad]})
+    assert v1(url, {"instances": ["good film"]}).status_code == 200

@@ -85,6 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     # The endpoint outlives a run, as on a cluster: its state is kept beside the runs.
     kserve = LocalKServe(state_dir=out.parent / "inferenceservices")
     display = Display(sys.stdout, quiet=args.quiet)
+    on_live = None if args.quiet else display.live
     try:
         with interruptible():
             result = run_workflow(
@@ -99,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 earlier=earlier,
                 on_progress=display.line,
-                on_live=display.live,
+                on_live=on_live,
             )
             wf = result.workflow_name
             result.extra.update(
@@ -121,6 +122,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"run: {result.status} ({wf}); details in {out / 'run.json'}")
             if result.status != "Succeeded":
                 if args.quiet:  # the lines the run would have printed for the failures
+                    print(result.message)
                     for task, step in result.steps.items():
                         if step["status"] in ("Failed", "Errored"):
                             print(f"task {task!r}: {step.get('message', '')}; log: {step['log']}")

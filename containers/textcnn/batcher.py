@@ -5,7 +5,9 @@ the server parses the next requests while a batch runs, and those queue up. When
 model is free, the next batch takes every queued text, up to `max_batch_size`. A lone
 request on an idle server runs at once; when several were waiting (the server is under
 load), the batch waits up to `max_latency_ms` after its first text for more, as KServe's
-batcher does. A request's texts stay together, and each gets its own rows back.
+batcher does. A request's texts stay together, and each gets its own rows back (a
+request larger than `max_batch_size` runs alone). When a call fails, each of its requests
+is run alone, so one request's fault answers only that request with the error.
 """
 
 from __future__ import annotations
@@ -32,14 +34,20 @@ class Batcher(Generic[R]):
         self.max_latency_s = max_latency_ms / 1000
         self.queue: asyncio.Queue[tuple[list[str], asyncio.Future[list[R]]]] | None = None
         self.carried: tuple[list[str], asyncio.Future[list[R]]] | None = None
+        self.worker: asyncio.Task[None] | None = None
         self.sizes: Counter[int] = Counter()  # model calls by texts per call
 
     async def submit(self, texts: list[str]) -> list[R]:
         """The results of `texts`, computed in a batch with whatever else is waiting."""
-        if self.queue is None:  # made in the server's own event loop
-            self.queue = asyncio.Queue()
-            asyncio.get_running_loop().create_task(self._work())
-        future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self.worker is None or self.worker.done() or self.worker.get_loop() is not loop:
+            # The first request in this event loop (a server's, a test's), or after the
+            # worker ended: a queue and a worker of this loop.
+            self.queue, self.carried = asyncio.Queue(), None
+            self.worker = loop.create_task(self._work())
+            self.worker.add_done_callback(self._ended)
+        assert self.queue is not None
+        future: asyncio.Future[list[R]] = loop.create_future()
         await self.queue.put((texts, future))
         return await future
 
@@ -69,23 +77,52 @@ class Batcher(Generic[R]):
             size += len(item[0])
         return batch
 
+    def _ended(self, worker: asyncio.Task[None]) -> None:
+        """A worker that stopped (a bug, or its loop closing) leaves no request waiting."""
+        if worker.cancelled() or worker.exception() is None or self.queue is None:
+            return
+        waiting = [self.carried] if self.carried else []
+        while not self.queue.empty():
+            waiting.append(self.queue.get_nowait())
+        for _, future in waiting:
+            if not future.done():
+                future.set_exception(RuntimeError(f"the batcher stopped: {worker.exception()}"))
+
+    async def _call(self, texts: list[str]) -> Sequence[R]:
+        results = await asyncio.get_running_loop().run_in_executor(None, self.infer, texts)
+        if len(results) != len(texts):
+            raise RuntimeError(f"{len(results)} results for {len(texts)} texts")
+        self.sizes[len(texts)] += 1
+        return results
+
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            batch = await self._next_batch()
-            texts = [t for request, _ in batch for t in request]
-            self.sizes[len(texts)] += 1
+            batch = [
+                (request, future)
+                for request, future in await self._next_batch()
+                if not future.done()  # a client that went away cancelled its future
+            ]
+            if not batch:
+                continue
             try:
-                results = await loop.run_in_executor(None, self.infer, texts)
-                if len(results) != len(texts):
-                    raise RuntimeError(f"{len(results)} results for {len(texts)} texts")
-            except Exception as e:  # every waiting request gets the error; the server goes on
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(e)
+                results = await self._call([t for request, _ in batch for t in request])
+            except Exception:
+                # One request's fault must not fail the others: each alone, then.
+                for request, future in batch:
+                    await self._answer(request, future)
                 continue
             start = 0
             for request, future in batch:
-                if not future.done():  # a client that went away cancelled its future
+                if not future.done():
                     future.set_result(list(results[start : start + len(request)]))
                 start += len(request)
+
+    async def _answer(self, request: list[str], future: asyncio.Future[list[R]]) -> None:
+        try:
+            results = await self._call(request)
+        except Exception as e:  # its own error; the server goes on
+            if not future.done():
+                future.set_exception(e)
+        else:
+            if not future.done():
+                future.set_result(list(results))

@@ -131,6 +131,10 @@ def texts_from_request(payload: dict[str, Any] | InferRequest | bytes | str) -> 
     for i, item in enumerate(items):
         if not isinstance(item, str):
             raise InvalidInput(f"text {i} is {type(item).__name__}, not a string")
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (\ud800) that JSON lets through
+            raise InvalidInput(f"text {i} is not valid Unicode (a lone surrogate)") from None
     return list(items)
 
 

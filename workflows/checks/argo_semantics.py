@@ -809,10 +809,11 @@ def _metric_problems(template: Mapping[str, Any], path: str) -> list[str]:
         if len(kinds) != 1:
             out.append(f"{where}: give exactly one of gauge, counter, histogram")
         for kind in kinds:
-            value = str(as_map(metric[kind]).get("value", ""))
+            value = str(as_map(metric[kind]).get("value") or "")
             if not value:
                 out.append(f"{where}.{kind}: missing value")
-            if kind == "gauge" and metric[kind].get("realtime") and "resourcesDuration." in value:
+            realtime = as_map(metric[kind]).get("realtime")
+            if kind == "gauge" and realtime and "resourcesDuration." in value:
                 out.append(f"{where}.gauge: 'resourcesDuration.*' cannot be used in real time")
     return out
 

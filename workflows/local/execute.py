@@ -113,7 +113,11 @@ class Run(Plan):
                     entry[2] = new[-1]
                 seconds = time.monotonic() - start
                 states.append((name.ljust(self.width), entry[2], seconds, tuple(new)))
-            self.on_live(states)
+            try:
+                self.on_live(states)
+            except Exception:  # e.g. a closed stdout: the display's loss, not the run's
+                traceback.print_exc()
+                self.on_live = None
 
     def _watch(self, stop: threading.Event) -> None:
         while not stop.wait(POLL_S):
@@ -267,9 +271,11 @@ class Run(Plan):
         try:
             return self._attempts(job, start)
         finally:
-            self._publish()  # the lines it wrote last
-            with self.live_lock:
-                del self.live[job.task]
+            try:
+                self._publish()  # the lines it wrote last
+            finally:
+                with self.live_lock:
+                    del self.live[job.task]
 
     def _attempts(self, job: Job, start: float) -> Outcome:
         # Append mode: a stand-in may append to the same log while the runner holds it.
@@ -325,7 +331,8 @@ class Run(Plan):
                     str(label["key"]): substitute(str(label["value"]), scope, where)
                     for label in metric.get("labels", [])
                 }
-            except (WorkflowError, ValueError) as e:  # Argo logs it and emits nothing
+            except (WorkflowError, ValueError, KeyError, TypeError, AttributeError) as e:
+                # A metric Argo cannot evaluate: it logs it and emits nothing.
                 emitted.append({"name": metric.get("name"), "error": str(e)})
                 continue
             emitted.append({"name": metric["name"], kind: value, "labels": labels})
@@ -383,17 +390,29 @@ class Run(Plan):
             with contextlib.suppress(OSError):
                 reported = (job.pod_dir / PROGRESS_PATH.lstrip("/")).read_text().strip()
             if stopped:
-                return Outcome(FAILED, message="stopped: the run was interrupted", exit_code=code)
+                return Outcome(
+                    FAILED,
+                    message="stopped: the run was interrupted",
+                    exit_code=code,
+                    progress=reported,
+                )
             if late:
                 return Outcome(
                     FAILED,
                     message=f"{DEADLINE_EXCEEDED} ({job.deadline_s:g} s)",
                     max_rss_mib=max_rss_mib,
                     exit_code=code,
+                    progress=reported,
                 )
             if code != 0:
                 message = f"exit code {code}{_step_error(job.log, offset)}"
-                return Outcome(FAILED, message=message, max_rss_mib=max_rss_mib, exit_code=code)
+                return Outcome(
+                    FAILED,
+                    message=message,
+                    max_rss_mib=max_rss_mib,
+                    exit_code=code,
+                    progress=reported,
+                )
         else:
             assert job.stand_in is not None
             resource = job.template.get("resource", {})

@@ -459,7 +459,7 @@ class Plan:
             for e in pod_container.get("env", []):
                 if "value" in e:
                     e["value"] = remap_literal(str(e["value"]), roots, pod)
-        metrics = unresolved.pop("metrics", {}).get("prometheus", [])
+        metrics = (unresolved.pop("metrics", None) or {}).get("prometheus") or []
         resolved = substitute(unresolved, tscope, twhere)
         mounts, folders = self._mounts(resolved, pod, twhere)
         if mounts:

@@ -21,11 +21,12 @@ SUMMARY_FILE = "summary.txt"
 
 def model_summary(config: ModelConfig) -> tuple[str, int]:
     """The layer table, as Keras' model.summary() lists it, and the parameter count."""
+    described = layers(config)
     rows = [
         (f"{layer.name} ({layer.kind})", str((None, *layer.shape)), f"{layer.params:,}")
-        for layer in layers(config)
+        for layer in described
     ]
-    total = sum(layer.params for layer in layers(config))
+    total = sum(layer.params for layer in described)
     frozen = 0 if config.trainable_embeddings else config.vocab_size * config.embedding_dim
     width = max(len(r[0]) for r in rows) + 2
     lines = [

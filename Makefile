@@ -7,7 +7,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 OUT ?= runs/latest
 
-.PHONY: venv run test format serve compile clean
+.PHONY: venv run test format serve compile clean images install
 
 # Created once from the pinned requirements; rebuilt when they change.
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -47,7 +47,33 @@ compile: $(VENV)/.installed
 	$(PY) -m workflows compile
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache build
+
+# The images (steps, GPU trainer, serving) under one registry, tagged VERSION-COMMIT, built
+# with docker or podman and pushed: `make images REGISTRY=ghcr.io/you [TAG=...]`. Then
+# `make install REGISTRY=... NAMESPACE=...` compiles the templates with those images as
+# defaults into build/manifests and applies it with kubectl. The checks read the values
+# from the environment, never from the command text; the commands after them see only
+# values that passed.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+TAG ?= $(VERSION)-$(COMMIT)
+ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null || echo docker)
+BUNDLE := build/manifests
+export REGISTRY TAG NAMESPACE
+
+images: $(VENV)/.installed
+	$(PY) -m workflows images --registry "$$REGISTRY" --tag "$$TAG"
+	$(ENGINE) build -f containers/Dockerfile.steps -t $(REGISTRY)/steps:$(TAG) .
+	$(ENGINE) build -f containers/Dockerfile.gpu -t $(REGISTRY)/trainer-gpu:$(TAG) .
+	$(ENGINE) build -f containers/Dockerfile.serving -t $(REGISTRY)/serving:$(TAG) .
+	$(ENGINE) push $(REGISTRY)/steps:$(TAG)
+	$(ENGINE) push $(REGISTRY)/trainer-gpu:$(TAG)
+	$(ENGINE) push $(REGISTRY)/serving:$(TAG)
+
+install: $(VENV)/.installed
+	$(PY) -m workflows bundle --registry "$$REGISTRY" --tag "$$TAG" --namespace "$$NAMESPACE" --output_dir $(BUNDLE)
+	kubectl apply -k $(BUNDLE)
 
 # Benchmarks (bench/, results in BENCHMARKS.md). Not tests: they print figures.
 .PHONY: bench bench-scale bench-cv glove

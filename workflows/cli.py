@@ -34,6 +34,21 @@ def _compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _images(args: argparse.Namespace) -> int:
+    from workflows.bundle import image_refs
+
+    for ref in image_refs(args.registry, args.tag).values():
+        print(ref)
+    return 0
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    from workflows.bundle import bundle
+
+    print(bundle(args.output_dir, args.registry, args.tag, args.namespace).parent)
+    return 0
+
+
 def _earlier(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """The run.json and the template of the run that `--resume` goes on with."""
     given = [f"--{k}" for k in PipelineParams.model_fields if getattr(args, k) is not None]
@@ -176,6 +191,23 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_render_arguments(p)
     PipelineParams.add_arguments(p)
     p.set_defaults(func=_compile)
+
+    p = sub.add_parser("images", help="print the image references REGISTRY/NAME:TAG, checked")
+    p.add_argument(
+        "--registry", required=True, help="e.g. ghcr.io/you or europe-docker.pkg.dev/p/r"
+    )
+    p.add_argument("--tag", required=True)
+    p.set_defaults(func=_images)
+
+    p = sub.add_parser(
+        "bundle",
+        help="write the manifests for `kubectl apply -k`, the templates naming REGISTRY's images",
+    )
+    p.add_argument("--registry", required=True)
+    p.add_argument("--tag", required=True)
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--output_dir", type=Path, required=True)
+    p.set_defaults(func=_bundle)
 
     p = sub.add_parser(
         "run",

@@ -42,9 +42,11 @@ format: $(VENV)/.installed
 serve: $(VENV)/.installed
 	$(PY) -m workflows serve --run_dir $(OUT)
 
-# Regenerates manifests/workflows/, the golden YAML a test compares with the Hera code.
+# Regenerates manifests/workflows/, the golden YAML a test compares with the Hera code, and
+# containers/textcnn/step_requirements.json, what each step's imports need.
 compile: $(VENV)/.installed
 	$(PY) -m workflows compile
+	$(PY) -m workflows requirements --write
 
 clean:
 	rm -rf runs .pytest_cache build

@@ -24,6 +24,7 @@ from workflows.local.folder import RULE, WORKFLOW
 from workflows.local.signals import Interrupted, interruptible
 
 DEFAULT_MANIFESTS = Path("manifests/workflows")
+STEP_REQUIREMENTS = "containers/textcnn/step_requirements.json"
 
 
 def _compile(args: argparse.Namespace) -> int:
@@ -46,6 +47,16 @@ def _bundle(args: argparse.Namespace) -> int:
     from workflows.bundle import bundle
 
     print(bundle(args.output_dir, args.registry, args.tag, args.namespace).parent)
+    return 0
+
+
+def _requirements(args: argparse.Namespace) -> int:
+    from workflows import packaging
+
+    if args.write:
+        print(packaging.write_table())
+    else:
+        print(json.dumps(packaging.step_requirements(), indent=1))
     return 0
 
 
@@ -191,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_render_arguments(p)
     PipelineParams.add_arguments(p)
     p.set_defaults(func=_compile)
+
+    p = sub.add_parser(
+        "requirements", help="the pinned packages each step needs, derived from its imports"
+    )
+    p.add_argument("--write", action="store_true", help=f"write them to {STEP_REQUIREMENTS}")
+    p.set_defaults(func=_requirements)
 
     p = sub.add_parser("images", help="print the image references REGISTRY/NAME:TAG, checked")
     p.add_argument(

@@ -91,7 +91,7 @@ _STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
 
 @functools.cache
 def _top_level() -> dict[str, list[str]]:
-    return importlib.metadata.packages_distributions()
+    return dict(importlib.metadata.packages_distributions())
 
 
 def distribution_of(module: str) -> str | None:

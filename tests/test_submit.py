@@ -25,12 +25,15 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import GCS_BUCKET
 
+from textcnn import storage
 from textcnn.params import PipelineParams
-from workflows import submit
+from workflows import submit, wheel
 from workflows.checks import argo_schema as schema
 from workflows.checks import lint
-from workflows.dag import pipeline
+from workflows.dag import lightweight, pipeline
+from workflows.dag.pipeline import Rendering
 from workflows.submit import SubmitError
 
 COLLECTIONS = {
@@ -207,6 +210,37 @@ def test_submit_creates_a_workflow_from_the_template_with_every_option(
     name = answers[-1]["metadata"]["name"]
     assert name.startswith(f"{template_name}-") and len(answers) == 1
     assert f"/workflows/ml-team/{name}" in out.getvalue()
+
+
+def test_lightweight_publishes_the_wheel_and_installs_the_template_naming_it(
+    stub: ArgoStub, gcs_emulator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARGO_TOKEN", "t0ken")
+    params, login = request_for(stub, gcp_bucket=GCS_BUCKET)
+    package = wheel.package()
+    out = io.StringIO()
+    # install=False: implied, because the template names this checkout's wheel.
+    submit.submit(
+        params, login, install=False, dry_run=False, out=out, rendering=Rendering(package=package)
+    )
+    uri = f"gs://{GCS_BUCKET}/{package.key}"
+    assert f"wheel {uri}" in out.getvalue() and storage.exists(uri)
+    ns = params.namespace
+    assert [(r.method, r.path) for r in stub.sent()] == [
+        ("POST", f"/api/v1/workflow-templates/{ns}"),
+        ("POST", f"/api/v1/cron-workflows/{ns}"),
+        ("POST", f"/api/v1/workflows/{ns}"),
+    ]
+    template = stub.sent()[0].body["template"]
+    keys = {
+        a["gcs"]["key"]
+        for t in template["spec"]["templates"]
+        for a in t.get("inputs", {}).get("artifacts", [])
+        if a["name"] == "package"
+    }
+    assert keys == {package.key}
+    sent = stub.sent()[2].body["workflow"]["spec"]["arguments"]["parameters"]
+    assert {p["name"]: p["value"] for p in sent}["image"] == lightweight.IMAGE
 
 
 def test_a_bearer_prefix_in_argo_token_is_not_doubled(

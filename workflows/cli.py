@@ -24,13 +24,16 @@ from workflows.local.folder import RULE, WORKFLOW
 from workflows.local.signals import Interrupted, interruptible
 
 DEFAULT_MANIFESTS = Path("manifests/workflows")
+# The lightweight templates name this checkout's wheel by its content hash: not committed.
+LIGHTWEIGHT_MANIFESTS = Path("build/lightweight")
 STEP_REQUIREMENTS = "containers/textcnn/step_requirements.json"
 
 
 def _compile(args: argparse.Namespace) -> int:
     params = PipelineParams.from_namespace(args)
     rendering = pipeline.Rendering.from_namespace(args)
-    for path in pipeline.write_manifests(args.output_dir, params, rendering):
+    default = LIGHTWEIGHT_MANIFESTS if rendering.package else DEFAULT_MANIFESTS
+    for path in pipeline.write_manifests(args.output_dir or default, params, rendering):
         print(path)
     return 0
 
@@ -103,10 +106,15 @@ def _run(args: argparse.Namespace) -> int:
         # there shares, so the gate sees what the last deploy serves.
         store = f"sqlite:{out.parent / 'metadata.sqlite'}"
         overrides = {} if args.metadata_store else {"metadata_store": store}
-        params = PipelineParams.from_namespace(args, **overrides)
+        rendering = pipeline.Rendering.from_namespace(args)
+        params = rendering.parameters(PipelineParams.from_namespace(args, **overrides))
         # Beside the run folders too, as a bucket: a model outlives its run's folder.
         artifact_root = args.artifact_root or str(out.parent / "artifacts")
-        template = pipeline.render(params, pipeline.Rendering.from_namespace(args))[0]
+        if rendering.package is not None:  # the wheel the lightweight steps install
+            from workflows import wheel
+
+            wheel.publish(rendering.package, artifact_root)
+        template = pipeline.render(params, rendering)[0]
         name = None
     # The endpoint outlives a run, as on a cluster: its state is kept beside the runs.
     kserve = LocalKServe(state_dir=out.parent / "inferenceservices")
@@ -198,7 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("compile", help="write the WorkflowTemplate and CronWorkflow YAML")
-    p.add_argument("--output_dir", type=Path, default=DEFAULT_MANIFESTS)
+    p.add_argument(
+        "--output_dir",
+        type=Path,
+        default=None,
+        help=f"default: {DEFAULT_MANIFESTS}, or {LIGHTWEIGHT_MANIFESTS} with --lightweight",
+    )
     pipeline.add_render_arguments(p)
     PipelineParams.add_arguments(p)
     p.set_defaults(func=_compile)

@@ -133,6 +133,12 @@ def step_requirements() -> dict[str, list[str]]:
     return table
 
 
+def table() -> dict[str, object]:
+    """What textcnn.bootstrap reads: each step's pinned packages, and every pin of
+    requirements.txt as pip constraints for their dependencies."""
+    return {"steps": step_requirements(), "constraints": sorted(pins().values())}
+
+
 def write_table(path: Path = TABLE) -> Path:
-    path.write_text(json.dumps(step_requirements(), indent=1, sort_keys=True) + "\n")
+    path.write_text(json.dumps(table(), indent=1, sort_keys=True) + "\n")
     return path

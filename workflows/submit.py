@@ -4,8 +4,10 @@
 A run is a `Workflow` that references the `textcnn-pipeline` WorkflowTemplate
 (`workflowTemplateRef`) and passes every option as an argument, so the cluster runs the
 template it has. `--install` first creates or updates that WorkflowTemplate and the
-`textcnn-retrain` CronWorkflow from `workflows.pipeline.render(params)`. `--dry_run`
-prints the objects as YAML and sends nothing.
+`textcnn-retrain` CronWorkflow from `workflows.pipeline.render(params)`. `--lightweight`
+builds this checkout's wheel, uploads it to gs://<gcp_bucket>/packages/ (once per
+content) and installs the lightweight template, which names it. `--dry_run` prints the
+objects as YAML and sends nothing.
 
 Authentication, from the environment so no secret lands in shell history:
 
@@ -26,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -53,6 +56,7 @@ from hera.workflows.service import WorkflowsService
 from textcnn.params import ParamsError, PipelineParams
 from workflows.credentials import ARGO_TOKEN, IAP_CLIENT_SECRET, IAP_REFRESH_TOKEN
 from workflows.dag import pipeline
+from workflows.dag.lightweight import Package
 
 # Read at call time, so a test can point the exchange at a local server.
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -237,6 +241,25 @@ def _call(what: str, host: str, send: Callable[[], Any]) -> Any:
         raise SubmitError(f"{what}: unexpected answer from {host}: {e}") from None
 
 
+def _publish(package: Package, bucket: str) -> str:
+    """Upload the wheel the lightweight steps install to the artifact repository, where
+    their input artifact reads it (once per content); its URI."""
+    from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import GoogleAuthError
+
+    from workflows import wheel
+
+    try:
+        return wheel.publish(package, f"gs://{bucket}")
+    except (GoogleAPIError, GoogleAuthError, OSError) as e:
+        raise SubmitError(
+            f"publish the lightweight wheel to gs://{bucket}/{package.key}: {e}; check "
+            "--gcp_bucket and the Google credentials of this machine"
+        ) from None
+    except subprocess.CalledProcessError as e:
+        raise SubmitError(f"build the lightweight wheel: {e.stderr or e}") from None
+
+
 # Kind -> (Hera model, create request, update request, the request's field for the object,
 # the WorkflowsService method suffix: create_X, get_X, update_X).
 _INSTALLABLE: dict[
@@ -296,8 +319,11 @@ def submit(
     `install`). Returns the objects the server answered with (template, cron, then the
     workflow, which carries its generated name), or with `dry_run` the objects that would
     be sent, which it prints as YAML."""
+    params = rendering.parameters(params)
     template, cron = pipeline.render(params, rendering)
     workflow = workflow_object(params, template["metadata"]["name"])
+    # A lightweight template names this checkout's wheel, so it is installed with it.
+    install = install or rendering.package is not None
     docs = [template, cron, workflow] if install else [workflow]
     if dry_run:
         yaml.safe_dump_all(docs, out, sort_keys=False, width=1_000_000)
@@ -307,6 +333,8 @@ def submit(
             "--host (the Argo Server URL) is required to submit; "
             "or use --dry_run to print the objects"
         )
+    if rendering.package is not None:
+        print(f"wheel {_publish(rendering.package, params.gcp_bucket)}", file=out)
     # urljoin(host, "api/v1/...") drops the last path segment of a host without a slash.
     host = login.host.rstrip("/") + "/"
     session = requests.Session()

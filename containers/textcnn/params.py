@@ -53,6 +53,8 @@ _IMAGE = re.compile(
     r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
 )
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# An http(s) URL without spaces, quotes or shell characters.
+_INDEX_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+-]*)?$")
 
 # Options whose historical spelling is kept as the canonical name, with a correct alias.
 ALIASES: dict[str, tuple[str, ...]] = {"embbeding_dim": ("embedding_dim",)}
@@ -212,6 +214,11 @@ class PipelineParams(BaseModel):
         "GCS bucket of the artifact repository; models land under gs://<gcp_bucket>/<workflow>/.",
     )
     namespace: str = _opt("textcnn", "Kubernetes namespace of the workflow and its resources.")
+    pip_index_url: str = _opt(
+        "https://pypi.org/simple",
+        "Lightweight variant: the package index a step's pod installs its pinned packages "
+        "from (a mirror, for a cluster that reaches only that).",
+    )
     workdir: str = _opt(
         "/mnt/workdir", "Mount path of the shared volume used by distributed training."
     )
@@ -424,6 +431,13 @@ class PipelineParams(BaseModel):
     def _label_value(cls, v: str) -> str:
         if not _LABEL_VALUE.match(v):
             raise ValueError("not a Kubernetes label value (at most 63 of A-Z a-z 0-9 - _ .)")
+        return v
+
+    @field_validator("pip_index_url")
+    @classmethod
+    def _index_url(cls, v: str) -> str:
+        if not _INDEX_URL.match(v):
+            raise ValueError("not an http(s) URL of a package index (e.g. https://pypi.org/simple)")
         return v
 
     @field_validator("image", "gpu_image", "serving_image")

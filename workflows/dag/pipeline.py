@@ -42,9 +42,10 @@ from hera.workflows.models import (
 )
 
 from textcnn.params import DNS_SUBDOMAIN, PipelineParams
-from workflows.dag import security
+from workflows.dag import lightweight, security
 from workflows.dag import templates as t
 from workflows.dag.inference_service import RUNTIMES
+from workflows.dag.lightweight import Launch, Package
 from workflows.dag.parameters import workflow_parameters, wp
 
 TEMPLATE_NAME = "textcnn-pipeline"
@@ -78,14 +79,24 @@ class Rendering:
     workflow_deadline_seconds: int = 86_400  # a day: the whole run, retries included
     ttl_after_success_seconds: int = 86_400  # then the Workflow (and what it owns) goes
     ttl_after_failure_seconds: int = 7 * 86_400  # a week to read a failed run's pods
+    # The lightweight variant: steps on stock TensorFlow images, installing this wheel.
+    package: Package | None = None
+
+    def parameters(self, params: PipelineParams) -> PipelineParams:
+        """The values a run of this rendering gets: in the lightweight variant, the stock
+        images (and the TF Serving runtime) where `params` keeps our defaults."""
+        return params if self.package is None else lightweight.defaults(params)
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> Rendering:
+        from workflows import wheel  # only the lightweight variant needs its wheel
+
         return cls(
             args.pvc_existing_claim,
             args.workflow_deadline_seconds,
             args.ttl_after_success_seconds,
             args.ttl_after_failure_seconds,
+            wheel.package() if args.lightweight else None,
         )
 
 
@@ -123,6 +134,12 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             f"--{name}", type=_seconds, default=default, help=f"{about} (default: {default})"
         )
+    parser.add_argument(
+        "--lightweight",
+        action="store_true",
+        help="every step on a stock TensorFlow image that installs this checkout's wheel and "
+        "the step's pinned packages at pod start (nothing to build; see README)",
+    )
 
 
 # --- conditions ----------------------------------------------------------------------
@@ -343,10 +360,11 @@ def build_workflow_template(
     params: PipelineParams | None = None, rendering: Rendering = DEFAULTS
 ) -> WorkflowTemplate:
     """The `textcnn-pipeline` WorkflowTemplate; `params` gives the parameter defaults."""
-    params = params or PipelineParams()
+    params = rendering.parameters(params or PipelineParams())
     values = params.to_strings()
-    dag, containers = build_dag(rendering.existing_claim)
-    exit_handler = t.record_status()
+    with t.launching(Launch(rendering.package)):
+        dag, containers = build_dag(rendering.existing_claim)
+        exit_handler = t.record_status()
     return PipelineTemplate(
         kind="WorkflowTemplate",  # Hera would take the class name
         name=TEMPLATE_NAME,

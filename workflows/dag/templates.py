@@ -13,7 +13,8 @@ them and the chief writes the model next to them, and collect-model publishes it
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from hera.workflows import (
@@ -48,6 +49,7 @@ from workflows.dag.inference_service import (
     build_inference_service,
     inference_service_yaml,
 )
+from workflows.dag.lightweight import IMAGES, Launch
 from workflows.dag.manifest import manifest_yaml as resource_manifest
 from workflows.dag.parameters import RUN_NAME, inputs_parameter, wp
 from workflows.dag.tfjob import WORKDIR_VOLUME, WORKFLOW_LABEL, build_tfjob, manifest_yaml
@@ -100,6 +102,22 @@ API_RETRIES = RetryStrategy(
     retry_policy="OnError",
     backoff=Backoff(duration="10s", factor=IntOrString("2"), max_duration="5m"),
 )
+
+
+# How step processes start while templates are built: on our images unless `launching`.
+LAUNCH: Launch = IMAGES
+PACKAGE = "package"  # the wheel's input artifact (lightweight variant)
+
+
+@contextlib.contextmanager
+def launching(launch: Launch) -> Iterator[None]:
+    """Build templates whose steps start as `launch` says (the lightweight variant)."""
+    global LAUNCH
+    previous, LAUNCH = LAUNCH, launch
+    try:
+        yield
+    finally:
+        LAUNCH = previous
 
 
 def input_path(artifact: str) -> str:
@@ -189,15 +207,18 @@ def step_template(
         *([workdir_volume()] if workdir else []),
     ]
     input_parameters = [*input_parameters, *([CLAIM] if workdir else [])]
+    command, args = LAUNCH.command(step, args)
+    package = LAUNCH.package
+    launch_env = LAUNCH.env(package.path, wp("pip_index_url")) if package else {}
     return Container(
         name=name,
         annotations={DISPLAY_NAME: display_name},
         image=image,
-        command=["python", "-m", "textcnn", step],
+        command=command,
         args=args,
         env=[
             Env(name="ARTIFACT_ROOT", value=f"gs://{wp('gcp_bucket')}"),
-            *(Env(name=k, value=v) for k, v in security.SCRATCH_ENV.items()),
+            *(Env(name=k, value=v) for k, v in {**security.SCRATCH_ENV, **launch_env}.items()),
         ],
         security_context=SecurityContext.model_validate(security.CONTAINER),
         resources=ResourceRequirements.model_validate(resources),
@@ -205,7 +226,8 @@ def step_template(
         retry_strategy=STEP_RETRIES,
         active_deadline_seconds=wp("step_deadline_seconds"),
         inputs=[Parameter(name=p) for p in input_parameters]
-        + [GCSArtifact(name=a, path=f"{ARTIFACT_IN}/{a}", key=artifact_key(a)) for a in inputs],
+        + [GCSArtifact(name=a, path=f"{ARTIFACT_IN}/{a}", key=artifact_key(a)) for a in inputs]
+        + ([GCSArtifact(name=PACKAGE, path=package.path, key=package.key)] if package else []),
         outputs=[
             Parameter(name=p, value_from=ValueFrom(path=f"{OUTPUTS_DIR}/{p}"))
             for p in output_parameters
@@ -396,6 +418,7 @@ def stage_data() -> Container:
             embeddings_dir=input_path("embeddings"),
             model_spec_dir=input_path("spec"),
             stage_dir=run_dir("data"),
+            **({"package": LAUNCH.package.path} if LAUNCH.package else {}),
         ),
         display_name="Stage data on the shared volume",
         inputs=["prepared", "embeddings", "spec"],
@@ -412,11 +435,9 @@ def tfjob(gpu: bool) -> Resource:
     makes deleting the workflow delete the job and its pods.
     """
     data = run_dir("data")
-    doc = build_tfjob(
-        generate_name=f"{RUN_NAME}-tfjob-",
-        image=wp("gpu_image") if gpu else wp("image"),
-        command=["python", "-m", "textcnn", "train-distributed"],
-        args=step_args(
+    command, args = LAUNCH.command(
+        "train-distributed",
+        step_args(
             "train-distributed",
             prepared_dir=f"{data}/prepared",
             embeddings_dir=f"{data}/embeddings",
@@ -424,6 +445,17 @@ def tfjob(gpu: bool) -> Resource:
             model_dir=run_dir("model"),
             training_dir=run_dir("training"),
         ),
+    )
+    package = LAUNCH.package
+    doc = build_tfjob(
+        generate_name=f"{RUN_NAME}-tfjob-",
+        image=wp("gpu_image") if gpu else wp("image"),
+        command=command,
+        args=args,
+        # stage-data put the wheel on the shared volume, beside the data.
+        env=LAUNCH.env(f"{data}/package/{package.filename}", wp("pip_index_url"))
+        if package
+        else {},
         workers=wp("workers"),
         cpu=wp("replica_cpu"),
         memory=wp("replica_memory"),

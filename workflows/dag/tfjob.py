@@ -62,6 +62,7 @@ def build_tfjob(
     active_deadline_seconds: int | str,
     workflow_name: str,
     gpu: GpuScheduling | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The TFJob manifest: one Chief and `workers` Workers running `command + args`.
 
@@ -79,7 +80,9 @@ def build_tfjob(
             "requests": {"cpu": cpu, "memory": memory},
             "limits": {"memory": memory, **(gpu.limits if gpu else {})},
         },
-        "env": [{"name": k, "value": v} for k, v in security.SCRATCH_ENV.items()],
+        "env": [
+            {"name": k, "value": v} for k, v in {**security.SCRATCH_ENV, **(env or {})}.items()
+        ],
         "securityContext": dict(security.CONTAINER),
         "volumeMounts": [
             {"name": WORKDIR_VOLUME, "mountPath": mount_path},

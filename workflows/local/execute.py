@@ -26,6 +26,7 @@ from textcnn.errors import NOT_RETRIED, FinalError, InputError
 from textcnn.params import ParamsError
 from workflows.errors import WorkflowError
 from workflows.expressions import evaluate_retry, evaluate_when
+from workflows.local import images
 from workflows.local.folder import WORKFLOW, run_folder
 from workflows.local.plan import (
     DEADLINE_EXCEEDED,
@@ -370,6 +371,8 @@ class Run(Plan):
             (job.pod_dir / Path(root).parts[1]).mkdir(parents=True, exist_ok=True)
         for folder in job.volumes:  # a mounted volume exists, empty or not
             folder.mkdir(parents=True, exist_ok=True)
+        if job.command is not None:
+            images.pull(str(job.template.get("container", {}).get("image", "")), self.output_dir)
         for name, key, path in job.inputs:
             try:
                 self.store.download(key, path)

@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import string
-import sys
 import threading
 import time
 import uuid
@@ -27,6 +26,7 @@ from typing import Any
 from workflows.credentials import CLIENT_CREDENTIALS
 from workflows.errors import WorkflowError
 from workflows.expressions import Depends, ancestors, cycles, heights
+from workflows.local import images
 from workflows.local.store import ArtifactStore
 from workflows.local.substitution import (
     artifact_key,
@@ -505,8 +505,9 @@ class Plan:
             command = [
                 expand_env_refs(str(a), declared) for a in (*c["command"], *c.get("args", []))
             ]
-            if command[0] in ("python", "python3"):
-                command[0] = sys.executable
+            command, env = images.command_and_env(
+                str(c.get("image", "")), command, env, self.output_dir
+            )
         retry = resolved.get("retryStrategy")
         deadline = resolved.get("activeDeadlineSeconds")
         try:

@@ -35,11 +35,21 @@ STAGED: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-def run(prepared_dir: str, embeddings_dir: str, model_spec_dir: str, stage_dir: str) -> None:
+def run(
+    prepared_dir: str,
+    embeddings_dir: str,
+    model_spec_dir: str,
+    stage_dir: str,
+    package: str | None = None,
+) -> None:
     """Copy the trainers' inputs to STAGE_DIR/{prepared,embeddings,spec} (replacing
-    what was there) and check that they fit together."""
+    what was there) and check that they fit together; with `package` (the lightweight
+    variant's wheel) copy it to STAGE_DIR/package/ too, for the replicas to install."""
     sources = {"prepared": prepared_dir, "embeddings": embeddings_dir, "spec": model_spec_dir}
     with storage.atomic_dir(stage_dir) as tmp:
+        if package:
+            (tmp / "package").mkdir()
+            shutil.copy2(package, tmp / "package" / Path(package).name)
         for folder, (files, producer) in STAGED.items():
             (tmp / folder).mkdir()
             for name in files:

@@ -19,6 +19,7 @@ from textcnn import cli, storage
 from textcnn.cluster import canary, inference_service
 from workflows.checks.admission import validate_inference_service
 from workflows.dag.inference_service import DEPLOYMENT_MODE, RUNTIMES
+from workflows.dag.lightweight import step_arguments
 from workflows.errors import WorkflowError
 from workflows.local.plan import InMemory, StandIn, StandInContext
 from workflows.local.stand_ins.objects import NAMESPACE, free_ports
@@ -302,7 +303,7 @@ class LocalKServe:
     def _step_args(step: str, ctx: StandInContext) -> dict[str, Any]:
         """The pod's arguments, parsed by the step's own parser."""
         parser = cli.build_parser(step, cli.load_step(step))
-        args = vars(parser.parse_args(ctx.template["container"].get("args", [])))
+        args = vars(parser.parse_args(step_arguments(ctx.template["container"])))
         args.pop("outputs")
         return args
 

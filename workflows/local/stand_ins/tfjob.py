@@ -25,7 +25,6 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -38,7 +37,9 @@ from textcnn import cli
 from textcnn.cluster import tfjob
 from textcnn.tf_config import TASK_TYPES
 from workflows.checks.admission import CONTAINER, validate_tfjob
+from workflows.dag.lightweight import step_arguments
 from workflows.errors import WorkflowError
+from workflows.local import images
 from workflows.local.plan import StandInContext
 from workflows.local.stand_ins.objects import created, free_ports
 from workflows.local.substitution import remap_path
@@ -107,8 +108,6 @@ class _Replica:
             remap_path(str(a), mounts)
             for a in (*container.get("command", []), *container.get("args", []))
         ]
-        if command and command[0] in ("python", "python3"):
-            command[0] = sys.executable
         env = {
             **ctx.env,
             **{
@@ -117,6 +116,9 @@ class _Replica:
                 if "value" in e
             },
         }
+        image = str(container.get("image", ""))
+        images.pull(image, ctx.output_dir)
+        command, env = images.command_and_env(image, command, env, ctx.output_dir)
         env["TF_CONFIG"] = json.dumps(tf_config)
         self.log = ctx.output_dir / "logs" / f"{ctx.task}-{rtype.lower()}-{index}.log"
         with self.log.open("w") as log:
@@ -247,7 +249,7 @@ def run_tfjob(ctx: StandInContext) -> dict[str, str]:
 def wait_tfjob(ctx: StandInContext) -> dict[str, str]:
     """The wait-tfjob step, judging the local TFJob record instead of the API's object."""
     parser = cli.build_parser("wait-tfjob", cli.load_step("wait-tfjob"))
-    args = parser.parse_args(ctx.template["container"].get("args", []))
+    args = parser.parse_args(step_arguments(ctx.template["container"]))
 
     def get() -> dict[str, Any]:
         ctx.check_stopping()

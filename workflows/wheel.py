@@ -1,0 +1,98 @@
+"""The project's wheel for the lightweight variant: built from this checkout, keyed by its
+content in the artifact repository (`packages/textcnn-<version>-<hash>.whl`), uploaded
+once per content.
+
+The hash is of the sources that go into the wheel (the `textcnn` and `workflows` packages
+and pyproject.toml), not of the wheel file, whose zip timestamps change on every build.
+The wheel is built from a copy of exactly those sources, so no stale file of an in-tree
+build/ folder slips into it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from textcnn import storage
+from workflows.dag.lightweight import Package
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ("containers/textcnn", "workflows", "pyproject.toml")  # what the wheel is made of
+
+
+def _version() -> str:
+    for line in (ROOT / "pyproject.toml").read_text().splitlines():
+        if line.startswith("version = "):
+            return line.split('"')[1]
+    raise RuntimeError("pyproject.toml has no version")
+
+
+def content_hash(root: Path = ROOT) -> str:
+    """A digest of the wheel's sources under `root`: their paths and bytes, not times."""
+    digest = hashlib.sha256()
+    for source in (root / s for s in SOURCES):
+        files = [source] if source.is_file() else sorted(source.rglob("*"))
+        for path in files:
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+                digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def build(folder: Path) -> Path:
+    """`pip wheel` of this checkout's sources into `folder` (no dependencies, no network)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp)
+        for source in SOURCES:
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, src / source, ignore=_CACHES)
+            else:
+                shutil.copy2(ROOT / source, src / source)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "--disable-pip-version-check",
+                "--wheel-dir",
+                str(folder),
+                str(src),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    (wheel,) = folder.glob("textcnn_argo-*.whl")
+    return wheel
+
+
+_CACHES = shutil.ignore_patterns("__pycache__")
+
+
+def package() -> Package:
+    """Where this checkout's wheel lives in an artifact repository, and its file name."""
+    version = _version()
+    return Package(
+        key=f"packages/textcnn-{version}-{content_hash()}.whl",
+        filename=f"textcnn_argo-{version}-py3-none-any.whl",
+    )
+
+
+def publish(package: Package, artifact_root: str) -> str:
+    """Put this checkout's wheel at `package.key` of the artifact repository at
+    `artifact_root` (a folder or gs://bucket), unless its content is there already; its URI."""
+    uri = storage.join(artifact_root, package.key)
+    if not storage.exists(uri):
+        with tempfile.TemporaryDirectory() as tmp:
+            wheel = build(Path(tmp))
+            assert wheel.name == package.filename, wheel.name
+            storage.write_bytes(uri, wheel.read_bytes())
+    return uri

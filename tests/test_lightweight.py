@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,14 @@ def test_the_lightweight_yaml_passes_every_strict_check(docs: list[dict[str, Any
 def test_it_is_the_same_dag(docs: list[dict[str, Any]]) -> None:
     ours = pipeline.render()
     for light, image in zip(docs, ours, strict=True):
-        assert light["kind"] == image["kind"] and light["metadata"] == image["metadata"]
+        # Beside ours on a cluster: trying it replaces neither template nor retrain.
+        assert light["kind"] == image["kind"]
+        assert light["metadata"]["name"] == f"{image['metadata']['name']}-lightweight"
+    ref = docs[1]["spec"]["workflowSpec"]["workflowTemplateRef"]["name"]
+    assert ref == docs[0]["metadata"]["name"]
+    assert _defaults(docs[0]) == {
+        p["name"]: p["value"] for p in docs[1]["spec"]["workflowSpec"]["arguments"]["parameters"]
+    }
     dag = {k: v for k, v in _templates(docs[0]).items() if "dag" in v}
     assert dag == {k: v for k, v in _templates(ours[0]).items() if "dag" in v}
     assert _templates(docs[0]).keys() == _templates(ours[0]).keys()
@@ -101,6 +108,8 @@ def test_no_value_reaches_the_script_text(docs: list[dict[str, Any]]) -> None:
     for t in _templates(docs[0]).values():
         if "container" in t:
             assert t["container"]["command"][2] == lightweight.SCRIPT
+    for c in _tfjob_containers(docs[0]):
+        assert c["command"] == ["sh", "-c", lightweight.SCRIPT, "textcnn"]
 
 
 def test_the_stock_image_is_of_the_pinned_tensorflow_release() -> None:
@@ -130,7 +139,8 @@ def test_an_explicit_image_is_kept() -> None:
         "https://pypi.example/simple $(id)",
         "file:///etc/passwd",
         "https://pypi.example/simple\n- name: x",
-        "http://",
+        "https://",
+        "http://mirror.internal/simple",  # pip would refuse it in every pod
     ],
 )
 def test_a_pip_index_url_that_is_no_plain_url_is_refused(url: str) -> None:
@@ -142,7 +152,7 @@ def test_a_pip_index_url_that_is_no_plain_url_is_refused(url: str) -> None:
 
 
 def test_the_wheel_carries_every_module_and_data_file(tmp_path: Path) -> None:
-    built = wheel.build(tmp_path)
+    built = wheel.build(wheel.snapshot(tmp_path / "src"), tmp_path)
     assert built.name == PACKAGE.filename
     names = set(zipfile.ZipFile(built).namelist())
     package = ROOT / "containers" / "textcnn"
@@ -156,11 +166,7 @@ def test_the_wheel_carries_every_module_and_data_file(tmp_path: Path) -> None:
 
 
 def test_the_key_changes_with_the_content_and_only_with_it(tmp_path: Path) -> None:
-    for source in wheel.SOURCES:
-        if (ROOT / source).is_dir():
-            shutil.copytree(ROOT / source, tmp_path / source)
-        else:
-            shutil.copy2(ROOT / source, tmp_path / source)
+    wheel.snapshot(tmp_path)
     assert wheel.content_hash(tmp_path) == wheel.content_hash()
     module = tmp_path / "containers" / "textcnn" / "tokens.py"
     module.touch()  # a new time is no new content
@@ -176,11 +182,16 @@ def test_publish_uploads_once_per_content(gcs_root: str, monkeypatch: pytest.Mon
     with zipfile.ZipFile(io.BytesIO(storage.read_bytes(uri))) as z:
         assert "textcnn/bootstrap.py" in z.namelist()
 
-    def no_build(folder: Path) -> Path:
+    def no_build(src: Path, folder: Path) -> Path:
         raise AssertionError("rebuilt a wheel the repository has")
 
     monkeypatch.setattr(wheel, "build", no_build)
     assert wheel.publish(PACKAGE, gcs_root) == uri
+    # A key rendered before the sources changed is never filled with other content.
+    stale = lightweight.Package("packages/textcnn-0.1.0-0000000000000000.whl", PACKAGE.filename)
+    with pytest.raises(wheel.WheelError, match="changed"):
+        wheel.publish(stale, gcs_root)
+    assert not storage.exists(f"{gcs_root}/{stale.key}")
 
 
 # --- the bootstrap -----------------------------------------------------------------------
@@ -204,6 +215,23 @@ def test_a_failed_install_names_the_step_and_is_retried(
     assert "error: train: installing its 1 pinned packages failed" in err
     assert "--pip_index_url" in err
     assert bootstrap.main(["no-such-step"]) == 2
+
+
+def test_in_a_pod_the_pins_go_to_the_user_site(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stock image's Python is no virtual environment: pip --user, into PYTHONUSERBASE.
+    ran: list[list[str]] = []
+
+    def pip(command: list[str]) -> subprocess.CompletedProcess[str]:
+        ran.append(command)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(bootstrap.subprocess, "run", pip)
+    monkeypatch.setattr(bootstrap.sys, "prefix", bootstrap.sys.base_prefix)
+    assert bootstrap.main(["validate-params"]) == 0
+    [command] = ran
+    assert command[1:4] == ["-m", "pip", "install"] and "--user" in command
+    table = json.loads(packaging.TABLE.read_text())
+    assert command[-len(table["steps"]["validate-params"]) :] == table["steps"]["validate-params"]
 
 
 # --- end to end --------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_main_exits_0_on_the_manifests_and_1_with_one_line_per_problem(
 
 def test_the_module_runs_as_a_command() -> None:
     # The CronWorkflow alone: its WorkflowTemplate is not among the linted documents.
-    cron = MANIFESTS / "workflows" / pipeline.MANIFESTS[pipeline.CRON_NAME]
+    cron = MANIFESTS / "workflows" / f"{pipeline.CRON_NAME}.yaml"
     result = subprocess.run(
         [sys.executable, "-m", "workflows.checks.lint", str(cron)],
         cwd=ROOT,

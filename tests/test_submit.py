@@ -219,19 +219,26 @@ def test_lightweight_publishes_the_wheel_and_installs_the_template_naming_it(
     params, login = request_for(stub, gcp_bucket=GCS_BUCKET)
     package = wheel.package()
     out = io.StringIO()
-    # install=False: implied, because the template names this checkout's wheel.
-    submit.submit(
-        params, login, install=False, dry_run=False, out=out, rendering=Rendering(package=package)
-    )
+    rendering = Rendering(package=package)
     uri = f"gs://{GCS_BUCKET}/{package.key}"
+    # A dry run, or no --host, sends nothing anywhere: no wheel either.
+    submit.submit(params, login, install=False, dry_run=True, out=out, rendering=rendering)
+    with pytest.raises(SubmitError, match="--host"):
+        submit.submit(
+            params, submit.Login(), install=False, dry_run=False, out=out, rendering=rendering
+        )
+    assert not storage.exists(uri) and stub.sent() == []
+    # install=False: the template is installed anyway, as it names this checkout's wheel;
+    # the scheduled retrain is not.
+    submit.submit(params, login, install=False, dry_run=False, out=out, rendering=rendering)
     assert f"wheel {uri}" in out.getvalue() and storage.exists(uri)
     ns = params.namespace
     assert [(r.method, r.path) for r in stub.sent()] == [
         ("POST", f"/api/v1/workflow-templates/{ns}"),
-        ("POST", f"/api/v1/cron-workflows/{ns}"),
         ("POST", f"/api/v1/workflows/{ns}"),
     ]
     template = stub.sent()[0].body["template"]
+    assert template["metadata"]["name"] == "textcnn-pipeline-lightweight"
     keys = {
         a["gcs"]["key"]
         for t in template["spec"]["templates"]
@@ -239,7 +246,9 @@ def test_lightweight_publishes_the_wheel_and_installs_the_template_naming_it(
         if a["name"] == "package"
     }
     assert keys == {package.key}
-    sent = stub.sent()[2].body["workflow"]["spec"]["arguments"]["parameters"]
+    workflow = stub.sent()[1].body["workflow"]
+    assert workflow["spec"]["workflowTemplateRef"] == {"name": "textcnn-pipeline-lightweight"}
+    sent = workflow["spec"]["arguments"]["parameters"]
     assert {p["name"]: p["value"] for p in sent}["image"] == lightweight.IMAGE
 
 

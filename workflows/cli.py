@@ -113,7 +113,11 @@ def _run(args: argparse.Namespace) -> int:
         if rendering.package is not None:  # the wheel the lightweight steps install
             from workflows import wheel
 
-            wheel.publish(rendering.package, artifact_root)
+            try:
+                wheel.publish(rendering.package, artifact_root)
+            except wheel.WheelError as e:
+                print(f"error: the lightweight wheel: {e}", file=sys.stderr)
+                return 1
         template = pipeline.render(params, rendering)[0]
         name = None
     # The endpoint outlives a run, as on a cluster: its state is kept beside the runs.

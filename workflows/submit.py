@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -244,20 +243,12 @@ def _call(what: str, host: str, send: Callable[[], Any]) -> Any:
 def _publish(package: Package, bucket: str) -> str:
     """Upload the wheel the lightweight steps install to the artifact repository, where
     their input artifact reads it (once per content); its URI."""
-    from google.api_core.exceptions import GoogleAPIError
-    from google.auth.exceptions import GoogleAuthError
-
     from workflows import wheel
 
     try:
         return wheel.publish(package, f"gs://{bucket}")
-    except (GoogleAPIError, GoogleAuthError, OSError) as e:
-        raise SubmitError(
-            f"publish the lightweight wheel to gs://{bucket}/{package.key}: {e}; check "
-            "--gcp_bucket and the Google credentials of this machine"
-        ) from None
-    except subprocess.CalledProcessError as e:
-        raise SubmitError(f"build the lightweight wheel: {e.stderr or e}") from None
+    except wheel.WheelError as e:
+        raise SubmitError(f"the lightweight wheel: {e}") from None
 
 
 # Kind -> (Hera model, create request, update request, the request's field for the object,
@@ -322,9 +313,10 @@ def submit(
     params = rendering.parameters(params)
     template, cron = pipeline.render(params, rendering)
     workflow = workflow_object(params, template["metadata"]["name"])
-    # A lightweight template names this checkout's wheel, so it is installed with it.
-    install = install or rendering.package is not None
-    docs = [template, cron, workflow] if install else [workflow]
+    # A lightweight template names this checkout's wheel, so it is installed with it; the
+    # scheduled retrain only when asked (--install).
+    light = rendering.package is not None
+    docs = [*([template] if install or light else []), *([cron] if install else []), workflow]
     if dry_run:
         yaml.safe_dump_all(docs, out, sort_keys=False, width=1_000_000)
         return docs

@@ -53,8 +53,9 @@ _IMAGE = re.compile(
     r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
 )
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-# An http(s) URL without spaces, quotes or shell characters.
-_INDEX_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+-]*)?$")
+# An https URL without spaces, quotes or shell characters (pip refuses a plain-http index
+# on any host but localhost, so an http mirror would fail every pod's install).
+_INDEX_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+-]*)?$")
 
 # Options whose historical spelling is kept as the canonical name, with a correct alias.
 ALIASES: dict[str, tuple[str, ...]] = {"embbeding_dim": ("embedding_dim",)}
@@ -437,7 +438,10 @@ class PipelineParams(BaseModel):
     @classmethod
     def _index_url(cls, v: str) -> str:
         if not _INDEX_URL.match(v):
-            raise ValueError("not an http(s) URL of a package index (e.g. https://pypi.org/simple)")
+            raise ValueError(
+                "not an https URL of a package index (e.g. https://pypi.org/simple; pip "
+                "refuses plain http)"
+            )
         return v
 
     @field_validator("image", "gpu_image", "serving_image")

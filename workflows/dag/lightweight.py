@@ -22,10 +22,11 @@ from textcnn.params import PipelineParams
 from workflows.dag import security
 
 # TensorFlow's own images of our pin's minor release. 2.19.0 and 2.19.0-gpu are published;
-# whether 2.19.1 has images could not be checked (Docker Hub is out of reach here). The
-# pin (tensorflow==2.19.1) is still met: the TF steps' bootstrap installs it into the user
-# site, ahead of the image's 2.19.0. With --image/--gpu_image of a 2.19.1 image it
-# installs nothing.
+# TensorFlow publishes no images for most patch releases (none for 2.12.1, 2.14.1, 2.15.1,
+# 2.17.1 or 2.18.1), and Docker Hub is out of reach here to check 2.19.1. The pin
+# (tensorflow==2.19.1) is still met: the bootstrap of a step that may load TF installs it
+# into the user site, ahead of the image's 2.19.0. With --image/--gpu_image of a 2.19.1
+# image it installs nothing.
 IMAGE = "tensorflow/tensorflow:2.19.0"
 GPU_IMAGE = "tensorflow/tensorflow:2.19.0-gpu"
 PACKAGE_DIR = f"{security.SCRATCH}/packages"  # where a pod's input artifact puts the wheel

@@ -52,7 +52,6 @@ TEMPLATE_NAME = "textcnn-pipeline"
 CRON_NAME = "textcnn-retrain"
 ENTRYPOINT = "pipeline"
 SERVICE_ACCOUNT = "textcnn-workflow"  # manifests/rbac.yaml: Workload Identity and executor rights
-MANIFESTS = {TEMPLATE_NAME: "textcnn-pipeline.yaml", CRON_NAME: "textcnn-retrain.yaml"}
 
 # Annotations Argo reads on a template (not on its pod); see hoist_template_annotations.
 TEMPLATE_ANNOTATIONS = (t.DISPLAY_NAME,)
@@ -81,6 +80,12 @@ class Rendering:
     ttl_after_failure_seconds: int = 7 * 86_400  # a week to read a failed run's pods
     # The lightweight variant: steps on stock TensorFlow images, installing this wheel.
     package: Package | None = None
+
+    @property
+    def suffix(self) -> str:
+        """Of the objects' names: the lightweight variant's live beside ours on a cluster,
+        so trying it replaces neither the template nor the scheduled retrain."""
+        return "" if self.package is None else "-lightweight"
 
     def parameters(self, params: PipelineParams) -> PipelineParams:
         """The values a run of this rendering gets: in the lightweight variant, the stock
@@ -367,7 +372,7 @@ def build_workflow_template(
         exit_handler = t.record_status()
     return PipelineTemplate(
         kind="WorkflowTemplate",  # Hera would take the class name
-        name=TEMPLATE_NAME,
+        name=TEMPLATE_NAME + rendering.suffix,
         namespace=params.namespace,
         annotations=dict(UI_ANNOTATIONS),
         # Workflows created from the template (UI, CLI, cron) get the title as well.
@@ -398,13 +403,14 @@ def build_workflow_template(
 
 def build_cron_workflow(
     params: PipelineParams | None = None,
+    rendering: Rendering = DEFAULTS,
     schedule: str = "0 3 * * 1",
     timezone: str = "Etc/UTC",
 ) -> CronWorkflow:
     """`textcnn-retrain`: runs the template on a schedule with `params` as its arguments."""
-    params = params or PipelineParams()
+    params = rendering.parameters(params or PipelineParams())
     return CronWorkflow(
-        name=CRON_NAME,
+        name=CRON_NAME + rendering.suffix,
         namespace=params.namespace,
         schedules=[schedule],
         timezone=timezone,
@@ -412,7 +418,7 @@ def build_cron_workflow(
         starting_deadline_seconds=3600,
         successful_jobs_history_limit=3,
         failed_jobs_history_limit=3,
-        workflow_template_ref=WorkflowTemplateRef(name=TEMPLATE_NAME),
+        workflow_template_ref=WorkflowTemplateRef(name=TEMPLATE_NAME + rendering.suffix),
         arguments=[Parameter(name=k, value=v) for k, v in params.to_strings().items()],
     )
 
@@ -443,7 +449,7 @@ def build(
     params: PipelineParams | None = None, rendering: Rendering = DEFAULTS
 ) -> tuple[WorkflowTemplate, CronWorkflow]:
     """The WorkflowTemplate and the CronWorkflow, as Hera objects: the one factory."""
-    return build_workflow_template(params, rendering), build_cron_workflow(params)
+    return build_workflow_template(params, rendering), build_cron_workflow(params, rendering)
 
 
 def render(
@@ -462,11 +468,12 @@ def write_manifests(
     params: PipelineParams | None = None,
     rendering: Rendering = DEFAULTS,
 ) -> list[Path]:
-    """Write textcnn-pipeline.yaml and textcnn-retrain.yaml; return their paths."""
+    """Write NAME.yaml of the template and the cron (textcnn-pipeline.yaml and
+    textcnn-retrain.yaml); return their paths."""
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for doc in render(params, rendering):
-        path = output_dir / MANIFESTS[doc["metadata"]["name"]]
+        path = output_dir / f"{doc['metadata']['name']}.yaml"
         fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as f:

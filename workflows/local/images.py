@@ -12,6 +12,8 @@ the wheel it installs, and pip finds every pin satisfied: no network.
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -37,21 +39,27 @@ def pull(image: str, run_dir: Path) -> None:
     an image (once per run; `run_dir`: the run folder)."""
     if not is_stock(image):
         return
-    python = _stock_python(run_dir)
+    env = _stock_python(run_dir).parents[1]
     with _making:
-        if python.exists():
+        if env.exists():
             return
+        # Made aside and renamed: a run stopped half-way leaves no half-made image.
+        tmp = env.with_name(f".{env.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
         base = Path(sys._base_executable).resolve()  # type: ignore[attr-defined]
-        subprocess.run(
-            [str(base), "-m", "venv", "--without-pip", str(python.parents[1])], check=True
-        )
+        subprocess.run([str(base), "-m", "venv", "--without-pip", str(tmp)], check=True)
         site = subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            [
+                str(tmp / "bin" / "python"),
+                "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            ],
             check=True,
             capture_output=True,
             text=True,
         ).stdout.strip()
         (Path(site) / "textcnn-image.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        os.replace(tmp, env)
 
 
 def command_and_env(

@@ -11,7 +11,12 @@ Prints figures and writes bench/results/speed.json; not a test.
    vocabulary);
 4. training examples/s against a bare `model.fit` of the identical model and data (the
    run's prepared data, embeddings and model spec);
-5. serving latency and throughput of the run's model (bench/serving.py).
+5. serving latency and throughput of the run's model (bench/serving.py);
+6. the lightweight variant (`--lightweight`, same data and options) against run 1: what
+   installing the wheel and checking the pins adds to each step here, where the stock
+   image's stand-in has every pin; and a fresh install of some steps' pins into an empty
+   folder from this machine's wheels (the unpacking a pod of a stock image does; its
+   downloads come on top).
 """
 
 from __future__ import annotations
@@ -46,6 +51,61 @@ def bench_end_to_end() -> dict[str, Any]:
     split["pipeline_examples_per_second"] = training["examples_per_second"]
     split["artifacts"] = run["artifacts"]
     return split
+
+
+FRESH_STEPS = ("validate-params", "prepare-data", "train", "gate")  # small to largest
+
+
+def bench_lightweight(images: dict[str, Any]) -> dict[str, Any]:
+    run = common.run_pipeline(common.SCRATCH / "e2e-lightweight", "--lightweight")
+    split = common.split_wall_time(run)
+    steps = {}
+    for task, step in split["steps"].items():
+        if task in images["steps"]:
+            base = images["steps"][task]["process_seconds"]
+            steps[task] = {
+                "seconds": step["process_seconds"],
+                "added_seconds": step["process_seconds"] - base,
+            }
+    table = json.loads((common.ROOT / "containers/textcnn/step_requirements.json").read_text())
+    fresh = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        constraints = Path(tmp) / "constraints.txt"
+        constraints.write_text("\n".join(table["constraints"]) + "\n")
+        for step in FRESH_STEPS:
+            # The stock image brings TensorFlow and what it needs; the rest is installed.
+            pins = [r for r in table["steps"][step] if not r.startswith("tensorflow==")]
+            target = Path(tmp) / step
+            seconds, _ = common.best_of(
+                1,
+                lambda pins=pins, target=target: subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--no-cache-dir",
+                        "--disable-pip-version-check",
+                        "--target",
+                        str(target),
+                        "-c",
+                        str(constraints),
+                        *pins,
+                    ],
+                    check=True,
+                ),
+            )
+            files = sum(1 for _ in target.rglob("*"))
+            fresh[step] = {"packages": len(pins), "seconds": seconds, "files": files}
+            print(f"  fresh install for {step}: {len(pins)} pins, {seconds:.1f} s", flush=True)
+    return {
+        "wall_seconds": split["wall_seconds"],
+        "images_wall_seconds": images["wall_seconds"],
+        "accuracy": split["accuracy"],
+        "steps": steps,
+        "fresh_install": fresh,
+    }
 
 
 def bench_tf_import() -> float:
@@ -312,6 +372,11 @@ def main() -> int:
             f"serving {row['path']}: p50 {row['p50_ms']} ms, {row['texts_per_second']} texts/s",
             flush=True,
         )
+    result["lightweight"] = light = bench_lightweight(e2e)
+    print(
+        f"lightweight: {light['wall_seconds']:.1f} s wall against {e2e['wall_seconds']:.1f} s",
+        flush=True,
+    )
     result["bench_seconds"] = time.perf_counter() - t0
     common.save("speed", result, started)
     return 0

@@ -36,6 +36,7 @@ from typing import Any
 import common
 import numpy as np
 
+from textcnn.bootstrap import pip_install
 from textcnn.params import PipelineParams
 
 DEFAULTS = PipelineParams()  # the pipeline's defaults, as `make run` uses them
@@ -79,20 +80,7 @@ def bench_lightweight(images: dict[str, Any]) -> dict[str, Any]:
             seconds, _ = common.best_of(
                 1,
                 lambda pins=pins, target=target: subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "pip",
-                        "install",
-                        "--quiet",
-                        "--no-cache-dir",
-                        "--disable-pip-version-check",
-                        "--target",
-                        str(target),
-                        "-c",
-                        str(constraints),
-                        *pins,
-                    ],
+                    pip_install(pins, str(constraints), "--target", str(target)),
                     check=True,
                 ),
             )

@@ -24,6 +24,26 @@ import textcnn
 TABLE = Path(__file__).with_name("step_requirements.json")
 
 
+def pip_install(requirements: list[str], constraints: str, *where: str) -> list[str]:
+    """The pip command that installs `requirements` under `constraints` (a file): `where`
+    (e.g. --target DIR), or else a virtual environment itself, or else the user site."""
+    if not where:
+        where = () if sys.prefix != sys.base_prefix else ("--user",)  # a venv takes no --user
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        *where,
+        "--quiet",
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "-c",
+        constraints,
+        *requirements,
+    ]
+
+
 def main(argv: list[str]) -> int:
     table = json.loads(TABLE.read_text())
     if len(argv) != 1 or argv[0] not in table["steps"]:
@@ -35,19 +55,7 @@ def main(argv: list[str]) -> int:
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as constraints:
         constraints.write("\n".join(table["constraints"]) + "\n")
         constraints.flush()
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            *(() if sys.prefix != sys.base_prefix else ("--user",)),  # a venv takes no --user
-            "--quiet",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-            "-c",
-            constraints.name,
-            *requirements,
-        ]
+        command = pip_install(requirements, constraints.name)
         code = subprocess.run(command).returncode
     if code != 0:
         print(

@@ -262,7 +262,7 @@ def test_kustomization_lists_every_manifest_and_nothing_else() -> None:
         p.relative_to(MANIFESTS).as_posix()
         for p in [*manifest_files(), *MANIFESTS.glob("workflows/*.yaml")]
     }
-    generated = {f"workflows/{name}" for name in pipeline.MANIFESTS.values()}
+    generated = {f"workflows/{d['metadata']['name']}.yaml" for d in pipeline.render()}
     assert set(listed) == present | generated
     missing = [r for r in listed if not (MANIFESTS / r).is_file()]
     assert missing == [], f"listed but absent (run `python -m workflows compile`): {missing}"

@@ -68,12 +68,13 @@ class Launch:
             return ["python", "-m", "textcnn", step], args
         return ["sh", "-c", SCRIPT, "textcnn"], [step, *args]
 
-    def env(self, wheel: str, pip_index_url: str) -> dict[str, str]:
-        """The environment the script needs, with the wheel at `wheel`."""
+    def env(self, pip_index_url: str, wheel_dir: str = PACKAGE_DIR) -> dict[str, str]:
+        """The environment the script needs, with the wheel in `wheel_dir` (none on our
+        images)."""
         if self.package is None:
             return {}
         return {
-            WHEEL_ENV: wheel,
+            WHEEL_ENV: f"{wheel_dir}/{self.package.filename}",
             TARGET_ENV: f"{INSTALL_DIR}/wheel",
             "PIP_INDEX_URL": pip_index_url,
             "PYTHONUSERBASE": f"{INSTALL_DIR}/user",

@@ -209,7 +209,7 @@ def step_template(
     input_parameters = [*input_parameters, *([CLAIM] if workdir else [])]
     command, args = LAUNCH.command(step, args)
     package = LAUNCH.package
-    launch_env = LAUNCH.env(package.path, wp("pip_index_url")) if package else {}
+    launch_env = LAUNCH.env(wp("pip_index_url"))
     return Container(
         name=name,
         annotations={DISPLAY_NAME: display_name},
@@ -446,16 +446,13 @@ def tfjob(gpu: bool) -> Resource:
             training_dir=run_dir("training"),
         ),
     )
-    package = LAUNCH.package
     doc = build_tfjob(
         generate_name=f"{RUN_NAME}-tfjob-",
         image=wp("gpu_image") if gpu else wp("image"),
         command=command,
         args=args,
         # stage-data put the wheel on the shared volume, beside the data.
-        env=LAUNCH.env(f"{data}/package/{package.filename}", wp("pip_index_url"))
-        if package
-        else {},
+        env=LAUNCH.env(wp("pip_index_url"), wheel_dir=f"{data}/package"),
         workers=wp("workers"),
         cpu=wp("replica_cpu"),
         memory=wp("replica_memory"),

@@ -487,8 +487,9 @@ def quality_section(quality: dict[str, Any] | None, cv: dict[str, Any] | None) -
         "Each model figure is a whole pipeline run (`python -m workflows run --deploy no`), "
         "and its accuracy the evaluate step's, through the exported serving model. The "
         "default model is the Kim CNN averaged with the wide n-gram branch "
-        "(`textcnn/ngrams.py`: word 1-2-gram presence, naive-Bayes-weighted logistic "
-        "regression, its C and the CNN's weight chosen on the validation split); `cnn` is "
+        "(`textcnn/ngrams.py`: word 1-2-gram and character 2-5-gram presence, a "
+        "naive-Bayes-weighted logistic regression per family, each C chosen on the "
+        "validation split; the three probabilities averaged); `cnn` is "
         "the plain Kim CNN (`--architecture cnn`). The three Kim variants are plain CNNs "
         f"with `{ref['kim_options']}`; CNN-rand gets a vectors file with no words, so every "
         "row is drawn from U(-0.25, 0.25) as in Kim (2014); CNN-static adds "
@@ -543,10 +544,15 @@ def quality_section(quality: dict[str, Any] | None, cv: dict[str, Any] | None) -
             out.append(
                 "\nThe default model's validation accuracy by branch (seed by seed): "
                 + "; ".join(
-                    f"CNN {pct(b['val_accuracy']['cnn'])}, n-grams "
-                    f"{pct(b['val_accuracy']['ngrams'])}, averaged "
-                    f"{pct(b['val_accuracy']['combined'])} (C={b['C']:g}, CNN weight "
-                    f"{b['cnn_weight']:g}, {b['features']:,} n-grams)"
+                    f"CNN {pct(b['val_accuracy']['cnn'])}, word n-grams "
+                    f"{pct(b['val_accuracy']['word'])}, character n-grams "
+                    f"{pct(b['val_accuracy']['char'])}, averaged "
+                    f"{pct(b['val_accuracy']['combined'])} ("
+                    + ", ".join(
+                        f"{family} C={f['C']:g}, {f['features']:,} n-grams"
+                        for family, f in b["families"].items()
+                    )
+                    + ")"
                     for b in branch
                 )
                 + ".\n"

@@ -250,7 +250,7 @@ def test_model_metadata_writes_the_spec_and_records_it(tmp_path: Path) -> None:
     assert props["filter_sizes"] == "2,3" and props["dropout"] == 0.3
     assert json.loads(props["classes"]) == config.classes
     assert (props["architecture"], props["ngram_order"]) == ("cnn_ngrams", 2)
-    assert "Wide n-gram branch: word 1-2-gram presence" in summary
+    assert "Wide n-gram branch: word 1-2-gram and character 2-5-gram presence" in summary
 
 
 def test_model_metadata_of_the_plain_cnn(tmp_path: Path) -> None:

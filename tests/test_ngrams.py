@@ -40,6 +40,30 @@ def test_graph_features_are_sklearn_binary_ngram_counts(order: int) -> None:
     assert got.max() == 1  # presence, not counts: "great great" counts once
 
 
+@pytest.mark.parametrize("order", [2, 3, 5])
+def test_graph_char_features_are_sklearn_char_wb_counts(order: int) -> None:
+    texts = [*TEXTS, "héllo wörld", "a b"]  # code points, not bytes; words shorter than 5
+    vocabulary = ngrams.build_vocabulary(texts, order, 10_000, ngrams.CHAR)
+    layer = ngrams.NgramLinear(vocabulary, order, num_classes=2, family=ngrams.CHAR)
+    reference = CountVectorizer(
+        analyzer="char_wb", ngram_range=(2, order), lowercase=False, binary=True
+    ).fit(texts)
+    assert sorted(vocabulary) == sorted(reference.vocabulary_)
+    expected = CountVectorizer(
+        analyzer="char_wb",
+        ngram_range=(2, order),
+        lowercase=False,
+        binary=True,
+        vocabulary=vocabulary,
+    ).transform(texts)
+    np.testing.assert_array_equal(layer.features(texts).toarray(), expected.toarray())
+
+
+def test_unknown_family_is_refused() -> None:
+    with pytest.raises(ValueError, match="n-gram family 'bytes'"):
+        ngrams.NgramLinear(["a"], 2, num_classes=2, family="bytes")
+
+
 def test_vocabulary_keeps_the_ngrams_found_in_most_texts() -> None:
     vocabulary = ngrams.build_vocabulary(TEXTS, 2, max_features=4)
     # document frequencies: "a" 3, "film" 3, "great" 3, "a great" 2, "great film" 2, ...

@@ -14,10 +14,10 @@ import tensorflow as tf
 from helpers import CLASSES, MAX_LENGTH, VOCABULARY, Inputs, make_texts, run_train, write_inputs
 from sklearn.feature_extraction.text import CountVectorizer
 
-from textcnn import cli, ngrams, training
+from textcnn import cli, ngrams
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model, load_serving_model
-from textcnn.model import build_model
+from textcnn.model import CHAR_NGRAM_ORDER, build_model
 from textcnn.text import make_vectorizer, standardize
 
 
@@ -42,8 +42,10 @@ def test_train_learns_and_writes_every_output(trained: tuple[Inputs, Path, dict]
     # The reported accuracy is the served model's: both branches averaged.
     assert result["val_accuracy"] == branches["combined"]
     assert min(branches.values()) > 0.9  # one cue word decides the class: learnable
-    assert info["ngrams"]["C"] in ngrams.C_GRID
-    assert info["ngrams"]["cnn_weight"] in training.CNN_WEIGHTS
+    families = info["ngrams"]["families"]
+    assert set(families) == {ngrams.WORD, ngrams.CHAR} <= set(branches)
+    assert all(f["C"] in ngrams.C_GRID for f in families.values())
+    assert info["ngrams"]["features"] == sum(f["features"] for f in families.values())
     assert info["strategy"] == "MirroredStrategy" and info["replicas"] >= 1
     assert result["duration_seconds"] == pytest.approx(info["duration_seconds"], abs=1e-3)
     assert info["examples_per_second"] == pytest.approx(
@@ -70,19 +72,22 @@ def test_saved_keras_model_holds_the_best_weights(trained: tuple[Inputs, Path, d
     assert accuracy == pytest.approx(info["ngrams"]["val_accuracy"]["cnn"], abs=1e-6)
 
 
-def wide_reference(branch: np.lib.npyio.NpzFile, texts: list[str]) -> np.ndarray:
-    """The wide branch's probabilities from scikit-learn's own n-gram counting."""
-    counter = CountVectorizer(
-        ngram_range=(1, 2),
-        token_pattern=r"\S+",
-        lowercase=False,
-        binary=True,
-        vocabulary=[str(g) for g in branch["vocabulary"]],
-    )
+def wide_reference(branch: np.lib.npyio.NpzFile, texts: list[str]) -> list[np.ndarray]:
+    """The wide branch's probabilities from scikit-learn's own n-gram counting: those of
+    its word 1-2-gram and of its character (`char_wb`) 2-5-gram model."""
     std = [t.decode() for t in standardize(tf.constant(texts)).numpy()]
-    logits = counter.transform(std) @ branch["kernel"] + branch["bias"]
-    p = 1 / (1 + np.exp(-logits))
-    return p / p.sum(axis=1, keepdims=True)
+    analyzers = {
+        ngrams.WORD: {"ngram_range": (1, 2), "token_pattern": r"\S+"},
+        ngrams.CHAR: {"ngram_range": (2, CHAR_NGRAM_ORDER), "analyzer": "char_wb"},
+    }
+    ps = []
+    for family, options in analyzers.items():
+        vocabulary = [str(g) for g in branch[f"{family}_vocabulary"]]
+        counter = CountVectorizer(lowercase=False, binary=True, vocabulary=vocabulary, **options)
+        logits = counter.transform(std) @ branch[f"{family}_kernel"] + branch[f"{family}_bias"]
+        p = 1 / (1 + np.exp(-logits))
+        ps.append(p / p.sum(axis=1, keepdims=True))
+    return ps
 
 
 def test_served_model_matches_the_keras_model(trained: tuple[Inputs, Path, dict]) -> None:
@@ -93,11 +98,10 @@ def test_served_model_matches_the_keras_model(trained: tuple[Inputs, Path, dict]
     served = load_serving_model(root / "model" / "1")(texts)
     ids = make_vectorizer(MAX_LENGTH, vocabulary=VOCABULARY)(tf.constant(texts))
     with np.load(root / "training" / "ngrams.npz") as branch:
-        w = float(branch["cnn_weight"])
         wide = wide_reference(branch, texts)
     cnn = model(ids, training=False).numpy()
-    assert np.abs(wide - 0.5).max() > 0.1  # the wide branch does take part
-    expected = w * cnn + (1 - w) * wide
+    assert all(np.abs(p - 0.5).max() > 0.1 for p in wide)  # each family does take part
+    expected = np.mean([cnn, *wide], axis=0)
     np.testing.assert_allclose(served["scores"], expected, rtol=1e-5, atol=1e-6)
     assert served["label"].tolist() == [CLASSES[i] for i in expected.argmax(axis=1)]
     assert served["classes"].tolist() == [CLASSES] * len(texts)

@@ -30,12 +30,12 @@ def export_serving_model(
     classes: list[str],
     base_dir: str | Path,
     version: int = 1,
-    wide: NgramLinear | None = None,
-    cnn_weight: float = 1.0,
+    wide: Sequence[NgramLinear] = (),
 ) -> Path:
     """Write `base_dir/<version>/`: signature `serving_default(text) -> scores, classes, label`.
 
-    The scores are `cnn_weight * CNN + (1 - cnn_weight) * wide` when `wide` is given."""
+    The scores are the mean of the CNN's probabilities and those of each layer of `wide`
+    (the n-gram families), if any."""
     vectorizer = make_vectorizer(max_length, vocabulary=vocabulary, standardized=True)
     vectorizer.build((None,))
     names = tf.constant(classes)
@@ -44,8 +44,9 @@ def export_serving_model(
         std = standardize(text)
         # A direct call in a tf.function: model.predict is ~60x slower per request.
         scores = model(vectorizer(std), training=False)
-        if wide is not None:
-            scores = cnn_weight * scores + (1.0 - cnn_weight) * probabilities(wide(std))
+        if wide:
+            branches = [scores, *(probabilities(layer(std)) for layer in wide)]
+            scores = tf.add_n(branches) / len(branches)
         rows = tf.shape(text)[0]
         return {
             "scores": scores,
@@ -56,8 +57,8 @@ def export_serving_model(
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(vectorizer)  # its lookup table must be saved with the graph
-    if wide is not None:
-        archive.track(wide)
+    for layer in wide:
+        archive.track(layer)
     archive.add_endpoint(
         SIGNATURE, serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")]
     )

@@ -1,11 +1,14 @@
-"""The wide n-gram branch: a linear model over word n-gram presence, in TF ops.
+"""The wide n-gram branch: linear models over n-gram presence, in TF ops.
 
-Features are which word 1..order-grams of the standardised text occur (binary, as in
-Wang & Manning 2012), looked up in a vocabulary of the training split's most frequent
-n-grams. The linear layer is fitted one class against the rest by logistic regression on
-features scaled by each class's naive-Bayes log-count ratio (NB-LR, Mesnil et al. 2014);
-the scaling folds into the kernel, so the graph computes `presence @ kernel + bias` and
-normalises the classes' sigmoids. Training and serving run the same `presence` function,
+One model per family of n-grams: the word 1..order-grams of the standardised text, and
+the character 2..5-grams inside each word padded with a space at both ends (sklearn's
+`char_wb`; they catch what whole words miss: inflections, stems and rare words). Features
+are which n-grams occur (binary, as in Wang & Manning 2012), looked up in a vocabulary of
+the training split's most frequent n-grams of that family. Each family's layer is fitted
+one class against the rest by logistic regression on features scaled by each class's
+naive-Bayes log-count ratio (NB-LR, Mesnil et al. 2014); the scaling folds into the
+kernel, so the graph computes `presence @ kernel + bias` and normalises the classes'
+sigmoids. Training and serving run the same `presence` function,
 which is why the features the regression saw are the features the served graph sees.
 """
 
@@ -26,15 +29,26 @@ C_GRID = (0.1, 0.3, 1.0, 3.0)
 _NB_ALPHA = 1.0  # Laplace smoothing of the naive-Bayes counts
 
 
-def ngram_strings(std_texts: tf.Tensor, order: int) -> tf.RaggedTensor:
-    """The word 1..order-grams of each standardised text, joined by single spaces."""
+WORD, CHAR = "word", "char"  # the families; the longest n-gram of each is in ModelConfig
+
+
+def ngram_strings(std_texts: tf.Tensor, order: int, family: str = WORD) -> tf.RaggedTensor:
+    """[texts, n-grams]: word 1..order-grams joined by single spaces, or the character
+    2..order-grams of each word padded with spaces (none wider than the padded word)."""
     tokens = tf.strings.split(std_texts)
-    return tf.strings.ngrams(tokens, ngram_width=tuple(range(1, order + 1)), separator=" ")
+    if family == WORD:
+        return tf.strings.ngrams(tokens, ngram_width=tuple(range(1, order + 1)), separator=" ")
+    padded = tf.ragged.map_flat_values(lambda t: tf.strings.join([" ", t, " "]), tokens)
+    chars = tf.strings.unicode_split(padded, "UTF-8")
+    grams = tf.strings.ngrams(chars, ngram_width=tuple(range(2, order + 1)), separator="")
+    return grams.merge_dims(1, 2)
 
 
-def build_vocabulary(std_texts: Sequence[str], order: int, max_features: int) -> list[str]:
+def build_vocabulary(
+    std_texts: Sequence[str], order: int, max_features: int, family: str = WORD
+) -> list[str]:
     """The `max_features` n-grams found in the most texts (ties in string order)."""
-    grams = ngram_strings(tf.constant(list(std_texts)), order).to_list()
+    grams = ngram_strings(tf.constant(list(std_texts)), order, family).to_list()
     df = Counter(g for row in grams for g in set(row))
     ranked = sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))[:max_features]
     return [g.decode("utf-8") for g, _ in ranked]
@@ -43,9 +57,19 @@ def build_vocabulary(std_texts: Sequence[str], order: int, max_features: int) ->
 class NgramLinear(keras.layers.Layer):
     """Standardised texts -> class logits of the linear model over n-gram presence."""
 
-    def __init__(self, vocabulary: Sequence[str], order: int, num_classes: int, **kwargs: object):
+    def __init__(
+        self,
+        vocabulary: Sequence[str],
+        order: int,
+        num_classes: int,
+        family: str = WORD,
+        **kwargs: object,
+    ):
         super().__init__(**kwargs)
+        if family not in (WORD, CHAR):
+            raise ValueError(f"n-gram family {family!r}: expected {WORD!r} or {CHAR!r}")
         self.order = order
+        self.family = family
         self.vocabulary = list(vocabulary)
         self.size = len(vocabulary)
         # Index 0 is every n-gram outside the vocabulary; it carries no weight.
@@ -60,7 +84,7 @@ class NgramLinear(keras.layers.Layer):
 
     def presence(self, std_texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(row, column) of every n-gram present in a text, each pair once."""
-        ids = self.lookup(ngram_strings(std_texts, self.order))
+        ids = self.lookup(ngram_strings(std_texts, self.order, self.family))
         rows = tf.cast(ids.value_rowids(), tf.int64)
         cols = tf.cast(ids.flat_values, tf.int64) - 1
         known = cols >= 0

@@ -181,16 +181,17 @@ class PipelineParams(BaseModel):
     )
     architecture: Literal["cnn_ngrams", "cnn"] = _opt(
         "cnn_ngrams",
-        "cnn_ngrams: the Kim CNN averaged with a wide linear model over word n-gram presence "
-        "(NB-weighted logistic regression), weight and regularisation chosen on the "
-        "validation split; cnn: the plain Kim (2014) CNN.",
+        "cnn_ngrams: the Kim CNN averaged with two wide linear models, over word and over "
+        "character n-gram presence (NB-weighted logistic regression, regularisation chosen "
+        "on the validation split); cnn: the plain Kim (2014) CNN.",
     )
     ngram_order: int = _opt(
         2, "Longest word n-gram of the wide branch (2: words and word pairs).", ge=1, le=3
     )
     ngram_features: int = _opt(
         300_000,
-        "Most frequent n-grams of the training split that the wide branch weighs.",
+        "Most frequent n-grams of the training split that the wide branch weighs, per family "
+        "(words, characters).",
         ge=1,
         le=5_000_000,
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from textcnn import metadata, storage
 from textcnn.errors import InputError
-from textcnn.model import CONFIG_FILE, ModelConfig, layers, read_json
+from textcnn.model import CHAR_NGRAM_ORDER, CONFIG_FILE, ModelConfig, layers, read_json
 
 SUMMARY_FILE = "summary.txt"
 
@@ -94,10 +94,11 @@ def run(
     summary, params = model_summary(config)
     if config.ngrams:  # fitted after the CNN, so its size is known only then
         summary += (
-            f"Wide n-gram branch: word 1-{ngram_order}-gram presence, at most "
-            f"{ngram_features:,} n-grams x {config.num_classes} classes, NB-weighted "
-            "logistic regression fitted on the training split after the CNN; the served "
-            "scores average both branches.\n"
+            f"Wide n-gram branch: word 1-{ngram_order}-gram and character "
+            f"2-{CHAR_NGRAM_ORDER}-gram presence, at most {ngram_features:,} n-grams of each x "
+            f"{config.num_classes} classes, an NB-weighted logistic regression per family "
+            "fitted on the training split after the CNN; the served scores average the CNN "
+            "with the families' mean.\n"
         )
 
     storage.write_text(storage.join(output_dir, SUMMARY_FILE), summary)

@@ -223,6 +223,7 @@ def split_wall_time(run: dict[str, Any]) -> dict[str, Any]:
             "overhead_seconds": step["seconds"] - timings[task]["seconds"],
             "max_rss_mib": step.get("max_rss_mib"),
             "imports": timings[task]["imports"],
+            "warm_start": bool(step.get("warm_start")),
             # When its run() began and ended, in seconds after the first step's began.
             "run_start": timings[task]["start"] - first,
             "run_end": timings[task]["end"] - first,

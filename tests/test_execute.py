@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from textcnn.errors import FinalError, InputError
+from textcnn.errors import NOT_RETRIED, FinalError, InputError
 from workflows.credentials import CLIENT_CREDENTIALS
 from workflows.errors import WorkflowError
 from workflows.local.execute import run_workflow
@@ -1159,3 +1159,144 @@ def test_the_pipelines_steps_carry_these_rules() -> None:
             )
         elif "resource" in template:
             assert template["retryStrategy"]["retryPolicy"] == "OnError"  # API errors only
+
+
+# Wait until the log of task ARGV[2] (in the run folder ARGV[1]) shows its warm process
+# waiting; print that line; then sleep ARGV[4] seconds (default none) and exit with ARGV[3].
+AWAIT_WARM = (
+    "import pathlib,sys,time\n"
+    "log = pathlib.Path(sys.argv[1]) / 'logs' / (sys.argv[2] + '.log'); end = time.time() + 60\n"
+    "while 'warm start: pid' not in (text := log.read_text() if log.exists() else ''):\n"
+    "    assert time.time() < end, 'no warm start'; time.sleep(0.05)\n"
+    "print(text, flush=True); time.sleep(float(sys.argv[4]) if sys.argv[4:] else 0)\n"
+    "sys.exit(int(sys.argv[3]))"
+)
+
+
+def warm_pid(log: Path) -> int:
+    found = re.search(r"warm start: pid (\d+)", log.read_text())
+    assert found, log.read_text()
+    return int(found.group(1))
+
+
+def validate_step(tmp_path: Path, env: dict[str, str] | None = None, train: str = "") -> dict:
+    """A template of the project's own step CLI: validate-params on a tiny CSV."""
+    csv = tmp_path / "data.csv"
+    csv.write_text("text,label\ngood,1\nbad,0\n")
+    step = container("validate", "", outputs={"parameters": [param("params")]}, env=env)
+    step["container"]["command"] = ["python", "-m", "textcnn", "validate-params"]
+    step["container"]["args"] = [
+        f"--train_data_path={train or csv}",
+        f"--test_data_path={csv}",
+        f"--outputs={PARAMS}",
+    ]
+    return step
+
+
+def test_a_step_of_our_cli_imports_while_its_dependency_runs(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    templates = [container("before", AWAIT_WARM, str(out), "after", "0"), validate_step(tmp_path)]
+    tasks = [task("before", "before"), task("after", "validate", depends="before")]
+    result, lines = run(workflow(tasks, templates), out)
+    assert result.status == "Succeeded", lines
+    step = result.steps["after"]
+    assert step["warm_start"] is True
+    assert json.loads(step["outputs"]["params"])["train_data_path"] == str(tmp_path / "data.csv")
+    log = Path(step["log"]).read_text()
+    # Imported before its command line came; then it ran it, as a cold start would have.
+    assert log.index("warm start: pid") < log.index("$ ") < log.index("timing step=validate")
+    assert "warm_start" not in result.steps["before"]  # `python -c`: no step CLI
+
+
+def test_a_warm_started_step_fails_as_a_cold_one_does(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    missing = tmp_path / "missing.csv"
+    templates = [
+        container("before", AWAIT_WARM, str(out), "after", "0"),
+        validate_step(tmp_path, train=str(missing)),
+    ]
+    tasks = [task("before", "before"), task("after", "validate", depends="before")]
+    result, lines = run(workflow(tasks, templates), out)
+    step = result.steps["after"]
+    assert step["status"] == "Failed" and step["warm_start"] is True, lines
+    # The step's own verdict and exit code (textcnn.cli: not retried), and its memory.
+    assert step["message"] == f"exit code {NOT_RETRIED} (error: validate-params: invalid options:)"
+    assert f"--train_data_path {missing}: " in Path(step["log"]).read_text()
+    assert step["max_rss_mib"] > 0
+
+
+def test_cold_start_starts_each_process_when_its_task_is_ready(tmp_path: Path) -> None:
+    templates = [container("before", WRITE, f"{tmp_path}/x", "1"), validate_step(tmp_path)]
+    tasks = [task("before", "before"), task("after", "validate", depends="before")]
+    result, lines = run(workflow(tasks, templates), tmp_path / "run", warm_start=False)
+    assert result.status == "Succeeded", lines
+    assert "warm_start" not in result.steps["after"]
+    assert "warm start" not in Path(result.steps["after"]["log"]).read_text()
+
+
+def test_a_step_whose_environment_waits_on_outputs_starts_cold(tmp_path: Path) -> None:
+    templates = [
+        container("before", WRITE, f"{PARAMS}/x", "1", outputs={"parameters": [param("x")]}),
+        validate_step(tmp_path, env={"X": "{{inputs.parameters.x}}"}),
+    ]
+    templates[1]["inputs"] = {"parameters": [{"name": "x"}]}
+    tasks = [
+        task("before", "before"),
+        task(
+            "after",
+            "validate",
+            depends="before",
+            params={"x": "{{tasks.before.outputs.parameters.x}}"},
+        ),
+    ]
+    result, lines = run(workflow(tasks, templates), tmp_path / "run")
+    assert result.status == "Succeeded", lines
+    assert "warm_start" not in result.steps["after"]
+    assert "warm start" not in Path(result.steps["after"]["log"]).read_text()
+    assert "train_data_path" in result.steps["after"]["outputs"]["params"]
+
+
+def test_the_warm_process_of_a_task_that_never_runs_is_stopped(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    templates = [container("before", AWAIT_WARM, str(out), "after", "3"), validate_step(tmp_path)]
+    tasks = [task("before", "before"), task("after", "validate", depends="before")]
+    result, lines = run(workflow(tasks, templates), out)
+    assert statuses(result) == {"before": "Failed", "after": "Omitted"}, lines
+    pid = warm_pid(out / "logs" / "before.log")
+    with pytest.raises(ProcessLookupError):  # stopped and reaped
+        os.kill(pid, 0)
+    assert result.steps["after"]["log"] is None
+    assert not (out / "logs" / "after.log").exists()  # it never ran: no log
+
+
+def test_an_interrupt_stops_warm_processes_too(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    templates = [
+        container("before", AWAIT_WARM, str(out), "after", "0", "60"),
+        validate_step(tmp_path),
+    ]
+    tasks = [task("before", "before"), task("after", "validate", depends="before")]
+    (tmp_path / "wt.json").write_text(json.dumps(workflow(tasks, templates)))
+    script = (
+        "import json, sys, pathlib\n"
+        "from workflows.local.execute import run_workflow\n"
+        "run_workflow(json.loads(pathlib.Path(sys.argv[1]).read_text()), {},"
+        " pathlib.Path(sys.argv[2]))"
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "wt.json"), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log, deadline = out / "logs" / "before.log", time.monotonic() + 30
+    while not re.search(r"warm start: pid \d", log.read_text() if log.exists() else ""):
+        assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
+        time.sleep(0.05)
+    runner.send_signal(signal.SIGINT)
+    _, stderr = runner.communicate(timeout=30)
+    assert runner.returncode == 0 and "Traceback" not in stderr, stderr
+    with pytest.raises(ProcessLookupError):
+        os.kill(warm_pid(log), 0)
+    steps = json.loads((out / "run.json").read_text())["steps"]
+    assert steps["after"]["status"] == "Omitted" and steps["after"]["log"] is None

@@ -137,6 +137,7 @@ def _run(args: argparse.Namespace) -> int:
                 workflow_name=name,
                 overwrite=args.overwrite,
                 earlier=earlier,
+                warm_start=not args.cold_start,
                 on_progress=display.line,
                 on_live=on_live,
             )
@@ -274,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet",
         action="store_true",
         help="print only the final lines (outcome, metrics, gate), not each task and its progress",
+    )
+    p.add_argument(
+        "--cold_start",
+        action="store_true",
+        help="start each step's process only when its task is ready, as a pod starts "
+        "(default: a step of ours starts ahead and imports while the steps before it run)",
     )
     p.add_argument(
         "--keep_serving",

@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import sys
 import time
 import types
@@ -135,8 +136,36 @@ def write_outputs(outputs: dict[str, Any], folder: Path) -> None:
         (folder / key).write_text(text)
 
 
+def warm(name: str) -> int:
+    """`python -m textcnn --warm STEP`: a step process started ahead of its inputs (the
+    local runner's warm start). It imports the step's module, and with it what the step
+    imports at start, then reads its command line (`STEP --option value ...`, one JSON
+    list) from stdin and runs it as `main` would have; end of input: not needed, exit."""
+    began = time.perf_counter()
+    load_step(name)
+    print(
+        f"warm start: pid {os.getpid()}, {STEPS[name].partition(':')[0]} imported in "
+        f"{time.perf_counter() - began:.1f} s; waiting for the command line",
+        file=sys.stderr,
+        flush=True,
+    )
+    line = sys.stdin.readline()
+    if not line:
+        return 0
+    argv = json.loads(line)
+    if not argv or argv[0] != name:
+        print(f"error: warm start of {name}: got the command line {argv!r}", file=sys.stderr)
+        return 2
+    # As a cold start has it: nothing on stdin, its own command line.
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    sys.argv[1:] = argv
+    return main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "--warm" and argv[1] in STEPS:
+        return warm(argv[1])
     if not argv or argv[0] not in STEPS:
         print(f"usage: python -m textcnn {{{','.join(STEPS)}}} [options]", file=sys.stderr)
         return 2

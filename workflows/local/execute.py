@@ -2,7 +2,8 @@
 subprocess (or a stand-in), with its log, outputs and artifacts; then the exit handler.
 While tasks run, their progress (the steps' `progress: N/M` lines, textcnn.progress) goes
 to `on_live`; each step's last ARGO_PROGRESS_FILE value goes to run.json, as Argo keeps a
-node's progress."""
+node's progress. Steps of the project's CLI start warm: their processes import while the
+work before them runs (`Run._warm_ahead`)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import subprocess
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,20 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
+def _process_env(job: Job) -> dict[str, str]:
+    # As Argo's executor does for the main container.
+    return {**job.env, progress.PROGRESS_FILE: str(job.pod_dir / PROGRESS_PATH.lstrip("/"))}
+
+
+@dataclass
+class Warm:
+    """A step process started ahead of its task, waiting for its command line."""
+
+    proc: subprocess.Popen[bytes]
+    command: list[str]  # the head of what it will run: `python -m textcnn STEP`
+    env: dict[str, str]
+
+
 def _step_error(log: Path, offset: int) -> str:
     """The failed step's own `error: ...` line (the textcnn CLI's convention) in its log
     from `offset` (this attempt's output), if any, so the reason shows above the log's
@@ -80,17 +96,23 @@ class Run(Plan):
     steps: dict[str, dict[str, Any]]
     artifacts: dict[str, str]  # artifact name -> URI
     procs: set[subprocess.Popen[bytes]]
-    lock: threading.Lock
+    lock: threading.RLock  # re-entrant: the interrupt handler may run while it is held
     stopping: threading.Event  # set on an interrupt
+    warm_start: bool = True  # start steps of our CLI ahead (_warm_ahead)
 
     def _begin(self) -> None:
         self.artifact_keys, self.status, self.steps, self.artifacts = {}, {}, {}, {}
-        self.procs, self.lock, self.stopping = set(), threading.Lock(), threading.Event()
+        self.procs, self.lock, self.stopping = set(), threading.RLock(), threading.Event()
         self.stopped: set[int] = set()  # pids stopped on an interrupt
         self.refusing = False  # while stopping: a process that starts is stopped at once
         # Running tasks: name -> [log, bytes of it read, latest progress, start].
         self.live: dict[str, list[Any]] = {}
         self.live_lock = threading.Lock()
+        # Warm step processes (under `lock`): waiting for their task to be ready; claimed by
+        # their task, which is staging its inputs; the tasks that ran in one.
+        self.warm: dict[str, Warm] = {}
+        self.claimed: dict[str, Warm] = {}
+        self.ran_warm: set[str] = set()
 
     def _publish(self) -> None:
         """Read what running tasks' logs added, and hand their progress to on_live."""
@@ -144,6 +166,7 @@ class Run(Plan):
             contextlib.ExitStack() as cleanup,
         ):
             cleanup.callback(watching.set)
+            cleanup.callback(self._discard_warm)
             try:
                 while True:
                     while not failed and (ready := self._next(pending, len(running))):
@@ -153,6 +176,10 @@ class Run(Plan):
                             running[pool.submit(self._execute, job)] = name
                         else:
                             failed |= self._finish(name, job)
+                    if failed:
+                        self._discard_warm()  # nothing more starts
+                    elif self.warm_start:
+                        self._warm_ahead(pending, running.values())
                     if not running:
                         break
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -257,21 +284,132 @@ class Run(Plan):
                 if busy < self.max_parallel:
                     return name, self._prepare(task, scope, self._visible(task, self.artifact_keys))
             except WorkflowError as e:
+                self._discard_warm(name)
                 self._log_path(name).parent.mkdir(parents=True, exist_ok=True)
                 self._log_path(name).write_text(f"error: {e}\n")
                 return name, Outcome(ERRORED, message=str(e), ran=True)
         return None
 
+    def _warm_ahead(self, pending: list[str], running: Collection[str]) -> None:
+        """Start the step processes of the tasks next in line, by critical path, up to
+        `max_parallel` waiting at once: tasks whose dependencies have all started (or are
+        warm themselves) and whose `when`, if any, already holds. Each imports its step
+        while the work before it runs, and gets its command line once its inputs are
+        staged. A pod pays its imports when it starts; one machine can overlap them with
+        the work before."""
+        with self.lock:
+            gone = [name for name, w in self.warm.items() if w.proc.poll() is not None]
+        for name in gone:  # it died importing: its task starts cold
+            self._discard_warm(name)
+        for name in pending:
+            with self.lock:
+                if len(self.warm) >= self.max_parallel:
+                    return
+                # Dependencies that have started: settled, running, or warm.
+                started = set(self.status) | set(running) | set(self.warm)
+            preview, task = self.previews.get(name), self.tasks[name]
+            if name in started or preview is None or preview.command is None:
+                continue
+            if task.depends is not None and not task.depends.tasks <= started:
+                continue
+            if when := task.spec.get("when"):
+                try:
+                    scope = self._visible(task, self.params)
+                    if not evaluate_when(substitute(when, scope, f"task {name!r} when")):
+                        continue
+                except WorkflowError:  # it waits on outputs not known yet
+                    continue
+            self._start_warm(preview)
+
+    def _fresh_pod(self, job: Job) -> None:
+        """The task's pod folder, empty, as a new pod has it."""
+        shutil.rmtree(job.pod_dir, ignore_errors=True)
+        for root in job.roots:  # a pod has /tmp and the like; deeper folders it must make
+            (job.pod_dir / Path(root).parts[1]).mkdir(parents=True, exist_ok=True)
+        for folder in job.volumes:  # a mounted volume exists, empty or not
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def _start_warm(self, job: Job) -> None:
+        assert job.command is not None
+        try:
+            self._fresh_pod(job)  # before the process: importing Keras writes KERAS_HOME
+            job.log.parent.mkdir(parents=True, exist_ok=True)
+            env = _process_env(job)
+            job.log.write_bytes(b"")
+            with job.log.open("ab") as log:  # appending: the runner writes to it too
+                proc = subprocess.Popen(
+                    [*job.command[:3], "--warm", job.command[3]],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.PIPE,
+                    env=env,
+                    start_new_session=True,
+                )
+        except OSError:  # e.g. no such interpreter: the task starts cold, and says why
+            return
+        try:
+            with self.lock:
+                self.procs.add(proc)
+                self.warm[job.task] = Warm(proc, job.command[:4], env)
+                refused = self.refusing
+        except BaseException:  # an interrupt before it was recorded: leave none behind
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+            raise
+        if refused:
+            self._discard_warm(job.task)
+
+    def _claim_warm(self, job: Job) -> bool:
+        """Take the task's warm process for its first attempt, if it is alive and will run
+        the job's command head in the job's environment; otherwise stop it."""
+        with self.lock:
+            warm = self.warm.pop(job.task, None)
+            if warm is None:
+                return False
+            self.claimed[job.task] = warm
+        if (
+            job.command is not None
+            and warm.command == job.command[:4]
+            and warm.env == _process_env(job)
+            and warm.proc.poll() is None
+        ):
+            return True
+        self._discard_warm(job.task)
+        return False
+
+    def _discard_warm(self, task: str | None = None) -> None:
+        """Stop the warm process of `task` that will not run (None: every waiting one)."""
+        with self.lock:
+            if task is None:
+                idle, claimed, self.warm = self.warm, None, {}
+            else:
+                idle = {task: self.warm.pop(task)} if task in self.warm else {}
+                claimed = self.claimed.pop(task, None)
+        found = [*idle.values(), *([claimed] if claimed else [])]
+        for name in idle:  # its task never started: its log would hold the warm lines only
+            self._log_path(name).unlink(missing_ok=True)
+        for warm in found:
+            if warm.proc.poll() is None:  # once reaped, its pid may be another's
+                _signal_group(warm.proc, signal.SIGKILL)  # it has only imported
+            warm.proc.wait()
+            if warm.proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    warm.proc.stdin.close()
+            with self.lock:
+                self.procs.discard(warm.proc)
+
     def _execute(self, job: Job) -> Outcome:
         """Run one task (in a worker thread): stage inputs, run, collect outputs."""
         start = time.monotonic()
-        job.log.parent.mkdir(parents=True, exist_ok=True)
-        job.log.write_text("")
+        if not self._claim_warm(job):  # else its log holds the warm process's lines
+            job.log.parent.mkdir(parents=True, exist_ok=True)
+            job.log.write_text("")
         with self.live_lock:
             self.live[job.task] = [job.log, 0, "", start]
         try:
             return self._attempts(job, start)
         finally:
+            self._discard_warm(job.task)  # one its attempt did not reach
             try:
                 self._publish()  # the lines it wrote last
             finally:
@@ -366,11 +504,10 @@ class Run(Plan):
         return delay
 
     def _attempt(self, job: Job, log: Any) -> Outcome:
-        shutil.rmtree(job.pod_dir, ignore_errors=True)
-        for root in job.roots:  # a pod has /tmp and the like; deeper folders it must make
-            (job.pod_dir / Path(root).parts[1]).mkdir(parents=True, exist_ok=True)
-        for folder in job.volumes:  # a mounted volume exists, empty or not
-            folder.mkdir(parents=True, exist_ok=True)
+        with self.lock:
+            warm = job.task in self.claimed
+        if not warm:  # a warm process's pod folder was made fresh before it started
+            self._fresh_pod(job)
         if job.command is not None:
             images.pull(str(job.template.get("container", {}).get("image", "")), self.output_dir)
         for name, key, path in job.inputs:
@@ -476,16 +613,26 @@ class Run(Plan):
         """Run the job's command: (exit code, peak resident memory in MiB if known, whether
         it was stopped at its deadline, whether it was stopped by an interrupt)."""
         assert job.command is not None
-        # Own session: Ctrl-C reaches the runner, which then kills whole process groups.
-        proc = subprocess.Popen(
-            job.command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            # As Argo's executor does for the main container.
-            env={**job.env, progress.PROGRESS_FILE: str(job.pod_dir / PROGRESS_PATH.lstrip("/"))},
-            start_new_session=True,
-        )
+        with self.lock:
+            warm = self.claimed.pop(job.task, None)
+        if warm is not None and self._hand_over(warm, job.command[3:]):
+            proc = warm.proc
+            with self.lock:
+                self.ran_warm.add(job.task)
+        else:
+            if warm is not None:  # it died importing: the task starts cold
+                with self.lock:
+                    self.claimed[job.task] = warm
+                self._discard_warm(job.task)
+            # Own session: Ctrl-C reaches the runner, which then kills whole process groups.
+            proc = subprocess.Popen(
+                job.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=_process_env(job),
+                start_new_session=True,
+            )
         with self.lock:
             self.procs.add(proc)
             refused = self.refusing
@@ -520,6 +667,17 @@ class Run(Plan):
         if code < 0:  # killed by a signal: Kubernetes reports 128 + the signal
             code = 128 - code
         return code, rss, late.is_set(), proc.pid in self.stopped
+
+    @staticmethod
+    def _hand_over(warm: Warm, argv: list[str]) -> bool:
+        """Give a warm process its command line; False if it is gone."""
+        assert warm.proc.stdin is not None
+        try:
+            warm.proc.stdin.write(json.dumps(argv).encode() + b"\n")
+            warm.proc.stdin.close()
+        except OSError:  # it is gone (it failed to import)
+            return False
+        return True
 
     def _kill_all(self, grace_s: float = GRACE_S) -> None:
         """SIGTERM to every running process group, SIGKILL to those left after `grace_s`."""
@@ -570,6 +728,10 @@ class Run(Plan):
             step["artifacts"] = outcome.artifacts  # name -> key, for --resume
         if outcome.max_rss_mib is not None:
             step["max_rss_mib"] = round(outcome.max_rss_mib, 1)
+        if name in self.ran_warm:
+            step["warm_start"] = True  # its first attempt's process imported ahead
+        else:
+            self._discard_warm(name)  # e.g. omitted: its warm process will not run
         if outcome.progress:
             step["progress"] = outcome.progress
         if outcome.metrics:
@@ -626,6 +788,7 @@ def run_workflow(
     on_live: Callable[[list[LiveTask]], None] | None = None,
     overwrite: bool = False,
     earlier: Mapping[str, Any] | None = None,
+    warm_start: bool = True,
 ) -> RunResult:
     """Run the template's entrypoint DAG here; write and return the result (run.json).
 
@@ -634,7 +797,8 @@ def run_workflow(
 
     The output folder holds one run (workflows.local.folder): `overwrite` empties a folder
     that holds an earlier run; `earlier`, that run's run.json, resumes it instead (pass its
-    parameters and workflow name too; see `Run.run`).
+    parameters and workflow name too; see `Run.run`). `warm_start`: start the processes of
+    steps of the project's CLI ahead of their tasks (`Run._warm_ahead`).
 
     Raises WorkflowError, before anything runs, for unknown or missing parameters, missing
     templates or stand-ins, bad `depends`, `{{...}}` variables that cannot resolve, and an
@@ -656,6 +820,7 @@ def run_workflow(
         on_progress,
         on_live,
     )
+    run.warm_start = warm_start
     with run_folder(output_dir, name, overwrite=overwrite, resume=earlier is not None):
         # What `--resume` runs again: the template as it ran.
         (output_dir / WORKFLOW).write_text(json.dumps(template, indent=1) + "\n")

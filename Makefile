@@ -103,7 +103,7 @@ bench-scale: $(VENV)/.installed
 	$(PY) bench/report.py
 
 # 10-fold cross-validation of the default model and the plain Kim CNN, as Kim (2014) on MR
-# (about 45 min on 2 cores).
+# (about 35 min on 2 cores).
 bench-cv: $(VENV)/.installed $(GLOVE)
 	uptime
 	$(BENCH_ENV) $(PY) bench/quality.py --glove $(GLOVE) --folds 10

@@ -436,8 +436,9 @@ def speed_section(speed: dict[str, Any]) -> str:
             f" Warm starts take the orchestration overhead from {cold['overhead_seconds']:.1f} s "
             f"({pct(cold['overhead_share'])}) to {x['overhead_seconds']:.1f} s and the wall "
             f"time from {cold['wall_seconds']:.1f} s to {x['wall_seconds']:.1f} s. A process "
-            "importing ahead shares the cores with the steps it overlaps, whose run() takes "
-            f"longer for it: step compute {cold['compute_seconds']:.1f} s cold, "
+            "importing ahead shares the cores with the steps it overlaps (a warm step whose "
+            "import had not finished when its task was ready shows a longer start-up than "
+            f"cold); step compute: {cold['compute_seconds']:.1f} s cold, "
             f"{x['compute_seconds']:.1f} s warm."
         )
     if x["overhead_share"] > TARGETS["overhead"]:
@@ -614,7 +615,7 @@ def quality_section(quality: dict[str, Any] | None, cv: dict[str, Any] | None) -
         out.append(table(["data", "trainer", "test accuracy", "best epoch", "wall s"], drows))
     out.append("\n### 10-fold cross-validation (`make bench-cv`)\n\n")
     if cv is None:
-        out.append("Not measured yet: run `make bench-cv` (about 45 minutes on 2 cores).\n")
+        out.append("Not measured yet: run `make bench-cv` (about 35 minutes on 2 cores).\n")
         return "".join(out)
     out.append(
         f"All {cv['rows']:,} bundled snippets pooled, stratified {cv['folds']} folds, seed "

@@ -139,6 +139,25 @@ def run(
     return result, lines
 
 
+def run_in_process(template: dict, out: Path) -> subprocess.Popen[str]:
+    """`run_workflow(template, {}, out)` in a process of its own, to be sent signals."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    saved = out.parent / "wt.json"
+    saved.write_text(json.dumps(template))
+    script = (
+        "import json, sys, pathlib\n"
+        "from workflows.local.execute import run_workflow\n"
+        "run_workflow(json.loads(pathlib.Path(sys.argv[1]).read_text()), {},"
+        " pathlib.Path(sys.argv[2]))"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", script, str(saved), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def statuses(result: RunResult) -> dict[str, str]:
     return {name: step["status"] for name, step in result.steps.items()}
 
@@ -932,20 +951,8 @@ def test_a_signal_stops_running_tasks_and_records_the_run(tmp_path: Path, sig: i
         [task("sleep", "sleep"), task("after", "sleep", depends="sleep")],
         [container("sleep", sleeper, str(pid_file))],
     )
-    (tmp_path / "wt.json").write_text(json.dumps(template))
     out = tmp_path / "run"
-    script = (
-        "import json, sys, pathlib\n"
-        "from workflows.local.execute import run_workflow\n"
-        "run_workflow(json.loads(pathlib.Path(sys.argv[1]).read_text()), {},"
-        " pathlib.Path(sys.argv[2]))"
-    )
-    runner = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path / "wt.json"), str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    runner = run_in_process(template, out)
     deadline = time.monotonic() + 30
     while not (pid_file.exists() and pid_file.read_text()):
         assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
@@ -1276,19 +1283,7 @@ def test_an_interrupt_stops_warm_processes_too(tmp_path: Path) -> None:
         validate_step(tmp_path),
     ]
     tasks = [task("before", "before"), task("after", "validate", depends="before")]
-    (tmp_path / "wt.json").write_text(json.dumps(workflow(tasks, templates)))
-    script = (
-        "import json, sys, pathlib\n"
-        "from workflows.local.execute import run_workflow\n"
-        "run_workflow(json.loads(pathlib.Path(sys.argv[1]).read_text()), {},"
-        " pathlib.Path(sys.argv[2]))"
-    )
-    runner = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path / "wt.json"), str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    runner = run_in_process(workflow(tasks, templates), out)
     log, deadline = out / "logs" / "before.log", time.monotonic() + 30
     while not re.search(r"warm start: pid \d", log.read_text() if log.exists() else ""):
         assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()

@@ -301,14 +301,14 @@ class Run(Plan):
             gone = [name for name, w in self.warm.items() if w.proc.poll() is not None]
         for name in gone:  # it died importing: its task starts cold
             self._discard_warm(name)
+        with self.lock:  # tasks that have started: settled, running, or warm
+            started = set(self.status) | set(running) | set(self.warm)
         for name in pending:
             with self.lock:
                 if len(self.warm) >= self.max_parallel:
                     return
-                # Dependencies that have started: settled, running, or warm.
-                started = set(self.status) | set(running) | set(self.warm)
             preview, task = self.previews.get(name), self.tasks[name]
-            if name in started or preview is None or preview.command is None:
+            if name in started or preview is None:
                 continue
             if task.depends is not None and not task.depends.tasks <= started:
                 continue
@@ -320,6 +320,7 @@ class Run(Plan):
                 except WorkflowError:  # it waits on outputs not known yet
                     continue
             self._start_warm(preview)
+            started.add(name)
 
     def _fresh_pod(self, job: Job) -> None:
         """The task's pod folder, empty, as a new pod has it."""
@@ -385,18 +386,20 @@ class Run(Plan):
             else:
                 idle = {task: self.warm.pop(task)} if task in self.warm else {}
                 claimed = self.claimed.pop(task, None)
-        found = [*idle.values(), *([claimed] if claimed else [])]
         for name in idle:  # its task never started: its log would hold the warm lines only
             self._log_path(name).unlink(missing_ok=True)
-        for warm in found:
-            if warm.proc.poll() is None:  # once reaped, its pid may be another's
-                _signal_group(warm.proc, signal.SIGKILL)  # it has only imported
-            warm.proc.wait()
-            if warm.proc.stdin is not None:
-                with contextlib.suppress(OSError):
-                    warm.proc.stdin.close()
-            with self.lock:
-                self.procs.discard(warm.proc)
+        for warm in [*idle.values(), *([claimed] if claimed else [])]:
+            self._stop_warm(warm)
+
+    def _stop_warm(self, warm: Warm) -> None:
+        if warm.proc.poll() is None:  # once reaped, its pid may be another's
+            _signal_group(warm.proc, signal.SIGKILL)  # it has only imported
+        warm.proc.wait()
+        if warm.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                warm.proc.stdin.close()
+        with self.lock:
+            self.procs.discard(warm.proc)
 
     def _execute(self, job: Job) -> Outcome:
         """Run one task (in a worker thread): stage inputs, run, collect outputs."""
@@ -621,9 +624,7 @@ class Run(Plan):
                 self.ran_warm.add(job.task)
         else:
             if warm is not None:  # it died importing: the task starts cold
-                with self.lock:
-                    self.claimed[job.task] = warm
-                self._discard_warm(job.task)
+                self._stop_warm(warm)
             # Own session: Ctrl-C reaches the runner, which then kills whole process groups.
             proc = subprocess.Popen(
                 job.command,

@@ -469,7 +469,9 @@ def speed_section(speed: dict[str, Any]) -> str:
     out.append(
         "\nThe first rows send one request at a time over a keep-alive connection. The "
         "client rows run 1, 4, 8 and 16 threads, each sending single-text requests one after "
-        "another for a few seconds; req/s is over the wall time. The server gathers "
+        "another; the four counts take turns, four rounds of a second each, so that each "
+        "samples the same stretch of a shared machine's drifting speed. req/s is requests "
+        "over the wall time. The server (uvicorn's httptools protocol) gathers "
         "concurrent requests into one signature call (`textcnn.batcher`, "
         "`--max_batch_size 32 --max_latency_ms 1`); the `no batching` rows are the same "
         "server with `--max_batch_size 1`, measured in the same run. The in-process "

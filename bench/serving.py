@@ -10,8 +10,9 @@ The model is --model_dir, else the `model` artifact of the last local run
 one. The server runs as `python -m textcnn.serving` in its own process on a free
 loopback port (as in a pod). First requests go one at a time over a keep-alive
 connection; then 1, 4, 8 and 16 concurrent clients each send single-text V1 requests one
-after another for --seconds, against the server with its default batching and with
-batching off (`--max_batch_size 1`), the baseline of the same run.
+after another for --seconds in all (taking turns, in rounds), against the server with its
+default batching and with batching off (`--max_batch_size 1`), the baseline of the same
+run.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ LAST_RUN = Path("runs/latest/run.json")
 BATCH = 32
 WARM_UP = 10
 CLIENTS = (1, 4, 8, 16)
+ROUNDS = 4  # turns each number of clients takes (see clients_rows)
 
 
 def untrained_model(base: Path) -> tuple[Path, list[str]]:
@@ -142,13 +144,24 @@ def concurrent(
 def clients_rows(
     url: str, texts: list[str], seconds: float, suffix: str, rates: dict[str, float]
 ) -> list[tuple[str, int, np.ndarray]]:
-    """A row per number of CLIENTS; each row's requests per second go into `rates`."""
+    """A row per number of CLIENTS; each row's requests per second go into `rates`.
+
+    The counts take turns, ROUNDS times `seconds / ROUNDS` each, in an order that reverses
+    every round: a shared machine's speed drifts over seconds, and the ratios between the
+    rows are the figures that matter, so each count samples the same stretch of time."""
+    latencies: dict[int, list[np.ndarray]] = {clients: [] for clients in CLIENTS}
+    walls = dict.fromkeys(CLIENTS, 0.0)
+    for round_ in range(ROUNDS):
+        for clients in CLIENTS if round_ % 2 == 0 else CLIENTS[::-1]:
+            each, rate = concurrent(url, texts, clients, seconds / ROUNDS)
+            latencies[clients].append(each)
+            walls[clients] += len(each) / rate
     rows = []
     for clients in CLIENTS:
-        latencies, rate = concurrent(url, texts, clients, seconds)
         name = f"HTTP V1, 1 text, {clients} clients{suffix}"
-        rows.append((name, 1, latencies))
-        rates[name] = rate
+        every = np.concatenate(latencies[clients])
+        rows.append((name, 1, every))
+        rates[name] = len(every) / walls[clients]
     return rows
 
 
@@ -195,7 +208,10 @@ def main() -> int:
     parser.add_argument("--singles", type=int, default=300, help="single-text requests")
     parser.add_argument("--batches", type=int, default=100, help=f"{BATCH}-text requests")
     parser.add_argument(
-        "--seconds", type=float, default=3.0, help="length of each concurrent-clients run"
+        "--seconds",
+        type=float,
+        default=4.0,
+        help="time each number of concurrent clients runs, over all its rounds",
     )
     args = parser.parse_args()
     rng = random.Random(0)

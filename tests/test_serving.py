@@ -400,6 +400,22 @@ def _closed_within(conn: socket.socket, seconds: float) -> bytes:
     return received
 
 
+def _response(conn: socket.socket) -> bytes:
+    """One whole response (headers and a content-length body) from `conn`."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += conn.recv(4096)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += conn.recv(4096)
+    return head + b"\r\n\r\n" + body
+
+
 def test_stalled_connections_are_closed_and_the_server_keeps_serving(
     model_dirs: dict[str, Path],
 ) -> None:
@@ -416,6 +432,15 @@ def test_stalled_connections_are_closed_and_the_server_keeps_serving(
             b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
             b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
         )
+        # A kept-alive connection whose second request stalls in its headers.
+        body = b'{"instances": ["awful"]}'
+        second = socket.create_connection(address)
+        second.sendall(
+            b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        assert _response(second).startswith(b"HTTP/1.1 200 ")
+        second.sendall(b"POST /v1/models/toy:predict HTTP/1.1\r\n")
         start = time.monotonic()
         # Meanwhile the server answers others.
         assert v1(server.url, {"instances": ["awful"]}).status_code == 200
@@ -425,8 +450,10 @@ def test_stalled_connections_are_closed_and_the_server_keeps_serving(
         assert answer.startswith(b"HTTP/1.1 408 ") and b'"error"' in answer
         answer = _closed_within(slow_body, 5)
         assert answer.startswith(b"HTTP/1.1 408 ") and b"request" in answer
+        answer = _closed_within(second, 5)
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"headers" in answer
         assert time.monotonic() - start < 5
-        for c in (*silent, partial, slow_body):
+        for c in (*silent, partial, slow_body, second):
             c.close()
         assert v1(server.url, {"instances": ["awful"]}).json()["predictions"][0]["label"] == "neg"
 

@@ -3,10 +3,13 @@
 uvicorn (0.30) closes a kept-alive connection after `timeout_keep_alive` of silence
 between requests, but sets no deadline on a request itself: a client that connects and
 sends nothing, or trickles its headers or body, holds a connection (and a file
-descriptor) for ever. `TimedH11Protocol` adds two: the request's headers must arrive
-within `header_s` of its first byte (or of the connection), the whole request within
-`request_s`. A request that misses one is answered 408 with a JSON error, where one
-began, and its connection is closed; the server goes on serving the others.
+descriptor) for ever. `TimedHttpToolsProtocol` adds two: the request's headers must
+arrive within `header_s` of its first byte (or of the connection), the whole request
+within `request_s`. A request that misses one is answered 408 with a JSON error, where
+one began, and its connection is closed; the server goes on serving the others.
+
+It is uvicorn's httptools protocol (the C parser KServe's own server runs on), not its
+pure-Python h11 one: under load the server's one event-loop thread is its bottleneck.
 """
 
 from __future__ import annotations
@@ -16,9 +19,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 @dataclass(frozen=True)
@@ -40,48 +42,52 @@ def _timeout_response(what: str) -> bytes:
     return head.encode() + body
 
 
-class TimedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with header and request deadlines (see the module)."""
+class TimedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header and request deadlines (see the module)."""
 
     timeouts = DEFAULTS
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._receiving = False  # between a request's first byte and its last
         super().connection_made(transport)
-        self._arm()
+        self._arm()  # a connection that never sends a byte
 
     def _arm(self) -> None:
         for what, seconds in (
             ("headers", self.timeouts.header_s),
             ("request", self.timeouts.request_s),
         ):
-            self._timers[what] = self.loop.call_later(seconds, self._expire, what)
+            if what not in self._timers:
+                self._timers[what] = self.loop.call_later(seconds, self._expire, what)
 
     def _cancel(self, *which: str) -> None:
         for what in which:
             if (timer := self._timers.pop(what, None)) is not None:
                 timer.cancel()
 
-    def data_received(self, data: bytes) -> None:
-        if self.conn.their_state is h11.IDLE and not self._timers:  # a next request begins
-            self._arm()
-        super().data_received(data)
+    # The parser's callbacks, at a request's first byte, its headers' end and its end.
+    def on_message_begin(self) -> None:
+        self._receiving = True
+        self._arm()
+        super().on_message_begin()
 
-    def handle_events(self) -> None:
-        super().handle_events()
-        state = self.conn.their_state
-        if state is not h11.IDLE:
-            self._cancel("headers")
-        if state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR):
-            self._cancel("request")
+    def on_headers_complete(self) -> None:
+        self._cancel("headers")
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._receiving = False
+        self._cancel("headers", "request")
+        super().on_message_complete()
 
     def _expire(self, what: str) -> None:
         self._timers.pop(what, None)
         if self.transport.is_closing():
             return
-        began = self.conn.their_state is not h11.IDLE or bool(self.conn.trailing_data[0])
-        started = self.cycle is not None and self.cycle.response_started
-        if began and not started:
+        cycle = self.cycle  # the last request's, until this one's headers are in
+        answering = cycle is not None and cycle.response_started and not cycle.response_complete
+        if self._receiving and not answering:
             self.transport.write(_timeout_response(what))
         self._cancel("headers", "request")
         self.transport.close()
@@ -92,8 +98,8 @@ class TimedH11Protocol(H11Protocol):
 
 
 def server_config(app: Any, timeouts: Timeouts = DEFAULTS, **options: Any) -> uvicorn.Config:
-    """uvicorn's config for `app` over `TimedH11Protocol` with these timeouts."""
-    protocol = type("TimedH11Protocol", (TimedH11Protocol,), {"timeouts": timeouts})
+    """uvicorn's config for `app` over `TimedHttpToolsProtocol` with these timeouts."""
+    protocol = type("TimedHttpToolsProtocol", (TimedHttpToolsProtocol,), {"timeouts": timeouts})
     return uvicorn.Config(
         app,
         http=protocol,

@@ -97,6 +97,25 @@ def test_under_load_a_batch_waits_up_to_max_latency_for_more() -> None:
     assert model.calls == [["a"], ["b", "c", "d"]]
 
 
+def test_requests_that_waited_max_latency_while_the_model_ran_go_at_once() -> None:
+    model = Model()
+    batcher = Batcher(model, max_batch_size=32, max_latency_ms=100)
+
+    async def scenario() -> None:
+        model.release.clear()
+        first = asyncio.create_task(batcher.submit(["a"]))
+        await asyncio.sleep(0.05)
+        queued = [asyncio.create_task(batcher.submit([t])) for t in ("b", "c")]
+        await asyncio.sleep(0.2)  # "b" and "c" wait out max_latency_ms behind "a"
+        model.release.set()
+        await asyncio.sleep(0.05)
+        late = asyncio.create_task(batcher.submit(["d"]))  # their batch has gone
+        await asyncio.gather(first, *queued, late)
+
+    asyncio.run(scenario())
+    assert model.calls == [["a"], ["b", "c"], ["d"]]
+
+
 def test_a_failing_call_fails_its_requests_and_the_next_ones_are_served() -> None:
     model = Model()
     batcher = Batcher(model, max_batch_size=8, max_latency_ms=1)

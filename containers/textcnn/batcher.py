@@ -4,8 +4,9 @@ The model runs off the event loop (in a worker thread; TensorFlow releases the G
 the server parses the next requests while a batch runs, and those queue up. When the
 model is free, the next batch takes every queued text, up to `max_batch_size`. A lone
 request on an idle server runs at once; when several were waiting (the server is under
-load), the batch waits up to `max_latency_ms` after its first text for more, as KServe's
-batcher does. A request's texts stay together, and each gets its own rows back (a
+load), the batch waits for more until its first request has waited `max_latency_ms`
+since it arrived, as KServe's batcher does. Requests that queued that long while the
+model ran go at once: under load the model never idles waiting for company. A request's texts stay together, and each gets its own rows back (a
 request larger than `max_batch_size` runs alone). When a call fails, each of its requests
 is run alone, so one request's fault answers only that request with the error.
 """
@@ -18,6 +19,9 @@ from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 R = TypeVar("R")
+# A request waiting for its batch: its texts, the future of their results, and the
+# event-loop time it arrived.
+Request = tuple[list[str], asyncio.Future[list[R]], float]
 
 
 class Batcher(Generic[R]):
@@ -32,8 +36,8 @@ class Batcher(Generic[R]):
             raise ValueError("max_batch_size must be >= 1 and max_latency_ms >= 0")
         self.infer, self.max_batch_size = infer, max_batch_size
         self.max_latency_s = max_latency_ms / 1000
-        self.queue: asyncio.Queue[tuple[list[str], asyncio.Future[list[R]]]] | None = None
-        self.carried: tuple[list[str], asyncio.Future[list[R]]] | None = None
+        self.queue: asyncio.Queue[Request[R]] | None = None
+        self.carried: Request[R] | None = None
         self.worker: asyncio.Task[None] | None = None
         self.sizes: Counter[int] = Counter()  # model calls by texts per call
 
@@ -48,17 +52,17 @@ class Batcher(Generic[R]):
             self.worker.add_done_callback(self._ended)
         assert self.queue is not None
         future: asyncio.Future[list[R]] = loop.create_future()
-        await self.queue.put((texts, future))
+        await self.queue.put((texts, future, loop.time()))
         return await future
 
-    async def _next_batch(self) -> list[tuple[list[str], asyncio.Future[list[R]]]]:
+    async def _next_batch(self) -> list[Request[R]]:
         assert self.queue is not None
         loop = asyncio.get_running_loop()
         first = self.carried or await self.queue.get()
         self.carried = None
         batch, size = [first], len(first[0])
         waiting = not self.queue.empty()  # others are queued: the server is under load
-        deadline = loop.time() + self.max_latency_s
+        deadline = first[2] + self.max_latency_s  # from when the first request arrived
         while size < self.max_batch_size:
             if self.queue.empty():
                 remaining = deadline - loop.time()
@@ -84,7 +88,7 @@ class Batcher(Generic[R]):
         waiting = [self.carried] if self.carried else []
         while not self.queue.empty():
             waiting.append(self.queue.get_nowait())
-        for _, future in waiting:
+        for _, future, _ in waiting:
             if not future.done():
                 future.set_exception(RuntimeError(f"the batcher stopped: {worker.exception()}"))
 
@@ -99,7 +103,7 @@ class Batcher(Generic[R]):
         while True:
             batch = [
                 (request, future)
-                for request, future in await self._next_batch()
+                for request, future, _ in await self._next_batch()
                 if not future.done()  # a client that went away cancelled its future
             ]
             if not batch:

@@ -416,10 +416,17 @@ def _response(conn: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
+def _predict_request(body: bytes = b'{"instances": ["awful"]}') -> bytes:
+    return (
+        b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
 def test_stalled_connections_are_closed_and_the_server_keeps_serving(
     model_dirs: dict[str, Path],
 ) -> None:
-    timeouts = Timeouts(header_s=0.5, request_s=1.0, keep_alive_s=1.0)
+    timeouts = Timeouts(header_s=0.5, request_s=1.0, keep_alive_s=2.0)
     app = build_app(load_model(model_dirs["toy"], "toy"))
     with LocalServer(app, timeouts=timeouts) as server:
         host, port = server.url.removeprefix("http://").split(":")
@@ -428,32 +435,36 @@ def test_stalled_connections_are_closed_and_the_server_keeps_serving(
         partial = socket.create_connection(address)
         partial.sendall(b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n")  # no end
         slow_body = socket.create_connection(address)
-        slow_body.sendall(
-            b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
-        )
-        # A kept-alive connection whose second request stalls in its headers.
-        body = b'{"instances": ["awful"]}'
-        second = socket.create_connection(address)
-        second.sendall(
-            b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
-            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-        )
-        assert _response(second).startswith(b"HTTP/1.1 200 ")
+        slow_body.sendall(_predict_request(b"{" + b" " * 99)[:-99])  # 1 byte of 100
+        # Kept-alive connections after one request: the second stalls in its headers;
+        # one sends only the CRLFs a parser skips; one stays idle, healthy, past request_s.
+        second, crlf, idle = (socket.create_connection(address) for _ in range(3))
+        for c in (second, crlf, idle):
+            c.sendall(_predict_request())
+            assert _response(c).startswith(b"HTTP/1.1 200 ")
         second.sendall(b"POST /v1/models/toy:predict HTTP/1.1\r\n")
+        crlf.sendall(b"\r\n\r\n")
+        # Answered 413 before its body is read; the rest of the body never comes.
+        too_big = socket.create_connection(address)
+        too_big.sendall(_predict_request(b"{" + b" " * (2 << 20))[: -(2 << 20)])
         start = time.monotonic()
         # Meanwhile the server answers others.
         assert v1(server.url, {"instances": ["awful"]}).status_code == 200
 
         assert all(_closed_within(c, 5) == b"" for c in silent)  # closed, no answer
         answer = _closed_within(partial, 5)
-        assert answer.startswith(b"HTTP/1.1 408 ") and b'"error"' in answer
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"headers not received" in answer
         answer = _closed_within(slow_body, 5)
-        assert answer.startswith(b"HTTP/1.1 408 ") and b"request" in answer
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"request not received" in answer
         answer = _closed_within(second, 5)
-        assert answer.startswith(b"HTTP/1.1 408 ") and b"headers" in answer
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"headers not received" in answer
+        assert _closed_within(crlf, 5) == b""
+        answer = _closed_within(too_big, 5)  # one answer to one request: no 408 after it
+        assert answer.startswith(b"HTTP/1.1 413 ") and answer.count(b"HTTP/1.1 ") == 1
         assert time.monotonic() - start < 5
-        for c in (*silent, partial, slow_body, second):
+        idle.sendall(_predict_request())  # idle for longer than request_s: still served
+        assert _response(idle).startswith(b"HTTP/1.1 200 ")
+        for c in (*silent, partial, slow_body, second, crlf, too_big, idle):
             c.close()
         assert v1(server.url, {"instances": ["awful"]}).json()["predictions"][0]["label"] == "neg"
 

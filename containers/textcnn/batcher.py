@@ -6,9 +6,10 @@ model is free, the next batch takes every queued text, up to `max_batch_size`. A
 request on an idle server runs at once; when several were waiting (the server is under
 load), the batch waits for more until its first request has waited `max_latency_ms`
 since it arrived, as KServe's batcher does. Requests that queued that long while the
-model ran go at once: under load the model never idles waiting for company. A request's texts stay together, and each gets its own rows back (a
-request larger than `max_batch_size` runs alone). When a call fails, each of its requests
-is run alone, so one request's fault answers only that request with the error.
+model ran go at once: under load the model never idles waiting for company. A request's
+texts stay together, and each gets its own rows back (a request larger than
+`max_batch_size` runs alone). When a call fails, each of its requests is run alone, so
+one request's fault answers only that request with the error.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 
 @dataclass(frozen=True)
@@ -50,31 +50,42 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._receiving = False  # between a request's first byte and its last
+        self._request_cycle: RequestResponseCycle | None = None  # once its headers are in
         super().connection_made(transport)
         self._arm()  # a connection that never sends a byte
 
     def _arm(self) -> None:
-        for what, seconds in (
-            ("headers", self.timeouts.header_s),
-            ("request", self.timeouts.request_s),
-        ):
+        for what in ("headers", "request"):
             if what not in self._timers:
-                self._timers[what] = self.loop.call_later(seconds, self._expire, what)
+                self._start(what)
+
+    def _start(self, what: str) -> None:
+        seconds = self.timeouts.header_s if what == "headers" else self.timeouts.request_s
+        self._timers[what] = self.loop.call_later(seconds, self._expire, what)
 
     def _cancel(self, *which: str) -> None:
         for what in which:
             if (timer := self._timers.pop(what, None)) is not None:
                 timer.cancel()
 
+    def data_received(self, data: bytes) -> None:
+        idle = self.cycle is None or (self.cycle.response_complete and not self.pipeline)
+        if idle and not self._receiving and not self._timers:
+            # Bytes between requests (a request, or CRLFs the parser skips without a
+            # callback): uvicorn has just dropped its keep-alive timer, so arm ours.
+            self._arm()
+        super().data_received(data)
+
     # The parser's callbacks, at a request's first byte, its headers' end and its end.
     def on_message_begin(self) -> None:
-        self._receiving = True
+        self._receiving, self._request_cycle = True, None
         self._arm()
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
         self._cancel("headers")
         super().on_headers_complete()
+        self._request_cycle = self.cycle
 
     def on_message_complete(self) -> None:
         self._receiving = False
@@ -85,9 +96,11 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         self._timers.pop(what, None)
         if self.transport.is_closing():
             return
-        cycle = self.cycle  # the last request's, until this one's headers are in
-        answering = cycle is not None and cycle.response_started and not cycle.response_complete
-        if self._receiving and not answering:
+        if self.pipeline:  # queued behind a response still running: uvicorn is not reading
+            self._start(what)  # its time starts again
+            return
+        answered = self._request_cycle is not None and self._request_cycle.response_started
+        if self._receiving and not answered:  # e.g. an early 413 was its answer
             self.transport.write(_timeout_response(what))
         self._cancel("headers", "request")
         self.transport.close()

@@ -1,4 +1,4 @@
-"""The local KServe stand-in: admission checks, and a model that fails to load."""
+"""The local KServe stand-in: admission checks, the batcher, and a model that fails to load."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import requests
 from helpers import save_toy
 from helpers import stand_in_context as context
 
-from textcnn import metadata, registry
+from textcnn import metadata, registry, serving
 from textcnn.errors import FinalError
 from workflows.dag import templates
 from workflows.dag.inference_service import build_inference_service, inference_service_yaml
@@ -32,6 +32,25 @@ def test_an_invalid_service_is_rejected_and_nothing_is_served(tmp_path: Path) ->
     kserve = LocalKServe()
     with pytest.raises(WorkflowError, match="canaryTrafficPercent"):
         kserve.apply(context(tmp_path, manifest(str(tmp_path), canaryTrafficPercent=150)))
+    assert kserve.servers == []
+
+
+@pytest.mark.usefixtures("no_orphans")
+def test_the_services_batcher_limits_reach_its_model_server(tmp_path: Path) -> None:
+    """KServe's batcher sidecar is played by the server's own batching, with its limits."""
+    model = save_toy(tmp_path / "model" / "1").parent
+    kserve = LocalKServe()
+    try:
+        kserve.apply(
+            context(tmp_path, manifest(str(model), batcher={"maxBatchSize": 3, "maxLatency": 7}))
+        )
+        (server,) = kserve.servers
+        command = [str(a) for a in server.proc.args]  # type: ignore[union-attr]
+        assert command[1:3] == ["-m", "textcnn.serving"]
+        args = serving.build_parser().parse_args(command[3:])
+        assert (args.max_batch_size, args.max_latency_ms) == (3, 7.0)
+    finally:
+        kserve.stop()
     assert kserve.servers == []
 
 

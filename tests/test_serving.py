@@ -469,6 +469,32 @@ def test_stalled_connections_are_closed_and_the_server_keeps_serving(
         assert v1(server.url, {"instances": ["awful"]}).json()["predictions"][0]["label"] == "neg"
 
 
+def test_a_request_pipelined_behind_a_slow_answer_keeps_its_time_and_that_answer(
+    model_dirs: dict[str, Path],
+) -> None:
+    """HTTP/1.1 pipelining: while an answer runs, uvicorn reads no further, so the next
+    request's deadline waits its turn; the answer in flight is never cut off by it."""
+    timeouts = Timeouts(header_s=0.5, request_s=1.0, keep_alive_s=2.0)
+    model = load_model(model_dirs["toy"], "toy")
+    infer = model.batcher.infer
+
+    def slow(texts: list[str]) -> list[tuple[str, np.ndarray]]:
+        time.sleep(2.5)  # longer than request_s
+        return list(infer(texts))
+
+    model.batcher.infer = slow
+    with LocalServer(build_app(model), timeouts=timeouts) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        conn = socket.create_connection((host, int(port)))
+        # A whole request, then the next one's headers and 1 byte of its 100-byte body.
+        conn.sendall(_predict_request() + _predict_request(b"{" + b" " * 99)[:-99])
+        answers = _closed_within(conn, 10)
+        conn.close()
+    first, _, second = answers.partition(b"HTTP/1.1 408 ")
+    assert first.startswith(b"HTTP/1.1 200 ") and b'"label":"neg"' in first, answers
+    assert b"request not received" in second, answers
+
+
 def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(
     model_dirs: dict[str, Path],
 ) -> None:

@@ -416,6 +416,15 @@ def _response(conn: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
+# Deadlines short enough to watch expire in a test.
+SHORT_TIMEOUTS = Timeouts(header_s=0.5, request_s=1.0, keep_alive_s=2.0)
+
+
+def _address(server: LocalServer) -> tuple[str, int]:
+    host, port = server.url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
 def _predict_request(body: bytes = b'{"instances": ["awful"]}') -> bytes:
     return (
         b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
@@ -426,11 +435,9 @@ def _predict_request(body: bytes = b'{"instances": ["awful"]}') -> bytes:
 def test_stalled_connections_are_closed_and_the_server_keeps_serving(
     model_dirs: dict[str, Path],
 ) -> None:
-    timeouts = Timeouts(header_s=0.5, request_s=1.0, keep_alive_s=2.0)
     app = build_app(load_model(model_dirs["toy"], "toy"))
-    with LocalServer(app, timeouts=timeouts) as server:
-        host, port = server.url.removeprefix("http://").split(":")
-        address = (host, int(port))
+    with LocalServer(app, timeouts=SHORT_TIMEOUTS) as server:
+        address = _address(server)
         silent = [socket.create_connection(address) for _ in range(50)]  # send nothing
         partial = socket.create_connection(address)
         partial.sendall(b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n")  # no end
@@ -474,7 +481,6 @@ def test_a_request_pipelined_behind_a_slow_answer_keeps_its_time_and_that_answer
 ) -> None:
     """HTTP/1.1 pipelining: while an answer runs, uvicorn reads no further, so the next
     request's deadline waits its turn; the answer in flight is never cut off by it."""
-    timeouts = Timeouts(header_s=0.5, request_s=1.0, keep_alive_s=2.0)
     model = load_model(model_dirs["toy"], "toy")
     infer = model.batcher.infer
 
@@ -483,9 +489,8 @@ def test_a_request_pipelined_behind_a_slow_answer_keeps_its_time_and_that_answer
         return list(infer(texts))
 
     model.batcher.infer = slow
-    with LocalServer(build_app(model), timeouts=timeouts) as server:
-        host, port = server.url.removeprefix("http://").split(":")
-        conn = socket.create_connection((host, int(port)))
+    with LocalServer(build_app(model), timeouts=SHORT_TIMEOUTS) as server:
+        conn = socket.create_connection(_address(server))
         # A whole request, then the next one's headers and 1 byte of its 100-byte body.
         conn.sendall(_predict_request() + _predict_request(b"{" + b" " * 99)[:-99])
         answers = _closed_within(conn, 10)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from helpers import REPO, FakeApiServer, children
+from helpers import NEW_CUES, OLD_CUES, REPO, ClusterNetwork, FakeApiServer, children, save_toy
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -149,13 +149,17 @@ def gcs_root(gcs_emulator: str) -> str:
 @pytest.fixture
 def kube_api(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[[list[dict[str, Any]]], FakeApiServer]]:
-    """Start a FakeApiServer over the given objects, with a kubeconfig (token `t0ken`)
-    pointing at it, as a step sees it outside a pod."""
+) -> Iterator[Callable[..., FakeApiServer]]:
+    """Start a FakeApiServer over the given objects (and their sequences after each
+    patch), with a kubeconfig (token `t0ken`) pointing at it, as a step sees it outside a
+    pod."""
     servers: list[FakeApiServer] = []
 
-    def start(objects: list[dict[str, Any]]) -> FakeApiServer:
-        server = FakeApiServer(objects)
+    def start(
+        objects: list[dict[str, Any]] | dict[str, list[dict[str, Any]]],
+        after_patches: Sequence[dict[str, list[dict[str, Any]]]] = (),
+    ) -> FakeApiServer:
+        server = FakeApiServer(objects, after_patches)
         servers.append(server)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         kubeconfig = tmp_path / "kubeconfig"
@@ -184,6 +188,49 @@ def kube_api(
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def toy_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The SavedModel base folders (`<name>/1/`) of the toy models OLD and NEW."""
+    root = tmp_path_factory.mktemp("toy-models")
+    return {
+        "old": save_toy(root / "old" / "1", OLD_CUES).parent,
+        "new": save_toy(root / "new" / "1", NEW_CUES).parent,
+    }
+
+
+@pytest.fixture(scope="session")
+def toy_servers(toy_models: dict[str, Path]) -> Iterator[dict[str, str]]:
+    """OLD and NEW served on loopback as the model `textcnn`: their URLs."""
+    from textcnn.serving import LocalServer, build_app, load_model
+
+    with (
+        LocalServer(build_app(load_model(toy_models["old"], "textcnn"))) as old,
+        LocalServer(build_app(load_model(toy_models["new"], "textcnn"))) as new,
+    ):
+        yield {"old": old.url, "new": new.url}
+
+
+@pytest.fixture
+def network(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[[dict[str, str]], ClusterNetwork]]:
+    """The cluster's names for the step's HTTP requests (HTTP_PROXY), loopback direct."""
+    started: list[ClusterNetwork] = []
+
+    def start(routes: dict[str, str]) -> ClusterNetwork:
+        proxy = ClusterNetwork(routes)
+        started.append(proxy)
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.shutdown()
+        proxy.server_close()
 
 
 @pytest.fixture(scope="session")

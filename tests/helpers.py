@@ -19,11 +19,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import tensorflow as tf
@@ -153,23 +154,110 @@ def run_train(inputs: Inputs, out: Path, **overrides: int) -> dict[str, float | 
 
 
 class FakeApiServer(ThreadingHTTPServer):
-    """Kubernetes API stand-in on loopback: replays recorded objects, one per GET, and
-    keeps each request's path and Authorization header."""
+    """Kubernetes API stand-in on loopback that replays recorded objects.
 
-    def __init__(self, objects: list[dict[str, Any]]) -> None:
+    `objects` is a list served for any path, or sequences by path (404 for other paths);
+    each GET of a path returns the next object of its sequence, the last one from then on.
+    Each PATCH is recorded, answered with the path's current object, and switches the
+    sequences to those of the next entry of `after_patches` (what the controllers write
+    after that change). Every GET's path and Authorization header is kept."""
+
+    def __init__(
+        self,
+        objects: list[dict[str, Any]] | dict[str, list[dict[str, Any]]],
+        after_patches: Sequence[dict[str, list[dict[str, Any]]]] = (),
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _ReplayHandler)
-        self.objects = objects
+        self.objects = objects if isinstance(objects, dict) else {"": objects}
+        self.after_patches = list(after_patches)
+        self.served: dict[str, int] = {}  # GETs served by path, since the last PATCH
         self.requests: list[tuple[str, str | None]] = []
+        self.patches: list[tuple[str, dict[str, Any], str | None]] = []  # path, body, type
+
+    def current(self, path: str) -> dict[str, Any] | None:
+        sequence = self.objects.get(path, self.objects.get(""))
+        if not sequence:
+            return None
+        return sequence[min(self.served.get(path, 1), len(sequence)) - 1]
+
+    def gets(self, path: str) -> int:
+        return sum(1 for p, _ in self.requests if p == path)
 
 
 class _ReplayHandler(BaseHTTPRequestHandler):
     server: FakeApiServer
 
-    def do_GET(self) -> None:
-        self.server.requests.append((self.path, self.headers.get("Authorization")))
-        obj = self.server.objects[min(len(self.server.requests), len(self.server.objects)) - 1]
+    def _answer(self, obj: dict[str, Any] | None) -> None:
+        if obj is None:
+            code, obj = (
+                404,
+                {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404},
+            )
+        else:
+            code = 200
         payload = json.dumps(obj).encode()
-        self.send_response(200)
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        server = self.server
+        server.requests.append((self.path, self.headers.get("Authorization")))
+        server.served[self.path] = server.served.get(self.path, 0) + 1
+        self._answer(server.current(self.path))
+
+    def do_PATCH(self) -> None:
+        server = self.server
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        server.patches.append((self.path, body, self.headers.get("Content-Type")))
+        if server.after_patches:
+            server.objects = {**server.objects, **server.after_patches.pop(0)}
+            server.served = {}
+        self._answer(server.current(self.path))
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+class ClusterNetwork(ThreadingHTTPServer):
+    """The cluster's DNS and gateway for a test: an HTTP proxy on loopback (give it to a
+    process as HTTP_PROXY) that sends a request for a cluster host to the loopback server
+    `routes` names, and answers 502 for any other host, as an unresolvable name fails.
+    Keeps each request's host."""
+
+    def __init__(self, routes: dict[str, str]) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.routes = routes
+        self.hosts: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    server: ClusterNetwork
+
+    def do_POST(self) -> None:
+        import requests
+
+        target = urlsplit(self.path)  # a proxy's request line holds the absolute URL
+        host = target.hostname or ""
+        self.server.hosts.append(host)
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if host not in self.server.routes:
+            code, payload = 502, f"no route to {host}".encode()
+        else:
+            answer = requests.post(
+                f"{self.server.routes[host]}{target.path}",
+                data=body,
+                headers={"Content-Type": self.headers.get("Content-Type", "")},
+                timeout=30,
+            )
+            code, payload = answer.status_code, answer.content
+        self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -275,6 +363,12 @@ def run_pipeline(out: Path, *options: str) -> subprocess.CompletedProcess[str]:
 
 
 TOY_CUES = {"neg": ["bad", "awful"], "pos": ["good", "great"]}
+# The deploy tests' two models, which answer differently: OLD serves, NEW is the candidate.
+OLD_CUES = {"neg": ["bad", "awful", "dull"], "pos": ["good", "great", "funny"]}
+NEW_CUES = {
+    "neg": ["bad", "awful", "dull", "predictable", "long"],
+    "pos": ["good", "great", "funny", "moving", "beautifully"],
+}
 
 
 class ToyClassifier(tf.Module):

@@ -1,43 +1,44 @@
-"""deploy-wait: readiness decisions over recorded InferenceService objects, the smoke test
-against a real local model server, and the whole step through the kubernetes client.
+"""deploy-wait: the rollout judged from what serves the predictor, the smoke test against
+the candidate's own answers, and the whole step through the kubernetes client.
 
-The objects in fixtures/isvc/ are KServe 0.15 InferenceServices (Serverless mode, the
-project's custom predictor) at the moments that matter when generation 2 replaces a
-serving generation 1: no status yet, the old generation still Ready, the new revision
-rolling out, ready, and the new model failing to load; plus one ready TF Serving
-predictor in RawDeployment mode.
+The step tests replay object sequences written as KServe, Knative and the Deployment
+controller write them (tests/upstream.py names the upstream code of each), against a
+FakeApiServer, and reach the cluster-local addresses through `ClusterNetwork`, which routes
+cluster host names to local model servers of two toy models: OLD (serving before) and NEW
+(the candidate), which answer differently.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import helpers
 import pytest
-from helpers import FakeApiServer
+import upstream
+from helpers import ClusterNetwork, FakeApiServer
+from upstream import DEPLOYMENT_PATH, ISVC_PATH, KSVC_PATH, NEW, OLD
 
 from textcnn import metadata, registry
+from textcnn.cluster import answers, rollout
 from textcnn.cluster import inference_service as deploy
-from textcnn.cluster.inference_service import check_predictions, isvc_status, smoke_test, wait_ready
-from textcnn.errors import InputError
-from textcnn.export import export_serving_model
-from textcnn.model import ModelConfig, build_model
-from textcnn.serving import LocalServer, build_app, load_model
+from textcnn.errors import FinalError
 from textcnn.steps import deploy_wait
 from workflows.checks.admission import validate_inference_service
 
 pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
 
 FIXTURES = Path(__file__).parent / "fixtures" / "isvc"
-CLUSTER_URL = "http://textcnn.textcnn.svc.cluster.local"
-CLASSES = ["negative", "positive"]
-
+KEY = f"{upstream.NAMESPACE}/{upstream.NAME}"
+RAW_HOST = f"{upstream.PREDICTOR}.{upstream.NAMESPACE}.svc.cluster.local"
+SERVERLESS_HOST = f"{upstream.NAME}.{upstream.NAMESPACE}.svc.cluster.local"
+LATEST_HOST = f"latest-{upstream.PREDICTOR}.{upstream.NAMESPACE}.svc.cluster.local"
 
 recorded = functools.partial(helpers.recorded, "isvc")
-replay = functools.partial(helpers.replay, "isvc")
 
 
 @pytest.mark.parametrize("fixture", sorted(p.stem for p in FIXTURES.glob("*.json")))
@@ -45,80 +46,60 @@ def test_recorded_objects_are_valid_inference_services(fixture: str) -> None:
     assert validate_inference_service(recorded(fixture)) == []
 
 
-@pytest.mark.parametrize(
-    ("fixture", "generation", "state", "words"),
-    [
-        ("no-status", 1, "waiting", "no status yet"),
-        ("stale-ready", 2, "waiting", "status is for generation 1"),
-        ("stale-ready", 1, "ready", CLUSTER_URL),  # the same object, judged for its own spec
-        ("rolling-out", 2, "waiting", "RevisionMissing"),
-        ("failed-to-load", 2, "failed", "no saved_model.pb"),
-        ("ready", 2, "ready", CLUSTER_URL),
-        ("ready", 3, "waiting", "not yet for generation 3"),
-        # RawDeployment, KServe's TF Serving runtime: no Knative revisions.
-        ("ready-raw-tensorflow", 1, "ready", "http://textcnn-predictor.textcnn.svc.cluster.local"),
-    ],
-)
-def test_isvc_status_of_recorded_objects(
-    fixture: str, generation: int, state: str, words: str
-) -> None:
-    got_state, detail = isvc_status(recorded(fixture), generation)
-    assert got_state == state
-    assert words in detail
+def test_upstream_sequences_are_valid_inference_services() -> None:
+    objects = [
+        *(i for i, _ in upstream.rolling_update()),
+        *(i for i, _ in upstream.serverless_rollout()),
+        upstream.canary_split()[0],
+        upstream.first_canary()[0],
+    ]
+    assert all(validate_inference_service(o) == [] for o in objects)
 
 
-def test_failure_names_reason_and_exit_code() -> None:
-    _, detail = isvc_status(recorded("failed-to-load"), 2)
-    assert "ModelLoadFailed" in detail and "exitCode 2" in detail
+# --- the rollout, judged as the controllers report it ---------------------------------
 
 
-def test_failed_revision_without_model_status_is_a_failure() -> None:
-    obj = recorded("failed-to-load")
-    del obj["status"]["modelStatus"]
-    state, detail = isvc_status(obj, 2)
-    assert state == "failed" and detail.startswith("RevisionFailed: Revision")
+def test_a_rolling_update_is_rolled_out_only_when_the_old_pod_is_gone() -> None:
+    """The InferenceService says Ready at the Deployment's generation all along; the
+    Deployment, read as `kubectl rollout status` reads it, does not."""
+    frames = upstream.rolling_update()
+    assert all(i["status"]["conditions"][-1]["status"] == "True" for i, _ in frames)
+    states = [rollout.deployment_state(d, NEW) for _, d in frames]
+    assert [s for s, _ in states] == ["waiting"] * 5 + ["rolled-out"]
+    assert f"still for {OLD}, not yet for {NEW}" in states[0][1]
+    assert "waiting for its controller to observe generation 4" in states[1][1]
+    assert all("1 old replicas are pending termination" in d for _, d in states[2:5])
 
 
-def test_ready_with_a_newer_revision_not_ready_is_still_waiting() -> None:
-    obj = recorded("ready")
-    obj["status"]["components"]["predictor"]["latestCreatedRevision"] = "textcnn-predictor-00003"
-    state, detail = isvc_status(obj, 2)
-    assert state == "waiting" and "textcnn-predictor-00003" in detail
+def test_a_deployment_past_its_progress_deadline_has_failed() -> None:
+    _, dep = upstream.never_loads()[-1]
+    state, detail = rollout.deployment_state(dep, NEW)
+    assert state == "failed" and "exceeded its progress deadline" in detail
 
 
-def test_external_url_is_used_without_a_cluster_address() -> None:
-    obj = recorded("ready")
-    del obj["status"]["address"]
-    assert isvc_status(obj, 2) == ("ready", "http://textcnn-textcnn.example.com")
+def test_a_knative_service_is_rolled_out_when_its_latest_revision_is_ready() -> None:
+    states = [rollout.knative_state(k, NEW) for _, k in upstream.serverless_rollout()]
+    assert [s for s, _ in states] == ["waiting", "waiting", "rolled-out"]
+    assert "OutOfDate" in states[0][1]
+    assert "revision textcnn-predictor-00002 is not ready yet" in states[1][1]
+    state, detail = rollout.knative_state(upstream.revision_failed()[1], NEW)
+    assert state == "failed" and "RevisionFailed" in detail and "no saved_model.pb" in detail
 
 
-def test_wait_ready_skips_the_stale_ready_and_returns_the_new_url() -> None:
-    get, seen = replay("stale-ready", "rolling-out", "rolling-out", "ready")
-    assert wait_ready(get, 2, timeout_s=10, poll_s=0) == CLUSTER_URL
-    assert seen == ["stale-ready", "rolling-out", "rolling-out", "ready"]
+def test_the_storage_uri_is_read_from_kserves_annotation_or_the_containers_env() -> None:
+    _, dep = upstream.rolling_update()[-1]
+    assert rollout.template_uri(dep["spec"]["template"]) == NEW
+    del dep["spec"]["template"]["metadata"]["annotations"]
+    assert rollout.template_uri(dep["spec"]["template"]) == NEW  # STORAGE_URI
 
 
-def test_wait_ready_raises_on_a_visible_failure() -> None:
-    get, seen = replay("stale-ready", "rolling-out", "failed-to-load", "ready")
-    with pytest.raises(
-        RuntimeError,
-        match=r"textcnn/textcnn \(generation 2\) failed: "
-        r"model failed to load .*no saved_model\.pb",
-    ):
-        wait_ready(get, 2, timeout_s=10, poll_s=0)
-    assert seen[-1] == "failed-to-load"
+def test_tag_addresses_are_cluster_local_whatever_the_traffic_urls_say() -> None:
+    _, ksvc = upstream.canary_split()
+    assert ksvc["status"]["traffic"][0]["url"].endswith(".example.com")
+    assert rollout.tag_address(ksvc, "latest") == f"http://{LATEST_HOST}"
 
 
-def test_wait_ready_times_out_naming_the_last_state() -> None:
-    get, seen = replay("no-status", "stale-ready", "rolling-out")
-    with pytest.raises(
-        TimeoutError,
-        match=r"textcnn/textcnn not ready for generation 2 after "
-        r"0\.2 s; last seen: Ready is Unknown "
-        r"\(RevisionMissing: Configuration",
-    ):
-        wait_ready(get, 2, timeout_s=0.2, poll_s=0.01)
-    assert len(seen) > 3
+# --- answers ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -149,108 +130,261 @@ def test_wait_ready_times_out_naming_the_last_state() -> None:
         ({"predictions": [{"label": "c", "scores": {"a": 0.5, "b": 0.5}}]}, "not one of"),
     ],
 )
-def test_check_predictions(body: dict, words: str | None) -> None:
+def test_parse_answers(body: dict, words: str | None) -> None:
     if words is None:
-        check_predictions(body, 1)
+        (answer,) = answers.parse(body, 1)
+        assert answer == answers.Answer("positive", {"negative": 0.2, "positive": 0.8})
     else:
         with pytest.raises(RuntimeError, match=words):
-            check_predictions(body, 1)
+            answers.parse(body, 1)
 
 
-@pytest.fixture(scope="module")
-def model_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A local model server over a small (untrained) exported Kim CNN, named `textcnn`."""
-    base = tmp_path_factory.mktemp("model")
-    vocabulary = ["", "[UNK]", "dull", "film", "funny", "long", "moving"]
-    config = ModelConfig(
-        vocab_size=len(vocabulary),
-        max_length=10,
-        num_classes=2,
-        classes=CLASSES,
-        embedding_dim=4,
-        filter_sizes=[2],
-        num_filters=2,
-        num_conv_layers=1,
-        maxpool_strides=2,
-        dropout=0.5,
-        learning_rate=1e-3,
-    )
-    export_serving_model(build_model(config), vocabulary, 10, CLASSES, base)
-    with LocalServer(build_app(load_model(base, "textcnn"))) as server:
-        yield server.url
+def test_an_answer_is_the_candidates_only_with_its_label_and_scores() -> None:
+    want = answers.Answer("pos", {"neg": 0.3, "pos": 0.7})
+    assert answers.same(answers.Answer("pos", {"neg": 0.3004, "pos": 0.6996}), want)
+    assert not answers.same(answers.Answer("pos", {"neg": 0.35, "pos": 0.65}), want)
+    assert not answers.same(answers.Answer("neg", {"neg": 0.3, "pos": 0.7}), want)
+    assert answers.differing([None, want, answers.Answer("neg", want.scores)], [want] * 3) == [2]
 
 
-def test_smoke_test_against_the_local_server(model_url: str) -> None:
-    body = smoke_test(model_url + "/", "textcnn", deploy.SMOKE_TEXTS)
-    assert [set(p["scores"]) for p in body["predictions"]] == [set(CLASSES)] * 2
+# --- the step through the kubernetes client -------------------------------------------
 
 
-def test_smoke_test_reports_an_error_answer(model_url: str) -> None:
-    with pytest.raises(RuntimeError, match=r"textcnn-v2:predict answered 404: .*does not exist"):
-        smoke_test(model_url, "textcnn-v2", ["a film"])
+@dataclass
+class Scene:
+    """A cluster for the step: the API server's objects, the network's routes, the
+    registry, and the step's call."""
 
+    models: dict[str, Path]
+    servers: dict[str, str]
+    tmp_path: Path
+    kube_api: Callable[..., FakeApiServer]
+    network: Callable[[dict[str, str]], ClusterNetwork]
 
-def test_run_waits_through_the_kubernetes_client_and_smoke_tests(
-    model_url: str,
-    tmp_path: Path,
-    kube_api: Callable[[list[dict]], FakeApiServer],
-) -> None:
-    ready = recorded("ready")
-    ready["status"]["address"]["url"] = model_url  # the recorded object, served locally
-    api = kube_api([recorded("stale-ready"), recorded("rolling-out"), copy.deepcopy(ready)])
-    store = f"sqlite:{tmp_path / 'mlmd.sqlite'}"
-    model_id = metadata.record_artifact(
-        store, run_name="wf-1", type_name="Model", uri="gs://b/wf-1/model", properties={}
-    )
-    outputs = deploy_wait.run(
-        name="textcnn",
-        namespace="textcnn",
-        generation=2,
-        model_name="textcnn",
-        metadata_store=store,
-        run_name="wf-1",
-        model_id=model_id,
-        model_uri="gs://b/wf-1/model",
-        timeout_s=30,
-        poll_s=0.01,
-    )
-    assert outputs == {"endpoint": model_url}
-    # ... and the registry now says what serves textcnn in namespace textcnn.
-    now = registry.serving(store, "textcnn/textcnn")
-    assert now is not None and (now.model_id, now.model_uri) == (model_id, "gs://b/wf-1/model")
-    assert (now.url, now.run_name, now.event) == (model_url, "wf-1", "deployed")
-    path = "/apis/serving.kserve.io/v1beta1/namespaces/textcnn/inferenceservices/textcnn"
-    assert api.requests == [(path, "Bearer t0ken")] * 3
-    # The endpoint is recorded in ML Metadata, produced from the model.
-    graph = metadata.lineage(store, "wf-1")
-    (endpoint,) = [a for a in graph["artifacts"] if a["type"] == "Endpoint"]
-    assert endpoint["uri"] == model_url
-    (deploy_ex,) = [e for e in graph["executions"] if e["type"] == "Deploy"]
-    assert {
-        (e["artifact_id"], e["type"])
-        for e in graph["events"]
-        if e["execution_id"] == deploy_ex["id"]
-    } == {(model_id, "INPUT"), (endpoint["id"], "OUTPUT")}
-
-
-def test_run_rejects_a_negative_generation() -> None:
-    def never() -> dict:
-        raise AssertionError("the service must not be read")
-
-    with pytest.raises(InputError, match="--generation -1"):
-        deploy.finish(
-            never,
-            name="textcnn",
-            namespace="textcnn",
-            generation=-1,
-            model_name="textcnn",
-            metadata_store="sqlite:/nonexistent/x.sqlite",
-            run_name="wf",
-            model_id=1,
-            model_uri="gs://b/wf/model",
-            timeout_s=1,
-            poll_s=1,
+    def store(self, serving_old: bool) -> tuple[str, int]:
+        """An ML Metadata store with the candidate NEW recorded (its id returned) and, if
+        `serving_old`, OLD recorded as what the endpoint serves."""
+        store = f"sqlite:{self.tmp_path / 'mlmd.sqlite'}"
+        if serving_old:
+            old_id = metadata.record_artifact(
+                store, run_name="wf-1", type_name="Model", uri=OLD, properties={}
+            )
+            registry.record_serving(
+                store, run_name="wf-1", key=KEY, model_id=old_id, model_uri=OLD, url="x"
+            )
+        new_id = metadata.record_artifact(
+            store, run_name="wf-2", type_name="Model", uri=NEW, properties={}
         )
+        return store, new_id
+
+    def run(self, store: str, model_id: int, **extra: Any) -> dict[str, str]:
+        return deploy_wait.run(
+            name=upstream.NAME,
+            namespace=upstream.NAMESPACE,
+            model_name=upstream.NAME,
+            metadata_store=store,
+            run_name="wf-2",
+            model_id=model_id,
+            model_uri=NEW,
+            model_dir=str(self.models["new"]),
+            poll_s=0.01,
+            **({"timeout_s": 30} | extra),
+        )
+
+
+@pytest.fixture
+def scene(
+    toy_models: dict[str, Path],
+    toy_servers: dict[str, str],
+    tmp_path: Path,
+    kube_api: Callable[..., FakeApiServer],
+    network: Callable[[dict[str, str]], ClusterNetwork],
+) -> Scene:
+    return Scene(toy_models, toy_servers, tmp_path, kube_api, network)
+
+
+def _sequences(frames: list[tuple[dict, dict]], path: str) -> dict[str, list[dict]]:
+    return {ISVC_PATH: [i for i, _ in frames], path: [o for _, o in frames]}
+
+
+def test_a_rolling_update_is_waited_for_until_the_old_pod_is_gone(
+    scene: Scene,
+) -> None:
+    """Finding 1: the InferenceService is Ready at "its" observed generation from the first
+    read, because the old pod keeps the Deployment Available; the step waits for the
+    Deployment's rollout, then the new model answers and is recorded."""
+    frames = upstream.rolling_update()
+    api = scene.kube_api(_sequences(frames, DEPLOYMENT_PATH))
+    proxy = scene.network({RAW_HOST: scene.servers["new"]})
+    store, new_id = scene.store(serving_old=True)
+    outputs = scene.run(store, new_id)
+    assert outputs == {"endpoint": f"http://{RAW_HOST}"}
+    assert api.gets(DEPLOYMENT_PATH) == len(frames)  # not done before the last frame
+    assert api.requests[0] == (ISVC_PATH, "Bearer t0ken")
+    assert proxy.hosts == [RAW_HOST]
+    now = registry.serving(store, KEY)
+    assert now is not None and (now.model_id, now.model_uri, now.event) == (new_id, NEW, "deployed")
+    assert now.url == f"http://{RAW_HOST}"  # the InferenceService's address
+    (endpoint,) = [
+        a for a in metadata.lineage(store, "wf-2")["artifacts"] if a["type"] == "Endpoint"
+    ]
+    assert endpoint["uri"] == f"http://{RAW_HOST}"
+
+
+def test_a_model_that_never_loads_gives_way_to_the_previous_one(
+    scene: Scene,
+) -> None:
+    """Finding 1: NEW never becomes available while OLD keeps everything Ready; the
+    Deployment's progress deadline passes, the step puts OLD back, waits for it and fails."""
+    api = scene.kube_api(
+        _sequences(upstream.never_loads(), DEPLOYMENT_PATH),
+        [_sequences(upstream.restored(), DEPLOYMENT_PATH)],
+    )
+    scene.network({RAW_HOST: scene.servers["old"]})
+    store, new_id = scene.store(serving_old=True)
+    with pytest.raises(
+        FinalError,
+        match=rf"exceeded its progress deadline.*the previous model {OLD} \(id \d+\) was "
+        "applied again and serves",
+    ):
+        scene.run(store, new_id)
+    ((path, body, content_type),) = api.patches
+    assert path == ISVC_PATH and content_type == "application/merge-patch+json"
+    (container,) = body["spec"]["predictor"]["containers"]
+    assert container["env"] == [{"name": "STORAGE_URI", "value": OLD}]
+    now = registry.serving(store, KEY)
+    assert now is not None and (now.model_uri, now.event) == (OLD, "rolled back")
+    # The restore saw NEW's stale deadline first, then the rollback complete.
+    assert api.gets(DEPLOYMENT_PATH) == len(upstream.never_loads()) + len(upstream.restored())
+
+
+def test_edits_that_reach_only_the_autoscaler_do_not_stall_the_wait(
+    scene: Scene,
+) -> None:
+    """Finding 1: the InferenceService's generation (7) runs ahead of the Deployment's
+    counter that KServe copies into its observedGeneration (4); the wait does not compare
+    them, so it ends when the Deployment has rolled out."""
+    frames = upstream.hpa_edits()
+    assert frames[-1][0]["metadata"]["generation"] > frames[-1][0]["status"]["observedGeneration"]
+    scene.kube_api(_sequences(frames, DEPLOYMENT_PATH))
+    scene.network({RAW_HOST: scene.servers["new"]})
+    store, new_id = scene.store(serving_old=True)
+    assert scene.run(store, new_id, timeout_s=10) == {"endpoint": f"http://{RAW_HOST}"}
+
+
+def test_the_old_model_answering_after_the_rollout_fails_the_step_and_restores(
+    scene: Scene,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Item 2: the smoke test's answers must be the candidate's; OLD answering means NEW
+    does not serve: OLD is put back and the step fails with both answers."""
+    monkeypatch.setattr(deploy, "SETTLE_S", 0.5)
+    api = scene.kube_api(
+        _sequences(upstream.rolling_update()[-1:], DEPLOYMENT_PATH),
+        [_sequences(upstream.restored()[-1:], DEPLOYMENT_PATH)],
+    )
+    scene.network({RAW_HOST: scene.servers["old"]})
+    store, new_id = scene.store(serving_old=True)
+    with pytest.raises(FinalError) as failed:
+        scene.run(store, new_id)
+    message = str(failed.value)
+    assert "does not answer as the new model" in message
+    # The same label from both models: only the scores tell that OLD answered.
+    assert "it answered pos (neg 0.2689, pos 0.7311)" in message  # OLD: "funny"
+    assert "the new model answers pos (neg 0.1192, pos 0.8808)" in message  # + "beautifully"
+    assert f"the previous model {OLD}" in message and "applied again and serves" in message
+    assert len(api.patches) == 1
+    assert not [a for a in metadata.lineage(store, "wf-2")["artifacts"] if a["type"] == "Endpoint"]
+
+
+def test_a_serverless_rollout_is_waited_for_until_the_new_revision_is_ready(
+    scene: Scene,
+) -> None:
+    frames = upstream.serverless_rollout()
+    api = scene.kube_api(_sequences(frames, KSVC_PATH))
+    scene.network({SERVERLESS_HOST: scene.servers["new"]})
+    store, new_id = scene.store(serving_old=False)
+    assert scene.run(store, new_id) == {"endpoint": f"http://{SERVERLESS_HOST}"}
+    assert api.gets(KSVC_PATH) == len(frames)
+    assert api.gets(DEPLOYMENT_PATH) == 0
+
+
+def test_a_canarys_smoke_test_goes_to_the_new_revisions_own_address(
+    scene: Scene,
+) -> None:
+    """With a split, the main address mostly answers with OLD; the tag `latest` reaches
+    NEW alone at its cluster-local name. The registry waits for the canary check."""
+    isvc, ksvc = upstream.canary_split()
+    scene.kube_api({ISVC_PATH: [isvc], KSVC_PATH: [ksvc]})
+    proxy = scene.network(
+        {SERVERLESS_HOST: scene.servers["old"], LATEST_HOST: scene.servers["new"]}
+    )
+    store, new_id = scene.store(serving_old=True)
+    assert scene.run(store, new_id, canary_traffic_percent=10) == {
+        "endpoint": f"http://{SERVERLESS_HOST}"
+    }
+    assert proxy.hosts == [LATEST_HOST]
+    now = registry.serving(store, KEY)
+    assert now is not None and now.model_uri == OLD
+
+
+def test_a_failed_revision_fails_at_once_and_the_previous_model_is_put_back(
+    scene: Scene,
+) -> None:
+    isvc, ksvc = upstream.revision_failed()
+    back = copy.deepcopy(upstream.serverless_rollout()[-1])
+    back[1]["spec"]["template"]["metadata"]["annotations"][rollout.SOURCE_URI] = OLD
+    api = scene.kube_api(
+        {ISVC_PATH: [isvc], KSVC_PATH: [ksvc]}, [{ISVC_PATH: [back[0]], KSVC_PATH: [back[1]]}]
+    )
+    scene.network({SERVERLESS_HOST: scene.servers["old"]})
+    store, new_id = scene.store(serving_old=True)
+    with pytest.raises(FinalError, match=r"RevisionFailed: .*no saved_model\.pb.*applied again"):
+        scene.run(store, new_id)
+    assert len(api.patches) == 1
+    now = registry.serving(store, KEY)
+    assert now is not None and (now.model_uri, now.event) == (OLD, "rolled back")
+
+
+def test_a_first_deploy_with_a_canary_is_smoke_tested_at_its_own_address(
+    scene: Scene,
+) -> None:
+    """KServe splits a first rollout with itself: the `latest` tag is NEW either way."""
+    isvc, ksvc = upstream.first_canary()
+    scene.kube_api({ISVC_PATH: [isvc], KSVC_PATH: [ksvc]})
+    proxy = scene.network({LATEST_HOST: scene.servers["new"]})
+    store, new_id = scene.store(serving_old=False)
+    assert scene.run(store, new_id, canary_traffic_percent=10)["endpoint"] == (
+        f"http://{SERVERLESS_HOST}"
+    )
+    assert proxy.hosts == [LATEST_HOST]
+    assert registry.serving(store, KEY) is None  # the canary check records it
+
+
+def test_a_predictor_under_kserves_older_name_is_found_first(
+    scene: Scene,
+) -> None:
+    """`getPredictorName` keeps `<isvc>-predictor-default` where it exists; the object
+    under the newer name (an unrelated leftover here) is not read."""
+    frames = upstream.rolling_update()
+    stale = upstream.deployment(OLD, 1, 1, 1, 1, 1)
+    api = scene.kube_api(
+        {
+            ISVC_PATH: [i for i, _ in frames],
+            upstream.OLD_NAME_PATHS[0]: [d for _, d in frames],
+            DEPLOYMENT_PATH: [stale],
+        }
+    )
+    scene.network({RAW_HOST: scene.servers["new"]})
+    store, new_id = scene.store(serving_old=False)
+    assert scene.run(store, new_id)["endpoint"] == f"http://{RAW_HOST}"
+    assert api.gets(upstream.OLD_NAME_PATHS[0]) == len(frames)
+    assert api.gets(DEPLOYMENT_PATH) == 0
+
+
+def test_ask_reports_an_error_answer(toy_servers: dict[str, str]) -> None:
+    with pytest.raises(RuntimeError, match=r"textcnn-v2:predict answered 404: .*does not exist"):
+        deploy.ask(toy_servers["new"], "textcnn-v2", ["a film"], deadline=0)
 
 
 @pytest.mark.parametrize("fixture", ["ready", "ready-raw-tensorflow"])

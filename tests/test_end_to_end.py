@@ -83,10 +83,13 @@ def test_local_run_trains_evaluates_and_records_lineage(
     report = next(out.parent.glob("artifacts/*/metrics/report.html")).read_text()
     assert f"{metrics['accuracy']:.4f}" in report and "<polyline" in report
 
-    # Deployed on a local KServe server that answered the smoke prediction, then stopped.
+    # Deployed on a local KServe server that gave the candidate's answers, then stopped.
     assert statuses["deploy-tensorflow"] == statuses["deploy-wait"] == "Succeeded"
     assert run["endpoint"].startswith("http://127.0.0.1:")
-    assert "smoke prediction answered" in Path(run["steps"]["deploy-wait"]["log"]).read_text()
+    assert (
+        "serves the new model: the smoke texts got its answers"
+        in Path(run["steps"]["deploy-wait"]["log"]).read_text()
+    )
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{run['endpoint']}/v1/models/textcnn", timeout=2)
 

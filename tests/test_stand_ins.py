@@ -54,7 +54,24 @@ def test_the_services_batcher_limits_reach_its_model_server(tmp_path: Path) -> N
     assert kserve.servers == []
 
 
+def _wait_args(store: str, model: Path, model_id: int, candidate: Path) -> list[str]:
+    """deploy-wait's arguments: the model at MODEL is served, CANDIDATE answers offline."""
+    return [
+        "--name=textcnn",
+        "--namespace=default",
+        "--model_name=textcnn",
+        f"--metadata_store={store}",
+        "--run_name=wf-1",
+        f"--model_id={model_id}",
+        f"--model_uri={model}",
+        f"--model_dir={candidate}",
+        "--timeout_s=120",
+    ]
+
+
 def test_a_model_that_fails_to_load_fails_the_wait_with_the_server_log(tmp_path: Path) -> None:
+    """Its server exits, so its Deployment cannot progress; the newest pod's log shows why."""
+    candidate = save_toy(tmp_path / "candidate" / "1").parent
     empty = tmp_path / "no-model"
     empty.mkdir()
     store = f"sqlite:{tmp_path / 'mlmd.sqlite'}"
@@ -64,18 +81,8 @@ def test_a_model_that_fails_to_load_fails_the_wait_with_the_server_log(tmp_path:
     kserve = LocalKServe()
     try:
         kserve.apply(context(tmp_path, manifest(str(empty))))
-        args = [
-            "--name=textcnn",
-            "--namespace=default",
-            "--model_name=textcnn",
-            f"--metadata_store={store}",
-            "--run_name=wf-1",
-            f"--model_id={model_id}",
-            f"--model_uri={empty}",
-            "--timeout_s=120",
-        ]
-        with pytest.raises(RuntimeError, match="failed to load.*log: "):
-            kserve.wait(context(tmp_path, None, args))
+        with pytest.raises(FinalError, match="progress deadline.*ModelLoadFailed.*log: "):
+            kserve.wait(context(tmp_path, None, _wait_args(store, empty, model_id, candidate)))
     finally:
         kserve.stop()
     assert kserve.servers == []
@@ -84,25 +91,12 @@ def test_a_model_that_fails_to_load_fails_the_wait_with_the_server_log(tmp_path:
 
 @pytest.mark.usefixtures("no_orphans")
 def test_a_new_model_that_never_serves_gives_way_to_the_previous_one(tmp_path: Path) -> None:
-    """RawDeployment has no canary: when the new model fails, deploy-wait applies the
-    previous model again (a new revision), so the endpoint keeps serving."""
+    """RawDeployment: the old pod serves while the new one fails; deploy-wait applies the
+    previous model again, whose pod still runs, so the endpoint never stops serving it."""
     good = save_toy(tmp_path / "good" / "1").parent
     broken = tmp_path / "broken"
     broken.mkdir()
     store = f"sqlite:{tmp_path / 'mlmd.sqlite'}"
-
-    def wait_args(model: Path, model_id: int) -> list[str]:
-        return [
-            "--name=textcnn",
-            "--namespace=default",
-            "--model_name=textcnn",
-            f"--metadata_store={store}",
-            "--run_name=wf-1",
-            f"--model_id={model_id}",
-            f"--model_uri={model}",
-            "--timeout_s=120",
-        ]
-
     ids = {
         m: metadata.record_artifact(
             store, run_name="wf-1", type_name="Model", uri=str(m), properties={}
@@ -112,15 +106,17 @@ def test_a_new_model_that_never_serves_gives_way_to_the_previous_one(tmp_path: P
     kserve = LocalKServe()
     try:
         kserve.apply(context(tmp_path, manifest(str(good))))
-        kserve.wait(context(tmp_path, None, wait_args(good, ids[good])))
+        kserve.wait(context(tmp_path, None, _wait_args(store, good, ids[good], good)))
+        (first,) = kserve.servers
         kserve.apply(context(tmp_path, manifest(str(broken))))
         with pytest.raises(
-            FinalError, match=f"failed to load.*the previous model {good} .*applied"
+            FinalError, match=f"progress deadline.*the previous model {good} .*applied again"
         ):
-            kserve.wait(context(tmp_path, None, wait_args(broken, ids[broken])))
+            kserve.wait(context(tmp_path, None, _wait_args(store, broken, ids[broken], good)))
         served = kserve.object("textcnn")
         assert served["metadata"]["generation"] == 3  # good, broken, good again
         assert served["spec"]["predictor"]["model"]["storageUri"] == str(good)
+        assert kserve.servers == [first]  # the old ReplicaSet's pod, never stopped
         answer = requests.post(
             f"{served['status']['url']}/v1/models/textcnn:predict",
             json={"instances": ["a great film"]},

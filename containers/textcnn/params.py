@@ -352,7 +352,10 @@ class PipelineParams(BaseModel):
         le=10_000,
     )
     deploy_timeout_seconds: int = _opt(
-        900, "Seconds to wait for the InferenceService to become ready.", ge=30
+        900,
+        "Seconds to wait for a new model to roll out on KServe (and again for the previous "
+        "one, put back when the new one fails).",
+        ge=30,
     )
     # --- resilience -------------------------------------------------------------------
     retry_limit: int = _opt(

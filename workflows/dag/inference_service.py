@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from textcnn.cluster.rollout import DEPLOYMENT_MODE, MODES, TAG_ROUTING
 from workflows.checks.admission import validate_inference_service
 from workflows.dag import security
 from workflows.dag.manifest import manifest_yaml
@@ -35,11 +36,6 @@ INTEGER_FIELDS = (
 )
 
 RUNTIMES = ("tensorflow", "custom")
-DEPLOYMENT_MODES = ("RawDeployment", "Serverless")
-DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
-# Each revision gets its own URL (tags latest and prev): the canary check probes them
-# (textcnn.cluster.canary.TAG_ROUTING). KServe acts on it in Serverless mode only.
-TAG_ROUTING = "serving.kserve.io/enable-tag-routing"
 MODEL_MOUNT = "/mnt/models"  # where the storage initializer puts the model
 PORT = 8080
 
@@ -106,10 +102,8 @@ def build_inference_service(
             )
         if min_replicas == 0:
             raise ValueError("min_replicas: scale to zero needs deployment mode Serverless")
-    elif "{{" not in deployment_mode and deployment_mode not in DEPLOYMENT_MODES:
-        raise ValueError(
-            f"deployment_mode: {deployment_mode!r} is not one of {', '.join(DEPLOYMENT_MODES)}"
-        )
+    elif "{{" not in deployment_mode and deployment_mode not in MODES:
+        raise ValueError(f"deployment_mode: {deployment_mode!r} is not one of {', '.join(MODES)}")
     resources = _resources(cpu_request, cpu_limit, memory_request, memory_limit)
     predictor: dict[str, Any] = {
         "serviceAccountName": service_account,
@@ -120,6 +114,8 @@ def build_inference_service(
     }
     if canary_traffic_percent is not None:
         predictor["canaryTrafficPercent"] = canary_traffic_percent
+    # Tag routing gives each revision of a canary split its own address (tags latest and
+    # prev), which the canary check probes; KServe acts on it in Serverless mode only.
     annotations = {DEPLOYMENT_MODE: deployment_mode, TAG_ROUTING: "true"}
     if runtime == "tensorflow":
         predictor["model"] = {

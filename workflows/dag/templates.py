@@ -629,12 +629,15 @@ def deploy_wait() -> Container:
             model_name=wp("isvc_name"),
             model_id=inputs_parameter(MODEL_ID),
             model_uri=inputs_parameter(MODEL_URI),
+            model_dir=input_path("model"),
             timeout_s=wp("deploy_timeout_seconds"),
         ),
-        display_name="Wait for the endpoint, smoke-test it",
+        display_name="Wait for the new model to serve, smoke-test it",
         input_parameters=[MODEL_ID, MODEL_URI],
+        # The candidate itself: the endpoint must give its answers (TensorFlow runs it).
+        inputs=["model"],
         output_parameters=[ENDPOINT],
-        resources=pod_resources("100m", "256Mi", "512Mi"),
+        resources=pod_resources("500m", "1Gi", "2Gi"),
     )
 
 

@@ -1,24 +1,34 @@
 """A canary on KServe (Serverless mode): probe it, then promote it or roll it back.
 
-With `canaryTrafficPercent` below 100, KServe keeps the previous rolled-out revision
-serving the rest of the traffic. With tag routing (the annotation
-`serving.kserve.io/enable-tag-routing: "true"`, which the DAG sets), each revision has
-its own URL in `status.components.predictor.traffic`: tag `latest` is the canary, tag
-`prev` the previous revision.
+With `canaryTrafficPercent` below 100 and a revision rolled out before, KServe splits the
+Knative traffic: the newest revision (tag `latest`, the canary) takes that share and the
+previously rolled-out one (tag `prev`) the rest (ksvc_reconciler.go,
+`createKnativeService`). The split is read from the Knative Service's own
+`status.traffic` (which the InferenceService's `status.components.predictor.traffic`
+copies, maybe late). With tag routing on (the DAG sets `serving.kserve.io/enable-tag-routing`)
+each tagged revision has its own cluster-local address (textcnn.cluster.rollout
+`tag_address`), which is where the probes go: the tag URLs in the traffic list use the
+external domain and a pod often cannot reach them.
 
 `check` sends a bounded number of probe predictions to both, one text per request, and
-passes when the canary answered every probe, its p99 latency is within the bound, and
-its labels equal the candidate model's offline labels for the same texts (proof that the
+passes when the canary answered every probe, its p99 latency is within the bound, and its
+answers are the candidate model's offline answers for the same texts (proof that the
 canary serves the new model). It then promotes the canary (`canaryTrafficPercent: 100`)
 or rolls it back (`0`: all traffic to the previous revision), waits until the traffic
-shows it, and records what the endpoint serves in the registry. A rollback fails the
-step with the reason.
+shows it, and records what the endpoint serves in the registry, at the InferenceService's
+own address. A rollback fails the step with the reason.
+
+No canary without a previous model: on the first rollout KServe does not split (the split
+needs a `LatestRolledoutRevision`), and once that revision has all the traffic the next
+reconcile splits it with itself (`prev` is `latest`). Patching that to 0 would leave the
+new model at 100% and call it a rollback; so when nothing else serves, the new model is
+put at 100% and the step says so.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,35 +36,30 @@ import numpy as np
 import requests
 
 from textcnn import registry
+from textcnn.cluster import answers, rollout
+from textcnn.cluster.answers import Answer
+from textcnn.cluster.inference_service import Offline, address
+from textcnn.cluster.kube import Endpoint
 from textcnn.errors import FinalError
 
-TAG_ROUTING = "serving.kserve.io/enable-tag-routing"
-CANARY_TAG, PREVIOUS_TAG = "latest", "prev"
 PROBE_TIMEOUT_S = 10.0
-
-Getter = Callable[[], Mapping[str, Any]]
-Patcher = Callable[[dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
 class Revision:
     name: str
-    url: str
     percent: int
 
 
-def revisions(obj: Mapping[str, Any]) -> tuple[Revision | None, Revision | None]:
-    """(canary, previous) from the predictor's traffic: the revisions tagged `latest` and
-    `prev`. No previous: nothing served before, so the canary took all the traffic."""
-    predictor = ((obj.get("status") or {}).get("components") or {}).get("predictor") or {}
+def revisions(traffic: Sequence[Mapping[str, Any]]) -> tuple[Revision | None, Revision | None]:
+    """(canary, previous) from Knative's traffic targets: the revisions tagged `latest` and
+    `prev`. No previous: nothing is split, the canary takes all the traffic."""
     found: dict[str, Revision] = {}
-    for target in predictor.get("traffic") or []:
+    for target in traffic:
         tag = target.get("tag")
-        if tag in (CANARY_TAG, PREVIOUS_TAG) and target.get("url"):
-            found[tag] = Revision(
-                str(target.get("revisionName", "?")), str(target["url"]), int(target["percent"])
-            )
-    return found.get(CANARY_TAG), found.get(PREVIOUS_TAG)
+        if tag in (rollout.CANARY_TAG, rollout.PREVIOUS_TAG) and target.get("revisionName"):
+            found[tag] = Revision(str(target["revisionName"]), int(target.get("percent", 0)))
+    return found.get(rollout.CANARY_TAG), found.get(rollout.PREVIOUS_TAG)
 
 
 def probe_texts(test_path: str, text_column: str, label_column: str, count: int) -> list[str]:
@@ -66,7 +71,7 @@ def probe_texts(test_path: str, text_column: str, label_column: str, count: int)
 
 @dataclass
 class Probes:
-    labels: list[str | None]  # None: no answer
+    answers: list[Answer | None]  # None: no answer
     latencies_ms: list[float]
     errors: list[str]
 
@@ -75,7 +80,7 @@ class Probes:
         return float(np.percentile(self.latencies_ms, 99)) if self.latencies_ms else float("inf")
 
 
-def probe(url: str, model_name: str, texts: list[str]) -> Probes:
+def probe(url: str, model_name: str, texts: Sequence[str]) -> Probes:
     """One V1 prediction per text, timed; failures are counted, not raised."""
     endpoint = f"{url.rstrip('/')}/v1/models/{model_name}:predict"
     result = Probes([], [], [])
@@ -87,18 +92,18 @@ def probe(url: str, model_name: str, texts: list[str]) -> Probes:
                     endpoint, json={"instances": [text]}, timeout=PROBE_TIMEOUT_S
                 )
                 response.raise_for_status()
-                label = response.json()["predictions"][0]["label"]
-            except (requests.RequestException, ValueError, KeyError, IndexError) as e:
-                result.labels.append(None)
+                (answer,) = answers.parse(response.json(), 1)
+            except (requests.RequestException, ValueError, RuntimeError) as e:
+                result.answers.append(None)
                 result.errors.append(f"{type(e).__name__}: {e}")
                 continue
             result.latencies_ms.append((time.perf_counter() - start) * 1000)
-            result.labels.append(str(label))
+            result.answers.append(answer)
     return result
 
 
-def judge(canary: Probes, expected: list[str], max_latency_ms: float) -> tuple[bool, str]:
-    """(passed, reason) of the canary's probes against the candidate's offline labels."""
+def judge(canary: Probes, expected: Sequence[Answer], max_latency_ms: float) -> tuple[bool, str]:
+    """(passed, reason) of the canary's probes against the candidate's offline answers."""
     problems = []
     if canary.errors:
         problems.append(
@@ -106,15 +111,13 @@ def judge(canary: Probes, expected: list[str], max_latency_ms: float) -> tuple[b
         )
     if canary.p99_ms > max_latency_ms:
         problems.append(f"p99 latency {canary.p99_ms:.1f} ms > {max_latency_ms:g} ms")
-    differ = [
-        i
-        for i, (got, want) in enumerate(zip(canary.labels, expected, strict=True))
-        if got is not None and got != want
-    ]
+    differ = answers.differing(canary.answers, expected)
     if differ:
+        i = differ[0]
         problems.append(
-            f"{len(differ)} answers differ from the candidate model's offline labels "
-            f"(first: probe {differ[0]}), so the canary does not serve the new model"
+            f"{len(differ)} answers differ from the candidate model's offline answers (first: "
+            f"probe {i}, {canary.answers[i]} against {expected[i]}), so the canary does not "
+            "serve the new model"
         )
     if problems:
         return False, "; ".join(problems)
@@ -124,19 +127,36 @@ def judge(canary: Probes, expected: list[str], max_latency_ms: float) -> tuple[b
     )
 
 
-def _wait_traffic(get: Getter, want: Callable[[Revision | None], bool], timeout_s: float) -> None:
-    """Until the canary's traffic is as `want`ed (it has gone after a rollback)."""
+def _traffic(cluster: Endpoint) -> tuple[Revision | None, Revision | None]:
+    """(canary, previous) of the Knative Service's traffic now."""
+    status = cluster.predictor(rollout.SERVERLESS).get("status") or {}
+    return revisions(status.get("traffic") or [])
+
+
+def _wait_traffic(
+    cluster: Endpoint, want: Callable[[Revision | None, Revision | None], bool], timeout_s: float
+) -> str:
+    """Until the traffic is as `want`ed of (canary, previous); returns the
+    InferenceService's address."""
     deadline = time.monotonic() + timeout_s
-    while not want(revisions(get())[0]):
+    while not want(*_traffic(cluster)):
         if time.monotonic() > deadline:
             raise TimeoutError(f"traffic not switched after {timeout_s:g} s")
         time.sleep(1.0)
+    return str(address(cluster.get()))
+
+
+def _promote(cluster: Endpoint, timeout_s: float) -> str:
+    """All traffic to the newest revision; returns the InferenceService's address."""
+    cluster.patch({"spec": {"predictor": {"canaryTrafficPercent": 100}}})
+    return _wait_traffic(
+        cluster, lambda c, p: c is not None and c.percent == 100 and p is None, timeout_s
+    )
 
 
 def check(
-    get: Getter,
-    patch: Patcher,
-    offline_labels: Callable[[list[str]], list[str]],
+    cluster: Endpoint,
+    offline: Offline,
     *,
     namespace: str,
     name: str,
@@ -150,38 +170,52 @@ def check(
 ) -> dict[str, str]:
     """Probe the canary of InferenceService NAME (the model name too) and promote it or
     roll it back; the registry follows. FinalError on a rollback."""
-    canary, previous = revisions(get())
     key = registry.endpoint_key(namespace, name)
+    service = cluster.predictor(rollout.SERVERLESS)
+    canary, previous = revisions((service.get("status") or {}).get("traffic") or [])
     if canary is None:
         raise FinalError(
-            f"InferenceService {key}: no revision tagged {CANARY_TAG!r} in its traffic; "
-            f"is it in Serverless mode with the {TAG_ROUTING} annotation?"
+            f"InferenceService {key}: no revision tagged {rollout.CANARY_TAG!r} in its "
+            f"Knative Service's traffic; is it in Serverless mode with the "
+            f"{rollout.TAG_ROUTING} annotation?"
         )
-    expected = offline_labels(texts)
-    tried = probe(canary.url, name, texts)
-    passed, reason = judge(tried, expected, max_latency_ms)
-    if previous is not None:
-        before = probe(previous.url, name, texts)
-        reason += f"; previous revision {previous.name}: p99 {before.p99_ms:.1f} ms"
-    if passed:
-        patch({"spec": {"predictor": {"canaryTrafficPercent": 100}}})
-        _wait_traffic(get, lambda c: c is not None and c.percent == 100, timeout_s)
+
+    def record(url: str) -> None:
         registry.record_serving(
             metadata_store,
             run_name=run_name,
             key=key,
             model_id=model_id,
             model_uri=model_uri,
-            url=canary.url,
+            url=url,
         )
+
+    if previous is None or previous.name == canary.name:
+        # deploy-wait has already seen this revision give the candidate's answers.
+        record(_promote(cluster, timeout_s))
+        return {
+            "verdict": "promoted",
+            "reason": f"no canary: nothing else serves {key}, so revision {canary.name} "
+            "takes all the traffic",
+        }
+
+    def url(tag: str) -> str:
+        found = rollout.tag_address(service, tag)
+        if found is None:
+            raise FinalError(f"Knative Service of {key}: no address in its status yet")
+        return cluster.reach(found)
+
+    expected = offline(texts)
+    tried = probe(url(rollout.CANARY_TAG), name, texts)
+    passed, reason = judge(tried, expected, max_latency_ms)
+    before = probe(url(rollout.PREVIOUS_TAG), name, texts)
+    reason += f"; previous revision {previous.name}: p99 {before.p99_ms:.1f} ms"
+    if passed:
+        record(_promote(cluster, timeout_s))
         return {"verdict": "promoted", "reason": f"canary {canary.name} promoted: {reason}"}
-    if previous is None:  # a first revision has nothing to roll back to
-        raise FinalError(f"revision {canary.name} failed its probes: {reason}")
-    patch({"spec": {"predictor": {"canaryTrafficPercent": 0}}})
-    _wait_traffic(get, lambda c: c is None or c.percent == 0, timeout_s)
+    cluster.patch({"spec": {"predictor": {"canaryTrafficPercent": 0}}})
+    url_now = _wait_traffic(cluster, lambda c, _: c is None or c.percent == 0, timeout_s)
     serving = registry.serving(metadata_store, key)
     if serving is not None:  # the previous model serves again
-        registry.record_rollback(
-            metadata_store, run_name=run_name, serving=serving, url=previous.url
-        )
+        registry.record_rollback(metadata_store, run_name=run_name, serving=serving, url=url_now)
     raise FinalError(f"canary {canary.name} rolled back: {reason}")

@@ -1,196 +1,187 @@
-"""When an InferenceService serves the new model: readiness, the smoke test, the endpoint record.
+"""When an InferenceService serves the new model: the rollout, the smoke test, the record.
 
-`KServeClient.wait_isvc_ready` is not enough: it never reports failure (only a timeout),
-and it accepts a Ready condition left over from the previous spec, so right after an
-update it returns while the old model still answers. Here readiness needs Ready=True for
-the generation we created (`status.observedGeneration`), a visible failure (a failed
-revision, a model that failed to load) ends the wait at once, and one real V1 prediction
-must succeed before the step does.
+`KServeClient.wait_isvc_ready` is not enough, and neither is the InferenceService's own
+`Ready` condition: in RawDeployment mode KServe copies it from the Deployment's
+`Available`, which the old pods keep True for the whole rollout (textcnn.cluster.rollout
+says where upstream does this). So `finish`:
 
-KServe 0.15 copies `observedGeneration` from the Knative Service (Serverless) or the
-Deployment (RawDeployment) it manages; both advance with each change of the
-InferenceService spec.
+1. waits until the object that runs the predictor (Deployment or Knative Service) has
+   rolled out a pod template for the new model URI, as its own controller reports it;
+2. sends the smoke texts to the endpoint (to the canary's own cluster-local address when
+   a canary takes part of the traffic) and requires the candidate's own answers
+   (textcnn.cluster.answers): an old model answering means the new one does not serve;
+3. records the InferenceService's `status.address.url` in the registry, never a
+   revision's tag URL.
+
+A new model that fails (its rollout fails or times out, or another model answers) is
+replaced by the registry's previous model, so the endpoint keeps serving what it served,
+and the step fails saying both.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import requests
 
 from textcnn import metadata, registry
-from textcnn.errors import FinalError, InputError
+from textcnn.cluster import answers, rollout
+from textcnn.cluster.answers import Answer
+from textcnn.cluster.kube import Endpoint
+from textcnn.errors import FinalError
 
-GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
-# Ready=False reasons that do not heal by waiting (Knative: the latest revision failed).
-FAILED_REASONS = frozenset({"RevisionFailed"})
-FAILED_TRANSITIONS = frozenset({"BlockedByFailedLoad", "InvalidSpec"})
 SMOKE_TEXTS = ["a moving, funny and beautifully acted film", "dull, predictable and far too long"]
-RETRY_STATUSES = frozenset({502, 503, 504})  # the route may lag a moment behind Ready
+RETRY_STATUSES = frozenset({502, 503, 504})  # the route may lag a moment behind the rollout
+# How long the smoke test waits for the candidate's answers once the rollout is done: a
+# Service's endpoints and a gateway's routes follow the pods within seconds.
+SETTLE_S = 60.0
+
+Offline = Callable[[Sequence[str]], list[Answer]]
 
 
-def _conditions(status: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    return {c.get("type", ""): c for c in status.get("conditions") or []}
+def address(isvc: Mapping[str, Any]) -> str | None:
+    """The InferenceService's address: `status.address.url` (cluster-local, what pods
+    reach), else its external `status.url`."""
+    status = isvc.get("status") or {}
+    return (status.get("address") or {}).get("url") or status.get("url") or None
 
 
-def _failure(status: Mapping[str, Any]) -> str | None:
-    model = status.get("modelStatus") or {}
+def _model_status_hint(isvc: Mapping[str, Any]) -> str:
+    """KServe's model status, as a hint only: `PropagateModelStatus` says Loaded while the
+    old pods keep the service ready, else reads the first pod listed (`ListPodsByLabel`
+    lists the newest first), the new model's."""
+    model = (isvc.get("status") or {}).get("modelStatus") or {}
     info = model.get("lastFailureInfo") or {}
-    target = (model.get("states") or {}).get("targetModelState")
-    ready = _conditions(status).get("Ready", {})
-    if target == "FailedToLoad" or model.get("transitionStatus") in FAILED_TRANSITIONS:
-        detail = ", ".join(f"{k} {info[k]}" for k in ("reason", "exitCode") if info.get(k))
-        message = info.get("message") or ready.get("message") or "no message"
-        return f"model failed to load ({detail or model.get('transitionStatus')}): {message}"
-    if ready.get("status") == "False" and ready.get("reason") in FAILED_REASONS:
-        return f"{ready['reason']}: {ready.get('message', 'no message')}"
-    return None
+    if not info:
+        return ""
+    detail = ", ".join(f"{k} {info[k]}" for k in ("reason", "exitCode") if info.get(k))
+    return f"; KServe's model status: {detail}: {info.get('message', 'no message')}"
 
 
-def isvc_status(obj: Mapping[str, Any], generation: int) -> tuple[str, str]:
-    """("ready", url), ("failed", message) or ("waiting", reason) for an InferenceService
-    object, judged for spec `generation` (its metadata.generation when we applied it).
+def wait_rolled_out(
+    cluster: Endpoint, name: str, storage_uri: str, timeout_s: float, poll_s: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Poll until the predictor's object has rolled out the model at `storage_uri` and the
+    InferenceService has an address. Returns (InferenceService, predictor object);
+    FinalError on a visible failure, TimeoutError after `timeout_s`, each naming what was
+    seen last.
 
-    The URL is the cluster-local address (reachable from the workflow's pods), else the
-    external one.
-    """
-    status = obj.get("status") or {}
-    if not status:
-        return "waiting", "no status yet (the KServe controller has not reconciled it)"
-    observed = status.get("observedGeneration", 0)
-    if observed < generation:
-        return "waiting", (
-            f"status is for generation {observed}, not yet for generation "
-            f"{generation} (the previous model may still be serving)"
-        )
-    failure = _failure(status)
-    if failure:
-        return "failed", failure
-    conditions = _conditions(status)
-    predictor = (status.get("components") or {}).get("predictor") or {}
-    created, ready_rev = (
-        predictor.get("latestCreatedRevision"),
-        predictor.get("latestReadyRevision"),
-    )
-    if conditions.get("Ready", {}).get("status") == "True":
-        url = (status.get("address") or {}).get("url") or status.get("url")
-        if created and created != ready_rev:
-            return "waiting", f"revision {created} is not ready yet ({ready_rev} is)"
-        if url:
-            return "ready", url
-        return "waiting", "Ready but no URL yet"
-    pending = [c for c in conditions.values() if c.get("status") != "True"]
-    if not pending:
-        return "waiting", "no Ready condition yet"
-    # Ready usually carries the reason; else the first condition that explains itself.
-    ready = conditions.get("Ready", {})
-    shown = (
-        ready
-        if ready.get("reason") or ready.get("message")
-        else next((c for c in pending if c.get("reason") or c.get("message")), pending[0])
-    )
-    why = ": ".join(str(shown[k]) for k in ("reason", "message") if shown.get(k))
-    return "waiting", f"{shown.get('type')} is {shown.get('status')}" + (f" ({why})" if why else "")
-
-
-def wait_ready(
-    get: Callable[[], Mapping[str, Any]], generation: int, timeout_s: float, poll_s: float
-) -> str:
-    """Poll `get()` (the InferenceService object) until it is ready for `generation`.
-
-    Returns the URL; RuntimeError when a failure shows, TimeoutError after `timeout_s`,
-    each naming the InferenceService and the last state seen.
-    """
+    A Deployment's failure already reported at the first read is an earlier rollout's: one
+    rolled back to an old ReplicaSet keeps its ProgressDeadlineExceeded until the rollback
+    completes (Kubernetes pkg/controller/deployment/progress.go `syncRolloutStatus`:
+    `DeploymentTimedOut` holds once set; sync.go `getNewReplicaSet` sets no condition for an
+    existing ReplicaSet), and one of this rollout's comes only after progressDeadlineSeconds.
+    (A Knative Service's failure is judged on the revision of this spec, so it counts.)"""
     deadline = time.monotonic() + timeout_s
+    earlier: str | None = None  # a Deployment's failure seen at the first read
+    reads = 0
     while True:
-        obj = get()
-        meta = obj.get("metadata") or {}
-        name = f"{meta.get('namespace', '?')}/{meta.get('name', '?')}"
-        state, detail = isvc_status(obj, generation)
-        if state == "ready":
-            return detail
+        isvc = cluster.get()
+        reads += 1
+        hint = ""
+        if not isvc:
+            state, detail = "waiting", "the InferenceService does not exist yet"
+        else:
+            mode = rollout.deployment_mode(isvc)
+            predictor = dict(cluster.predictor(mode))
+            state, detail = rollout.state(mode, predictor, storage_uri)
+            if state == "rolled-out" and address(isvc):
+                return dict(isvc), predictor
+            if state == "rolled-out":
+                state, detail = "waiting", f"{detail}; the InferenceService has no address yet"
+            if state == "failed" and mode == rollout.RAW and reads == 1:
+                earlier = detail
+            if state == "failed" and detail == earlier:
+                state, detail = "waiting", f"{detail} (an earlier rollout's, seen before this one)"
+            hint = _model_status_hint(isvc)
         if state == "failed":
-            raise FinalError(f"InferenceService {name} (generation {generation}) failed: {detail}")
+            raise FinalError(
+                f"InferenceService {name}: the model {storage_uri} failed: {detail}{hint}"
+            )
         if time.monotonic() + poll_s > deadline:
             raise TimeoutError(
-                f"InferenceService {name} not ready for generation {generation} after "
-                f"{timeout_s:g} s; last seen: {detail}"
+                f"InferenceService {name}: the model {storage_uri} has not rolled out after "
+                f"{timeout_s:g} s; last seen: {detail}{hint}"
             )
         time.sleep(poll_s)
 
 
-def _post_with_retries(
-    url: str, body: dict[str, Any], attempts: int = 5, wait_s: float = 2.0
-) -> requests.Response:
-    for _ in range(attempts - 1):
+def _post(url: str, body: dict[str, Any], deadline: float, wait_s: float) -> requests.Response:
+    """POST, retrying refused connections and gateway errors until `deadline`."""
+    while True:
         try:
             response = requests.post(url, json=body, timeout=60)
-            if response.status_code not in RETRY_STATUSES:
+            if response.status_code not in RETRY_STATUSES or time.monotonic() > deadline:
                 return response
         except requests.ConnectionError:
-            pass
+            if time.monotonic() > deadline:
+                raise
         time.sleep(wait_s)
-    return requests.post(url, json=body, timeout=60)
 
 
-def check_predictions(body: Any, count: int) -> None:
-    """RuntimeError unless `body` is a V1 response with `count` predictions, each either
-    this project's server's {"label", "scores": {class: p}} or TF Serving's row
-    {"label", "scores": [p, ...], "classes": [class, ...]}."""
-    predictions = body.get("predictions") if isinstance(body, Mapping) else None
-    if not isinstance(predictions, list) or len(predictions) != count:
-        raise RuntimeError(f"expected {count} predictions, got {str(body)[:500]}")
-    for i, prediction in enumerate(predictions):
-        _check_prediction(i, prediction)
-
-
-def _check_prediction(i: int, prediction: Any) -> None:
-    if not isinstance(prediction, Mapping) or not isinstance(prediction.get("label"), str):
-        raise RuntimeError(f"prediction {i} has no string label: {prediction!r}")
-    scores = prediction.get("scores")
-    if isinstance(scores, Mapping):
-        classes, values = list(scores), list(scores.values())
-    elif isinstance(scores, list) and isinstance(prediction.get("classes"), list):
-        classes, values = prediction["classes"], scores
-    else:
-        raise RuntimeError(f"prediction {i} has no class scores: {prediction!r}")
-    if len(classes) != len(values) or not values:
-        raise RuntimeError(f"prediction {i}: {len(values)} scores for {len(classes)} classes")
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) and 0 <= v <= 1 for v in values):
-        raise RuntimeError(f"prediction {i}: scores are not probabilities: {values}")
-    if prediction["label"] not in classes:
-        raise RuntimeError(
-            f"prediction {i}: label {prediction['label']!r} is not one of the classes {classes}"
-        )
-
-
-def smoke_test(url: str, model_name: str, texts: list[str]) -> dict[str, Any]:
-    """One real V1 prediction of `texts`; RuntimeError unless the response has the
-    expected shape. Returns the response body."""
+def ask(url: str, model_name: str, texts: Sequence[str], deadline: float) -> list[Answer]:
+    """One V1 prediction of `texts`; RuntimeError unless it answers well-formed."""
     endpoint = f"{url.rstrip('/')}/v1/models/{model_name}:predict"
     try:
-        response = _post_with_retries(endpoint, {"instances": texts})
-    except requests.ConnectionError as e:
+        response = _post(endpoint, {"instances": list(texts)}, deadline, wait_s=2.0)
+    except requests.RequestException as e:  # refused, timed out, ...
         raise RuntimeError(f"smoke test: cannot reach {endpoint}: {e}") from None
     if response.status_code != 200:
         raise RuntimeError(
             f"smoke test: POST {endpoint} answered {response.status_code}: {response.text[:500]}"
         )
     try:
-        body = response.json()
+        return answers.parse(response.json(), len(texts))
     except ValueError:
         raise RuntimeError(
             f"smoke test: {endpoint} did not answer JSON: {response.text[:500]}"
         ) from None
-    try:
-        check_predictions(body, len(texts))
     except RuntimeError as e:
         raise RuntimeError(f"smoke test: {endpoint}: {e}") from None
-    return body
+
+
+def smoke_test(
+    url: str,
+    model_name: str,
+    texts: Sequence[str],
+    expected: Sequence[Answer],
+    settle_s: float,
+    poll_s: float = 2.0,
+) -> list[Answer]:
+    """Ask `url` until it gives the candidate's answers `expected`, for up to `settle_s`
+    (old pods may linger in a Service's endpoints for a moment); RuntimeError with both
+    answers if another model keeps answering."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        served = ask(url, model_name, texts, deadline)
+        differ = answers.differing(served, expected)
+        if not differ:
+            return served
+        if time.monotonic() + poll_s > deadline:
+            i = differ[0]
+            raise RuntimeError(
+                f"smoke test: {url} does not answer as the new model: for {texts[i]!r} it "
+                f"answered {served[i]}, the new model answers {expected[i]} ({len(differ)} of "
+                f"{len(texts)} answers differ after {settle_s:g} s), so another model serves"
+            )
+        time.sleep(poll_s)
+
+
+def smoke_address(cluster: Endpoint, isvc: Mapping[str, Any], predictor: Mapping[str, Any]) -> str:
+    """Where the smoke test goes: with a canary split (Serverless, tag routing), the newest
+    revision's own address, since the main one serves both; else the main address."""
+    spec = (isvc.get("spec") or {}).get("predictor") or {}
+    annotations = (isvc.get("metadata") or {}).get("annotations") or {}
+    canary = (
+        rollout.deployment_mode(isvc) == rollout.SERVERLESS
+        and annotations.get(rollout.TAG_ROUTING) == "true"
+        and int(spec.get("canaryTrafficPercent", 100)) < 100
+    )
+    url = rollout.tag_address(predictor, rollout.CANARY_TAG) if canary else None
+    return cluster.reach(url or str(address(isvc)))
 
 
 def restore_patch(obj: Mapping[str, Any], storage_uri: str) -> dict[str, Any]:
@@ -202,7 +193,7 @@ def restore_patch(obj: Mapping[str, Any], storage_uri: str) -> dict[str, Any]:
         return {"spec": {"predictor": {"model": {"storageUri": storage_uri}}}}
     for container in predictor.get("containers", []):
         for env in container.get("env", []):
-            if env.get("name") == "STORAGE_URI":
+            if env.get("name") == rollout.STORAGE_URI:
                 env["value"] = storage_uri
     return {"spec": {"predictor": {"containers": predictor["containers"]}}}
 
@@ -227,8 +218,40 @@ def record_endpoint(
     return endpoint_id
 
 
+def _restore(
+    cluster: Endpoint,
+    name: str,
+    previous: registry.Serving,
+    metadata_store: str,
+    run_name: str,
+    why: Exception,
+    timeout_s: float,
+    poll_s: float,
+) -> FinalError:
+    """Apply the registry's previous model again and wait for it; the error to raise."""
+    isvc = cluster.get()
+    if not isvc:
+        return FinalError(f"{why}; the InferenceService is gone, so nothing was put back")
+    cluster.patch(restore_patch(isvc, previous.model_uri))
+    try:
+        isvc, _ = wait_rolled_out(cluster, name, previous.model_uri, timeout_s, poll_s)
+    except (TimeoutError, RuntimeError) as again:
+        return FinalError(
+            f"{why}; the previous model {previous.model_uri} was applied again but does not "
+            f"serve either: {again}"
+        )
+    registry.record_rollback(
+        metadata_store, run_name=run_name, serving=previous, url=str(address(isvc))
+    )
+    return FinalError(
+        f"{why}; the previous model {previous.model_uri} (id {previous.model_id}) was "
+        "applied again and serves"
+    )
+
+
 def finish(
-    get: Callable[[], Mapping[str, Any]],
+    cluster: Endpoint,
+    offline: Offline,
     *,
     name: str,
     namespace: str,
@@ -237,60 +260,39 @@ def finish(
     run_name: str,
     model_id: int,
     model_uri: str,
-    generation: int,
     timeout_s: float,
     poll_s: float,
     canary_traffic_percent: int = 100,
-    patch: Callable[[dict[str, Any]], Any] | None = None,
 ) -> dict[str, str]:
-    """The deploy-wait step over any source of the InferenceService object (the API
-    server, or the local runner's stand-in): once it serves and answers, the endpoint and
-    (unless it is a canary, which the canary check promotes) the registry's serving
-    record name the new model.
+    """The deploy-wait step over any `cluster` (the API server, or the local runner's
+    stand-in): once the new model has rolled out and gives the candidate's answers
+    (`offline`), the endpoint and (unless it is a canary, which the canary check promotes)
+    the registry's serving record name it.
 
-    A full rollout (no canary) that never serves: with `patch`, the model that served
-    before (the registry's) is applied again, so the endpoint keeps serving, and the step
-    fails saying so."""
-    if generation < 0:
-        raise InputError(
-            f"--generation {generation}: give the InferenceService's "
-            "metadata.generation after it was applied, or 0 for the current one"
-        )
-    generation = generation or int(get()["metadata"].get("generation", 1))
+    A new model that does not serve: the model that served before (the registry's) is
+    applied again, so the endpoint keeps serving it, and the step fails saying so."""
     key = registry.endpoint_key(namespace, name)
+    expected = offline(SMOKE_TEXTS)  # the candidate's own answers, before any waiting
     try:
-        url = wait_ready(get, generation, timeout_s, poll_s)
-        smoke_test(url, model_name, SMOKE_TEXTS)
+        isvc, predictor = wait_rolled_out(cluster, key, model_uri, timeout_s, poll_s)
+        url = smoke_address(cluster, isvc, predictor)
+        smoke_test(url, model_name, SMOKE_TEXTS, expected, settle_s=SETTLE_S)
     except (TimeoutError, RuntimeError) as e:  # FinalError is a RuntimeError too
         previous = registry.serving(metadata_store, key)
-        if patch is None or canary_traffic_percent < 100 or previous is None:
+        if previous is None or previous.model_uri.rstrip("/") == model_uri.rstrip("/"):
             raise
-        if previous.model_uri.rstrip("/") == model_uri.rstrip("/"):
-            raise
-        patch(restore_patch(get(), previous.model_uri))
-        restored = int(get()["metadata"].get("generation", generation + 1))
-        try:
-            wait_ready(get, restored, timeout_s, poll_s)
-        except (TimeoutError, RuntimeError) as again:
-            raise FinalError(
-                f"{e}; the previous model {previous.model_uri} was applied again but does "
-                f"not serve either: {again}"
-            ) from None
-        registry.record_rollback(
-            metadata_store, run_name=run_name, serving=previous, url=previous.url
-        )
-        raise FinalError(
-            f"{e}; the previous model {previous.model_uri} (id {previous.model_id}) was "
-            "applied again and serves"
+        raise _restore(
+            cluster, key, previous, metadata_store, run_name, e, timeout_s, poll_s
         ) from None
+    url = str(address(isvc))
     record_endpoint(
         metadata_store,
         run_name,
         model_id,
         url,
         {
-            "inference_service": f"{namespace}/{name}",
-            "generation": generation,
+            "inference_service": key,
+            "generation": int((isvc.get("metadata") or {}).get("generation", 0)),
             "model_name": model_name,
         },
     )
@@ -298,7 +300,7 @@ def finish(
         registry.record_serving(
             metadata_store,
             run_name=run_name,
-            key=registry.endpoint_key(namespace, name),
+            key=key,
             model_id=model_id,
             model_uri=model_uri,
             url=url,

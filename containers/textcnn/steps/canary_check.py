@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-from textcnn.cluster import canary
-from textcnn.cluster import inference_service as isvc
-from textcnn.cluster.kube import custom_object_getter, custom_object_patcher
-from textcnn.evaluation import predict_labels
+from textcnn.cluster import answers, canary, kube
 
 
 def run(
@@ -26,11 +23,9 @@ def run(
 ) -> dict[str, str]:
     """Probe the canary of InferenceService NAME in NAMESPACE with CANARY_PROBES texts of
     the test CSV, against the candidate in MODEL_DIR offline; promote or roll back."""
-    # Each call names its resource literally: workflows.checks.rbac derives the Role from it.
     return canary.check(
-        custom_object_getter(isvc.GROUP, isvc.VERSION, isvc.PLURAL, namespace, name),
-        custom_object_patcher(isvc.GROUP, isvc.VERSION, isvc.PLURAL, namespace, name),
-        lambda texts: predict_labels(model_dir, texts),
+        kube.endpoint(namespace, name),
+        lambda texts: answers.offline(model_dir, texts),
         namespace=namespace,
         name=name,
         texts=canary.probe_texts(test_path, text_column, label_column, canary_probes),

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from textcnn import metadata, registry, storage
-from textcnn.cluster import inference_service as isvc
-from textcnn.cluster.kube import custom_object_getter
+from textcnn.cluster import kube, rollout
 from textcnn.errors import InputError
 from textcnn.model import read_json
 from textcnn.report import with_gate
@@ -70,15 +69,7 @@ def _live_storage_uri(namespace: str, name: str) -> str | None:
     """The live InferenceService's storageUri, on a cluster (None here or when absent)."""
     if "KUBERNETES_SERVICE_HOST" not in os.environ:
         return None
-    obj = custom_object_getter(isvc.GROUP, isvc.VERSION, isvc.PLURAL, namespace, name, missing={})()
-    predictor = obj.get("spec", {}).get("predictor", {})
-    if "model" in predictor:
-        return str(predictor["model"].get("storageUri"))
-    for c in predictor.get("containers", []):
-        for e in c.get("env", []):
-            if e.get("name") == "STORAGE_URI":
-                return str(e.get("value"))
-    return None
+    return rollout.spec_uri(kube.endpoint(namespace, name).get())
 
 
 def run(

@@ -41,10 +41,10 @@ def _defaults(doc: dict[str, Any]) -> dict[str, str]:
     return {p["name"]: p["value"] for p in doc["spec"]["arguments"]["parameters"]}
 
 
-def _tfjob_containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def _tfjob_containers(doc: dict[str, Any], template: str = "tfjob") -> list[dict[str, Any]]:
     # Placeholders as a number: Argo substitutes them before it decodes the manifest.
     job = yaml.safe_load(
-        re.sub(r"\{\{[^{}]+\}\}", "0", _templates(doc)["tfjob"]["resource"]["manifest"])
+        re.sub(r"\{\{[^{}]+\}\}", "0", _templates(doc)[template]["resource"]["manifest"])
     )
     return [
         c
@@ -100,6 +100,61 @@ def test_every_step_starts_on_a_stock_image_and_installs_the_wheel(
         assert env[lightweight.WHEEL_ENV].endswith(f"/data/package/{PACKAGE.filename}")
     stage = steps["stage-data"]["container"]["args"]
     assert f"--package={PACKAGE.path}" in stage
+
+
+def test_gpu_pods_install_tensorflow_with_its_cuda_libraries(docs: list[dict[str, Any]]) -> None:
+    """Only the GPU templates ask the bootstrap for TensorFlow's `and-cuda` extra, and the
+    training steps they run are told to fail without a GPU."""
+    templates = _templates(docs[0])
+    for name, t in templates.items():
+        if "container" not in t:
+            continue
+        env = {e["name"]: e["value"] for e in t["container"]["env"]}
+        assert (env.get(bootstrap.CUDA_ENV) == "true") is (name == "train-gpu"), name
+    assert (
+        "--gpu_support={{workflow.parameters.gpu_support}}"
+        in (templates["train-gpu"]["container"]["args"])
+    )
+    for gpu in (False, True):
+        doc = pipeline.render(PipelineParams(gpu_support=gpu, dist_training=True), LIGHT)[0]
+        for c in _tfjob_containers(doc, "tfjob-gpu" if gpu else "tfjob"):
+            env = {e["name"]: e["value"] for e in c["env"]}
+            assert (env.get(bootstrap.CUDA_ENV) == "true") is gpu
+
+
+def test_the_cuda_extra_replaces_only_the_tensorflow_pin() -> None:
+    pins = ["keras==3.15.1", "tensorflow==2.19.1", "tensorflow-io-gcs-filesystem==0.37.1"]
+    assert bootstrap.with_cuda(pins) == [
+        "keras==3.15.1",
+        "tensorflow[and-cuda]==2.19.1",
+        "tensorflow-io-gcs-filesystem==0.37.1",
+    ]
+
+
+def test_cuda_wheels_of_another_site_folder_are_linked_beside_tensorflow(tmp_path: Path) -> None:
+    """TensorFlow in the user site, cuDNN there too, cuBLAS only in the image's folder:
+    cuBLAS gets a link where TensorFlow's RUNPATH ($ORIGIN/../nvidia/cublas/lib) looks."""
+    user, image = tmp_path / "user", tmp_path / "image"
+    for folder in (user / "tensorflow", image / "tensorflow"):
+        folder.mkdir(parents=True)
+        (folder / "__init__.py").touch()
+    for folder, library in ((user, "cudnn"), (image, "cudnn"), (image, "cublas")):
+        (folder / "nvidia" / library / "lib").mkdir(parents=True)
+    (image / "nvidia" / "cublas" / "lib" / "libcublas.so.12").touch()
+    assert bootstrap.link_cuda_libraries([user, image], user) == [user / "nvidia" / "cublas"]
+    assert (user / "tensorflow" / ".." / "nvidia" / "cublas" / "lib" / "libcublas.so.12").exists()
+    assert not (user / "nvidia" / "cudnn").is_symlink()  # its own stays
+    assert bootstrap.link_cuda_libraries([user, image], user) == []  # once
+
+
+def test_an_images_own_tensorflow_gets_no_links(tmp_path: Path) -> None:
+    """TensorFlow imported from the image's (read-only) folder: nothing is written there."""
+    user, image = tmp_path / "user", tmp_path / "image"
+    (image / "tensorflow").mkdir(parents=True)
+    (image / "tensorflow" / "__init__.py").touch()
+    (user / "nvidia" / "cudnn" / "lib").mkdir(parents=True)
+    assert bootstrap.link_cuda_libraries([user, image], user) == []
+    assert not (image / "nvidia").exists()
 
 
 def test_no_value_reaches_the_script_text(docs: list[dict[str, Any]]) -> None:
@@ -217,8 +272,9 @@ def test_a_failed_install_names_the_step_and_is_retried(
     assert bootstrap.main(["no-such-step"]) == 2
 
 
-def test_in_a_pod_the_pins_go_to_the_user_site(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A stock image's Python is no virtual environment: pip --user, into PYTHONUSERBASE.
+@pytest.fixture
+def pip_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The commands the bootstrap runs, none run: each succeeds."""
     ran: list[list[str]] = []
 
     def pip(command: list[str]) -> subprocess.CompletedProcess[str]:
@@ -226,9 +282,25 @@ def test_in_a_pod_the_pins_go_to_the_user_site(monkeypatch: pytest.MonkeyPatch) 
         return subprocess.CompletedProcess(command, 0)
 
     monkeypatch.setattr(bootstrap.subprocess, "run", pip)
+    return ran
+
+
+def test_a_gpu_pod_asks_pip_for_tensorflow_with_cuda(
+    pip_calls: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(bootstrap.CUDA_ENV, "true")
+    assert bootstrap.main(["train"]) == 0
+    [command] = pip_calls
+    assert "tensorflow[and-cuda]==2.19.1" in command and "tensorflow==2.19.1" not in command
+
+
+def test_in_a_pod_the_pins_go_to_the_user_site(
+    pip_calls: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stock image's Python is no virtual environment: pip --user, into PYTHONUSERBASE.
     monkeypatch.setattr(bootstrap.sys, "prefix", bootstrap.sys.base_prefix)
     assert bootstrap.main(["validate-params"]) == 0
-    [command] = ran
+    [command] = pip_calls
     assert command[1:4] == ["-m", "pip", "install"] and "--user" in command
     table = json.loads(packaging.TABLE.read_text())
     assert command[-len(table["steps"]["validate-params"]) :] == table["steps"]["validate-params"]

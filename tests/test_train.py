@@ -250,3 +250,34 @@ def test_command_line_reports_bad_input_and_exits_2(
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "error: train: " in err and "val.npz: not found; run the prepare-data step" in err
+
+
+@pytest.mark.skipif(
+    bool(tf.config.list_physical_devices("GPU")), reason="this machine has a GPU to train on"
+)
+def test_gpu_support_without_a_gpu_fails_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GPU means GPU: a GPU pod whose TensorFlow cannot load CUDA says so and stops, instead
+    of training on its CPU. This machine has no GPU, as such a pod would see it."""
+    inputs = write_inputs(tmp_path, n_train=8, n_val=8)
+    argv = [
+        "train",
+        f"--prepared_dir={inputs.prepared}",
+        f"--embeddings_dir={inputs.embeddings}",
+        f"--model_spec_dir={inputs.model_spec}",
+        "--epochs=1",
+        "--batch_size=4",
+        "--patience=1",
+        "--seed=1",
+        f"--model_dir={tmp_path / 'model'}",
+        f"--training_dir={tmp_path / 'training'}",
+        "--gpu_support=true",
+    ]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"error: train: --gpu_support is on, but TensorFlow {tf.__version__}" in err
+    assert "sees no GPU" in err and "--gpu_support no" in err
+    assert not (tmp_path / "model").exists()
+    # The same run without the option trains on the CPU.
+    assert cli.main(argv[:-1]) == 0

@@ -15,6 +15,7 @@ MultiWorkerMirroredStrategy) reuses them unchanged; only `fit_mirrored` is speci
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from textcnn import ngrams, progress, storage
-from textcnn.errors import InputError
+from textcnn.errors import FinalError, InputError
 from textcnn.export import export_serving_model
 from textcnn.model import CHAR_NGRAM_ORDER, ModelConfig, build_model, read_json
 from textcnn.tokens import OOV, PAD
@@ -192,6 +193,22 @@ def load_inputs(prepared_dir: str, embeddings_dir: str, model_spec_dir: str) -> 
         val_texts = _load_texts(Path(prepared_dir) / "val_tokens.txt", len(splits.x_val))
     return Inputs(
         config, vocabulary, splits, load_embeddings(embeddings_dir), train_texts, val_texts
+    )
+
+
+def require_gpu() -> None:
+    """FinalError unless TensorFlow sees a GPU. Asked for one (--gpu_support), a pod that
+    cannot load CUDA trains on its CPU, many times slower, and TensorFlow only logs it."""
+    if tf.config.list_physical_devices("GPU"):
+        return
+    build = tf.sysconfig.get_build_info()
+    cuda = f"CUDA {build.get('cuda_version', '?')}, cuDNN {build.get('cudnn_version', '?')}"
+    raise FinalError(
+        f"--gpu_support is on, but TensorFlow {tf.__version__} (built for {cuda}) sees no "
+        f"GPU (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}): "
+        "check that the pod got an nvidia.com/gpu, that the node's NVIDIA driver is mounted "
+        "and that the image has TensorFlow's CUDA libraries (TensorFlow's log above names "
+        "any it could not load); or train on the CPU with --gpu_support no"
     )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from textcnn import bootstrap
 from textcnn.params import PipelineParams
 from workflows.dag import security
 
@@ -25,8 +26,9 @@ from workflows.dag import security
 # TensorFlow publishes no images for most patch releases (none for 2.12.1, 2.14.1, 2.15.1,
 # 2.17.1 or 2.18.1), and Docker Hub is out of reach here to check 2.19.1. The pin
 # (tensorflow==2.19.1) is still met: the bootstrap of a step that may load TF installs it
-# into the user site, ahead of the image's 2.19.0. With --image/--gpu_image of a 2.19.1
-# image it installs nothing.
+# into the user site, ahead of the image's 2.19.0, on GPU pods with its `and-cuda` extra
+# (textcnn.bootstrap says why). With --image/--gpu_image of a 2.19.1 image it installs
+# nothing.
 IMAGE = "tensorflow/tensorflow:2.19.0"
 GPU_IMAGE = "tensorflow/tensorflow:2.19.0-gpu"
 PACKAGE_DIR = f"{security.SCRATCH}/packages"  # where a pod's input artifact puts the wheel
@@ -68,12 +70,15 @@ class Launch:
             return ["python", "-m", "textcnn", step], args
         return ["sh", "-c", SCRIPT, "textcnn"], [step, *args]
 
-    def env(self, pip_index_url: str, wheel_dir: str = PACKAGE_DIR) -> dict[str, str]:
-        """The environment the script needs, with the wheel in `wheel_dir` (none on our
-        images)."""
+    def env(
+        self, pip_index_url: str, wheel_dir: str = PACKAGE_DIR, cuda: bool = False
+    ) -> dict[str, str]:
+        """The environment the script needs, with the wheel in `wheel_dir`; with `cuda`
+        (a GPU pod) TensorFlow comes with its CUDA libraries. None on our images."""
         if self.package is None:
             return {}
         return {
+            **({bootstrap.CUDA_ENV: "true"} if cuda else {}),
             WHEEL_ENV: f"{wheel_dir}/{self.package.filename}",
             TARGET_ENV: f"{INSTALL_DIR}/wheel",
             "PIP_INDEX_URL": pip_index_url,

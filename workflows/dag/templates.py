@@ -209,7 +209,7 @@ def step_template(
     input_parameters = [*input_parameters, *([CLAIM] if workdir else [])]
     command, args = LAUNCH.command(step, args)
     package = LAUNCH.package
-    launch_env = LAUNCH.env(wp("pip_index_url"))
+    launch_env = LAUNCH.env(wp("pip_index_url"), cuda=gpu is not None)
     return Container(
         name=name,
         annotations={DISPLAY_NAME: display_name},
@@ -452,7 +452,7 @@ def tfjob(gpu: bool) -> Resource:
         command=command,
         args=args,
         # stage-data put the wheel on the shared volume, beside the data.
-        env=LAUNCH.env(wp("pip_index_url"), wheel_dir=f"{data}/package"),
+        env=LAUNCH.env(wp("pip_index_url"), wheel_dir=f"{data}/package", cuda=gpu),
         workers=wp("workers"),
         cpu=wp("replica_cpu"),
         memory=wp("replica_memory"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from textcnn.training import finish, fit_mirrored, load_inputs
+from textcnn.training import finish, fit_mirrored, load_inputs, require_gpu
 
 
 def run(
@@ -17,8 +17,12 @@ def run(
     seed: int,
     model_dir: str,
     training_dir: str,
+    gpu_support: bool = False,
 ) -> dict[str, float | int]:
-    """Train on prepared/ with the model spec; write training/ and the serving model/."""
+    """Train on prepared/ with the model spec; write training/ and the serving model/. With
+    GPU_SUPPORT, fail unless TensorFlow sees a GPU."""
+    if gpu_support:
+        require_gpu()
     keras.utils.set_random_seed(seed)
     inputs = load_inputs(prepared_dir, embeddings_dir, model_spec_dir)
     result = fit_mirrored(

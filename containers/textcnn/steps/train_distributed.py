@@ -42,6 +42,7 @@ from textcnn.training import (
     make_dataset,
     make_optimizer,
     report_epoch,
+    require_gpu,
 )
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -181,10 +182,14 @@ def run(
     seed: int,
     model_dir: str,
     training_dir: str,
+    gpu_support: bool = False,
 ) -> dict[str, float | int]:
     """Train on prepared/ with the model spec as one worker of TF_CONFIG's cluster; the chief
-    writes training/ and the serving model/ (the same outputs as the train step)."""
+    writes training/ and the serving model/ (the same outputs as the train step). With
+    GPU_SUPPORT, fail unless TensorFlow sees a GPU."""
     role = parse_tf_config(os.environ.get(TF_CONFIG))
+    if gpu_support:  # listing devices starts no runtime: the strategy may still come after
+        require_gpu()
     inputs = load_inputs(prepared_dir, embeddings_dir, model_spec_dir)  # numpy only
     # Before any other TensorFlow op: the strategy configures the collective runtime.
     strategy = tf.distribute.MultiWorkerMirroredStrategy()

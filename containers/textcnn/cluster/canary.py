@@ -127,10 +127,9 @@ def judge(canary: Probes, expected: Sequence[Answer], max_latency_ms: float) -> 
     )
 
 
-def _traffic(cluster: Endpoint) -> tuple[Revision | None, Revision | None]:
-    """(canary, previous) of the Knative Service's traffic now."""
-    status = cluster.predictor(rollout.SERVERLESS).get("status") or {}
-    return revisions(status.get("traffic") or [])
+def _split(service: Mapping[str, Any]) -> tuple[Revision | None, Revision | None]:
+    """(canary, previous) of a Knative Service's own `status.traffic`."""
+    return revisions((service.get("status") or {}).get("traffic") or [])
 
 
 def _wait_traffic(
@@ -139,7 +138,7 @@ def _wait_traffic(
     """Until the traffic is as `want`ed of (canary, previous); returns the
     InferenceService's address."""
     deadline = time.monotonic() + timeout_s
-    while not want(*_traffic(cluster)):
+    while not want(*_split(cluster.predictor(rollout.SERVERLESS))):
         if time.monotonic() > deadline:
             raise TimeoutError(f"traffic not switched after {timeout_s:g} s")
         time.sleep(1.0)
@@ -172,7 +171,7 @@ def check(
     roll it back; the registry follows. FinalError on a rollback."""
     key = registry.endpoint_key(namespace, name)
     service = cluster.predictor(rollout.SERVERLESS)
-    canary, previous = revisions((service.get("status") or {}).get("traffic") or [])
+    canary, previous = _split(service)
     if canary is None:
         raise FinalError(
             f"InferenceService {key}: no revision tagged {rollout.CANARY_TAG!r} in its "

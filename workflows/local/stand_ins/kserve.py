@@ -212,24 +212,32 @@ class LocalKServe:
         for service in self.services.values():
             for target in self._traffic(service):
                 tag, revision = target.get("tag"), target.get("revisionName")
-                local = f"{tag}-{service.predictor_name}.{service.namespace}.svc.cluster.local"
+                local = f"{tag}-{urlsplit(self._route_address(service)).hostname}"
                 if tag and host == local and revision in service.revisions:
                     return service.revisions[revision].url
         return url
+
+    @staticmethod
+    def _route_address(service: Service) -> str:
+        """The Knative route's cluster-local address (pkg/reconciler/route/route.go)."""
+        return f"http://{service.predictor_name}.{service.namespace}.svc.cluster.local"
 
     # -- the controllers
 
     def _reconcile(self, service: Service) -> set[str]:
         """What the controllers do before a read; returns the revisions that answer.
 
-        RawDeployment: once the new pod is available the old ones go (maxUnavailable 0).
-        Serverless: the latest created revision becomes Knative's latest ready one."""
+        RawDeployment: once the new pod is available the old ones go (maxUnavailable 0;
+        Kubernetes pkg/controller/deployment/rolling.go `reconcileOldReplicaSets`), and what
+        serves is saved. Serverless: the latest created revision becomes Knative's latest
+        ready one (configuration_lifecycle.go `SetLatestReadyRevisionName`)."""
         answering = {n for n, r in service.revisions.items() if self._answers(r, service.name)}
         if service.mode == rollout.RAW:
-            if service.latest in answering:
-                for old in set(service.revisions) - {service.latest}:
-                    self._stop_revision(service, old)
-            self._save(service)
+            old = set(service.revisions) - {service.latest} if service.latest in answering else ()
+            for name in old:
+                self._stop_revision(service, name)
+            if old:
+                self._save(service)
         elif service.latest in answering:
             service.latest_ready = service.latest
         return answering & set(service.revisions)
@@ -249,10 +257,10 @@ class LocalKServe:
             ):
                 service.previous_rolled_out = service.rolled_out
                 service.rolled_out = service.latest_ready
+                self._save(service)
         named = {t["revisionName"] for t in self._traffic(service)}
         for old in set(service.revisions) - named - {service.latest}:
             self._stop_revision(service, old)
-        self._save(service)
 
     def _traffic(self, service: Service) -> list[dict[str, Any]]:
         """Knative's status.traffic for KServe's spec.traffic (`createKnativeService`): the
@@ -280,7 +288,11 @@ class LocalKServe:
         return [t for t in targets if t["revisionName"]]
 
     def _deployment(self, service: Service, answering: set[str]) -> dict[str, Any]:
-        """The apps/v1 Deployment `<isvc>-predictor`, one replica."""
+        """The apps/v1 Deployment `<isvc>-predictor`, one replica, as KServe writes its spec
+        (deployment_reconciler.go `setDefaultDeploymentSpec`; predictor.go
+        `addStorageInitializerAnnotations`) and the Deployment controller its status
+        (pkg/controller/deployment/sync.go `calculateStatus`, progress.go
+        `syncRolloutStatus`)."""
         new = service.revisions[service.latest]
         available = len(answering)
         rolled = service.latest in answering and len(service.revisions) == 1
@@ -335,9 +347,12 @@ class LocalKServe:
         }
 
     def _knative_service(self, service: Service, answering: set[str]) -> dict[str, Any]:
-        """The serving.knative.dev/v1 Service `<isvc>-predictor`."""
+        """The serving.knative.dev/v1 Service `<isvc>-predictor`: its status as Knative
+        writes it (service_lifecycle.go `PropagateConfigurationStatus`,
+        configuration_lifecycle.go `MarkLatestCreatedFailed`, traffic.go
+        `GetRevisionTrafficTargets` for the external tag URLs, knative.dev/pkg
+        `PostProcessReconcile` for observedGeneration)."""
         new = service.revisions[service.latest]
-        route = f"{service.predictor_name}.{service.namespace}"
         # KServe's install: domain template {{.Name}}-{{.Namespace}}.{{.Domain}}, example.com.
         external = f"{service.predictor_name}-{service.namespace}.example.com"
         if new.exited:
@@ -378,7 +393,7 @@ class LocalKServe:
                     else {}
                 ),
                 "url": f"http://{external}",
-                "address": {"url": f"http://{route}.svc.cluster.local"},
+                "address": {"url": self._route_address(service)},
                 "traffic": traffic,
                 "conditions": [
                     configured,

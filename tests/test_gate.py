@@ -127,6 +127,7 @@ def test_a_worse_model_is_skipped_with_both_figures(
     found = blessing(store)
     props = found["properties"]
     assert (props["decision"], props["serving_model_id"]) == ("skip", serving_id)
+    assert props["serving_model_uri"] == str(models["good"] / "model")
     assert props["candidate"] == pytest.approx(bad) and props["serving"] == pytest.approx(good)
     graph = metadata.lineage(store, "wf-new")
     (execution,) = [e for e in graph["executions"] if e["type"] == "Gate"]
@@ -191,6 +192,32 @@ def test_decision_table(
     candidate: float, serving: float | None, margin: float, force: bool, decision: str
 ) -> None:
     assert gate.decide("accuracy", candidate, serving, margin, force)[0] == decision
+
+
+def test_an_improvement_of_exactly_the_margin_deploys_and_is_called_better() -> None:
+    # Row: before, 0.30 against 0.20 with a 0.1 margin was skipped as "worse than the
+    # serving model ... needed 0.3000" (0.3 - 0.2 < 0.1 in floating point).
+    decision, reason = gate.decide("accuracy", 0.30, 0.20, 0.1, False)
+    assert decision == "deploy"
+    assert reason == (
+        "better by at least the required +0.1: candidate accuracy 0.3000, serving 0.2000 (+0.1)"
+    )
+    decision, reason = gate.decide("accuracy", 0.25, 0.20, 0.1, False)
+    assert decision == "skip" and reason.startswith("not better by the required +0.1:")
+    assert "worse" not in reason
+
+
+def test_a_negative_margin_is_described_as_a_tolerated_loss() -> None:
+    # Row: before, 0.59 against 0.60 with -0.05 was "at least as good ... (needed +-0.05)".
+    decision, reason = gate.decide("accuracy", 0.59, 0.60, -0.05, False)
+    assert decision == "deploy"
+    assert reason == (
+        "worse, but within the tolerated 0.05: candidate accuracy 0.5900, serving 0.6000 (-0.01)"
+    )
+    decision, reason = gate.decide("accuracy", 0.50, 0.60, -0.05, False)
+    assert decision == "skip"
+    assert reason.startswith("worse than the serving model by more than the tolerated 0.05:")
+    assert reason.endswith("needed 0.5500")
 
 
 @pytest.mark.slow

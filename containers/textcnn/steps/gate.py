@@ -23,6 +23,11 @@ from textcnn.report import with_gate
 DEPLOY, SKIP = "deploy", "skip"
 
 
+# Both scores are ratios of counts on one test set: figures closer than this are equal,
+# whatever floating point made of their difference (0.3 - 0.2 < 0.1).
+TOLERANCE = 1e-9
+
+
 def decide(
     metric: str,
     candidate: float,
@@ -31,17 +36,34 @@ def decide(
     force: bool,
     why_none: str = "nothing serves yet",
 ) -> tuple[str, str]:
-    """(decision, reason) for the candidate's and the serving model's figures."""
+    """(decision, reason) for the candidate's and the serving model's figures: deploy when
+    the candidate beats the serving model by at least `min_improvement` (a negative one is
+    a tolerated loss). The reason states the comparison made."""
     if serving is None:
         return DEPLOY, f"{why_none}; candidate {metric} {candidate:.4f}"
-    figures = f"candidate {metric} {candidate:.4f}, serving {serving:.4f}"
-    if candidate >= serving + min_improvement:
-        margin = f" (needed +{min_improvement:g})" if min_improvement else ""
-        return DEPLOY, f"at least as good: {figures}{margin}"
+    gain = candidate - serving
+    figures = f"candidate {metric} {candidate:.4f}, serving {serving:.4f} ({_signed(gain)})"
+    if gain >= min_improvement - TOLERANCE:
+        if min_improvement > 0:
+            why = f"better by at least the required {_signed(min_improvement)}"
+        elif gain >= -TOLERANCE:
+            why = "at least as good as the serving model"
+        else:
+            why = f"worse, but within the tolerated {-min_improvement:g}"
+        return DEPLOY, f"{why}: {figures}"
     if force:
         return DEPLOY, f"forced (--force_deploy): {figures}"
-    needed = f"{serving + min_improvement:.4f}" if min_improvement else "at least that"
-    return SKIP, f"worse than the serving model: {figures}; needed {needed}"
+    if gain >= -TOLERANCE:
+        why = f"not better by the required {_signed(min_improvement)}"
+    elif min_improvement < 0:
+        why = f"worse than the serving model by more than the tolerated {-min_improvement:g}"
+    else:
+        why = "worse than the serving model"
+    return SKIP, f"{why}: {figures}; needed {serving + min_improvement:.4f}"
+
+
+def _signed(x: float) -> str:
+    return "+0" if abs(x) < TOLERANCE else f"{x:+.4f}".rstrip("0").rstrip(".")
 
 
 def _score_serving(
@@ -148,7 +170,9 @@ def run(
                     "gate_metric": gate_metric,
                     "candidate": float(candidate[gate_metric]),
                     "serving": -1.0 if serving_score is None else serving_score,
+                    # Which model it was compared with: a later deploy can tell.
                     "serving_model_id": serving_id,
+                    "serving_model_uri": current.model_uri if current is not None else "",
                     "forced": force_deploy,
                 },
             )

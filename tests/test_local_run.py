@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,12 +17,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
 from helpers import REPO, SMALL, pipeline_command, pipeline_env, run_pipeline
 
+from textcnn import registry
 from textcnn.metadata import lineage
-from workflows.local.folder import LOCK
+from workflows.local.folder import LOCK, WORKFLOW
 
 pytestmark = pytest.mark.usefixtures("no_orphans")
 
@@ -78,6 +82,25 @@ def slice_options(train: Path, test: Path) -> list[str]:
     return ["--train_data_path", str(train), "--test_data_path", str(test), *SMALL]
 
 
+@pytest.fixture(scope="module")
+def flipped(data_slice: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The slice's training set with its two labels swapped: a model trained on it scores
+    well below one trained on the slice, on the same test set, whatever the seed."""
+    train, _ = data_slice
+    frame = pd.read_csv(train)
+    labels = sorted(frame["label"].unique())
+    assert len(labels) == 2
+    frame["label"] = frame["label"].map(dict(zip(labels, reversed(labels), strict=True)))
+    path = tmp_path_factory.mktemp("flipped") / "train.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def serving_uri(store: str) -> str | None:
+    found = registry.serving(store, registry.endpoint_key("default", "textcnn"))
+    return None if found is None else found.model_uri
+
+
 @pytest.mark.slow
 def test_sigterm_during_train_stops_it_records_the_run_and_the_folder_was_held(
     data_slice: tuple[Path, Path], tmp_path: Path
@@ -92,6 +115,10 @@ def test_sigterm_during_train_stops_it_records_the_run_and_the_folder_was_held(
     assert second.returncode == 2
     assert f"is in use by workflow {workflow!r}" in second.stderr
     assert "Traceback" not in second.stdout + second.stderr
+    # Row (issue 29, finding 9): --resume of it. Before: "no local run to resume there".
+    resuming = resume(out)
+    assert resuming.returncode == 2
+    assert f"is in use by workflow {workflow!r}" in resuming.stderr
 
     # Row: SIGTERM while train runs. Before: the runner died at once, no run.json, and
     # train went on as an orphan, writing a model.
@@ -122,10 +149,11 @@ def test_two_interrupts_during_deploy_still_record_the_run_which_then_resumes(
     out = tmp_path / "run"
     runner = Runner(out, *slice_options(*data_slice))
     runner.wait_for(lambda: runner.started("deploy-wait"), "deploy-wait")
-    # Row: Ctrl-C, and Ctrl-C again during clean-up. Before: a traceback, no exit
-    # handler, and with the second one no run.json.
+    # Row: Ctrl-C, and Ctrl-C again while the exit handler runs. Before: a traceback, no
+    # exit handler, and with the second one no run.json; then (issue 29, finding 10) the
+    # second one SIGKILLed the exit handler (137) and ML Metadata never had the outcome.
     runner.proc.send_signal(signal.SIGINT)
-    time.sleep(0.2)
+    runner.wait_for(lambda: runner.started("record-status"), "the exit handler")
     runner.proc.send_signal(signal.SIGINT)
     assert runner.finish() == 130
     terminal = runner.terminal()
@@ -134,6 +162,7 @@ def test_two_interrupts_during_deploy_still_record_the_run_which_then_resumes(
     assert run["status"] == "Failed" and run["interrupted"]["signal"] == "SIGINT"
     assert run["steps"]["deploy-wait"]["status"] == "Failed"
     assert run["steps"]["record-status"]["status"] == "Succeeded"
+    assert lineage(run["metadata"], run["workflow_name"])["run_properties"]["status"] == "Failed"
     train_log = out / "logs" / "train.log"
     trained = train_log.read_text()
 
@@ -210,6 +239,109 @@ def test_a_run_that_failed_at_evaluate_resumes_without_training_again(
     # Nothing is left to resume.
     again = resume(out)
     assert again.returncode == 2 and "that run succeeded" in again.stderr
+
+
+@pytest.mark.slow
+def test_a_resumed_run_gates_again_against_what_serves_now(
+    data_slice: tuple[Path, Path], flipped: Path, tmp_path: Path
+) -> None:
+    """Issue 29, finding 1: before, the resumed run kept its gate's "nothing serves yet,
+    deploy" and replaced the better model that had been deployed since."""
+    train, test = data_slice
+    worse = Runner(tmp_path / "worse", *slice_options(flipped, test))
+    worse.wait_for(lambda: worse.started("deploy-wait"), "deploy-wait")
+    worse.proc.send_signal(signal.SIGTERM)
+    assert worse.finish() == 143
+    interrupted = worse.run_json()
+    assert interrupted["steps"]["gate"]["status"] == "Succeeded"
+    store = interrupted["metadata"].removeprefix("sqlite:")
+
+    better = run_pipeline(tmp_path / "better", *slice_options(train, test))
+    assert better.returncode == 0, better.stdout + better.stderr
+    best = json.loads((tmp_path / "better" / "run.json").read_text())
+    assert serving_uri(f"sqlite:{store}") == best["artifacts"]["model"]
+
+    # Finding 9: a kept step's artifact deleted since. Before: the resume never noticed.
+    shutil.rmtree(interrupted["artifacts"]["metrics"])
+    resumed = resume(tmp_path / "worse")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "evaluate" in resumed.stdout and "its artifact 'metrics' is gone" in resumed.stdout
+    run = worse.run_json()
+    assert run["steps"]["train"]["resumed"] is True
+    assert not {"evaluate", "gate"} & {n for n, s in run["steps"].items() if s.get("resumed")}
+    assert run["outputs"]["gate_decision"] == "skip"
+    accuracy = best["metrics"]["accuracy"]
+    assert f"serving {accuracy:.4f}" in run["outputs"]["gate_reason"]
+    assert serving_uri(f"sqlite:{store}") == best["artifacts"]["model"]
+
+
+@pytest.mark.slow
+def test_a_run_paused_between_gate_and_deploy_keeps_the_endpoint_until_it_ends(
+    data_slice: tuple[Path, Path], flipped: Path, tmp_path: Path
+) -> None:
+    """Issue 29, finding 2: before, the better run deployed while the worse one was paused
+    after its gate; the worse one then went on and replaced it."""
+    train, test = data_slice
+    worse = Runner(tmp_path / "worse", *slice_options(flipped, test))
+    worse.wait_for(lambda: worse.started("gate"), "gate")
+    worse.proc.send_signal(signal.SIGSTOP)  # the runner: its gate goes on, nothing after it
+    try:
+        better = Runner(tmp_path / "better", *slice_options(train, test))
+        better.wait_for(lambda: "waiting for mutex" in better.terminal(), "the endpoint's mutex")
+        assert "default/Mutex/textcnn-endpoint-textcnn, held by workflow" in better.terminal()
+    finally:
+        worse.proc.send_signal(signal.SIGCONT)
+    assert worse.finish(300) == 0, worse.terminal()
+    assert better.finish(300) == 0, better.terminal()
+    first, second = worse.run_json(), better.run_json()
+    assert first["outputs"]["gate_decision"] == "deploy"
+    # The better run gated after the worse one's deploy, against it.
+    assert second["outputs"]["gate_decision"] == "deploy"
+    assert f"serving {first['metrics']['accuracy']:.4f}" in second["outputs"]["gate_reason"]
+    assert serving_uri(second["metadata"]) == second["artifacts"]["model"]
+
+
+def test_a_run_folder_is_data_not_code(data_slice: tuple[Path, Path], tmp_path: Path) -> None:
+    """Issue 29, findings 5 and 9: what --resume refuses, and how it says so."""
+    _, test = data_slice
+    out = tmp_path / "runs" / "run"
+    fifo = _fifo(tmp_path / "train.csv")
+    failed = run_pipeline(out, "--train_data_path", str(fifo), "--test_data_path", str(test))
+    assert failed.returncode == 1  # validate-params refuses the FIFO: a run to resume
+    saved = (out / WORKFLOW).read_text()
+
+    # Row: the exit handler made to run a shell. Before: --resume ran it, as root.
+    workflow = json.loads(saved)
+    (record,) = [t for t in workflow["spec"]["templates"] if t["name"] == "record-status"]
+    record["container"]["command"] = ["sh", "-c", f"id > {tmp_path / 'pwned'}"]
+    (out / WORKFLOW).write_text(json.dumps(workflow))
+    refused = resume(out)
+    assert refused.returncode == 2
+    assert "its workflow.json is not the template this code compiles" in refused.stderr
+    assert re.search(r"differ at \$\.spec\.templates\[\d+\]\.container\.command\)", refused.stderr)
+    assert not (tmp_path / "pwned").exists()
+    (out / WORKFLOW).write_text(saved)
+
+    # Row: the folder moved to another parent. Before: it resumed into the old parent's
+    # metadata.sqlite and artifacts, and the new parent's endpoint state.
+    moved = tmp_path / "elsewhere" / "run"
+    moved.parent.mkdir()
+    out.rename(moved)
+    refused = resume(moved)
+    assert refused.returncode == 2
+    assert f"this run was made in {out}" in refused.stderr and "move it back" in refused.stderr
+    moved.rename(out)
+
+    # Row: a run.json without artifact_root. Before: KeyError and a traceback.
+    run = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(
+        json.dumps({k: v for k, v in run.items() if k != "artifact_root"})
+    )
+    refused = resume(out)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"error: --resume {out}: its run.json cannot be resumed: it names no artifact_root"
+    )
 
 
 def _fifo(path: Path) -> Path:

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from textcnn.params import ParamsError, PipelineParams
-from workflows import submit
+from workflows import resume, submit
 from workflows.checks import lint
 from workflows.dag import pipeline
 from workflows.errors import WorkflowError
-from workflows.local.folder import RULE, WORKFLOW
+from workflows.local.folder import RULE
 from workflows.local.signals import Interrupted, interruptible
 
 DEFAULT_MANIFESTS = Path("manifests/workflows")
@@ -63,25 +63,12 @@ def _requirements(args: argparse.Namespace) -> int:
     return 0
 
 
-def _earlier(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The run.json and the template of the run that `--resume` goes on with."""
+def _check_resume_options(args: argparse.Namespace) -> None:
     given = [f"--{k}" for k in PipelineParams.model_fields if getattr(args, k) is not None]
     if given:
         raise WorkflowError(
             f"--resume runs again with the run's own options: drop {', '.join(given)}"
         )
-    folder = args.output_dir
-    try:
-        earlier = json.loads((folder / "run.json").read_text())
-        template = json.loads((folder / WORKFLOW).read_text())
-    except (OSError, json.JSONDecodeError):
-        raise WorkflowError(
-            f"--resume {folder}: no local run to resume there (its run.json and "
-            f"{WORKFLOW}); give the --output_dir of an earlier run"
-        ) from None
-    if earlier.get("status") == "Succeeded":
-        raise WorkflowError(f"--resume {folder}: that run succeeded; there is nothing to resume")
-    return earlier, template
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -94,12 +81,11 @@ def _run(args: argparse.Namespace) -> int:
     out = args.output_dir.resolve()
     earlier: dict[str, Any] | None = None
     if args.resume is not None:
-        earlier, template = _earlier(args)
-        fields = PipelineParams.model_fields
-        params = PipelineParams.parse(
-            {k: v for k, v in earlier["parameters"].items() if k in fields}
-        )
-        artifact_root, name = earlier["artifact_root"], earlier["workflow_name"]
+        _check_resume_options(args)
+        resumable = resume.load(out)
+        earlier, template, params = resumable.earlier, resumable.template, resumable.params
+        artifact_root, name = resumable.artifact_root, resumable.workflow_name
+        saved = {k: earlier[k] for k in ("output_dir", "rendering")}
     else:
         # The cluster default (an MLMD gRPC service) means nothing on a laptop: one SQLite
         # file beside the run folders (runs/metadata.sqlite for runs/*), which every run
@@ -120,6 +106,7 @@ def _run(args: argparse.Namespace) -> int:
                 return 1
         template = pipeline.render(params, rendering)[0]
         name = None
+        saved = resume.saved_with(out, rendering)
     # The endpoint outlives a run, as on a cluster: its state is kept beside the runs.
     kserve = LocalKServe(state_dir=out.parent / "inferenceservices")
     display = Display(sys.stdout, quiet=args.quiet)
@@ -128,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
         with interruptible():
             result = run_workflow(
                 template,
-                earlier["parameters"] if earlier else params.to_strings(),
+                params.to_strings(),
                 out,
                 artifact_root=artifact_root,
                 env={"ARTIFACT_ROOT": artifact_root},
@@ -138,6 +125,9 @@ def _run(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 earlier=earlier,
                 warm_start=not args.cold_start,
+                # Mutexes beside the run folders, as the endpoint: runs there share them.
+                locks_dir=out.parent / "locks",
+                rerun=pipeline.RERUN_ON_RESUME,
                 on_progress=display.line,
                 on_live=on_live,
             )
@@ -148,6 +138,7 @@ def _run(args: argparse.Namespace) -> int:
                 },
                 metadata=params.metadata_store,
                 endpoint=result.outputs.get("endpoint") or None,
+                **saved,
             )
             result.write(out / "run.json")
             if stopped := result.extra.get("interrupted"):
@@ -258,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="go on with the failed or interrupted run in DIR, as `argo retry` does: its "
-        "succeeded tasks stand; the others run again, with the same options",
+        "succeeded tasks stand, but for the gate and what follows it (what serves may have "
+        "changed since); the others run again, with the same options and the template this "
+        "code compiles from them",
     )
     p.add_argument(
         "--overwrite",

@@ -33,8 +33,10 @@ from hera.workflows import (
 from hera.workflows.models import (
     ArtifactRepositoryRef,
     DAGTask,
+    Mutex,
     PodGC,
     PodSecurityContext,
+    Synchronization,
     TTLStrategy,
     ValueFrom,
     WorkflowMetadata,
@@ -51,6 +53,14 @@ from workflows.dag.parameters import workflow_parameters, wp
 TEMPLATE_NAME = "textcnn-pipeline"
 CRON_NAME = "textcnn-retrain"
 ENTRYPOINT = "pipeline"
+# One run at a time per endpoint (a workflow-level mutex, which Argo holds from the first
+# task to the end of the exit handler): a run's gate compares with what serves, and its
+# deploy replaces it, with no other run's deploy in between. Argo substitutes the global
+# parameters in the name; the mutex lives in the workflow's namespace, the endpoint's.
+DEPLOY_MUTEX = "textcnn-endpoint-{{workflow.parameters.isvc_name}}"
+# Tasks whose outcome depends on the world outside the run (what serves the endpoint now):
+# a resumed local run takes them again, with every task after them.
+RERUN_ON_RESUME = ("gate",)
 SERVICE_ACCOUNT = "textcnn-workflow"  # manifests/rbac.yaml: Workload Identity and executor rights
 
 # Annotations Argo reads on a template (not on its pod); see hoist_template_annotations.
@@ -91,6 +101,32 @@ class Rendering:
         """The values a run of this rendering gets: in the lightweight variant, the stock
         images (and the TF Serving runtime) where `params` keeps our defaults."""
         return params if self.package is None else lightweight.defaults(params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a local run keeps in run.json, so that `--resume` compiles it again."""
+        return {
+            "existing_claim": self.existing_claim,
+            "workflow_deadline_seconds": self.workflow_deadline_seconds,
+            "ttl_after_success_seconds": self.ttl_after_success_seconds,
+            "ttl_after_failure_seconds": self.ttl_after_failure_seconds,
+            "lightweight": self.package is not None,
+        }
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any]) -> Rendering:
+        """The rendering `to_dict()` gave, checked as the options are (ValueError)."""
+        from workflows import wheel
+
+        try:
+            return cls(
+                claim_name(str(saved["existing_claim"])),
+                _seconds(str(saved["workflow_deadline_seconds"])),
+                _seconds(str(saved["ttl_after_success_seconds"])),
+                _seconds(str(saved["ttl_after_failure_seconds"])),
+                wheel.package() if saved["lightweight"] is True else None,
+            )
+        except (KeyError, TypeError, argparse.ArgumentTypeError) as e:
+            raise ValueError(f"rendering: {e}") from None
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> Rendering:
@@ -379,6 +415,7 @@ def build_workflow_template(
         workflow_metadata=WorkflowMetadata(annotations=dict(UI_ANNOTATIONS)),
         entrypoint=ENTRYPOINT,
         on_exit=exit_handler.name,  # records the final status in ML Metadata
+        synchronization=Synchronization(mutexes=[Mutex(name=DEPLOY_MUTEX)]),
         service_account_name=SERVICE_ACCOUNT,
         security_context=PodSecurityContext.model_validate(security.POD),
         arguments=[

@@ -30,6 +30,7 @@ from workflows.errors import WorkflowError
 from workflows.expressions import evaluate_retry, evaluate_when
 from workflows.local import images
 from workflows.local.folder import WORKFLOW, run_folder
+from workflows.local.mutexes import holding
 from workflows.local.plan import (
     DEADLINE_EXCEEDED,
     ERRORED,
@@ -99,6 +100,10 @@ class Run(Plan):
     lock: threading.RLock  # re-entrant: the interrupt handler may run while it is held
     stopping: threading.Event  # set on an interrupt
     warm_start: bool = True  # start steps of our CLI ahead (_warm_ahead)
+    locks_dir: Path  # where the workflow's mutexes are held (workflows.local.mutexes)
+    # Tasks that `--resume` always runs again, with every task after them: their outcome
+    # depends on the world outside the run (what serves an endpoint now).
+    rerun: frozenset[str] = frozenset()
 
     def _begin(self) -> None:
         self.artifact_keys, self.status, self.steps, self.artifacts = {}, {}, {}, {}
@@ -161,13 +166,16 @@ class Run(Plan):
         watcher = threading.Thread(target=self._watch, args=(watching,), daemon=True)
         watcher.start()
         with (
-            interruptible(on_repeat=self._kill_now),
+            interruptible(on_repeat=self._kill_now) as stops,
             ThreadPoolExecutor(max_workers=self.max_parallel) as pool,
             contextlib.ExitStack() as cleanup,
         ):
             cleanup.callback(watching.set)
             cleanup.callback(self._discard_warm)
             try:
+                cleanup.enter_context(
+                    holding(self.locks_dir, self.mutexes, self.workflow_name, self.on_progress)
+                )
                 while True:
                     while not failed and (ready := self._next(pending, len(running))):
                         name, job = ready
@@ -186,6 +194,7 @@ class Run(Plan):
                     for future in done:
                         failed |= self._finish(running.pop(future), future.result())
                 self._omit(pending, "not started: the workflow failed")
+                stops.cleaning_up = True  # a signal now cannot stop the exit handler
                 result = self._run_exit_handler(self._dag_result(failed))
             except Interrupted as stop:
                 result = self._interrupted(stop, running, pending)
@@ -212,16 +221,30 @@ class Run(Plan):
         return result
 
     def _resume(self, earlier: Mapping[str, Any]) -> list[str]:
-        """Take over the earlier run's succeeded and skipped tasks; return the rest."""
+        """Take over the earlier run's succeeded and skipped tasks; return the rest. Taken
+        again, with every task after them: the tasks in `rerun`, those whose work lived
+        in the runner (`InMemory`), and those an artifact of which is gone from the store."""
         steps = earlier.get("steps", {})
-        pending = []
-        for name in self.tasks:
+        again = set(self.rerun)
+        for name, task in self.tasks.items():
             step = steps.get(name, {})
             if step.get("status") not in (SUCCEEDED, SKIPPED) or isinstance(
-                self.tasks[name].stand_in, InMemory
+                task.stand_in, InMemory
             ):
-                pending.append(name)
+                again.add(name)
+            elif missing := [
+                a for a, key in step.get("artifacts", {}).items() if not self.store.names(key)
+            ]:
+                self.on_progress(
+                    f"{name:<{self.width}}  runs again: its artifact {missing[0]!r} is gone "
+                    f"from {self.store.root}"
+                )
+                again.add(name)
+        again |= {n for n, t in self.tasks.items() if t.ancestors & again}
+        for name in self.tasks:
+            if name in again:
                 continue
+            step = steps[name]
             self.status[name] = step["status"]
             self.steps[name] = {**step, "resumed": True}
             for key, value in step.get("outputs", {}).items():
@@ -230,7 +253,7 @@ class Run(Plan):
                 self.artifact_keys[f"tasks.{name}.outputs.artifacts.{art}"] = key
                 self.artifacts[art] = self.store.uri(key)
             self.on_progress(f"{name:<{self.width}}  {step['status']:<9}  (earlier run)")
-        return pending
+        return [name for name in self.tasks if name in again]
 
     def _dag_result(self, failed: bool) -> RunResult:
         if failed:
@@ -696,8 +719,10 @@ class Run(Plan):
         self._kill_now()
 
     def _kill_now(self) -> None:
+        """SIGKILL what an interrupt is stopping: never a process started since, such as
+        the exit handler's, which a second Ctrl-C must not cut short."""
         with self.lock:
-            procs = list(self.procs)
+            procs = [p for p in self.procs if p.pid in self.stopped]
         for proc in procs:
             if proc.poll() is None:
                 _signal_group(proc, signal.SIGKILL)
@@ -790,6 +815,8 @@ def run_workflow(
     overwrite: bool = False,
     earlier: Mapping[str, Any] | None = None,
     warm_start: bool = True,
+    locks_dir: Path | None = None,
+    rerun: Collection[str] = (),
 ) -> RunResult:
     """Run the template's entrypoint DAG here; write and return the result (run.json).
 
@@ -799,7 +826,10 @@ def run_workflow(
     The output folder holds one run (workflows.local.folder): `overwrite` empties a folder
     that holds an earlier run; `earlier`, that run's run.json, resumes it instead (pass its
     parameters and workflow name too; see `Run.run`). `warm_start`: start the processes of
-    steps of the project's CLI ahead of their tasks (`Run._warm_ahead`).
+    steps of the project's CLI ahead of their tasks (`Run._warm_ahead`). The workflow's
+    mutexes are held in `locks_dir` (default: beside the output folder) for the whole run,
+    exit handler included (workflows.local.mutexes). A resume takes the tasks in `rerun`
+    again, with every task after them (`Run._resume`).
 
     Raises WorkflowError, before anything runs, for unknown or missing parameters, missing
     templates or stand-ins, bad `depends`, `{{...}}` variables that cannot resolve, and an
@@ -822,6 +852,12 @@ def run_workflow(
         on_live,
     )
     run.warm_start = warm_start
+    # Runs beside each other share their mutexes, as the workflows of one controller do.
+    run.locks_dir = locks_dir or output_dir.parent / "locks"
+    unknown = sorted(set(rerun) - run.tasks.keys())
+    if unknown:
+        raise WorkflowError(f"rerun: no task named {', '.join(unknown)}")
+    run.rerun = frozenset(rerun)
     with run_folder(output_dir, name, overwrite=overwrite, resume=earlier is not None):
         # What `--resume` runs again: the template as it ran.
         (output_dir / WORKFLOW).write_text(json.dumps(template, indent=1) + "\n")

@@ -45,6 +45,26 @@ def _holder(lock: IO[str]) -> str:
     return f"workflow {info.get('workflow_name')!r} (pid {info.get('pid')})"
 
 
+def _in_use(folder: Path, lock: IO[str]) -> WorkflowError:
+    return WorkflowError(
+        f"--output_dir {folder} is in use by {_holder(lock)}: wait for it to end, "
+        "or choose another folder"
+    )
+
+
+def check_not_running(folder: Path) -> None:
+    """Raise the message a second run gets when a run holds `folder` now."""
+    try:
+        lock = (folder / LOCK).open()
+    except OSError:  # no lock file: no run ever held it
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _in_use(folder, lock) from None
+
+
 def _unwritable(folder: Path, e: OSError) -> WorkflowError:
     return WorkflowError(
         f"--output_dir {folder}: cannot write there ({e.strerror}); choose a writable "
@@ -67,10 +87,7 @@ def run_folder(
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise WorkflowError(
-                f"--output_dir {folder} is in use by {_holder(lock)}: wait for it to end, "
-                "or choose another folder"
-            ) from None
+            raise _in_use(folder, lock) from None
         others = sorted(p.name for p in folder.iterdir() if p.name != LOCK)
         is_run = (folder / "run.json").is_file() or os.fstat(lock.fileno()).st_size > 0
         if others and not resume:

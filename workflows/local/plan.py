@@ -298,6 +298,28 @@ def _exit_handler(
     return task
 
 
+def _mutexes(spec: Mapping[str, Any], scope: Mapping[str, str]) -> list[str]:
+    """The keys of the workflow-level mutexes (workflows.local.mutexes), their names and
+    namespaces substituted with the global parameters as Argo's controller does."""
+    sync = spec.get("synchronization") or {}
+    unsupported = sorted(k for k in sync if k != "mutexes")
+    unsupported += [f"templates[{t['name']}]" for t in spec["templates"] if "synchronization" in t]
+    if unsupported:
+        raise WorkflowError(
+            "the local runner supports workflow-level synchronization.mutexes only, "
+            f"not {', '.join(unsupported)}"
+        )
+    keys = []
+    for i, mutex in enumerate(sync.get("mutexes", [])):
+        where = f"spec.synchronization.mutexes[{i}]"
+        name = substitute(str(mutex.get("name", "")), scope, f"{where}.name")
+        namespace = substitute(
+            str(mutex.get("namespace") or scope["workflow.namespace"]), scope, f"{where}.namespace"
+        )
+        keys.append(f"{namespace}/Mutex/{name}")
+    return keys
+
+
 def _set_ancestry(tasks: dict[str, Task]) -> None:
     parents = {
         name: task.depends.tasks if task.depends else frozenset() for name, task in tasks.items()
@@ -355,6 +377,7 @@ class Plan:
         self.on_progress, self.on_live = on_progress, on_live
         self.tasks = _build_tasks(self.dag["dag"], templates, stand_ins)
         self.exit_handler = _exit_handler(spec, templates, stand_ins, self.tasks)
+        self.mutexes = _mutexes(spec, self.globals)
         self.width = max((len(n) for n in self.tasks), default=4)
         # Task-level scope: workflow globals, the DAG's own inputs, finished tasks' outputs.
         self.params: dict[str, str] = {**self.globals}

@@ -8,6 +8,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from types import FrameType
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -31,26 +32,37 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
+@dataclass
+class Stops:
+    """The signals received within `interruptible`. Once `cleaning_up` (set by the first
+    signal, or by the caller when its own clean-up begins) no signal raises: each calls
+    `on_repeat`, so nothing cuts the clean-up short."""
+
+    received: list[int] = field(default_factory=list)
+    cleaning_up: bool = False
+
+
 @contextlib.contextmanager
-def interruptible(on_repeat: Callable[[], None] = lambda: None) -> Iterator[list[int]]:
+def interruptible(on_repeat: Callable[[], None] = lambda: None) -> Iterator[Stops]:
     """Within the block, SIGINT or SIGTERM raises `Interrupted` once; any later one calls
     `on_repeat` (for example: kill at once rather than wait out the grace period) and
-    returns, so the clean-up goes on to the end. Yields the signals received. Outside the
-    main thread (where Python cannot take signals) it does nothing."""
-    received: list[int] = []
+    returns, so the clean-up goes on to the end. Outside the main thread (where Python
+    cannot take signals) it does nothing."""
+    stops = Stops()
     if threading.current_thread() is not threading.main_thread():
-        yield received
+        yield stops
         return
 
     def handle(signum: int, _: FrameType | None) -> None:
-        received.append(signum)
-        if len(received) == 1:
+        stops.received.append(signum)
+        if not stops.cleaning_up:
+            stops.cleaning_up = True
             raise Interrupted(signum)
         on_repeat()
 
     previous = {s: signal.signal(s, handle) for s in SIGNALS}
     try:
-        yield received
+        yield stops
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -58,6 +58,7 @@ FILLER = ["the", "movie", "film", "plot", "actor", "scene", "story", "it", "was"
 # "poor" is left out of the vocabulary, so some texts carry an out-of-vocabulary word.
 VOCABULARY = ["", "[UNK]", *sorted({*CUES["fresh"], *CUES["rotten"], *FILLER} - {"poor"})]
 MAX_LENGTH = 12
+MAX_TEXT_CHARS = 200  # prepare-data's cut (--max_text_chars), small enough to reach here
 
 
 def make_texts(n: int, seed: int) -> tuple[list[str], list[str]]:
@@ -100,7 +101,12 @@ def write_inputs(
         (prepared / f"{name}_tokens.txt").write_text("".join(t + "\n" for t in std))
     (prepared / "vocab.json").write_text(
         json.dumps(
-            {"vocabulary": VOCABULARY, "max_length": MAX_LENGTH, "num_words": len(VOCABULARY)}
+            {
+                "vocabulary": VOCABULARY,
+                "max_length": MAX_LENGTH,
+                "num_words": len(VOCABULARY),
+                "max_text_chars": MAX_TEXT_CHARS,
+            }
         )
     )
     (prepared / "labels.json").write_text(json.dumps({"classes": CLASSES}))

@@ -44,6 +44,7 @@ def _prepare(csv_path: Path, out: Path, **overrides: Any) -> dict[str, Any]:
         "max_length": 0,
         "length_percentile": 95.0,
         "seed": 7,
+        "max_text_chars": 10_000,
         "output_dir": str(out),
     }
     return prepare.run(**{**kwargs, **overrides})
@@ -201,6 +202,22 @@ def test_empties_and_duplicates_dropped_and_counted(
     assert stats["rows_used"] == result["train_rows"] + result["val_rows"] == 120 + 2
 
 
+def test_long_texts_are_cut_to_max_text_chars_and_counted(
+    make_csv: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 29, finding 4: one row of "great " * 870000 (5 MB). Before, its whole text
+    # reached train_tokens.txt, and the n-gram branch took 9x the memory of the rest.
+    path = make_csv(rows=60, extra=[("great " * 870_000, "positive"), ("é" * 150, "negative")])
+    out = _prepare_and_read(path, tmp_path / "out", max_text_chars=100)
+    assert out["stats"]["texts_cut"] == 2 and out["stats"]["max_text_chars"] == 100
+    assert out["vocab"]["max_text_chars"] == 100
+    lines = (tmp_path / "out" / "train_tokens.txt").read_text().splitlines()
+    lines += (tmp_path / "out" / "val_tokens.txt").read_text().splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert "é" * 100 in lines  # characters, not bytes
+    assert "2 texts longer than --max_text_chars 100 cut" in capsys.readouterr().out
+
+
 def test_deduplicate_keeps_majority_label_and_first_text() -> None:
     df = pd.DataFrame(
         {
@@ -313,6 +330,8 @@ def test_cli_missing_column_exits_2_with_one_error_line(
             "95",
             "--seed",
             "1",
+            "--max_text_chars",
+            "10000",
             "--output_dir",
             str(out),
             "--json_tokenizer_path",

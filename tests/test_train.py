@@ -11,7 +11,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import CLASSES, MAX_LENGTH, VOCABULARY, Inputs, make_texts, run_train, write_inputs
+from helpers import (
+    CLASSES,
+    MAX_LENGTH,
+    MAX_TEXT_CHARS,
+    VOCABULARY,
+    Inputs,
+    make_texts,
+    run_train,
+    write_inputs,
+)
 from sklearn.feature_extraction.text import CountVectorizer
 
 from textcnn import cli, ngrams
@@ -219,6 +228,17 @@ def test_export_signature_and_layout(tmp_path: Path) -> None:
         "label": (tf.string, [None]),
     }
     assert load_serving_model(path)([])["scores"].shape == (0, 2)
+
+
+def test_the_served_model_reads_the_first_max_text_chars_only(
+    trained: tuple[Inputs, Path, dict],
+) -> None:
+    # Issue 29, finding 4: a text's characters past --max_text_chars reach no branch, as
+    # prepare-data cut them from the training texts. Before, the n-gram branch read all.
+    _, root, _ = trained
+    head = ("a great film " * 20)[:MAX_TEXT_CHARS]
+    scores = load_serving_model(root / "model" / "1")([head, head + " awful dull" * 500])
+    np.testing.assert_array_equal(scores["scores"][0], scores["scores"][1])
 
 
 def test_command_line_reports_bad_input_and_exits_2(

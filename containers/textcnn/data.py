@@ -173,3 +173,11 @@ def check_known_labels(df: pd.DataFrame, classes: list[str], uri: str, label_col
             f"{ROW_NUMBERS}) are not among the training classes {classes}: fix or drop these "
             "rows, or retrain on data that has them"
         )
+
+
+def cut_texts(texts: pd.Series, max_chars: int) -> tuple[pd.Series, int]:
+    """Each text cut to its first `max_chars` characters (code points, as the served
+    model's `tf.strings.substr(..., unit="UTF8_CHAR")` cuts: textcnn.export), and how many
+    were longer."""
+    longer = int((texts.str.len() > max_chars).sum())
+    return (texts.str.slice(0, max_chars) if longer else texts), longer

@@ -31,16 +31,20 @@ def export_serving_model(
     base_dir: str | Path,
     version: int = 1,
     wide: Sequence[NgramLinear] = (),
+    max_chars: int | None = None,
 ) -> Path:
     """Write `base_dir/<version>/`: signature `serving_default(text) -> scores, classes, label`.
 
     The scores are the mean of the CNN's probabilities and those of each layer of `wide`
-    (the n-gram families), if any."""
+    (the n-gram families), if any. With `max_chars`, each text is first cut to that many
+    characters, as prepare-data cut the training texts (textcnn.data.cut_texts)."""
     vectorizer = make_vectorizer(max_length, vocabulary=vocabulary, standardized=True)
     vectorizer.build((None,))
     names = tf.constant(classes)
 
     def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
+        if max_chars is not None:
+            text = tf.strings.substr(text, 0, max_chars, unit="UTF8_CHAR")
         std = standardize(text)
         # A direct call in a tf.function: model.predict is ~60x slower per request.
         scores = model(vectorizer(std), training=False)

@@ -144,6 +144,14 @@ class PipelineParams(BaseModel):
     length_percentile: float = _opt(
         95.0, "Percentile of training text lengths used when max_length is 0.", gt=0.0, le=100.0
     )
+    max_text_chars: int = _opt(
+        10_000,
+        "Characters of each text the model reads; the rest is cut, by prepare-data for "
+        "training and by the served model for every request alike. Bounds what one long "
+        "text costs (the n-gram branch sees every character).",
+        ge=100,
+        le=1_000_000,
+    )
     json_tokenizer_path: str = _opt(
         "", "Where to also write the vocabulary JSON (local path or gs://); empty: nowhere else."
     )

@@ -159,6 +159,7 @@ class Inputs:
     # The standardised texts of the splits, row for row (the wide branch's input).
     train_texts: list[str]
     val_texts: list[str]
+    max_text_chars: int  # prepare-data cut the texts to this; so does the served model
 
 
 def _load_texts(path: Path, rows: int) -> list[str]:
@@ -178,7 +179,8 @@ def load_inputs(prepared_dir: str, embeddings_dir: str, model_spec_dir: str) -> 
     trainer reads them before it starts TensorFlow's collective runtime)."""
     config = ModelConfig.load(model_spec_dir)
     vocab_path = Path(prepared_dir) / "vocab.json"
-    vocabulary = read_json(vocab_path, ("vocabulary",), "prepare-data")["vocabulary"]
+    vocab = read_json(vocab_path, ("vocabulary", "max_text_chars"), "prepare-data")
+    vocabulary = vocab["vocabulary"]
     if len(vocabulary) != config.vocab_size or vocabulary[:2] != [PAD, OOV]:
         raise InputError(
             f"{vocab_path}: {len(vocabulary)} words starting {vocabulary[:2]}, but the model "
@@ -192,7 +194,13 @@ def load_inputs(prepared_dir: str, embeddings_dir: str, model_spec_dir: str) -> 
         train_texts = _load_texts(Path(prepared_dir) / "train_tokens.txt", len(splits.x_train))
         val_texts = _load_texts(Path(prepared_dir) / "val_tokens.txt", len(splits.x_val))
     return Inputs(
-        config, vocabulary, splits, load_embeddings(embeddings_dir), train_texts, val_texts
+        config,
+        vocabulary,
+        splits,
+        load_embeddings(embeddings_dir),
+        train_texts,
+        val_texts,
+        int(vocab["max_text_chars"]),
     )
 
 
@@ -343,6 +351,7 @@ def finish(
             config.classes,
             served,
             wide=() if wide is None else wide.layers,
+            max_chars=inputs.max_text_chars,
         )
         result.model.save(tmp / "model.keras")
         (tmp / "history.json").write_text(json.dumps(result.history, indent=2) + "\n")

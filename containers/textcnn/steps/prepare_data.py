@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from textcnn import progress, storage
-from textcnn.data import check_known_labels, check_trainable, load_csv
+from textcnn.data import check_known_labels, check_trainable, cut_texts, load_csv
 from textcnn.errors import InputError
 from textcnn.tokens import fit_vocabulary, standardize_texts, to_ids, token_counts
 
@@ -85,6 +85,7 @@ def run(
     max_length: int,
     length_percentile: float,
     seed: int,
+    max_text_chars: int,
     output_dir: str,
     json_tokenizer_path: str | None = None,
     test_path: str | None = None,
@@ -99,6 +100,9 @@ def run(
         test = load_csv(test_path, text_column, label_column)
         check_known_labels(test, sorted(df["label"].unique()), test_path, label_column)
     loaded = df.attrs["load_report"]
+    df["text"], cut = cut_texts(df["text"], max_text_chars)
+    if cut:
+        print(f"prepare-data: {cut:,} texts longer than --max_text_chars {max_text_chars:,} cut")
     progress.report(1, STAGES, f"cleaning and deduplicating {len(df):,} texts")
     df["std"] = standardize_texts(df["text"])
     df, cleaning = deduplicate(df)
@@ -124,6 +128,8 @@ def run(
     stats = {
         "file": train_path,
         **{k: loaded[k] for k in ("rows_read", "blank_rows_skipped")},
+        "texts_cut": cut,
+        "max_text_chars": max_text_chars,
         **cleaning,
         "rows_used": len(df),
         "train_rows": len(train),
@@ -146,7 +152,12 @@ def run(
         "val_oov_share": float((val_ids == 1).mean()) if val_ids.size else 0.0,
     }
     vocab_json = json.dumps(
-        {"vocabulary": vocabulary, "max_length": length, "num_words": num_words}
+        {
+            "vocabulary": vocabulary,
+            "max_length": length,
+            "num_words": num_words,
+            "max_text_chars": max_text_chars,
+        }
     )
     progress.report(3, STAGES, f"writing {output_dir}")
     with storage.atomic_dir(output_dir) as out:

@@ -106,6 +106,11 @@ def test_login_options_are_the_clients_not_the_pipelines(name: str) -> None:
             "expected yes/no/true/false, got 'ture'",
         ),
         ("filter_sizes", "filter_sizes", "2;3", "expected integers such as 3,4,5, got '2;3'"),
+        # Before: an empty item was skipped, and "3,,4" read as [3, 4].
+        ("filter_sizes", "filter_sizes", "3,,4", "'3,,4' has an empty item"),
+        ("filter_sizes", "filter_sizes", "3,4,", "'3,4,' has an empty item"),
+        # Before: Python's int() read "3_4" as 34.
+        ("filter_sizes", "filter_sizes", "3_4", "expected integers such as 3,4,5, got '3_4'"),
     ],
 )
 def test_one_parser_per_option_for_the_cli_and_the_steps(

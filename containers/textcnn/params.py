@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 _TRUE = {"true", "yes", "y", "1", "on"}
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _FALSE = {"false", "no", "n", "0", "off", ""}
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 # Kubernetes' DNS-1035 label (Service names, and objects named after them): also what the
@@ -76,14 +77,18 @@ def parse_bool(text: str) -> bool:
 
 
 def parse_int_list(text: str) -> list[int]:
-    """`3,4,5` (also `3 4 5` or `[3, 4, 5]`)."""
-    parts = [p for p in re.split(r"[,\s\[\]]+", text) if p]
-    if not parts:
+    """`3,4,5` (also `3, 4, 5`, `3 4 5` or `[3, 4, 5]`). An empty item (`3,,4`) is an
+    error, not skipped: it is a typo for a number the user meant."""
+    inner = text.strip().removeprefix("[").removesuffix("]")
+    parts = [p.strip() for p in inner.split(",")] if "," in inner else inner.split()
+    if not any(parts):
         raise ValueError("expected a comma-separated list of integers such as 3,4,5")
-    try:
-        return [int(p) for p in parts]
-    except ValueError:
-        raise ValueError(f"expected integers such as 3,4,5, got {text!r}") from None
+    if "" in parts:
+        raise ValueError(f"{text!r} has an empty item; give integers such as 3,4,5")
+    # Plain digits only: int() would also read "3_4" as 34.
+    if not all(_INTEGER.fullmatch(p) for p in parts):
+        raise ValueError(f"expected integers such as 3,4,5, got {text!r}")
+    return [int(p) for p in parts]
 
 
 def check_path(v: str) -> str:

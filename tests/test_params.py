@@ -68,6 +68,28 @@ def test_bad_values_name_the_option(values: dict[str, str], option: str) -> None
         PipelineParams.parse(values)
 
 
+FLOAT_OPTIONS = [n for n, f in PipelineParams.model_fields.items() if f.annotation is float]
+
+
+@pytest.mark.parametrize("option", FLOAT_OPTIONS)
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        # Before: NaN fails every comparison, so --dropout nan read "should be less than 1".
+        ("nan", "'nan' is not a number"),
+        ("-NaN", "'-NaN' is not a number"),
+        # Before: --canary_max_latency_ms inf was taken (and dumped to JSON as null).
+        ("inf", "'inf' is not a finite number"),
+        ("1e400", "'1e400' is not a finite number"),
+    ],
+)
+def test_a_float_option_is_a_finite_number(option: str, text: str, words: str) -> None:
+    with pytest.raises(ParamsError) as e:
+        parse(**{option: text})
+    [line] = str(e.value).splitlines()[1:]
+    assert line.strip().startswith(f"--{option}: {words}; give a number such as ")
+
+
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ParamsError) as e:
         parse(dropout="2", epochs="-1")

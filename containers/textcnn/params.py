@@ -16,11 +16,20 @@ The options of the original CLI that belong to the submitting client (`--host`,
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 _TRUE = {"true", "yes", "y", "1", "on"}
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -385,6 +394,24 @@ class PipelineParams(BaseModel):
     @classmethod
     def _bool(cls, v: Any) -> Any:
         return parse_bool(v) if isinstance(v, str) else v
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _finite(cls, v: Any, info: ValidationInfo) -> Any:
+        """Every float option: a finite number. NaN fails every comparison, so a bound
+        would misdescribe it ("should be less than 1"); infinity is no setting either (and
+        JSON has no form for it). The value stays as given: pydantic parses it."""
+        field = cls.model_fields[info.field_name or ""]
+        if field.annotation is not float:
+            return v
+        try:
+            number = float(v)
+        except (TypeError, ValueError):
+            return v  # pydantic's own error says what is wrong
+        if not math.isfinite(number):
+            what = "not a number" if math.isnan(number) else "not a finite number"
+            raise ValueError(f"{v!r} is {what}; give a number such as {field.default}")
+        return v
 
     @field_validator("filter_sizes", mode="before")
     @classmethod

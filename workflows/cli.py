@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from textcnn.errors import InputError
 from textcnn.params import ParamsError, PipelineParams
 from workflows import submit
 from workflows.checks import lint
@@ -85,6 +86,9 @@ def _earlier(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Run the template here. The metadata store is checked before anything runs: on a
+    damaged one the first metadata step would fail only after the steps beside it."""
+    from textcnn import metadata
     from workflows.local.display import Display
     from workflows.local.execute import run_workflow
     from workflows.local.stand_ins import STAND_INS, LocalKServe
@@ -100,6 +104,7 @@ def _run(args: argparse.Namespace) -> int:
             {k: v for k, v in earlier["parameters"].items() if k in fields}
         )
         artifact_root, name = earlier["artifact_root"], earlier["workflow_name"]
+        metadata.check_store(params.metadata_store)
     else:
         # The cluster default (an MLMD gRPC service) means nothing on a laptop: one SQLite
         # file beside the run folders (runs/metadata.sqlite for runs/*), which every run
@@ -110,6 +115,7 @@ def _run(args: argparse.Namespace) -> int:
         params = rendering.parameters(PipelineParams.from_namespace(args, **overrides))
         # Beside the run folders too, as a bucket: a model outlives its run's folder.
         artifact_root = args.artifact_root or str(out.parent / "artifacts")
+        metadata.check_store(params.metadata_store)
         if rendering.package is not None:  # the wheel the lightweight steps install
             from workflows import wheel
 
@@ -323,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ParamsError, WorkflowError) as e:
+    except (ParamsError, WorkflowError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # the machine, not the code: say which file and what to do

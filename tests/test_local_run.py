@@ -277,6 +277,30 @@ def test_a_damaged_metadata_store_fails_the_run_before_any_step(
     assert len(store.read_bytes()) == 20000
 
 
+def test_an_output_folder_under_a_quote_is_refused_naming_output_dir(tmp_path: Path) -> None:
+    """The runner keeps the metadata store and the artifacts beside the run folder, and a
+    model's path lands single-quoted in the InferenceService manifest."""
+    out = tmp_path / "it's" / "run"
+    # Before: `--metadata_store: a path holds no "'"`, an option the user never gave.
+    proc = run_pipeline(out)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: --output_dir {out}: the metadata store and the artifacts go beside the run "
+        f"folder, in {out.parent}, where a path holds no \"'\" (a model's path lands quoted "
+        "in the InferenceService manifest); choose a folder whose path has none, or give "
+        "--metadata_store and --artifact_root"
+    ]
+    # Before: with --metadata_store given, the run trained and failed at deploy, on the
+    # manifest's YAML.
+    proc = run_pipeline(out, "--metadata_store", f"sqlite:{tmp_path / 'md.sqlite'}")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(
+        f"error: --output_dir {out}: the artifacts go beside the run folder, in {out.parent},"
+    )
+    assert proc.stderr.strip().endswith("or give --artifact_root")
+    assert list(tmp_path.iterdir()) == []  # nothing made
+
+
 def test_a_folder_holding_something_else_is_never_emptied(tmp_path: Path) -> None:
     (tmp_path / "thesis.tex").write_text("years of work")
     proc = run_pipeline(tmp_path, "--overwrite")

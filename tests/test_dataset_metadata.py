@@ -116,6 +116,44 @@ def test_bad_file_records_and_writes_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "md.sqlite").exists()
 
 
+def test_a_damaged_store_is_a_user_error_that_writes_nothing(
+    make_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Exit code 2, which the templates' retryStrategy and the local runner never retry.
+    Before: ML Metadata's RuntimeError (exit 1), retried three times as bad luck."""
+    store = tmp_path / "md.sqlite"
+    metadata.record_artifact(
+        f"sqlite:{store}", run_name="r", type_name="D", uri="/d", properties={}
+    )
+    store.write_bytes(store.read_bytes()[:20000])  # as `head -c 20000` leaves it
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "textcnn",
+            "dataset-metadata",
+            f"--data_path={make_csv(rows=30)}",
+            "--split=train",
+            "--text_column=text",
+            "--label_column=label",
+            f"--report_dir={tmp_path / 'report'}",
+            f"--metadata_store=sqlite:{store}",
+            "--run_name=wf-cli",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == (
+        f"error: dataset-metadata: {store}: not an ML Metadata store (SQLite: database disk "
+        "image is malformed); move it aside (a fresh store is created where there is none) "
+        "or pass --metadata_store sqlite:ANOTHER_PATH"
+    )
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "report").exists()
+
+
 def test_cli_writes_output_parameters(make_csv: Callable[..., Path], tmp_path: Path) -> None:
     path = make_csv(rows=30)
     proc = subprocess.run(

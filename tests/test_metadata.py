@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
+import random
+import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -79,6 +83,107 @@ def test_the_default_store_option_is_a_valid_grpc_store() -> None:
 def test_bad_store_string_names_the_option(bad: str) -> None:
     with pytest.raises(InputError, match="--metadata_store.*sqlite:PATH.*grpc:HOST:PORT"):
         metadata.open_store(bad)
+
+
+# --- a file that is no store ------------------------------------------------------------
+
+
+def _truncated(path: Path) -> None:
+    """A real store cut short, as `head -c 20000` cuts it."""
+    metadata.record_artifact(f"sqlite:{path}", run_name="r", type_name="D", uri="/d", properties={})
+    path.write_bytes(path.read_bytes()[:20000])
+
+
+def _foreign(path: Path) -> None:
+    """Another application's SQLite database."""
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.execute("INSERT INTO notes VALUES ('mine')")
+
+
+NOT_A_STORE = {
+    # Before: RuntimeError "database disk image is malformed", retried as bad luck.
+    "truncated": (_truncated, "database disk image is malformed"),
+    # Before: RuntimeError "file is not a database".
+    "garbage": (lambda p: p.write_bytes(random.Random(0).randbytes(50_000)), "not a database"),
+    # Before: taken for a fresh store.
+    "empty": (lambda p: p.write_bytes(b""), "an empty file"),
+    # Before: ML Metadata wrote its tables into it.
+    "foreign": (_foreign, "a SQLite database without ML Metadata's tables"),
+    "folder": (lambda p: p.mkdir(), "a folder"),
+}
+
+
+@pytest.mark.parametrize("kind", list(NOT_A_STORE))
+def test_a_file_that_is_no_store_is_refused_by_every_opener_and_left_as_it_is(
+    kind: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "metadata.sqlite"
+    make, why = NOT_A_STORE[kind]
+    make(path)
+    before = path.read_bytes() if path.is_file() else None
+    store = f"sqlite:{path}"
+    expected = (
+        re.escape(f"{path}: not an ML Metadata store (")
+        + f".*{re.escape(why)}.*"
+        + re.escape(
+            "); move it aside (a fresh store is created where there is none) or pass "
+            "--metadata_store sqlite:ANOTHER_PATH"
+        )
+    )
+    openers = {
+        "open_store": lambda: metadata.open_store(store),
+        "record_artifact": lambda: metadata.record_artifact(
+            store, run_name="r", type_name="D", uri="/d", properties={}
+        ),
+        "record_run_status": lambda: metadata.record_run_status(
+            store, run_name="r", status="Failed"
+        ),
+        "named_artifact": lambda: metadata.named_artifact(store, "Model", "m"),
+        "lineage": lambda: metadata.lineage(store, "r"),
+        "check_store": lambda: metadata.check_store(store),
+    }
+    for name, opener in openers.items():
+        with pytest.raises(InputError, match=expected):
+            opener()
+        assert (path.read_bytes() if path.is_file() else None) == before, name
+
+
+def test_a_store_a_killed_writer_left_a_hot_journal_in_is_still_a_store(
+    store: str, tmp_path: Path
+) -> None:
+    """SQLite rolls a hot journal back on opening; a read-only check would refuse it."""
+    path = Path(store.removeprefix("sqlite:"))
+    kept = metadata.record_artifact(store, run_name="r", type_name="D", uri="/d", properties={})
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_WRITE, str(path)], capture_output=True, text=True
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert Path(f"{path}-journal").stat().st_size > 0  # the hot journal is there
+    metadata.check_store(store)
+    metadata.record_artifact(store, run_name="r", type_name="D", uri="/e", properties={})
+    assert [a["uri"] for a in metadata.lineage(store, "r")["artifacts"]] == ["/d", "/e"]
+    assert metadata.artifact_types(store, [kept]) == {kept: "D"}
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'scratch'").fetchall() == []
+
+
+# A writer that dies mid-transaction, after SQLite spilled its changes into the file.
+_KILLED_MID_WRITE = textwrap.dedent("""
+    import os, signal, sqlite3, sys
+    db = sqlite3.connect(sys.argv[1], isolation_level=None)
+    db.execute("PRAGMA cache_size = 1")
+    db.execute("BEGIN")
+    db.execute("CREATE TABLE scratch (x BLOB)")
+    db.execute("INSERT INTO scratch SELECT randomblob(1000) FROM "
+               "(WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c LIMIT 2000) "
+               "SELECT i FROM c)")
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_a_grpc_store_is_not_dialled_by_the_check() -> None:
+    metadata.check_store("grpc:127.0.0.1:1")  # port 1 refuses: nothing was dialled
 
 
 # --- artifacts --------------------------------------------------------------------------

@@ -68,6 +68,28 @@ def test_bad_values_name_the_option(values: dict[str, str], option: str) -> None
         PipelineParams.parse(values)
 
 
+FLOAT_OPTIONS = [n for n, f in PipelineParams.model_fields.items() if f.annotation is float]
+
+
+@pytest.mark.parametrize("option", FLOAT_OPTIONS)
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        # Before: NaN fails every comparison, so --dropout nan read "should be less than 1".
+        ("nan", "'nan' is not a number"),
+        ("-NaN", "'-NaN' is not a number"),
+        # Before: --canary_max_latency_ms inf was taken (and dumped to JSON as null).
+        ("inf", "'inf' is not a finite number"),
+        ("1e400", "'1e400' is not a finite number"),
+    ],
+)
+def test_a_float_option_is_a_finite_number(option: str, text: str, words: str) -> None:
+    with pytest.raises(ParamsError) as e:
+        parse(**{option: text})
+    [line] = str(e.value).splitlines()[1:]
+    assert line.strip().startswith(f"--{option}: {words}; give a number such as ")
+
+
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ParamsError) as e:
         parse(dropout="2", epochs="-1")
@@ -106,6 +128,11 @@ def test_login_options_are_the_clients_not_the_pipelines(name: str) -> None:
             "expected yes/no/true/false, got 'ture'",
         ),
         ("filter_sizes", "filter_sizes", "2;3", "expected integers such as 3,4,5, got '2;3'"),
+        # Before: an empty item was skipped, and "3,,4" read as [3, 4].
+        ("filter_sizes", "filter_sizes", "3,,4", "'3,,4' has an empty item"),
+        ("filter_sizes", "filter_sizes", "3,4,", "'3,4,' has an empty item"),
+        # Before: Python's int() read "3_4" as 34.
+        ("filter_sizes", "filter_sizes", "3_4", "expected integers such as 3,4,5, got '3_4'"),
     ],
 )
 def test_one_parser_per_option_for_the_cli_and_the_steps(

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textcnn.params import ParamsError, PipelineParams
+from textcnn.errors import InputError
+from textcnn.params import ParamsError, PipelineParams, check_path
 from workflows import resume, submit
 from workflows.checks import lint
 from workflows.dag import pipeline
@@ -71,7 +72,31 @@ def _check_resume_options(args: argparse.Namespace) -> None:
         )
 
 
+def _check_beside(out: Path, args: argparse.Namespace) -> None:
+    """The folder above the run folder holds what the runner keeps there (the metadata
+    store, the artifacts) unless their options are given, so its path must pass the path
+    rule; the error names --output_dir, the option the user gave."""
+    kept = {"--metadata_store": "the metadata store", "--artifact_root": "the artifacts"}
+    derived = [option for option in kept if not getattr(args, option[2:])]
+    if not derived:
+        return
+    try:
+        check_path(str(out.parent))
+    except ValueError as e:
+        artifacts = "--artifact_root" in derived
+        what = " and ".join(kept[option] for option in derived)
+        why = " (a model's path lands quoted in the InferenceService manifest)" if artifacts else ""
+        raise WorkflowError(
+            f"--output_dir {out}: {what} {'go' if artifacts else 'goes'} beside the run folder, "
+            f"in {out.parent}, where {e}{why}; choose a folder whose path has none, or give "
+            f"{' and '.join(derived)}"
+        ) from None
+
+
 def _run(args: argparse.Namespace) -> int:
+    """Run the template here. The metadata store is checked before anything runs: on a
+    damaged one the first metadata step would fail only after the steps beside it."""
+    from textcnn import metadata
     from workflows.local.display import Display
     from workflows.local.execute import run_workflow
     from workflows.local.stand_ins import STAND_INS, LocalKServe
@@ -90,6 +115,7 @@ def _run(args: argparse.Namespace) -> int:
         # The cluster default (an MLMD gRPC service) means nothing on a laptop: one SQLite
         # file beside the run folders (runs/metadata.sqlite for runs/*), which every run
         # there shares, so the gate sees what the last deploy serves.
+        _check_beside(out, args)
         store = f"sqlite:{out.parent / 'metadata.sqlite'}"
         overrides = {} if args.metadata_store else {"metadata_store": store}
         rendering = pipeline.Rendering.from_namespace(args)
@@ -107,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         template = pipeline.render(params, rendering)[0]
         name = None
         saved = resume.saved_with(out, rendering)
+    metadata.check_store(params.metadata_store)
     # The endpoint outlives a run, as on a cluster: its state is kept beside the runs.
     kserve = LocalKServe(state_dir=out.parent / "inferenceservices")
     display = Display(sys.stdout, quiet=args.quiet)
@@ -316,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ParamsError, WorkflowError) as e:
+    except (ParamsError, WorkflowError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # the machine, not the code: say which file and what to do

@@ -11,6 +11,8 @@ dicts and lists -> STRING holding their JSON. A later call may add or omit prope
 The local runner runs independent steps in parallel against one SQLite file. Each write
 holds an exclusive `fcntl` lock on `PATH.lock` (and each read a shared one), so writers
 take turns instead of failing with "database is locked" and readers see whole writes.
+A SQLite file is checked before ML Metadata opens it (`check_store`): a damaged, empty or
+foreign file is the user's to move aside, not bad luck to retry.
 A gRPC server serialises writes itself; there, a context created by a racing step is
 re-read after MLMD's AlreadyExistsError.
 """
@@ -21,6 +23,7 @@ import contextlib
 import fcntl
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -81,18 +84,79 @@ def _lock(
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
+# SQLite's result codes for a file that is damaged or no database at all; any other
+# failure (a lock, an I/O error) says nothing about the file and is raised as it is.
+_DAMAGED = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+
+
+def _store_problem(path: Path) -> str | None:
+    """Why the file at `path` is no ML Metadata store; None when it is one or when there is
+    none yet (ML Metadata creates it). ML Metadata itself would fail on a damaged file with
+    a raw RuntimeError, take an empty file for a fresh store, and write its tables into
+    another application's database."""
+    if not path.exists():
+        return None
+    if not path.is_file():
+        return "a folder" if path.is_dir() else "not a regular file"
+    if path.stat().st_size == 0:
+        return "an empty file"
+    try:
+        # Read-write, not read-only: a writer killed mid-write leaves a hot journal, which
+        # opening rolls back (as ML Metadata's own connection would); read-only refuses it.
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True)) as db:
+            damage = [row[0] for row in db.execute("PRAGMA quick_check")]
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as e:
+        if e.sqlite_errorcode not in _DAMAGED:
+            raise
+        return f"SQLite: {e}"
+    if damage != ["ok"]:
+        return f"SQLite's quick_check: {damage[0]}"
+    if "MLMDEnv" not in tables:
+        return "a SQLite database without ML Metadata's tables"
+    return None
+
+
+def _check_file(path: Path) -> None:
+    """InputError naming a file that ML Metadata must not open, and what to do."""
+    if problem := _store_problem(path):
+        raise InputError(
+            f"{path}: not an ML Metadata store ({problem}); move it aside (a fresh store is "
+            "created where there is none) or pass --metadata_store sqlite:ANOTHER_PATH"
+        )
+
+
+def _connect(
+    config: mlmd.ConnectionConfig | mlmd.MetadataStoreClientConfig,
+) -> metadata_store.MetadataStore:
+    """ML Metadata's connection; a SQLite file is checked first (under the caller's lock)."""
+    if isinstance(config, mlmd.ConnectionConfig):
+        _check_file(Path(config.sqlite.filename_uri))
+    return metadata_store.MetadataStore(config)
+
+
+def check_store(store: str) -> None:
+    """What every connection here checks, for a runner to check before any step runs:
+    InputError unless `store` is a SQLite store, no file yet, or a gRPC address (not
+    dialled). Creates nothing."""
+    config = _config(store)
+    if isinstance(config, mlmd.ConnectionConfig) and Path(config.sqlite.filename_uri).exists():
+        with _lock(config, exclusive=False):  # no writer is half-way through
+            _check_file(Path(config.sqlite.filename_uri))
+
+
 def open_store(store: str) -> metadata_store.MetadataStore:
     """Connect to `sqlite:PATH` (created with its folders if missing) or `grpc:HOST:PORT`."""
     config = _config(store)
     with _lock(config, exclusive=True):  # the first connection creates the schema
-        return metadata_store.MetadataStore(config)
+        return _connect(config)
 
 
 @contextlib.contextmanager
 def _session(store: str, *, exclusive: bool = True) -> Iterator[metadata_store.MetadataStore]:
     config = _config(store)
     with _lock(config, exclusive=exclusive):
-        yield metadata_store.MetadataStore(config)
+        yield _connect(config)
 
 
 # --- properties and types ---------------------------------------------------------------
@@ -296,7 +360,7 @@ def named_artifact(store: str, type_name: str, name: str) -> dict[str, Any] | No
     """The artifact of `type_name` named `name` as `{id, uri, properties}`, or None (also
     when the store is a SQLite file that does not exist yet)."""
     config = _config(store)
-    if isinstance(config, mlmd.ConnectionConfig) and not Path(config.sqlite.filename_uri).is_file():
+    if isinstance(config, mlmd.ConnectionConfig) and not Path(config.sqlite.filename_uri).exists():
         return None
     with _session(store, exclusive=False) as s:
         found = s.get_artifact_by_type_and_name(type_name, name)
@@ -352,7 +416,7 @@ def lineage(store: str, run_name: str) -> dict[str, Any]:
     [{execution_id, artifact_id, type}]}`; JSON-valued properties stay strings, as stored.
     """
     config = _config(store)
-    if isinstance(config, mlmd.ConnectionConfig) and not Path(config.sqlite.filename_uri).is_file():
+    if isinstance(config, mlmd.ConnectionConfig) and not Path(config.sqlite.filename_uri).exists():
         raise InputError(f"--metadata_store {store}: no such SQLite file")
     with _session(store, exclusive=False) as s:
         run = s.get_context_by_type_and_name(RUN_TYPE, run_name)

@@ -16,13 +16,23 @@ The options of the original CLI that belong to the submitting client (`--host`,
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 _TRUE = {"true", "yes", "y", "1", "on"}
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _FALSE = {"false", "no", "n", "0", "off", ""}
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 # Kubernetes' DNS-1035 label (Service names, and objects named after them): also what the
@@ -76,14 +86,18 @@ def parse_bool(text: str) -> bool:
 
 
 def parse_int_list(text: str) -> list[int]:
-    """`3,4,5` (also `3 4 5` or `[3, 4, 5]`)."""
-    parts = [p for p in re.split(r"[,\s\[\]]+", text) if p]
-    if not parts:
+    """`3,4,5` (also `3, 4, 5`, `3 4 5` or `[3, 4, 5]`). An empty item (`3,,4`) is an
+    error, not skipped: it is a typo for a number the user meant."""
+    inner = text.strip().removeprefix("[").removesuffix("]")
+    parts = [p.strip() for p in inner.split(",")] if "," in inner else inner.split()
+    if not any(parts):
         raise ValueError("expected a comma-separated list of integers such as 3,4,5")
-    try:
-        return [int(p) for p in parts]
-    except ValueError:
-        raise ValueError(f"expected integers such as 3,4,5, got {text!r}") from None
+    if "" in parts:
+        raise ValueError(f"{text!r} has an empty item; give integers such as 3,4,5")
+    # Plain digits only: int() would also read "3_4" as 34.
+    if not all(_INTEGER.fullmatch(p) for p in parts):
+        raise ValueError(f"expected integers such as 3,4,5, got {text!r}")
+    return [int(p) for p in parts]
 
 
 def check_path(v: str) -> str:
@@ -388,6 +402,24 @@ class PipelineParams(BaseModel):
     @classmethod
     def _bool(cls, v: Any) -> Any:
         return parse_bool(v) if isinstance(v, str) else v
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _finite(cls, v: Any, info: ValidationInfo) -> Any:
+        """Every float option: a finite number. NaN fails every comparison, so a bound
+        would misdescribe it ("should be less than 1"); infinity is no setting either (and
+        JSON has no form for it). The value stays as given: pydantic parses it."""
+        field = cls.model_fields[info.field_name or ""]
+        if field.annotation is not float:
+            return v
+        try:
+            number = float(v)
+        except (TypeError, ValueError):
+            return v  # pydantic's own error says what is wrong
+        if not math.isfinite(number):
+            what = "not a number" if math.isnan(number) else "not a finite number"
+            raise ValueError(f"{v!r} is {what}; give a number such as {field.default}")
+        return v
 
     @field_validator("filter_sizes", mode="before")
     @classmethod

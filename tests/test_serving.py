@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model
-from textcnn.http_protocol import Timeouts
+from textcnn.http_protocol import TimedHttpToolsProtocol, Timeouts
 from textcnn.model import ModelConfig, build_model
 from textcnn.serving import (
     MAX_BODY_BYTES,
@@ -420,8 +420,8 @@ def _response(conn: socket.socket) -> bytes:
 SHORT_TIMEOUTS = Timeouts(header_s=0.5, request_s=1.0, keep_alive_s=2.0)
 
 
-def _address(server: LocalServer) -> tuple[str, int]:
-    host, port = server.url.removeprefix("http://").split(":")
+def _address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
     return host, int(port)
 
 
@@ -437,7 +437,7 @@ def test_stalled_connections_are_closed_and_the_server_keeps_serving(
 ) -> None:
     app = build_app(load_model(model_dirs["toy"], "toy"))
     with LocalServer(app, timeouts=SHORT_TIMEOUTS) as server:
-        address = _address(server)
+        address = _address(server.url)
         silent = [socket.create_connection(address) for _ in range(50)]  # send nothing
         partial = socket.create_connection(address)
         partial.sendall(b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n")  # no end
@@ -490,7 +490,7 @@ def test_a_request_pipelined_behind_a_slow_answer_keeps_its_time_and_that_answer
 
     model.batcher.infer = slow
     with LocalServer(build_app(model), timeouts=SHORT_TIMEOUTS) as server:
-        conn = socket.create_connection(_address(server))
+        conn = socket.create_connection(_address(server.url))
         # A whole request, then the next one's headers and 1 byte of its 100-byte body.
         conn.sendall(_predict_request() + _predict_request(b"{" + b" " * 99)[:-99])
         answers = _closed_within(conn, 10)
@@ -498,6 +498,108 @@ def test_a_request_pipelined_behind_a_slow_answer_keeps_its_time_and_that_answer
     first, _, second = answers.partition(b"HTTP/1.1 408 ")
     assert first.startswith(b"HTTP/1.1 200 ") and b'"label":"neg"' in first, answers
     assert b"request not received" in second, answers
+
+
+def _answers(raw: bytes) -> list[tuple[int, str, bytes]]:
+    """The status, content type and body of each response in `raw` (content-length bodies)."""
+    answers = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines)
+        length = int(headers["content-length"])
+        answers.append((int(status_line.split()[1]), headers["content-type"], rest[:length]))
+        raw = rest[length:]
+    return answers
+
+
+def _json_error(answer: tuple[int, str, bytes]) -> tuple[int, str]:
+    status, content_type, body = answer
+    assert content_type == "application/json", answer
+    return status, json.loads(body)["error"]
+
+
+def _label(answer: tuple[int, str, bytes]) -> str:
+    status, _, body = answer
+    assert status == 200, answer
+    return json.loads(body)["predictions"][0]["label"]
+
+
+POST = b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
+# Requests the HTTP parser refuses, and what its reason says.
+MALFORMED = {
+    "request line": (b"GARBAGE\r\n\r\n", "Invalid method"),
+    "HTTP version": (b"GET / HTTP/9.x\r\n\r\n", "Invalid minor version"),
+    "negative Content-Length": (POST + b"Content-Length: -5\r\n\r\n", "Content-Length"),
+    "Content-Length with Transfer-Encoding": (
+        POST + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "Transfer-Encoding can't be present with Content-Length",
+    ),
+    "URL": (b"GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n", "invalid url"),
+    "chunk size": (POST + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_request_the_parser_refuses_gets_a_json_400_and_its_connection_is_closed(
+    url: str, case: str
+) -> None:
+    request, reason = MALFORMED[case]
+    with socket.create_connection(_address(url)) as conn:
+        conn.sendall(request)
+        (answer,) = _answers(_closed_within(conn, 10))
+    status, error = _json_error(answer)
+    assert status == 400 and error.startswith("invalid HTTP request: ") and reason in error
+    assert v1(url, {"instances": ["awful"]}).json()["predictions"][0]["label"] == "neg"
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [b"GARBAGE\r\n\r\n", POST + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"],
+    ids=["next request line", "next request's body"],
+)
+def test_a_valid_request_sent_with_a_broken_one_is_answered_first(url: str, broken: bytes) -> None:
+    """One packet, two requests: the error in the second must not cut off the first's
+    answer, which is still being computed when the parser reaches it."""
+    with socket.create_connection(_address(url)) as conn:
+        conn.sendall(_predict_request() + broken)
+        answers = _answers(_closed_within(conn, 10))
+    assert len(answers) == 2, answers
+    assert _label(answers[0]) == "neg"
+    status, error = _json_error(answers[1])
+    assert status == 400 and error.startswith("invalid HTTP request: ")
+
+
+def test_a_deadline_missed_behind_an_answer_being_computed_waits_for_that_answer(
+    model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next request's headers stall while the first answer is computed (uvicorn reads
+    on: it is not queued): its 408 comes after that answer, not instead of it."""
+    expired = threading.Event()
+    expire = TimedHttpToolsProtocol._expire
+
+    def observed(self: TimedHttpToolsProtocol, what: str) -> None:
+        expire(self, what)
+        expired.set()
+
+    monkeypatch.setattr(TimedHttpToolsProtocol, "_expire", observed)
+    model = load_model(model_dirs["toy"], "toy")
+    infer = model.batcher.infer
+
+    def after_the_deadline(texts: list[str]) -> list[tuple[str, np.ndarray]]:
+        assert expired.wait(timeout=30), "the header deadline never expired"
+        return list(infer(texts))
+
+    model.batcher.infer = after_the_deadline
+    with (
+        LocalServer(build_app(model), timeouts=SHORT_TIMEOUTS) as server,
+        socket.create_connection(_address(server.url)) as conn,
+    ):
+        conn.sendall(_predict_request() + POST)  # the next request's headers never end
+        answers = _answers(_closed_within(conn, 30))
+    assert len(answers) == 2, answers
+    assert _label(answers[0]) == "neg"
+    assert _json_error(answers[1]) == (408, "request timed out: headers not received in time")
 
 
 def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(

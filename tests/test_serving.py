@@ -570,6 +570,44 @@ def test_a_valid_request_sent_with_a_broken_one_is_answered_first(url: str, brok
     assert status == 400 and error.startswith("invalid HTTP request: ")
 
 
+UPGRADE = {
+    "WebSocket": b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+    "h2c": b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+    b"HTTP2-Settings: AAMAAABkAAQAAP__\r\n",
+}
+
+
+@pytest.mark.parametrize("protocol", list(UPGRADE))
+def test_an_upgrade_is_declined_and_the_request_answered_as_http_1_1(
+    url: str, protocol: str
+) -> None:
+    """The server takes no upgrade (it has no WebSocket route): it answers the request as
+    HTTP/1.1, as RFC 9110 7.8 lets it, and reads on: a request sent after it in the same
+    packet is answered too."""
+    ready = b"GET /v1/models/toy HTTP/1.1\r\nHost: x\r\n" + UPGRADE[protocol] + b"\r\n"
+    last = _predict_request().replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
+    with socket.create_connection(_address(url)) as conn:
+        conn.sendall(ready + last)
+        answers = _answers(_closed_within(conn, 30))
+    assert len(answers) == 2, answers
+    assert answers[0][:2] == (200, "application/json"), answers
+    assert json.loads(answers[0][2]) == {"name": "toy", "ready": True}
+    assert _label(answers[1]) == "neg"
+
+
+def test_an_upgrade_with_a_body_is_refused_with_a_json_400(url: str) -> None:
+    """The parser skips the body of any request asking to upgrade, so the server cannot
+    answer one with a body as HTTP/1.1: it says so, where uvicorn would answer the request
+    as if it had no body and read the body as the next request."""
+    request = _predict_request().replace(b"Host: x\r\n", b"Host: x\r\n" + UPGRADE["h2c"])
+    with socket.create_connection(_address(url)) as conn:
+        conn.sendall(request)
+        (answer,) = _answers(_closed_within(conn, 30))
+    status, error = _json_error(answer)
+    assert status == 400 and "Upgrade" in error and "without" in error, error
+
+
 def test_a_deadline_missed_behind_an_answer_being_computed_waits_for_that_answer(
     model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,6 +15,10 @@ and its connection is closed. Either error answer comes after the answers to the
 before it on the connection (HTTP/1.1 answers in order): uvicorn writes its 400 and closes
 at once, cutting off an answer still being computed for a request sent in the same packet.
 
+No upgrade is taken (the server has no WebSocket route): a request asking for one
+(WebSocket, h2c) is answered over HTTP/1.1, as RFC 9110 (7.8) lets a server do, and the
+connection is read on; one with a body is refused 400, as the parser skips its body.
+
 It is uvicorn's httptools protocol (the C parser KServe's own server runs on), not its
 pure-Python h11 one: under load the server's one event-loop thread is its bottleneck.
 """
@@ -46,8 +50,8 @@ DEFAULTS = Timeouts()
 
 
 def _reason(error: httptools.HttpParserError) -> str:
-    # uvicorn's parser callback refusing the request (parse_url on an invalid URL) reaches
-    # us as "User callback error"; the error it raised says why.
+    # A parser callback refusing the request (uvicorn's parse_url on an invalid URL, ours
+    # on an Upgrade with a body) reaches us as "User callback error"; its error says why.
     cause = error.__context__
     return str(cause if isinstance(cause, httptools.HttpParserError) else error)
 
@@ -95,11 +99,12 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
+        except httptools.HttpParserUpgrade as upgrade:
+            # No upgrade is taken (server_config: ws="none"), so the request was answered
+            # over HTTP/1.1, and the bytes after it are the next request: uvicorn drops them
+            # (and its warning advises installing a WebSocket library).
+            self.logger.info("Upgrade declined: the request is answered over HTTP/1.1")
+            self.data_received(data[upgrade.args[0] :])
         except httptools.HttpParserError as e:
             self._fail(400, f"invalid HTTP request: {_reason(e)}")
 
@@ -111,6 +116,12 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._cancel("headers")
+        if self.parser.should_upgrade() and self._declares_body():
+            # httptools has the parser skip the body of a request asking to upgrade (the
+            # bytes after its headers are the new protocol's): it cannot be answered here.
+            raise httptools.HttpParserError(
+                "a request asking to Upgrade cannot have a body here; send it without Upgrade"
+            )
         super().on_headers_complete()
         self._request_cycle = self.cycle
 
@@ -118,6 +129,12 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         self._receiving = False
         self._cancel("headers", "request")
         super().on_message_complete()
+
+    def _declares_body(self) -> bool:
+        return any(
+            name == b"transfer-encoding" or (name == b"content-length" and int(value) != 0)
+            for name, value in self.headers
+        )
 
     def _expire(self, what: str) -> None:
         self._timers.pop(what, None)
@@ -189,6 +206,9 @@ def server_config(app: Any, timeouts: Timeouts = DEFAULTS, **options: Any) -> uv
         timeout_keep_alive=max(1, round(timeouts.keep_alive_s)),
         log_config=None,
         loop="asyncio",
+        # No WebSocket route: uvicorn would hand a WebSocket handshake to the websockets
+        # library, which refuses it with a bodiless text/plain 403.
+        ws="none",
         lifespan="off",
         **options,
     )

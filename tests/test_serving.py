@@ -26,6 +26,7 @@ import tensorflow as tf
 from helpers import TOY_CUES, save_toy
 from kserve import InferenceRESTClient, InferInput, InferRequest, InferResponse, RESTConfig
 from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import serialize_byte_tensor
 from prometheus_client.parser import text_string_to_metric_families
 
 from textcnn.errors import InputError
@@ -164,6 +165,32 @@ def test_kserve_s_own_client_speaks_v1_and_v2(url: str, model_dirs: dict[str, Pa
     )
 
 
+def binary_v2(url: str, shape: list, texts: list[str]) -> requests.Response:
+    """A V2 request in the binary tensor extension: its JSON, then the texts laid out as
+    KServe's client lays them out (each UTF-8 text after its 4-byte length)."""
+    raw = serialize_byte_tensor(np.array([t.encode() for t in texts], dtype=np.object_)).item()
+    parameters = {"binary_data_size": len(raw)}
+    text = {"name": "text", "shape": shape, "datatype": "BYTES", "parameters": parameters}
+    head = json.dumps({"inputs": [text]}).encode()
+    return requests.post(
+        f"{url}/v2/models/toy/infer",
+        data=head + raw,
+        headers={
+            "content-type": "application/octet-stream",
+            "inference-header-content-length": str(len(head)),
+        },
+        timeout=30,
+    )
+
+
+def test_the_binary_tensor_extension_is_read(url: str, model_dirs: dict[str, Path]) -> None:
+    texts = ["good", "bad bad", "great film"]
+    response = binary_v2(url, [3], texts)
+    assert response.status_code == 200, response.text
+    labels = {o["name"]: o for o in response.json()["outputs"]}["label"]["data"]
+    assert labels == [s.decode() for s in in_process(model_dirs["toy"] / "1", texts)["label"]]
+
+
 def test_a_body_without_content_type_is_json_only_when_it_parses(url: str) -> None:
     body = json.dumps(v2_body(["good"])).encode()
     ok = requests.post(f"{url}/v2/models/toy/infer", data=body, timeout=30)
@@ -298,6 +325,46 @@ BAD_REQUESTS = {
         },
         400,
         "does not match shape",
+    ),
+    "V2 shape -1": (
+        "v2",
+        {"json": {"inputs": [{"name": "text", "shape": [-1], "datatype": "BYTES", "data": ["a"]}]}},
+        400,
+        "input 'text' has shape [-1]; it must have shape [N]",
+    ),
+    "V2 nested data": (
+        "v2",
+        {
+            "json": {
+                "inputs": [
+                    {"name": "text", "shape": [2], "datatype": "BYTES", "data": [["a"], ["b"]]}
+                ]
+            }
+        },
+        400,
+        "input 'text' of shape [2]: data element 0 is a list",
+    ),
+    "V2 nested data, one row": (
+        "v2",
+        {
+            "json": {
+                "inputs": [
+                    {"name": "text", "shape": [2], "datatype": "BYTES", "data": [["a", "b"]]}
+                ]
+            }
+        },
+        400,
+        "input 'text' of shape [2]: data element 0 is a list",
+    ),
+    "V2 more data than its shape": (
+        "v2",
+        {
+            "json": {
+                "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a", "b"]}]
+            }
+        },
+        400,
+        "input 'text': data of 2 elements does not match shape [1]",
     ),
     "V2 non-string data": (
         "v2",

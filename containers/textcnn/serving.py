@@ -139,29 +139,35 @@ def texts_from_request(payload: dict[str, Any] | InferRequest | bytes | str) -> 
 
 
 def _v2_items(request: InferRequest) -> list[Any]:
+    """The data of the one input `text`, a BYTES tensor of shape [N] given as N elements.
+
+    KServe has decoded the binary tensor extension into such a list already. The Open
+    Inference Protocol lets a tensor's data be nested as its shape is, so the data of shape
+    [N] is flat: numpy would flatten nested data into the shape, hiding the mismatch.
+    """
     if len(request.inputs) != 1 or request.inputs[0].name != INPUT:
         names = [i.name for i in request.inputs]
         raise InvalidInput(f"expected exactly one input named {INPUT!r}, got {names}")
     tensor = request.inputs[0]
     if tensor.datatype != "BYTES":
         raise InvalidInput(f"input {INPUT!r} must have datatype BYTES, not {tensor.datatype}")
-    if len(tensor.shape) != 1:
-        raise InvalidInput(f"input {INPUT!r} must have shape [N], not {tensor.shape}")
-    try:
-        values = tensor.as_numpy()
-    except ValueError as e:  # data that does not fill the declared shape
+    shape, data = list(tensor.shape), tensor.data
+    if len(shape) != 1 or shape[0] < 0:  # KServe's request model makes them integers
         raise InvalidInput(
-            f"input {INPUT!r}: data does not match shape {tensor.shape}: {e}"
-        ) from None
-    items: list[Any] = []
-    for value in values.tolist():
-        if isinstance(value, bytes):  # binary tensor extension
-            try:
-                value = value.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidInput(f"input {INPUT!r} holds bytes that are not UTF-8") from None
-        items.append(value)
-    return items
+            f"input {INPUT!r} has shape {shape}; it must have shape [N], N the number of "
+            "texts (a non-negative integer)"
+        )
+    nested = next((i for i, item in enumerate(data) if isinstance(item, list)), None)
+    if nested is not None:
+        raise InvalidInput(
+            f"input {INPUT!r} of shape {shape}: data element {nested} is a list; "
+            "send the texts as a flat list"
+        )
+    if len(data) != shape[0]:
+        raise InvalidInput(
+            f"input {INPUT!r}: data of {len(data)} elements does not match shape {shape}"
+        )
+    return list(data)
 
 
 def find_saved_model(model_dir: str | Path) -> Path:

@@ -165,10 +165,11 @@ def test_kserve_s_own_client_speaks_v1_and_v2(url: str, model_dirs: dict[str, Pa
     )
 
 
-def binary_v2(url: str, shape: list, texts: list[str]) -> requests.Response:
+def binary_v2(url: str, shape: list, texts: list[bytes], cut: int = 0) -> requests.Response:
     """A V2 request in the binary tensor extension: its JSON, then the texts laid out as
-    KServe's client lays them out (each UTF-8 text after its 4-byte length)."""
-    raw = serialize_byte_tensor(np.array([t.encode() for t in texts], dtype=np.object_)).item()
+    KServe's client lays them out (each text after its 4-byte length), less `cut` bytes."""
+    raw = serialize_byte_tensor(np.array(texts, dtype=np.object_)).item()
+    raw = raw[: len(raw) - cut]
     parameters = {"binary_data_size": len(raw)}
     text = {"name": "text", "shape": shape, "datatype": "BYTES", "parameters": parameters}
     head = json.dumps({"inputs": [text]}).encode()
@@ -185,10 +186,30 @@ def binary_v2(url: str, shape: list, texts: list[str]) -> requests.Response:
 
 def test_the_binary_tensor_extension_is_read(url: str, model_dirs: dict[str, Path]) -> None:
     texts = ["good", "bad bad", "great film"]
-    response = binary_v2(url, [3], texts)
+    response = binary_v2(url, [3], [t.encode() for t in texts])
     assert response.status_code == 200, response.text
     labels = {o["name"]: o for o in response.json()["outputs"]}["label"]["data"]
     assert labels == [s.decode() for s in in_process(model_dirs["toy"] / "1", texts)["label"]]
+
+
+BAD_BINARY = {
+    "shape -1": ([-1], [b"good", b"bad"], 0, "shape [2,], expected [-1]"),
+    "shape larger than the data": ([3], [b"good", b"bad"], 0, "size 2 into shape (3,)"),
+    "shape not a number": ([True], [b"good"], 0, "integer"),
+    "data cut short": ([2], [b"good", b"bad"], 2, "unpack"),
+    "text not UTF-8": ([1], [b"\xff"], 0, "UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BINARY))
+def test_binary_tensor_data_that_does_not_decode_is_a_json_400(url: str, case: str) -> None:
+    """KServe's decoder fails on these with errors its handlers answer 500."""
+    shape, texts, cut, words = BAD_BINARY[case]
+    response = binary_v2(url, shape, texts, cut)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error.startswith("binary tensor data does not decode: ") and words in error, error
+    assert v1(url, {"instances": ["great"]}).json()["predictions"][0]["label"] == "pos"
 
 
 def test_a_body_without_content_type_is_json_only_when_it_parses(url: str) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import struct
 import sys
 import threading
 import time
@@ -63,6 +64,7 @@ from kserve.errors import (
     unsupported_protocol_error_handler,
 )
 from kserve.logging import logger
+from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from kserve.protocol.rest.server import metrics_handler
 from kserve.protocol.rest.v1_endpoints import register_v1_endpoints
@@ -275,6 +277,25 @@ class TextClassifier(Model):
         ]
 
 
+class DecodingDataPlane(DataPlane):
+    """KServe's data plane, but a binary tensor extension request that does not decode is
+    the client's error (400): KServe's decoder (InferRequest.from_bytes) fails on a shape
+    or size the bytes do not fill, or text that is not UTF-8, with errors answered 500."""
+
+    def decode_inference_request(
+        self, body: Any, headers: dict[str, str], model_name: str
+    ) -> InferRequest:
+        if not isinstance(body, bytes):  # JSON, which FastAPI has validated by its model
+            return super().decode_inference_request(body, headers, model_name)
+        try:
+            return super().decode_inference_request(body, headers, model_name)
+        except InvalidInput:
+            raise
+        except (ValueError, TypeError, KeyError, struct.error, InferenceError) as e:
+            reason = f"{e} is missing" if isinstance(e, KeyError) else str(e)
+            raise InvalidInput(f"binary tensor data does not decode: {reason}") from None
+
+
 JSON_TYPE = b"application/json"
 
 
@@ -360,11 +381,12 @@ def build_app(*models: Model) -> FastAPI:
     server = ModelServer(enable_grpc=False)
     for model in models:
         server.register_model(model)
+    dataplane = DecodingDataPlane(server.registered_models, server.dataplane.predictor_config)
     app = FastAPI(title="textcnn model server", docs_url=None, redoc_url=None)
-    app.add_api_route("/", server.dataplane.live, methods=["GET"])
+    app.add_api_route("/", dataplane.live, methods=["GET"])
     app.add_api_route("/metrics", metrics_handler, methods=["GET"])
-    register_v1_endpoints(app, server.dataplane, server.model_repository_extension)
-    register_v2_endpoints(app, server.dataplane, server.model_repository_extension)
+    register_v1_endpoints(app, dataplane, server.model_repository_extension)
+    register_v2_endpoints(app, dataplane, server.model_repository_extension)
     for exc, handler in [
         (PayloadTooLarge, _client_error(413)),
         (InvalidInput, _client_error(400)),

@@ -41,6 +41,7 @@ from textcnn.serving import (
     load_model,
     texts_from_request,
 )
+from textcnn.serving import main as serving_main
 
 # KServe's own endpoints return ORJSONResponse, which FastAPI now deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
@@ -432,6 +433,17 @@ def test_model_folder_problems_are_input_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match=r"expected text -> scores, classes, label"):
         load_model(tmp_path / "other", "m")
+
+
+def test_the_entrypoint_says_a_model_folder_is_missing_in_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert serving_main(["--model_dir", str(tmp_path / "gone"), "--model_name", "m"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: serving: {tmp_path / 'gone'}: no saved_model.pb") and (
+        "point --model_dir at the exported model folder" in err
+    )
 
 
 def test_command_line_entrypoint_serves(model_dirs: dict[str, Path]) -> None:

@@ -470,6 +470,13 @@ def serve(
 ) -> None:
     """Load the model and serve it until interrupted (SIGINT/SIGTERM stop it gracefully)."""
     app = build_app(load_model(model_dir, model_name, max_batch_size, max_latency_ms))
+    serve_app(app, port, host, timeouts)
+
+
+def serve_app(
+    app: FastAPI, port: int, host: str = "127.0.0.1", timeouts: Timeouts = DEFAULTS
+) -> None:
+    """Serve `app` until interrupted (SIGINT/SIGTERM stop it gracefully)."""
     uvicorn.Server(server_config(app, timeouts, host=host, port=port)).run()
 
 

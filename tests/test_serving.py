@@ -26,11 +26,12 @@ import tensorflow as tf
 from helpers import TOY_CUES, save_toy
 from kserve import InferenceRESTClient, InferInput, InferRequest, InferResponse, RESTConfig
 from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import serialize_byte_tensor
 from prometheus_client.parser import text_string_to_metric_families
 
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model
-from textcnn.http_protocol import Timeouts
+from textcnn.http_protocol import TimedHttpToolsProtocol, Timeouts
 from textcnn.model import ModelConfig, build_model
 from textcnn.serving import (
     MAX_BODY_BYTES,
@@ -40,6 +41,7 @@ from textcnn.serving import (
     load_model,
     texts_from_request,
 )
+from textcnn.serving import main as serving_main
 
 # KServe's own endpoints return ORJSONResponse, which FastAPI now deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
@@ -162,6 +164,53 @@ def test_kserve_s_own_client_speaks_v1_and_v2(url: str, model_dirs: dict[str, Pa
     np.testing.assert_allclose(
         np.reshape(outputs["scores"].data, (3, 2)), expected["scores"], rtol=1e-6
     )
+
+
+def binary_v2(url: str, shape: list, texts: list[bytes], cut: int = 0) -> requests.Response:
+    """A V2 request in the binary tensor extension: its JSON, then the texts laid out as
+    KServe's client lays them out (each text after its 4-byte length), less `cut` bytes."""
+    raw = serialize_byte_tensor(np.array(texts, dtype=np.object_)).item()
+    raw = raw[: len(raw) - cut]
+    parameters = {"binary_data_size": len(raw)}
+    text = {"name": "text", "shape": shape, "datatype": "BYTES", "parameters": parameters}
+    head = json.dumps({"inputs": [text]}).encode()
+    return requests.post(
+        f"{url}/v2/models/toy/infer",
+        data=head + raw,
+        headers={
+            "content-type": "application/octet-stream",
+            "inference-header-content-length": str(len(head)),
+        },
+        timeout=30,
+    )
+
+
+def test_the_binary_tensor_extension_is_read(url: str, model_dirs: dict[str, Path]) -> None:
+    texts = ["good", "bad bad", "great film"]
+    response = binary_v2(url, [3], [t.encode() for t in texts])
+    assert response.status_code == 200, response.text
+    labels = {o["name"]: o for o in response.json()["outputs"]}["label"]["data"]
+    assert labels == [s.decode() for s in in_process(model_dirs["toy"] / "1", texts)["label"]]
+
+
+BAD_BINARY = {
+    "shape -1": ([-1], [b"good", b"bad"], 0, "shape [2,], expected [-1]"),
+    "shape larger than the data": ([3], [b"good", b"bad"], 0, "size 2 into shape (3,)"),
+    "shape not a number": ([True], [b"good"], 0, "integer"),
+    "data cut short": ([2], [b"good", b"bad"], 2, "unpack"),
+    "text not UTF-8": ([1], [b"\xff"], 0, "UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BINARY))
+def test_binary_tensor_data_that_does_not_decode_is_a_json_400(url: str, case: str) -> None:
+    """KServe's decoder fails on these with errors its handlers answer 500."""
+    shape, texts, cut, words = BAD_BINARY[case]
+    response = binary_v2(url, shape, texts, cut)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error.startswith("binary tensor data does not decode: ") and words in error, error
+    assert v1(url, {"instances": ["great"]}).json()["predictions"][0]["label"] == "pos"
 
 
 def test_a_body_without_content_type_is_json_only_when_it_parses(url: str) -> None:
@@ -299,6 +348,46 @@ BAD_REQUESTS = {
         400,
         "does not match shape",
     ),
+    "V2 shape -1": (
+        "v2",
+        {"json": {"inputs": [{"name": "text", "shape": [-1], "datatype": "BYTES", "data": ["a"]}]}},
+        400,
+        "input 'text' has shape [-1]; it must have shape [N]",
+    ),
+    "V2 nested data": (
+        "v2",
+        {
+            "json": {
+                "inputs": [
+                    {"name": "text", "shape": [2], "datatype": "BYTES", "data": [["a"], ["b"]]}
+                ]
+            }
+        },
+        400,
+        "input 'text' of shape [2]: data element 0 is a list",
+    ),
+    "V2 nested data, one row": (
+        "v2",
+        {
+            "json": {
+                "inputs": [
+                    {"name": "text", "shape": [2], "datatype": "BYTES", "data": [["a", "b"]]}
+                ]
+            }
+        },
+        400,
+        "input 'text' of shape [2]: data element 0 is a list",
+    ),
+    "V2 more data than its shape": (
+        "v2",
+        {
+            "json": {
+                "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a", "b"]}]
+            }
+        },
+        400,
+        "input 'text': data of 2 elements does not match shape [1]",
+    ),
     "V2 non-string data": (
         "v2",
         {"json": {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [5]}]}},
@@ -344,6 +433,17 @@ def test_model_folder_problems_are_input_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match=r"expected text -> scores, classes, label"):
         load_model(tmp_path / "other", "m")
+
+
+def test_the_entrypoint_says_a_model_folder_is_missing_in_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert serving_main(["--model_dir", str(tmp_path / "gone"), "--model_name", "m"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: serving: {tmp_path / 'gone'}: no saved_model.pb") and (
+        "point --model_dir at the exported model folder" in err
+    )
 
 
 def test_command_line_entrypoint_serves(model_dirs: dict[str, Path]) -> None:
@@ -420,8 +520,8 @@ def _response(conn: socket.socket) -> bytes:
 SHORT_TIMEOUTS = Timeouts(header_s=0.5, request_s=1.0, keep_alive_s=2.0)
 
 
-def _address(server: LocalServer) -> tuple[str, int]:
-    host, port = server.url.removeprefix("http://").split(":")
+def _address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
     return host, int(port)
 
 
@@ -437,7 +537,7 @@ def test_stalled_connections_are_closed_and_the_server_keeps_serving(
 ) -> None:
     app = build_app(load_model(model_dirs["toy"], "toy"))
     with LocalServer(app, timeouts=SHORT_TIMEOUTS) as server:
-        address = _address(server)
+        address = _address(server.url)
         silent = [socket.create_connection(address) for _ in range(50)]  # send nothing
         partial = socket.create_connection(address)
         partial.sendall(b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n")  # no end
@@ -490,7 +590,7 @@ def test_a_request_pipelined_behind_a_slow_answer_keeps_its_time_and_that_answer
 
     model.batcher.infer = slow
     with LocalServer(build_app(model), timeouts=SHORT_TIMEOUTS) as server:
-        conn = socket.create_connection(_address(server))
+        conn = socket.create_connection(_address(server.url))
         # A whole request, then the next one's headers and 1 byte of its 100-byte body.
         conn.sendall(_predict_request() + _predict_request(b"{" + b" " * 99)[:-99])
         answers = _closed_within(conn, 10)
@@ -498,6 +598,146 @@ def test_a_request_pipelined_behind_a_slow_answer_keeps_its_time_and_that_answer
     first, _, second = answers.partition(b"HTTP/1.1 408 ")
     assert first.startswith(b"HTTP/1.1 200 ") and b'"label":"neg"' in first, answers
     assert b"request not received" in second, answers
+
+
+def _answers(raw: bytes) -> list[tuple[int, str, bytes]]:
+    """The status, content type and body of each response in `raw` (content-length bodies)."""
+    answers = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines)
+        length = int(headers["content-length"])
+        answers.append((int(status_line.split()[1]), headers["content-type"], rest[:length]))
+        raw = rest[length:]
+    return answers
+
+
+def _json_error(answer: tuple[int, str, bytes]) -> tuple[int, str]:
+    status, content_type, body = answer
+    assert content_type == "application/json", answer
+    return status, json.loads(body)["error"]
+
+
+def _label(answer: tuple[int, str, bytes]) -> str:
+    status, _, body = answer
+    assert status == 200, answer
+    return json.loads(body)["predictions"][0]["label"]
+
+
+POST = b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
+# Requests the HTTP parser refuses, and what its reason says.
+MALFORMED = {
+    "request line": (b"GARBAGE\r\n\r\n", "Invalid method"),
+    "HTTP version": (b"GET / HTTP/9.x\r\n\r\n", "Invalid minor version"),
+    "negative Content-Length": (POST + b"Content-Length: -5\r\n\r\n", "Content-Length"),
+    "Content-Length with Transfer-Encoding": (
+        POST + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "Transfer-Encoding can't be present with Content-Length",
+    ),
+    "URL": (b"GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n", "invalid url"),
+    "chunk size": (POST + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_request_the_parser_refuses_gets_a_json_400_and_its_connection_is_closed(
+    url: str, case: str
+) -> None:
+    request, reason = MALFORMED[case]
+    with socket.create_connection(_address(url)) as conn:
+        conn.sendall(request)
+        (answer,) = _answers(_closed_within(conn, 10))
+    status, error = _json_error(answer)
+    assert status == 400 and error.startswith("invalid HTTP request: ") and reason in error
+    assert v1(url, {"instances": ["awful"]}).json()["predictions"][0]["label"] == "neg"
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [b"GARBAGE\r\n\r\n", POST + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"],
+    ids=["next request line", "next request's body"],
+)
+def test_a_valid_request_sent_with_a_broken_one_is_answered_first(url: str, broken: bytes) -> None:
+    """One packet, two requests: the error in the second must not cut off the first's
+    answer, which is still being computed when the parser reaches it."""
+    with socket.create_connection(_address(url)) as conn:
+        conn.sendall(_predict_request() + broken)
+        answers = _answers(_closed_within(conn, 10))
+    assert len(answers) == 2, answers
+    assert _label(answers[0]) == "neg"
+    status, error = _json_error(answers[1])
+    assert status == 400 and error.startswith("invalid HTTP request: ")
+
+
+UPGRADE = {
+    "WebSocket": b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+    "h2c": b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+    b"HTTP2-Settings: AAMAAABkAAQAAP__\r\n",
+}
+
+
+@pytest.mark.parametrize("protocol", list(UPGRADE))
+def test_an_upgrade_is_declined_and_the_request_answered_as_http_1_1(
+    url: str, protocol: str
+) -> None:
+    """The server takes no upgrade (it has no WebSocket route): it answers the request as
+    HTTP/1.1, as RFC 9110 7.8 lets it, and reads on: a request sent after it in the same
+    packet is answered too."""
+    ready = b"GET /v1/models/toy HTTP/1.1\r\nHost: x\r\n" + UPGRADE[protocol] + b"\r\n"
+    last = _predict_request().replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
+    with socket.create_connection(_address(url)) as conn:
+        conn.sendall(ready + last)
+        answers = _answers(_closed_within(conn, 30))
+    assert len(answers) == 2, answers
+    assert answers[0][:2] == (200, "application/json"), answers
+    assert json.loads(answers[0][2]) == {"name": "toy", "ready": True}
+    assert _label(answers[1]) == "neg"
+
+
+def test_an_upgrade_with_a_body_is_refused_with_a_json_400(url: str) -> None:
+    """The parser skips the body of any request asking to upgrade, so the server cannot
+    answer one with a body as HTTP/1.1: it says so, where uvicorn would answer the request
+    as if it had no body and read the body as the next request."""
+    request = _predict_request().replace(b"Host: x\r\n", b"Host: x\r\n" + UPGRADE["h2c"])
+    with socket.create_connection(_address(url)) as conn:
+        conn.sendall(request)
+        (answer,) = _answers(_closed_within(conn, 30))
+    status, error = _json_error(answer)
+    assert status == 400 and "Upgrade" in error and "without" in error, error
+
+
+def test_a_deadline_missed_behind_an_answer_being_computed_waits_for_that_answer(
+    model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next request's headers stall while the first answer is computed (uvicorn reads
+    on: it is not queued): its 408 comes after that answer, not instead of it."""
+    expired = threading.Event()
+    expire = TimedHttpToolsProtocol._expire
+
+    def observed(self: TimedHttpToolsProtocol, what: str) -> None:
+        expire(self, what)
+        expired.set()
+
+    monkeypatch.setattr(TimedHttpToolsProtocol, "_expire", observed)
+    model = load_model(model_dirs["toy"], "toy")
+    infer = model.batcher.infer
+
+    def after_the_deadline(texts: list[str]) -> list[tuple[str, np.ndarray]]:
+        assert expired.wait(timeout=30), "the header deadline never expired"
+        return list(infer(texts))
+
+    model.batcher.infer = after_the_deadline
+    with (
+        LocalServer(build_app(model), timeouts=SHORT_TIMEOUTS) as server,
+        socket.create_connection(_address(server.url)) as conn,
+    ):
+        conn.sendall(_predict_request() + POST)  # the next request's headers never end
+        answers = _answers(_closed_within(conn, 30))
+    assert len(answers) == 2, answers
+    assert _label(answers[0]) == "neg"
+    assert _json_error(answers[1]) == (408, "request timed out: headers not received in time")
 
 
 def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(

@@ -206,22 +206,30 @@ def _servers(count: int) -> list[str]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from textcnn.serving import serve
+    from textcnn.serving import build_app, load_model, serve_app
 
-    model_dir = args.model_dir
-    if model_dir is None:
-        run_json = args.run_dir / "run.json"
-        if not run_json.is_file():
-            print(
-                f"error: {run_json} not found: run the pipeline first (make run) or give "
-                "--model_dir",
-                file=sys.stderr,
-            )
-            return 2
-        model_dir = json.loads(run_json.read_text())["artifacts"]["model"]
+    model_dir = args.model_dir or _model_of_run(args.run_dir / "run.json")
+    app = build_app(load_model(model_dir, args.model_name))  # before saying it serves
     print(f"serving {model_dir} as {args.model_name} on http://{args.host}:{args.port}")
-    serve(str(model_dir), args.model_name, args.port, host=args.host)
+    serve_app(app, args.port, host=args.host)
     return 0
+
+
+def _model_of_run(run_json: Path) -> str:
+    """The model folder a local run's run.json names; WorkflowError where it names none."""
+    instead = "run the pipeline first (make run), or give --model_dir"
+    if not run_json.is_file():
+        raise WorkflowError(f"{run_json} not found: {instead}")
+    try:
+        run = json.loads(run_json.read_text())
+    except json.JSONDecodeError as e:
+        raise WorkflowError(f"{run_json} is not a run's JSON ({e}); {instead}") from None
+    if not isinstance(run, dict) or not isinstance(run.get("artifacts"), dict):
+        raise WorkflowError(f'{run_json} is not a run\'s JSON (no "artifacts"); {instead}')
+    if not isinstance(model := run["artifacts"].get("model"), str):
+        status = run.get("status", "status unknown")
+        raise WorkflowError(f"{run_json}: the run ({status}) has no model; {instead}")
+    return model
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import struct
 import sys
 import threading
 import time
@@ -63,6 +64,7 @@ from kserve.errors import (
     unsupported_protocol_error_handler,
 )
 from kserve.logging import logger
+from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from kserve.protocol.rest.server import metrics_handler
 from kserve.protocol.rest.v1_endpoints import register_v1_endpoints
@@ -139,29 +141,35 @@ def texts_from_request(payload: dict[str, Any] | InferRequest | bytes | str) -> 
 
 
 def _v2_items(request: InferRequest) -> list[Any]:
+    """The data of the one input `text`, a BYTES tensor of shape [N] given as N elements.
+
+    KServe has decoded the binary tensor extension into such a list already. The Open
+    Inference Protocol lets a tensor's data be nested as its shape is, so the data of shape
+    [N] is flat: numpy would flatten nested data into the shape, hiding the mismatch.
+    """
     if len(request.inputs) != 1 or request.inputs[0].name != INPUT:
         names = [i.name for i in request.inputs]
         raise InvalidInput(f"expected exactly one input named {INPUT!r}, got {names}")
     tensor = request.inputs[0]
     if tensor.datatype != "BYTES":
         raise InvalidInput(f"input {INPUT!r} must have datatype BYTES, not {tensor.datatype}")
-    if len(tensor.shape) != 1:
-        raise InvalidInput(f"input {INPUT!r} must have shape [N], not {tensor.shape}")
-    try:
-        values = tensor.as_numpy()
-    except ValueError as e:  # data that does not fill the declared shape
+    shape, data = list(tensor.shape), tensor.data
+    if len(shape) != 1 or shape[0] < 0:  # KServe's request model makes them integers
         raise InvalidInput(
-            f"input {INPUT!r}: data does not match shape {tensor.shape}: {e}"
-        ) from None
-    items: list[Any] = []
-    for value in values.tolist():
-        if isinstance(value, bytes):  # binary tensor extension
-            try:
-                value = value.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidInput(f"input {INPUT!r} holds bytes that are not UTF-8") from None
-        items.append(value)
-    return items
+            f"input {INPUT!r} has shape {shape}; it must have shape [N], N the number of "
+            "texts (a non-negative integer)"
+        )
+    nested = next((i for i, item in enumerate(data) if isinstance(item, list)), None)
+    if nested is not None:
+        raise InvalidInput(
+            f"input {INPUT!r} of shape {shape}: data element {nested} is a list; "
+            "send the texts as a flat list"
+        )
+    if len(data) != shape[0]:
+        raise InvalidInput(
+            f"input {INPUT!r}: data of {len(data)} elements does not match shape {shape}"
+        )
+    return list(data)
 
 
 def find_saved_model(model_dir: str | Path) -> Path:
@@ -269,6 +277,25 @@ class TextClassifier(Model):
         ]
 
 
+class DecodingDataPlane(DataPlane):
+    """KServe's data plane, but a binary tensor extension request that does not decode is
+    the client's error (400): KServe's decoder (InferRequest.from_bytes) fails on a shape
+    or size the bytes do not fill, or text that is not UTF-8, with errors answered 500."""
+
+    def decode_inference_request(
+        self, body: Any, headers: dict[str, str], model_name: str
+    ) -> InferRequest:
+        if not isinstance(body, bytes):  # JSON, which FastAPI has validated by its model
+            return super().decode_inference_request(body, headers, model_name)
+        try:
+            return super().decode_inference_request(body, headers, model_name)
+        except InvalidInput:
+            raise
+        except (ValueError, TypeError, KeyError, struct.error, InferenceError) as e:
+            reason = f"{e} is missing" if isinstance(e, KeyError) else str(e)
+            raise InvalidInput(f"binary tensor data does not decode: {reason}") from None
+
+
 JSON_TYPE = b"application/json"
 
 
@@ -354,11 +381,12 @@ def build_app(*models: Model) -> FastAPI:
     server = ModelServer(enable_grpc=False)
     for model in models:
         server.register_model(model)
+    dataplane = DecodingDataPlane(server.registered_models, server.dataplane.predictor_config)
     app = FastAPI(title="textcnn model server", docs_url=None, redoc_url=None)
-    app.add_api_route("/", server.dataplane.live, methods=["GET"])
+    app.add_api_route("/", dataplane.live, methods=["GET"])
     app.add_api_route("/metrics", metrics_handler, methods=["GET"])
-    register_v1_endpoints(app, server.dataplane, server.model_repository_extension)
-    register_v2_endpoints(app, server.dataplane, server.model_repository_extension)
+    register_v1_endpoints(app, dataplane, server.model_repository_extension)
+    register_v2_endpoints(app, dataplane, server.model_repository_extension)
     for exc, handler in [
         (PayloadTooLarge, _client_error(413)),
         (InvalidInput, _client_error(400)),
@@ -442,6 +470,13 @@ def serve(
 ) -> None:
     """Load the model and serve it until interrupted (SIGINT/SIGTERM stop it gracefully)."""
     app = build_app(load_model(model_dir, model_name, max_batch_size, max_latency_ms))
+    serve_app(app, port, host, timeouts)
+
+
+def serve_app(
+    app: FastAPI, port: int, host: str = "127.0.0.1", timeouts: Timeouts = DEFAULTS
+) -> None:
+    """Serve `app` until interrupted (SIGINT/SIGTERM stop it gracefully)."""
     uvicorn.Server(server_config(app, timeouts, host=host, port=port)).run()
 
 

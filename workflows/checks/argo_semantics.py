@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from croniter import croniter
 
-from workflows.checks import pod_security
+from workflows.checks import pod_security, yaml_bounded
 from workflows.checks.kubernetes import kubernetes_problems
 from workflows.checks.paths import as_map, as_maps, child, names_of
 from workflows.expressions import Depends, ExpressionError, ancestors, cycles, evaluate_when
@@ -752,7 +752,7 @@ class _WorkflowSpec:
         where = f"{path}.podSpecPatch"
         raw = template["podSpecPatch"]
         try:
-            patch = yaml.safe_load(self._substituted(template, str(raw)))
+            patch = yaml_bounded.load(self._substituted(template, str(raw)))
         except yaml.YAMLError as e:
             return [
                 f"{where}: not JSON or YAML after substituting sample values: "
@@ -786,7 +786,7 @@ class _WorkflowSpec:
         text = self._substituted(template, manifest)
         where = f"{path}.resource.manifest"
         try:
-            docs = list(yaml.safe_load_all(text))
+            docs = yaml_bounded.load_all(text)
         except yaml.YAMLError as e:
             return [
                 f"{where}: not valid YAML after substituting sample values: "

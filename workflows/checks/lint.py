@@ -15,6 +15,9 @@ Every pod spec (workflow step pods, TFJob replicas, InferenceService predictors,
 Deployments, StatefulSets, ...) must meet the Pod Security Standard "restricted"
 (pod_security.py).
 
+Files are read within bounds (yaml_bounded.py): a file too large, nested too deep or
+expanding its aliases too far is one problem, not a hang.
+
 Each problem is one line: `file:index Kind/name: field.path: message [rule]`.
 """
 
@@ -28,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from workflows.checks import admission, argo_schema, pod_security
+from workflows.checks import admission, argo_schema, pod_security, yaml_bounded
 from workflows.checks.argo_semantics import WORKFLOW_KINDS, Context, workflow_problems
 from workflows.checks.kubernetes import kubernetes_problems, kustomization_problems
 from workflows.checks.paths import as_map, label_of
@@ -110,7 +113,7 @@ def _load(files: Sequence[Path]) -> tuple[dict[Path, list[Any]], list[str]]:
     loaded, problems = {}, []
     for path in files:
         try:
-            loaded[path] = list(yaml.safe_load_all(path.read_text()))
+            loaded[path] = yaml_bounded.read_all(path)
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             problems.append(f"{path}: cannot read YAML: {' '.join(str(e).split())}")
     return loaded, problems

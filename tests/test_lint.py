@@ -832,3 +832,39 @@ def test_a_file_past_the_size_bound_is_refused_unparsed(tmp_path: Path) -> None:
     assert lint.lint_paths([path]) == [
         f"{path}: cannot read YAML: the file is larger than {yaml_bounded.MAX_FILE_BYTES:,} bytes"
     ]
+
+
+def _nested_manifests(levels: int) -> str:
+    """A Workflow whose resource template creates a Workflow whose resource template ..."""
+    text = (
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: x-}\n"
+        "spec:\n  entrypoint: main\n  templates:\n  - name: main\n"
+    )
+    inner = text + "    container: {image: busybox}\n"
+    for _ in range(levels):
+        manifest = textwrap.indent(inner, "        ")
+        inner = text + "    resource:\n      action: create\n      manifest: |\n" + manifest
+    return inner
+
+
+def _stack_depth() -> int:
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+def test_manifests_nested_past_the_stack_are_one_problem() -> None:
+    # The loader bounds each document's depth, not how deep resource manifests nest in each
+    # other. A real stack takes some 200 of them (over a minute of checks); a short one, 60.
+    docs = list(yaml.safe_load_all(_nested_manifests(60)))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(_stack_depth() + 200)
+    try:
+        lines = lint.lint_documents(docs, SOURCE)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert lines == [
+        f"{SOURCE}:0 Workflow/x-: (root): nested too deeply to check (resource manifests "
+        "within manifests)"
+    ]

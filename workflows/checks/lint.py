@@ -105,8 +105,17 @@ def lint_documents(
         if doc is None:
             continue  # an empty document between two `---`
         label = label_of(doc) if isinstance(doc, Mapping) else "?"
-        out += [f"{source}:{index} {label}: {line}" for line in _problems(doc, ctx)]
+        out += [f"{source}:{index} {label}: {line}" for line in _checked(doc, ctx)]
     return out
+
+
+def _checked(doc: Any, ctx: Context) -> list[str]:
+    """`_problems`, or why there are none: the loader bounds a document's depth, but
+    not that of manifests embedded in it (a resource template's, within its manifest's)."""
+    try:
+        return _problems(doc, ctx)
+    except RecursionError:
+        return ["(root): nested too deeply to check (resource manifests within manifests)"]
 
 
 def _load(files: Sequence[Path]) -> tuple[dict[Path, list[Any]], list[str]]:

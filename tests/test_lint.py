@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from workflows.checks import lint, yaml_bounded
+from workflows.checks import lint, paths, yaml_bounded
 from workflows.dag import pipeline
 from workflows.dag.inference_service import build_inference_service
 from workflows.dag.tfjob import build_tfjob, manifest_yaml
@@ -591,6 +591,40 @@ def test_a_config_map_with_a_non_string_value() -> None:
     config["data"]["retries"] = 3
     assert lint.lint_documents([config], "cm.yaml") == [
         "cm.yaml:0 ConfigMap/artifact-repositories: data.retries: 3 is not of type 'string', 'null'"
+    ]
+
+
+def _cut(text: str) -> str:
+    """`text` as a problem line shows a long one: its start, an ellipsis and its length."""
+    return f"{text[: paths.MAX_SHOWN]}... ({len(text):,} characters)"
+
+
+def test_long_values_and_keys_are_shortened_in_problem_lines() -> None:
+    (config,) = _manifest_docs("artifact-repositories.yaml")
+    key, value = "k" * 500, list(range(1000))
+    config["data"][key] = value
+    assert lint.lint_documents([config], "cm.yaml") == [
+        f"cm.yaml:0 ConfigMap/artifact-repositories: data.{_cut(key)}: {_cut(repr(value))} "
+        "is not of type 'string', 'null'"
+    ]
+
+
+def test_a_long_value_is_shortened_by_every_check_that_quotes_it() -> None:
+    fits = "x" * (paths.MAX_SHOWN - 2)  # its repr, quotes and all, is shown whole
+    long, items = "yes" * 1000, list(range(1000))
+
+    def mutate(docs: Docs) -> None:
+        _parameter(docs[0]["spec"], "gpu_support").update(value=long)
+        _parameter(_cron(docs)["workflowSpec"], "dist_training").update(value=fits)
+        _templates(docs)["validate-params"]["container"]["args"][0] = items
+
+    assert _lint_mutated(mutate) == [
+        f"{WT}spec.templates[validate-params].container.args[0]: {_cut(repr(items))} is not of "
+        "type 'string' [Argo v4.0.5, v4.0.5 full CRD, v3.7.18, v3.7.18 full CRD]",
+        f"{WT}spec.arguments.parameters[gpu_support].value: {_cut(repr(long))} is not one of "
+        "the enum ['true', 'false']",
+        f"{CRON}spec.workflowSpec.arguments.parameters[dist_training].value: '{fits}' is not "
+        f"one of the enum ['true', 'false'] of WorkflowTemplate {pipeline.TEMPLATE_NAME}",
     ]
 
 

@@ -18,7 +18,8 @@ Deployments, StatefulSets, ...) must meet the Pod Security Standard "restricted"
 Files are read within bounds (yaml_bounded.py): a file too large, nested too deep or
 expanding its aliases too far is one problem, not a hang.
 
-Each problem is one line: `file:index Kind/name: field.path: message [rule]`.
+Each problem is one line: `file:index Kind/name: field.path: message [rule]`; a long value
+or name in it is cut short (paths.shorten).
 """
 
 from __future__ import annotations

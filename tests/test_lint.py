@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import resource
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from workflows.checks import lint
+from workflows.checks import lint, paths, yaml_bounded
 from workflows.dag import pipeline
 from workflows.dag.inference_service import build_inference_service
 from workflows.dag.tfjob import build_tfjob, manifest_yaml
@@ -592,6 +594,40 @@ def test_a_config_map_with_a_non_string_value() -> None:
     ]
 
 
+def _cut(text: str) -> str:
+    """`text` as a problem line shows a long one: its start, an ellipsis and its length."""
+    return f"{text[: paths.MAX_SHOWN]}... ({len(text):,} characters)"
+
+
+def test_long_values_and_keys_are_shortened_in_problem_lines() -> None:
+    (config,) = _manifest_docs("artifact-repositories.yaml")
+    key, value = "k" * 500, list(range(1000))
+    config["data"][key] = value
+    assert lint.lint_documents([config], "cm.yaml") == [
+        f"cm.yaml:0 ConfigMap/artifact-repositories: data.{_cut(key)}: {_cut(repr(value))} "
+        "is not of type 'string', 'null'"
+    ]
+
+
+def test_a_long_value_is_shortened_by_every_check_that_quotes_it() -> None:
+    fits = "x" * (paths.MAX_SHOWN - 2)  # its repr, quotes and all, is shown whole
+    long, items = "yes" * 1000, list(range(1000))
+
+    def mutate(docs: Docs) -> None:
+        _parameter(docs[0]["spec"], "gpu_support").update(value=long)
+        _parameter(_cron(docs)["workflowSpec"], "dist_training").update(value=fits)
+        _templates(docs)["validate-params"]["container"]["args"][0] = items
+
+    assert _lint_mutated(mutate) == [
+        f"{WT}spec.templates[validate-params].container.args[0]: {_cut(repr(items))} is not of "
+        "type 'string' [Argo v4.0.5, v4.0.5 full CRD, v3.7.18, v3.7.18 full CRD]",
+        f"{WT}spec.arguments.parameters[gpu_support].value: {_cut(repr(long))} is not one of "
+        "the enum ['true', 'false']",
+        f"{CRON}spec.workflowSpec.arguments.parameters[dist_training].value: '{fits}' is not "
+        f"one of the enum ['true', 'false'] of WorkflowTemplate {pipeline.TEMPLATE_NAME}",
+    ]
+
+
 def test_a_deployment_with_a_misspelled_container_field() -> None:
     docs = _manifest_docs("mlmd.yaml")
     container = docs[1]["spec"]["template"]["spec"]["containers"][0]
@@ -740,3 +776,129 @@ def test_every_pod_spec_in_a_manifest_must_be_restricted() -> None:
         ".allowPrivilegeEscalation: must be false" in line
         for line in lines
     )
+
+
+# ---- hostile files: refused in bounded time, memory and output ---------------------------
+
+
+def _anchors(levels: int) -> str:
+    """YAML anchors l0..l{levels-1}: l0 ten strings, each next ten aliases of the one before,
+    so `*l{levels-1}` stands for 10**levels strings ("billion laughs")."""
+    lines = ["l0: &l0 [" + ", ".join(['"x"'] * 10) + "]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _alias_bomb(levels: int) -> str:
+    """The finding's WorkflowTemplate: its container's args are the largest anchor."""
+    return (
+        "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata: {name: bomb}\n"
+        + "x-anchors:\n"
+        + textwrap.indent(_anchors(levels), "  ")
+        + "spec:\n  entrypoint: main\n  templates:\n  - name: main\n"
+        + f"    container: {{image: busybox, args: *l{levels - 1}}}\n"
+    )
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+MEMORY_LIMIT = 512 * 2**20  # address space: the lint takes under 400 MiB
+
+
+def test_an_alias_bomb_is_one_line_without_expanding_it(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yaml"
+    text = _alias_bomb(8)  # 10**8 strings: expanded, gigabytes of memory and of output
+    path.write_text(text)
+    # A subprocess, so that expanding it would fail on the memory limit, not exhaust ours.
+    result = subprocess.run(
+        [sys.executable, "-m", "workflows", "lint", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limit_memory,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [line] = result.stdout.splitlines()
+    # l4 is where aliases pass 100,000 nodes: 10 aliases of l3's 11,111 (10 + 100 + ... + 1).
+    number = 1 + next(i for i, x in enumerate(text.splitlines()) if x.startswith("  l4:"))
+    assert line.startswith(
+        f"{path}: cannot read YAML: aliases expand to more than "
+        f"{yaml_bounded.MAX_ALIAS_NODES:,} nodes in "
+    )
+    assert f"line {number}," in line and len(line) < 300
+
+
+def test_an_alias_bomb_in_a_resource_manifest_is_refused() -> None:
+    manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\n" + _anchors(5)
+    workflow = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "bomb-"},
+        "spec": {
+            "entrypoint": "main",
+            "templates": [{"name": "main", "resource": {"action": "create", "manifest": manifest}}],
+        },
+    }
+    [line] = [x for x in lint.lint_documents([workflow], SOURCE) if "manifest" in x]
+    assert line.startswith(
+        f"{SOURCE}:0 Workflow/bomb-: spec.templates[main].resource.manifest: not valid YAML "
+        f"after substituting sample values: aliases expand to more than "
+        f"{yaml_bounded.MAX_ALIAS_NODES:,} nodes in "
+    )
+
+
+def test_deeply_nested_brackets_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "nested.yaml"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    [line] = lint.lint_paths([path])
+    depth = yaml_bounded.MAX_DEPTH
+    assert line.startswith(f"{path}: cannot read YAML: nested deeper than {depth} levels in ")
+    assert f"line 1, column {depth + 1}:" in line
+
+
+def test_a_file_past_the_size_bound_is_refused_unparsed(tmp_path: Path) -> None:
+    path = tmp_path / "large.yaml"
+    config = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: large}\n"
+    path.write_text(config + "#" * (yaml_bounded.MAX_FILE_BYTES + 1 - len(config)))
+    assert lint.lint_paths([path]) == [
+        f"{path}: cannot read YAML: the file is larger than {yaml_bounded.MAX_FILE_BYTES:,} bytes"
+    ]
+
+
+def _nested_manifests(levels: int) -> str:
+    """A Workflow whose resource template creates a Workflow whose resource template ..."""
+    text = (
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: x-}\n"
+        "spec:\n  entrypoint: main\n  templates:\n  - name: main\n"
+    )
+    inner = text + "    container: {image: busybox}\n"
+    for _ in range(levels):
+        manifest = textwrap.indent(inner, "        ")
+        inner = text + "    resource:\n      action: create\n      manifest: |\n" + manifest
+    return inner
+
+
+def _stack_depth() -> int:
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+def test_manifests_nested_past_the_stack_are_one_problem() -> None:
+    # The loader bounds each document's depth, not how deep resource manifests nest in each
+    # other. A real stack takes some 200 of them (over a minute of checks); a short one, 60.
+    docs = list(yaml.safe_load_all(_nested_manifests(60)))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(_stack_depth() + 200)
+    try:
+        lines = lint.lint_documents(docs, SOURCE)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert lines == [
+        f"{SOURCE}:0 Workflow/x-: (root): nested too deeply to check (resource manifests "
+        "within manifests)"
+    ]

@@ -15,6 +15,7 @@ from typing import Any
 
 from textcnn.params import DNS_1035_LABEL
 from workflows.checks.crd import SCHEMA_DIR, validate_custom_resource
+from workflows.checks.paths import shown
 
 TFJOB_API_VERSION, TFJOB_KIND = "kubeflow.org/v1", "TFJob"
 TFJOB_SCHEMA = SCHEMA_DIR / "kubeflow" / "v1.9.4" / "tfjob-kubeflow.org-v1.schema.json"
@@ -52,7 +53,7 @@ def dns_1035_label_errors(name: Any, path: str) -> list[str]:
     if isinstance(name, str) and DNS_1035_LABEL.match(name):
         return []
     return [
-        f"{path}: {name!r} is not a DNS-1035 label (lower-case letters, digits and '-', "
+        f"{path}: {shown(name)} is not a DNS-1035 label (lower-case letters, digits and '-', "
         "starting with a letter, at most 63 characters)"
     ]
 
@@ -74,7 +75,9 @@ def _replica_errors(key: str, spec: Any) -> list[str]:
     out = []
     policy = spec.get("restartPolicy")
     if policy is not None and policy not in RESTART_POLICIES:
-        out.append(f"{where}.restartPolicy: {policy!r} is not one of {', '.join(RESTART_POLICIES)}")
+        out.append(
+            f"{where}.restartPolicy: {shown(policy)} is not one of {', '.join(RESTART_POLICIES)}"
+        )
     containers = ((spec.get("template") or {}).get("spec") or {}).get("containers")
     if not isinstance(containers, list) or not containers:
         return [*out, f"{where}.template.spec.containers: must be specified"]
@@ -117,7 +120,7 @@ def tfjob_admission_errors(doc: Mapping[str, Any]) -> list[str]:
                 continue
             if canonical in seen:
                 out.append(
-                    f"spec.tfReplicaSpecs.{key}: {seen[canonical]!r} is the same replica type"
+                    f"spec.tfReplicaSpecs.{key}: {shown(seen[canonical])} is the same replica type"
                 )
             seen[canonical] = key
             out += _replica_errors(key, replica)
@@ -127,13 +130,13 @@ def tfjob_admission_errors(doc: Mapping[str, Any]) -> list[str]:
     clean = run_policy.get("cleanPodPolicy") if isinstance(run_policy, Mapping) else None
     if clean is not None and clean not in CLEAN_POD_POLICIES:
         out.append(
-            f"spec.runPolicy.cleanPodPolicy: {clean!r} is not one of "
+            f"spec.runPolicy.cleanPodPolicy: {shown(clean)} is not one of "
             f"{', '.join(CLEAN_POD_POLICIES)}"
         )
     success = spec.get("successPolicy")
     if success is not None and success not in SUCCESS_POLICIES:
         out.append(
-            f"spec.successPolicy: {success!r} is not one of "
+            f"spec.successPolicy: {shown(success)} is not one of "
             f"{', '.join(repr(s) for s in SUCCESS_POLICIES)}"
         )
     return out
@@ -146,9 +149,9 @@ def validate_tfjob(doc: Any) -> list[str]:
         return ["(root): a TFJob must be an object"]
     out = []
     if doc.get("apiVersion") != TFJOB_API_VERSION:
-        out.append(f"apiVersion: expected {TFJOB_API_VERSION}, got {doc.get('apiVersion')!r}")
+        out.append(f"apiVersion: expected {TFJOB_API_VERSION}, got {shown(doc.get('apiVersion'))}")
     if doc.get("kind") != TFJOB_KIND:
-        out.append(f"kind: expected {TFJOB_KIND}, got {doc.get('kind')!r}")
+        out.append(f"kind: expected {TFJOB_KIND}, got {shown(doc.get('kind'))}")
     return out + validate_custom_resource(doc, TFJOB_SCHEMA) + tfjob_admission_errors(doc)
 
 
@@ -207,7 +210,9 @@ def validate_inference_service(doc: Any) -> list[str]:
         return ["(root): an InferenceService must be an object"]
     out = []
     if doc.get("apiVersion") != "serving.kserve.io/v1beta1":
-        out.append(f"apiVersion: expected serving.kserve.io/v1beta1, got {doc.get('apiVersion')!r}")
+        out.append(
+            f"apiVersion: expected serving.kserve.io/v1beta1, got {shown(doc.get('apiVersion'))}"
+        )
     if doc.get("kind") != "InferenceService":
-        out.append(f"kind: expected InferenceService, got {doc.get('kind')!r}")
+        out.append(f"kind: expected InferenceService, got {shown(doc.get('kind'))}")
     return out + validate_custom_resource(doc, ISVC_SCHEMA) + kserve_webhook_errors(doc)

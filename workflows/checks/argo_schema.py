@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft4Validator, Draft202012Validator, ValidationError
 
-from workflows.checks.paths import pretty, slash_parts
+from workflows.checks.paths import pretty, schema_message, shown, slash_parts
 
 SCHEMA_DIR = Path(__file__).parent / "schemas" / "argo"
 VERSIONS: tuple[str, ...] = ("v4.0.5", "v3.7.18")
@@ -83,9 +83,9 @@ def validate(doc: Mapping[str, Any], version: str) -> list[str]:
     """Strict schema errors of one Argo document, as `path: message` lines (none: valid)."""
     kind = doc.get("kind")
     if kind not in KINDS:
-        return [f"kind: expected one of {', '.join(KINDS)}, got {kind!r}"]
+        return [f"kind: expected one of {', '.join(KINDS)}, got {shown(kind)}"]
     errors = _validator(version, kind).iter_errors(doc)
-    return sorted(f"{_path(e.absolute_path)}: {e.message}" for e in errors)
+    return sorted(f"{_path(e.absolute_path)}: {schema_message(e)}" for e in errors)
 
 
 def validate_all(docs: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -127,11 +127,11 @@ def validate_crd(doc: Mapping[str, Any], version: str) -> list[str]:
 def _crd_message(error: ValidationError) -> str:
     if error.validator == "pattern" and error.schema.get("x-kubernetes-int-or-string"):
         return (
-            f"{error.instance!r} is not a resource quantity (e.g. 1, 500m, 4Gi); Argo "
+            f"{shown(error.instance)} is not a resource quantity (e.g. 1, 500m, 4Gi); Argo "
             "decodes this field before it substitutes parameters, so a {{...}} "
             "placeholder cannot stand here: use podSpecPatch or a resource manifest"
         )
-    return error.message
+    return schema_message(error)
 
 
 def problems(doc: Mapping[str, Any]) -> list[str]:

@@ -28,9 +28,9 @@ from typing import Any
 import yaml
 from croniter import croniter
 
-from workflows.checks import pod_security
+from workflows.checks import pod_security, yaml_bounded
 from workflows.checks.kubernetes import kubernetes_problems
-from workflows.checks.paths import as_map, as_maps, child, names_of
+from workflows.checks.paths import as_map, as_maps, child, names_of, shorten, shown
 from workflows.expressions import Depends, ExpressionError, ancestors, cycles, evaluate_when
 
 SAMPLE_WORKFLOW_NAME = "sample-wf-abcde"
@@ -128,26 +128,26 @@ class _Scope:
         if tag in EXIT_GLOBALS:
             return ": only exit handlers (onExit, hooks) see it"
         if tag.startswith("workflow.parameters."):
-            return f": no workflow parameter {tag.split('.', 2)[2]!r}"
+            return f": no workflow parameter {shown(tag.split('.', 2)[2])}"
         if parts[0] == "item":
             return ": no such key in withItems (or no withItems/withParam here)"
         if parts[0] in ("inputs", "outputs") and len(parts) > 2:
             return (
-                f": template {self.template!r} declares no {parts[0][:-1]} "
-                f"{parts[1][:-1]} {parts[2]!r}"
+                f": template {shown(self.template)} declares no {parts[0][:-1]} "
+                f"{parts[1][:-1]} {shown(parts[2])}"
             )
         if parts[0] == self.node and len(parts) > 1:
             name, noun = parts[1], self.node[:-1]
             if name not in self.siblings:
-                return f": no {noun} {name!r} here"
+                return f": no {noun} {shown(name)} here"
             if not any(n.startswith(f"{self.node}.{name}.") for n in self.names):
                 return (
-                    f": {noun} {name!r} is not among the dependencies of this {noun}; "
+                    f": {noun} {shown(name)} is not among the dependencies of this {noun}; "
                     "add it to depends"
                     if self.node == "tasks"
-                    else f": {noun} {name!r} does not run in an earlier step group"
+                    else f": {noun} {shown(name)} does not run in an earlier step group"
                 )
-            return f": the template of {noun} {name!r} has no such output"
+            return f": the template of {noun} {shown(name)} has no such output"
         return ""
 
 
@@ -174,7 +174,7 @@ def _unresolved(value: Any, path: str, scope: _Scope) -> list[str]:
             if tag.startswith("=") or not tag.startswith(CHECKED_PREFIXES):
                 continue
             if not scope.resolves(tag):
-                out.append(f"{where}: {{{{{tag}}}}} does not resolve{scope.reason(tag)}")
+                out.append(f"{where}: {{{{{shorten(tag)}}}}} does not resolve{scope.reason(tag)}")
     return out
 
 
@@ -252,14 +252,14 @@ def _parameter_problems(parameters: Any, path: str, need_values: bool) -> list[s
     for i, p in enumerate(as_maps(parameters)):
         name, where = p.get("name"), child(path, i, p)
         if name in seen:
-            out.append(f"{where}.name: duplicate parameter {name!r}")
+            out.append(f"{where}.name: duplicate parameter {shown(name)}")
         seen.add(name)
         value = p.get("value")
         if need_values and value is None and p.get("valueFrom") is None:
             out.append(f"{where}.value: required (or valueFrom)")
         enum = p.get("enum")
         if isinstance(enum, list) and value is not None and value not in enum:
-            out.append(f"{where}.value: {value!r} is not one of the enum {enum}")
+            out.append(f"{where}.value: {shown(value)} is not one of the enum {shown(enum)}")
     return out
 
 
@@ -270,7 +270,7 @@ def _cron_problems(spec: Mapping[str, Any]) -> list[str]:
     for where, text in schedules:
         if not isinstance(text, str) or not _valid_cron(text):
             out.append(
-                f"{where}: {text!r} is not a valid cron schedule (five fields: minute "
+                f"{where}: {shown(text)} is not a valid cron schedule (five fields: minute "
                 "hour day-of-month month day-of-week, or @daily, @every 1h, ...)"
             )
     timezone = spec.get("timezone")
@@ -279,12 +279,14 @@ def _cron_problems(spec: Mapping[str, Any]) -> list[str]:
             zoneinfo.ZoneInfo(timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             out.append(
-                f"spec.timezone: {timezone!r} is not an IANA time zone (e.g. Etc/UTC, Europe/Paris)"
+                f"spec.timezone: {shown(timezone)} is not an IANA time zone "
+                "(e.g. Etc/UTC, Europe/Paris)"
             )
     policy = spec.get("concurrencyPolicy")
     if policy is not None and policy not in CONCURRENCY_POLICIES:
         out.append(
-            f"spec.concurrencyPolicy: {policy!r} is not one of {', '.join(CONCURRENCY_POLICIES)}"
+            f"spec.concurrencyPolicy: {shown(policy)} is not one of "
+            f"{', '.join(CONCURRENCY_POLICIES)}"
         )
     deadline = spec.get("startingDeadlineSeconds")
     if isinstance(deadline, int) and deadline < 0:
@@ -309,7 +311,7 @@ def _reference_problems(spec: Mapping[str, Any], base: str, ctx: Context) -> lis
     target = ctx.templates.get((kind, str(ref.get("name"))))
     if target is None:
         return [
-            f"{base}.workflowTemplateRef.name: {kind} {ref.get('name')!r} is not among "
+            f"{base}.workflowTemplateRef.name: {kind} {shown(ref.get('name'))} is not among "
             "the linted documents"
         ]
     out = []
@@ -330,18 +332,20 @@ def _reference_problems(spec: Mapping[str, Any], base: str, ctx: Context) -> lis
             out.append(f"{where}: not a parameter of {kind} {ref.get('name')}")
         elif isinstance(enum, list) and p.get("value") is not None and p["value"] not in enum:
             out.append(
-                f"{where}.value: {p['value']!r} is not one of the enum {enum} of "
+                f"{where}.value: {shown(p['value'])} is not one of the enum {shown(enum)} of "
                 f"{kind} {ref.get('name')}"
             )
     supplied = {str(p.get("name")) for p in given}
     for name, p in declared.items():
         if p.get("value") is None and p.get("valueFrom") is None and name not in supplied:
             out.append(
-                f"{path}: {kind} {ref.get('name')} parameter {name!r} has no value; supply one"
+                f"{path}: {kind} {ref.get('name')} parameter {shown(name)} has no value; supply one"
             )
     entrypoint = spec.get("entrypoint")
     if entrypoint and entrypoint not in names_of(target_spec.get("templates")):
-        out.append(f"{base}.entrypoint: no template {entrypoint!r} in {kind} {ref.get('name')}")
+        out.append(
+            f"{base}.entrypoint: no template {shown(entrypoint)} in {kind} {ref.get('name')}"
+        )
     return out
 
 
@@ -391,11 +395,13 @@ class _WorkflowSpec:
         for key in ("entrypoint", "onExit"):
             name = spec.get(key)
             if name is not None and name not in self.templates:
-                out.append(f"{base}.{key}: no template {name!r} in this workflow")
+                out.append(f"{base}.{key}: no template {shown(name)} in this workflow")
         for hook, value in as_map(spec.get("hooks")).items():
             name = as_map(value).get("template")
             if name is not None and name not in self.templates:
-                out.append(f"{base}.hooks.{hook}.template: no template {name!r} in this workflow")
+                out.append(
+                    f"{base}.hooks.{hook}.template: no template {shown(name)} in this workflow"
+                )
         exit_templates = self._exit_templates()
         for i, template in enumerate(as_maps(spec.get("templates"))):
             name = str(template.get("name"))
@@ -461,11 +467,11 @@ class _WorkflowSpec:
             where = child(path, i, item)
             if not isinstance(name, str) or not _FIELD_NAME.match(name) or len(name) > 128:
                 out.append(
-                    f"{where}.name: {name!r} must be letters, digits and '-', starting "
+                    f"{where}.name: {shown(name)} must be letters, digits and '-', starting "
                     "with a letter or digit, at most 128 characters"
                 )
             elif name in seen:
-                out.append(f"{where}.name: duplicate {noun} name {name!r}")
+                out.append(f"{where}.name: duplicate {noun} name {shown(name)}")
             seen.add(name)
         return out
 
@@ -481,20 +487,20 @@ class _WorkflowSpec:
             other = self.ctx.templates.get((kind, str(ref.get("name"))))
             if other is None:
                 return None, [
-                    f"{path}.templateRef.name: {kind} {ref.get('name')!r} is not "
+                    f"{path}.templateRef.name: {kind} {shown(ref.get('name'))} is not "
                     "among the linted documents"
                 ]
             templates = as_maps(as_map(other.get("spec")).get("templates"))
             found = {str(t.get("name")): t for t in templates}
             if ref.get("template") not in found:
                 return None, [
-                    f"{path}.templateRef.template: no template {ref.get('template')!r} "
+                    f"{path}.templateRef.template: no template {shown(ref.get('template'))} "
                     f"in {kind} {ref.get('name')}"
                 ]
             return found[ref["template"]], []
         name = call.get("template")
         if name not in self.templates:
-            return None, [f"{path}.template: no template {name!r} in this workflow"]
+            return None, [f"{path}.template: no template {shown(name)} in this workflow"]
         return self.templates[name], []
 
     def _argument_problems(
@@ -510,7 +516,9 @@ class _WorkflowSpec:
             name, where = str(p.get("name")), child(f"{path}.arguments.parameters", i, p)
             value = p.get("value")
             if name not in declared:
-                out.append(f"{where}: template {target_name!r} has no input parameter {name!r}")
+                out.append(
+                    f"{where}: template {shown(target_name)} has no input parameter {shown(name)}"
+                )
                 continue
             if value is None and p.get("valueFrom") is None:
                 out.append(f"{where}.value: required (or valueFrom)")
@@ -522,8 +530,8 @@ class _WorkflowSpec:
                 and value not in enum
             ):
                 out.append(
-                    f"{where}.value: {value!r} is not one of the enum {enum} of "
-                    f"template {target_name!r}"
+                    f"{where}.value: {shown(value)} is not one of the enum {shown(enum)} of "
+                    f"template {shown(target_name)}"
                 )
         supplied = {str(p.get("name")) for p in given}
         for name, p in declared.items():
@@ -534,15 +542,15 @@ class _WorkflowSpec:
                 and p.get("valueFrom") is None
             ):
                 out.append(
-                    f"{path}.arguments.parameters: missing {name!r}, an input of "
-                    f"template {target_name!r} without a default"
+                    f"{path}.arguments.parameters: missing {shown(name)}, an input of "
+                    f"template {shown(target_name)} without a default"
                 )
         artifacts = {str(a.get("name")): a for a in as_maps(inputs.get("artifacts"))}
         given_artifacts = {str(a.get("name")) for a in as_maps(arguments.get("artifacts"))}
         for name in sorted(given_artifacts - artifacts.keys()):
             out.append(
-                f"{path}.arguments.artifacts[{name}]: template {target_name!r} has no "
-                f"input artifact {name!r}"
+                f"{path}.arguments.artifacts[{name}]: template {shown(target_name)} has no "
+                f"input artifact {shown(name)}"
             )
         locations = {
             "from",
@@ -562,8 +570,8 @@ class _WorkflowSpec:
         for name, artifact in artifacts.items():
             if name not in given_artifacts and not locations & artifact.keys():
                 out.append(
-                    f"{path}.arguments.artifacts: missing {name!r}, an input artifact "
-                    f"of template {target_name!r} without a location"
+                    f"{path}.arguments.artifacts: missing {shown(name)}, an input artifact "
+                    f"of template {shown(target_name)} without a location"
                 )
         return out
 
@@ -607,7 +615,7 @@ class _WorkflowSpec:
             for k, h in as_map(call.get("hooks")).items()
         ]
         out += [
-            f"{path}.{key}: no template {name!r} in this workflow"
+            f"{path}.{key}: no template {shown(name)} in this workflow"
             for key, name in exits
             if name is not None and name not in self.templates
         ]
@@ -667,7 +675,7 @@ class _WorkflowSpec:
         target = dag.get("target")
         for name in target.split() if isinstance(target, str) else []:
             if "{{" not in name and name not in tasks:
-                out.append(f"{path}.dag.target: no task {name!r} in this DAG")
+                out.append(f"{path}.dag.target: no task {shown(name)} in this DAG")
         # The DAG's own outputs and settings may read any task.
         rest = {k: v for k, v in template.items() if k != "dag"}
         rest["dag"] = {k: v for k, v in dag.items() if k != "tasks"}
@@ -695,7 +703,7 @@ class _WorkflowSpec:
             )
             where = f"{path}.dependencies"
         for missing in sorted(names - tasks.keys()):
-            out.append(f"{where}: no task {missing!r} in this DAG")
+            out.append(f"{where}: no task {shown(missing)} in this DAG")
         return names & tasks.keys(), out
 
     def _steps_problems(self, template: Mapping[str, Any], path: str, scope: _Scope) -> list[str]:
@@ -752,7 +760,7 @@ class _WorkflowSpec:
         where = f"{path}.podSpecPatch"
         raw = template["podSpecPatch"]
         try:
-            patch = yaml.safe_load(self._substituted(template, str(raw)))
+            patch = yaml_bounded.load(self._substituted(template, str(raw)))
         except yaml.YAMLError as e:
             return [
                 f"{where}: not JSON or YAML after substituting sample values: "
@@ -767,7 +775,7 @@ class _WorkflowSpec:
         for i, container in enumerate(as_maps(patch.get("containers"))):
             if container.get("name") not in names:
                 out.append(
-                    f"{where}.containers[{i}].name: {container.get('name')!r} is not a "
+                    f"{where}.containers[{i}].name: {shown(container.get('name'))} is not a "
                     f"container of this template ({', '.join(sorted(names))}): the "
                     "patch would add a container with no image"
                 )
@@ -778,7 +786,8 @@ class _WorkflowSpec:
         action = resource.get("action")
         if action not in RESOURCE_ACTIONS:
             return [
-                f"{path}.resource.action: {action!r} is not one of {', '.join(RESOURCE_ACTIONS)}"
+                f"{path}.resource.action: {shown(action)} is not one of "
+                f"{', '.join(RESOURCE_ACTIONS)}"
             ]
         manifest = resource.get("manifest")
         if action not in VALIDATED_ACTIONS or not isinstance(manifest, str):
@@ -786,7 +795,7 @@ class _WorkflowSpec:
         text = self._substituted(template, manifest)
         where = f"{path}.resource.manifest"
         try:
-            docs = list(yaml.safe_load_all(text))
+            docs = yaml_bounded.load_all(text)
         except yaml.YAMLError as e:
             return [
                 f"{where}: not valid YAML after substituting sample values: "

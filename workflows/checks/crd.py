@@ -20,6 +20,8 @@ from typing import Any
 
 from jsonschema import Draft4Validator
 
+from workflows.checks.paths import schema_message
+
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
 # Fields of metav1.ObjectMeta: the API server checks `metadata` against these, not the CRD.
@@ -64,7 +66,9 @@ def _path(parts: Any) -> str:
 
 def schema_errors(doc: Any, validator: Draft4Validator) -> list[str]:
     """JSON-Schema (draft-04, as CRD schemas are) errors of `doc`."""
-    return sorted(f"{_path(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc))
+    return sorted(
+        f"{_path(e.absolute_path)}: {schema_message(e)}" for e in validator.iter_errors(doc)
+    )
 
 
 def _known(schema: Mapping[str, Any]) -> tuple[dict[str, Any], Any, bool]:

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from kubernetes_validate import utils as k8s_utils
 from referencing import Registry, Resource
 
-from workflows.checks.paths import pretty
+from workflows.checks.paths import pretty, schema_message, shorten, shown
 
 K8S_VERSION = "1.30.0"  # the oldest Kubernetes the manifests are written for (README)
 
@@ -23,9 +23,10 @@ def kubernetes_problems(doc: Mapping[str, Any]) -> list[str]:
     api_version, kind = str(doc.get("apiVersion")), str(doc.get("kind"))
     validator = _k8s_validator(api_version, kind)
     if validator is None:
-        return [f"(root): no schema for apiVersion {api_version}, kind {kind}"]
+        return [f"(root): no schema for apiVersion {shorten(api_version)}, kind {shorten(kind)}"]
     return sorted(
-        f"{pretty(doc, list(e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)
+        f"{pretty(doc, list(e.absolute_path))}: {schema_message(e)}"
+        for e in validator.iter_errors(doc)
     )
 
 
@@ -66,5 +67,5 @@ def kustomization_problems(doc: Mapping[str, Any], folder: Path | None) -> list[
             continue  # remote bases cannot be checked offline
         target = folder / entry
         if not (target.is_file() or (target / "kustomization.yaml").is_file()):
-            out.append(f"resources[{i}]: {entry!r} does not exist (relative to {folder})")
+            out.append(f"resources[{i}]: {shown(entry)} does not exist (relative to {folder})")
     return out

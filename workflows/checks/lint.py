@@ -15,7 +15,11 @@ Every pod spec (workflow step pods, TFJob replicas, InferenceService predictors,
 Deployments, StatefulSets, ...) must meet the Pod Security Standard "restricted"
 (pod_security.py).
 
-Each problem is one line: `file:index Kind/name: field.path: message [rule]`.
+Files are read within bounds (yaml_bounded.py): a file too large, nested too deep or
+expanding its aliases too far is one problem, not a hang.
+
+Each problem is one line: `file:index Kind/name: field.path: message [rule]`; a long value
+or name in it is cut short (paths.shorten).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from workflows.checks import admission, argo_schema, pod_security
+from workflows.checks import admission, argo_schema, pod_security, yaml_bounded
 from workflows.checks.argo_semantics import WORKFLOW_KINDS, Context, workflow_problems
 from workflows.checks.kubernetes import kubernetes_problems, kustomization_problems
 from workflows.checks.paths import as_map, label_of
@@ -102,15 +106,24 @@ def lint_documents(
         if doc is None:
             continue  # an empty document between two `---`
         label = label_of(doc) if isinstance(doc, Mapping) else "?"
-        out += [f"{source}:{index} {label}: {line}" for line in _problems(doc, ctx)]
+        out += [f"{source}:{index} {label}: {line}" for line in _checked(doc, ctx)]
     return out
+
+
+def _checked(doc: Any, ctx: Context) -> list[str]:
+    """`_problems`, or why there are none: the loader bounds a document's depth, but
+    not that of manifests embedded in it (a resource template's, within its manifest's)."""
+    try:
+        return _problems(doc, ctx)
+    except RecursionError:
+        return ["(root): nested too deeply to check (resource manifests within manifests)"]
 
 
 def _load(files: Sequence[Path]) -> tuple[dict[Path, list[Any]], list[str]]:
     loaded, problems = {}, []
     for path in files:
         try:
-            loaded[path] = list(yaml.safe_load_all(path.read_text()))
+            loaded[path] = yaml_bounded.read_all(path)
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             problems.append(f"{path}: cannot read YAML: {' '.join(str(e).split())}")
     return loaded, problems

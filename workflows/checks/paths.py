@@ -1,10 +1,34 @@
-"""Reading possibly malformed documents, and naming a place in one: `spec.templates[train]`
-(a list item by its name where it has one), as every check prints its problems."""
+"""Reading possibly malformed documents, naming a place in one: `spec.templates[train]`
+(a list item by its name where it has one), and quoting a value of one, as every check
+prints its problems."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from jsonschema import ValidationError
+
+# Characters of a document value or name that a problem line shows: enough to know it by.
+MAX_SHOWN = 120
+
+
+def shorten(text: str) -> str:
+    """`text`, cut to MAX_SHOWN characters with an ellipsis and its full length."""
+    if len(text) <= MAX_SHOWN:
+        return text
+    return f"{text[:MAX_SHOWN]}... ({len(text):,} characters)"
+
+
+def shown(value: Any) -> str:
+    """A document value as a problem line quotes it: its repr, shortened."""
+    return shorten(repr(value))
+
+
+def schema_message(error: ValidationError) -> str:
+    """A JSON-Schema error's message, the value it quotes shortened (jsonschema quotes it
+    whole: `[...] is not of type 'string'`)."""
+    return error.message.replace(repr(error.instance), shown(error.instance))
 
 
 def as_map(value: Any) -> Mapping[str, Any]:
@@ -21,15 +45,16 @@ def names_of(value: Any) -> list[str]:
 
 def label_of(doc: Mapping[str, Any]) -> str:
     meta = as_map(doc.get("metadata"))
-    return f"{doc.get('kind', '?')}/{meta.get('name') or meta.get('generateName') or '?'}"
+    name = meta.get("name") or meta.get("generateName") or "?"
+    return shorten(f"{doc.get('kind', '?')}/{name}")
 
 
 def child(path: str, key: Any, value: Any = None) -> str:
     """`path` extended by a key or by a list position, shown as the item's name if any."""
     if isinstance(key, int):
         name = value.get("name") if isinstance(value, Mapping) else None
-        return f"{path}[{name if isinstance(name, str) and name else key}]"
-    return f"{path}.{key}" if path else str(key)
+        return f"{path}[{shorten(name) if isinstance(name, str) and name else key}]"
+    return f"{path}.{shorten(str(key))}" if path else shorten(str(key))
 
 
 def pretty(doc: Any, parts: Sequence[Any]) -> str:

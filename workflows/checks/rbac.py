@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
+from workflows.checks import yaml_bounded
 
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
 
@@ -53,7 +53,7 @@ _TAG = re.compile(r"\{\{[^{}]*\}\}")
 
 def _resource(manifest: str) -> tuple[str, str]:
     """(apiGroup, plural) of a resource template's manifest (its kind names no variable)."""
-    doc = yaml.safe_load(_TAG.sub("x", manifest))
+    doc = yaml_bounded.load(_TAG.sub("x", manifest))
     group = str(doc["apiVersion"]).rpartition("/")[0]
     return group, f"{str(doc['kind']).lower()}s"
 

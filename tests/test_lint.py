@@ -850,6 +850,28 @@ def test_an_alias_bomb_in_a_resource_manifest_is_refused() -> None:
     )
 
 
+def test_a_manifest_that_substitution_would_blow_up_is_refused() -> None:
+    # 1,000 tags of one 10,000-character default: 10 MB built from a 30 KB manifest
+    # before the bounded loader saw it. A thousand times more would have taken the lint down.
+    tags = "{{workflow.parameters.p}}" * 1_000
+    manifest = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\ndata: {{k: '{tags}'}}\n"
+    workflow = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "big-"},
+        "spec": {
+            "entrypoint": "main",
+            "arguments": {"parameters": [{"name": "p", "value": "x" * 10_000}]},
+            "templates": [{"name": "main", "resource": {"action": "create", "manifest": manifest}}],
+        },
+    }
+    [line] = [x for x in lint.lint_documents([workflow], SOURCE) if "manifest" in x]
+    assert line.endswith(
+        "not valid YAML after substituting sample values: 10,000,065 characters once "
+        f"substituted, past the {yaml_bounded.MAX_FILE_BYTES:,} the lint reads"
+    )
+
+
 def test_deeply_nested_brackets_are_one_line(tmp_path: Path) -> None:
     path = tmp_path / "nested.yaml"
     path.write_text("[" * 100_000 + "]" * 100_000)

@@ -750,9 +750,18 @@ class _WorkflowSpec:
         return samples
 
     def _substituted(self, template: Mapping[str, Any], text: str) -> str:
-        """`text` with every `{{...}}` replaced by its sample value."""
+        """`text` with every `{{...}}` replaced by its sample value; a YAMLError when that
+        would be longer than a file the lint reads (many tags of one long default)."""
         samples = self._samples(template)
-        return _TAG.sub(lambda m: samples.get(m.group(1).strip(), SAMPLE_VALUE), text)
+        values = [samples.get(m.group(1).strip(), SAMPLE_VALUE) for m in _TAG.finditer(text)]
+        size = len(_TAG.sub("", text)) + sum(len(v) for v in values)
+        if size > yaml_bounded.MAX_FILE_BYTES:
+            raise yaml.YAMLError(
+                f"{size:,} characters once substituted, past the "
+                f"{yaml_bounded.MAX_FILE_BYTES:,} the lint reads"
+            )
+        found = iter(values)
+        return _TAG.sub(lambda _: next(found), text)
 
     def _pod_spec_patch_problems(self, template: Mapping[str, Any], path: str) -> list[str]:
         """A `podSpecPatch` is substituted, then merged into the pod spec by container
@@ -792,10 +801,9 @@ class _WorkflowSpec:
         manifest = resource.get("manifest")
         if action not in VALIDATED_ACTIONS or not isinstance(manifest, str):
             return []
-        text = self._substituted(template, manifest)
         where = f"{path}.resource.manifest"
         try:
-            docs = yaml_bounded.load_all(text)
+            docs = yaml_bounded.load_all(self._substituted(template, manifest))
         except yaml.YAMLError as e:
             return [
                 f"{where}: not valid YAML after substituting sample values: "

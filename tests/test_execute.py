@@ -1039,6 +1039,15 @@ def test_resume_reruns_what_failed_with_the_outputs_of_what_succeeded(tmp_path: 
     assert "make   Succeeded  (earlier run)" in lines
     assert result.artifacts == earlier["artifacts"]
 
+    # A task in `rerun` runs again, with every task after it.
+    result, _ = run(template, out, workflow_name="wf-r", earlier=earlier, rerun=["make"])
+    assert count.read_text() == "xx" and not any(s.get("resumed") for s in result.steps.values())
+
+    # run.json is data: a kept task's artifact pointed elsewhere is refused.
+    earlier["steps"]["make"]["artifacts"]["art"] = "../../elsewhere"
+    with pytest.raises(WorkflowError, match="names artifact 'art' at '../../elsewhere', not where"):
+        run(template, out, workflow_name="wf-r", earlier=earlier)
+
 
 @pytest.mark.parametrize(
     ("expression", "expected"),

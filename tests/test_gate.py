@@ -22,6 +22,7 @@ from helpers import (
 )
 
 from textcnn import metadata, registry
+from textcnn.errors import InputError
 from textcnn.steps import evaluate, gate
 from workflows.dag import templates
 
@@ -169,6 +170,28 @@ def test_a_serving_model_that_cannot_be_loaded_counts_as_nothing(
     shutil.rmtree(broken)  # a deleted folder, as a deleted bucket
     out = run_gate(store, models, "bad")
     assert out["decision"] == "deploy" and "cannot be evaluated" in out["reason"]
+
+
+def test_the_candidate_is_the_model_ml_metadata_registered(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    # A kept output of a resumed run (run.json is data) naming another model: refused.
+    store = f"sqlite:{tmp_path / 'md.sqlite'}"
+    with pytest.raises(InputError, match=r"--model_id \d+ is .*/bad/model in ML Metadata, not"):
+        gate.run(
+            metadata_store=store,
+            run_name="wf-new",
+            namespace="default",
+            isvc_name="textcnn",
+            model_id=model_id(store, models["bad"]),
+            model_uri=str(models["good"] / "model"),
+            prepared_dir=str(models["good"] / "prepared"),
+            metrics_dir=str(models["good"] / "metrics"),
+            report_dir=str(tmp_path / "gate"),
+            test_path=str(models["test"]),
+            text_column="text",
+            label_column="label",
+        )
 
 
 def test_deploy_off_skips_without_scoring(models: dict[str, Path], tmp_path: Path) -> None:

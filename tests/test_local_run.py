@@ -332,11 +332,26 @@ def test_a_run_folder_is_data_not_code(data_slice: tuple[Path, Path], tmp_path: 
     assert f"this run was made in {out}" in refused.stderr and "move it back" in refused.stderr
     moved.rename(out)
 
+    # Rows: run.json sends the run's writes elsewhere. Before: it resumed there.
+    original = (out / "run.json").read_text()
+    run = json.loads(original)
+    elsewhere = str(tmp_path / "elsewhere.sqlite")
+    run["parameters"]["metadata_store"] = f"sqlite:{elsewhere}"
+    (out / "run.json").write_text(json.dumps(run))
+    refused = resume(out)
+    assert refused.returncode == 2
+    assert f"its --metadata_store is 'sqlite:{elsewhere}'; give --metadata_store" in refused.stderr
+    run = json.loads(original)
+    run["artifact_root"] = str(tmp_path)
+    (out / "run.json").write_text(json.dumps(run))
+    refused = resume(out)
+    assert refused.returncode == 2
+    assert f"its --artifact_root is '{tmp_path}'; give --artifact_root" in refused.stderr
+
     # Row: a run.json without artifact_root. Before: KeyError and a traceback.
-    run = json.loads((out / "run.json").read_text())
-    (out / "run.json").write_text(
-        json.dumps({k: v for k, v in run.items() if k != "artifact_root"})
-    )
+    run = json.loads(original)
+    del run["artifact_root"]
+    (out / "run.json").write_text(json.dumps(run))
     refused = resume(out)
     assert refused.returncode == 2
     assert refused.stderr.strip() == (

@@ -64,8 +64,17 @@ def _requirements(args: argparse.Namespace) -> int:
     return 0
 
 
+# What --resume takes again, to vouch for where the run keeps its state when that is not
+# beside its folder (workflows.resume.load).
+VOUCHED = ("metadata_store", "artifact_root")
+
+
 def _check_resume_options(args: argparse.Namespace) -> None:
-    given = [f"--{k}" for k in PipelineParams.model_fields if getattr(args, k) is not None]
+    given = [
+        f"--{k}"
+        for k in PipelineParams.model_fields
+        if getattr(args, k) is not None and k not in VOUCHED
+    ]
     if given:
         raise WorkflowError(
             f"--resume runs again with the run's own options: drop {', '.join(given)}"
@@ -93,6 +102,16 @@ def _check_beside(out: Path, args: argparse.Namespace) -> None:
         ) from None
 
 
+def _artifact_root(text: str) -> str:
+    """--artifact_root: a folder or gs://BUCKET[/PREFIX] that passes the path rule (a
+    model's URI lands quoted in the InferenceService manifest)."""
+    try:  # a bucket alone is a root, where the rule wants an object
+        check_path(f"{text.rstrip('/')}/x" if text.startswith("gs://") else text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+    return text
+
+
 def _run(args: argparse.Namespace) -> int:
     """Run the template here. The metadata store is checked before anything runs: on a
     damaged one the first metadata step would fail only after the steps beside it."""
@@ -107,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     earlier: dict[str, Any] | None = None
     if args.resume is not None:
         _check_resume_options(args)
-        resumable = resume.load(out)
+        resumable = resume.load(out, *(getattr(args, k) for k in VOUCHED))
         earlier, template, params = resumable.earlier, resumable.template, resumable.params
         artifact_root, name = resumable.artifact_root, resumable.workflow_name
         saved = {k: earlier[k] for k in ("output_dir", "rendering")}
@@ -295,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--artifact_root",
+        type=_artifact_root,
         default=None,
         help="artifact store: a folder or gs://BUCKET/PREFIX (default: OUTPUT_DIR/artifacts)",
     )

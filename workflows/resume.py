@@ -40,9 +40,13 @@ def saved_with(folder: Path, rendering: pipeline.Rendering) -> dict[str, Any]:
     return {"output_dir": str(folder), "rendering": rendering.to_dict()}
 
 
-def load(folder: Path) -> Resumable:
+def load(
+    folder: Path, metadata_store: str | None = None, artifact_root: str | None = None
+) -> Resumable:
     """The run in `folder` (absolute) that `--resume` goes on with; WorkflowError naming
-    what is wrong otherwise."""
+    what is wrong otherwise. Its ML Metadata and artifacts must be where a new run there
+    would keep them: beside the folder, or as `metadata_store` and `artifact_root` (the
+    options given again) say."""
     check_not_running(folder)
     try:
         earlier = json.loads((folder / "run.json").read_text())
@@ -59,17 +63,18 @@ def load(folder: Path) -> Resumable:
     name, root, made_in = (earlier.get(k) for k in ("workflow_name", "artifact_root", "output_dir"))
     if not isinstance(name, str) or not WORKFLOW_NAME.fullmatch(name):
         raise _unreadable(folder, f"workflow_name {str(name)[:80]!r} is not a workflow's name")
-    if not isinstance(root, str) or not root:
-        raise _unreadable(folder, "it names no artifact_root")
     if made_in != str(folder):
         raise WorkflowError(
-            f"--resume {folder}: this run was made in {made_in}, and its artifacts, ML "
+            f"--resume {folder}: this run was made in {made_in[:200]}, and its artifacts, ML "
             "Metadata and endpoint state are beside that folder: move it back and resume "
             "it there, or start a new run"
             if isinstance(made_in, str)
             else f"--resume {folder}: its run.json does not say where the run was made "
             "(a run of an older version): start a new run"
         )
+    if not isinstance(root, str) or not root:
+        raise _unreadable(folder, "it names no artifact_root")
+    _check_beside(folder, "artifact_root", root, artifact_root, str(folder.parent / "artifacts"))
     parameters = earlier.get("parameters")
     if not isinstance(parameters, dict) or not all(isinstance(v, str) for v in parameters.values()):
         raise _unreadable(folder, "its parameters are not a map of strings")
@@ -78,6 +83,8 @@ def load(folder: Path) -> Resumable:
         rendering = pipeline.Rendering.from_dict(earlier.get("rendering") or {})
     except (ParamsError, ValueError) as e:
         raise _unreadable(folder, str(e)) from None
+    default_store = f"sqlite:{folder.parent / 'metadata.sqlite'}"
+    _check_beside(folder, "metadata_store", params.metadata_store, metadata_store, default_store)
     template = json.loads(json.dumps(pipeline.render(params, rendering)[0]))
     if (where := _first_difference(template, saved)) is not None:
         raise WorkflowError(
@@ -86,6 +93,23 @@ def load(folder: Path) -> Resumable:
             "run as it stands: start a new run"
         )
     return Resumable(earlier, template, params, root, name)
+
+
+def _check_beside(
+    folder: Path, option: str, recorded: str, given: str | None, default: str
+) -> None:
+    """The run's `option` must be what a new run into `folder` gets: the default beside
+    it, or the value given again. run.json is data: it cannot send the run's writes
+    elsewhere."""
+    if recorded != (given or default):
+        raise WorkflowError(
+            f"--resume {folder}: its --{option} is {recorded[:200]!r}"
+            + (
+                f", not {given!r}"
+                if given
+                else f"; give --{option} {recorded[:200]!r} to resume it"
+            )
+        )
 
 
 def _unreadable(folder: Path, why: str) -> WorkflowError:

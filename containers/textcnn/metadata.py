@@ -400,6 +400,12 @@ def artifact_properties(store: str, artifact_id: int) -> dict[str, Any]:
     return _plain(artifact.properties)
 
 
+def artifact_uri(store: str, artifact_id: int) -> str:
+    with _session(store, exclusive=False) as s:
+        (artifact,) = _require(s, store, [artifact_id])
+    return str(artifact.uri)
+
+
 def _plain(properties: Mapping[str, mlmd.Value]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in sorted(properties):

@@ -233,7 +233,7 @@ class Run(Plan):
             ):
                 again.add(name)
             elif missing := [
-                a for a, key in step.get("artifacts", {}).items() if not self.store.names(key)
+                a for a, key in self._kept(name, step).items() if not self.store.names(key)
             ]:
                 self.on_progress(
                     f"{name:<{self.width}}  runs again: its artifact {missing[0]!r} is gone "
@@ -254,6 +254,29 @@ class Run(Plan):
                 self.artifacts[art] = self.store.uri(key)
             self.on_progress(f"{name:<{self.width}}  {step['status']:<9}  (earlier run)")
         return [name for name in self.tasks if name in again]
+
+    def _kept(self, name: str, step: Mapping[str, Any]) -> Mapping[str, str]:
+        """The artifacts of a task the earlier run kept, each at the key its template
+        declares, and its output parameters strings: run.json is data, and cannot point
+        the tasks after it at other objects."""
+        kept, outputs = step.get("artifacts", {}), step.get("outputs", {})
+        if not isinstance(kept, dict) or not isinstance(outputs, dict):
+            raise WorkflowError(f"the earlier run's task {name!r} is garbled in its run.json")
+        if not all(isinstance(v, str) for v in outputs.values()):
+            raise WorkflowError(f"the earlier run's task {name!r} has outputs that are no strings")
+        template = self.tasks[name].template
+        declared = {
+            a["name"]: substitute(self.output_key(name, a), self.globals, f"task {name!r}")
+            for a in template.get("outputs", {}).get("artifacts", [])
+        }
+        for art, key in kept.items():
+            if declared.get(art) != key:
+                raise WorkflowError(
+                    f"the earlier run's task {name!r} names artifact {str(art)[:80]!r} at "
+                    f"{str(key)[:200]!r}, not where its template puts it "
+                    f"({declared.get(art)!r}): its run.json was changed; start a new run"
+                )
+        return kept
 
     def _dag_result(self, failed: bool) -> RunResult:
         if failed:

@@ -420,6 +420,11 @@ class Plan:
         if self.exit_handler is not None:
             self._prepare_exit_handler("<workflow.status>", "<workflow.failures>")
 
+    def output_key(self, task: str, artifact: Mapping[str, Any]) -> str:
+        """Where an output artifact goes: its own key, or one of the task's (Argo names
+        the default by the pod; one per task and artifact is what matters here)."""
+        return artifact_key(artifact) or f"{self.workflow_name}/{task}/{artifact['name']}"
+
     def _prepare_exit_handler(self, status: str, failures: str) -> Job:
         # Two globals exist in exit handlers only.
         scope = {**self.globals, "workflow.status": status, "workflow.failures": failures}
@@ -514,7 +519,7 @@ class Plan:
             in_arts.append((a["name"], check_key(key, twhere), local(a["path"])))
         out_arts = []
         for a in resolved.get("outputs", {}).get("artifacts", []):
-            key = artifact_key(a) or f"{self.workflow_name}/{task.name}/{a['name']}"
+            key = self.output_key(task.name, a)
             out_arts.append((a["name"], check_key(key, twhere), local(a["path"])))
         out_params = []
         for p in resolved.get("outputs", {}).get("parameters", []):

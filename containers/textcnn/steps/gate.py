@@ -119,6 +119,13 @@ def run(
     if gate_metric not in ("accuracy", "macro_f1"):
         raise InputError(f"--gate_metric {gate_metric!r}: use accuracy or macro_f1")
     key = registry.endpoint_key(namespace, isvc_name)
+    # The candidate is the model ML Metadata registered: its deploy uses model_uri.
+    registered = metadata.artifact_uri(metadata_store, model_id)
+    if registered != model_uri:
+        raise InputError(
+            f"--model_id {model_id} is {registered} in ML Metadata, not --model_uri "
+            f"{model_uri[:200]}: pass the outputs of this run's log-training-metadata"
+        )
     candidate = json.loads(storage.read_text(storage.join(metrics_dir, "metrics.json")))
     if not deploy:
         return _report(metrics_dir, report_dir, SKIP, "deploy is off (--deploy no)", {})

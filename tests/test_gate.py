@@ -228,6 +228,9 @@ def test_an_improvement_of_exactly_the_margin_deploys_and_is_called_better() -> 
     decision, reason = gate.decide("accuracy", 0.25, 0.20, 0.1, False)
     assert decision == "skip" and reason.startswith("not better by the required +0.1:")
     assert "worse" not in reason
+    # 2,499 more right of 25,000: just short, and the figure says so.
+    decision, reason = gate.decide("accuracy", 0.6, 0.6 - 2499 / 25000, 0.1, False)
+    assert decision == "skip" and "(+0.09996)" in reason
 
 
 def test_a_negative_margin_is_described_as_a_tolerated_loss() -> None:

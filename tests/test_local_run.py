@@ -6,6 +6,7 @@ Every test here checks /proc, through `no_orphans`, that no process is left behi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -62,6 +63,15 @@ class Runner:
 
     def run_json(self) -> dict:
         return json.loads((self.out / "run.json").read_text())
+
+
+def step_running(step: str) -> bool:
+    """Whether the process of a step of our CLI (`python -m textcnn STEP`) runs now."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if f"\0textcnn\0{step}\0".encode() in cmdline.read_bytes():
+                return True
+    return False
 
 
 def resume_command(out: Path, *options: str) -> list[str]:
@@ -153,7 +163,7 @@ def test_two_interrupts_during_deploy_still_record_the_run_which_then_resumes(
     # exit handler, and with the second one no run.json; then (issue 29, finding 10) the
     # second one SIGKILLed the exit handler (137) and ML Metadata never had the outcome.
     runner.proc.send_signal(signal.SIGINT)
-    runner.wait_for(lambda: runner.started("record-status"), "the exit handler")
+    runner.wait_for(lambda: step_running("record-status"), "the exit handler's process")
     runner.proc.send_signal(signal.SIGINT)
     assert runner.finish() == 130
     terminal = runner.terminal()

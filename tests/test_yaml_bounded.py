@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from workflows.checks import yaml_bounded
-from workflows.checks.yaml_bounded import MAX_ALIAS_NODES, MAX_DEPTH
+from workflows.checks.yaml_bounded import MAX_ALIAS_CHARS, MAX_ALIAS_NODES, MAX_DEPTH
 
 BLOCK = 1_000  # nodes of the aliased block: a list of 999 numbers
 
@@ -38,6 +38,16 @@ def test_an_alias_counts_as_every_node_it_stands_for_through_other_aliases() -> 
     assert yaml_bounded.load(text) == yaml.safe_load(text)
     with pytest.raises(yaml.YAMLError, match=f"more than {MAX_ALIAS_NODES:,} nodes"):
         yaml_bounded.load(text + "- *t\n")
+
+
+def test_aliases_of_a_long_string_count_its_characters() -> None:
+    # A few nodes, but each alias stands for 100,000 characters that the checks would
+    # copy into messages: 1 MB of file became 100 GB of one message before.
+    long = 100_000
+    text = f"s: &s {'x' * long}\nuses:\n" + "- *s\n" * (MAX_ALIAS_CHARS // long)
+    assert yaml_bounded.load(text) == yaml.safe_load(text)
+    with pytest.raises(yaml.YAMLError, match=f"more than {MAX_ALIAS_CHARS:,} characters"):
+        yaml_bounded.load(text + "- *s\n")
 
 
 def test_each_document_has_its_own_alias_budget() -> None:

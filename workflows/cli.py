@@ -171,9 +171,8 @@ def _run(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 earlier=earlier,
                 warm_start=not args.cold_start,
-                # Mutexes beside the run folders, as the endpoint: runs there share them.
-                locks_dir=out.parent / "locks",
                 rerun=pipeline.RERUN_ON_RESUME,
+                record=saved,
                 on_progress=display.line,
                 on_live=on_live,
             )
@@ -184,7 +183,6 @@ def _run(args: argparse.Namespace) -> int:
                 },
                 metadata=params.metadata_store,
                 endpoint=result.outputs.get("endpoint") or None,
-                **saved,
             )
             result.write(out / "run.json")
             if stopped := result.extra.get("interrupted"):

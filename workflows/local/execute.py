@@ -104,11 +104,12 @@ class Run(Plan):
     # Tasks that `--resume` always runs again, with every task after them: their outcome
     # depends on the world outside the run (what serves an endpoint now).
     rerun: frozenset[str] = frozenset()
+    record: Mapping[str, Any]  # what run.json keeps besides the run's own account
 
     def _begin(self) -> None:
         self.artifact_keys, self.status, self.steps, self.artifacts = {}, {}, {}, {}
         self.procs, self.lock, self.stopping = set(), threading.RLock(), threading.Event()
-        self.stopped: set[int] = set()  # pids stopped on an interrupt
+        self.stopped: set[subprocess.Popen[bytes]] = set()  # processes an interrupt stops
         self.refusing = False  # while stopping: a process that starts is stopped at once
         # Running tasks: name -> [log, bytes of it read, latest progress, start].
         self.live: dict[str, list[Any]] = {}
@@ -176,6 +177,13 @@ class Run(Plan):
                 cleanup.enter_context(
                     holding(self.locks_dir, self.mutexes, self.workflow_name, self.on_progress)
                 )
+            except Interrupted as stop:  # Pending, as on a cluster: nothing ran, no exit handler
+                self._omit(pending, f"not started: interrupted by {stop.name} waiting for a mutex")
+                result = self._result(FAILED, "interrupted")
+                result.extra["interrupted"] = {"signal": stop.name, "stopped": []}
+                result.write(self.output_dir / "run.json")
+                return result
+            try:
                 while True:
                     while not failed and (ready := self._next(pending, len(running))):
                         name, job = ready
@@ -684,7 +692,7 @@ class Run(Plan):
             self.procs.add(proc)
             refused = self.refusing
         if refused:  # a task's process, started as the run was interrupted
-            self.stopped.add(proc.pid)
+            self.stopped.add(proc)
             self._stop(proc)
         late = threading.Event()
 
@@ -713,7 +721,7 @@ class Run(Plan):
         code = proc.returncode
         if code < 0:  # killed by a signal: Kubernetes reports 128 + the signal
             code = 128 - code
-        return code, rss, late.is_set(), proc.pid in self.stopped
+        return code, rss, late.is_set(), proc in self.stopped
 
     @staticmethod
     def _hand_over(warm: Warm, argv: list[str]) -> bool:
@@ -732,7 +740,7 @@ class Run(Plan):
             self.stopping.set()  # no retry starts after this
             self.refusing = True  # nor a process, until the tasks have settled
             procs = list(self.procs)
-            self.stopped |= {p.pid for p in procs}
+            self.stopped |= set(procs)
         for proc in procs:
             _signal_group(proc, signal.SIGTERM)
         end = time.monotonic() + grace_s
@@ -745,7 +753,7 @@ class Run(Plan):
         """SIGKILL what an interrupt is stopping: never a process started since, such as
         the exit handler's, which a second Ctrl-C must not cut short."""
         with self.lock:
-            procs = [p for p in self.procs if p.pid in self.stopped]
+            procs = [p for p in self.procs if p in self.stopped]
         for proc in procs:
             if proc.poll() is None:
                 _signal_group(proc, signal.SIGKILL)
@@ -820,6 +828,7 @@ class Run(Plan):
             message,
             self.parameters,
             self.store.root,
+            dict(self.record),
         )
 
 
@@ -840,6 +849,7 @@ def run_workflow(
     warm_start: bool = True,
     locks_dir: Path | None = None,
     rerun: Collection[str] = (),
+    record: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run the template's entrypoint DAG here; write and return the result (run.json).
 
@@ -852,7 +862,8 @@ def run_workflow(
     steps of the project's CLI ahead of their tasks (`Run._warm_ahead`). The workflow's
     mutexes are held in `locks_dir` (default: beside the output folder) for the whole run,
     exit handler included (workflows.local.mutexes). A resume takes the tasks in `rerun`
-    again, with every task after them (`Run._resume`).
+    again, with every task after them (`Run._resume`). `record` joins run.json's own
+    entries, from its first write.
 
     Raises WorkflowError, before anything runs, for unknown or missing parameters, missing
     templates or stand-ins, bad `depends`, `{{...}}` variables that cannot resolve, and an
@@ -881,6 +892,7 @@ def run_workflow(
     if unknown:
         raise WorkflowError(f"rerun: no task named {', '.join(unknown)}")
     run.rerun = frozenset(rerun)
+    run.record = record or {}
     with run_folder(output_dir, name, overwrite=overwrite, resume=earlier is not None):
         # What `--resume` runs again: the template as it ran.
         (output_dir / WORKFLOW).write_text(json.dumps(template, indent=1) + "\n")

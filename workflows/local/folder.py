@@ -34,7 +34,8 @@ RULE = (
 )
 
 
-def _holder(lock: IO[str]) -> str:
+def holder(lock: IO[str]) -> str:
+    """Who holds a lock file of a run (its folder's, or a mutex): what its holder wrote."""
     lock.seek(0)
     try:
         info = json.loads(lock.read() or "{}")
@@ -47,7 +48,7 @@ def _holder(lock: IO[str]) -> str:
 
 def _in_use(folder: Path, lock: IO[str]) -> WorkflowError:
     return WorkflowError(
-        f"--output_dir {folder} is in use by {_holder(lock)}: wait for it to end, "
+        f"--output_dir {folder} is in use by {holder(lock)}: wait for it to end, "
         "or choose another folder"
     )
 

@@ -25,19 +25,12 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import quote
 
+from workflows.local.folder import holder
+
 
 def _file(locks_dir: Path, key: str) -> IO[str]:
     locks_dir.mkdir(parents=True, exist_ok=True)
     return (locks_dir / f"{quote(key, safe='')}.lock").open("a+")
-
-
-def _holder(lock: IO[str]) -> str:
-    lock.seek(0)
-    with contextlib.suppress(json.JSONDecodeError):
-        info = json.loads(lock.read() or "{}")
-        if info:
-            return f"workflow {info.get('workflow_name')!r} (pid {info.get('pid')})"
-    return "another workflow"
 
 
 @contextlib.contextmanager
@@ -56,7 +49,7 @@ def holding(
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                say(f"waiting for mutex {key}, held by {_holder(lock)}")
+                say(f"waiting for mutex {key}, held by {holder(lock)}")
                 fcntl.flock(lock, fcntl.LOCK_EX)  # a signal still interrupts the wait
                 say(f"took mutex {key}")
             lock.seek(0)

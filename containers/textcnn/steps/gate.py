@@ -63,7 +63,8 @@ def decide(
 
 
 def _signed(x: float) -> str:
-    return "+0" if abs(x) < TOLERANCE else f"{x:+.4f}".rstrip("0").rstrip(".")
+    # Six significant digits: a gain just short of the margin never reads as the margin.
+    return "+0" if abs(x) < TOLERANCE else f"{x:+.6g}"
 
 
 def _score_serving(

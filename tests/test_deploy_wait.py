@@ -258,6 +258,36 @@ def test_a_model_that_never_loads_gives_way_to_the_previous_one(
     assert api.gets(DEPLOYMENT_PATH) == len(upstream.never_loads()) + len(upstream.restored())
 
 
+def test_a_stale_gate_decision_is_not_deployed(scene: Scene) -> None:
+    """Issue 29: the gate blessed NEW against an earlier model; OLD was deployed since (a
+    retried workflow whose gate Argo kept). The step puts OLD back at once and fails."""
+    api = scene.kube_api(
+        _sequences(upstream.never_loads(), DEPLOYMENT_PATH),
+        [_sequences(upstream.restored(), DEPLOYMENT_PATH)],
+    )
+    scene.network({RAW_HOST: scene.servers["old"]})
+    store, new_id = scene.store(serving_old=True)
+    earlier = metadata.record_artifact(
+        store, run_name="wf-0", type_name="Model", uri="gs://b/wf-0/model", properties={}
+    )
+    blessing = {"decision": "deploy", "serving_model_id": earlier, "forced": False}
+    metadata.record_execution(
+        store,
+        run_name="wf-2",
+        type_name="Gate",
+        properties={},
+        inputs=[new_id, earlier],
+        outputs=[(registry.BLESSING, NEW, blessing)],
+    )
+    with pytest.raises(FinalError, match=rf"compared the candidate with model id {earlier}, but"):
+        scene.run(store, new_id)
+    ((_, body, _),) = api.patches
+    (container,) = body["spec"]["predictor"]["containers"]
+    assert container["env"] == [{"name": "STORAGE_URI", "value": OLD}]
+    now = registry.serving(store, KEY)
+    assert now is not None and (now.model_uri, now.event) == (OLD, "rolled back")
+
+
 def test_edits_that_reach_only_the_autoscaler_do_not_stall_the_wait(
     scene: Scene,
 ) -> None:

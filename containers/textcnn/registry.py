@@ -100,3 +100,20 @@ def serving(store: str, key: str) -> Serving | None:
         str(props["event"]),
         model_metrics(store, int(props["model_id"])),
     )
+
+
+def compared_with(store: str, run_name: str, model_uri: str) -> int | None:
+    """The id of the model that served when run `run_name`'s gate last blessed the model
+    at `model_uri` for deploy (-1: nothing served); None when it did not (no Blessing to
+    deploy, or one forced with --force_deploy, which holds whatever serves)."""
+    blessings = [
+        a
+        for a in metadata.lineage(store, run_name)["artifacts"]
+        if a["type"] == BLESSING and a["uri"] == model_uri
+    ]
+    if not blessings:
+        return None
+    latest = max(blessings, key=lambda a: a["id"])["properties"]
+    if latest.get("decision") != "deploy" or latest.get("forced"):
+        return None
+    return int(latest["serving_model_id"])

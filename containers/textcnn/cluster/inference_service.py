@@ -249,6 +249,32 @@ def _restore(
     )
 
 
+def _check_fresh(
+    cluster: Endpoint,
+    key: str,
+    metadata_store: str,
+    run_name: str,
+    model_uri: str,
+    timeout_s: float,
+    poll_s: float,
+) -> None:
+    """The gate's decision must still hold: what serves is what it compared with. Else
+    another deploy came between them (only outside the endpoint's mutex: a retried
+    workflow whose gate Argo kept), so what serves now is applied again and the step
+    fails; the next run gates against it."""
+    compared = registry.compared_with(metadata_store, run_name, model_uri)
+    previous = registry.serving(metadata_store, key)
+    now = -1 if previous is None else previous.model_id
+    if compared is None or compared == now or previous is None:
+        return
+    stale = FinalError(
+        f"the gate compared the candidate with model id {compared}, but {key} has served "
+        f"model id {now} since: the decision is stale, so it was not deployed; run the "
+        "pipeline again to gate against what serves"
+    )
+    raise _restore(cluster, key, previous, metadata_store, run_name, stale, timeout_s, poll_s)
+
+
 def finish(
     cluster: Endpoint,
     offline: Offline,
@@ -272,6 +298,7 @@ def finish(
     A new model that does not serve: the model that served before (the registry's) is
     applied again, so the endpoint keeps serving it, and the step fails saying so."""
     key = registry.endpoint_key(namespace, name)
+    _check_fresh(cluster, key, metadata_store, run_name, model_uri, timeout_s, poll_s)
     expected = offline(SMOKE_TEXTS)  # the candidate's own answers, before any waiting
     try:
         isvc, predictor = wait_rolled_out(cluster, key, model_uri, timeout_s, poll_s)

@@ -831,17 +831,24 @@ def test_an_alias_bomb_is_one_line_without_expanding_it(tmp_path: Path) -> None:
     assert f"line {number}," in line and len(line) < 300
 
 
-def test_an_alias_bomb_in_a_resource_manifest_is_refused() -> None:
-    manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\n" + _anchors(5)
-    workflow = {
+def _creating(manifest: str, name: str, **parameters: str) -> dict[str, Any]:
+    """A Workflow whose one template creates `manifest`, with these parameters."""
+    arguments = {"parameters": [{"name": k, "value": v} for k, v in parameters.items()]}
+    return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
-        "metadata": {"generateName": "bomb-"},
+        "metadata": {"generateName": f"{name}-"},
         "spec": {
             "entrypoint": "main",
+            "arguments": arguments,
             "templates": [{"name": "main", "resource": {"action": "create", "manifest": manifest}}],
         },
     }
+
+
+def test_an_alias_bomb_in_a_resource_manifest_is_refused() -> None:
+    manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\n" + _anchors(5)
+    workflow = _creating(manifest, "bomb")
     [line] = [x for x in lint.lint_documents([workflow], SOURCE) if "manifest" in x]
     assert line.startswith(
         f"{SOURCE}:0 Workflow/bomb-: spec.templates[main].resource.manifest: not valid YAML "
@@ -855,16 +862,7 @@ def test_a_manifest_that_substitution_would_blow_up_is_refused() -> None:
     # before the bounded loader saw it. A thousand times more would have taken the lint down.
     tags = "{{workflow.parameters.p}}" * 1_000
     manifest = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\ndata: {{k: '{tags}'}}\n"
-    workflow = {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Workflow",
-        "metadata": {"generateName": "big-"},
-        "spec": {
-            "entrypoint": "main",
-            "arguments": {"parameters": [{"name": "p", "value": "x" * 10_000}]},
-            "templates": [{"name": "main", "resource": {"action": "create", "manifest": manifest}}],
-        },
-    }
+    workflow = _creating(manifest, "big", p="x" * 10_000)
     [line] = [x for x in lint.lint_documents([workflow], SOURCE) if "manifest" in x]
     assert line.endswith(
         "not valid YAML after substituting sample values: 10,000,065 characters once "

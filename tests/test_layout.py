@@ -1,5 +1,6 @@
-"""The layout is the architecture: the direction of imports between the rooms, and no
-import cycles (module-level imports, as Python resolves them at start-up)."""
+"""The layout is the architecture: the direction of imports between the rooms
+(module-level imports, as Python resolves them at start-up), and no import cycles, not
+even through an import inside a function."""
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ def _module(package: str, path: Path) -> str:
     return ".".join((package, *parts)).removesuffix(".__init__")
 
 
-def imports() -> dict[str, set[str]]:
-    """First-party module -> the first-party modules it imports at module level."""
+def imports(lazy: bool = False) -> dict[str, set[str]]:
+    """First-party module -> the first-party modules it imports at module level (with
+    `lazy`, anywhere)."""
     modules = {_module(pkg, p): p for pkg, folder in PACKAGES.items() for p in folder.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         found: set[str] = set()
-        for node in ast.parse(path.read_text()).body:  # module level only
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree) if lazy else tree.body:
             if isinstance(node, ast.ImportFrom) and node.module:
                 targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
             elif isinstance(node, ast.Import):
@@ -36,7 +39,7 @@ def imports() -> dict[str, set[str]]:
 
 
 def test_no_import_cycles() -> None:
-    assert cycles(imports()) == []
+    assert cycles(imports(lazy=True)) == []
 
 
 def test_the_pod_package_never_imports_the_orchestration() -> None:

@@ -19,9 +19,10 @@ import pytest
 
 from textcnn import storage
 from textcnn.errors import InputError
+from textcnn.rules import OOV, PAD
 from textcnn.steps import prepare_data as prepare
 from textcnn.text import make_vectorizer
-from textcnn.tokens import OOV, PAD, standardize_texts
+from textcnn.tokens import standardize_texts
 
 FILES = {
     "train.npz",

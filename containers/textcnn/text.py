@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from textcnn.tokens import OOV, PAD, RULES
+from textcnn.rules import OOV, PAD, RULES
 
 
 @keras.saving.register_keras_serializable(package="textcnn")

@@ -1,13 +1,8 @@
-"""The tokenisation rules, and their pure-Python form for the steps that run no TF graph.
-
-Kim (2014)-style cleaning: lower case, letters/digits and a few punctuation marks kept,
-punctuation and English clitics split off, then whitespace splitting. The rules are one
-table; `textcnn.text.standardize` applies it with TF ops inside the served model, and
-`standardize` here applies it with Python's `re`, so dataset-metadata and prepare-data
-start without TensorFlow (about 2.5 s and 600 MiB a process). Each rule carries both
-spellings because RE2 (TF) and `re` differ: `re` has no `\\p{..}` classes, and RE2's `\\b`
-is ASCII-only. tests/test_tokens.py checks that both give the same text on every Unicode
-code point and on the bundled data.
+"""The tokenisation rules (textcnn.rules) in pure Python, for the steps that run no TF
+graph: `standardize` applies them with Python's `re`, so dataset-metadata and
+prepare-data start without TensorFlow (about 2.5 s and 600 MiB a process).
+tests/test_tokens.py checks that this form and `textcnn.text.standardize` give the same
+text on every Unicode code point and on the bundled data.
 """
 
 from __future__ import annotations
@@ -16,28 +11,11 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
 import numpy as np
 
-PAD, OOV = "", "[UNK]"
+from textcnn.rules import OOV, PAD, RULES
 
-
-class Rule(NamedTuple):
-    re2: str  # as TF's regex_replace (RE2) reads it
-    python: str  # the same pattern for Python's `re`
-    replacement: str
-    flags: re.RegexFlag = re.NOFLAG
-
-
-RULES: tuple[Rule, ...] = (
-    Rule(r"<[^>]*>", r"<[^>]*>", " "),  # stray HTML such as <br />
-    # Python's \w is a Unicode letter or number, or "_".
-    Rule(r"[^\p{L}\p{N}(),!?'`]", r"[^\w(),!?'`]|_", " "),
-    Rule(r"('s|'ve|n't|'re|'d|'ll)\b", r"('s|'ve|n't|'re|'d|'ll)\b", r" \1", re.ASCII),
-    Rule(r"([,!?()])", r"([,!?()])", r" \1 "),
-    Rule(r"\s+", r"\s+", " "),
-)
 _COMPILED = [(re.compile(r.python, r.flags), r.replacement) for r in RULES]
 
 # Where the two forms part (tests/test_tokens.py finds them on every code point): TF ends a

@@ -28,7 +28,7 @@ from textcnn import ngrams, progress, storage
 from textcnn.errors import FinalError, InputError
 from textcnn.export import export_serving_model
 from textcnn.model import CHAR_NGRAM_ORDER, ModelConfig, build_model, read_json
-from textcnn.tokens import OOV, PAD
+from textcnn.rules import OOV, PAD
 
 
 @dataclass(frozen=True)

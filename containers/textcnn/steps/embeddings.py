@@ -30,7 +30,7 @@ with warnings.catch_warnings():
 
 from textcnn import progress, storage
 from textcnn.errors import InputError
-from textcnn.tokens import OOV, PAD
+from textcnn.rules import OOV, PAD
 
 TRAINED = "word2vec-trained"
 FORMATS: dict[str, str] = {

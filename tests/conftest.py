@@ -18,7 +18,16 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from helpers import NEW_CUES, OLD_CUES, REPO, ClusterNetwork, FakeApiServer, children, save_toy
+from helpers import (
+    GCS_BUCKET,
+    NEW_CUES,
+    OLD_CUES,
+    REPO,
+    ClusterNetwork,
+    FakeApiServer,
+    children,
+    save_toy,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -55,8 +64,6 @@ def no_orphans(_subreaper: None) -> Iterator[None]:
         os.waitpid(pid, 0)
     assert not left, f"processes left behind: {left}"
 
-
-GCS_BUCKET = "test-bucket"
 
 # Each class has cue words, so a tiny model can learn the synthetic data.
 _CUES = {

@@ -38,6 +38,7 @@ from workflows.local.store import open_store
 from workflows.local.substitution import substitute
 
 REPO = Path(__file__).resolve().parents[1]
+GCS_BUCKET = "test-bucket"  # the GCS emulator's (conftest)
 # Options that make the whole pipeline quick on a slice of the bundled data.
 SMALL = [
     "--epochs",

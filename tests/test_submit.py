@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import GCS_BUCKET
+from helpers import GCS_BUCKET
 
 from textcnn import storage
 from textcnn.params import PipelineParams
@@ -205,7 +205,7 @@ def test_submit_creates_a_workflow_from_the_template_with_every_option(
     sent = {p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]}
     assert sent == params.to_strings()
     assert sent["epochs"] == "3" and sent["filter_sizes"] == "2,3"
-    assert schema.validate_all([workflow]) == []
+    assert schema.problems(workflow) == []
     # What comes back is the server's object, with its generated name, and a link to it.
     name = answers[-1]["metadata"]["name"]
     assert name.startswith(f"{template_name}-") and len(answers) == 1
@@ -363,7 +363,7 @@ def test_dry_run_prints_the_objects_and_sends_nothing(stub: ArgoStub, install: b
     assert list(yaml.safe_load_all(out.getvalue())) == docs
     kinds = ["WorkflowTemplate", "CronWorkflow", "Workflow"] if install else ["Workflow"]
     assert [d["kind"] for d in docs] == kinds
-    assert schema.validate_all(docs) == []
+    assert [p for doc in docs for p in schema.problems(doc)] == []
 
 
 def test_the_iap_client_secret_never_reaches_the_cluster(

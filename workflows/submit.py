@@ -4,7 +4,7 @@
 A run is a `Workflow` that references the `textcnn-pipeline` WorkflowTemplate
 (`workflowTemplateRef`) and passes every option as an argument, so the cluster runs the
 template it has. `--install` first creates or updates that WorkflowTemplate and the
-`textcnn-retrain` CronWorkflow from `workflows.pipeline.render(params)`. `--lightweight`
+`textcnn-retrain` CronWorkflow from `workflows.dag.pipeline.render(params)`. `--lightweight`
 builds this checkout's wheel, uploads it to gs://<gcp_bucket>/packages/ (once per
 content) and installs the lightweight template, which names it. `--dry_run` prints the
 objects as YAML and sends nothing.

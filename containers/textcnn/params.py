@@ -577,8 +577,6 @@ class PipelineParams(BaseModel):
                         )
                     if layer < self.num_conv_layers - 1:
                         n //= self.maxpool_strides
-        if self.num_words <= 2:
-            raise ValueError("num_words must leave room for real words beside padding and OOV")
         if self.tfjob_wait_timeout_seconds <= self.tfjob_active_deadline_seconds:
             raise ValueError(
                 f"--tfjob_wait_timeout_seconds={self.tfjob_wait_timeout_seconds} must exceed "

@@ -88,21 +88,6 @@ def validate(doc: Mapping[str, Any], version: str) -> list[str]:
     return sorted(f"{_path(e.absolute_path)}: {schema_message(e)}" for e in errors)
 
 
-def validate_all(docs: Iterable[Mapping[str, Any]]) -> list[str]:
-    """`validate` and `validate_crd` over every document and every vendored Argo version,
-    messages prefixed with `<version> [full CRD] <kind>/<name>`."""
-    problems = []
-    for doc in docs:
-        name = doc.get("metadata", {}).get("name") or doc.get("metadata", {}).get("generateName")
-        for version in VERSIONS:
-            problems += [f"{version} {doc.get('kind')}/{name}: {m}" for m in validate(doc, version)]
-            problems += [
-                f"{version} full CRD {doc.get('kind')}/{name}: {m}"
-                for m in validate_crd(doc, version)
-            ]
-    return problems
-
-
 @functools.cache
 def _crd_validator(version: str, kind: str) -> Draft4Validator:
     if version not in VERSIONS:

@@ -70,7 +70,8 @@ UI_ANNOTATIONS = {
     "workflows.argoproj.io/description": (
         "Validate options, check the data, prepare and embed it, build the Kim (2014) CNN, "
         "train it (one pod on CPU or GPU, or a Kubeflow TFJob), evaluate it on the test set "
-        "and record lineage in ML Metadata."
+        "and record lineage in ML Metadata; deploy it with KServe only if it is at least as "
+        "good as the model that serves (the gate), checking that it serves (and a canary)."
     ),
 }
 

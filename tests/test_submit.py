@@ -521,7 +521,7 @@ def test_bad_options_exit_2_before_anything_is_sent(
 def _script(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     keep = {k: v for k, v in os.environ.items() if not k.startswith("ARGO_")}
     return subprocess.run(
-        [sys.executable, str(ROOT / "workflows" / "dag" / "pipeline.py")],
+        [sys.executable, str(ROOT / "workflows" / "dag" / "hera_script.py")],
         env={**keep, "NO_PROXY": "127.0.0.1", **env},
         capture_output=True,
         text=True,
@@ -551,7 +551,7 @@ def test_the_hera_script_creates_then_updates_on_the_argo_server(stub: ArgoStub)
 def test_hera_generate_yaml_gives_what_compile_writes_and_passes_the_lint(tmp_path: Path) -> None:
     hera = Path(sys.executable).with_name("hera")
     result = subprocess.run(
-        [str(hera), "generate", "yaml", "workflows/dag/pipeline.py"],
+        [str(hera), "generate", "yaml", "workflows/dag/hera_script.py"],
         cwd=ROOT,
         capture_output=True,
         text=True,

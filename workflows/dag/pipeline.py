@@ -42,7 +42,7 @@ from textcnn.params import DNS_SUBDOMAIN, PipelineParams
 from workflows.dag import lightweight, security
 from workflows.dag import templates as t
 from workflows.dag.inference_service import RUNTIMES
-from workflows.dag.lightweight import Launch, Package
+from workflows.dag.lightweight import IMAGES, Launch, Package
 from workflows.dag.parameters import workflow_parameters, wp
 
 TEMPLATE_NAME = "textcnn-pipeline"
@@ -230,7 +230,7 @@ def _task(template: Container | Resource, **kwargs: Any) -> Task:
     return Task(name=template.name, template=template, **kwargs)
 
 
-def tfjob_branch(after_task: Task, existing_claim: str) -> tuple[list[Task], Task]:
+def tfjob_branch(after_task: Task, existing_claim: str, launch: Launch) -> tuple[list[Task], Task]:
     """[workdir-claim ->] stage-data -> tfjob | tfjob-gpu -> wait -> collect-model, when
     dist_training.
 
@@ -248,12 +248,12 @@ def tfjob_branch(after_task: Task, existing_claim: str) -> tuple[list[Task], Tas
         first = _task(t.workdir_claim(), depends=after(after_task), when=DIST_WHEN)
         claim = first.get_parameter(t.CLAIM)
         tasks.append(first)
-    stage = _task(t.stage_data(), depends=after(first), when=DIST_WHEN, arguments=[claim])
-    wait = t.wait_tfjob()
+    stage = _task(t.stage_data(launch), depends=after(first), when=DIST_WHEN, arguments=[claim])
+    wait = t.wait_tfjob(launch)
     tasks.append(stage)
     waits = []
     for gpu, when in ((False, CPU_TFJOB_WHEN), (True, GPU_TFJOB_WHEN)):
-        job = _task(t.tfjob(gpu), depends=after(stage), when=when, arguments=[claim])
+        job = _task(t.tfjob(launch, gpu), depends=after(stage), when=when, arguments=[claim])
         waits.append(
             Task(
                 name=f"wait-{job.name}",
@@ -264,30 +264,35 @@ def tfjob_branch(after_task: Task, existing_claim: str) -> tuple[list[Task], Tas
         )
         tasks += [job, waits[-1]]
     collect = _task(
-        t.collect_model(), depends=join_branches([w.name for w in waits]), arguments=[claim]
+        t.collect_model(launch), depends=join_branches([w.name for w in waits]), arguments=[claim]
     )
     return [*tasks, collect], collect
 
 
-def build_dag(existing_claim: str = "") -> tuple[DAG, list[Container | Resource]]:
+def build_dag(
+    existing_claim: str = "", launch: Launch = IMAGES
+) -> tuple[DAG, list[Container | Resource]]:
     """The `pipeline` DAG and the templates its tasks run; `existing_claim` replaces the
-    TFJob branch's own volume claim by an existing ReadWriteMany claim."""
-    validate = _task(t.validate_params())
-    ds_train = _task(t.dataset_metadata("train"), depends=after(validate))
-    ds_test = _task(t.dataset_metadata("test"), depends=after(validate))
-    prepare = _task(t.prepare_data(), depends=after(validate))
-    embed = _task(t.embeddings(), depends=after(prepare))
-    spec = _task(t.model_metadata(), depends=after(embed))
+    TFJob branch's own volume claim by an existing ReadWriteMany claim, and `launch` says
+    how the steps start (on our images, or the lightweight variant's stock ones)."""
+    validate = _task(t.validate_params(launch))
+    ds_train = _task(t.dataset_metadata(launch, "train"), depends=after(validate))
+    ds_test = _task(t.dataset_metadata(launch, "test"), depends=after(validate))
+    prepare = _task(t.prepare_data(launch), depends=after(validate))
+    embed = _task(t.embeddings(launch), depends=after(prepare))
+    spec = _task(t.model_metadata(launch), depends=after(embed))
     # Exclusive training branches; each writes `model` and `training` at the same keys.
     branches = [
-        _task(t.train(gpu=False), depends=after(spec), when=CPU_TRAIN_WHEN),
-        _task(t.train(gpu=True), depends=after(spec), when=GPU_TRAIN_WHEN),
+        _task(t.train(launch, gpu=False), depends=after(spec), when=CPU_TRAIN_WHEN),
+        _task(t.train(launch, gpu=True), depends=after(spec), when=GPU_TRAIN_WHEN),
     ]
-    distributed, collect = tfjob_branch(spec, existing_claim)
-    evaluate = _task(t.evaluate(), depends=join_branches([b.name for b in (*branches, collect)]))
+    distributed, collect = tfjob_branch(spec, existing_claim, launch)
+    evaluate = _task(
+        t.evaluate(launch), depends=join_branches([b.name for b in (*branches, collect)])
+    )
     # Passing another task's output does not make Hera add a dependency: list each one.
     lineage = _task(
-        t.log_training_metadata(),
+        t.log_training_metadata(launch),
         depends=after(evaluate, ds_train, ds_test, spec, validate),
         arguments=[
             ds_train.get_parameter(t.DATASET_ID).with_name("train_dataset_id"),
@@ -297,7 +302,7 @@ def build_dag(existing_claim: str = "") -> tuple[DAG, list[Container | Resource]
         ],
     )
     gate = _task(
-        t.gate(),
+        t.gate(launch),
         depends=after(lineage),
         arguments=[lineage.get_parameter(t.MODEL_ID), lineage.get_parameter(t.MODEL_URI)],
     )
@@ -315,13 +320,13 @@ def build_dag(existing_claim: str = "") -> tuple[DAG, list[Container | Resource]
         for runtime in RUNTIMES
     ]
     deploy_wait = _task(
-        t.deploy_wait(),
+        t.deploy_wait(launch),
         depends=f"({join_branches([d.name for d in deploys])}) && {lineage.name}",
         arguments=[lineage.get_parameter(t.MODEL_ID), lineage.get_parameter(t.MODEL_URI)],
     )
     # Serverless canary: probe it, then promote it or roll it back.
     canary = _task(
-        t.canary_check(),
+        t.canary_check(launch),
         depends=after(deploy_wait),
         when=f"{wp('canary_traffic_percent')} < 100",
         arguments=[lineage.get_parameter(t.MODEL_ID), lineage.get_parameter(t.MODEL_URI)],
@@ -399,9 +404,9 @@ def build_workflow_template(
     """The `textcnn-pipeline` WorkflowTemplate; `params` gives the parameter defaults."""
     params = rendering.parameters(params or PipelineParams())
     values = params.to_strings()
-    with t.launching(Launch(rendering.package)):
-        dag, containers = build_dag(rendering.existing_claim)
-        exit_handler = t.record_status()
+    launch = Launch(rendering.package)
+    dag, containers = build_dag(rendering.existing_claim, launch)
+    exit_handler = t.record_status(launch)
     return PipelineTemplate(
         kind="WorkflowTemplate",  # Hera would take the class name
         name=TEMPLATE_NAME + rendering.suffix,

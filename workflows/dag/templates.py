@@ -13,8 +13,7 @@ them and the chief writes the model next to them, and collect-model publishes it
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hera.workflows import (
@@ -49,7 +48,7 @@ from workflows.dag.inference_service import (
     build_inference_service,
     inference_service_yaml,
 )
-from workflows.dag.lightweight import IMAGES, Launch
+from workflows.dag.lightweight import Launch
 from workflows.dag.manifest import manifest_yaml as resource_manifest
 from workflows.dag.parameters import RUN_NAME, inputs_parameter, wp
 from workflows.dag.tfjob import WORKDIR_VOLUME, WORKFLOW_LABEL, build_tfjob, manifest_yaml
@@ -104,20 +103,7 @@ API_RETRIES = RetryStrategy(
 )
 
 
-# How step processes start while templates are built: on our images unless `launching`.
-LAUNCH: Launch = IMAGES
 PACKAGE = "package"  # the wheel's input artifact (lightweight variant)
-
-
-@contextlib.contextmanager
-def launching(launch: Launch) -> Iterator[None]:
-    """Build templates whose steps start as `launch` says (the lightweight variant)."""
-    global LAUNCH
-    previous, LAUNCH = LAUNCH, launch
-    try:
-        yield
-    finally:
-        LAUNCH = previous
 
 
 def input_path(artifact: str) -> str:
@@ -167,6 +153,7 @@ def pod_resources(cpu: str, memory: str, memory_limit: str) -> dict[str, dict[st
 
 
 def step_template(
+    launch: Launch,
     name: str,
     step: str,
     args: Sequence[str],
@@ -207,9 +194,9 @@ def step_template(
         *([workdir_volume()] if workdir else []),
     ]
     input_parameters = [*input_parameters, *([CLAIM] if workdir else [])]
-    command, args = LAUNCH.command(step, args)
-    package = LAUNCH.package
-    launch_env = LAUNCH.env(wp("pip_index_url"), cuda=gpu is not None)
+    command, args = launch.command(step, args)
+    package = launch.package
+    launch_env = launch.env(wp("pip_index_url"), cuda=gpu is not None)
     return Container(
         name=name,
         annotations={DISPLAY_NAME: display_name},
@@ -274,8 +261,9 @@ def _on_success(name: str, help: str, parameter: str) -> Gauge:
 # --- the steps (arguments derived from each step's signature, see step_args) -----------
 
 
-def validate_params() -> Container:
+def validate_params(launch: Launch) -> Container:
     return step_template(
+        launch,
         "validate-params",
         "validate-params",
         [f"--{name}={wp(name)}" for name in PipelineParams.model_fields],
@@ -285,9 +273,10 @@ def validate_params() -> Container:
     )
 
 
-def dataset_metadata(split: str) -> Container:
+def dataset_metadata(launch: Launch, split: str) -> Container:
     report = f"{split}-report"
     return step_template(
+        launch,
         f"dataset-metadata-{split}",
         "dataset-metadata",
         step_args(
@@ -303,8 +292,9 @@ def dataset_metadata(split: str) -> Container:
     )
 
 
-def prepare_data() -> Container:
+def prepare_data(launch: Launch) -> Container:
     return step_template(
+        launch,
         "prepare-data",
         "prepare-data",
         step_args("prepare-data", output_dir=output_path("prepared")),
@@ -314,8 +304,9 @@ def prepare_data() -> Container:
     )
 
 
-def embeddings() -> Container:
+def embeddings(launch: Launch) -> Container:
     return step_template(
+        launch,
         "embeddings",
         "embeddings",
         step_args(
@@ -328,8 +319,9 @@ def embeddings() -> Container:
     )
 
 
-def model_metadata() -> Container:
+def model_metadata(launch: Launch) -> Container:
     return step_template(
+        launch,
         "model-metadata",
         "model-metadata",
         step_args(
@@ -346,10 +338,11 @@ def model_metadata() -> Container:
     )
 
 
-def train(gpu: bool) -> Container:
+def train(launch: Launch, gpu: bool) -> Container:
     """One training pod; the GPU variant differs only in image and scheduling, and
     writes `model` and `training` to the same keys."""
     return step_template(
+        launch,
         "train-gpu" if gpu else "train",
         "train",
         step_args(
@@ -408,8 +401,9 @@ def workdir_claim() -> Resource:
     )
 
 
-def stage_data() -> Container:
+def stage_data(launch: Launch) -> Container:
     return step_template(
+        launch,
         "stage-data",
         "stage-data",
         step_args(
@@ -418,7 +412,7 @@ def stage_data() -> Container:
             embeddings_dir=input_path("embeddings"),
             model_spec_dir=input_path("spec"),
             stage_dir=run_dir("data"),
-            **({"package": LAUNCH.package.path} if LAUNCH.package else {}),
+            **({"package": launch.package.path} if launch.package else {}),
         ),
         display_name="Stage data on the shared volume",
         inputs=["prepared", "embeddings", "spec"],
@@ -427,7 +421,7 @@ def stage_data() -> Container:
     )
 
 
-def tfjob(gpu: bool) -> Resource:
+def tfjob(launch: Launch, gpu: bool) -> Resource:
     """Create the TFJob that trains on the staged data (Chief + `workers` Workers, the GPU
     variant with the GPU image and scheduling); its output `name` is the generated name.
 
@@ -435,7 +429,7 @@ def tfjob(gpu: bool) -> Resource:
     makes deleting the workflow delete the job and its pods.
     """
     data = run_dir("data")
-    command, args = LAUNCH.command(
+    command, args = launch.command(
         "train-distributed",
         step_args(
             "train-distributed",
@@ -452,7 +446,7 @@ def tfjob(gpu: bool) -> Resource:
         command=command,
         args=args,
         # stage-data put the wheel on the shared volume, beside the data.
-        env=LAUNCH.env(wp("pip_index_url"), wheel_dir=f"{data}/package", cuda=gpu),
+        env=launch.env(wp("pip_index_url"), wheel_dir=f"{data}/package", cuda=gpu),
         workers=wp("workers"),
         cpu=wp("replica_cpu"),
         memory=wp("replica_memory"),
@@ -475,8 +469,9 @@ def tfjob(gpu: bool) -> Resource:
     )
 
 
-def wait_tfjob() -> Container:
+def wait_tfjob(launch: Launch) -> Container:
     return step_template(
+        launch,
         "wait-tfjob",
         "wait-tfjob",
         step_args(
@@ -491,9 +486,10 @@ def wait_tfjob() -> Container:
     )
 
 
-def collect_model() -> Container:
+def collect_model(launch: Launch) -> Container:
     """Publish the chief's model as the same `model` and `training` artifacts as `train`."""
     return step_template(
+        launch,
         "collect-model",
         "collect-model",
         step_args(
@@ -509,8 +505,9 @@ def collect_model() -> Container:
     )
 
 
-def evaluate() -> Container:
+def evaluate(launch: Launch) -> Container:
     return step_template(
+        launch,
         "evaluate",
         "evaluate",
         step_args(
@@ -535,8 +532,9 @@ def evaluate() -> Container:
 LINEAGE_INPUTS = ("train_dataset_id", "test_dataset_id", "model_spec_id", "hyperparameters")
 
 
-def log_training_metadata() -> Container:
+def log_training_metadata(launch: Launch) -> Container:
     return step_template(
+        launch,
         "log-training-metadata",
         "log-training-metadata",
         step_args(
@@ -553,9 +551,10 @@ def log_training_metadata() -> Container:
     )
 
 
-def gate() -> Container:
+def gate(launch: Launch) -> Container:
     """Deploy or not: the candidate against the model that serves now (textcnn.steps.gate)."""
     return step_template(
+        launch,
         "gate",
         "gate",
         step_args(
@@ -618,8 +617,9 @@ def deploy(runtime: str) -> Resource:
     )
 
 
-def deploy_wait() -> Container:
+def deploy_wait(launch: Launch) -> Container:
     return step_template(
+        launch,
         "deploy-wait",
         "deploy-wait",
         step_args(
@@ -641,9 +641,10 @@ def deploy_wait() -> Container:
     )
 
 
-def canary_check() -> Container:
+def canary_check(launch: Launch) -> Container:
     """Probe the canary revision; promote it or roll it back (textcnn.cluster.canary)."""
     return step_template(
+        launch,
         "canary-check",
         "canary-check",
         step_args(
@@ -663,9 +664,10 @@ def canary_check() -> Container:
     )
 
 
-def record_status() -> Container:
+def record_status(launch: Launch) -> Container:
     """The exit handler: the run's final status in ML Metadata, whatever happened."""
     return step_template(
+        launch,
         "record-status",
         "record-status",
         step_args("record-status", status="{{workflow.status}}", failures="{{workflow.failures}}"),

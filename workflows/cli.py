@@ -128,19 +128,17 @@ def _run(args: argparse.Namespace) -> int:
         _check_resume_options(args)
         resumable = resume.load(out, *(getattr(args, k) for k in VOUCHED))
         earlier, template, params = resumable.earlier, resumable.template, resumable.params
-        artifact_root, name = resumable.artifact_root, resumable.workflow_name
-        saved = {k: earlier[k] for k in ("output_dir", "rendering")}
+        rendering, artifact_root = resumable.rendering, resumable.artifact_root
+        name = resumable.workflow_name
     else:
-        # The cluster default (an MLMD gRPC service) means nothing on a laptop: one SQLite
-        # file beside the run folders (runs/metadata.sqlite for runs/*), which every run
-        # there shares, so the gate sees what the last deploy serves.
+        # The cluster default (an MLMD gRPC service) means nothing on a laptop: the store
+        # beside the run folders, which every run there shares, so the gate sees what the
+        # last deploy serves.
         _check_beside(out, args)
-        store = f"sqlite:{out.parent / 'metadata.sqlite'}"
-        overrides = {} if args.metadata_store else {"metadata_store": store}
+        overrides = {} if args.metadata_store else {"metadata_store": resume.store_beside(out)}
         rendering = pipeline.Rendering.from_namespace(args)
         params = rendering.parameters(PipelineParams.from_namespace(args, **overrides))
-        # Beside the run folders too, as a bucket: a model outlives its run's folder.
-        artifact_root = args.artifact_root or str(out.parent / "artifacts")
+        artifact_root = args.artifact_root or resume.artifacts_beside(out)
         if rendering.package is not None:  # the wheel the lightweight steps install
             from workflows import wheel
 
@@ -151,7 +149,6 @@ def _run(args: argparse.Namespace) -> int:
                 return 1
         template = pipeline.render(params, rendering)[0]
         name = None
-        saved = resume.saved_with(out, rendering)
     metadata.check_store(params.metadata_store)
     # The endpoint outlives a run, as on a cluster: its state is kept beside the runs.
     kserve = LocalKServe(state_dir=out.parent / "inferenceservices")
@@ -172,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
                 earlier=earlier,
                 warm_start=not args.cold_start,
                 rerun=pipeline.RERUN_ON_RESUME,
-                record=saved,
+                record=resume.saved_with(out, rendering),
                 on_progress=display.line,
                 on_live=on_live,
             )

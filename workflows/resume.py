@@ -24,6 +24,18 @@ from workflows.local.folder import WORKFLOW, check_not_running
 WORKFLOW_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
+def store_beside(folder: Path) -> str:
+    """The ML Metadata store of a local run in `folder` unless --metadata_store says
+    otherwise: one SQLite file beside the run folders, which every run there shares."""
+    return f"sqlite:{folder.parent / 'metadata.sqlite'}"
+
+
+def artifacts_beside(folder: Path) -> str:
+    """Its artifact root unless --artifact_root says otherwise: beside the run folders
+    too, as a bucket, so a model outlives its run's folder."""
+    return str(folder.parent / "artifacts")
+
+
 @dataclass(frozen=True)
 class Resumable:
     """An earlier run, checked: its run.json, and what runs again."""
@@ -31,6 +43,7 @@ class Resumable:
     earlier: dict[str, Any]
     template: dict[str, Any]
     params: PipelineParams
+    rendering: pipeline.Rendering
     artifact_root: str
     workflow_name: str
 
@@ -74,7 +87,7 @@ def load(
         )
     if not isinstance(root, str) or not root:
         raise _unreadable(folder, "it names no artifact_root")
-    _check_beside(folder, "artifact_root", root, artifact_root, str(folder.parent / "artifacts"))
+    _check_recorded(folder, "artifact_root", root, artifact_root, artifacts_beside(folder))
     parameters = earlier.get("parameters")
     if not isinstance(parameters, dict) or not all(isinstance(v, str) for v in parameters.values()):
         raise _unreadable(folder, "its parameters are not a map of strings")
@@ -83,8 +96,9 @@ def load(
         rendering = pipeline.Rendering.from_dict(earlier.get("rendering") or {})
     except (ParamsError, ValueError) as e:
         raise _unreadable(folder, str(e)) from None
-    default_store = f"sqlite:{folder.parent / 'metadata.sqlite'}"
-    _check_beside(folder, "metadata_store", params.metadata_store, metadata_store, default_store)
+    _check_recorded(
+        folder, "metadata_store", params.metadata_store, metadata_store, store_beside(folder)
+    )
     template = json.loads(json.dumps(pipeline.render(params, rendering)[0]))
     if (where := _first_difference(template, saved)) is not None:
         raise WorkflowError(
@@ -92,10 +106,10 @@ def load(
             f"from the run's options (they differ at {where}); a run folder is never "
             "run as it stands: start a new run"
         )
-    return Resumable(earlier, template, params, root, name)
+    return Resumable(earlier, template, params, rendering, root, name)
 
 
-def _check_beside(
+def _check_recorded(
     folder: Path, option: str, recorded: str, given: str | None, default: str
 ) -> None:
     """The run's `option` must be what a new run into `folder` gets: the default beside

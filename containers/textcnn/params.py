@@ -32,8 +32,8 @@ from pydantic import (
 )
 
 _TRUE = {"true", "yes", "y", "1", "on"}
-_INTEGER = re.compile(r"[+-]?[0-9]+")
 _FALSE = {"false", "no", "n", "0", "off", ""}
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 # Kubernetes' DNS-1035 label (Service names, and objects named after them): also what the
 # admission checks (workflows/checks/admission.py) use.

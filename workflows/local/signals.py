@@ -8,7 +8,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -34,11 +34,10 @@ class Interrupted(BaseException):
 
 @dataclass
 class Stops:
-    """The signals received within `interruptible`. Once `cleaning_up` (set by the first
-    signal, or by the caller when its own clean-up begins) no signal raises: each calls
-    `on_repeat`, so nothing cuts the clean-up short."""
+    """Within `interruptible`: once `cleaning_up` (set by the first signal, or by the
+    caller when its own clean-up begins) no signal raises; each calls `on_repeat`, so
+    nothing cuts the clean-up short."""
 
-    received: list[int] = field(default_factory=list)
     cleaning_up: bool = False
 
 
@@ -54,7 +53,6 @@ def interruptible(on_repeat: Callable[[], None] = lambda: None) -> Iterator[Stop
         return
 
     def handle(signum: int, _: FrameType | None) -> None:
-        stops.received.append(signum)
         if not stops.cleaning_up:
             stops.cleaning_up = True
             raise Interrupted(signum)

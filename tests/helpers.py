@@ -7,7 +7,6 @@
   or returned in order;
 - `simulate`: the phase of every DAG task for given parameters (and gate decision), by
   the DAG rules of workflows.expressions (the ones the local runner and the lint use);
-- `stand_in_context`: what the local runner hands a stand-in;
 - `save_toy`: a tiny SavedModel with the serving signature (labels by cue words);
 - `children`: this process's child processes, read from /proc (see the `no_orphans`
   fixture).
@@ -33,8 +32,6 @@ from textcnn.model import ModelConfig
 from textcnn.steps import train
 from textcnn.text import make_vectorizer, standardize
 from workflows.expressions import Depends, evaluate_when
-from workflows.local.plan import StandInContext
-from workflows.local.store import open_store
 from workflows.local.substitution import substitute
 
 REPO = Path(__file__).resolve().parents[1]
@@ -407,24 +404,3 @@ def save_toy(path: Path, cues: dict[str, list[str]] = TOY_CUES) -> Path:
     module = ToyClassifier(cues)
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
     return path
-
-
-def stand_in_context(
-    tmp_path: Path, manifest: str | None, args: list[str] | None = None
-) -> StandInContext:
-    """What the runner gives a stand-in, for a task run in `tmp_path`."""
-    (tmp_path / "logs").mkdir(exist_ok=True)
-    log = tmp_path / "logs" / "task.log"
-    log.touch()
-    return StandInContext(
-        task="task",
-        template={"container": {"args": args or []}},
-        manifest=manifest,
-        parameters={},
-        workflow_name="wf-1",
-        output_dir=tmp_path,
-        pod_dir=tmp_path / "pod",
-        log_path=log,
-        store=open_store(str(tmp_path / "artifacts")),
-        env=dict(os.environ),
-    )

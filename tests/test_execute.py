@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from textcnn.errors import NOT_RETRIED, FinalError, InputError
+from textcnn.errors import NOT_RETRIED
 from workflows.credentials import CLIENT_CREDENTIALS
 from workflows.errors import WorkflowError
+from workflows.hooks import project_hooks
 from workflows.local.execute import run_workflow
-from workflows.local.plan import StandInContext
 from workflows.local.result import RunResult
 
 # Write each PATH TEXT pair of arguments (creating folders, as a step must).
@@ -135,6 +135,7 @@ def run(
     template: dict, out: Path, parameters: dict[str, str] | None = None, **kwargs: Any
 ) -> tuple[RunResult, list[str]]:
     lines: list[str] = []
+    kwargs.setdefault("hooks", project_hooks())  # our CLI's steps start warm, as in a run
     result = run_workflow(template, parameters or {}, out, on_progress=lines.append, **kwargs)
     return result, lines
 
@@ -146,9 +147,10 @@ def run_in_process(template: dict, out: Path) -> subprocess.Popen[str]:
     saved.write_text(json.dumps(template))
     script = (
         "import json, sys, pathlib\n"
+        "from workflows.hooks import project_hooks\n"
         "from workflows.local.execute import run_workflow\n"
         "run_workflow(json.loads(pathlib.Path(sys.argv[1]).read_text()), {},"
-        " pathlib.Path(sys.argv[2]))"
+        " pathlib.Path(sys.argv[2]), hooks=project_hooks())"
     )
     return subprocess.Popen(
         [sys.executable, "-c", script, str(saved), str(out)],
@@ -536,121 +538,6 @@ def test_missing_output_file_without_default_errors_the_task(tmp_path: Path) -> 
     result, _ = run(workflow([task("quiet", "quiet")], templates), tmp_path / "run")
     assert result.steps["quiet"]["status"] == "Errored"
     assert "output parameter 'nothing'" in result.steps["quiet"]["message"]
-
-
-def test_resource_template_goes_to_its_stand_in(tmp_path: Path) -> None:
-    manifest = (
-        "apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata:\n"
-        "  generateName: {{workflow.name}}-\nspec:\n"
-        "  workers: {{inputs.parameters.workers}}\n"
-    )
-    tfjob = {
-        "name": "tfjob",
-        "resource": {"action": "create", "manifest": manifest},
-        "inputs": {"parameters": [{"name": "workers"}]},
-        "outputs": {
-            "parameters": [{"name": "job-name", "valueFrom": {"jsonPath": "{.metadata.name}"}}]
-        },
-    }
-    show = container(
-        "show",
-        WRITE,
-        f"{PARAMS}/name",
-        "{{inputs.parameters.name}}",
-        inputs={"parameters": [{"name": "name"}]},
-        outputs={"parameters": [param("name")]},
-    )
-    tasks = [
-        task("tfjob", "tfjob", params={"workers": "{{workflow.parameters.workers}}"}),
-        task(
-            "wait",
-            "show",
-            depends="tfjob",
-            params={"name": "{{tasks.tfjob.outputs.parameters.job-name}}"},
-        ),
-    ]
-    template = workflow(tasks, [tfjob, show], {"workers": "2"})
-    seen: list[StandInContext] = []
-
-    def local_tfjob(ctx: StandInContext) -> dict[str, str]:
-        seen.append(ctx)
-        with ctx.log_path.open("a") as log:
-            log.write("started 3 local workers\n")
-        return {"job-name": f"{ctx.workflow_name}-tfjob-{ctx.parameters['workers']}"}
-
-    out = tmp_path / "run"
-    result, lines = run(
-        template, out, {"workers": "3"}, workflow_name="wf-3", stand_ins={"tfjob": local_tfjob}
-    )
-    assert result.status == "Succeeded", lines
-    (ctx,) = seen
-    assert ctx.task == "tfjob"
-    assert "generateName: wf-3-" in ctx.manifest and "workers: 3" in ctx.manifest
-    assert ctx.parameters == {"workers": "3"}
-    assert ctx.local_path("/tmp/x") == out / "pods" / "tfjob" / "tmp" / "x"
-    assert result.steps["wait"]["outputs"] == {"name": "wf-3-tfjob-3"}
-    assert "started 3 local workers" in (out / "logs" / "tfjob.log").read_text()
-
-    with pytest.raises(WorkflowError, match="template 'tfjob' is a resource template"):
-        run_workflow(template, {}, tmp_path / "again", on_progress=lines.append)
-
-
-def test_a_raising_stand_in_fails_its_task(tmp_path: Path) -> None:
-    template = workflow(
-        [task("deploy", "deploy")],
-        [
-            {
-                "name": "deploy",
-                "resource": {"action": "create", "manifest": "kind: InferenceService\n"},
-            }
-        ],
-    )
-
-    def broken(ctx: StandInContext) -> dict[str, str]:
-        raise RuntimeError("model server did not start")
-
-    result, lines = run(template, tmp_path / "run", stand_ins={"deploy": broken})
-    assert result.steps["deploy"]["status"] == "Failed"
-    assert any("model server did not start" in line for line in lines)
-
-
-@pytest.mark.parametrize(
-    ("error", "attempts"),
-    [
-        (FinalError("canary rolled back: p99 latency 12 ms > 1 ms"), 1),  # a verdict
-        (InputError("--model_dir: no SavedModel"), 1),
-        (RuntimeError("connection reset"), 3),  # bad luck: retried
-    ],
-)
-def test_a_stand_in_s_step_verdict_is_not_retried(
-    tmp_path: Path, error: Exception, attempts: int
-) -> None:
-    """Step code run by a stand-in keeps its pod's exit code (textcnn.cli): a verdict
-    exits 2, which the steps' retryStrategy does not retry."""
-    template = workflow(
-        [task("check", "check")],
-        [
-            {
-                "name": "check",
-                "container": {"image": "steps", "command": ["python", "-m", "textcnn"]},
-                "retryStrategy": {
-                    "limit": 2,
-                    "retryPolicy": "Always",
-                    "expression": "asInt(lastRetry.exitCode) != 2",
-                },
-            }
-        ],
-    )
-    calls = []
-
-    def check(ctx: StandInContext) -> dict[str, str]:
-        calls.append(1)
-        raise error
-
-    result, _ = run(template, tmp_path / "run", stand_ins={"check": check})
-    assert result.steps["check"]["status"] == "Failed"
-    assert str(error) in result.steps["check"]["message"]
-    assert len(calls) == attempts
 
 
 @pytest.mark.parametrize(

@@ -65,3 +65,40 @@ def test_rooms_import_in_one_direction() -> None:
             if module.startswith(room) and not module.startswith("textcnn.steps"):
                 found += [(module, d) for d in deps if d.startswith(banned)]
     assert found == []
+
+
+def test_the_local_argo_knows_nothing_of_the_project() -> None:
+    """workflows/local is an Argo emulator: `textcnn` appears in none of its code (what
+    is ours comes in as hooks, workflows/hooks), not even in a string or a comment."""
+    mentions = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "workflows" / "local").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "textcnn" in line
+    ]
+    assert mentions == []
+    lazy = imports(lazy=True)
+    assert {
+        m: d
+        for m, d in lazy.items()
+        if m.startswith("workflows.local")
+        and any(t.startswith(("textcnn", "workflows.hooks", "workflows.kube")) for t in d)
+    } == {}
+
+
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
+
+
+def test_the_local_argo_is_made_of_small_parts() -> None:
+    """No file of workflows/local over 400 lines, no function over 60."""
+    long = []
+    for path in sorted((ROOT / "workflows" / "local").rglob("*.py")):
+        text = path.read_text()
+        if (count := len(text.splitlines())) > MAX_FILE_LINES:
+            long.append(f"{path.name}: {count} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > MAX_FUNCTION_LINES:
+                    long.append(f"{path.name}: {node.name} {size} lines")
+    assert long == []

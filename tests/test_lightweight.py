@@ -21,7 +21,7 @@ from textcnn.params import PipelineParams
 from workflows import packaging, wheel
 from workflows.checks import lint
 from workflows.dag import lightweight, pipeline
-from workflows.local import images
+from workflows.hooks import images
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = wheel.package()

@@ -379,6 +379,13 @@ class PipelineParams(BaseModel):
         "one, put back when the new one fails).",
         ge=30,
     )
+    cluster_poll_seconds: float = _opt(
+        10.0,
+        "Seconds between reads of the TFJob or InferenceService while wait-tfjob and "
+        "deploy-wait wait for it (each read is one GET on the Kubernetes API).",
+        ge=0.1,
+        le=300,
+    )
     # --- resilience -------------------------------------------------------------------
     retry_limit: int = _opt(
         3,

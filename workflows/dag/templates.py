@@ -81,6 +81,7 @@ RENAMES = {
     "text_column": "column_text_value",
     "label_column": "column_target_value",
     "embedding_dim": "embbeding_dim",
+    "poll_s": "cluster_poll_seconds",
 }
 # Step parameters every step that has them takes the same way. $(ARTIFACT_ROOT) is
 # expanded by Kubernetes from the container's env.

@@ -12,7 +12,7 @@ import shutil
 import threading
 from typing import TextIO
 
-from workflows.local.plan import LiveTask
+from workflows.local.live import LiveTask
 
 
 class Display:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import abc
+import functools
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 class ArtifactStore(abc.ABC):
@@ -89,25 +91,45 @@ class LocalStore(ArtifactStore):
 
 
 class GcsStore(ArtifactStore):
-    """`gs://BUCKET/PREFIX`, through textcnn.storage (which honours STORAGE_EMULATOR_HOST)."""
+    """`gs://BUCKET/PREFIX` through the GCS client, as Argo's GCS driver; with
+    `STORAGE_EMULATOR_HOST` set, that emulator with anonymous credentials."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.bucket, _, prefix = root.removeprefix("gs://").partition("/")
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+
+    @functools.cached_property
+    def _bucket(self) -> Any:
+        from google.cloud import storage
+
+        if os.environ.get("STORAGE_EMULATOR_HOST"):
+            from google.auth.credentials import AnonymousCredentials
+
+            client = storage.Client(project="local", credentials=AnonymousCredentials())
+        else:
+            client = storage.Client()
+        return client.bucket(self.bucket)
 
     def names(self, prefix: str) -> list[str]:
-        from textcnn import storage
-
-        return [uri.removeprefix(f"{self.root}/") for uri in storage.list_prefix(self.uri(prefix))]
+        blobs = self._bucket.client.list_blobs(self.bucket, prefix=self.prefix + prefix)
+        return [b.name.removeprefix(self.prefix) for b in blobs if not b.name.endswith("/")]
 
     def fetch(self, key: str, dest: Path) -> None:
-        from textcnn import storage
-
-        dest.write_bytes(storage.read_bytes(self.uri(key)))
+        self._bucket.blob(self.prefix + key).download_to_filename(str(dest))
 
     def upload(self, src: Path, key: str) -> None:
-        from textcnn import storage
-
-        if src.is_dir():
-            storage.upload_dir(src, self.uri(key))
-        else:
-            storage.write_bytes(self.uri(key), src.read_bytes())
+        files = (
+            [(src, key)]
+            if src.is_file()
+            else [
+                (f, f"{key}/{f.relative_to(src).as_posix()}")
+                for f in sorted(src.rglob("*"))
+                if f.is_file()
+            ]
+        )
+        for path, name in files:
+            self._bucket.blob(self.prefix + name).upload_from_filename(str(path))
 
 
 def open_store(root: str) -> ArtifactStore:

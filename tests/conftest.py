@@ -229,15 +229,13 @@ def network(
     def start(routes: dict[str, str]) -> ClusterNetwork:
         proxy = ClusterNetwork(routes)
         started.append(proxy)
-        threading.Thread(target=proxy.serve_forever, daemon=True).start()
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
         return proxy
 
     yield start
     for proxy in started:
-        proxy.shutdown()
-        proxy.server_close()
+        proxy.close()
 
 
 @pytest.fixture(scope="session")

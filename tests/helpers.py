@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 import tensorflow as tf
@@ -32,6 +31,7 @@ from textcnn.model import ModelConfig
 from textcnn.steps import train
 from textcnn.text import make_vectorizer, standardize
 from workflows.expressions import Depends, evaluate_when
+from workflows.kube.gateway import Gateway
 from workflows.local.substitution import substitute
 
 REPO = Path(__file__).resolve().parents[1]
@@ -225,50 +225,12 @@ class _ReplayHandler(BaseHTTPRequestHandler):
         pass
 
 
-class ClusterNetwork(ThreadingHTTPServer):
-    """The cluster's DNS and gateway for a test: an HTTP proxy on loopback (give it to a
-    process as HTTP_PROXY) that sends a request for a cluster host to the loopback server
-    `routes` names, and answers 502 for any other host, as an unresolvable name fails.
-    Keeps each request's host."""
+class ClusterNetwork(Gateway):
+    """The cluster's DNS and gateway for a test (workflows.kube.gateway), over fixed
+    `routes`: give its `url` to a process as HTTP_PROXY; it keeps each request's host."""
 
     def __init__(self, routes: dict[str, str]) -> None:
-        super().__init__(("127.0.0.1", 0), _ProxyHandler)
-        self.routes = routes
-        self.hosts: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _ProxyHandler(BaseHTTPRequestHandler):
-    server: ClusterNetwork
-
-    def do_POST(self) -> None:
-        import requests
-
-        target = urlsplit(self.path)  # a proxy's request line holds the absolute URL
-        host = target.hostname or ""
-        self.server.hosts.append(host)
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        if host not in self.server.routes:
-            code, payload = 502, f"no route to {host}".encode()
-        else:
-            answer = requests.post(
-                f"{self.server.routes[host]}{target.path}",
-                data=body,
-                headers={"Content-Type": self.headers.get("Content-Type", "")},
-                timeout=30,
-            )
-            code, payload = answer.status_code, answer.content
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *_: object) -> None:
-        pass
+        super().__init__(lambda: routes)
 
 
 FIXTURES = Path(__file__).parent / "fixtures"

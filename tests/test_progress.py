@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from textcnn import progress
+from workflows.hooks import project_hooks
 from workflows.local.display import Display
 from workflows.local.execute import run_workflow
 
@@ -87,7 +88,12 @@ def test_the_runner_shows_a_step_s_progress_while_it_runs(tmp_path: Path) -> Non
     }
     seen: list[list[tuple[str, str, float, tuple[str, ...]]]] = []
     result = run_workflow(
-        template, {}, tmp_path / "run", on_progress=lambda _: None, on_live=seen.append
+        template,
+        {},
+        tmp_path / "run",
+        hooks=project_hooks(),
+        on_progress=lambda _: None,
+        on_live=seen.append,
     )
     assert result.status == "Succeeded"
     notes = [note for states in seen for name, note, _, _ in states if name.strip() == "long"]

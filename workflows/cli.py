@@ -25,6 +25,8 @@ from workflows.local.folder import RULE
 from workflows.local.signals import Interrupted, interruptible
 
 DEFAULT_MANIFESTS = Path("manifests/workflows")
+# The Roles the local cluster enforces, as a cluster would (manifests/rbac.yaml).
+RBAC_FILE = Path(__file__).resolve().parents[1] / "manifests" / "rbac.yaml"
 # The lightweight templates name this checkout's wheel by its content hash: not committed.
 LIGHTWEIGHT_MANIFESTS = Path("build/lightweight")
 STEP_REQUIREMENTS = "containers/textcnn/step_requirements.json"
@@ -116,9 +118,6 @@ def _run(args: argparse.Namespace) -> int:
     """Run the template here. The metadata store is checked before anything runs: on a
     damaged one the first metadata step would fail only after the steps beside it."""
     from textcnn import metadata
-    from workflows.local.display import Display
-    from workflows.local.execute import run_workflow
-    from workflows.local.stand_ins import STAND_INS, LocalKServe
 
     if args.resume is not None:
         args.output_dir = args.resume
@@ -150,20 +149,48 @@ def _run(args: argparse.Namespace) -> int:
         template = pipeline.render(params, rendering)[0]
         name = None
     metadata.check_store(params.metadata_store)
-    # The endpoint outlives a run, as on a cluster: its state is kept beside the runs.
-    kserve = LocalKServe(state_dir=out.parent / "inferenceservices")
+    return _run_here(args, template, params, out, artifact_root, name, earlier, rendering)
+
+
+def _run_here(
+    args: argparse.Namespace,
+    template: dict[str, Any],
+    params: PipelineParams,
+    out: Path,
+    artifact_root: str,
+    name: str | None,
+    earlier: dict[str, Any] | None,
+    rendering: pipeline.Rendering,
+) -> int:
+    """Run the template on this machine, against a local cluster that lives as long."""
+    from workflows.hooks import images, project_hooks
+    from workflows.hooks.serving import serve_model
+    from workflows.kube.cluster import local_cluster
+    from workflows.local.display import Display
+    from workflows.local.execute import run_workflow
+
     display = Display(sys.stdout, quiet=args.quiet)
-    on_live = None if args.quiet else display.live
+    env = {"ARTIFACT_ROOT": artifact_root}
+    cluster = local_cluster(
+        out,
+        RBAC_FILE,
+        runs=lambda image, command, env: images.run_here(image, command, env, out),
+        serve=serve_model,
+        # The endpoint outlives a run, as on a cluster: its state is kept beside the runs.
+        state_dir=out.parent / "inferenceservices",
+        env=env,
+    )
     try:
-        with interruptible():
+        with interruptible(), cluster as local:
             result = run_workflow(
                 template,
                 params.to_strings(),
                 out,
                 artifact_root=artifact_root,
-                env={"ARTIFACT_ROOT": artifact_root},
+                env=env,
+                hooks=project_hooks(),
+                cluster=local.access,
                 max_parallel=args.max_parallel,
-                stand_ins={**STAND_INS, **kserve.stand_ins()},
                 workflow_name=name,
                 overwrite=args.overwrite,
                 earlier=earlier,
@@ -171,48 +198,56 @@ def _run(args: argparse.Namespace) -> int:
                 rerun=pipeline.RERUN_ON_RESUME,
                 record=resume.saved_with(out, rendering),
                 on_progress=display.line,
-                on_live=on_live,
+                on_live=None if args.quiet else display.live,
             )
-            wf = result.workflow_name
-            result.extra.update(
-                metrics={
-                    k: float(v) for k, v in result.outputs.items() if k in ("accuracy", "macro_f1")
-                },
-                metadata=params.metadata_store,
-                endpoint=result.outputs.get("endpoint") or None,
-            )
-            result.write(out / "run.json")
-            if stopped := result.extra.get("interrupted"):
-                what = [*stopped["stopped"], *_servers(kserve.stop())]
+            code = _report(args, result, params, out, local.kserve.stop)
+            if code == 0 and args.keep_serving and local.kserve.servers:
                 print(
-                    f"run: interrupted by {stopped['signal']} ({wf}); stopped "
-                    f"{', '.join(what) or 'nothing'}; details in {out / 'run.json'}",
-                    file=sys.stderr,
+                    f"serving {params.isvc_name} at {local.kserve.local_url(params.isvc_name)} "
+                    f"(V1 and V2; Ctrl-C stops it)"
                 )
-                return Interrupted(signal.Signals[stopped["signal"]]).exit_code
-            print(f"run: {result.status} ({wf}); details in {out / 'run.json'}")
-            if result.status != "Succeeded":
-                if args.quiet:  # the lines the run would have printed for the failures
-                    print(result.message)
-                    for task, step in result.steps.items():
-                        if step["status"] in ("Failed", "Errored"):
-                            print(f"task {task!r}: {step.get('message', '')}; log: {step['log']}")
-                return 1
-            metrics = result.extra["metrics"]
-            print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
-            print(f"gate: {result.outputs['gate_decision']} ({result.outputs['gate_reason']})")
-            if args.keep_serving and kserve.servers:
-                print(
-                    f"serving {params.isvc_name} at {result.extra['endpoint']} "
-                    "(V1 and V2; Ctrl-C stops it)"
-                )
-                kserve.serve_forever()
-            return 0
+                local.kserve.serve_forever()
+            return code
     except Interrupted as stop:  # while serving, or outside the run itself
-        print(f"{stop.name}: stopped {', '.join(_servers(kserve.stop())) or 'nothing'}")
+        print(f"{stop.name}: stopped")
         return stop.exit_code
-    finally:
-        kserve.stop()
+
+
+def _report(
+    args: argparse.Namespace,
+    result: Any,
+    params: PipelineParams,
+    out: Path,
+    stop_servers: Any,
+) -> int:
+    """Say how the run ended (run.json has the details); the exit code."""
+    wf = result.workflow_name
+    result.extra.update(
+        metrics={k: float(v) for k, v in result.outputs.items() if k in ("accuracy", "macro_f1")},
+        metadata=params.metadata_store,
+        endpoint=result.outputs.get("endpoint") or None,
+    )
+    result.write(out / "run.json")
+    if stopped := result.extra.get("interrupted"):
+        what = [*stopped["stopped"], *_servers(stop_servers())]
+        print(
+            f"run: interrupted by {stopped['signal']} ({wf}); stopped "
+            f"{', '.join(what) or 'nothing'}; details in {out / 'run.json'}",
+            file=sys.stderr,
+        )
+        return Interrupted(signal.Signals[stopped["signal"]]).exit_code
+    print(f"run: {result.status} ({wf}); details in {out / 'run.json'}")
+    if result.status != "Succeeded":
+        if args.quiet:  # the lines the run would have printed for the failures
+            print(result.message)
+            for task, step in result.steps.items():
+                if step["status"] in ("Failed", "Errored"):
+                    print(f"task {task!r}: {step.get('message', '')}; log: {step['log']}")
+        return 1
+    metrics = result.extra["metrics"]
+    print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
+    print(f"gate: {result.outputs['gate_decision']} ({result.outputs['gate_reason']})")
+    return 0
 
 
 def _servers(count: int) -> list[str]:

@@ -72,3 +72,12 @@ def command_and_env(
     if command and command[0] in ("python", "python3"):
         command = [str(python), *command[1:]]
     return command, {**env, "PATH": f"{python.parent}:{env.get('PATH', '/usr/bin:/bin')}"}
+
+
+def run_here(
+    image: str, command: list[str], env: Mapping[str, str], run_dir: Path
+) -> tuple[list[str], dict[str, str]]:
+    """`pull`, then `command_and_env`: for a container the local cluster starts itself (a
+    TFJob replica)."""
+    pull(image, run_dir)
+    return command_and_env(image, command, env, run_dir)

@@ -9,6 +9,9 @@ starts at 1 and grows on a change to anything but `metadata` and `status`
 (`customresource_handler.go`/`strategy.go` `PrepareForUpdate`). Status is written only
 through `write_status`, as the `/status` subresource separates it. Every change is an
 event (`ADDED`, `MODIFIED`, `DELETED`) that watchers and controllers wait on.
+
+The API server (api.py) writes through the same methods, with a `check` (validation and
+admission) run on the object as it would be stored, and `replace` for a PUT.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import copy
 import secrets
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -81,6 +84,16 @@ class NotFound(Exception):
     """No such object (404 NotFound)."""
 
 
+class Stale(Exception):
+    """The write named a resourceVersion the object has moved on from (409 Conflict)."""
+
+
+# Called on the object a write would store, before it is stored; raising refuses the write
+# (the API server's validation and admission, which see the generated name and the
+# result of a patch). It gets a copy.
+Check = Callable[[dict[str, Any]], None]
+
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -110,7 +123,9 @@ class Objects:
     def __init__(self) -> None:
         self._objects: dict[Key, dict[str, Any]] = {}
         self._events: list[Event] = []
-        self._version = 0
+        # Like etcd's revision, never 0 once serving: a list's resourceVersion "0" would
+        # read, to a watch, as "from any version" (the API's meaning of "0").
+        self._version = 1
         self._changed = threading.Condition()
 
     @property
@@ -133,7 +148,17 @@ class Objects:
                 if k == kind and namespace in (None, ns)
             ]
 
-    def create(self, kind: Kind, namespace: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def snapshot(
+        self, kind: Kind, namespace: str | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The objects of a kind and the resourceVersion they are at, read together (a
+        list, from which a watch goes on without missing or repeating a change)."""
+        with self._changed:
+            return self.list_of(kind, namespace), self._version
+
+    def create(
+        self, kind: Kind, namespace: str, doc: dict[str, Any], check: Check | None = None
+    ) -> dict[str, Any]:
         doc = copy.deepcopy(doc)
         meta = doc.setdefault("metadata", {})
         with self._changed:
@@ -156,21 +181,63 @@ class Objects:
             )
             doc.update(apiVersion=kind.api_version, kind=kind.kind)
             doc.pop("status", None)
+            if check:
+                check(copy.deepcopy(doc))
             return self._store("ADDED", kind, doc)
 
-    def patch(self, kind: Kind, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def patch(
+        self,
+        kind: Kind,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        check: Check | None = None,
+    ) -> dict[str, Any]:
         """A JSON merge patch of the object, its status left alone (the main resource
         ignores status, as `PrepareForUpdate` does); the generation grows if the spec
         changed."""
         with self._changed:
             old = self.get(kind, namespace, name)
             new = merge_patch(old, {k: v for k, v in patch.items() if k != "status"})
-            meta = new["metadata"]
-            for fixed in ("name", "namespace", "uid", "creationTimestamp", "generation"):
-                meta[fixed] = old["metadata"][fixed]
-            if _spec_of(new) != _spec_of(old):
-                meta["generation"] = old["metadata"]["generation"] + 1
-            return self._store("MODIFIED", kind, new)
+            return self._update(kind, old, new, check)
+
+    def replace(
+        self,
+        kind: Kind,
+        namespace: str,
+        name: str,
+        doc: dict[str, Any],
+        check: Check | None = None,
+    ) -> dict[str, Any]:
+        """An update of the main resource (PUT): the object becomes `doc`, keeping its
+        status and system metadata; a `metadata.resourceVersion` in `doc` must be the
+        current one (optimistic concurrency, `GuaranteedUpdate`), else Stale."""
+        with self._changed:
+            old = self.get(kind, namespace, name)
+            new = copy.deepcopy(doc)
+            new.setdefault("metadata", {})
+            wanted = new["metadata"].get("resourceVersion")
+            if wanted and wanted != old["metadata"]["resourceVersion"]:
+                raise Stale(f"{kind.plural} {name!r}: resourceVersion {wanted} is not current")
+            new.pop("status", None)
+            if "status" in old:
+                new["status"] = old["status"]
+            return self._update(kind, old, new, check)
+
+    def _update(
+        self, kind: Kind, old: dict[str, Any], new: dict[str, Any], check: Check | None
+    ) -> dict[str, Any]:
+        """Store `new` in place of `old`: what the client may not change is kept, and the
+        generation grows if the spec changed."""
+        new.update(apiVersion=kind.api_version, kind=kind.kind)
+        meta = new["metadata"]
+        for fixed in ("name", "namespace", "uid", "creationTimestamp", "generation"):
+            meta[fixed] = old["metadata"][fixed]
+        if _spec_of(new) != _spec_of(old):
+            meta["generation"] = old["metadata"]["generation"] + 1
+        if check:
+            check(copy.deepcopy(new))
+        return self._store("MODIFIED", kind, new)
 
     def write_status(
         self, kind: Kind, namespace: str, name: str, status: dict[str, Any]

@@ -170,7 +170,7 @@ def smoke_test(
         time.sleep(poll_s)
 
 
-def smoke_address(cluster: Endpoint, isvc: Mapping[str, Any], predictor: Mapping[str, Any]) -> str:
+def smoke_address(isvc: Mapping[str, Any], predictor: Mapping[str, Any]) -> str:
     """Where the smoke test goes: with a canary split (Serverless, tag routing), the newest
     revision's own address, since the main one serves both; else the main address."""
     spec = (isvc.get("spec") or {}).get("predictor") or {}
@@ -181,7 +181,7 @@ def smoke_address(cluster: Endpoint, isvc: Mapping[str, Any], predictor: Mapping
         and int(spec.get("canaryTrafficPercent", 100)) < 100
     )
     url = rollout.tag_address(predictor, rollout.CANARY_TAG) if canary else None
-    return cluster.reach(url or str(address(isvc)))
+    return url or str(address(isvc))
 
 
 def restore_patch(obj: Mapping[str, Any], storage_uri: str) -> dict[str, Any]:
@@ -290,8 +290,8 @@ def finish(
     poll_s: float,
     canary_traffic_percent: int = 100,
 ) -> dict[str, str]:
-    """The deploy-wait step over any `cluster` (the API server, or the local runner's
-    stand-in): once the new model has rolled out and gives the candidate's answers
+    """The deploy-wait step over `cluster` (the InferenceService through the API
+    server): once the new model has rolled out and gives the candidate's answers
     (`offline`), the endpoint and (unless it is a canary, which the canary check promotes)
     the registry's serving record name it.
 
@@ -302,7 +302,7 @@ def finish(
     expected = offline(SMOKE_TEXTS)  # the candidate's own answers, before any waiting
     try:
         isvc, predictor = wait_rolled_out(cluster, key, model_uri, timeout_s, poll_s)
-        url = smoke_address(cluster, isvc, predictor)
+        url = smoke_address(isvc, predictor)
         smoke_test(url, model_name, SMOKE_TEXTS, expected, settle_s=SETTLE_S)
     except (TimeoutError, RuntimeError) as e:  # FinalError is a RuntimeError too
         previous = registry.serving(metadata_store, key)

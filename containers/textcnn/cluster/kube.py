@@ -74,23 +74,17 @@ def custom_object_patcher(
     return patch
 
 
-def _as_is(url: str) -> str:
-    return url
-
-
 @dataclass(frozen=True)
 class Endpoint:
     """What the deploy steps call on the cluster for one InferenceService.
 
     `get` reads it ({} while it does not exist), `patch` merge-patches it, `predictor(mode)`
     reads the object that runs its predictor in that deployment mode (the Deployment or
-    the Knative Service; {} while there is none), and `reach` turns a cluster address into
-    one this process can reach: itself in a pod, a loopback port for the local runner."""
+    the Knative Service; {} while there is none)."""
 
     get: Getter
     patch: Patcher
     predictor: Callable[[str], Mapping[str, Any]]
-    reach: Callable[[str], str] = _as_is
 
 
 def endpoint(namespace: str, name: str) -> Endpoint:

@@ -1,0 +1,30 @@
+"""What the local API server refuses to store, by kind: the checks the lint makes, which
+are what the real API server's schemas and the operators' webhooks refuse (as the
+stand-ins call them: workflows/local/stand_ins/claims.py, tfjob.py, kserve.py).
+
+Kinds with no schema here (Knative's Service, Argo's WorkflowTaskResult) are admitted
+unchecked: their controllers and Argo write them, not our code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows.checks.admission import validate_inference_service, validate_tfjob
+from workflows.checks.kubernetes import kubernetes_problems
+from workflows.kube.objects import Kind
+
+# Built-in kinds: their strict Kubernetes schemas (kubernetes-validate's).
+BUILT_IN_GROUPS = ("", "apps")
+
+
+def admit(kind: Kind, doc: dict[str, Any]) -> list[str]:
+    """The problems of `doc` as the API server would store it (`path: message` each);
+    none: admitted."""
+    if (kind.group, kind.kind) == ("kubeflow.org", "TFJob"):
+        return validate_tfjob(doc)
+    if (kind.group, kind.kind) == ("serving.kserve.io", "InferenceService"):
+        return validate_inference_service(doc)
+    if kind.group in BUILT_IN_GROUPS:
+        return kubernetes_problems(doc)
+    return []

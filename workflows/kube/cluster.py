@@ -1,0 +1,72 @@
+"""The local cluster of a run: the Kubernetes API on loopback (api.py) with our Role
+enforced (authorizer.py), the controllers that do the work behind it (controllers/), and
+the gateway that stands for the cluster's DNS (gateway.py). Steps reach it as pods do: a
+kubeconfig with the workflow service account's token, and HTTP_PROXY for cluster names."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from workflows.kube import authorizer, kubeconfig
+from workflows.kube.api import KubeApi
+from workflows.kube.controllers.claims import Claims
+from workflows.kube.controllers.inference_services import InferenceServices, Serve
+from workflows.kube.controllers.manager import Manager, log_to
+from workflows.kube.controllers.replicas import Runs
+from workflows.kube.controllers.tfjob import TFJobs
+from workflows.kube.gateway import Gateway
+from workflows.kube.objects import Objects
+from workflows.local.resources import ClusterAccess
+
+NAMESPACE = "default"  # the local run's {{workflow.namespace}}
+SERVICE_ACCOUNT = "textcnn-workflow"  # the one the WorkflowTemplate's pods run as
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    access: ClusterAccess  # for the runner's resource templates and every container
+    objects: Objects
+    rbac: authorizer.Rbac
+    kserve: InferenceServices
+
+
+@contextlib.contextmanager
+def local_cluster(
+    run_dir: Path,
+    rbac_file: Path,
+    *,
+    runs: Runs,
+    serve: Serve,
+    state_dir: Path,
+    env: Mapping[str, str],
+) -> Iterator[LocalCluster]:
+    """The cluster for the run in `run_dir`, until the block ends (its processes stopped,
+    unless the caller keeps serving inside the block). `rbac_file`: the Roles and
+    RoleBindings, bound in NAMESPACE; `runs`: how an image's command runs here; `serve`:
+    how KServe's model server runs here; `state_dir`: where endpoints outlive a run."""
+    objects = Objects()
+    user = authorizer.service_account_user(NAMESPACE, SERVICE_ACCOUNT)
+    rbac = authorizer.load(rbac_file, NAMESPACE)
+    token = secrets.token_urlsafe(24)
+    logs, pods = run_dir / "logs", run_dir / "pods"
+    kserve = InferenceServices(objects, serve, state_dir=state_dir, logs_dir=logs, pods_dir=pods)
+    tfjobs = TFJobs(objects, runs, run_dir=run_dir, logs_dir=logs, pods_dir=pods, env=env)
+    controllers = [Claims(objects, run_dir), tfjobs, kserve]
+    with (
+        contextlib.ExitStack() as stack,
+        KubeApi(objects, {token: user}, rbac.authorize) as api,
+        Gateway(kserve.routes) as gateway,
+        Manager(objects, controllers, log_to(logs / "controllers.log")),
+    ):
+        # Outside the run folder, which the run empties first; it holds a secret.
+        secrets_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="kube-"))
+        config = kubeconfig.write_kubeconfig(
+            Path(secrets_dir) / "kubeconfig", api.url, token, NAMESPACE, user
+        )
+        access = ClusterAccess(api.url, token, kubeconfig.step_environment(config, gateway.url))
+        yield LocalCluster(access, objects, rbac, kserve)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,10 @@ from textcnn.errors import NOT_RETRIED
 from workflows.credentials import CLIENT_CREDENTIALS
 from workflows.errors import WorkflowError
 from workflows.hooks import project_hooks
+from workflows.kube.api import KubeApi
+from workflows.kube.objects import KINDS, Objects
 from workflows.local.execute import run_workflow
+from workflows.local.resources import ClusterAccess
 from workflows.local.result import RunResult
 
 # Write each PATH TEXT pair of arguments (creating folders, as a step must).
@@ -1191,3 +1195,115 @@ def test_an_interrupt_stops_warm_processes_too(tmp_path: Path) -> None:
         os.kill(warm_pid(log), 0)
     steps = json.loads((out / "run.json").read_text())["steps"]
     assert steps["after"]["status"] == "Omitted" and steps["after"]["log"] is None
+
+
+# --- resource templates, through a Kubernetes API ----------------------------------------
+
+TFJOB = next(k for k in KINDS if k.kind == "TFJob")
+TFJOB_MANIFEST = (
+    "apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata:\n"
+    "  generateName: {{workflow.name}}-\nspec:\n"
+    "  workers: {{inputs.parameters.workers}}\n"
+)
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[ClusterAccess, Objects, list[list[str]]]]:
+    """A Kubernetes API that admits everything but objects with `spec.bad`; the third
+    element collects each authorization request (user, verb, group, resource, ns, name)."""
+    objects, asked = Objects(), []
+
+    def authorize(*request: str) -> bool:
+        asked.append(list(request))
+        return True
+
+    def admit(kind: Any, doc: dict[str, Any]) -> list[str]:
+        return ["spec.bad: not allowed"] if "bad" in doc.get("spec", {}) else []
+
+    with KubeApi(objects, {"token": "argo"}, authorize, admit) as server:
+        yield ClusterAccess(server.url, "token", {}), objects, asked
+
+
+def resource_workflow(action: str, manifest: str, owner: bool = True) -> dict[str, Any]:
+    tfjob = {
+        "name": "tfjob",
+        "resource": {"action": action, "manifest": manifest, "setOwnerReference": owner},
+        "inputs": {"parameters": [{"name": "workers"}]},
+        "outputs": {
+            "parameters": [{"name": "job-name", "valueFrom": {"jsonPath": "{.metadata.name}"}}]
+        },
+    }
+    show = container(
+        "show",
+        WRITE,
+        f"{PARAMS}/name",
+        "{{inputs.parameters.name}}",
+        inputs={"parameters": [{"name": "name"}]},
+        outputs={"parameters": [param("name")]},
+    )
+    tasks = [
+        task("tfjob", "tfjob", params={"workers": "{{workflow.parameters.workers}}"}),
+        task(
+            "wait",
+            "show",
+            depends="tfjob",
+            params={"name": "{{tasks.tfjob.outputs.parameters.job-name}}"},
+        ),
+    ]
+    return workflow(tasks, [tfjob, show], {"workers": "2"})
+
+
+def test_a_resource_template_creates_its_object_as_argos_executor_does(
+    tmp_path: Path, api: tuple[ClusterAccess, Objects, list[list[str]]]
+) -> None:
+    access, objects, asked = api
+    out = tmp_path / "run"
+    template = resource_workflow("create", TFJOB_MANIFEST)
+    result, lines = run(template, out, {"workers": "3"}, workflow_name="wf-3", cluster=access)
+    assert result.status == "Succeeded", lines
+    (job,) = objects.list_of(TFJOB)
+    name = job["metadata"]["name"]
+    assert re.fullmatch(r"wf-3-\w{5}", name) and job["spec"] == {"workers": 3}
+    (owner,) = job["metadata"]["ownerReferences"]  # setOwnerReference: the workflow
+    assert owner["kind"] == "Workflow" and owner["name"] == "wf-3" and owner["controller"]
+    # The generated name, read back by jsonPath (kubectl get), reaches the next task.
+    assert result.steps["wait"]["outputs"] == {"name": name}
+    assert [a[1:4] for a in asked] == [
+        ["create", "kubeflow.org", "tfjobs"],
+        ["get", "kubeflow.org", "tfjobs"],
+    ]
+    assert f"tfjob/{name} created" in (out / "logs" / "tfjob.log").read_text()
+
+    with pytest.raises(WorkflowError, match="'tfjob' is a resource template"):
+        run_workflow(template, {}, tmp_path / "again", on_progress=lines.append)
+
+
+def test_apply_creates_then_merge_patches(
+    tmp_path: Path, api: tuple[ClusterAccess, Objects, list[list[str]]]
+) -> None:
+    access, objects, asked = api
+    manifest = TFJOB_MANIFEST.replace("generateName: {{workflow.name}}-", "name: trainer")
+    template = resource_workflow("apply", manifest, owner=False)
+    for workers, generation in (("2", 1), ("4", 2)):
+        result, lines = run(
+            template, tmp_path / f"run-{workers}", {"workers": workers}, cluster=access
+        )
+        assert result.status == "Succeeded", lines
+        job = objects.get(TFJOB, "default", "trainer")
+        assert job["spec"]["workers"] == int(workers)
+        assert job["metadata"]["generation"] == generation
+    verbs = [a[1] for a in asked]
+    assert verbs == ["get", "create", "get", "get", "patch", "get"]
+
+
+def test_an_object_the_api_refuses_fails_its_task_with_the_apis_message(
+    tmp_path: Path, api: tuple[ClusterAccess, Objects, list[list[str]]]
+) -> None:
+    access, objects, _ = api
+    template = resource_workflow("create", TFJOB_MANIFEST + "  bad: true\n")
+    result, lines = run(template, tmp_path / "run", cluster=access)
+    assert result.steps["tfjob"]["status"] == "Failed"
+    assert result.steps["wait"]["status"] == "Omitted"
+    assert "spec.bad: not allowed" in result.steps["tfjob"]["message"]
+    assert any("task 'tfjob' failed" in line for line in lines)
+    assert objects.list_of(TFJOB) == []

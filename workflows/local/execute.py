@@ -270,6 +270,13 @@ class Run:
         )
 
 
+def _check_given(plan: Plan, rerun: Collection[str], cluster: ClusterAccess | None) -> None:
+    if unknown := sorted(set(rerun) - plan.tasks.keys()):
+        raise WorkflowError(f"rerun: no task named {', '.join(unknown)}")
+    if cluster is None and (needing := [t.name for t in plan.tasks.values() if t.is_resource]):
+        raise WorkflowError(f"task {needing[0]!r} is a resource template: give a Kubernetes API")
+
+
 def run_workflow(
     template: Mapping[str, Any],
     parameters: Mapping[str, str],
@@ -312,8 +319,7 @@ def run_workflow(
     store = open_store(artifact_root or str(output_dir / "artifacts"))
     process_env = {**(env or {}), **(cluster.env if cluster else {})}
     plan = make_plan(template, parameters, output_dir, process_env, hooks or Hooks(), name)
-    if unknown := sorted(set(rerun) - plan.tasks.keys()):
-        raise WorkflowError(f"rerun: no task named {', '.join(unknown)}")
+    _check_given(plan, rerun, cluster)
     run = Run(
         plan,
         store,

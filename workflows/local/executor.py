@@ -157,10 +157,8 @@ class Executor:
 
     def _resource(self, job: Job, log: IO[str]) -> dict[str, str]:
         """Send the manifest as Argo's executor does; its output parameters by jsonPath."""
-        if self.cluster is None:
-            raise WorkflowError(
-                f"task {job.task!r} is a resource template, and this run has no Kubernetes API"
-            )
+        if self.cluster is None:  # the exit handler's: the DAG's were checked up front
+            raise WorkflowError(f"task {job.task!r} is a resource template: no Kubernetes API")
         resource = job.template["resource"]
         ctx = self.plan.context
         client = resources.Client(self.cluster)

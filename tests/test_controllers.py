@@ -1,0 +1,314 @@
+"""The local cluster's controllers over the object store (workflows.kube.controllers): the
+manager's loop, claims bound to folders, and TFJobs whose replicas run as processes, each
+driven through the store as the API server would and judged by the status the upstream
+controller writes (the TFJob's by the wait-tfjob step's own `judge`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from textcnn.cluster.tfjob import judge
+from workflows.dag.tfjob import build_tfjob
+from workflows.kube.controllers import Claims, Manager, TFJobs, wait_for
+from workflows.kube.controllers.kinds import PVC, TFJOB
+from workflows.kube.objects import Objects
+from workflows.local import images
+
+pytestmark = pytest.mark.usefixtures("no_orphans")
+
+NS = "default"
+
+
+def _claim(name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+
+
+# --- the manager --------------------------------------------------------------------------
+
+
+class Broken:
+    """A controller that raises the same error while `failing`."""
+
+    def __init__(self) -> None:
+        self.failing, self.calls, self.closed = True, 0, False
+
+    def reconcile(self) -> None:
+        self.calls += 1
+        if self.failing:
+            raise RuntimeError("broken")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_failing_reconcile_is_logged_once_and_the_loop_goes_on(tmp_path: Path) -> None:
+    objects, logged = Objects(), []
+    broken = Broken()
+
+    def bind(name: str) -> None:  # each pass reconciles `broken` first, then the claims
+        objects.create(PVC, NS, _claim(name))
+        phase = lambda o: o.get(PVC, NS, name).get("status", {}).get("phase")  # noqa: E731
+        wait_for(objects, lambda o: phase(o) == "Bound", 10, f"claim {name} bound")
+
+    with Manager(objects, [broken, Claims(objects, tmp_path)], logged.append):
+        bind("a")
+        bind("b")
+        assert len(logged) == 1  # the same error, again and again: logged once
+        broken.failing = False
+        bind("c")
+        broken.failing = True
+        bind("d")  # failing again after a success: logged again
+    assert broken.closed
+    assert [m.splitlines()[0] for m in logged] == ["Broken.reconcile failed:"] * 2
+    assert logged[0].rstrip().endswith("RuntimeError: broken")
+
+
+def test_wait_for_names_what_it_waited_for() -> None:
+    with pytest.raises(TimeoutError, match="not so after 0.2 s: the claim"):
+        wait_for(Objects(), lambda o: o.list_of(PVC), 0.2, "the claim")
+
+
+# --- claims -------------------------------------------------------------------------------
+
+
+def test_a_claim_is_bound_to_a_folder_of_the_run(tmp_path: Path) -> None:
+    """pv_controller.go: a provisioned volume `pvc-<uid>`, the bind annotations, Bound with
+    the claim's access modes and capacity; the folder is the runner's claim_dir."""
+    objects = Objects()
+    claims = Claims(objects, tmp_path)
+    uid = objects.create(PVC, NS, _claim("work"))["metadata"]["uid"]
+    claims.reconcile()
+    claim = objects.get(PVC, NS, "work")
+    assert claim["status"] == {
+        "phase": "Bound",
+        "accessModes": ["ReadWriteMany"],
+        "capacity": {"storage": "1Gi"},
+    }
+    assert claim["spec"]["volumeName"] == f"pvc-{uid}"
+    assert claim["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] == "yes"
+    assert (tmp_path / "volumes" / "work").is_dir() and claims.path("work").is_dir()
+    version = objects.version
+    claims.reconcile()  # a bound claim is left alone: no event, so no busy loop
+    assert objects.version == version
+
+
+# --- TFJobs -------------------------------------------------------------------------------
+
+# Each replica writes its TF_CONFIG into the claim's folder (argv[1]); then a replica named
+# in argv[2] ({"worker-1": "exit 3", "chief-0": "sleep 60", ...}) does that; a "flaky" one
+# exits 3 on its first run only.
+REPLICA = """
+import json, os, pathlib, sys, time
+task = json.loads(os.environ["TF_CONFIG"])["task"]
+me = f"{task['type']}-{task['index']}"
+folder = pathlib.Path(sys.argv[1])
+(folder / f"{me}.json").write_text(os.environ["TF_CONFIG"])
+what = json.loads(sys.argv[2]).get(me, "")
+if what.startswith("sleep"):
+    time.sleep(float(what.split()[1]))
+if what == "flaky" and not (folder / f"{me}.ran").exists():
+    (folder / f"{me}.ran").touch()
+    sys.exit(3)
+sys.exit(int(what.split()[1]) if what.startswith("exit") else 0)
+"""
+TRAINING = {"chief-0": "sleep 60", "worker-0": "sleep 60", "worker-1": "sleep 60"}
+
+
+def _tfjob(workers: int, does: dict[str, str], backoff_limit: int = 2, deadline: int = 600) -> dict:
+    doc = build_tfjob(
+        generate_name="wf-tfjob-",
+        image="python:3.11",
+        command=["python", "-c", REPLICA],
+        args=["/mnt/workdir/replicas", json.dumps(does)],
+        workers=workers,
+        cpu="100m",
+        memory="64Mi",
+        claim_name="work",
+        mount_path="/mnt/workdir",
+        backoff_limit=backoff_limit,
+        active_deadline_seconds=deadline,
+        workflow_name="wf",
+    )
+    return doc
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[TFJobs, Callable[[dict], dict]]]:
+    """A store with claim `work` bound and the TFJob controller running; `run(doc)`
+    creates the TFJob and returns it once it has finished."""
+    objects = Objects()
+    run_dir = tmp_path / "run"
+
+    def runs(image: str, command: list[str], env: dict[str, str]) -> tuple[list[str], dict]:
+        images.pull(image, run_dir)
+        return images.command_and_env(image, command, env, run_dir)
+
+    tfjobs = TFJobs(
+        objects,
+        runs,
+        run_dir=run_dir,
+        logs_dir=run_dir / "logs",
+        pods_dir=run_dir / "pods",
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    objects.create(PVC, NS, _claim("work"))
+    (run_dir / "volumes" / "work" / "replicas").mkdir(parents=True)
+
+    def run(doc: dict) -> dict:
+        name = objects.create(TFJOB, NS, doc)["metadata"]["name"]
+        return wait_for(
+            objects,
+            lambda o: _finished(o.get(TFJOB, NS, name)),
+            30,
+            f"TFJob {name} finished",
+        )
+
+    with Manager(objects, [Claims(objects, run_dir), tfjobs], pytest.fail):
+        yield tfjobs, run
+
+
+def _finished(doc: dict) -> dict | None:
+    return doc if judge(doc).state != "waiting" else None
+
+
+def _conditions(doc: dict) -> list[tuple[str, str, str]]:
+    return [(c["type"], c["status"], c["reason"]) for c in doc["status"]["conditions"]]
+
+
+def test_a_tfjob_runs_its_replicas_with_the_operators_tf_config(
+    cluster: tuple[TFJobs, Callable[[dict], dict]], tmp_path: Path
+) -> None:
+    _, run = cluster
+    job = run(_tfjob(workers=2, does={}))
+    name, status = job["metadata"]["name"], job["status"]
+    assert judge(job).message == f"TFJob default/{name} successfully completed."
+    assert _conditions(job) == [
+        ("Created", "True", "TFJobCreated"),
+        ("Running", "False", "TFJobRunning"),
+        ("Succeeded", "True", "TFJobSucceeded"),
+    ]
+    assert status["conditions"][0]["message"] == f"TFJob {name} is created."
+    assert status["replicaStatuses"] == {"Chief": {"succeeded": 1}, "Worker": {"succeeded": 2}}
+    assert status["startTime"] <= status["completionTime"]
+    # Every replica saw the same cluster, one loopback port each, and its own task.
+    folder = tmp_path / "run" / "volumes" / "work" / "replicas"
+    configs = {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+    assert set(configs) == {"chief-0", "worker-0", "worker-1"}
+    cluster_spec = configs["chief-0"]["cluster"]
+    assert all(c["cluster"] == cluster_spec for c in configs.values())
+    assert list(cluster_spec) == ["chief", "worker"] and len(cluster_spec["worker"]) == 2
+    addresses = [a for group in cluster_spec.values() for a in group]
+    assert len(set(addresses)) == 3 and all(re.fullmatch(r"127\.0\.0\.1:\d+", a) for a in addresses)
+    assert configs["worker-1"]["task"] == {"type": "worker", "index": 1}
+    assert configs["worker-1"]["environment"] == "cloud"
+    log = tmp_path / "run" / "logs" / f"{name}-worker-1.log"
+    assert log.read_text().startswith("TF_CONFIG={")
+
+
+@pytest.mark.parametrize(
+    ("does", "policy", "limit", "deadline", "message", "replicas"),
+    [
+        # The chief is done while a worker still trains: cleanPodPolicy Running stops it,
+        # and the operator counts it as succeeded.
+        (
+            {"worker-0": "sleep 60"},
+            "OnFailure",
+            2,
+            600,
+            r"TFJob default/\S+ successfully completed\.",
+            {"Chief": {"succeeded": 1}, "Worker": {"succeeded": 2}},
+        ),
+        # restartPolicy Never: a failed worker fails the job; the sleeping chief is stopped.
+        (
+            {**TRAINING, "worker-1": "exit 3"},
+            "Never",
+            2,
+            600,
+            r"TFJob default/\S+ has failed because 1 Worker replica\(s\) failed\.",
+            {"Chief": {"active": 1}, "Worker": {"active": 1, "failed": 1}},
+        ),
+        # OnFailure: the kubelet restarts the worker; the first restart passes limit 0.
+        (
+            {**TRAINING, "worker-1": "exit 3"},
+            "OnFailure",
+            0,
+            600,
+            r"Job \S+ has failed because it has reached the specified backoff limit",
+            {"Chief": {"active": 1}, "Worker": {"active": 2}},
+        ),
+        # OnFailure within the limit: the worker fails once, runs again and succeeds.
+        (
+            {"chief-0": "sleep 2", "worker-1": "flaky"},
+            "OnFailure",
+            2,
+            600,
+            r"TFJob default/\S+ successfully completed\.",
+            {"Chief": {"succeeded": 1}, "Worker": {"succeeded": 2}},
+        ),
+        (
+            TRAINING,
+            "OnFailure",
+            2,
+            1,
+            r"Job \S+ has failed because it was active longer than specified deadline",
+            {"Chief": {"active": 1}, "Worker": {"active": 2}},
+        ),
+    ],
+    ids=["chief-first", "never", "backoff-limit", "restarted", "deadline"],
+)
+def test_the_operators_verdicts(
+    cluster: tuple[TFJobs, Callable[[dict], dict]],
+    tmp_path: Path,
+    does: dict[str, str],
+    policy: str,
+    limit: int,
+    deadline: int,
+    message: str,
+    replicas: dict[str, dict[str, int]],
+) -> None:
+    tfjobs, run = cluster
+    doc = _tfjob(workers=2, does=does, backoff_limit=limit, deadline=deadline)
+    for spec in doc["spec"]["tfReplicaSpecs"].values():
+        spec["restartPolicy"] = policy
+    job = run(doc)
+    verdict = judge(job)
+    assert re.fullmatch(message, verdict.message.split(" [")[0]), verdict.message
+    assert job["status"]["replicaStatuses"] == replicas
+    assert "completionTime" in job["status"]
+    # Finished, it has no pod left running (cleanPodPolicy Running; every pod past a limit).
+    (ran,) = tfjobs.jobs.values()
+    assert [r.proc.poll() is not None for r in ran.replicas if r.proc] == [True] * 3
+    restarted = (
+        "--- restarted after exit code 3"
+        in (tmp_path / "run" / "logs" / f"{job['metadata']['name']}-worker-1.log").read_text()
+    )
+    assert restarted == (does.get("worker-1") == "flaky")
+
+
+def test_a_tfjob_waits_for_its_claim(tmp_path: Path) -> None:
+    """A pod whose claim is not Bound stays Pending: the job is Created, nothing runs."""
+    objects = Objects()
+    run_dir = tmp_path / "run"
+    tfjobs = TFJobs(
+        objects,
+        lambda image, command, env: (command, env),
+        run_dir=run_dir,
+        logs_dir=run_dir / "logs",
+        pods_dir=run_dir / "pods",
+        env={},
+    )
+    name = objects.create(TFJOB, NS, _tfjob(workers=1, does={}))["metadata"]["name"]
+    tfjobs.reconcile()
+    job = objects.get(TFJOB, NS, name)
+    assert _conditions(job) == [("Created", "True", "TFJobCreated")]
+    assert judge(job).state == "waiting" and tfjobs.jobs == {}
+    assert not (run_dir / "logs").exists()

@@ -1,0 +1,18 @@
+"""The controllers of the local Kubernetes API: what a cluster's controllers do with the
+objects the pipeline creates, over the store (workflows.kube.objects), with local
+processes for pods.
+
+- manager.py: `Manager` runs every controller's reconcile on each store change and
+  periodically; `wait_for` waits on a condition of the store;
+- claims.py: `Claims`, PersistentVolumeClaims bound to folders of the run;
+- tfjob.py: `TFJobs`, the Training Operator (replicas.py: a replica's pod as a process;
+  tfjob_status.py: the status it writes);
+"""
+
+from __future__ import annotations
+
+from workflows.kube.controllers.claims import Claims
+from workflows.kube.controllers.manager import Controller, Manager, log_to, wait_for
+from workflows.kube.controllers.tfjob import TFJobs
+
+__all__ = ["Claims", "Controller", "Manager", "TFJobs", "log_to", "wait_for"]

@@ -1,6 +1,6 @@
 """Distributed training: TF_CONFIG, sharding, the multi-worker custom loop on real local
-processes, the local TFJob stand-in (TF_CONFIG on loopback, the shared volume, the
-operator's verdicts), and the whole pipeline's TFJob branch on a small slice."""
+processes, a TFJob through the local cluster (the operator's TF_CONFIG on loopback, the
+shared volume, its verdicts read by the real wait-tfjob), the Role enforced, and the whole pipeline's TFJob branch on a small slice."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from helpers import Inputs, write_inputs
 
 from textcnn.cluster.tfjob import judge
@@ -26,10 +27,10 @@ from textcnn.steps.train_distributed import parse_tf_config, per_replica_batches
 from workflows.dag import pipeline, templates
 from workflows.dag.tfjob import build_tfjob, manifest_yaml
 from workflows.errors import WorkflowError
+from workflows.hooks import RBAC_FILE, project_cluster, project_hooks
+from workflows.kube.objects import KINDS
 from workflows.local.execute import run_workflow
 from workflows.local.result import RunResult
-from workflows.local.stand_ins import STAND_INS
-from workflows.local.stand_ins.tfjob import tfjob_record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -244,7 +245,7 @@ def test_two_workers_train_like_one_pod(tmp_path: Path) -> None:
     assert predict(texts)["label"].tolist() == ["fresh", "rotten", "fresh"]
 
 
-# --- the TFJob stand-in with stand-in replicas (no TensorFlow) -----------------------------
+# --- the TFJob through the local cluster, with replicas that need no TensorFlow --------------
 
 # Each replica writes its TF_CONFIG on the shared volume (argv[1]); worker 1 exits with
 # argv[2]; the chief sleeps argv[3] seconds first.
@@ -323,8 +324,8 @@ def tfjob_workflow(
                 "args": [
                     "--name={{inputs.parameters.name}}",
                     "--namespace={{workflow.namespace}}",
-                    "--timeout_s=5",
-                    "--poll_s=0.01",
+                    "--timeout_s=30",
+                    "--poll_s=0.1",
                 ],
             },
         },
@@ -379,19 +380,30 @@ def tfjob_workflow(
     }
 
 
-def run_local(template: dict[str, Any], out: Path) -> tuple[RunResult, list[str]]:
+def run_local(
+    template: dict[str, Any], out: Path, rbac_file: Path = RBAC_FILE
+) -> tuple[RunResult, list[str], list[dict[str, Any]]]:
+    """Run `template` as `python -m workflows run` does, against a local cluster; the
+    result, its progress lines, and the TFJobs the cluster held at the end."""
     lines: list[str] = []
-    result = run_workflow(
-        template, {}, out, stand_ins=STAND_INS, workflow_name="wf-d", on_progress=lines.append
-    )
-    return result, lines
+    with project_cluster(out, {}, rbac_file) as cluster:
+        result = run_workflow(
+            template,
+            {},
+            out,
+            hooks=project_hooks(),
+            cluster=cluster.access,
+            workflow_name="wf-d",
+            on_progress=lines.append,
+        )
+        return result, lines, cluster.objects.list_of(TFJOB)
 
 
-def test_stand_in_runs_chief_and_workers_with_tf_config_on_the_shared_volume(
+def test_the_operator_runs_chief_and_workers_with_tf_config_on_the_shared_volume(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "run"
-    result, lines = run_local(tfjob_workflow(workers=3), out)
+    result, lines, (job,) = run_local(tfjob_workflow(workers=3), out)
     assert result.status == "Succeeded", lines
     # Every task saw the same claim folder: the replicas wrote 4 files, collect counted them.
     assert result.steps["collect"]["outputs"] == {"count": "4"}
@@ -412,17 +424,16 @@ def test_stand_in_runs_chief_and_workers_with_tf_config_on_the_shared_volume(
         ("worker", 1),
         ("worker", 2),
     }
-    # One log per replica; the job is recorded with the operator's verdict.
+    # One log per replica; the job holds the operator's verdict, which wait-tfjob (a
+    # process, like any step) read through the API.
     name = result.steps["tfjob"]["outputs"]["name"]
-    assert re.fullmatch(r"wf-d-tfjob-[a-z0-9]{5}", name)
+    assert re.fullmatch(r"wf-d-tfjob-[a-z0-9]{5}", name) and job["metadata"]["name"] == name
     for replica in configs:
-        assert (out / "logs" / f"tfjob-{replica}.log").read_text().startswith("TF_CONFIG=")
-    record = json.loads(tfjob_record(out, name).read_text())
-    assert judge(record).state == "succeeded"
-    assert record["status"]["replicaStatuses"] == {
-        "Chief": {"succeeded": 1},
-        "Worker": {"succeeded": 3},
-    }
+        assert (out / "logs" / f"{name}-{replica}.log").exists()
+    assert judge(job).state == "succeeded"
+    assert job["status"]["replicaStatuses"]["Chief"]["succeeded"] == 1
+    wait = result.steps["wait-tfjob"]
+    assert wait["log"] and wait["max_rss_mib"] > 0  # a process of its own, as in a pod
     assert "successfully completed" in (out / "logs" / "wait-tfjob.log").read_text()
 
 
@@ -443,7 +454,7 @@ def test_a_failed_job_fails_the_wait_with_the_operators_message(
     tmp_path: Path, kwargs: dict[str, Any], message: str
 ) -> None:
     out = tmp_path / "run"
-    result, lines = run_local(tfjob_workflow(workers=2, **kwargs), out)
+    result, lines, (job,) = run_local(tfjob_workflow(workers=2, **kwargs), out)
     assert result.status == "Failed"
     # Creating the job worked; the wait step judged it failed, and collect never ran.
     assert [result.steps[t]["status"] for t in ("tfjob", "wait-tfjob", "collect")] == [
@@ -451,8 +462,9 @@ def test_a_failed_job_fails_the_wait_with_the_operators_message(
         "Failed",
         "Omitted",
     ]
-    assert re.search(message, result.steps["wait-tfjob"]["message"]), lines
-    assert result.steps["tfjob"]["seconds"] < 30  # the sleeping chief was stopped
+    assert re.search(message, (out / "logs" / "wait-tfjob.log").read_text()), lines
+    assert judge(job).state == "failed"
+    assert result.steps["wait-tfjob"]["seconds"] < 30  # the verdict, not the wait's timeout
 
 
 def test_a_manifest_the_webhook_would_reject_fails_the_create(tmp_path: Path) -> None:
@@ -461,10 +473,43 @@ def test_a_manifest_the_webhook_would_reject_fails_the_create(tmp_path: Path) ->
     tfjob["resource"]["manifest"] = tfjob["resource"]["manifest"].replace(
         "name: tensorflow", "name: trainer"
     )
-    result, _ = run_local(template, tmp_path / "run")
+    result, _, jobs = run_local(template, tmp_path / "run")
     assert result.steps["tfjob"]["status"] == "Failed"
     assert "needs a container named 'tensorflow'" in result.steps["tfjob"]["message"]
-    assert not (tmp_path / "run" / "logs" / "tfjob-chief-0.log").exists()
+    assert jobs == []
+
+
+@pytest.mark.parametrize(
+    ("verbs", "refused"),
+    [
+        ([], "create"),  # the rule gone: the executor cannot create the TFJob
+        (["create"], "get"),  # created, but its generated name cannot be read back
+    ],
+)
+def test_the_role_is_enforced_a_rule_less_fails_the_run_with_the_apis_403(
+    tmp_path: Path, verbs: list[str], refused: str
+) -> None:
+    """manifests/rbac.yaml, which workflows.checks.rbac derives from the code, is what
+    the local API enforces: with one verb fewer the run fails on that request."""
+    docs = list(yaml.safe_load_all(RBAC_FILE.read_text()))
+    (role,) = [d for d in docs if d["kind"] == "Role"]
+    (rule,) = [r for r in role["rules"] if r["resources"] == ["tfjobs"]]
+    if verbs:
+        rule["verbs"] = verbs
+    else:
+        role["rules"].remove(rule)
+    rbac = tmp_path / "rbac.yaml"
+    rbac.write_text(yaml.safe_dump_all(docs))
+    result, lines, _ = run_local(tfjob_workflow(workers=1), tmp_path / "run", rbac)
+    assert result.status == "Failed"
+    assert result.steps["tfjob"]["status"] == "Failed"
+    assert (
+        'is forbidden: User "system:serviceaccount:default:textcnn-workflow" cannot '
+        f'{refused} resource "tfjobs" in API group "kubeflow.org" in the namespace "default"'
+    ) in result.steps["tfjob"]["message"], lines
+
+
+TFJOB = next(k for k in KINDS if k.kind == "TFJob")
 
 
 # --- the local runner's volumes ------------------------------------------------------------
@@ -525,7 +570,7 @@ def test_an_existing_claim_is_one_folder_for_every_task(tmp_path: Path) -> None:
         [{"name": "shared", "mountPath": "/data"}],
         ["/data/sub/a", "A", "/data/sub/b", "B", "/scratch/c", "C"],
     )
-    result, lines = run_local(template, tmp_path / "run")
+    result, lines, _ = run_local(template, tmp_path / "run")
     assert result.status == "Succeeded", lines
     assert result.steps["read"]["outputs"] == {"n": "2"}
     assert (tmp_path / "run" / "volumes" / "team-rwx" / "sub" / "b").read_text() == "B"
@@ -619,8 +664,9 @@ def test_pipeline_trains_on_a_local_two_worker_tfjob(tmp_path: Path) -> None:
         "Omitted",
     ]
     # A chief and two workers, each with its own log and the whole cluster in TF_CONFIG.
-    logs = sorted(p.name for p in (out / "logs").glob("tfjob-*.log"))
-    assert logs == ["tfjob-chief-0.log", "tfjob-worker-0.log", "tfjob-worker-1.log"]
+    job = run["steps"]["tfjob"]["outputs"]["name"]
+    logs = sorted(p.name for p in (out / "logs").glob(f"{job}-*.log"))
+    assert logs == [f"{job}-{r}.log" for r in ("chief-0", "worker-0", "worker-1")]
     for log in logs:
         text = (out / "logs" / log).read_text()
         assert "3 replicas in sync" in text

@@ -25,8 +25,6 @@ from workflows.local.folder import RULE
 from workflows.local.signals import Interrupted, interruptible
 
 DEFAULT_MANIFESTS = Path("manifests/workflows")
-# The Roles the local cluster enforces, as a cluster would (manifests/rbac.yaml).
-RBAC_FILE = Path(__file__).resolve().parents[1] / "manifests" / "rbac.yaml"
 # The lightweight templates name this checkout's wheel by its content hash: not committed.
 LIGHTWEIGHT_MANIFESTS = Path("build/lightweight")
 STEP_REQUIREMENTS = "containers/textcnn/step_requirements.json"
@@ -163,25 +161,14 @@ def _run_here(
     rendering: pipeline.Rendering,
 ) -> int:
     """Run the template on this machine, against a local cluster that lives as long."""
-    from workflows.hooks import images, project_hooks
-    from workflows.hooks.serving import serve_model
-    from workflows.kube.cluster import local_cluster
+    from workflows.hooks import project_cluster, project_hooks
     from workflows.local.display import Display
     from workflows.local.execute import run_workflow
 
     display = Display(sys.stdout, quiet=args.quiet)
     env = {"ARTIFACT_ROOT": artifact_root}
-    cluster = local_cluster(
-        out,
-        RBAC_FILE,
-        runs=lambda image, command, env: images.run_here(image, command, env, out),
-        serve=serve_model,
-        # The endpoint outlives a run, as on a cluster: its state is kept beside the runs.
-        state_dir=out.parent / "inferenceservices",
-        env=env,
-    )
     try:
-        with interruptible(), cluster as local:
+        with interruptible(), project_cluster(out, env) as local:
             result = run_workflow(
                 template,
                 params.to_strings(),

@@ -5,8 +5,16 @@ local cluster by the CLI: how our images run here (images.py), which steps start
 
 from __future__ import annotations
 
-from workflows.hooks import images
+import contextlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from workflows.hooks import images, serving
+from workflows.kube.cluster import LocalCluster, local_cluster
 from workflows.local.hooks import Hooks
+
+# The Roles the local cluster enforces, as a cluster would.
+RBAC_FILE = Path(__file__).resolve().parents[2] / "manifests" / "rbac.yaml"
 
 ERROR_PREFIX = "error: "  # textcnn.cli's one line saying why a step failed
 
@@ -41,3 +49,21 @@ def project_hooks() -> Hooks:
         progress=_progress,
         error=_error,
     )
+
+
+@contextlib.contextmanager
+def project_cluster(
+    run_dir: Path, env: Mapping[str, str], rbac_file: Path = RBAC_FILE
+) -> Iterator[LocalCluster]:
+    """The local cluster of a run in `run_dir`: our images and model server, the Role of
+    `rbac_file`, and the endpoints kept beside the run folders (`inferenceservices/`), as a
+    cluster keeps them from one run to the next."""
+    with local_cluster(
+        run_dir,
+        rbac_file,
+        runs=lambda image, command, env: images.run_here(image, command, env, run_dir),
+        serve=serving.serve,
+        state_dir=run_dir.parent / "inferenceservices",
+        env=env,
+    ) as cluster:
+        yield cluster

@@ -6,12 +6,14 @@ kubeconfig with the workflow service account's token, and HTTP_PROXY for cluster
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from workflows.credentials import CLIENT_CREDENTIALS
 from workflows.kube import authorizer, kubeconfig
 from workflows.kube.api import KubeApi
 from workflows.kube.controllers.claims import Claims
@@ -50,11 +52,15 @@ def local_cluster(
     RoleBindings, bound in NAMESPACE; `runs`: how an image's command runs here; `serve`:
     how KServe's model server runs here; `state_dir`: where endpoints outlive a run."""
     objects = Objects()
+    # What every container here starts with: this machine's, less the client's secrets.
+    env = {k: v for k, v in os.environ.items() if k not in CLIENT_CREDENTIALS} | dict(env)
     user = authorizer.service_account_user(NAMESPACE, SERVICE_ACCOUNT)
     rbac = authorizer.load(rbac_file, NAMESPACE)
     token = secrets.token_urlsafe(24)
     logs, pods = run_dir / "logs", run_dir / "pods"
-    kserve = InferenceServices(objects, serve, state_dir=state_dir, logs_dir=logs, pods_dir=pods)
+    kserve = InferenceServices(
+        objects, serve, logs_dir=logs, work_dir=pods, state_dir=state_dir, env=env
+    )
     tfjobs = TFJobs(objects, runs, run_dir=run_dir, logs_dir=logs, pods_dir=pods, env=env)
     controllers = [Claims(objects, run_dir), tfjobs, kserve]
     with (

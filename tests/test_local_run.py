@@ -187,7 +187,7 @@ def test_two_interrupts_during_deploy_still_record_the_run_which_then_resumes(
     assert "resumed" not in run["steps"]["deploy-tensorflow"]
     assert train_log.read_text() == trained
     with pytest.raises(requests.ConnectionError):  # its server stopped with the run
-        requests.get(f"{run['endpoint']}/v1/models/textcnn", timeout=2)
+        requests.get(f"{run['local_endpoint']}/v1/models/textcnn", timeout=2)
 
 
 @pytest.mark.slow
@@ -238,13 +238,13 @@ def test_a_run_that_failed_at_evaluate_resumes_without_training_again(
     assert [h["status"] for h in json.loads(props["history"])] == ["Failed", "Succeeded"]
 
     # Row: SIGTERM while --keep_serving serves. Before: the model server stayed up.
-    assert requests.get(f"{run['endpoint']}/v1/models/textcnn", timeout=5).ok
+    assert requests.get(f"{run['local_endpoint']}/v1/models/textcnn", timeout=5).ok
     resumed.proc.send_signal(signal.SIGTERM)
     assert resumed.finish() == 143
     assert "SIGTERM: stopped 1 model server" in resumed.terminal()
     assert "Traceback" not in resumed.terminal()
     with pytest.raises(requests.ConnectionError):
-        requests.get(f"{run['endpoint']}/v1/models/textcnn", timeout=2)
+        requests.get(f"{run['local_endpoint']}/v1/models/textcnn", timeout=2)
 
     # Nothing is left to resume.
     again = resume(out)

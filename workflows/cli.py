@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from textcnn.errors import InputError
 from textcnn.params import ParamsError, PipelineParams, check_path
@@ -167,56 +168,57 @@ def _run_here(
 
     display = Display(sys.stdout, quiet=args.quiet)
     env = {"ARTIFACT_ROOT": artifact_root}
-    try:
-        with interruptible(), project_cluster(out, env) as local:
-            result = run_workflow(
-                template,
-                params.to_strings(),
-                out,
-                artifact_root=artifact_root,
-                env=env,
-                hooks=project_hooks(),
-                cluster=local.access,
-                max_parallel=args.max_parallel,
-                workflow_name=name,
-                overwrite=args.overwrite,
-                earlier=earlier,
-                warm_start=not args.cold_start,
-                rerun=pipeline.RERUN_ON_RESUME,
-                record=resume.saved_with(out, rendering),
-                on_progress=display.line,
-                on_live=None if args.quiet else display.live,
-            )
-            code = _report(args, result, params, out, local.kserve.stop)
-            if code == 0 and args.keep_serving and local.kserve.servers:
-                print(
-                    f"serving {params.isvc_name} at {local.kserve.local_url(params.isvc_name)} "
-                    f"(V1 and V2; Ctrl-C stops it)"
+    with project_cluster(out, env) as local:
+        try:
+            with interruptible():
+                result = run_workflow(
+                    template,
+                    params.to_strings(),
+                    out,
+                    artifact_root=artifact_root,
+                    env=env,
+                    hooks=project_hooks(),
+                    cluster=local.access,
+                    max_parallel=args.max_parallel,
+                    workflow_name=name,
+                    overwrite=args.overwrite,
+                    earlier=earlier,
+                    warm_start=not args.cold_start,
+                    rerun=pipeline.RERUN_ON_RESUME,
+                    record=resume.saved_with(out, rendering),
+                    on_progress=display.line,
+                    on_live=None if args.quiet else display.live,
                 )
-                local.kserve.serve_forever()
-            return code
-    except Interrupted as stop:  # while serving, or outside the run itself
-        print(f"{stop.name}: stopped")
-        return stop.exit_code
+                code = _report(args, result, params, out, local)
+                if code == 0 and args.keep_serving and local.kserve.servers:
+                    print(
+                        f"serving {params.isvc_name} at {result.extra['local_endpoint']} "
+                        f"({result.extra['endpoint']} in the cluster; V1 and V2; Ctrl-C stops it)"
+                    )
+                    local.kserve.serve_forever()
+                return code
+        except Interrupted as stop:  # while serving, or outside the run itself
+            print(f"{stop.name}: stopped {', '.join(_servers(local.kserve.stop())) or 'nothing'}")
+            return stop.exit_code
 
 
 def _report(
-    args: argparse.Namespace,
-    result: Any,
-    params: PipelineParams,
-    out: Path,
-    stop_servers: Any,
+    args: argparse.Namespace, result: Any, params: PipelineParams, out: Path, local: Any
 ) -> int:
-    """Say how the run ended (run.json has the details); the exit code."""
+    """Say how the run ended (run.json has the details); the exit code. run.json names the
+    endpoint as the cluster does, and the loopback address its name routes to here."""
     wf = result.workflow_name
+    endpoint = result.outputs.get("endpoint") or None
+    routes = local.kserve.routes()
     result.extra.update(
         metrics={k: float(v) for k, v in result.outputs.items() if k in ("accuracy", "macro_f1")},
         metadata=params.metadata_store,
-        endpoint=result.outputs.get("endpoint") or None,
+        endpoint=endpoint,
+        local_endpoint=endpoint and routes.get(urlsplit(endpoint).hostname or ""),
     )
     result.write(out / "run.json")
     if stopped := result.extra.get("interrupted"):
-        what = [*stopped["stopped"], *_servers(stop_servers())]
+        what = [*stopped["stopped"], *_servers(local.kserve.stop())]
         print(
             f"run: interrupted by {stopped['signal']} ({wf}); stopped "
             f"{', '.join(what) or 'nothing'}; details in {out / 'run.json'}",

@@ -18,7 +18,7 @@ from workflows.kube import authorizer, kubeconfig
 from workflows.kube.api import KubeApi
 from workflows.kube.controllers.claims import Claims
 from workflows.kube.controllers.inference_services import InferenceServices, Serve
-from workflows.kube.controllers.manager import Manager, log_to
+from workflows.kube.controllers.manager import Controller, Manager, log_to
 from workflows.kube.controllers.replicas import Runs
 from workflows.kube.controllers.tfjob import TFJobs
 from workflows.kube.gateway import Gateway
@@ -62,7 +62,7 @@ def local_cluster(
         objects, serve, logs_dir=logs, work_dir=pods, state_dir=state_dir, env=env
     )
     tfjobs = TFJobs(objects, runs, run_dir=run_dir, logs_dir=logs, pods_dir=pods, env=env)
-    controllers = [Claims(objects, run_dir), tfjobs, kserve]
+    controllers: list[Controller] = [Claims(objects, run_dir), tfjobs, kserve]
     with (
         contextlib.ExitStack() as stack,
         KubeApi(objects, {token: user}, rbac.authorize) as api,

@@ -99,8 +99,10 @@ class Executor:
             try:
                 returned = self._resource(job, log)
             except (resources.ApiError, WorkflowError) as e:
-                return Outcome(FAILED, message=str(e), exit_code=1)
-            return self._collect(job, returned, None, None)
+                return Outcome(FAILED, message=str(e), exit_code=1)  # argoexec's, in its pod
+            collected = self._collect(job, returned, None, None)
+            collected.exit_code = 0
+            return collected
         self.plan.context.hooks.pull(
             str(job.template["container"].get("image", "")), self.plan.context.output_dir
         )
@@ -119,7 +121,9 @@ class Executor:
         elif code != 0:
             failed.message = f"exit code {code}{self._reason(job, offset)}"
         else:
-            return self._collect(job, {}, rss, reported)
+            collected = self._collect(job, {}, rss, reported)
+            collected.exit_code = code
+            return collected
         return failed
 
     def _reason(self, job: Job, offset: int) -> str:

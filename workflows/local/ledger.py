@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workflows.local.outcome import SUCCEEDED, Outcome
+from workflows.local.outcome import ERRORED, FAILED, SUCCEEDED, Outcome
 
 
 class Ledger:
@@ -37,6 +37,8 @@ class Ledger:
             "metrics": outcome.metrics,  # what Argo's controller would export
         }
         step.update({k: v for k, v in optional.items() if v})
+        if outcome.exit_code >= 0:  # its container's, as the pod reports it
+            step["exit_code"] = outcome.exit_code
         self.steps[name] = step
         if outcome.status == SUCCEEDED:
             self._take(name, outcome.outputs, outcome.artifacts)
@@ -55,4 +57,4 @@ class Ledger:
             self.artifacts[art] = self._uri(key)
 
     def failed(self) -> list[str]:
-        return [n for n, s in self.status.items() if s in ("Failed", "Errored")]
+        return [n for n, s in self.status.items() if s in (FAILED, ERRORED)]

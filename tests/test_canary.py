@@ -1,7 +1,7 @@
 """The canary check (textcnn.cluster.canary): the step through the kubernetes client over
 object sequences written as KServe and Knative write them (tests/upstream.py), its probes
-reaching cluster-local names through `ClusterNetwork`; and the local stand-in serving the
-revisions for real.
+reaching cluster-local names through `ClusterNetwork`. The local cluster's controller
+serving the revisions for real is tests/test_inference_services.py's.
 
 fixtures/isvc/canary-*.json and rolled-back.json are the recorded `ready.json` with the
 traffic of each stage written in, as KServe 0.15 reports it in Serverless mode with tag
@@ -17,16 +17,13 @@ from pathlib import Path
 import pytest
 import upstream
 from helpers import ClusterNetwork, FakeApiServer, recorded
-from helpers import stand_in_context as context
 from upstream import ISVC_PATH, KSVC_PATH, NEW, OLD
 
 from textcnn import metadata, registry
 from textcnn.cluster import answers, canary, rollout
 from textcnn.errors import FinalError
 from textcnn.steps import canary_check
-from workflows.dag import templates
-from workflows.dag.inference_service import build_inference_service, inference_service_yaml
-from workflows.local.stand_ins import LocalKServe
+from workflows.dag.inference_service import build_inference_service
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning"),
@@ -216,106 +213,3 @@ def test_a_first_deploy_has_no_canary_and_takes_all_the_traffic(
     ]
     now = registry.serving(store, KEY)
     assert now is not None and (now.model_uri, now.url) == (NEW, MAIN)
-
-
-# --- the local stand-in ----------------------------------------------------------------
-
-
-def _manifest(uri: Path, percent: int) -> str:
-    doc = build_inference_service(
-        name="textcnn",
-        namespace="default",
-        storage_uri=str(uri),
-        service_account=templates.SERVING_ACCOUNT,
-        deployment_mode="Serverless",
-        canary_traffic_percent=percent,
-    )
-    return inference_service_yaml(doc)
-
-
-def _answer(kserve: LocalKServe, text: str) -> str:
-    import requests
-
-    url = kserve.object("textcnn")["status"]["url"]
-    body = requests.post(f"{url}/v1/models/textcnn:predict", json={"instances": [text]}, timeout=10)
-    return str(body.json()["predictions"][0]["label"])
-
-
-def _ready(kserve: LocalKServe) -> list[tuple[str, int, str]]:
-    """Wait until the service is Ready; its traffic then: (tag, percent, revision)."""
-    import time
-
-    deadline = time.monotonic() + 60
-    while True:
-        status = kserve.object("textcnn")["status"]
-        if {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "True":
-            return [
-                (t["tag"], t["percent"], t["revisionName"])
-                for t in status["components"]["predictor"]["traffic"]
-            ]
-        assert time.monotonic() < deadline, "the local revisions did not come up"
-        time.sleep(0.2)
-
-
-def test_the_local_stand_in_splits_promotes_and_rolls_back_as_kserve_does(
-    models: dict[str, Path], tmp_path: Path
-) -> None:
-    store = f"sqlite:{tmp_path / 'md.sqlite'}"
-    kserve = LocalKServe(state_dir=tmp_path / "state")
-    rev = [f"textcnn-predictor-{i:05d}" for i in range(5)]
-
-    def check(candidate: str, max_ms: float) -> dict[str, str]:
-        return canary.check(
-            kserve.endpoint("textcnn", context(tmp_path, None)),
-            lambda texts: answers.offline(str(models[candidate]), texts),
-            namespace="default",
-            name="textcnn",
-            texts=TEXTS,
-            max_latency_ms=max_ms,
-            metadata_store=store,
-            run_name="wf-2",
-            model_id=1,
-            model_uri=str(models[candidate]),
-            timeout_s=10,
-        )
-
-    try:
-        # A first deploy with a canary: no split until it is rolled out, then a split with
-        # itself; the check sees that nothing else serves.
-        kserve.apply(context(tmp_path, _manifest(models["old"], 10)))
-        assert _ready(kserve) == [("latest", 100, rev[1])]
-        assert _ready(kserve) == [("latest", 10, rev[1]), ("prev", 90, rev[1])]
-        assert check("old", 0.001)["reason"].startswith("no canary: nothing else serves")
-        assert _ready(kserve) == [("latest", 100, rev[1])]
-
-        kserve.apply(context(tmp_path, _manifest(models["new"], 10)))
-        assert _ready(kserve) == [("latest", 10, rev[2]), ("prev", 90, rev[1])]
-        assert len(kserve.servers) == 2
-        # The tags' cluster-local names lead to their own servers.
-        ksvc = kserve.predictor("textcnn", rollout.SERVERLESS)
-        urls = {kserve.reach(str(rollout.tag_address(ksvc, tag))) for tag in ("latest", "prev")}
-        assert urls == {r.url for r in kserve.servers}
-
-        assert check("new", 60_000)["verdict"] == "promoted"
-        assert _ready(kserve) == [("latest", 100, rev[2])]
-        assert len(kserve.servers) == 1 and _answer(kserve, "a moving film") == "pos"
-
-        # A third revision, the old model again, whose probes are too slow: rolled back,
-        # and the promoted model still answers.
-        kserve.apply(context(tmp_path, _manifest(models["old"], 10)))
-        assert _ready(kserve) == [("latest", 10, rev[3]), ("prev", 90, rev[2])]
-        with pytest.raises(FinalError, match="rolled back: .*p99 latency"):
-            check("old", 0.001)
-        assert _ready(kserve) == [("latest", 0, rev[3]), ("prev", 100, rev[2])]
-        assert _answer(kserve, "a moving film") == "pos"  # still NEW (OLD knows no "moving")
-    finally:
-        kserve.stop()
-    assert kserve.servers == []
-
-    # The next run's stand-in finds the endpoint as it was left: the promoted revision.
-    again = LocalKServe(state_dir=tmp_path / "state")
-    try:
-        again.apply(context(tmp_path, _manifest(models["old"], 10)))
-        assert _ready(again) == [("latest", 10, rev[4]), ("prev", 90, rev[2])]
-    finally:
-        again.stop()

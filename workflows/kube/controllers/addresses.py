@@ -1,0 +1,33 @@
+"""The host names the cluster gives what serves, with no DNS behind them here (the proxy
+gateway maps them to loopback ports: see `InferenceServices.routes`).
+
+- A Service's cluster-local name `<name>.<namespace>.svc.cluster.local` (Kubernetes DNS;
+  KServe's `network.GetServiceHostname`, Knative's route address, route.go).
+- The external name of KServe's quick install, `<name>-<namespace>.example.com`: its
+  ingress domain `example.com` and domain template `{{.Name}}-{{.Namespace}}.{{.Domain}}`
+  (KServe ingress/domain.go `GenerateDomainName`; Knative config-domain).
+- A Knative traffic tag's name, `<tag>-<route>` in either form (config-network
+  `tag-template` `{{.Tag}}-{{.Name}}`; route/traffic/traffic.go, resources/service.go).
+"""
+
+from __future__ import annotations
+
+CLUSTER_DOMAIN = "svc.cluster.local"
+INGRESS_DOMAIN = "example.com"
+
+
+def cluster_local(name: str, namespace: str) -> str:
+    return f"{name}.{namespace}.{CLUSTER_DOMAIN}"
+
+
+def external(name: str, namespace: str) -> str:
+    return f"{name}-{namespace}.{INGRESS_DOMAIN}"
+
+
+def tagged(tag: str, name: str) -> str:
+    """The route name a tag gets, before either form above is applied to it."""
+    return f"{tag}-{name}"
+
+
+def url(host: str) -> str:
+    return f"http://{host}"

@@ -172,8 +172,10 @@ def cluster(tmp_path: Path) -> Iterator[tuple[TFJobs, Callable[[dict], dict]]]:
             f"TFJob {name} finished",
         )
 
-    with Manager(objects, [Claims(objects, run_dir), tfjobs], pytest.fail):
+    errors: list[str] = []
+    with Manager(objects, [Claims(objects, run_dir), tfjobs], errors.append):
         yield tfjobs, run
+    assert errors == []
 
 
 def _finished(doc: dict) -> dict | None:

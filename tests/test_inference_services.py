@@ -73,7 +73,8 @@ class Cluster:
             state_dir=tmp_path / "state",
             progress_deadline_s=deadline_s,
         )
-        self.manager = Manager(self.objects, [self.isvcs], pytest.fail).start()
+        self.errors: list[str] = []  # what the manager logged
+        self.manager = Manager(self.objects, [self.isvcs], self.errors.append).start()
         self.proxy = network(LiveRoutes(self.isvcs))
 
     def apply(self, uri: Path | str, **options: Any) -> int:
@@ -132,6 +133,7 @@ def cluster(
     yield start
     for c in started:
         c.close()
+    assert [e for c in started for e in c.errors] == []
 
 
 def _deployment(objects: Objects) -> dict[str, Any]:
@@ -213,6 +215,23 @@ def test_a_model_that_never_serves_fails_the_wait_with_kserves_reason(
     assert isvc["status"]["address"] == {"url": ADDRESS}  # KServe's ingress writes it anyway
     assert c.isvcs.servers == [] and c.isvcs.routes() == {}
     assert not [a for a in metadata.lineage(store, "wf-1")["artifacts"] if a["type"] == "Endpoint"]
+
+
+def test_a_deleted_inference_service_takes_its_deployment_and_kept_state_along(
+    cluster: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    """Its Deployment is owned by it (garbage-collected with it); nothing of it is kept
+    for the next run."""
+    kept = tmp_path / "state" / f"{NAME}.json"
+    kept.parent.mkdir()
+    kept.write_text('{"doc": {}}')  # the stand-in's format: not put back, no failure
+    c = cluster(deadline_s=1)
+    assert c.objects.list_of(INFERENCE_SERVICE) == []
+    c.apply(tmp_path / "missing")  # nothing to serve: no server needed
+    c.wait(_deployment, "the Deployment")
+    c.objects.delete(INFERENCE_SERVICE, NS, NAME)
+    c.wait(lambda o: not _deployment(o), "the Deployment deleted")
+    assert not kept.exists()
 
 
 def test_a_rolling_update_keeps_the_old_pod_until_the_new_one_serves(

@@ -55,7 +55,7 @@ class Revisions:
             self.latest, self.template = f"{name}-{self.made:05d}", template
             self.revisions[self.latest] = self.servers.start(self.latest, template, self.model_name)
         for pod in self.revisions.values():
-            pod.probe(self.model_name)
+            self.servers.probe(pod, self.model_name)
         if self.revisions[self.latest].ready:
             self.latest_ready = self.latest
         traffic = self.last_traffic = self.traffic(spec, name, namespace)

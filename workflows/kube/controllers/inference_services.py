@@ -229,13 +229,13 @@ class InferenceServices:
         """The InferenceService is gone: its pods, its predictor object (owned by it) and
         what was kept of it go too."""
         predictor = self._predictors.pop(key)
+        self._publish_routes(key, {})
         for pod in predictor.all_pods():
             pod.stop()
-        name = f"{key[1]}-predictor"
+        self._endpoints.forget(key[1])
+        name = f"{key[1]}-predictor"  # deleted last: its event says all of it is gone
         if self._get(predictor.kind, key[0], name) is not None:
             self.objects.delete(predictor.kind, key[0], name)
-        self._endpoints.forget(key[1])
-        self._publish_routes(key, {})
 
     # -- what outlives the run
 

@@ -172,8 +172,10 @@ def cluster(tmp_path: Path) -> Iterator[tuple[TFJobs, Callable[[dict], dict]]]:
             f"TFJob {name} finished",
         )
 
-    with Manager(objects, [Claims(objects, run_dir), tfjobs], pytest.fail):
+    errors: list[str] = []
+    with Manager(objects, [Claims(objects, run_dir), tfjobs], errors.append):
         yield tfjobs, run
+    assert errors == []
 
 
 def _finished(doc: dict) -> dict | None:
@@ -312,3 +314,32 @@ def test_a_tfjob_waits_for_its_claim(tmp_path: Path) -> None:
     assert _conditions(job) == [("Created", "True", "TFJobCreated")]
     assert judge(job).state == "waiting" and tfjobs.jobs == {}
     assert not (run_dir / "logs").exists()
+
+
+def test_a_volume_this_machine_cannot_mount_fails_the_tfjob(tmp_path: Path) -> None:
+    """Not the operator's doing (a cluster would mount it): said in the job's Failed
+    condition, and nothing runs."""
+    objects = Objects()
+    run_dir = tmp_path / "run"
+    claims = Claims(objects, run_dir)
+    tfjobs = TFJobs(
+        objects,
+        lambda image, command, env: (command, env),
+        run_dir=run_dir,
+        logs_dir=run_dir / "logs",
+        pods_dir=run_dir / "pods",
+        env={},
+    )
+    objects.create(PVC, NS, _claim("work"))
+    claims.reconcile()
+    doc = _tfjob(workers=1, does={})
+    for spec in doc["spec"]["tfReplicaSpecs"].values():
+        pod = spec["template"]["spec"]
+        pod["volumes"].append({"name": "config", "configMap": {"name": "settings"}})
+        pod["containers"][0]["volumeMounts"].append({"name": "config", "mountPath": "/etc/x"})
+    name = objects.create(TFJOB, NS, doc)["metadata"]["name"]
+    tfjobs.reconcile()
+    job = objects.get(TFJOB, NS, name)
+    assert judge(job).state == "failed"
+    assert "volume 'config': only persistentVolumeClaim and emptyDir" in judge(job).message
+    assert tfjobs.jobs == {} and not (run_dir / "logs").exists()

@@ -7,12 +7,26 @@ processes for pods.
 - claims.py: `Claims`, PersistentVolumeClaims bound to folders of the run;
 - tfjob.py: `TFJobs`, the Training Operator (replicas.py: a replica's pod as a process;
   tfjob_status.py: the status it writes);
+- inference_services.py: `InferenceServices`, KServe with the Deployment controller or
+  Knative under it (kserve.py: what KServe writes; deployment.py, knative.py: the pods
+  or revisions and their status; pods.py: a model server; conditions.py: Knative's
+  condition sets; addresses.py: the cluster's host names; endpoints.py: what outlives a
+  run).
 """
 
 from __future__ import annotations
 
 from workflows.kube.controllers.claims import Claims
+from workflows.kube.controllers.inference_services import InferenceServices
 from workflows.kube.controllers.manager import Controller, Manager, log_to, wait_for
 from workflows.kube.controllers.tfjob import TFJobs
 
-__all__ = ["Claims", "Controller", "Manager", "TFJobs", "log_to", "wait_for"]
+__all__ = [
+    "Claims",
+    "Controller",
+    "InferenceServices",
+    "Manager",
+    "TFJobs",
+    "log_to",
+    "wait_for",
+]

@@ -3,9 +3,12 @@ gateway maps them to loopback ports: see `InferenceServices.routes`).
 
 - A Service's cluster-local name `<name>.<namespace>.svc.cluster.local` (Kubernetes DNS;
   KServe's `network.GetServiceHostname`, Knative's route address, route.go).
-- The external name of KServe's quick install, `<name>-<namespace>.example.com`: its
-  ingress domain `example.com` and domain template `{{.Name}}-{{.Namespace}}.{{.Domain}}`
-  (KServe ingress/domain.go `GenerateDomainName`; Knative config-domain).
+- The external name `<name>-<namespace>.example.com`: KServe's ingress defaults
+  (pkg/apis/serving/v1beta1/configmap.go `DefaultDomainTemplate`
+  `{{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}`, `DefaultIngressDomain`;
+  ingress/domain.go `GenerateDomainName`). Knative's own default template has dots
+  (`{{.Name}}.{{.Namespace}}.{{.Domain}}`); the cluster recorded in
+  tests/fixtures/isvc/ready.json used the hyphen form for Knative too, and so do we.
 - A Knative traffic tag's name, `<tag>-<route>` in either form (config-network
   `tag-template` `{{.Tag}}-{{.Name}}`; route/traffic/traffic.go, resources/service.go).
 """

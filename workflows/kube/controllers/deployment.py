@@ -69,7 +69,7 @@ class DeploymentPods:
         if changed:
             self._new_replica_set(rs, template)
         for pod in self.pods.values():
-            pod.probe(self.model_name)
+            self.servers.probe(pod, self.model_name)
         new = self.pods[self.new]
         for name, pod in list(self.pods.items()):
             if name != self.new and (new.ready or not pod.ready):
@@ -95,7 +95,7 @@ class DeploymentPods:
             "readyReplicas": available,
             "availableReplicas": available,
         }
-        counts["unavailableReplicas"] = max(0, 1 - available)
+        counts["unavailableReplicas"] = max(0, len(self.pods) - available)
         progressed = changed or any(counts[k] != previous.get(k, 0) for k in counts)
         return {
             "observedGeneration": deployment["metadata"].get("generation", 1),

@@ -55,7 +55,7 @@ class Endpoints:
         self._written.pop(name, None)
 
     def kept(self) -> list[Endpoint]:
-        if True:
+        if self.state_dir is None or not self.state_dir.is_dir():
             return []
         found = []
         for path in sorted(self.state_dir.glob("*.json")):

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workflows.kube.controllers import addresses, kserve
+import workflows.kube.controllers.addresses as addresses
+import workflows.kube.controllers.kserve as kserve
 from workflows.kube.controllers.deployment import DeploymentPods
 from workflows.kube.controllers.endpoints import Endpoint, Endpoints
 from workflows.kube.controllers.kinds import DEPLOYMENT, INFERENCE_SERVICE, KNATIVE_SERVICE
@@ -228,13 +229,13 @@ class InferenceServices:
         """The InferenceService is gone: its pods, its predictor object (owned by it) and
         what was kept of it go too."""
         predictor = self._predictors.pop(key)
+        self._publish_routes(key, {})
         for pod in predictor.all_pods():
             pod.stop()
-        name = f"{key[1]}-predictor"
+        self._endpoints.forget(key[1])
+        name = f"{key[1]}-predictor"  # deleted last: its event says all of it is gone
         if self._get(predictor.kind, key[0], name) is not None:
             self.objects.delete(predictor.kind, key[0], name)
-        self._endpoints.forget(key[1])
-        self._publish_routes(key, {})
 
     # -- what outlives the run
 

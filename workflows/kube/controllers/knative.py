@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflows.kube.controllers import addresses
+import workflows.kube.controllers.addresses as addresses
 from workflows.kube.controllers.conditions import READY, ConditionSet, status_of
 from workflows.kube.controllers.pods import Pod, Servers
 
@@ -55,7 +55,7 @@ class Revisions:
             self.latest, self.template = f"{name}-{self.made:05d}", template
             self.revisions[self.latest] = self.servers.start(self.latest, template, self.model_name)
         for pod in self.revisions.values():
-            pod.probe(self.model_name)
+            self.servers.probe(pod, self.model_name)
         if self.revisions[self.latest].ready:
             self.latest_ready = self.latest
         traffic = self.last_traffic = self.traffic(spec, name, namespace)
@@ -110,6 +110,3 @@ class Revisions:
             conditions, "RoutesReady", status_of(True if routed else None)
         )
         return [c for c in conditions if c["type"] in ("ConfigurationsReady", "RoutesReady", READY)]
-
-    def running(self) -> list[Pod]:
-        return [p for p in self.revisions.values() if p.running]

@@ -35,7 +35,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workflows.kube.controllers import addresses
+import workflows.kube.controllers.addresses as addresses
 from workflows.kube.controllers.conditions import READY, ConditionSet, get
 from workflows.kube.controllers.pods import BATCHER, BATCHER_LIMITS, SOURCE_URI, Pod, template_uri
 

@@ -74,10 +74,6 @@ class Pod:
     ready: bool = False
 
     @property
-    def model_uri(self) -> str:
-        return template_uri(self.template) or ""
-
-    @property
     def exited(self) -> bool:
         return bool(self.error) or (self.proc is not None and self.proc.poll() is not None)
 
@@ -94,13 +90,13 @@ class Pod:
         """Why it exited: the initializer's error, else the server log's last lines."""
         return self.error or f"{processes.tail(self.log)} (log: {self.log})"
 
-    def probe(self, model_name: str) -> bool:
+    def probe(self, model_name: str, session: requests.Session) -> bool:
         """Ready: it answered its readiness probe once, and still runs."""
         if self.exited:
             self.ready = False
         elif not self.ready:
             try:
-                self.ready = requests.get(
+                self.ready = session.get(
                     f"{self.url}/v1/models/{model_name}", timeout=PROBE_TIMEOUT_S
                 ).ok
             except requests.RequestException:
@@ -118,6 +114,12 @@ class Servers:
 
     def __init__(self, serve: Serve, logs_dir: Path, work_dir: Path, env: Mapping[str, str]):
         self.serve, self.logs_dir, self.work_dir, self.env = serve, logs_dir, work_dir, dict(env)
+        # The kubelet probes the pod directly: no HTTP_PROXY of this process in between.
+        self.probes = requests.Session()
+        self.probes.trust_env = False
+
+    def probe(self, pod: Pod, model_name: str) -> bool:
+        return pod.probe(model_name, self.probes)
 
     def start(self, name: str, template: dict[str, Any], model_name: str) -> Pod:
         pod = Pod(name, template, self.logs_dir / f"{name}-server.log")

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from workflows.kube.controllers import tfjob_status as js
+import workflows.kube.controllers.tfjob_status as js
 from workflows.kube.controllers.kinds import PVC, TFJOB
 from workflows.kube.controllers.replicas import Replica, Runs, Unsupported, replica, tf_configs
 from workflows.kube.objects import NotFound, Objects

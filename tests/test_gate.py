@@ -297,6 +297,11 @@ def test_runs_sharing_a_store_deploy_only_what_is_no_worse(
     assert forced["outputs"]["gate_reason"].startswith("forced (--force_deploy)")
     # The canary answered its probes as the model does offline, and was promoted.
     assert forced["steps"]["canary-check"]["outputs"]["verdict"] == "promoted"
+    # The deploy steps ran as processes against the local Kubernetes API, like any step.
+    for step in ("deploy-wait", "canary-check"):
+        ran = forced["steps"][step]
+        assert (ran["exit_code"], Path(ran["log"]).is_file()) == (0, True)
+        assert f"-m textcnn {step}" in Path(ran["log"]).read_text()
     now = registry.serving(store, KEY)
     assert now is not None and now.model_uri == forced["artifacts"]["model"]
     print(

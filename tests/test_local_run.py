@@ -53,7 +53,10 @@ class Runner:
             time.sleep(0.05)
 
     def started(self, task: str) -> bool:
-        return (self.out / "logs" / f"{task}.log").is_file()
+        """Whether the task's process has its command line: the runner writes it to the
+        task's log as it starts the process (or hands it to the one started warm)."""
+        log = self.out / "logs" / f"{task}.log"
+        return log.is_file() and "\n$ " in "\n" + log.read_text(errors="replace")
 
     def finish(self, timeout_s: float = 120) -> int:
         return self.proc.wait(timeout_s)

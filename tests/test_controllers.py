@@ -15,10 +15,10 @@ import pytest
 
 from textcnn.cluster.tfjob import judge
 from workflows.dag.tfjob import build_tfjob
+from workflows.hooks import images
 from workflows.kube.controllers import Claims, Manager, TFJobs, wait_for
 from workflows.kube.controllers.kinds import PVC, TFJOB
 from workflows.kube.objects import Objects
-from workflows.local import images
 
 pytestmark = pytest.mark.usefixtures("no_orphans")
 

@@ -1307,3 +1307,19 @@ def test_an_object_the_api_refuses_fails_its_task_with_the_apis_message(
     assert "spec.bad: not allowed" in result.steps["tfjob"]["message"]
     assert any("task 'tfjob' failed" in line for line in lines)
     assert objects.list_of(TFJOB) == []
+
+
+def test_apply_drops_what_the_manifest_no_longer_sets(
+    tmp_path: Path, api: tuple[ClusterAccess, Objects, list[list[str]]]
+) -> None:
+    """As `kubectl apply` does: a field the last apply set and this one does not is
+    removed (switching a predictor's runtime must not leave the old one beside it)."""
+    access, objects, _ = api
+    manifest = TFJOB_MANIFEST.replace("generateName: {{workflow.name}}-", "name: trainer")
+    first = resource_workflow("apply", manifest + "  old: {runtime: a, keep: 1}\n", owner=False)
+    second = resource_workflow("apply", manifest + "  new: {runtime: b}\n", owner=False)
+    for n, template in enumerate((first, second)):
+        result, lines = run(template, tmp_path / f"run-{n}", cluster=access)
+        assert result.status == "Succeeded", lines
+    job = objects.get(TFJOB, "default", "trainer")
+    assert job["spec"] == {"workers": 2, "new": {"runtime": "b"}}

@@ -334,8 +334,8 @@ def test_a_local_lightweight_run_imports_textcnn_from_the_installed_wheel(
     assert _defaults(template)["image"] == lightweight.IMAGE
     # The wheel went to the artifact repository under its content key.
     assert (tmp_path / "artifacts" / PACKAGE.key).is_file()
-    # Every step the runner started as a process (stand-ins run in the runner), and the
-    # TFJob's replicas.
+    # Every step the runner started as a process (the deploy steps and wait-tfjob too), and
+    # the TFJob's replicas.
     logs = [
         p
         for p in (out / "logs").glob("*.log")
@@ -343,7 +343,8 @@ def test_a_local_lightweight_run_imports_textcnn_from_the_installed_wheel(
     ]
     started = {p.stem for p in logs}
     assert {"validate-params", "prepare-data", "stage-data", "evaluate", "gate"} <= started
-    assert {"tfjob-chief-0", "tfjob-worker-0", "tfjob-worker-1"} <= started
+    job = run["steps"]["tfjob"]["outputs"]["name"]
+    assert {f"{job}-chief-0", f"{job}-worker-0", f"{job}-worker-1", "wait-tfjob"} <= started
     for log in logs:
         [line] = [x for x in log.read_text().splitlines() if x.startswith("bootstrap: ")]
         where = Path(line.rpartition(" textcnn from ")[2])

@@ -161,45 +161,47 @@ def _run_here(
     earlier: dict[str, Any] | None,
     rendering: pipeline.Rendering,
 ) -> int:
-    """Run the template on this machine, against a local cluster that lives as long."""
+    """Run the template on this machine, against a local cluster that lives as long. The
+    run folder is the run's (checked, locked, emptied) before the cluster starts: the
+    endpoint kept from an earlier run comes back up in it."""
     from workflows.hooks import project_cluster, project_hooks
     from workflows.local.display import Display
-    from workflows.local.execute import run_workflow
+    from workflows.local.execute import LocalRun
 
     display = Display(sys.stdout, quiet=args.quiet)
     env = {"ARTIFACT_ROOT": artifact_root}
-    with project_cluster(out, env) as local:
+    run = LocalRun(
+        template,
+        params.to_strings(),
+        out,
+        artifact_root=artifact_root,
+        env=env,
+        hooks=project_hooks(),
+        max_parallel=args.max_parallel,
+        workflow_name=name,
+        overwrite=args.overwrite,
+        earlier=earlier,
+        warm_start=not args.cold_start,
+        rerun=pipeline.RERUN_ON_RESUME,
+        record=resume.saved_with(out, rendering),
+        on_progress=display.line,
+        on_live=None if args.quiet else display.live,
+    )
+    with run.holding_folder(), interruptible() as stops, project_cluster(out, env) as local:
         try:
-            with interruptible():
-                result = run_workflow(
-                    template,
-                    params.to_strings(),
-                    out,
-                    artifact_root=artifact_root,
-                    env=env,
-                    hooks=project_hooks(),
-                    cluster=local.access,
-                    max_parallel=args.max_parallel,
-                    workflow_name=name,
-                    overwrite=args.overwrite,
-                    earlier=earlier,
-                    warm_start=not args.cold_start,
-                    rerun=pipeline.RERUN_ON_RESUME,
-                    record=resume.saved_with(out, rendering),
-                    on_progress=display.line,
-                    on_live=None if args.quiet else display.live,
+            result = run.start(local.access)
+            code = _report(args, result, params, out, local)
+            if code == 0 and args.keep_serving and result.extra["local_endpoint"]:
+                print(
+                    f"serving {params.isvc_name} at {result.extra['local_endpoint']} "
+                    f"({result.extra['endpoint']} in the cluster; V1 and V2; Ctrl-C stops it)"
                 )
-                code = _report(args, result, params, out, local)
-                if code == 0 and args.keep_serving and local.kserve.servers:
-                    print(
-                        f"serving {params.isvc_name} at {result.extra['local_endpoint']} "
-                        f"({result.extra['endpoint']} in the cluster; V1 and V2; Ctrl-C stops it)"
-                    )
-                    local.kserve.serve_forever()
-                return code
+                local.kserve.serve_forever()
         except Interrupted as stop:  # while serving, or outside the run itself
             print(f"{stop.name}: stopped {', '.join(_servers(local.kserve.stop())) or 'nothing'}")
-            return stop.exit_code
+            code = stop.exit_code
+        stops.cleaning_up = True  # a signal now does not cut the cluster's stop short
+        return code
 
 
 def _report(
@@ -323,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="go on with the failed or interrupted run in DIR, as `argo retry` does: its "
         "succeeded tasks stand, but for the gate and what follows it (what serves may have "
-        "changed since); the others run again, with the same options and the template this "
+        "changed since) and a TFJob or claim that a task run again needs (they ended with "
+        "the earlier run's local cluster); the others run again, with the same options and the template this "
         "code compiles from them",
     )
     p.add_argument(

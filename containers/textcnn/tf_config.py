@@ -1,6 +1,6 @@
 """TF_CONFIG, the cluster the training operator describes to each TFJob replica: which
 task types there are, where each runs, and which one this process is. No TensorFlow here:
-the local TFJob stand-in uses the same task types."""
+the training operator, and the local one, write the same."""
 
 from __future__ import annotations
 

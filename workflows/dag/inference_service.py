@@ -78,7 +78,7 @@ def build_inference_service(
     custom server batches V1 and V2 itself with the same limits.
 
     Values may be Argo `{{...}}` references (the DAG's resource template); such a
-    manifest is validated once substituted (by `lint` and the local stand-in), a concrete
+    manifest is validated once substituted (by `lint` and the local API), a concrete
     one here.
     """
     if runtime not in RUNTIMES:

@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from workflows.dag.pipeline import SERVICE_ACCOUNT
 from workflows.hooks import images, serving
 from workflows.kube.cluster import LocalCluster, local_cluster
 from workflows.local.hooks import Hooks
@@ -56,11 +57,12 @@ def project_cluster(
     run_dir: Path, env: Mapping[str, str], rbac_file: Path = RBAC_FILE
 ) -> Iterator[LocalCluster]:
     """The local cluster of a run in `run_dir`: our images and model server, the Role of
-    `rbac_file`, and the endpoints kept beside the run folders (`inferenceservices/`), as a
-    cluster keeps them from one run to the next."""
+    `rbac_file` for the workflow's service account, and the endpoints kept beside the run
+    folders (`inferenceservices/`), as a cluster keeps them from one run to the next."""
     with local_cluster(
         run_dir,
         rbac_file,
+        SERVICE_ACCOUNT,
         runs=lambda image, command, env: images.run_here(image, command, env, run_dir),
         serve=serving.serve,
         state_dir=run_dir.parent / "inferenceservices",

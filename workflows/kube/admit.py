@@ -1,6 +1,5 @@
 """What the local API server refuses to store, by kind: the checks the lint makes, which
-are what the real API server's schemas and the operators' webhooks refuse (as the
-stand-ins call them: workflows/local/stand_ins/claims.py, tfjob.py, kserve.py).
+are what the real API server's schemas and the operators' webhooks refuse.
 
 Kinds with no schema here (Knative's Service, Argo's WorkflowTaskResult) are admitted
 unchecked: their controllers and Argo write them, not our code.

@@ -23,17 +23,14 @@ from workflows.kube.controllers.replicas import Runs
 from workflows.kube.controllers.tfjob import TFJobs
 from workflows.kube.gateway import Gateway
 from workflows.kube.objects import Objects
+from workflows.local.plan import NAMESPACE
 from workflows.local.resources import ClusterAccess
-
-NAMESPACE = "default"  # the local run's {{workflow.namespace}}
-SERVICE_ACCOUNT = "textcnn-workflow"  # the one the WorkflowTemplate's pods run as
 
 
 @dataclass(frozen=True)
 class LocalCluster:
     access: ClusterAccess  # for the runner's resource templates and every container
     objects: Objects
-    rbac: authorizer.Rbac
     kserve: InferenceServices
 
 
@@ -41,6 +38,7 @@ class LocalCluster:
 def local_cluster(
     run_dir: Path,
     rbac_file: Path,
+    service_account: str,
     *,
     runs: Runs,
     serve: Serve,
@@ -49,12 +47,14 @@ def local_cluster(
 ) -> Iterator[LocalCluster]:
     """The cluster for the run in `run_dir`, until the block ends (its processes stopped,
     unless the caller keeps serving inside the block). `rbac_file`: the Roles and
-    RoleBindings, bound in NAMESPACE; `runs`: how an image's command runs here; `serve`:
-    how KServe's model server runs here; `state_dir`: where endpoints outlive a run."""
+    RoleBindings, bound in the run's namespace, where every container runs as
+    `service_account` (the workflow's serviceAccountName); `runs`: how an image's command
+    runs here; `serve`: how KServe's model server runs here; `state_dir`: where endpoints
+    outlive a run."""
     objects = Objects()
     # What every container here starts with: this machine's, less the client's secrets.
     env = {k: v for k, v in os.environ.items() if k not in CLIENT_CREDENTIALS} | dict(env)
-    user = authorizer.service_account_user(NAMESPACE, SERVICE_ACCOUNT)
+    user = authorizer.service_account_user(NAMESPACE, service_account)
     rbac = authorizer.load(rbac_file, NAMESPACE)
     token = secrets.token_urlsafe(24)
     logs, pods = run_dir / "logs", run_dir / "pods"
@@ -75,4 +75,4 @@ def local_cluster(
             Path(secrets_dir) / "kubeconfig", api.url, token, NAMESPACE, user
         )
         access = ClusterAccess(api.url, token, kubeconfig.step_environment(config, gateway.url))
-        yield LocalCluster(access, objects, rbac, kserve)
+        yield LocalCluster(access, objects, kserve)

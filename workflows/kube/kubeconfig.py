@@ -42,7 +42,11 @@ def step_environment(kubeconfig: Path, proxy: str | None = None) -> dict[str, st
     the process inherits."""
     env = {"KUBECONFIG": str(kubeconfig)}
     if proxy:
-        env |= {"HTTP_PROXY": proxy, "http_proxy": proxy}
+        # gRPC (ML Metadata's client) would take http_proxy too, and the gateway tunnels
+        # nothing: grpc_proxy, which gRPC reads first, keeps what it would have used
+        # before (grpc `http_proxy_mapper.cc` GetHttpProxyServer: "" means no proxy).
+        grpc = os.environ.get("grpc_proxy", os.environ.get("https_proxy", ""))  # noqa: SIM112
+        env |= {"HTTP_PROXY": proxy, "http_proxy": proxy, "grpc_proxy": grpc}
     return env | _no_proxy(os.environ)
 
 

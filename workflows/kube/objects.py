@@ -20,7 +20,7 @@ import copy
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -296,10 +296,3 @@ class Objects:
         with self._changed:
             self._changed.wait_for(lambda: self._version > since, timeout=timeout_s)
             return [e for e in self._events if e.version > since]
-
-    def watch(self, since: int, stop: threading.Event) -> Iterator[Event]:
-        """The events after `since`, as they happen, until `stop` is set."""
-        while not stop.is_set():
-            for event in self.events(since, timeout_s=0.2):
-                since = event.version
-                yield event

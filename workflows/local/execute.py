@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -270,11 +270,76 @@ class Run:
         )
 
 
-def _check_given(plan: Plan, rerun: Collection[str], cluster: ClusterAccess | None) -> None:
-    if unknown := sorted(set(rerun) - plan.tasks.keys()):
-        raise WorkflowError(f"rerun: no task named {', '.join(unknown)}")
-    if cluster is None and (needing := [t.name for t in plan.tasks.values() if t.is_resource]):
-        raise WorkflowError(f"task {needing[0]!r} is a resource template: give a Kubernetes API")
+class LocalRun:
+    """A run checked and ready: `holding_folder()` takes its output folder (checked,
+    locked, emptied as workflows.local.folder says), then `start(cluster)` runs it. In two
+    steps, so what the caller starts between them (a local cluster) writes into a folder
+    that is already the run's."""
+
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        parameters: Mapping[str, str],
+        output_dir: Path,
+        *,
+        artifact_root: str | None = None,
+        env: Mapping[str, str] | None = None,
+        hooks: Hooks | None = None,
+        max_parallel: int = 2,
+        workflow_name: str | None = None,
+        on_progress: Callable[[str], None] = print,
+        on_live: Callable[[list[LiveTask]], None] | None = None,
+        overwrite: bool = False,
+        earlier: Mapping[str, Any] | None = None,
+        warm_start: bool = True,
+        locks_dir: Path | None = None,
+        rerun: Collection[str] = (),
+        record: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.template, self.parameters = template, parameters
+        self.output_dir = Path(output_dir).resolve()
+        self.name = workflow_name or generate_name(template)
+        self.store = open_store(artifact_root or str(self.output_dir / "artifacts"))
+        self.env, self.hooks = dict(env or {}), hooks or Hooks()
+        self.earlier, self.rerun, self.overwrite = earlier, rerun, overwrite
+        # Runs beside each other share their mutexes, as the workflows of one controller do.
+        self.locks = locks_dir or self.output_dir.parent / "locks"
+        self.options = {
+            "max_parallel": max_parallel,
+            "on_progress": on_progress,
+            "on_live": on_live,
+            "warm_start": warm_start,
+            "record": record or {},
+        }
+        plan = self._plan({})  # every check, before the folder is touched
+        if unknown := sorted(set(rerun) - plan.tasks.keys()):
+            raise WorkflowError(f"rerun: no task named {', '.join(unknown)}")
+        every = [*plan.tasks.values(), *([plan.exit_handler] if plan.exit_handler else [])]
+        self.needs_cluster = next((t.name for t in every if t.is_resource), None)
+
+    def _plan(self, cluster_env: Mapping[str, str]) -> Plan:
+        env = {**self.env, **cluster_env}
+        return make_plan(
+            self.template, self.parameters, self.output_dir, env, self.hooks, self.name
+        )
+
+    @contextlib.contextmanager
+    def holding_folder(self) -> Iterator[None]:
+        resume = self.earlier is not None
+        with run_folder(self.output_dir, self.name, overwrite=self.overwrite, resume=resume):
+            # What `--resume` runs again: the template as it ran.
+            text = json.dumps(self.template, indent=1) + "\n"
+            (self.output_dir / WORKFLOW).write_text(text)
+            yield
+
+    def start(self, cluster: ClusterAccess | None) -> RunResult:
+        if cluster is None and self.needs_cluster:
+            raise WorkflowError(
+                f"task {self.needs_cluster!r} is a resource template: give a Kubernetes API"
+            )
+        plan = self._plan(cluster.env if cluster else {})
+        run = Run(plan, self.store, cluster=cluster, **self.options)  # type: ignore[arg-type]
+        return run.run(self.locks, self.earlier, self.rerun)
 
 
 def run_workflow(
@@ -282,26 +347,15 @@ def run_workflow(
     parameters: Mapping[str, str],
     output_dir: Path,
     *,
-    artifact_root: str | None = None,
-    env: Mapping[str, str] | None = None,
-    hooks: Hooks | None = None,
     cluster: ClusterAccess | None = None,
-    max_parallel: int = 2,
-    workflow_name: str | None = None,
-    on_progress: Callable[[str], None] = print,
-    on_live: Callable[[list[LiveTask]], None] | None = None,
-    overwrite: bool = False,
-    earlier: Mapping[str, Any] | None = None,
-    warm_start: bool = True,
-    locks_dir: Path | None = None,
-    rerun: Collection[str] = (),
-    record: Mapping[str, Any] | None = None,
+    **options: Any,
 ) -> RunResult:
     """Run the template's entrypoint DAG here; write and return the result (run.json).
 
-    `on_progress` gets a line per settled task (and a failed task's log tail); `on_live`,
-    about twice a second, the running tasks and their progress. `hooks`: the project's
-    (workflows.local.hooks). `cluster`: the Kubernetes API of resource templates and pods.
+    `options` are LocalRun's. `on_progress` gets a line per settled task (and a failed
+    task's log tail); `on_live`, about twice a second, the running tasks and their
+    progress. `hooks`: the project's (workflows.local.hooks). `cluster`: the Kubernetes API
+    of resource templates and pods.
 
     The output folder holds one run (workflows.local.folder): `overwrite` empties it;
     `earlier`, its run.json, resumes it (`Run.run`; pass its parameters and workflow name),
@@ -314,25 +368,8 @@ def run_workflow(
     that may not be used. A task that fails makes the result "Failed" (it is not raised);
     so does an interrupt (SIGINT, SIGTERM: `result.extra["interrupted"]`).
     """
-    output_dir = Path(output_dir).resolve()
-    name = workflow_name or generate_name(template)
-    store = open_store(artifact_root or str(output_dir / "artifacts"))
-    process_env = {**(env or {}), **(cluster.env if cluster else {})}
-    plan = make_plan(template, parameters, output_dir, process_env, hooks or Hooks(), name)
-    _check_given(plan, rerun, cluster)
-    run = Run(
-        plan,
-        store,
-        max_parallel=max_parallel,
-        on_progress=on_progress,
-        on_live=on_live,
-        cluster=cluster,
-        warm_start=warm_start,
-        record=record or {},
-    )
-    # Runs beside each other share their mutexes, as the workflows of one controller do.
-    locks = locks_dir or output_dir.parent / "locks"
-    with run_folder(output_dir, name, overwrite=overwrite, resume=earlier is not None):
-        # What `--resume` runs again: the template as it ran.
-        (output_dir / WORKFLOW).write_text(json.dumps(template, indent=1) + "\n")
-        return run.run(locks, earlier, rerun)
+    run = LocalRun(template, parameters, output_dir, **options)
+    if cluster is None and run.needs_cluster:  # before the folder is touched
+        run.start(cluster)
+    with run.holding_folder():
+        return run.start(cluster)

@@ -181,7 +181,8 @@ class Executor:
         if made is None:
             return {}
         meta = made["metadata"]
-        log.write(f"{made['kind'].lower()}/{meta['name']} {resource['action']}d\n")
+        done = {"create": "created", "apply": "configured", "get": "read"}[resource["action"]]
+        log.write(f"{made['kind'].lower()}/{meta['name']} {done}\n")
         outputs = {}
         for p in job.template.get("outputs", {}).get("parameters", []):
             if "jsonPath" in p.get("valueFrom", {}):

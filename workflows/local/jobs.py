@@ -143,10 +143,7 @@ def prepare(
         log=ctx.log_path(task.name),
         roots=frozenset(roots),
         inputs=_input_artifacts(resolved, given_art, pod, twhere),
-        outputs=[
-            (a["name"], check_key(ctx.output_key(task.name, a), twhere), pod / a["path"][1:])
-            for a in resolved.get("outputs", {}).get("artifacts", [])
-        ],
+        outputs=_output_artifacts(ctx, task, resolved, pod, twhere),
         out_params=_output_parameters(resolved, pod),
         command=command,
         env=env,
@@ -254,6 +251,15 @@ def _input_artifacts(
             )
         found.append((a["name"], check_key(key, where), pod / a["path"].lstrip("/")))
     return found
+
+
+def _output_artifacts(
+    ctx: Context, task: Task, resolved: Mapping[str, Any], pod: Path, where: str
+) -> list[tuple[str, str, Path]]:
+    return [
+        (a["name"], check_key(ctx.output_key(task.name, a), where), pod / a["path"].lstrip("/"))
+        for a in resolved.get("outputs", {}).get("artifacts", [])
+    ]
 
 
 def _output_parameters(

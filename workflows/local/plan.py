@@ -162,5 +162,7 @@ def _check(plan: Plan) -> dict[str, Job]:
         checked[task.name] = plan.prepare(task, params, keys)
     plan.dag_outputs(params)
     if plan.exit_handler is not None:
+        if plan.exit_handler.is_resource:
+            resources.check(plan.exit_handler.template, f"onExit {plan.exit_handler.name!r}")
         plan.prepare_exit_handler("<workflow.status>", "<workflow.failures>")
     return checked

@@ -5,6 +5,8 @@ the plan and the run's account so far."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
@@ -103,6 +105,11 @@ def retry_delay(
     return delay
 
 
+def _reads(task: Task) -> set[str]:
+    """The tasks whose outputs `task` takes (`{{tasks.T.outputs...}}` in its arguments)."""
+    return set(re.findall(r"tasks\.([\w-]+)\.outputs\.", json.dumps(task.spec)))
+
+
 def taken_again(
     plan: Plan,
     steps: Mapping[str, Mapping[str, object]],
@@ -110,12 +117,23 @@ def taken_again(
     gone: Callable[[str], str | None],
 ) -> set[str]:
     """The tasks a resumed run runs again (`argo retry`): those that did not succeed or
-    skip, those in `rerun`, resource templates (their objects lived in the local cluster,
-    which ended with the earlier run), those with an artifact `gone` (its name), and every
-    task after one of them."""
+    skip, those in `rerun`, those with an artifact `gone` (its name), and every task after
+    one of them; and a resource template that succeeded, with every task after it, when a
+    task that runs again reads its outputs: its object lived in the local cluster, which
+    ended with the earlier run."""
     again = set(rerun)
-    for name, task in plan.tasks.items():
+    for name in plan.tasks:
         ended = steps.get(name, {}).get("status")
-        if ended not in (SUCCEEDED, SKIPPED) or task.is_resource or gone(name) is not None:
+        if ended not in (SUCCEEDED, SKIPPED) or gone(name) is not None:
             again.add(name)
-    return again | {n for n, t in plan.tasks.items() if t.ancestors & again}
+    while True:
+        again |= {n for n, t in plan.tasks.items() if t.ancestors & again}
+        read = {r for n in again for r in _reads(plan.tasks[n])}
+        lost = {
+            n
+            for n, t in plan.tasks.items()
+            if t.is_resource and n in read and steps.get(n, {}).get("status") == SUCCEEDED
+        }
+        if lost <= again:
+            return again
+        again |= lost

@@ -16,7 +16,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class Interrupted(BaseException):
     """The run was stopped by a signal. A BaseException, as KeyboardInterrupt is: no
-    `except Exception` in a step's stand-in swallows it."""
+    `except Exception` in the runner's own code swallows it."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)

@@ -141,10 +141,6 @@ class WarmStarts:
         with self.running.lock:
             return task in self._claimed
 
-    def waiting(self) -> set[str]:
-        with self.running.lock:
-            return set(self._waiting)
-
     def discard(self, task: str | None = None) -> None:
         """Stop the warm process of `task` that will not run (None: every waiting one)."""
         with self.running.lock:

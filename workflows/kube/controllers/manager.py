@@ -106,8 +106,6 @@ class Manager:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def wait_for(self, predicate: Callable[[Objects], T], timeout_s: float, what: str = "") -> T:
-        return wait_for(self.objects, predicate, timeout_s, what)
 
     def _loop(self) -> None:
         while not self._stopping.is_set():

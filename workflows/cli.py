@@ -326,8 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="go on with the failed or interrupted run in DIR, as `argo retry` does: its "
         "succeeded tasks stand, but for the gate and what follows it (what serves may have "
         "changed since) and a TFJob or claim that a task run again needs (they ended with "
-        "the earlier run's local cluster); the others run again, with the same options and the template this "
-        "code compiles from them",
+        "the earlier run's local cluster); the others run again, with the same options "
+        "and the template this code compiles from them",
     )
     p.add_argument(
         "--overwrite",

@@ -106,7 +106,6 @@ class Manager:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-
     def _loop(self) -> None:
         while not self._stopping.is_set():
             version = self.objects.version

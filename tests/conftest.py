@@ -222,11 +222,11 @@ def toy_servers(toy_models: dict[str, Path]) -> Iterator[dict[str, str]]:
 @pytest.fixture
 def network(
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Callable[[dict[str, str]], ClusterNetwork]]:
+) -> Iterator[Callable[[Any], ClusterNetwork]]:
     """The cluster's names for the step's HTTP requests (HTTP_PROXY), loopback direct."""
     started: list[ClusterNetwork] = []
 
-    def start(routes: dict[str, str]) -> ClusterNetwork:
+    def start(routes: Any) -> ClusterNetwork:
         proxy = ClusterNetwork(routes)
         started.append(proxy)
         monkeypatch.setenv("HTTP_PROXY", proxy.url)

@@ -18,7 +18,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -227,10 +227,11 @@ class _ReplayHandler(BaseHTTPRequestHandler):
 
 class ClusterNetwork(Gateway):
     """The cluster's DNS and gateway for a test (workflows.kube.gateway), over fixed
-    `routes`: give its `url` to a process as HTTP_PROXY; it keeps each request's host."""
+    `routes` or those a function gives at each request: give its `url` to a process as
+    HTTP_PROXY; it keeps each request's host."""
 
-    def __init__(self, routes: dict[str, str]) -> None:
-        super().__init__(lambda: routes)
+    def __init__(self, routes: Mapping[str, str] | Callable[[], Mapping[str, str]]) -> None:
+        super().__init__(routes if callable(routes) else lambda: routes)
 
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -38,25 +38,11 @@ NS, NAME = "default", "textcnn"
 ADDRESS = f"http://{NAME}-predictor.{NS}.svc.cluster.local"  # RawDeployment's
 
 
-class LiveRoutes(dict):  # type: ignore[type-arg]
-    """The gateway's routing table: the controller's routes at each request."""
-
-    def __init__(self, isvcs: InferenceServices) -> None:
-        super().__init__()
-        self.isvcs = isvcs
-
-    def __contains__(self, host: object) -> bool:
-        return host in self.isvcs.routes()
-
-    def __getitem__(self, host: str) -> str:
-        return self.isvcs.routes()[host]
-
-
 class Cluster:
     """A store, the controller running over it, and the steps' view of the service."""
 
     def __init__(
-        self, tmp_path: Path, network: Callable[[dict], ClusterNetwork], deadline_s: int
+        self, tmp_path: Path, network: Callable[[Any], ClusterNetwork], deadline_s: int
     ) -> None:
         self.objects = Objects()
         self.served: list[tuple[str, dict[str, int]]] = []  # (model URI, batcher) per pod
@@ -75,7 +61,7 @@ class Cluster:
         )
         self.errors: list[str] = []  # what the manager logged
         self.manager = Manager(self.objects, [self.isvcs], self.errors.append).start()
-        self.proxy = network(LiveRoutes(self.isvcs))
+        self.proxy = network(self.isvcs.routes)  # read at each request
 
     def apply(self, uri: Path | str, **options: Any) -> int:
         """Create the InferenceService, or patch its spec (as `kubectl apply` would);
@@ -119,7 +105,7 @@ class Cluster:
 
 @pytest.fixture
 def cluster(
-    tmp_path: Path, network: Callable[[dict], ClusterNetwork]
+    tmp_path: Path, network: Callable[[Any], ClusterNetwork]
 ) -> Iterator[Callable[..., Cluster]]:
     """Starts a Cluster; `deadline_s`: its Deployments' progressDeadlineSeconds, short
     enough for a test to see a model that never loads fail, long enough for a toy model's

@@ -10,6 +10,7 @@ import pytest
 from helpers import REPO
 
 from textcnn.cluster import kube, rollout
+from textcnn.errors import FinalError
 from workflows.dag.inference_service import build_inference_service
 from workflows.kube import authorizer
 from workflows.kube.api import KubeApi
@@ -52,3 +53,18 @@ def test_a_step_reaches_the_api_directly_whatever_its_proxy(
         assert endpoint.get()["metadata"]["name"] == "textcnn"
         assert endpoint.predictor(rollout.RAW) == {}
         assert gateway.hosts == []  # the API server was never asked through the gateway
+        assert env["grpc_proxy"] == ""  # ML Metadata's gRPC never goes to the gateway
+
+        # A right the Role lacks: the step fails once, with the API's own message (exit 2,
+        # which the steps' retryStrategy does not retry), not a traceback.
+        role = rbac.roles[(NS, "textcnn-workflow")]
+        rbac.roles[(NS, "textcnn-workflow")] = tuple(
+            r for r in role if r.resources != ("deployments",)
+        )
+        with pytest.raises(FinalError, match="the Kubernetes API refused: ") as refused:
+            endpoint.predictor(rollout.RAW)
+        assert (
+            'deployments.apps "textcnn-predictor-default" is forbidden: User '
+            '"system:serviceaccount:default:textcnn-workflow" cannot get resource '
+            '"deployments" in API group "apps" in the namespace "default"'
+        ) in str(refused.value)

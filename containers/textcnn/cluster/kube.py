@@ -3,14 +3,29 @@ and the set of calls the deploy steps make on one InferenceService (`Endpoint`).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from textcnn.cluster import rollout
+from textcnn.errors import FinalError
 
 Getter = Callable[[], dict[str, Any]]
+# The API's answers that running again cannot change: no credentials, or no right (the
+# Role lacks the verb): the step fails once, with the API's own message.
+REFUSED = (401, 403)
+
+
+def _refused(e: Any) -> FinalError:
+    try:
+        message = json.loads(e.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        message = f"{e.status} {e.reason}"
+    return FinalError(f"the Kubernetes API refused: {message}")
+
+
 Patcher = Callable[[dict[str, Any]], Any]
 
 
@@ -54,6 +69,8 @@ def custom_object_getter(
         except ApiException as e:
             if e.status == 404 and missing is not None:
                 return missing
+            if e.status in REFUSED:
+                raise _refused(e) from None
             raise
 
     return get
@@ -63,13 +80,20 @@ def custom_object_patcher(
     group: str, version: str, plural: str, namespace: str, name: str, *, api: Any = None
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """A function applying a JSON merge patch to the object; returns the patched object."""
+    from kubernetes.client.rest import ApiException
+
     api = api or _api()
 
     def patch(body: dict[str, Any]) -> dict[str, Any]:
-        return cast(
-            dict[str, Any],
-            api.patch_namespaced_custom_object(group, version, namespace, plural, name, body),
-        )
+        try:
+            return cast(
+                dict[str, Any],
+                api.patch_namespaced_custom_object(group, version, namespace, plural, name, body),
+            )
+        except ApiException as e:
+            if e.status in REFUSED:
+                raise _refused(e) from None
+            raise
 
     return patch
 

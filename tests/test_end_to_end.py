@@ -83,15 +83,17 @@ def test_local_run_trains_evaluates_and_records_lineage(
     report = next(out.parent.glob("artifacts/*/metrics/report.html")).read_text()
     assert f"{metrics['accuracy']:.4f}" in report and "<polyline" in report
 
-    # Deployed on a local KServe server that gave the candidate's answers, then stopped.
+    # Deployed through the local Kubernetes API on a model server that gave the candidate's
+    # answers, then stopped. The endpoint is the cluster's name; locally, a loopback port.
     assert statuses["deploy-tensorflow"] == statuses["deploy-wait"] == "Succeeded"
-    assert run["endpoint"].startswith("http://127.0.0.1:")
+    assert run["endpoint"] == "http://textcnn-predictor.default.svc.cluster.local"
+    assert run["local_endpoint"].startswith("http://127.0.0.1:")
     assert (
         "serves the new model: the smoke texts got its answers"
         in Path(run["steps"]["deploy-wait"]["log"]).read_text()
     )
     with pytest.raises(requests.ConnectionError):
-        requests.get(f"{run['endpoint']}/v1/models/textcnn", timeout=2)
+        requests.get(f"{run['local_endpoint']}/v1/models/textcnn", timeout=2)
 
     # The model artifact is the TF Serving base folder and answers raw text.
     model = Path(run["artifacts"]["model"])

@@ -304,6 +304,7 @@ def finish(
         isvc, predictor = wait_rolled_out(cluster, key, model_uri, timeout_s, poll_s)
         url = smoke_address(isvc, predictor)
         smoke_test(url, model_name, SMOKE_TEXTS, expected, settle_s=SETTLE_S)
+        print(f"{url} serves the new model: the smoke texts got its answers", flush=True)
     except (TimeoutError, RuntimeError) as e:  # FinalError is a RuntimeError too
         previous = registry.serving(metadata_store, key)
         if previous is None or previous.model_uri.rstrip("/") == model_uri.rstrip("/"):

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from workflows.credentials import CLIENT_CREDENTIALS
+from workflows.credentials import without_credentials
 from workflows.kube import authorizer, kubeconfig
 from workflows.kube.api import KubeApi
 from workflows.kube.controllers.claims import Claims
@@ -53,7 +53,7 @@ def local_cluster(
     outlive a run."""
     objects = Objects()
     # What every container here starts with: this machine's, less the client's secrets.
-    env = {k: v for k, v in os.environ.items() if k not in CLIENT_CREDENTIALS} | dict(env)
+    env = without_credentials(os.environ) | dict(env)
     user = authorizer.service_account_user(NAMESPACE, service_account)
     rbac = authorizer.load(rbac_file, NAMESPACE)
     token = secrets.token_urlsafe(24)

@@ -304,13 +304,8 @@ class LocalRun:
         self.earlier, self.rerun, self.overwrite = earlier, rerun, overwrite
         # Runs beside each other share their mutexes, as the workflows of one controller do.
         self.locks = locks_dir or self.output_dir.parent / "locks"
-        self.options = {
-            "max_parallel": max_parallel,
-            "on_progress": on_progress,
-            "on_live": on_live,
-            "warm_start": warm_start,
-            "record": record or {},
-        }
+        self.max_parallel, self.warm_start, self.record = max_parallel, warm_start, record or {}
+        self.on_progress, self.on_live = on_progress, on_live
         plan = self._plan({})  # every check, before the folder is touched
         if unknown := sorted(set(rerun) - plan.tasks.keys()):
             raise WorkflowError(f"rerun: no task named {', '.join(unknown)}")
@@ -332,13 +327,25 @@ class LocalRun:
             (self.output_dir / WORKFLOW).write_text(text)
             yield
 
-    def start(self, cluster: ClusterAccess | None) -> RunResult:
+    def check_cluster(self, cluster: ClusterAccess | None) -> None:
+        """WorkflowError if the run has resource templates and no Kubernetes API."""
         if cluster is None and self.needs_cluster:
             raise WorkflowError(
                 f"task {self.needs_cluster!r} is a resource template: give a Kubernetes API"
             )
-        plan = self._plan(cluster.env if cluster else {})
-        run = Run(plan, self.store, cluster=cluster, **self.options)  # type: ignore[arg-type]
+
+    def start(self, cluster: ClusterAccess | None) -> RunResult:
+        self.check_cluster(cluster)
+        run = Run(
+            self._plan(cluster.env if cluster else {}),
+            self.store,
+            max_parallel=self.max_parallel,
+            on_progress=self.on_progress,
+            on_live=self.on_live,
+            cluster=cluster,
+            warm_start=self.warm_start,
+            record=self.record,
+        )
         return run.run(self.locks, self.earlier, self.rerun)
 
 
@@ -369,7 +376,6 @@ def run_workflow(
     so does an interrupt (SIGINT, SIGTERM: `result.extra["interrupted"]`).
     """
     run = LocalRun(template, parameters, output_dir, **options)
-    if cluster is None and run.needs_cluster:  # before the folder is touched
-        run.start(cluster)
+    run.check_cluster(cluster)  # before the folder is touched
     with run.holding_folder():
         return run.start(cluster)

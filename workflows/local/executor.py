@@ -100,9 +100,7 @@ class Executor:
                 returned = self._resource(job, log)
             except (resources.ApiError, WorkflowError) as e:
                 return Outcome(FAILED, message=str(e), exit_code=1)  # argoexec's, in its pod
-            collected = self._collect(job, returned, None, None)
-            collected.exit_code = 0
-            return collected
+            return self._collect(job, returned, None, None, exit_code=0)
         self.plan.context.hooks.pull(
             str(job.template["container"].get("image", "")), self.plan.context.output_dir
         )
@@ -121,9 +119,7 @@ class Executor:
         elif code != 0:
             failed.message = f"exit code {code}{self._reason(job, offset)}"
         else:
-            collected = self._collect(job, {}, rss, reported)
-            collected.exit_code = code
-            return collected
+            return self._collect(job, {}, rss, reported, exit_code=code)
         return failed
 
     def _reason(self, job: Job, offset: int) -> str:
@@ -192,8 +188,14 @@ class Executor:
         return outputs
 
     def _collect(
-        self, job: Job, returned: dict[str, str], rss: float | None, reported: str | None
+        self,
+        job: Job,
+        returned: dict[str, str],
+        rss: float | None,
+        reported: str | None,
+        exit_code: int,
     ) -> Outcome:
+        """The outputs of an attempt whose container exited with `exit_code` (0)."""
         outputs = dict(returned)
         for name, param_path, default in job.out_params:
             if param_path is not None and param_path.is_file():
@@ -204,16 +206,26 @@ class Executor:
                 value = default
             else:
                 where = f"written to {param_path}" if param_path else "read from the object"
-                return Outcome(ERRORED, message=f"output parameter {name!r} was not {where}")
+                return Outcome(
+                    ERRORED,
+                    message=f"output parameter {name!r} was not {where}",
+                    exit_code=exit_code,
+                )
             outputs[name] = value.removesuffix("\n")  # Argo trims one trailing newline
         keys = {}
         for name, key, path in job.outputs:
             if not path.exists():
-                return Outcome(ERRORED, message=f"output artifact {name!r}: {path} was not written")
+                message = f"output artifact {name!r}: {path} was not written"
+                return Outcome(ERRORED, message=message, exit_code=exit_code)
             self.store.upload(path, key)
             keys[name] = key
         return Outcome(
-            SUCCEEDED, outputs=outputs, artifacts=keys, max_rss_mib=rss, progress=reported
+            SUCCEEDED,
+            outputs=outputs,
+            artifacts=keys,
+            max_rss_mib=rss,
+            progress=reported,
+            exit_code=exit_code,
         )
 
 

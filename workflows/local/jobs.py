@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workflows.credentials import CLIENT_CREDENTIALS
+from workflows.credentials import without_credentials
 from workflows.errors import WorkflowError
 from workflows.local.hooks import Hooks
 from workflows.local.substitution import (
@@ -283,7 +283,7 @@ def _command_and_env(
     declared = {e["name"]: str(e["value"]) for e in c.get("env", []) if "value" in e}
     # The runner's settings win (ARTIFACT_ROOT, metadata store).
     declared.update({k: v for k, v in ctx.env.items() if k in declared})
-    inherited = {k: v for k, v in os.environ.items() if k not in CLIENT_CREDENTIALS}
+    inherited = without_credentials(os.environ)
     env = {**inherited, **declared, **ctx.env}
     if "resource" in resolved:
         return None, env

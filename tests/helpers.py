@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from textcnn.model import ModelConfig
-from textcnn.steps import train
+from textcnn.steps import export, fit_ngrams, train
 from textcnn.text import make_vectorizer, standardize
 from workflows.expressions import Depends, evaluate_when
 from workflows.kube.gateway import Gateway
@@ -146,15 +146,27 @@ def write_inputs(
 
 
 def run_train(inputs: Inputs, out: Path, **overrides: int) -> dict[str, float | int]:
+    """What the pipeline does from the spec to the serving model: train the CNN (out/cnn),
+    fit the wide branch (out/ngrams), export (out/model, out/training); train's outputs
+    with the exported model's val_accuracy."""
     args = dict(epochs=3, batch_size=32, patience=2, seed=7) | overrides
-    return train.run(
+    trained = train.run(
         prepared_dir=str(inputs.prepared),
         embeddings_dir=str(inputs.embeddings),
         model_spec_dir=str(inputs.model_spec),
-        model_dir=str(out / "model"),
-        training_dir=str(out / "training"),
+        cnn_dir=str(out / "cnn"),
         **args,
     )
+    fit_ngrams.run(str(inputs.prepared), str(inputs.model_spec), str(out / "ngrams"))
+    exported = export.run(
+        cnn_dir=str(out / "cnn"),
+        ngrams_dir=str(out / "ngrams"),
+        prepared_dir=str(inputs.prepared),
+        model_spec_dir=str(inputs.model_spec),
+        model_dir=str(out / "model"),
+        training_dir=str(out / "training"),
+    )
+    return trained | exported
 
 
 class FakeApiServer(ThreadingHTTPServer):

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors, Word2Vec
 
-from textcnn import storage
+from textcnn import cpus, storage
 from textcnn.errors import InputError
-from textcnn.steps.embeddings import FORMATS, TRAINED, run
+from textcnn.steps.embeddings import FORMATS, TRAINED, run, train_word2vec
 
 DIM = 6
 # In the pretrained vectors: most of the vocabulary, plus words the vocabulary lacks.
@@ -261,9 +261,13 @@ def _topic_lines(n: int = 1000) -> list[str]:
     return [" ".join(rng.choice(PETS if i % 2 else CARS, size=8)) for i in range(n)]
 
 
-def test_training_pulls_related_words_together_reproducibly(tmp_path: Path) -> None:
+def test_training_pulls_related_words_together_reproducibly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     vocabulary = ["", "[UNK]", *PETS, *CARS, "never"]  # "never" is not in the texts
     prepared = make_prepared(tmp_path, vocabulary, _topic_lines())
+    # Word2Vec runs a worker per CPU; with one, the vectors are the seed's alone.
+    monkeypatch.setenv(cpus.REQUEST_ENV, "1")
 
     result = run(str(prepared), None, 16, 3, str(tmp_path / "a"))
     run(str(prepared), None, 16, 3, str(tmp_path / "b"))
@@ -341,3 +345,14 @@ def test_cli(tmp_path: Path) -> None:
     assert bad.stderr.startswith("error: embeddings: --w2v_model_path ")
     assert f"{missing}: no such file" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_word2vec_learns_only_the_vocabularys_words(tmp_path: Path) -> None:
+    """Words outside the prepared vocabulary get no vector, so its memory follows the
+    vocabulary; a corpus without any vocabulary word leaves every row drawn at random."""
+    vocabulary = ["", "[UNK]", *PETS]
+    prepared = make_prepared(tmp_path, vocabulary, _topic_lines())
+    vectors = train_word2vec(prepared / "train_tokens.txt", 8, 1, vocabulary)
+    assert sorted(vectors.index_to_key) == sorted(PETS)
+    none = make_prepared(tmp_path / "none", ["", "[UNK]", "never"], _topic_lines())
+    assert len(train_word2vec(none / "train_tokens.txt", 8, 1, ["", "[UNK]", "never"])) == 0

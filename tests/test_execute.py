@@ -398,6 +398,32 @@ def test_environment_interpreter_and_overrides(tmp_path: Path) -> None:
     assert result.steps["env"]["outputs"] == {"env": "me /runner/root", "python": sys.executable}
 
 
+def test_the_downward_api_gives_a_step_its_cpu_request(tmp_path: Path) -> None:
+    """As the kubelet does: the request over the divisor, rounded up; without a CPU
+    limit, limits.cpu is the node's CPUs (here, this machine's cores)."""
+    code = (
+        "import os,sys,pathlib; p=pathlib.Path(sys.argv[1]); p.parent.mkdir(parents=True); "
+        "p.write_text(os.environ['REQ'] + ' ' + os.environ['MILLI'] + ' ' + os.environ['LIM'])"
+    )
+    template = container("cpus", code, f"{PARAMS}/cpus", outputs={"parameters": [param("cpus")]})
+    template["container"]["resources"] = {"requests": {"cpu": "1500m", "memory": "1Gi"}}
+    template["container"]["env"] = [
+        {"name": name, "valueFrom": {"resourceFieldRef": {"resource": res, "divisor": div}}}
+        for name, res, div in (
+            ("REQ", "requests.cpu", "1"),
+            ("MILLI", "requests.cpu", "1m"),
+            ("LIM", "limits.cpu", "1"),
+        )
+    ]
+    result, lines = run(workflow([task("cpus", "cpus")], [template]), tmp_path / "run")
+    assert result.status == "Succeeded", lines
+    cores = len(os.sched_getaffinity(0))
+    assert result.steps["cpus"]["outputs"] == {"cpus": f"2 1500 {cores}"}
+    template["container"]["env"][0]["valueFrom"]["resourceFieldRef"]["resource"] = "requests.memory"
+    with pytest.raises(WorkflowError, match="'REQ' takes resourceFieldRef 'requests.memory'"):
+        run(workflow([task("cpus", "cpus")], [template]), tmp_path / "again")
+
+
 def test_the_clients_credentials_reach_no_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

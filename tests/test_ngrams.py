@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import tensorflow as tf
 from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.linear_model import LogisticRegression
 
 from textcnn import ngrams
 
@@ -94,16 +96,55 @@ def cue_texts(n: int, classes: int, seed: int) -> tuple[list[str], np.ndarray]:
     return texts, y
 
 
-def test_binary_fit_is_one_model_mirrored() -> None:
+def reference_kernel(
+    x: sp.csr_matrix, y: np.ndarray, num_classes: int, c: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """NB-LR by scikit-learn on features held whole: per class, LogisticRegression(C) on
+    the presence scaled by the class's naive-Bayes log-count ratio (class 1's alone, then
+    mirrored, with two classes)."""
+    kernel, bias = np.zeros((x.shape[1], num_classes)), np.zeros(num_classes)
+    for target in [1] if num_classes == 2 else range(num_classes):
+        positive = y == target
+        p = np.asarray(x[positive].sum(axis=0)).ravel() + 1
+        q = np.asarray(x[~positive].sum(axis=0)).ravel() + 1
+        ratio = np.log((p / p.sum()) / (q / q.sum()))
+        lr = LogisticRegression(C=c, max_iter=1000).fit(x.multiply(ratio).tocsr(), positive)
+        kernel[:, target], bias[target] = ratio * lr.coef_[0], lr.intercept_[0]
+    if num_classes == 2:
+        kernel[:, 0], bias[0] = -kernel[:, 1], -bias[1]
+    return kernel, bias
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_the_streamed_fit_is_scikit_learns_logistic_regression(
+    classes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fitted a chunk at a time from files, each family's model is the one scikit-learn
+    fits on the whole matrix in memory: the same objective, minimised alike."""
+    monkeypatch.setattr(ngrams, "CHUNK_TEXTS", 37)  # several chunks, the last one short
+    monkeypatch.setattr(ngrams, "C_GRID", (0.3,))
+    texts, y = cue_texts(300, classes, seed=5)
+    val_texts, y_val = cue_texts(50, classes, seed=6)
+    layer = ngrams.NgramLinear(ngrams.build_vocabulary(texts, 2, 10_000), 2, classes)
+    ngrams.fit(layer, texts, y, val_texts, y_val)
+    kernel, bias = reference_kernel(layer.features(texts), y, classes, 0.3)
+    np.testing.assert_allclose(layer.kernel.numpy(), kernel, atol=2e-3 * np.abs(kernel).max())
+    np.testing.assert_allclose(layer.bias.numpy(), bias, atol=2e-3 * np.abs(kernel).max())
+
+
+def test_binary_fit_is_one_model_mirrored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ngrams, "C_GRID", (1.0,))
     texts, y = cue_texts(200, 2, seed=1)
     layer = ngrams.NgramLinear(ngrams.build_vocabulary(texts, 2, 10_000), 2, num_classes=2)
-    kernel, bias = ngrams.fit_kernel(layer.features(texts), y, 2, c=1.0)
+    fitted = ngrams.fit(layer, texts, y, texts, y)
+    kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
     np.testing.assert_array_equal(kernel[:, 0], -kernel[:, 1])
     assert bias[0] == -bias[1]
     # The normalised sigmoids of a mirrored pair are the one model's sigmoid.
     z = layer.features(texts) @ kernel + bias
-    p = ngrams.probabilities(tf.constant(z)).numpy()
-    np.testing.assert_allclose(p[:, 1], 1 / (1 + np.exp(-z[:, 1])), rtol=1e-6)
+    np.testing.assert_allclose(
+        fitted.val_probabilities[:, 1], 1 / (1 + np.exp(-z[:, 1])), rtol=1e-5
+    )
 
 
 def test_multiclass_fit_learns_and_picks_c_by_validation_log_loss() -> None:
@@ -118,9 +159,31 @@ def test_multiclass_fit_learns_and_picks_c_by_validation_log_loss() -> None:
     x_train, x_val = layer.features(texts), layer.features(val_texts)
 
     def val_loss(c: float) -> float:
-        kernel, bias = ngrams.fit_kernel(x_train, y, 4, c)
+        kernel, bias = reference_kernel(x_train, y, 4, c)
         p = ngrams.probabilities(tf.constant(x_val @ kernel + bias)).numpy()
         return ngrams.log_loss(y_val, p)
 
     losses = {c: val_loss(c) for c in ngrams.C_GRID}
     assert fitted.c == min(losses, key=losses.__getitem__)
+
+
+def test_counting_in_chunks_gives_the_counts_of_the_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [f"{t} extra{i % 3}" for i, t in enumerate(TEXTS * 7)]
+    whole = ngrams.document_frequencies(texts, 2)
+    monkeypatch.setattr(ngrams, "CHUNK_TEXTS", 4)
+    assert ngrams.document_frequencies(texts, 2) == whole
+    assert whole[b"great"] == sum("great" in t.split() for t in texts)  # texts, not times
+    assert whole[b"extra0"] == 14
+
+
+def test_counting_holds_a_bounded_number_of_ngrams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each text brings a word of its own: the distinct n-grams grow with the data, the
+    counts held do not, and the frequent n-grams keep their exact counts."""
+    monkeypatch.setattr(ngrams, "CHUNK_TEXTS", 10)
+    texts = [f"a great film rare{i}" for i in range(400)]
+    df = ngrams.document_frequencies(texts, 1, tracked=25)
+    assert len(df) <= 50
+    assert {g: df[g] for g in (b"a", b"great", b"film")} == dict.fromkeys(
+        (b"a", b"great", b"film"), 400
+    )
+    assert ngrams.build_vocabulary(texts, 1, max_features=3) == ["a", "film", "great"]

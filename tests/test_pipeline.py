@@ -44,6 +44,8 @@ TASKS = [
     "tfjob-gpu",
     "wait-tfjob-gpu",
     "collect-model",
+    "fit-ngrams",
+    "export",
     "evaluate",
     "log-training-metadata",
     "gate",
@@ -52,7 +54,7 @@ TASKS = [
     "deploy-wait",
     "canary-check",
 ]
-# The task that produces the `model` and `training` artifacts in each training branch.
+# The task that produces the `cnn` artifact in each training branch.
 TRAINERS = ("train", "train-gpu", "collect-model")
 ARTIFACTS = {
     "train-report",
@@ -60,6 +62,8 @@ ARTIFACTS = {
     "prepared",
     "embeddings",
     "spec",
+    "cnn",
+    "ngrams",
     "model",
     "training",
     "metrics",
@@ -253,7 +257,7 @@ def test_exactly_one_training_branch_runs(gpu: bool, dist: bool, wt: dict[str, A
         branch = ["workdir-claim", "stage-data", tfjob, f"wait-{tfjob}", "collect-model"]
     else:
         branch = ["train-gpu" if gpu else "train"]
-    training = TASKS[TASKS.index("train") : TASKS.index("evaluate")]
+    training = TASKS[TASKS.index("train") : TASKS.index("fit-ngrams")]
     assert [t for t in training if t in ran] == branch
     assert [t for t in TRAINERS if t in ran] == [branch[-1]]
     # Everything outside the training branches runs, whichever branch it was (deploying
@@ -303,6 +307,11 @@ def test_step_templates_run_the_step_cli(wt: dict[str, Any]) -> None:
         assert c["env"] == [
             {"name": "ARTIFACT_ROOT", "value": "gs://{{workflow.parameters.gcp_bucket}}"},
             {"name": "KERAS_HOME", "value": "/tmp/keras"},  # the root filesystem is read-only
+            # The step's threads follow its CPU request (textcnn.cpus), rounded up.
+            {
+                "name": "CPU_REQUEST",
+                "valueFrom": {"resourceFieldRef": {"divisor": "1", "resource": "requests.cpu"}},
+            },
         ]
         assert {"cpu", "memory"} <= set(c["resources"]["requests"])
         assert "memory" in c["resources"]["limits"]

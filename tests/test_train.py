@@ -64,8 +64,10 @@ def test_train_learns_and_writes_every_output(trained: tuple[Inputs, Path, dict]
     assert (root / "model" / "1" / "saved_model.pb").is_file()
     # No staging folders left beside the outputs.
     assert sorted(p.name for p in root.iterdir()) == [
+        "cnn",
         "embeddings",
         "model",
+        "ngrams",
         "prepared",
         "spec",
         "training",
@@ -99,14 +101,18 @@ def wide_reference(branch: np.lib.npyio.NpzFile, texts: list[str]) -> list[np.nd
     return ps
 
 
-def test_served_model_matches_the_keras_model(trained: tuple[Inputs, Path, dict]) -> None:
+def test_the_assembled_model_scores_as_the_separately_fitted_branches(
+    trained: tuple[Inputs, Path, dict],
+) -> None:
+    """export puts train's CNN (cnn/) and fit-ngrams' families (ngrams/) in one graph: it
+    scores raw texts as the branches do, each computed on its own."""
     _, root, _ = trained
-    model = keras.models.load_model(root / "training" / "model.keras")
+    model = keras.models.load_model(root / "cnn" / "model.keras")
     texts, _ = make_texts(20, seed=3)
     texts += ["", "Poor, POOR film... <br /> isn't it?"]  # empty, OOV, markup, clitic
     served = load_serving_model(root / "model" / "1")(texts)
     ids = make_vectorizer(MAX_LENGTH, vocabulary=VOCABULARY)(tf.constant(texts))
-    with np.load(root / "training" / "ngrams.npz") as branch:
+    with np.load(root / "ngrams" / "ngrams.npz") as branch:
         wide = wide_reference(branch, texts)
     cnn = model(ids, training=False).numpy()
     assert all(np.abs(p - 0.5).max() > 0.1 for p in wide)  # each family does take part
@@ -183,7 +189,7 @@ def test_spec_that_does_not_fit_the_data_is_an_input_error(tmp_path: Path) -> No
     (inputs.model_spec / "model_config.json").write_text(wrong.to_json())
     with pytest.raises(InputError, match=r"train\.npz.*do not fit the model spec"):
         run_train(inputs, tmp_path, epochs=1)
-    assert not (tmp_path / "training").exists() and not (tmp_path / "model").exists()
+    assert not (tmp_path / "cnn").exists() and not (tmp_path / "model").exists()
 
 
 def test_vocabulary_that_does_not_fit_the_spec_fails_before_training(tmp_path: Path) -> None:
@@ -196,7 +202,7 @@ def test_vocabulary_that_does_not_fit_the_spec_fails_before_training(tmp_path: P
     vocab.write_text(json.dumps(data | {"vocabulary": data["vocabulary"][:-1]}))
     with pytest.raises(InputError, match=rf"vocab_size={len(VOCABULARY)}"):
         run_train(inputs, tmp_path, epochs=1)
-    assert not (tmp_path / "training").exists() and not (tmp_path / "model").exists()
+    assert not (tmp_path / "cnn").exists() and not (tmp_path / "model").exists()
 
 
 def test_missing_inputs_name_the_file_and_the_step(tmp_path: Path) -> None:
@@ -262,10 +268,8 @@ def test_command_line_reports_bad_input_and_exits_2(
         "1",
         "--seed",
         "1",
-        "--model_dir",
-        str(tmp_path / "model"),
-        "--training_dir",
-        str(tmp_path / "training"),
+        "--cnn_dir",
+        str(tmp_path / "cnn"),
     ]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
@@ -290,14 +294,13 @@ def test_gpu_support_without_a_gpu_fails_before_training(
         "--batch_size=4",
         "--patience=1",
         "--seed=1",
-        f"--model_dir={tmp_path / 'model'}",
-        f"--training_dir={tmp_path / 'training'}",
+        f"--cnn_dir={tmp_path / 'cnn'}",
         "--gpu_support=true",
     ]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert f"error: train: --gpu_support is on, but TensorFlow {tf.__version__}" in err
     assert "sees no GPU" in err and "--gpu_support no" in err
-    assert not (tmp_path / "model").exists()
+    assert not (tmp_path / "cnn").exists()
     # The same run without the option trains on the CPU.
     assert cli.main(argv[:-1]) == 0

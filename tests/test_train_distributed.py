@@ -23,7 +23,8 @@ from helpers import Inputs, write_inputs
 from textcnn.cluster.tfjob import judge
 from textcnn.errors import InputError
 from textcnn.export import load_serving_model
-from textcnn.steps import train
+from textcnn.model import CNN_FILES
+from textcnn.steps import export, fit_ngrams, train
 from textcnn.steps.train_distributed import parse_tf_config, per_replica_batches
 from workflows.dag import pipeline, templates
 from workflows.dag.tfjob import build_tfjob, manifest_yaml
@@ -181,8 +182,7 @@ def train_options(inputs: Inputs, out: Path, batch_size: int) -> dict[str, Any]:
         "batch_size": batch_size,
         "patience": 2,
         "seed": 7,
-        "model_dir": str(out / "model"),
-        "training_dir": str(out / "training"),
+        "cnn_dir": str(out / "cnn"),
     }
 
 
@@ -227,12 +227,17 @@ def test_two_workers_train_like_one_pod(tmp_path: Path) -> None:
     # Losses and accuracies are summed over both workers: the same lines on each.
     chief_epochs, worker_epochs = (EPOCH_LINE.findall(log) for log in logs)
     assert chief_epochs == worker_epochs and len(chief_epochs) >= 2
-    # Only the chief's outputs remain; the worker's export went to a deleted folder.
+    # Only the chief's outputs remain; the worker's went to a deleted folder.
     assert not (tmp_path / "worker").exists() and list(scratch.iterdir()) == []
-    training = json.loads((tmp_path / "chief" / "training" / "training.json").read_text())
+    # The replicas trained the CNN and nothing else: the wide branch is fit-ngrams' work,
+    # done once beside the TFJob.
+    cnn = tmp_path / "chief" / "cnn"
+    assert sorted(p.name for p in cnn.iterdir()) == sorted(CNN_FILES)
+    assert not any("n-gram" in log for log in logs)
+    training = json.loads((cnn / "training.json").read_text())
     assert training["strategy"] == "MultiWorkerMirroredStrategy"
     assert training["replicas"] == 2
-    history = json.loads((tmp_path / "chief" / "training" / "history.json").read_text())
+    history = json.loads((cnn / "history.json").read_text())
     assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert training["best_epoch"] == int(np.argmin(history["val_loss"])) + 1
 
@@ -241,7 +246,17 @@ def test_two_workers_train_like_one_pod(tmp_path: Path) -> None:
     distributed = history["val_accuracy"][training["best_epoch"] - 1]
     assert single["val_accuracy"] > 0.9 and distributed > 0.9
     assert abs(distributed - single["val_accuracy"]) <= 0.05
-    predict = load_serving_model(tmp_path / "chief" / "model" / "1")
+    # Assembled with the wide branch, the chief's CNN serves.
+    fit_ngrams.run(str(inputs.prepared), str(inputs.model_spec), str(tmp_path / "ngrams"))
+    export.run(
+        cnn_dir=str(cnn),
+        ngrams_dir=str(tmp_path / "ngrams"),
+        prepared_dir=str(inputs.prepared),
+        model_spec_dir=str(inputs.model_spec),
+        model_dir=str(tmp_path / "model"),
+        training_dir=str(tmp_path / "training"),
+    )
+    predict = load_serving_model(tmp_path / "model" / "1")
     texts = ["the movie was great", "it was a very dull plot", "a superb scene"]
     assert predict(texts)["label"].tolist() == ["fresh", "rotten", "fresh"]
 
@@ -656,10 +671,12 @@ def test_pipeline_trains_on_a_local_two_worker_tfjob(tmp_path: Path) -> None:
             "tfjob",
             "wait-tfjob",
             "collect-model",
+            "fit-ngrams",
+            "export",
             "evaluate",
             "log-training-metadata",
         )
-    ] == ["Succeeded"] * 7
+    ] == ["Succeeded"] * 9
     assert [statuses[t] for t in ("train", "train-gpu", "tfjob-gpu", "wait-tfjob-gpu")] == [
         "Skipped",
         "Skipped",
@@ -673,14 +690,18 @@ def test_pipeline_trains_on_a_local_two_worker_tfjob(tmp_path: Path) -> None:
     for log in logs:
         text = (out / "logs" / log).read_text()
         assert "3 replicas in sync" in text
-    # The published model is the chief's, and the rest of the DAG used it as usual.
+        # No replica fits the wide branch: fit-ngrams did, once, beside the TFJob.
+        assert "n-gram" not in text
+    assert "2 n-gram models fitted" in Path(run["steps"]["fit-ngrams"]["log"]).read_text()
+    # The published CNN is the chief's, and the rest of the DAG used it as usual.
     # The replicas mounted the claim that the branch's own workdir-claim task created.
     claim_name = run["steps"]["workdir-claim"]["outputs"]["claim"]
     claim = out / "volumes" / claim_name / run["workflow_name"]
-    model = Path(run["artifacts"]["model"])
-    assert sorted(p.relative_to(model) for p in model.rglob("*")) == sorted(
-        p.relative_to(claim / "model") for p in (claim / "model").rglob("*")
-    )
+    assert not list(claim.glob("data/prepared/*_tokens.txt"))  # the texts stay off the volume
+    cnn = Path(run["artifacts"]["cnn"])
+    assert sorted(p.name for p in cnn.iterdir()) == sorted(CNN_FILES)
+    for name in CNN_FILES:
+        assert (cnn / name).read_bytes() == (claim / "cnn" / name).read_bytes()
     training = json.loads(next(out.parent.glob("artifacts/*/training/training.json")).read_text())
     assert (training["strategy"], training["replicas"]) == ("MultiWorkerMirroredStrategy", 3)
     assert 0.5 < run["metrics"]["accuracy"] <= 1

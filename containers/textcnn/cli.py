@@ -42,6 +42,8 @@ STEPS: dict[str, str] = {
         "train-distributed",
         "wait-tfjob",
         "collect-model",
+        "fit-ngrams",
+        "export",
         "evaluate",
         "log-training-metadata",
         "gate",

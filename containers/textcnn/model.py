@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import keras
 
 CONFIG_FILE = "model_config.json"
+# What a trainer writes to its cnn/ folder (textcnn.training.finish), for export to read.
+CNN_FILES = ("model.keras", "history.json", "training.json", "val_probabilities.npy")
 # The wide branch's character n-grams are 2..5 long. Averaged with the word 1-2-gram model
 # they gave 80.2% on the bundled data's 10 folds against 78.9% for the words alone
 # (scikit-learn's char_wb, measured once; 1-4 and 2-6 did no better). Not an option.

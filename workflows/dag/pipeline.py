@@ -64,7 +64,8 @@ UI_ANNOTATIONS = {
     "workflows.argoproj.io/title": "**textcnn**: train a word2vec CNN text classifier",
     "workflows.argoproj.io/description": (
         "Validate options, check the data, prepare and embed it, build the Kim (2014) CNN, "
-        "train it (one pod on CPU or GPU, or a Kubeflow TFJob), evaluate it on the test set "
+        "train it (one pod on CPU or GPU, or a Kubeflow TFJob) beside the wide n-gram branch, "
+        "assemble both into one serving model, evaluate it on the test set "
         "and record lineage in ML Metadata; deploy it with KServe only if it is at least as "
         "good as the model that serves (the gate), checking that it serves (and a canary)."
     ),
@@ -281,15 +282,19 @@ def build_dag(
     prepare = _task(t.prepare_data(launch), depends=after(validate))
     embed = _task(t.embeddings(launch), depends=after(prepare))
     spec = _task(t.model_metadata(launch), depends=after(embed))
-    # Exclusive training branches; each writes `model` and `training` at the same keys.
+    # Exclusive training branches of the CNN; each writes `cnn` at the same key. The wide
+    # branch is fitted once beside them, and export assembles the serving model.
     branches = [
         _task(t.train(launch, gpu=False), depends=after(spec), when=CPU_TRAIN_WHEN),
         _task(t.train(launch, gpu=True), depends=after(spec), when=GPU_TRAIN_WHEN),
     ]
     distributed, collect = tfjob_branch(spec, existing_claim, launch)
-    evaluate = _task(
-        t.evaluate(launch), depends=join_branches([b.name for b in (*branches, collect)])
+    wide = _task(t.fit_ngrams(launch), depends=after(spec))
+    export = _task(
+        t.export(launch),
+        depends=f"({join_branches([b.name for b in (*branches, collect)])}) && {wide.name}",
     )
+    evaluate = _task(t.evaluate(launch), depends=after(export))
     # Passing another task's output does not make Hera add a dependency: list each one.
     lineage = _task(
         t.log_training_metadata(launch),
@@ -340,6 +345,8 @@ def build_dag(
         spec,
         *branches,
         *distributed,
+        wide,
+        export,
         evaluate,
         lineage,
         gate,

@@ -8,7 +8,7 @@ writes the same key and its consumers read it without knowing which branch ran.
 
 The TFJob branch shares one ReadWriteMany volume, mounted at the `workdir` parameter, in
 a folder per run: stage-data writes the trainers' inputs there, the TFJob's replicas read
-them and the chief writes the model next to them, and collect-model publishes it.
+them and the chief writes the CNN next to them, and collect-model publishes it.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ from hera.workflows import (
     NoneArchiveStrategy,
     Parameter,
     Resource,
+    ResourceEnv,
 )
 from hera.workflows.models import (
     Backoff,
     IntOrString,
+    Quantity,
     ResourceRequirements,
     RetryStrategy,
     SecurityContext,
@@ -40,6 +42,7 @@ from hera.workflows.models import (
 )
 
 from textcnn.cli import step_parameters
+from textcnn.cpus import REQUEST_ENV as CPU_REQUEST_ENV
 from textcnn.errors import NOT_RETRIED
 from textcnn.params import PipelineParams
 from workflows.dag import security
@@ -207,6 +210,8 @@ def step_template(
         env=[
             Env(name="ARTIFACT_ROOT", value=f"gs://{wp('gcp_bucket')}"),
             *(Env(name=k, value=v) for k, v in {**security.SCRATCH_ENV, **launch_env}.items()),
+            # The threads a step starts follow the CPUs it requested (textcnn.cpus).
+            ResourceEnv(name=CPU_REQUEST_ENV, resource="requests.cpu", divisor=Quantity("1")),
         ],
         security_context=SecurityContext.model_validate(security.CONTAINER),
         resources=ResourceRequirements.model_validate(resources),
@@ -340,8 +345,8 @@ def model_metadata(launch: Launch) -> Container:
 
 
 def train(launch: Launch, gpu: bool) -> Container:
-    """One training pod; the GPU variant differs only in image and scheduling, and
-    writes `model` and `training` to the same keys."""
+    """One training pod of the CNN; the GPU variant differs only in image and scheduling,
+    and writes `cnn` to the same key."""
     return step_template(
         launch,
         "train-gpu" if gpu else "train",
@@ -351,16 +356,56 @@ def train(launch: Launch, gpu: bool) -> Container:
             prepared_dir=input_path("prepared"),
             embeddings_dir=input_path("embeddings"),
             model_spec_dir=input_path("spec"),
-            model_dir=output_path("model"),
-            training_dir=output_path("training"),
+            cnn_dir=output_path("cnn"),
         ),
-        display_name="Train (GPU)" if gpu else "Train (CPU)",
+        display_name="Train the CNN (GPU)" if gpu else "Train the CNN (CPU)",
         inputs=["prepared", "embeddings", "spec"],
-        outputs=["model", "training"],
+        outputs=["cnn"],
         image=wp("gpu_image") if gpu else wp("image"),
         gpu=GpuScheduling() if gpu else None,
         # The GPU pod holds the input pipeline's buffers and a memory-backed /dev/shm.
         resources=pod_resources("4", "8Gi", "16Gi") if gpu else pod_resources("4", "4Gi", "8Gi"),
+    )
+
+
+def fit_ngrams(launch: Launch) -> Container:
+    """The wide n-gram branch, fitted once, beside whichever trainer runs."""
+    return step_template(
+        launch,
+        "fit-ngrams",
+        "fit-ngrams",
+        step_args(
+            "fit-ngrams",
+            prepared_dir=input_path("prepared"),
+            model_spec_dir=input_path("spec"),
+            output_dir=output_path("ngrams"),
+        ),
+        display_name="Fit the n-gram branch",
+        inputs=["prepared", "spec"],
+        outputs=["ngrams"],
+        resources=pod_resources("1", "3Gi", "4Gi"),
+    )
+
+
+def export(launch: Launch) -> Container:
+    """The one serving model from both branches, and the run's training record."""
+    return step_template(
+        launch,
+        "export",
+        "export",
+        step_args(
+            "export",
+            cnn_dir=input_path("cnn"),
+            ngrams_dir=input_path("ngrams"),
+            prepared_dir=input_path("prepared"),
+            model_spec_dir=input_path("spec"),
+            model_dir=output_path("model"),
+            training_dir=output_path("training"),
+        ),
+        display_name="Assemble the serving model",
+        inputs=["cnn", "ngrams", "prepared", "spec"],
+        outputs=["model", "training"],
+        resources=pod_resources("1", "2Gi", "4Gi"),
     )
 
 
@@ -437,8 +482,7 @@ def tfjob(launch: Launch, gpu: bool) -> Resource:
             prepared_dir=f"{data}/prepared",
             embeddings_dir=f"{data}/embeddings",
             model_spec_dir=f"{data}/spec",
-            model_dir=run_dir("model"),
-            training_dir=run_dir("training"),
+            cnn_dir=run_dir("cnn"),
         ),
     )
     doc = build_tfjob(
@@ -488,7 +532,7 @@ def wait_tfjob(launch: Launch) -> Container:
 
 
 def collect_model(launch: Launch) -> Container:
-    """Publish the chief's model as the same `model` and `training` artifacts as `train`."""
+    """Publish the chief's CNN as the same `cnn` artifact as `train`'s."""
     return step_template(
         launch,
         "collect-model",
@@ -496,11 +540,10 @@ def collect_model(launch: Launch) -> Container:
         step_args(
             "collect-model",
             source_dir=f"{wp('workdir')}/{RUN_NAME}",
-            model_dir=output_path("model"),
-            training_dir=output_path("training"),
+            cnn_dir=output_path("cnn"),
         ),
-        display_name="Collect the model",
-        outputs=["model", "training"],
+        display_name="Collect the CNN",
+        outputs=["cnn"],
         workdir=True,
         resources=pod_resources("250m", "512Mi", "1Gi"),
     )

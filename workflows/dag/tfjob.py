@@ -16,6 +16,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from textcnn.cpus import REQUEST_ENV as CPU_REQUEST_ENV
 from workflows.checks.admission import CONTAINER, TFJOB_API_VERSION, TFJOB_KIND
 from workflows.dag import security
 from workflows.dag.gpu import GpuScheduling
@@ -81,7 +82,12 @@ def build_tfjob(
             "limits": {"memory": memory, **(gpu.limits if gpu else {})},
         },
         "env": [
-            {"name": k, "value": v} for k, v in {**security.SCRATCH_ENV, **(env or {})}.items()
+            *({"name": k, "value": v} for k, v in {**security.SCRATCH_ENV, **(env or {})}.items()),
+            # TensorFlow's threads follow the replica's CPU request (textcnn.cpus).
+            {
+                "name": CPU_REQUEST_ENV,
+                "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1"}},
+            },
         ],
         "securityContext": dict(security.CONTAINER),
         "volumeMounts": [

@@ -19,6 +19,7 @@ from typing import Any
 
 from workflows.credentials import without_credentials
 from workflows.errors import WorkflowError
+from workflows.local.downward import resource_env
 from workflows.local.hooks import Hooks
 from workflows.local.substitution import (
     artifact_key,
@@ -281,6 +282,7 @@ def _command_and_env(
     which the runner's own API client carries out)."""
     c = resolved.get("container", {})
     declared = {e["name"]: str(e["value"]) for e in c.get("env", []) if "value" in e}
+    declared.update(resource_env(c, where))
     # The runner's settings win (ARTIFACT_ROOT, metadata store).
     declared.update({k: v for k, v in ctx.env.items() if k in declared})
     inherited = without_credentials(os.environ)

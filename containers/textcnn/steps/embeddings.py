@@ -28,7 +28,7 @@ with warnings.catch_warnings():
     from gensim.models import KeyedVectors, Word2Vec
     from gensim.models.callbacks import CallbackAny2Vec
 
-from textcnn import progress, storage
+from textcnn import cpus, progress, storage
 from textcnn.errors import InputError
 from textcnn.rules import OOV, PAD
 
@@ -44,8 +44,9 @@ FORMATS: dict[str, str] = {
 _HEAD_BYTES = 1 << 16  # enough for a header and a first vector line of any sensible dimension
 _W2V_HEADER = re.compile(rb"\s*(\d+)\s+(\d+)\s*")
 # Skip-gram beat CBOW by 6 points (mean-vector logistic regression on Rotten Tomatoes,
-# 10 epochs); one worker makes the vectors reproducible for a seed, at ~1.4x the time.
-_WORD2VEC = {"window": 5, "min_count": 1, "sg": 1, "epochs": 10, "workers": 1}
+# 10 epochs). It runs a worker per CPU the step has (textcnn.cpus); the vectors are
+# reproducible for a seed only with one, since gensim's threads interleave their updates.
+_WORD2VEC = {"window": 5, "min_count": 1, "sg": 1, "epochs": 10}
 
 
 def read_vocabulary(prepared_dir: Path) -> list[str]:
@@ -80,8 +81,13 @@ class _EpochProgress(CallbackAny2Vec):
         progress.report(self.done, self.epochs + 1, f"word2vec epoch {self.done}/{self.epochs}")
 
 
-def train_word2vec(tokens_file: Path, dim: int, seed: int) -> KeyedVectors:
-    """Skip-gram Word2Vec on one space-separated text per line (gensim's fast file mode)."""
+def train_word2vec(tokens_file: Path, dim: int, seed: int, vocabulary: list[str]) -> KeyedVectors:
+    """Skip-gram Word2Vec on one space-separated text per line, for the words of
+    `vocabulary` that occur in it.
+
+    gensim's file mode streams the corpus from the file, and the other words are dropped
+    from it as rare words are (trim_rule), so the model's memory follows the vocabulary
+    the embedding matrix needs, not every word the data holds."""
     if not tokens_file.is_file():
         raise InputError(
             f"{tokens_file}: not found: point --prepared_dir at the output of prepare-data"
@@ -89,13 +95,21 @@ def train_word2vec(tokens_file: Path, dim: int, seed: int) -> KeyedVectors:
     with tokens_file.open("rb") as f:
         if not any(line.strip() for line in f):
             raise InputError(f"{tokens_file}: no tokens to train Word2Vec on: rerun prepare-data")
-    model = Word2Vec(
-        corpus_file=str(tokens_file),
-        vector_size=dim,
-        seed=seed,
-        callbacks=[_EpochProgress()],
-        **_WORD2VEC,
-    )
+    keep = frozenset(vocabulary)
+
+    def trim(word: str, count: int, min_count: int) -> int:
+        return gensim.utils.RULE_KEEP if word in keep else gensim.utils.RULE_DISCARD
+
+    model = Word2Vec(vector_size=dim, seed=seed, workers=cpus.available(), **_WORD2VEC)
+    model.build_vocab(corpus_file=str(tokens_file), trim_rule=trim)
+    if len(model.wv):  # else no vocabulary word occurs in the texts: no vector to learn
+        model.train(
+            corpus_file=str(tokens_file),
+            total_examples=model.corpus_count,
+            total_words=model.corpus_total_words,
+            epochs=model.epochs,
+            callbacks=[_EpochProgress()],
+        )
     return model.wv
 
 
@@ -265,7 +279,7 @@ def run(
     else:
         total = _WORD2VEC["epochs"] + 1
         progress.report(0, total, "training word2vec on the training texts")
-        vectors = train_word2vec(prepared / "train_tokens.txt", embedding_dim, seed)
+        vectors = train_word2vec(prepared / "train_tokens.txt", embedding_dim, seed, vocabulary)
         source = fmt = TRAINED
     progress.report(total - 1, total, f"building the {len(vocabulary):,}-word matrix")
     matrix, oov_count = build_matrix(vocabulary, vectors, seed)

@@ -1,8 +1,9 @@
 """stage-data: the TFJob branch's inputs onto the shared volume.
 
-It copies what the trainers read (the prepared arrays, texts, vocabulary and label map,
+It copies what the trainers read (the prepared arrays, vocabulary and label map,
 the embedding matrix, the model config) from the workflow's artifacts to a folder on the
-ReadWriteMany volume that every TFJob replica mounts, and checks them against each other
+ReadWriteMany volume that every TFJob replica mounts (not the texts: the replicas train
+the CNN only, fit-ngrams fits the wide branch), and checks them against each other
 there, so a mismatch fails before any replica is scheduled (textcnn.steps.collect_model is the
 branch's other end).
 """
@@ -25,8 +26,6 @@ STAGED: dict[str, tuple[tuple[str, ...], str]] = {
             "val.npz",
             "vocab.json",
             "labels.json",
-            "train_tokens.txt",  # the wide n-gram branch's texts
-            "val_tokens.txt",
         ),
         "prepare-data",
     ),

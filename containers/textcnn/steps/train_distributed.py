@@ -5,8 +5,9 @@ this is a custom loop: `strategy.run` of a `GradientTape` step whose loss is
 `tf.nn.compute_average_loss` over the global batch (the optimiser sums the replicas'
 gradients, so the sum of per-replica losses divided by the global batch is the mean).
 Everything else is the single-pod trainer's (`textcnn.training`): inputs, model, optimiser,
-seeded shuffling, the Keras EarlyStopping callback, the wide n-gram branch, the outputs
-and the serving export.
+seeded shuffling, the Keras EarlyStopping callback and the outputs. Like it, the replicas
+train the CNN only: the wide n-gram branch is fitted once, by fit-ngrams beside the TFJob,
+not again in every replica.
 
 `TF_CONFIG` (set by the training operator on the `tensorflow` container) is parsed before
 the strategy is created, which must happen before TensorFlow starts its runtime. Each
@@ -16,7 +17,7 @@ slice of every batch (`per_replica_batches`), and the loss is the mean over the 
 batch, so the optimiser takes the steps one pod takes. Loss and accuracy are summed over
 all workers, so every worker sees the same validation loss and early stopping ends them
 all at the same epoch. The chief (or worker 0 when there is no
-chief) writes the model; the others write theirs to a temporary folder and delete it.
+chief) writes the CNN; the others write theirs to a temporary folder and delete it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from textcnn import cpus
 from textcnn.model import ModelConfig, build_model
 from textcnn.tf_config import TF_CONFIG, parse_tf_config
 from textcnn.training import (
@@ -180,18 +182,19 @@ def run(
     batch_size: int,
     patience: int,
     seed: int,
-    model_dir: str,
-    training_dir: str,
+    cnn_dir: str,
     gpu_support: bool = False,
 ) -> dict[str, float | int]:
-    """Train on prepared/ with the model spec as one worker of TF_CONFIG's cluster; the chief
-    writes training/ and the serving model/ (the same outputs as the train step). With
-    GPU_SUPPORT, fail unless TensorFlow sees a GPU."""
+    """Train the CNN on prepared/ with the model spec as one worker of TF_CONFIG's cluster;
+    the chief writes it to CNN_DIR (the train step's output). With GPU_SUPPORT, fail
+    unless TensorFlow sees a GPU."""
     role = parse_tf_config(os.environ.get(TF_CONFIG))
     if gpu_support:  # listing devices starts no runtime: the strategy may still come after
         require_gpu()
     inputs = load_inputs(prepared_dir, embeddings_dir, model_spec_dir)  # numpy only
-    # Before any other TensorFlow op: the strategy configures the collective runtime.
+    # Before any other TensorFlow op: the threads, then the strategy, which configures
+    # the collective runtime.
+    cpus.limit_tensorflow()
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     keras.utils.set_random_seed(seed)
     print(
@@ -210,10 +213,10 @@ def run(
         seed,
     )
     if role.is_chief:
-        return finish(result, inputs, model_dir, training_dir)
-    # Every worker exports, as TensorFlow's multi-worker guide asks; only the chief's stays.
+        return finish(result, inputs, cnn_dir)
+    # Every worker saves, as TensorFlow's multi-worker guide asks; only the chief's stays.
     scratch = tempfile.mkdtemp(prefix=f"textcnn-{role.task_type}-{role.index}-")
     try:
-        return finish(result, inputs, f"{scratch}/model", f"{scratch}/training")
+        return finish(result, inputs, f"{scratch}/cnn")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

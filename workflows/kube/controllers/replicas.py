@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from workflows.kube.controllers.ports import free_ports
 from workflows.local import processes
+from workflows.local.downward import resource_env
 from workflows.local.substitution import expand_env_refs, remap_path
 
 CONTAINER = "tensorflow"  # the operator sets TF_CONFIG in this container only
@@ -171,6 +172,7 @@ def replica(
         for e in container.get("env") or []
         if "value" in e
     }
+    declared.update(resource_env(container, f"{rtype} {index}"))
     command = [
         remap_path(expand_env_refs(str(a), declared), local)
         for a in (*(container.get("command") or []), *(container.get("args") or []))

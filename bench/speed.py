@@ -116,7 +116,7 @@ def bench_prepare(csv: Path) -> dict[str, Any]:
     where the step's time goes, three of its parts timed alone: the standardisation (the
     pure-Python form of the rules, as the step runs it), the tokenisation as the step does
     it (standardise once, fit the vocabulary, map the clean texts to ids) and the
-    compression of the ids into .npz."""
+    writing of the ids into .npz shards."""
     from tf_keras.preprocessing.sequence import pad_sequences
     from tf_keras.preprocessing.text import Tokenizer
 
@@ -165,7 +165,7 @@ def bench_prepare(csv: Path) -> dict[str, Any]:
         "prepare_data_step": prepare_step,
         "standardize_only": lambda: standardize_texts(texts),
         "tokenisation": tokenisation,
-        "compress_ids": lambda: np.savez_compressed(io.BytesIO(), x=ids),
+        "write_ids": lambda: np.savez(io.BytesIO(), x=ids),
     }
     best = dict.fromkeys(calls, float("inf"))
     for _ in range(REPEATS):  # interleaved, so a busy moment hits every contender alike
@@ -231,6 +231,7 @@ def bench_training(artifacts: dict[str, str]) -> dict[str, Any]:
     import keras
 
     from textcnn.model import ModelConfig
+    from textcnn.prepared import load_split
     from textcnn.training import (
         compile_model,
         fit_mirrored,
@@ -241,6 +242,9 @@ def bench_training(artifacts: dict[str, str]) -> dict[str, Any]:
 
     config = ModelConfig.load(artifacts["spec"])
     splits = load_splits(artifacts["prepared"], config)
+    (x_train, y_train), (x_val, y_val) = (
+        load_split(artifacts["prepared"], split, config) for split in ("train", "val")
+    )
     embeddings = load_embeddings(artifacts["embeddings"])
     batch = DEFAULTS.batch_size
 
@@ -248,11 +252,11 @@ def bench_training(artifacts: dict[str, str]) -> dict[str, Any]:
         keras.utils.set_random_seed(42)
         model = compile_model(config, embeddings)
         model.fit(
-            splits.x_train,
-            splits.y_train,
+            x_train,
+            y_train,
             batch_size=batch,
             epochs=TRAIN_EPOCHS,
-            validation_data=(splits.x_val, splits.y_val),
+            validation_data=(x_val, y_val),
             shuffle=True,
             verbose=0,
         )
@@ -262,8 +266,8 @@ def bench_training(artifacts: dict[str, str]) -> dict[str, Any]:
         keras.utils.set_random_seed(42)
         model = compile_model(config, embeddings)
         model.fit(
-            make_dataset(splits.x_train, splits.y_train, batch, shuffle_seed=42),
-            validation_data=make_dataset(splits.x_val, splits.y_val, batch),
+            make_dataset(splits.train, config.max_length, batch, shuffle_seed=42),
+            validation_data=make_dataset(splits.val, config.max_length, batch),
             epochs=TRAIN_EPOCHS,
             shuffle=False,
             verbose=0,
@@ -284,9 +288,9 @@ def bench_training(artifacts: dict[str, str]) -> dict[str, Any]:
     for _ in range(TRAIN_ROUNDS):  # interleaved, as in bench_prepare
         for name, call in calls.items():
             best[name] = min(best[name], common.best_of(1, call)[0])
-    examples = len(splits.x_train) * TRAIN_EPOCHS
+    examples = splits.train.rows * TRAIN_EPOCHS
     return {
-        "train_examples": len(splits.x_train),
+        "train_examples": splits.train.rows,
         "epochs": TRAIN_EPOCHS,
         "rounds": TRAIN_ROUNDS,
         "batch_size": batch,

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from textcnn.model import ModelConfig
+from textcnn.prepared import write_shards
 from textcnn.steps import export, fit_ngrams, train
 from textcnn.text import make_vectorizer, standardize
 from workflows.expressions import Depends, evaluate_when
@@ -90,10 +91,11 @@ def write_inputs(
         folder.mkdir(parents=True)
     for name, n, seed in (("train", n_train, 1), ("val", n_val, 2)):
         texts, labels = make_texts(n, seed)
-        np.savez(
-            prepared / f"{name}.npz",
-            x=vectorize(texts).numpy().astype("int32"),
-            y=np.array([CLASSES.index(c) for c in labels], dtype="int32"),
+        write_shards(
+            prepared,
+            name,
+            vectorize(texts).numpy().astype("int32"),
+            np.array([CLASSES.index(c) for c in labels], dtype="int32"),
         )
         std = [t.decode() for t in standardize(tf.constant(texts)).numpy()]
         (prepared / f"{name}_tokens.txt").write_text("".join(t + "\n" for t in std))

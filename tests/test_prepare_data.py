@@ -17,16 +17,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from textcnn import storage
+from textcnn import prepared, storage
 from textcnn.errors import InputError
+from textcnn.prepared import read_shard, shard_files
 from textcnn.rules import OOV, PAD
 from textcnn.steps import prepare_data as prepare
 from textcnn.text import make_vectorizer
 from textcnn.tokens import standardize_texts
 
 FILES = {
-    "train.npz",
-    "val.npz",
+    "train-00000.npz",
+    "val-00000.npz",
     "vocab.json",
     "labels.json",
     "train_tokens.txt",
@@ -56,13 +57,19 @@ def _prepare_and_read(csv_path: Path, out: Path, **overrides: Any) -> dict[str, 
     return _read(out)
 
 
+def _split(out: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A split's ids and class ids, its shards joined in order."""
+    parts = [read_shard(path) for path in shard_files(out, split)]
+    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
+
+
 def _read(out: Path) -> dict[str, Any]:
-    train, val = np.load(out / "train.npz"), np.load(out / "val.npz")
+    (x_train, y_train), (x_val, y_val) = _split(out, "train"), _split(out, "val")
     return {
-        "x_train": train["x"],
-        "y_train": train["y"],
-        "x_val": val["x"],
-        "y_val": val["y"],
+        "x_train": x_train,
+        "y_train": y_train,
+        "x_val": x_val,
+        "y_val": y_val,
         "vocab": json.loads((out / "vocab.json").read_text()),
         "classes": json.loads((out / "labels.json").read_text())["classes"],
         "tokens": (out / "train_tokens.txt").read_text().splitlines(),
@@ -92,6 +99,20 @@ def test_writes_the_prepared_folder(make_csv: Callable[..., Path], tmp_path: Pat
     assert p["classes"] == ["negative", "neutral", "positive"] and result["num_classes"] == 3
     assert len(p["tokens"]) == n and all(t == " ".join(t.split()) for t in p["tokens"])
     assert p["stats"]["train_rows"] == n and p["stats"]["rows_read"] == 300
+
+
+def test_each_split_is_written_in_shards_of_bounded_rows(
+    make_csv: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader holds one shard at a time; joined in order, the shards are the split."""
+    whole = _prepare_and_read(make_csv(rows=300, classes=3), tmp_path / "whole")
+    monkeypatch.setattr(prepared, "SHARD_ROWS", 70)
+    sharded = _prepare_and_read(make_csv(rows=300, classes=3), tmp_path / "sharded")
+    sizes = [len(read_shard(f)[1]) for f in shard_files(tmp_path / "sharded", "train")]
+    assert sizes == [60, 60, 60, 60] and max(sizes) <= 70  # 240 rows, as even as can be
+    assert len(shard_files(tmp_path / "sharded", "val")) == 1
+    for key in ("x_train", "y_train", "x_val", "y_val"):
+        np.testing.assert_array_equal(sharded[key], whole[key])
 
 
 def test_split_is_stratified_and_reproducible(

@@ -27,6 +27,7 @@ from textcnn import cli, ngrams
 from textcnn.errors import InputError
 from textcnn.export import export_serving_model, load_serving_model
 from textcnn.model import CHAR_NGRAM_ORDER, build_model
+from textcnn.prepared import load_split
 from textcnn.text import make_vectorizer, standardize
 
 
@@ -78,8 +79,8 @@ def test_saved_keras_model_holds_the_best_weights(trained: tuple[Inputs, Path, d
     inputs, root, _ = trained
     info = json.loads((root / "training" / "training.json").read_text())
     model = keras.models.load_model(root / "training" / "model.keras")
-    with np.load(inputs.prepared / "val.npz") as val:
-        _, accuracy = model.evaluate(val["x"], val["y"], verbose=0, return_dict=False)
+    x_val, y_val = load_split(inputs.prepared, "val", inputs.config)
+    _, accuracy = model.evaluate(x_val, y_val, verbose=0, return_dict=False)
     assert accuracy == pytest.approx(info["ngrams"]["val_accuracy"]["cnn"], abs=1e-6)
 
 
@@ -152,8 +153,8 @@ def test_early_stopping_ends_training_and_restores_the_best_epoch(tmp_path: Path
     # The saved model is the best epoch's, not the last one's.
     assert history["val_loss"][-1] > history["val_loss"][best]
     model = keras.models.load_model(tmp_path / "training" / "model.keras")
-    with np.load(inputs.prepared / "val.npz") as val:
-        loss, _ = model.evaluate(val["x"], val["y"], verbose=0, return_dict=False)
+    x_val, y_val = load_split(inputs.prepared, "val", inputs.config)
+    loss, _ = model.evaluate(x_val, y_val, verbose=0, return_dict=False)
     assert loss == pytest.approx(history["val_loss"][best], rel=1e-5)
 
 
@@ -187,7 +188,7 @@ def test_spec_that_does_not_fit_the_data_is_an_input_error(tmp_path: Path) -> No
     inputs = write_inputs(tmp_path, n_train=64, n_val=32)
     wrong = replace(inputs.config, max_length=MAX_LENGTH + 1)
     (inputs.model_spec / "model_config.json").write_text(wrong.to_json())
-    with pytest.raises(InputError, match=r"train\.npz.*do not fit the model spec"):
+    with pytest.raises(InputError, match=r"train-00000\.npz.*do not fit the model spec"):
         run_train(inputs, tmp_path, epochs=1)
     assert not (tmp_path / "cnn").exists() and not (tmp_path / "model").exists()
 
@@ -251,7 +252,7 @@ def test_command_line_reports_bad_input_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     inputs = write_inputs(tmp_path, n_train=8, n_val=8)
-    (inputs.prepared / "val.npz").unlink()
+    (inputs.prepared / "val-00000.npz").unlink()
     argv = [
         "train",
         "--prepared_dir",
@@ -273,7 +274,7 @@ def test_command_line_reports_bad_input_and_exits_2(
     ]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert "error: train: " in err and "val.npz: not found; run the prepare-data step" in err
+    assert "error: train: " in err and "val-*.npz: not found; run the prepare-data step" in err
 
 
 @pytest.mark.skipif(

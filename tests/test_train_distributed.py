@@ -116,19 +116,26 @@ def test_bad_tf_config_is_an_input_error_naming_it(config: str, words: str) -> N
 # Three replicas in one process (logical CPUs, before TensorFlow starts): the distributed
 # dataset's per-replica slices of each batch, against the single pod's batches.
 SPLIT_BATCHES = """
-import json, sys
+import json, pathlib, sys, tempfile
 import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 3)
-from textcnn.training import make_dataset
+from textcnn import prepared
+from textcnn.training import Split, make_dataset
 from textcnn.steps.train_distributed import distributed_dataset
 batch = int(sys.argv[1])
 x = np.arange(103, dtype="int32").reshape(-1, 1); y = np.zeros(103, dtype="int32")
+folder = pathlib.Path(tempfile.mkdtemp())
+prepared.SHARD_ROWS = 40  # three shards, streamed one after the other
+prepared.write_shards(folder, "train", x, y)
+data = Split(tuple(prepared.shard_files(folder, "train")), 103)
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1", "/cpu:2"])
 split = [[[int(v) for v in part.numpy()[:, 0]] for part in strategy.experimental_local_results(xb)]
-         for xb, _ in distributed_dataset(strategy, x, y, batch, shuffle_seed=5)]
-single = [[int(v) for v in xb.numpy()[:, 0]] for xb, _ in make_dataset(x, y, batch, shuffle_seed=5)]
-print(json.dumps({"replicas": strategy.num_replicas_in_sync, "split": split, "single": single}))
+         for xb, _ in distributed_dataset(strategy, data, 1, batch, shuffle_seed=5)]
+single = [[int(v) for v in xb.numpy()[:, 0]]
+          for xb, _ in make_dataset(data, 1, batch, shuffle_seed=5)]
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "shards": len(data.files),
+                  "split": split, "single": single}))
 """
 
 
@@ -142,7 +149,10 @@ def test_batch_size_is_the_global_batch_split_across_replicas(batch_size: int) -
         check=True,
     )
     got = json.loads(proc.stdout.splitlines()[-1])
-    assert got["replicas"] == 3
+    assert (got["replicas"], got["shards"]) == (3, 3)
+    # Every row once per epoch, shuffled across the shards.
+    rows = sum(got["single"], [])
+    assert sorted(rows) == list(range(103)) and rows != sorted(rows)
     expected = per_replica_batches(batch_size, 3)
     assert sum(expected) == batch_size and max(expected) - min(expected) <= 1
     # Every step is one of the single pod's batches, cut into the replicas' slices.

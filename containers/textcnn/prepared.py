@@ -1,9 +1,10 @@
 """Reading the prepared/ folder that prepare-data writes, checked against the model spec.
 
-`train.npz` and `val.npz` hold the token ids `x` and class ids `y`; `train_tokens.txt` and
-`val_tokens.txt` the standardised texts, one per line, row for row with the ids (the wide
-n-gram branch's input and Word2Vec's corpus). Every reader names the file and the step to
-rerun when something does not fit.
+Each split is a series of shard files, `train-00000.npz`, ... and `val-00000.npz`, ...,
+each holding the token ids `x` and class ids `y` of at most SHARD_ROWS rows, in row order;
+`train_tokens.txt` and `val_tokens.txt` hold the standardised texts, one per line, row for
+row with the ids (the wide n-gram branch's input and Word2Vec's corpus). Readers hold one
+shard at a time, and name the file and the step to rerun when something does not fit.
 """
 
 from __future__ import annotations
@@ -18,47 +19,101 @@ from textcnn.errors import InputError
 from textcnn.model import ModelConfig, read_json
 from textcnn.rules import OOV, PAD
 
+# Rows per shard file: a reader holds one shard at a time, so this bounds its memory.
+SHARD_ROWS = 65_536
 
-def _array(path: Path, name: str) -> np.ndarray:
+
+def write_shards(folder: Path, split: str, x: np.ndarray, y: np.ndarray) -> int:
+    """`split`-00000.npz, ...: the ids `x` [n, max_length] and class ids `y` [n] in shards
+    of at most SHARD_ROWS rows, in order (uncompressed: every epoch reads them). Returns
+    how many were written."""
+    count = max(1, -(-len(x) // SHARD_ROWS))
+    bounds = np.linspace(0, len(x), count + 1).astype(int)
+    for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        np.savez(
+            folder / f"{split}-{i:05d}.npz",
+            x=x[start:stop].astype(np.int32),
+            y=y[start:stop].astype(np.int32),
+        )
+    return count
+
+
+def shard_files(prepared_dir: str | Path, split: str) -> list[Path]:
+    """The shard files of `split` (train or val), in row order."""
+    files = sorted(Path(prepared_dir).glob(f"{split}-[0-9][0-9][0-9][0-9][0-9].npz"))
+    if not files:
+        raise InputError(
+            f"{Path(prepared_dir) / split}-*.npz: not found; run the prepare-data step first"
+        )
+    return files
+
+
+def read_shard(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path) as data:
-            return data[name]
+            return data["x"], data["y"]
     except FileNotFoundError:
         raise InputError(f"{path}: not found; run the prepare-data step first") from None
     except KeyError as e:
         raise InputError(f"{path}: no array {e}; rerun the prepare-data step") from None
 
 
-def load_labels(prepared_dir: str | Path, split: str, config: ModelConfig) -> np.ndarray:
-    """The class ids of `split` (train or val), without reading its token ids."""
-    path = Path(prepared_dir) / f"{split}.npz"
-    y = _array(path, "y")
-    if y.ndim != 1 or not len(y) or y.min() < 0 or y.max() >= config.num_classes:
+def _checked(path: Path, x: np.ndarray, y: np.ndarray, config: ModelConfig) -> None:
+    if x.ndim != 2 or x.shape[1] != config.max_length or y.shape != (len(x),):
         raise InputError(
-            f"{path}: class ids {y.shape} outside the model spec's num_classes="
-            f"{config.num_classes}; rerun prepare-data and model-metadata together"
+            f"{path}: x {x.shape} and y {y.shape} do not fit the model spec (expected "
+            f"[n, {config.max_length}] and [n]); rerun prepare-data and model-metadata "
+            "together"
         )
-    return y.astype("int32")
+    if len(x) and (x.min() < 0 or x.max() >= config.vocab_size):
+        raise InputError(
+            f"{path}: token ids outside the model spec's vocab_size={config.vocab_size}; "
+            "rerun prepare-data and model-metadata together"
+        )
+    if len(y) and (y.min() < 0 or y.max() >= config.num_classes):
+        raise InputError(
+            f"{path}: class ids outside the model spec's num_classes={config.num_classes}; "
+            "rerun prepare-data and model-metadata together"
+        )
+
+
+def check_split(
+    prepared_dir: str | Path, split: str, config: ModelConfig
+) -> tuple[list[Path], int]:
+    """The shard files of `split` and their rows, each shard checked against the model
+    spec, one at a time (a trainer fails on a bad shard before it trains)."""
+    files, rows = shard_files(prepared_dir, split), 0
+    for path in files:
+        x, y = read_shard(path)
+        _checked(path, x, y, config)
+        rows += len(y)
+    if not rows:
+        raise InputError(f"{files[0]}: the {split} split has no rows; rerun prepare-data")
+    return files, rows
+
+
+def load_labels(prepared_dir: str | Path, split: str, config: ModelConfig) -> np.ndarray:
+    """The class ids of `split`, in row order (checked, shard by shard)."""
+    parts = []
+    for path in shard_files(prepared_dir, split):
+        x, y = read_shard(path)
+        _checked(path, x, y, config)
+        parts.append(y.astype(np.int32))
+    return np.concatenate(parts)
 
 
 def load_split(
     prepared_dir: str | Path, split: str, config: ModelConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(token ids [n, max_length], class ids [n]) of `split`."""
-    path = Path(prepared_dir) / f"{split}.npz"
-    x, y = _array(path, "x"), load_labels(prepared_dir, split, config)
-    if x.ndim != 2 or x.shape[1] != config.max_length or len(x) != len(y):
-        raise InputError(
-            f"{path}: x {x.shape} and y {y.shape} do not fit the model spec (expected "
-            f"[n > 0, {config.max_length}] and [n]); rerun prepare-data and model-metadata "
-            "together"
-        )
-    if x.min() < 0 or x.max() >= config.vocab_size:
-        raise InputError(
-            f"{path}: token ids outside the model spec's vocab_size={config.vocab_size}; "
-            "rerun prepare-data and model-metadata together"
-        )
-    return x.astype("int32"), y
+    """(token ids [n, max_length], class ids [n]) of `split`, whole: for what is small
+    (a benchmark, a test); trainers stream the shards."""
+    xs, ys = [], []
+    for path in shard_files(prepared_dir, split):
+        x, y = read_shard(path)
+        _checked(path, x, y, config)
+        xs.append(x.astype(np.int32))
+        ys.append(y.astype(np.int32))
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def iter_texts(prepared_dir: str | Path, split: str, rows: int) -> Iterator[str]:

@@ -28,15 +28,26 @@ import tensorflow as tf
 from textcnn import progress, storage
 from textcnn.errors import FinalError, InputError
 from textcnn.model import ModelConfig, build_model
-from textcnn.prepared import check_vocabulary, load_split
+from textcnn.prepared import check_split, check_vocabulary, read_shard
+
+# Rows the training input mixes: prepare-data's split is a random permutation, so each
+# shard is a random sample; the shards' order is shuffled each epoch, and rows mix within
+# this window, which bounds the input pipeline's memory (a full shuffle below it).
+SHUFFLE_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class Split:
+    """A split's shard files (textcnn.prepared), in row order, and its rows."""
+
+    files: tuple[Path, ...]
+    rows: int
 
 
 @dataclass(frozen=True)
 class Splits:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
+    train: Split
+    val: Split
 
 
 @dataclass(frozen=True)
@@ -71,9 +82,9 @@ class TrainingRun:
 
 
 def load_splits(prepared_dir: str, config: ModelConfig) -> Splits:
-    """prepared/train.npz and val.npz, checked against the model spec."""
-    train, val = (load_split(prepared_dir, split, config) for split in ("train", "val"))
-    return Splits(*train, *val)
+    """The train and val shards, each checked against the model spec, one at a time."""
+    train, val = (check_split(prepared_dir, split, config) for split in ("train", "val"))
+    return Splits(Split(tuple(train[0]), train[1]), Split(tuple(val[0]), val[1]))
 
 
 def load_embeddings(embeddings_dir: str) -> np.ndarray:
@@ -85,14 +96,32 @@ def load_embeddings(embeddings_dir: str) -> np.ndarray:
 
 
 def make_dataset(
-    x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None
+    split: Split, max_length: int, batch_size: int, shuffle_seed: int | None = None
 ) -> tf.data.Dataset:
-    """Global batches of (ids, class ids); shuffled each epoch when a seed is given (the same
-    permutations in every process that uses the seed)."""
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    """Global batches of (ids, class ids), streamed from the split's shards one at a time;
+    shuffled each epoch when a seed is given (the shards' order, then the rows within
+    SHUFFLE_ROWS), alike in every process that uses the seed."""
+
+    def read(path: bytes) -> tuple[np.ndarray, np.ndarray]:
+        x, y = read_shard(Path(path.decode()))
+        return x.astype(np.int32), y.astype(np.int32)
+
+    def rows(path: tf.Tensor) -> tf.data.Dataset:
+        x, y = tf.numpy_function(read, [path], (tf.int32, tf.int32), stateful=False)
+        x.set_shape([None, max_length])
+        y.set_shape([None])
+        return tf.data.Dataset.from_tensor_slices((x, y))
+
+    ds = tf.data.Dataset.from_tensor_slices([str(f) for f in split.files])
     if shuffle_seed is not None:
-        ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        ds = ds.shuffle(len(split.files), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.flat_map(rows)
+    if shuffle_seed is not None:
+        window = min(split.rows, SHUFFLE_ROWS)
+        ds = ds.shuffle(window, seed=shuffle_seed, reshuffle_each_iteration=True)
+    # The batches it yields, known: Keras counts its steps instead of running out of data.
+    batches = tf.data.experimental.assert_cardinality(-(-split.rows // batch_size))
+    return ds.batch(batch_size).apply(batches).prefetch(tf.data.AUTOTUNE)
 
 
 def make_optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
@@ -176,8 +205,8 @@ def fit_mirrored(
     with strategy.scope():
         model = compile_model(config, embeddings)
     history = model.fit(
-        make_dataset(splits.x_train, splits.y_train, batch_size, shuffle_seed=seed),
-        validation_data=make_dataset(splits.x_val, splits.y_val, batch_size),
+        make_dataset(splits.train, config.max_length, batch_size, shuffle_seed=seed),
+        validation_data=make_dataset(splits.val, config.max_length, batch_size),
         epochs=epochs,
         callbacks=[
             early_stopping(patience),
@@ -196,7 +225,7 @@ def fit_mirrored(
         end=end,
         strategy=type(strategy).__name__,
         replicas=replicas,
-        train_examples=len(splits.x_train),
+        train_examples=splits.train.rows,
         epochs=epochs,
     )
 
@@ -220,7 +249,8 @@ def finish(result: TrainingRun, inputs: Inputs, cnn_dir: str) -> dict[str, float
         "architecture": inputs.config.architecture,
         "val_accuracy": result.val_accuracy,
     }
-    val = result.model.predict(inputs.splits.x_val, batch_size=1024, verbose=0)
+    val_data = make_dataset(inputs.splits.val, inputs.config.max_length, 1024)
+    val = result.model.predict(val_data, verbose=0)
     with storage.atomic_dir(cnn_dir) as tmp:
         result.model.save(tmp / "model.keras")
         (tmp / "history.json").write_text(json.dumps(result.history, indent=2) + "\n")

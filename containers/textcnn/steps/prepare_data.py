@@ -1,4 +1,5 @@
-"""prepare-data: training CSV -> the prepared/ folder (ids, vocabulary, labels, tokens, stats).
+"""prepare-data: training CSV -> the prepared/ folder (ids in shards, vocabulary, labels,
+tokens, stats; textcnn.prepared).
 
 The vocabulary is fitted on the training split only, so validation scores measure what a
 served model meets: words it has never seen. Texts, vocabulary and ids follow the rules
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from sklearn.model_selection import train_test_split
 from textcnn import progress, storage
 from textcnn.data import check_known_labels, check_trainable, cut_texts, load_csv
 from textcnn.errors import InputError
+from textcnn.prepared import write_shards
 from textcnn.tokens import fit_vocabulary, standardize_texts, to_ids, token_counts
 
 _MAX_LISTED = 10
@@ -70,10 +71,6 @@ def split(
         positions, test_size=val_data_pct, stratify=labels.to_numpy(), random_state=seed
     )
     return train, val
-
-
-def _write_npz(path: Path, x: np.ndarray, y: np.ndarray) -> None:
-    np.savez_compressed(path, x=x.astype(np.int32), y=y.astype(np.int32))
 
 
 def run(
@@ -161,8 +158,8 @@ def run(
     )
     progress.report(3, STAGES, f"writing {output_dir}")
     with storage.atomic_dir(output_dir) as out:
-        _write_npz(out / "train.npz", x_train, train["label"].map(class_id).to_numpy())
-        _write_npz(out / "val.npz", x_val, val["label"].map(class_id).to_numpy())
+        write_shards(out, "train", x_train, train["label"].map(class_id).to_numpy())
+        write_shards(out, "val", x_val, val["label"].map(class_id).to_numpy())
         (out / "vocab.json").write_text(vocab_json, encoding="utf-8")
         (out / "labels.json").write_text(json.dumps({"classes": classes}), encoding="utf-8")
         # The standardised texts, row for row with the ids: Word2Vec's corpus and the wide

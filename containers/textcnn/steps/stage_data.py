@@ -1,6 +1,6 @@
 """stage-data: the TFJob branch's inputs onto the shared volume.
 
-It copies what the trainers read (the prepared arrays, vocabulary and label map,
+It copies what the trainers read (the prepared shards, vocabulary and label map,
 the embedding matrix, the model config) from the workflow's artifacts to a folder on the
 ReadWriteMany volume that every TFJob replica mounts (not the texts: the replicas train
 the CNN only, fit-ngrams fits the wide branch), and checks them against each other
@@ -18,17 +18,10 @@ from textcnn.errors import InputError
 from textcnn.model import CONFIG_FILE
 from textcnn.training import load_inputs
 
-# Folder -> (files the trainers read, the step that writes them).
+# Folder -> (the files the trainers read, as glob patterns each matching at least one
+# file; the step that writes them).
 STAGED: dict[str, tuple[tuple[str, ...], str]] = {
-    "prepared": (
-        (
-            "train.npz",
-            "val.npz",
-            "vocab.json",
-            "labels.json",
-        ),
-        "prepare-data",
-    ),
+    "prepared": (("train-*.npz", "val-*.npz", "vocab.json", "labels.json"), "prepare-data"),
     "embeddings": (("embeddings.npy",), "embeddings"),
     "spec": ((CONFIG_FILE,), "model-metadata"),
 }
@@ -49,11 +42,13 @@ def run(
         if package:
             (tmp / "package").mkdir()
             shutil.copy2(package, tmp / "package" / Path(package).name)
-        for folder, (files, producer) in STAGED.items():
+        for folder, (patterns, producer) in STAGED.items():
             (tmp / folder).mkdir()
-            for name in files:
-                src = Path(sources[folder]) / name
-                if not src.is_file():
-                    raise InputError(f"{src}: not found; run the {producer} step first")
-                shutil.copy2(src, tmp / folder / name)
+            for pattern in patterns:
+                found = sorted(Path(sources[folder]).glob(pattern))
+                if not found:
+                    where = Path(sources[folder]) / pattern
+                    raise InputError(f"{where}: not found; run the {producer} step first")
+                for src in found:
+                    shutil.copy2(src, tmp / folder / src.name)
         load_inputs(str(tmp / "prepared"), str(tmp / "embeddings"), str(tmp / "spec"))

@@ -36,6 +36,7 @@ from textcnn import cpus
 from textcnn.model import ModelConfig, build_model
 from textcnn.tf_config import TF_CONFIG, parse_tf_config
 from textcnn.training import (
+    Split,
     Splits,
     TrainingRun,
     early_stopping,
@@ -58,14 +59,15 @@ def per_replica_batches(batch_size: int, replicas: int) -> list[int]:
 
 def distributed_dataset(
     strategy: tf.distribute.Strategy,
-    x: np.ndarray,
-    y: np.ndarray,
+    split: Split,
+    max_length: int,
     batch_size: int,
     shuffle_seed: int | None,
 ) -> tf.distribute.DistributedDataset:
     """The single-pod trainer's global batches, each split across the replicas: every
-    worker builds the same seeded pipeline and keeps its replicas' slices (DATA sharding)."""
-    ds = make_dataset(x, y, batch_size, shuffle_seed=shuffle_seed)
+    worker streams the same shards through the same seeded pipeline and keeps its
+    replicas' slices (DATA sharding), so the optimiser takes one pod's steps."""
+    ds = make_dataset(split, max_length, batch_size, shuffle_seed=shuffle_seed)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return strategy.experimental_distribute_dataset(ds.with_options(options))
@@ -101,8 +103,9 @@ def fit_multi_worker(
     with strategy.scope():
         model = build_model(config, embeddings)
         optimizer = make_optimizer(config)
-    train_data = distributed_dataset(strategy, splits.x_train, splits.y_train, batch_size, seed)
-    val_data = distributed_dataset(strategy, splits.x_val, splits.y_val, batch_size, None)
+    length = config.max_length
+    train_data = distributed_dataset(strategy, splits.train, length, batch_size, seed)
+    val_data = distributed_dataset(strategy, splits.val, length, batch_size, None)
 
     def train_replica(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
@@ -169,7 +172,7 @@ def fit_multi_worker(
         end=end,
         strategy="MultiWorkerMirroredStrategy",
         replicas=replicas,
-        train_examples=len(splits.x_train),
+        train_examples=splits.train.rows,
         epochs=epochs,
     )
 

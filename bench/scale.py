@@ -67,11 +67,25 @@ def write_set(rows: int) -> Path:
     return path
 
 
+def replica_timings(run_dir: Path) -> dict[str, dict[str, float]]:
+    """Each TFJob replica's own training time and CPU seconds, from its log's timing line
+    (the replicas are the local training operator's processes, not steps)."""
+    out = {}
+    for log in sorted((run_dir / "logs").glob("*-tfjob-*-*-[0-9]*.log")):
+        found = common.TIMING.findall(log.read_text(errors="replace"))
+        if found:
+            _, seconds, _, _, cpu, _ = found[-1]
+            replica = log.stem.rsplit("-", 2)[-2:]
+            out["-".join(replica)] = {"seconds": float(seconds), "cpu": float(cpu)}
+    return out
+
+
 def run_size(rows: int, *extra: str) -> dict[str, Any]:
     train = write_set(rows)
     name = "-".join(["run", *(e.strip("-") for e in extra)])
+    folder = train.parent / name
     run = common.run_pipeline(
-        train.parent / name,
+        folder,
         "--train_data_path",
         str(train),
         "--test_data_path",
@@ -79,7 +93,7 @@ def run_size(rows: int, *extra: str) -> dict[str, Any]:
         *OPTIONS,
         *extra,
     )
-    return {"rows": rows, **common.split_wall_time(run)}
+    return {"rows": rows, **common.split_wall_time(run), "replicas": replica_timings(folder)}
 
 
 def main() -> int:

@@ -291,7 +291,7 @@ def prepare_table(p: dict[str, Any]) -> str:
                 "part: TF standardisation + `TextVectorization` adapt + ids, as the step did them",
                 "text_vectorization",
             ),
-            ("part: `np.savez` of the ids (the shards)", "write_ids"),
+            ("part: writing the ids (the shards' int32 records)", "write_ids"),
         )
         if key in seconds
     ]

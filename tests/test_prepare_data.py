@@ -26,8 +26,8 @@ from textcnn.text import make_vectorizer
 from textcnn.tokens import standardize_texts
 
 FILES = {
-    "train-00000.npz",
-    "val-00000.npz",
+    "train-00000.bin",
+    "val-00000.bin",
     "vocab.json",
     "labels.json",
     "train_tokens.txt",
@@ -59,7 +59,8 @@ def _prepare_and_read(csv_path: Path, out: Path, **overrides: Any) -> dict[str, 
 
 def _split(out: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """A split's ids and class ids, its shards joined in order."""
-    parts = [read_shard(path) for path in shard_files(out, split)]
+    length = json.loads((out / "vocab.json").read_text())["max_length"]
+    parts = [read_shard(path, length) for path in shard_files(out, split)]
     return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
@@ -108,7 +109,9 @@ def test_each_split_is_written_in_shards_of_bounded_rows(
     whole = _prepare_and_read(make_csv(rows=300, classes=3), tmp_path / "whole")
     monkeypatch.setattr(prepared, "SHARD_ROWS", 70)
     sharded = _prepare_and_read(make_csv(rows=300, classes=3), tmp_path / "sharded")
-    sizes = [len(read_shard(f)[1]) for f in shard_files(tmp_path / "sharded", "train")]
+    length = sharded["x_train"].shape[1]
+    files = shard_files(tmp_path / "sharded", "train")
+    sizes = [len(read_shard(path, length)[1]) for path in files]
     assert sizes == [60, 60, 60, 60] and max(sizes) <= 70  # 240 rows, as even as can be
     assert len(shard_files(tmp_path / "sharded", "val")) == 1
     for key in ("x_train", "y_train", "x_val", "y_val"):

@@ -188,9 +188,18 @@ def test_spec_that_does_not_fit_the_data_is_an_input_error(tmp_path: Path) -> No
     inputs = write_inputs(tmp_path, n_train=64, n_val=32)
     wrong = replace(inputs.config, max_length=MAX_LENGTH + 1)
     (inputs.model_spec / "model_config.json").write_text(wrong.to_json())
-    with pytest.raises(InputError, match=r"train-00000\.npz.*do not fit the model spec"):
+    with pytest.raises(InputError, match=rf"vocab\.json: the ids are {MAX_LENGTH} long, but"):
         run_train(inputs, tmp_path, epochs=1)
     assert not (tmp_path / "cnn").exists() and not (tmp_path / "model").exists()
+
+
+def test_a_shard_cut_short_is_an_input_error_naming_it(tmp_path: Path) -> None:
+    inputs = write_inputs(tmp_path, n_train=64, n_val=32)
+    shard = inputs.prepared / "train-00000.bin"
+    shard.write_bytes(shard.read_bytes()[:-4])
+    with pytest.raises(InputError, match=r"train-00000\.bin: .* no whole number of rows"):
+        run_train(inputs, tmp_path, epochs=1)
+    assert not (tmp_path / "cnn").exists()
 
 
 def test_vocabulary_that_does_not_fit_the_spec_fails_before_training(tmp_path: Path) -> None:
@@ -252,7 +261,7 @@ def test_command_line_reports_bad_input_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     inputs = write_inputs(tmp_path, n_train=8, n_val=8)
-    (inputs.prepared / "val-00000.npz").unlink()
+    (inputs.prepared / "val-00000.bin").unlink()
     argv = [
         "train",
         "--prepared_dir",
@@ -274,7 +283,7 @@ def test_command_line_reports_bad_input_and_exits_2(
     ]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert "error: train: " in err and "val-*.npz: not found; run the prepare-data step" in err
+    assert "error: train: " in err and "val-*.bin: not found; run the prepare-data step" in err
 
 
 @pytest.mark.skipif(

@@ -1,7 +1,8 @@
 """Reading the prepared/ folder that prepare-data writes, checked against the model spec.
 
-Each split is a series of shard files, `train-00000.npz`, ... and `val-00000.npz`, ...,
-each holding the token ids `x` and class ids `y` of at most SHARD_ROWS rows, in row order;
+Each split is a series of shard files, `train-00000.bin`, ... and `val-00000.bin`, ...,
+each holding at most SHARD_ROWS rows, in row order, as fixed-length int32 records (a row's
+token ids, then its class id);
 `train_tokens.txt` and `val_tokens.txt` hold the standardised texts, one per line, row for
 row with the ids (the wide n-gram branch's input and Word2Vec's corpus). Readers hold one
 shard at a time, and name the file and the step to rerun when something does not fit.
@@ -21,50 +22,49 @@ from textcnn.rules import OOV, PAD
 
 # Rows per shard file: a reader holds one shard at a time, so this bounds its memory.
 SHARD_ROWS = 65_536
+RECORD = np.dtype("<i4")  # each row: max_length token ids, then the class id
 
 
 def write_shards(folder: Path, split: str, x: np.ndarray, y: np.ndarray) -> int:
-    """`split`-00000.npz, ...: the ids `x` [n, max_length] and class ids `y` [n] in shards
-    of at most SHARD_ROWS rows, in order (uncompressed: every epoch reads them). Returns
-    how many were written."""
-    count = max(1, -(-len(x) // SHARD_ROWS))
-    bounds = np.linspace(0, len(x), count + 1).astype(int)
+    """`split`-00000.bin, ...: fixed-length records of little-endian int32, each a row's
+    `max_length` ids (`x` [n, max_length]) and its class id (`y` [n]), at most SHARD_ROWS
+    rows a shard, in order. TensorFlow reads them as they are (FixedLengthRecordDataset),
+    and so does numpy. Returns how many shards were written."""
+    records = np.concatenate([x, np.asarray(y)[:, None]], axis=1).astype(RECORD)
+    count = max(1, -(-len(records) // SHARD_ROWS))
+    bounds = np.linspace(0, len(records), count + 1).astype(int)
     for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-        np.savez(
-            folder / f"{split}-{i:05d}.npz",
-            x=x[start:stop].astype(np.int32),
-            y=y[start:stop].astype(np.int32),
-        )
+        records[start:stop].tofile(folder / f"{split}-{i:05d}.bin")
     return count
 
 
 def shard_files(prepared_dir: str | Path, split: str) -> list[Path]:
     """The shard files of `split` (train or val), in row order."""
-    files = sorted(Path(prepared_dir).glob(f"{split}-[0-9][0-9][0-9][0-9][0-9].npz"))
+    files = sorted(Path(prepared_dir).glob(f"{split}-[0-9][0-9][0-9][0-9][0-9].bin"))
     if not files:
         raise InputError(
-            f"{Path(prepared_dir) / split}-*.npz: not found; run the prepare-data step first"
+            f"{Path(prepared_dir) / split}-*.bin: not found; run the prepare-data step first"
         )
     return files
 
 
-def read_shard(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_shard(path: Path, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids [n, max_length], class ids [n]) of one shard."""
     try:
-        with np.load(path) as data:
-            return data["x"], data["y"]
+        records = np.fromfile(path, dtype=RECORD)
     except FileNotFoundError:
         raise InputError(f"{path}: not found; run the prepare-data step first") from None
-    except KeyError as e:
-        raise InputError(f"{path}: no array {e}; rerun the prepare-data step") from None
+    if records.size % (max_length + 1):
+        raise InputError(
+            f"{path}: {records.size} int32 values are no whole number of rows of "
+            f"max_length={max_length} ids and a class id; rerun prepare-data and "
+            "model-metadata together"
+        )
+    records = records.reshape(-1, max_length + 1)
+    return records[:, :max_length], records[:, max_length]
 
 
 def _checked(path: Path, x: np.ndarray, y: np.ndarray, config: ModelConfig) -> None:
-    if x.ndim != 2 or x.shape[1] != config.max_length or y.shape != (len(x),):
-        raise InputError(
-            f"{path}: x {x.shape} and y {y.shape} do not fit the model spec (expected "
-            f"[n, {config.max_length}] and [n]); rerun prepare-data and model-metadata "
-            "together"
-        )
     if len(x) and (x.min() < 0 or x.max() >= config.vocab_size):
         raise InputError(
             f"{path}: token ids outside the model spec's vocab_size={config.vocab_size}; "
@@ -84,7 +84,7 @@ def check_split(
     spec, one at a time (a trainer fails on a bad shard before it trains)."""
     files, rows = shard_files(prepared_dir, split), 0
     for path in files:
-        x, y = read_shard(path)
+        x, y = read_shard(path, config.max_length)
         _checked(path, x, y, config)
         rows += len(y)
     if not rows:
@@ -96,7 +96,7 @@ def load_labels(prepared_dir: str | Path, split: str, config: ModelConfig) -> np
     """The class ids of `split`, in row order (checked, shard by shard)."""
     parts = []
     for path in shard_files(prepared_dir, split):
-        x, y = read_shard(path)
+        x, y = read_shard(path, config.max_length)
         _checked(path, x, y, config)
         parts.append(y.astype(np.int32))
     return np.concatenate(parts)
@@ -109,7 +109,7 @@ def load_split(
     (a benchmark, a test); trainers stream the shards."""
     xs, ys = [], []
     for path in shard_files(prepared_dir, split):
-        x, y = read_shard(path)
+        x, y = read_shard(path, config.max_length)
         _checked(path, x, y, config)
         xs.append(x.astype(np.int32))
         ys.append(y.astype(np.int32))
@@ -136,8 +136,13 @@ def iter_texts(prepared_dir: str | Path, split: str, rows: int) -> Iterator[str]
 def check_vocabulary(prepared_dir: str, config: ModelConfig) -> dict[str, Any]:
     """prepared/vocab.json, if it fits the model spec (ids 0 and 1 padding and [UNK])."""
     path = Path(prepared_dir) / "vocab.json"
-    vocab = read_json(path, ("vocabulary", "max_text_chars"), "prepare-data")
+    vocab = read_json(path, ("vocabulary", "max_length", "max_text_chars"), "prepare-data")
     vocabulary = vocab["vocabulary"]
+    if vocab["max_length"] != config.max_length:
+        raise InputError(
+            f"{path}: the ids are {vocab['max_length']} long, but the model spec has "
+            f"max_length={config.max_length}; rerun prepare-data and model-metadata together"
+        )
     if len(vocabulary) != config.vocab_size or vocabulary[:2] != [PAD, OOV]:
         raise InputError(
             f"{path}: {len(vocabulary)} words starting {vocabulary[:2]}, but the model "

@@ -28,7 +28,7 @@ import tensorflow as tf
 from textcnn import progress, storage
 from textcnn.errors import FinalError, InputError
 from textcnn.model import ModelConfig, build_model
-from textcnn.prepared import check_split, check_vocabulary, read_shard
+from textcnn.prepared import RECORD, check_split, check_vocabulary
 
 # Rows the training input mixes: prepare-data's split is a random permutation, so each
 # shard is a random sample; the shards' order is shuffled each epoch, and rows mix within
@@ -98,29 +98,26 @@ def load_embeddings(embeddings_dir: str) -> np.ndarray:
 def make_dataset(
     split: Split, max_length: int, batch_size: int, shuffle_seed: int | None = None
 ) -> tf.data.Dataset:
-    """Global batches of (ids, class ids), streamed from the split's shards one at a time;
-    shuffled each epoch when a seed is given (the shards' order, then the rows within
-    SHUFFLE_ROWS), alike in every process that uses the seed."""
+    """Global batches of (ids, class ids), streamed from the split's shards one at a time
+    (their fixed-length records, read by TensorFlow itself); shuffled each epoch when a
+    seed is given (the shards' order, then the rows within SHUFFLE_ROWS), alike in every
+    process that uses the seed."""
 
-    def read(path: bytes) -> tuple[np.ndarray, np.ndarray]:
-        x, y = read_shard(Path(path.decode()))
-        return x.astype(np.int32), y.astype(np.int32)
-
-    def rows(path: tf.Tensor) -> tf.data.Dataset:
-        x, y = tf.numpy_function(read, [path], (tf.int32, tf.int32), stateful=False)
-        x.set_shape([None, max_length])
-        y.set_shape([None])
-        return tf.data.Dataset.from_tensor_slices((x, y))
+    def decode(record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        row = tf.io.decode_raw(record, tf.int32, little_endian=True)
+        return row[:max_length], row[max_length]
 
     ds = tf.data.Dataset.from_tensor_slices([str(f) for f in split.files])
     if shuffle_seed is not None:
         ds = ds.shuffle(len(split.files), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.flat_map(rows)
+    record_bytes = RECORD.itemsize * (max_length + 1)
+    ds = ds.flat_map(lambda path: tf.data.FixedLengthRecordDataset(path, record_bytes))
     if shuffle_seed is not None:
         window = min(split.rows, SHUFFLE_ROWS)
         ds = ds.shuffle(window, seed=shuffle_seed, reshuffle_each_iteration=True)
     # The batches it yields, known: Keras counts its steps instead of running out of data.
     batches = tf.data.experimental.assert_cardinality(-(-split.rows // batch_size))
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).apply(batches).prefetch(tf.data.AUTOTUNE)
 
 

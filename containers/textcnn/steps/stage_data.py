@@ -21,7 +21,7 @@ from textcnn.training import load_inputs
 # Folder -> (the files the trainers read, as glob patterns each matching at least one
 # file; the step that writes them).
 STAGED: dict[str, tuple[tuple[str, ...], str]] = {
-    "prepared": (("train-*.npz", "val-*.npz", "vocab.json", "labels.json"), "prepare-data"),
+    "prepared": (("train-*.bin", "val-*.bin", "vocab.json", "labels.json"), "prepare-data"),
     "embeddings": (("embeddings.npy",), "embeddings"),
     "spec": ((CONFIG_FILE,), "model-metadata"),
 }

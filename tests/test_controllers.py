@@ -148,6 +148,26 @@ def _tfjob(workers: int, does: dict[str, str], backoff_limit: int = 2, deadline:
     return doc
 
 
+def _tfjobs(
+    objects: Objects,
+    run_dir: Path,
+    runs: Callable[[str, list[str], dict[str, str]], tuple[list[str], dict]] = (
+        lambda image, command, env: (command, env)
+    ),
+    env: dict[str, str] | None = None,
+) -> TFJobs:
+    """The TFJob controller over `objects`, its replicas' logs and pods under `run_dir`;
+    `runs` turns a replica's image and command into this machine's (by default, as is)."""
+    return TFJobs(
+        objects,
+        runs,
+        run_dir=run_dir,
+        logs_dir=run_dir / "logs",
+        pods_dir=run_dir / "pods",
+        env=env or {},
+    )
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[TFJobs, Callable[[dict], dict]]]:
     """A store with claim `work` bound and the TFJob controller running; `run(doc)`
@@ -159,14 +179,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[TFJobs, Callable[[dict], dict]]]:
         images.pull(image, run_dir)
         return images.command_and_env(image, command, env, run_dir)
 
-    tfjobs = TFJobs(
-        objects,
-        runs,
-        run_dir=run_dir,
-        logs_dir=run_dir / "logs",
-        pods_dir=run_dir / "pods",
-        env={"PATH": "/usr/bin:/bin"},
-    )
+    tfjobs = _tfjobs(objects, run_dir, runs, env={"PATH": "/usr/bin:/bin"})
     objects.create(PVC, NS, _claim("work"))
     (run_dir / "volumes" / "work" / "replicas").mkdir(parents=True)
 
@@ -308,14 +321,7 @@ def test_a_tfjob_waits_for_its_claim(tmp_path: Path) -> None:
     """A pod whose claim is not Bound stays Pending: the job is Created, nothing runs."""
     objects = Objects()
     run_dir = tmp_path / "run"
-    tfjobs = TFJobs(
-        objects,
-        lambda image, command, env: (command, env),
-        run_dir=run_dir,
-        logs_dir=run_dir / "logs",
-        pods_dir=run_dir / "pods",
-        env={},
-    )
+    tfjobs = _tfjobs(objects, run_dir)
     name = objects.create(TFJOB, NS, _tfjob(workers=1, does={}))["metadata"]["name"]
     tfjobs.reconcile()
     job = objects.get(TFJOB, NS, name)
@@ -330,14 +336,7 @@ def test_a_volume_this_machine_cannot_mount_fails_the_tfjob(tmp_path: Path) -> N
     objects = Objects()
     run_dir = tmp_path / "run"
     claims = Claims(objects, run_dir)
-    tfjobs = TFJobs(
-        objects,
-        lambda image, command, env: (command, env),
-        run_dir=run_dir,
-        logs_dir=run_dir / "logs",
-        pods_dir=run_dir / "pods",
-        env={},
-    )
+    tfjobs = _tfjobs(objects, run_dir)
     objects.create(PVC, NS, _claim("work"))
     claims.reconcile()
     doc = _tfjob(workers=1, does={})

@@ -121,14 +121,14 @@ import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 3)
 from textcnn import prepared
-from textcnn.training import Split, make_dataset
+from textcnn.training import make_dataset
 from textcnn.steps.train_distributed import distributed_dataset
 batch = int(sys.argv[1])
 x = np.arange(103, dtype="int32").reshape(-1, 1); y = np.zeros(103, dtype="int32")
 folder = pathlib.Path(tempfile.mkdtemp())
 prepared.SHARD_ROWS = 40  # three shards, streamed one after the other
 prepared.write_shards(folder, "train", x, y)
-data = Split(tuple(prepared.shard_files(folder, "train")), 103)
+data = prepared.Split(tuple(prepared.shard_files(folder, "train")), 103)
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1", "/cpu:2"])
 split = [[[int(v) for v in part.numpy()[:, 0]] for part in strategy.experimental_local_results(xb)]
          for xb, _ in distributed_dataset(strategy, data, 1, batch, shuffle_seed=5)]

@@ -11,6 +11,7 @@ shard at a time, and name the file and the step to rerun when something does not
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,42 +65,51 @@ def read_shard(path: Path, max_length: int) -> tuple[np.ndarray, np.ndarray]:
     return records[:, :max_length], records[:, max_length]
 
 
-def _checked(path: Path, x: np.ndarray, y: np.ndarray, config: ModelConfig) -> None:
-    if len(x) and (x.min() < 0 or x.max() >= config.vocab_size):
-        raise InputError(
-            f"{path}: token ids outside the model spec's vocab_size={config.vocab_size}; "
-            "rerun prepare-data and model-metadata together"
-        )
-    if len(y) and (y.min() < 0 or y.max() >= config.num_classes):
-        raise InputError(
-            f"{path}: class ids outside the model spec's num_classes={config.num_classes}; "
-            "rerun prepare-data and model-metadata together"
-        )
-
-
-def check_split(
+def checked_shards(
     prepared_dir: str | Path, split: str, config: ModelConfig
-) -> tuple[list[Path], int]:
-    """The shard files of `split` and their rows, each shard checked against the model
-    spec, one at a time (a trainer fails on a bad shard before it trains)."""
-    files, rows = shard_files(prepared_dir, split), 0
-    for path in files:
+) -> Iterator[tuple[Path, np.ndarray, np.ndarray]]:
+    """Each shard of `split` as (path, ids, class ids), in row order, one at a time, once
+    its ids and class ids are checked against the model spec."""
+    for path in shard_files(prepared_dir, split):
         x, y = read_shard(path, config.max_length)
-        _checked(path, x, y, config)
+        if len(x) and (x.min() < 0 or x.max() >= config.vocab_size):
+            raise InputError(
+                f"{path}: token ids outside the model spec's vocab_size={config.vocab_size}; "
+                "rerun prepare-data and model-metadata together"
+            )
+        if len(y) and (y.min() < 0 or y.max() >= config.num_classes):
+            raise InputError(
+                f"{path}: class ids outside the model spec's num_classes="
+                f"{config.num_classes}; rerun prepare-data and model-metadata together"
+            )
+        yield path, x, y
+
+
+@dataclass(frozen=True)
+class Split:
+    """A split's shard files, in row order, and its rows."""
+
+    files: tuple[Path, ...]
+    rows: int
+
+
+def check_split(prepared_dir: str | Path, split: str, config: ModelConfig) -> Split:
+    """The shard files of `split` and their rows, every shard checked (a trainer fails on
+    a bad shard before it trains)."""
+    files, rows = [], 0
+    for path, _, y in checked_shards(prepared_dir, split, config):
+        files.append(path)
         rows += len(y)
     if not rows:
         raise InputError(f"{files[0]}: the {split} split has no rows; rerun prepare-data")
-    return files, rows
+    return Split(tuple(files), rows)
 
 
 def load_labels(prepared_dir: str | Path, split: str, config: ModelConfig) -> np.ndarray:
-    """The class ids of `split`, in row order (checked, shard by shard)."""
-    parts = []
-    for path in shard_files(prepared_dir, split):
-        x, y = read_shard(path, config.max_length)
-        _checked(path, x, y, config)
-        parts.append(y.astype(np.int32))
-    return np.concatenate(parts)
+    """The class ids of `split`, in row order."""
+    return np.concatenate(
+        [y.astype(np.int32) for _, _, y in checked_shards(prepared_dir, split, config)]
+    )
 
 
 def load_split(
@@ -107,13 +117,11 @@ def load_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(token ids [n, max_length], class ids [n]) of `split`, whole: for what is small
     (a benchmark, a test); trainers stream the shards."""
-    xs, ys = [], []
-    for path in shard_files(prepared_dir, split):
-        x, y = read_shard(path, config.max_length)
-        _checked(path, x, y, config)
-        xs.append(x.astype(np.int32))
-        ys.append(y.astype(np.int32))
-    return np.concatenate(xs), np.concatenate(ys)
+    shards = list(checked_shards(prepared_dir, split, config))
+    return (
+        np.concatenate([x.astype(np.int32) for _, x, _ in shards]),
+        np.concatenate([y.astype(np.int32) for _, _, y in shards]),
+    )
 
 
 def iter_texts(prepared_dir: str | Path, split: str, rows: int) -> Iterator[str]:

@@ -28,20 +28,12 @@ import tensorflow as tf
 from textcnn import progress, storage
 from textcnn.errors import FinalError, InputError
 from textcnn.model import ModelConfig, build_model
-from textcnn.prepared import RECORD, check_split, check_vocabulary
+from textcnn.prepared import RECORD, Split, check_split, check_vocabulary
 
 # Rows the training input mixes: prepare-data's split is a random permutation, so each
 # shard is a random sample; the shards' order is shuffled each epoch, and rows mix within
 # this window, which bounds the input pipeline's memory (a full shuffle below it).
 SHUFFLE_ROWS = 100_000
-
-
-@dataclass(frozen=True)
-class Split:
-    """A split's shard files (textcnn.prepared), in row order, and its rows."""
-
-    files: tuple[Path, ...]
-    rows: int
 
 
 @dataclass(frozen=True)
@@ -83,8 +75,9 @@ class TrainingRun:
 
 def load_splits(prepared_dir: str, config: ModelConfig) -> Splits:
     """The train and val shards, each checked against the model spec, one at a time."""
-    train, val = (check_split(prepared_dir, split, config) for split in ("train", "val"))
-    return Splits(Split(tuple(train[0]), train[1]), Split(tuple(val[0]), val[1]))
+    return Splits(
+        check_split(prepared_dir, "train", config), check_split(prepared_dir, "val", config)
+    )
 
 
 def load_embeddings(embeddings_dir: str) -> np.ndarray:

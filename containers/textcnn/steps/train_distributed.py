@@ -34,9 +34,9 @@ import tensorflow as tf
 
 from textcnn import cpus
 from textcnn.model import ModelConfig, build_model
+from textcnn.prepared import Split
 from textcnn.tf_config import TF_CONFIG, parse_tf_config
 from textcnn.training import (
-    Split,
     Splits,
     TrainingRun,
     early_stopping,

@@ -24,6 +24,8 @@ def test_a_report_is_a_log_line_and_argo_s_progress_file(
     assert target.read_text() == "3/11"
     progress.report(12, 11)  # Argo refuses N > M: clamped
     assert target.read_text() == "11/11"
+    progress.report(0, 0)  # nothing to do (fit-ngrams with the plain CNN): Argo refuses M = 0
+    assert target.read_text() == "0/1"
     assert progress.parse("progress: 3/11 epoch 3/10") == (3, 11, "epoch 3/10")
     assert progress.parse("progress: 2/4\n") == (2, 4, "")
     assert progress.parse("Epoch 3/10 - loss: 0.4") is None

@@ -18,7 +18,11 @@ LINE = re.compile(r"^progress: (\d+)/(\d+)(?: (.*))?$")
 
 
 def report(done: int, total: int, note: str = "") -> None:
-    done = max(0, min(done, total))  # Argo requires 0 <= N <= M
+    # Argo takes N/M only with 0 <= N <= M and M > 0 (argo-workflows
+    # pkg/apis/workflow/v1alpha1/progress.go, Progress.IsValid): a step with nothing to do
+    # reports 0/1 and 1/1, not 0/0.
+    total = max(total, 1)
+    done = max(0, min(done, total))
     print(f"progress: {done}/{total}" + (f" {note}" if note else ""), flush=True)
     path = os.environ.get(PROGRESS_FILE)
     if path:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from textcnn import storage
+from textcnn import data, storage
 from textcnn.data import check_trainable, load_csv
 from textcnn.errors import InputError
 
@@ -36,7 +36,7 @@ def test_loads_synthetic_csv(make_csv: Callable[..., Path]) -> None:
     assert df.index[0] == 2 and df.index[-1] == 61  # spreadsheet rows: header is row 1
     report = df.attrs["load_report"]
     assert report["rows_read"] == 60 and report["columns"] == ["text", "label"]
-    check_trainable(df, str(path))  # three classes: fine
+    check_trainable(df["label"], str(path))  # three classes: fine
 
 
 def test_other_column_names_and_order(tmp_path: Path) -> None:
@@ -186,7 +186,7 @@ def test_single_class_rejected_for_training(tmp_path: Path) -> None:
     uri = _write(tmp_path, "text,label\na,pos\nb,pos\nc,pos\n")
     df = _load(uri)  # loading is fine: only training needs two classes
     with pytest.raises(InputError) as e:
-        check_trainable(df, uri)
+        check_trainable(df["label"], uri)
     msg = str(e.value)
     assert uri in msg and "single class 'pos' (3 rows)" in msg and "at least two classes" in msg
 
@@ -199,3 +199,43 @@ def test_loads_from_gcs(gcs_root: str, make_csv: Callable[..., Path]) -> None:
     with pytest.raises(InputError, match="not found") as e:
         _load(storage.join(gcs_root, "missing.csv"))
     assert "missing.csv" in str(e.value)
+
+
+def test_streamed_in_small_blocks_and_chunks_reads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where blocks and chunks end changes nothing: texts spanning lines, CRLF and lone CR
+    line ends, a byte-order mark, blank rows and multi-byte characters cut by a block."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(["text", "label"])
+    expected = []
+    for i in range(40):
+        text = f"café {i}, déjà vu\nsecond line {'é' * (i % 5)}" if i % 3 else f"plain {i}"
+        writer.writerow([text, f" c{i % 4}"])
+        expected.append((text, f"c{i % 4}"))
+        if i % 7 == 0:
+            buf.write("\r\n")
+    uri = _write(tmp_path, ("\ufeff" + buf.getvalue() + "last,c0\rcr,c1").encode())
+    expected += [("last", "c0"), ("cr", "c1")]
+    monkeypatch.setattr(data, "BLOCK_BYTES", 5)
+    monkeypatch.setattr(data, "CHUNK_ROWS", 3)
+    report = data.LoadReport(uri)
+    chunks = list(data.iter_csv(uri, "text", "label", report=report))
+    assert len(chunks) == 14
+    df = pd.concat(chunks)
+    assert list(zip(df["text"], df["label"], strict=True)) == expected
+    assert df.index.is_monotonic_increasing and df.index[-1] == 2 + 40 + 6 + 1
+    assert report.utf8_bom_removed and report.labels_stripped == 40
+    assert report.blank_rows_skipped == 6 and report.rows_read == 42
+
+
+def test_undecodable_byte_in_a_later_block_is_placed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = ("text,label\n" + "".join(f"text {i},pos\n" for i in range(50))).encode()
+    content += b"caf\xe9,neg\n"
+    uri = _write(tmp_path, content)
+    monkeypatch.setattr(data, "BLOCK_BYTES", 16)
+    with pytest.raises(InputError, match=rf"byte offset {len(content) - 6} \(line 52 of"):
+        _load(uri)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textcnn import metadata, storage
-from textcnn.data import load_csv
+from textcnn import data, metadata, storage
+from textcnn.data import LoadReport, iter_csv, load_csv
 from textcnn.errors import InputError
 from textcnn.steps import dataset_metadata
 from textcnn.tokens import standardize_texts
@@ -40,12 +40,22 @@ def _run(path: Path, tmp_path: Path, split: str = "train", run_name: str = "wf-1
     )
 
 
+def _report(path: Path) -> dict:
+    load = LoadReport(str(path))
+    return dataset_metadata.build_report(
+        iter_csv(str(path), "text", "label", report=load),
+        load,
+        uri=str(path),
+        split="train",
+        text_column="text",
+        label_column="label",
+    )
+
+
 def test_report_figures(make_csv: Callable[..., Path]) -> None:
     path = make_csv(rows=90, classes=2, extra=EXTRA)
     df = load_csv(str(path), "text", "label")
-    report = dataset_metadata.build_report(
-        df, uri=str(path), split="train", text_column="text", label_column="label"
-    )
+    report = _report(path)
     assert report["rows"] == 96
     assert report["empty_texts"] == 2 and report["duplicate_texts"] == 2
     assert report["classes"] == {"negative": 45 + 2, "positive": 45 + 4}
@@ -58,6 +68,19 @@ def test_report_figures(make_csv: Callable[..., Path]) -> None:
         "p99": np.percentile(lengths, 99),
         "max": lengths.max(),
     }
+
+
+def test_report_is_the_same_read_in_small_chunks(
+    make_csv: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The figures do not depend on where the chunks end: duplicates across chunks are
+    found, and percentiles are over every row (the step streams a file of any size)."""
+    path = make_csv(rows=90, classes=2, extra=EXTRA + EXTRA)
+    whole = _report(path)
+    monkeypatch.setattr(data, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(data, "BLOCK_BYTES", 64)
+    assert _report(path) == whole
+    assert whole["duplicate_texts"] == 6 and whole["empty_texts"] == 4
 
 
 def test_run_writes_report_and_records_datasets(

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from textcnn import prepared, storage
+from textcnn import data, prepared, storage
 from textcnn.errors import InputError
 from textcnn.prepared import read_shard, shard_files
 from textcnn.rules import OOV, PAD
@@ -100,22 +100,6 @@ def test_writes_the_prepared_folder(make_csv: Callable[..., Path], tmp_path: Pat
     assert p["classes"] == ["negative", "neutral", "positive"] and result["num_classes"] == 3
     assert len(p["tokens"]) == n and all(t == " ".join(t.split()) for t in p["tokens"])
     assert p["stats"]["train_rows"] == n and p["stats"]["rows_read"] == 300
-
-
-def test_each_split_is_written_in_shards_of_bounded_rows(
-    make_csv: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A reader holds one shard at a time; joined in order, the shards are the split."""
-    whole = _prepare_and_read(make_csv(rows=300, classes=3), tmp_path / "whole")
-    monkeypatch.setattr(prepared, "SHARD_ROWS", 70)
-    sharded = _prepare_and_read(make_csv(rows=300, classes=3), tmp_path / "sharded")
-    length = sharded["x_train"].shape[1]
-    files = shard_files(tmp_path / "sharded", "train")
-    sizes = [len(read_shard(path, length)[1]) for path in files]
-    assert sizes == [60, 60, 60, 60] and max(sizes) <= 70  # 240 rows, as even as can be
-    assert len(shard_files(tmp_path / "sharded", "val")) == 1
-    for key in ("x_train", "y_train", "x_val", "y_val"):
-        np.testing.assert_array_equal(sharded[key], whole[key])
 
 
 def test_split_is_stratified_and_reproducible(
@@ -244,24 +228,35 @@ def test_long_texts_are_cut_to_max_text_chars_and_counted(
 
 
 def test_deduplicate_keeps_majority_label_and_first_text() -> None:
-    df = pd.DataFrame(
-        {
-            "text": ["b", "a", "B.", "", "b!", "c", "B", "C"],
-            "label": ["neg", "x", "pos", "x", "neg", "x", "pos", "y"],
-            "std": ["b", "a", "b", "", "b !", "c", "b", "c"],
-        }
-    )
-    kept, counts = prepare.deduplicate(df)
+    std = ["b", "a", "b", "b !", "c", "b", "c"]
+    labels = np.array([0, 1, 2, 0, 1, 2, 3], dtype=np.int32)  # neg, x, pos, neg, x, pos, y
+    hashes = pd.util.hash_pandas_object(pd.Series(std), index=False).to_numpy()
+    first, kept, conflicting = prepare.deduplicate(hashes, labels)
+    assert first.tolist() == [0, 1, 3, 4]  # the first occurrence of each, in file order
     # "b": neg, pos, pos -> pos (the majority, not the first seen); "c": a tie -> first seen.
-    assert kept.set_index("std")["label"].to_dict() == {
-        "b": "pos",
-        "a": "x",
-        "b !": "neg",
-        "c": "x",
-    }
-    assert kept.set_index("std").loc["b", "text"] == "b"  # the first occurrence's text
-    assert counts["duplicates_dropped"] == 3 and counts["conflicting_label_texts"] == 2
-    assert counts["empty_texts_dropped"] == 1 and counts["empty_text_rows"] == [3]
+    assert kept.tolist() == [2, 1, 0, 1]
+    assert conflicting == 2
+
+
+def test_the_prepared_rows_do_not_depend_on_chunks(
+    make_csv: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streamed in chunks of 7 rows and shards of 50, the output is the same as in one
+    piece: the same rows in the same shuffled order, the same vocabulary and stats."""
+    path = make_csv(rows=300, classes=3, extra=[("Same, text.", "negative")] * 3)
+    whole = _prepare_and_read(path, tmp_path / "whole")
+    monkeypatch.setattr(data, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(prepared, "SHARD_ROWS", 50)
+    chunked = _prepare_and_read(path, tmp_path / "chunked")
+    length = chunked["x_train"].shape[1]
+    sizes = [len(read_shard(f, length)[1]) for f in shard_files(tmp_path / "chunked", "train")]
+    assert sizes == [48] * 5  # 240 rows in shards of at most 50, as even as can be
+    assert chunked["stats"] == whole["stats"] and chunked["vocab"] == whole["vocab"]
+    for key in ("x_train", "y_train", "x_val", "y_val"):
+        np.testing.assert_array_equal(chunked[key], whole[key])
+    for split in ("train", "val"):
+        name = f"{split}_tokens.txt"
+        assert (tmp_path / "chunked" / name).read_text() == (tmp_path / "whole" / name).read_text()
 
 
 def test_json_tokenizer_path_local_and_gcs(

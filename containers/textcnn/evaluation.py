@@ -65,6 +65,6 @@ def score_csv(
     """`compute_metrics` of the model in `model_dir` (a versioned base folder) on the CSV,
     whose labels must all be among `classes`."""
     df = load_csv(test_path, text_column, label_column)
-    check_known_labels(df, classes, test_path, label_column)
+    check_known_labels([df], classes, test_path, label_column)
     truth = df["label"].tolist()
     return compute_metrics(truth, predict_labels(model_dir, df["text"].tolist()), classes)

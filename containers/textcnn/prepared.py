@@ -26,17 +26,27 @@ SHARD_ROWS = 65_536
 RECORD = np.dtype("<i4")  # each row: max_length token ids, then the class id
 
 
-def write_shards(folder: Path, split: str, x: np.ndarray, y: np.ndarray) -> int:
-    """`split`-00000.bin, ...: fixed-length records of little-endian int32, each a row's
-    `max_length` ids (`x` [n, max_length]) and its class id (`y` [n]), at most SHARD_ROWS
-    rows a shard, in order. TensorFlow reads them as they are (FixedLengthRecordDataset),
-    and so does numpy. Returns how many shards were written."""
+def shard_bounds(rows: int) -> np.ndarray:
+    """Where each shard of a split of `rows` starts, and the end: as few shards of at most
+    SHARD_ROWS rows as can be, as even as can be."""
+    count = max(1, -(-rows // SHARD_ROWS))
+    return np.linspace(0, rows, count + 1).astype(np.int64)
+
+
+def write_shard(folder: Path, split: str, index: int, x: np.ndarray, y: np.ndarray) -> None:
+    """`split`-`index`.bin: fixed-length records of little-endian int32, each a row's
+    `max_length` ids (`x` [n, max_length]) and its class id (`y` [n]), in order.
+    TensorFlow reads them as they are (FixedLengthRecordDataset), and so does numpy."""
     records = np.concatenate([x, np.asarray(y)[:, None]], axis=1).astype(RECORD)
-    count = max(1, -(-len(records) // SHARD_ROWS))
-    bounds = np.linspace(0, len(records), count + 1).astype(int)
+    records.tofile(folder / f"{split}-{index:05d}.bin")
+
+
+def write_shards(folder: Path, split: str, x: np.ndarray, y: np.ndarray) -> int:
+    """The whole split `x`, `y` as shards (`shard_bounds`); returns how many."""
+    bounds = shard_bounds(len(x))
     for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-        records[start:stop].tofile(folder / f"{split}-{i:05d}.bin")
-    return count
+        write_shard(folder, split, i, x[start:stop], np.asarray(y)[start:stop])
+    return len(bounds) - 1
 
 
 def shard_files(prepared_dir: str | Path, split: str) -> list[Path]:

@@ -17,7 +17,7 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from google.cloud import storage as gcs
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 GS = "gs://"
 # The emulator ignores the project, but the client needs one without credentials.
 EMULATOR_PROJECT = "textcnn-local"
+CHUNK_BYTES = 8 << 20  # what a streamed GCS read holds at a time
 
 
 def is_gcs(uri: str) -> bool:
@@ -112,6 +113,18 @@ def read_bytes(uri: str) -> bytes:
         return Path(uri).read_bytes()
     with _gcs_not_found_as_file_not_found(uri):
         return _blob(uri).download_as_bytes()
+
+
+@contextlib.contextmanager
+def open_read(uri: str) -> Iterator[BinaryIO]:
+    """The file as a binary stream, read as it is consumed (a GCS object in ranged
+    downloads of CHUNK_BYTES); FileNotFoundError when there is none."""
+    if not is_gcs(uri):
+        with open(uri, "rb") as f:
+            yield f
+        return
+    with _gcs_not_found_as_file_not_found(uri), _blob(uri).open("rb", chunk_size=CHUNK_BYTES) as f:
+        yield f
 
 
 def read_text(uri: str) -> str:

@@ -7,10 +7,11 @@ text on every Unicode code point and on the bundled data.
 
 from __future__ import annotations
 
+import heapq
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -67,12 +68,20 @@ def token_counts(standardized: Iterable[str]) -> np.ndarray:
 
 
 def fit_vocabulary(standardized: Iterable[str], num_words: int) -> list[str]:
-    """The vocabulary as Keras' TextVectorization adapts it: padding, OOV, then the
-    `num_words - 2` most frequent tokens, ties broken by the tokens' UTF-8 bytes, larger
-    first (Keras sorts with numpy's lexsort, reversed)."""
-    counts = Counter(token for text in standardized for token in text.split())
-    ranked = sorted(counts.items(), key=lambda tc: (tc[1], tc[0].encode()), reverse=True)
-    return [PAD, OOV, *(token for token, _ in ranked[: max(0, num_words - 2)])]
+    """The vocabulary of these texts (`vocabulary_of` their token counts)."""
+    return vocabulary_of(
+        Counter(token for text in standardized for token in text.split()), num_words
+    )
+
+
+def vocabulary_of(counts: Mapping[str, int], num_words: int) -> list[str]:
+    """The vocabulary as Keras' TextVectorization adapts it from token counts: padding,
+    OOV, then the `num_words - 2` most frequent tokens, ties broken by the tokens' UTF-8
+    bytes, larger first (Keras sorts with numpy's lexsort, reversed)."""
+    ranked = heapq.nlargest(
+        max(0, num_words - 2), counts.items(), key=lambda tc: (tc[1], tc[0].encode())
+    )  # as sorted(..., reverse=True)[:k], holding k of them: the keys are distinct
+    return [PAD, OOV, *(token for token, _ in ranked)]
 
 
 def to_ids(standardized: Sequence[str], vocabulary: Sequence[str], max_length: int) -> np.ndarray:

@@ -8,47 +8,67 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from textcnn import metadata, storage
-from textcnn.data import load_csv
+from textcnn.data import LoadReport, iter_csv
 from textcnn.tokens import standardize_texts, token_counts
 
 PERCENTILES = (50, 90, 95, 99)
 
 
 def build_report(
-    df: pd.DataFrame, *, uri: str, split: str, text_column: str, label_column: str
+    chunks: Iterable[pd.DataFrame],
+    load: LoadReport,
+    *,
+    uri: str,
+    split: str,
+    text_column: str,
+    label_column: str,
 ) -> dict[str, Any]:
-    """What a person checks before training: size, classes, empty/duplicate texts, lengths.
+    """What a person checks before training: size, classes, empty/duplicate texts, lengths,
+    from the CSV's `chunks` (`iter_csv`, which fills in `load`).
 
     Empty texts are those with no tokens once standardised (prepare-data drops them);
     duplicates are non-empty texts equal to an earlier one after stripping spaces.
-    Token lengths are over the non-empty texts.
+    Token lengths are over the non-empty texts. What is kept per row is two numbers (its
+    token count and a 64-bit hash of its text), never the text.
     """
-    lengths = token_counts(standardize_texts(df["text"]))
-    empty = lengths == 0
-    duplicate = df["text"].str.strip().duplicated().to_numpy() & ~empty
-    nonempty = lengths[~empty]
+    classes: Counter[str] = Counter()
+    lengths, hashes, rows = [], [], 0
+    for chunk in chunks:
+        counts = token_counts(standardize_texts(chunk["text"]))
+        kept = counts > 0
+        lengths.append(counts[kept].astype(np.int32))
+        # Python's strip: pandas' .str.strip() leaves the process larger after each chunk.
+        stripped = pd.Series([t.strip() for t in chunk["text"]], dtype=object)[kept]
+        hashes.append(pd.util.hash_pandas_object(stripped, index=False).to_numpy())
+        classes.update(chunk["label"])
+        rows += len(chunk)
+    nonempty = np.concatenate(lengths)
+    duplicates = nonempty.size - np.unique(np.concatenate(hashes)).size
     token_length: dict[str, float] = {
         f"p{p}": float(np.percentile(nonempty, p)) if nonempty.size else 0.0 for p in PERCENTILES
     }
     token_length["max"] = int(nonempty.max()) if nonempty.size else 0
-    load = df.attrs["load_report"]
     return {
         "file": uri,
         "split": split,
-        "columns": {"required": [text_column, label_column], "found": load["columns"]},
-        "rows": len(df),
-        "empty_texts": int(empty.sum()),
-        "duplicate_texts": int(duplicate.sum()),
-        "classes": {str(k): int(v) for k, v in sorted(df["label"].value_counts().items())},
+        "columns": {"required": [text_column, label_column], "found": load.columns},
+        "rows": rows,
+        "empty_texts": rows - nonempty.size,
+        "duplicate_texts": duplicates,
+        "classes": {str(k): int(v) for k, v in sorted(classes.items())},
         "token_length": token_length,
         "fixed_on_load": {
-            k: load[k] for k in ("blank_rows_skipped", "utf8_bom_removed", "labels_stripped")
+            "blank_rows_skipped": load.blank_rows_skipped,
+            "utf8_bom_removed": load.utf8_bom_removed,
+            "labels_stripped": load.labels_stripped,
         },
     }
 
@@ -63,9 +83,14 @@ def run(
     run_name: str,
 ) -> dict[str, Any]:
     """Validate a text/label CSV, write report_dir/report.json and record an MLMD Dataset."""
-    df = load_csv(data_path, text_column, label_column)
+    load = LoadReport(data_path)
     report = build_report(
-        df, uri=data_path, split=split, text_column=text_column, label_column=label_column
+        iter_csv(data_path, text_column, label_column, report=load),
+        load,
+        uri=data_path,
+        split=split,
+        text_column=text_column,
+        label_column=label_column,
     )
     uri = data_path if storage.is_gcs(data_path) else os.path.abspath(data_path)
     properties: dict[str, int | float | str] = {

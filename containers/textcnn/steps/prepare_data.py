@@ -6,12 +6,23 @@ served model meets: words it has never seen. Texts, vocabulary and ids follow th
 of `textcnn.tokens`, which the serving model's vectorizer applies in TF ops, so training
 and serving tokenise alike (tests/test_tokens.py, tests/test_prepare_data.py) and this
 step starts without TensorFlow.
+
+It streams, so its memory does not hold the texts: the CSV is read in chunks and the
+standardised texts go to a scratch file (TMPDIR); each row keeps a 64-bit hash of its
+text, its class and its place (about 30 bytes); then each shard is gathered in a scratch
+file of its own and put in order there. The rows land where an in-memory split would put
+them: in the order of the seeded stratified split, which shuffles them, so a shard holds
+all classes however the CSV is sorted.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,33 +30,86 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from textcnn import progress, storage
-from textcnn.data import check_known_labels, check_trainable, cut_texts, load_csv
+from textcnn.data import LoadReport, check_known_labels, check_trainable, cut_texts, iter_csv
 from textcnn.errors import InputError
-from textcnn.prepared import write_shards
-from textcnn.tokens import fit_vocabulary, standardize_texts, to_ids, token_counts
+from textcnn.prepared import shard_bounds, write_shard
+from textcnn.tokens import standardize_texts, to_ids, vocabulary_of
 
 _MAX_LISTED = 10
-STAGES = 4  # read, clean, split and vectorise, write: progress N/4
+STAGES = 4  # read, split, gather, write: progress N/4
+# Distinct training tokens counted: beyond twice this, the rarest are dropped, which
+# bounds the memory on any corpus and leaves the vocabulary's counts exact (the
+# `num_words` most frequent are far above the cut).
+TRACKED_TOKENS = 1_000_000
 
 
-def deduplicate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Drop empty texts and repeats of a standardised text (column `std`).
+@dataclass
+class Scan:
+    """What the first pass over the training CSV keeps of each text with tokens, in file
+    order (their standardised texts are in the scratch file, one a line)."""
+
+    load: LoadReport
+    hashes: np.ndarray  # uint64, of the standardised text
+    labels: np.ndarray  # int32, an index into `names`
+    names: list[str] = field(default_factory=list)
+    empty: int = 0
+    empty_rows: list[int] = field(default_factory=list)
+    cut: int = 0
+
+
+def scan(
+    train_path: str, text_column: str, label_column: str, max_text_chars: int, texts: Path
+) -> Scan:
+    """Read the CSV a chunk at a time; write the standardised texts with tokens to `texts`."""
+    load = LoadReport(train_path)
+    codes: dict[str, int] = {}
+    hashes, labels = [], []
+    found = Scan(load, np.empty(0, np.uint64), np.empty(0, np.int32))
+    with texts.open("w", encoding="utf-8", newline="\n") as out:
+        for chunk in iter_csv(train_path, text_column, label_column, report=load):
+            cut, longer = cut_texts(chunk["text"], max_text_chars)
+            found.cut += longer
+            std = standardize_texts(cut)
+            empty = np.array([not t for t in std], dtype=bool)
+            found.empty += int(empty.sum())
+            found.empty_rows += chunk.index[empty][: _MAX_LISTED - len(found.empty_rows)].tolist()
+            kept = [t for t in std if t]
+            out.writelines(t + "\n" for t in kept)
+            hashes.append(
+                pd.util.hash_pandas_object(pd.Series(kept, dtype=object), index=False).to_numpy()
+            )
+            names = chunk["label"].to_numpy()[~empty]
+            labels.append(np.array([codes.setdefault(n, len(codes)) for n in names], np.int32))
+    found.hashes, found.labels = np.concatenate(hashes), np.concatenate(labels)
+    found.names = list(codes)
+    return found
+
+
+def deduplicate(hashes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The positions of the first of each text (by its hash), in file order, the label
+    each keeps, and how many texts had conflicting labels.
 
     A text seen with different labels keeps its most frequent label (the first seen on a
-    tie), so the model is not trained on contradictions.
+    tie), so the model is not trained on contradictions. Two different texts share a
+    64-bit hash with a chance of about n²/2⁶⁵ (3e-8 for a million rows).
     """
-    empty = df["std"] == ""
-    kept = df[~empty]
-    counts = kept.groupby(["std", "label"], sort=False).size().reset_index(name="n")
-    majority = counts.loc[counts.groupby("std", sort=False)["n"].idxmax()]
-    unique = kept.drop_duplicates("std").copy()
-    unique["label"] = unique["std"].map(majority.set_index("std")["label"])
-    return unique, {
-        "empty_texts_dropped": int(empty.sum()),
-        "empty_text_rows": df.index[empty].tolist()[:_MAX_LISTED],
-        "duplicates_dropped": len(kept) - len(unique),
-        "conflicting_label_texts": int((counts.groupby("std").size() > 1).sum()),
-    }
+    _, first, text = np.unique(hashes, return_index=True, return_inverse=True)
+    # Each (text, label) pair: where it first occurs and how often.
+    _, pair_first, pair_count = np.unique(
+        text.astype(np.int64) * (int(labels.max(initial=0)) + 1) + labels,
+        return_index=True,
+        return_counts=True,
+    )
+    pair_text = text[pair_first]
+    best = np.lexsort((pair_first, -pair_count, pair_text))  # per text: most, then earliest
+    starts = np.ones(len(best), dtype=bool)
+    starts[1:] = pair_text[best][1:] != pair_text[best][:-1]
+    chosen = best[starts]
+    kept_label = np.empty(len(first), dtype=labels.dtype)
+    kept_label[pair_text[chosen]] = labels[pair_first[chosen]]
+    conflicting = int((np.bincount(pair_text, minlength=len(first)) > 1).sum())
+    in_file_order = np.argsort(first, kind="stable")
+    return first[in_file_order], kept_label[in_file_order], conflicting
 
 
 def split(
@@ -73,6 +137,95 @@ def split(
     return train, val
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where each scanned text goes: its place in train then val (-1: dropped), and the
+    shard that holds it, numbered over train's shards and then val's."""
+
+    place: np.ndarray
+    shard: np.ndarray
+    # per split: its first place, its shards' row bounds, its first shard's number
+    splits: dict[str, tuple[int, np.ndarray, int]]
+
+    @property
+    def train_shards(self) -> int:
+        return len(self.splits["train"][1]) - 1
+
+
+def layout(texts: int, first: np.ndarray, train_pos: np.ndarray, val_pos: np.ndarray) -> Layout:
+    """The layout of `texts` scanned texts whose kept ones are at `first`, split into
+    `train_pos` and `val_pos` (positions among the kept ones, in the split's order)."""
+    place = np.full(texts, -1, dtype=np.int64)
+    place[first[np.concatenate([train_pos, val_pos])]] = np.arange(len(train_pos) + len(val_pos))
+    shard = np.full(texts, -1, dtype=np.int64)
+    splits, start, number = {}, 0, 0
+    for name, rows in (("train", len(train_pos)), ("val", len(val_pos))):
+        bounds = shard_bounds(rows)
+        inside = (place >= start) & (place < start + rows)
+        shard[inside] = number + np.searchsorted(bounds, place[inside] - start, side="right") - 1
+        splits[name] = (start, bounds, number)
+        start, number = start + rows, number + len(bounds) - 1
+    return Layout(place, shard, splits)
+
+
+def _gather(texts: Path, at: Layout, scratch: Path) -> tuple[Counter[str], np.ndarray]:
+    """Copy each text to its shard's scratch file; return the training texts' token counts
+    and lengths."""
+    counts: Counter[str] = Counter()
+    lengths: list[int] = []
+    outs = [
+        (scratch / f"{b}.txt").open("w", encoding="utf-8", newline="\n")
+        for b in range(int(at.shard.max()) + 1)
+    ]
+    try:
+        with texts.open(encoding="utf-8", newline="\n") as lines:
+            for line, b in zip(lines, at.shard.tolist(), strict=True):
+                if b < 0:
+                    continue
+                outs[b].write(line)
+                if b < at.train_shards:
+                    tokens = line.split()
+                    counts.update(tokens)
+                    lengths.append(len(tokens))
+                    if len(counts) > 2 * TRACKED_TOKENS:
+                        counts = Counter(dict(counts.most_common(TRACKED_TOKENS)))
+    finally:
+        for out in outs:
+            out.close()
+    return counts, np.array(lengths, dtype=np.int64)
+
+
+def _write_split(
+    out: Path,
+    scratch: Path,
+    name: str,
+    at: Layout,
+    labels: np.ndarray,
+    vocabulary: list[str],
+    length: int,
+) -> dict[str, int]:
+    """Shards and tokens file of split `name`, each shard put in order from its scratch
+    file (`labels`: the class id at each place); counts of its texts longer than `length`,
+    and of its kept token ids and unknown ones among them."""
+    start, bounds, number = at.splits[name]
+    counts = {"truncated": 0, "ids": 0, "unknown": 0}
+    with (out / f"{name}_tokens.txt").open("w", encoding="utf-8", newline="\n") as tokens:
+        for i in range(len(bounds) - 1):
+            path = scratch / f"{number + i}.txt"
+            places = at.place[at.shard == number + i]  # in file order, as the lines
+            lines = path.read_text(encoding="utf-8").split("\n")[:-1]
+            in_order = np.argsort(places, kind="stable")
+            texts = [lines[j] for j in in_order]
+            x = to_ids(texts, vocabulary, length)
+            write_shard(out, name, i, x, labels[places[in_order]])
+            tokens.writelines(t + "\n" for t in texts)
+            path.unlink()
+            counts["truncated"] += sum(len(t.split()) > length for t in texts)
+            counts["ids"] += int((x > 0).sum())
+            counts["unknown"] += int((x == 1).sum())
+    return counts
+
+
 def run(
     train_path: str,
     text_column: str,
@@ -89,93 +242,107 @@ def run(
 ) -> dict[str, Any]:
     """Clean, split and vectorise the training CSV into output_dir (see ARCHITECTURE.md).
 
-    With `test_path`, the test CSV is checked first against the training classes, so a
-    test set that evaluation would refuse fails here, before anything is trained."""
-    progress.report(0, STAGES, f"reading {train_path}")
-    df = load_csv(train_path, text_column, label_column)
-    if test_path:
-        test = load_csv(test_path, text_column, label_column)
-        check_known_labels(test, sorted(df["label"].unique()), test_path, label_column)
-    loaded = df.attrs["load_report"]
-    df["text"], cut = cut_texts(df["text"], max_text_chars)
-    if cut:
-        print(f"prepare-data: {cut:,} texts longer than --max_text_chars {max_text_chars:,} cut")
-    progress.report(1, STAGES, f"cleaning and deduplicating {len(df):,} texts")
-    df["std"] = standardize_texts(df["text"])
-    df, cleaning = deduplicate(df)
-    check_trainable(df, train_path)
-    progress.report(2, STAGES, f"splitting {len(df):,} texts; vocabulary and ids")
-    train_pos, val_pos = split(df["label"], val_data_pct, seed, train_path)
-    train, val = df.iloc[train_pos], df.iloc[val_pos]
+    With `test_path`, the test CSV is checked against the training classes before the
+    prepared data is written, so a test set that evaluation would refuse fails here,
+    before anything is trained."""
+    with tempfile.TemporaryDirectory(prefix="prepare-data-") as tmp:
+        scratch = Path(tmp)
+        progress.report(0, STAGES, f"reading {train_path}")
+        found = scan(train_path, text_column, label_column, max_text_chars, scratch / "std.txt")
+        if found.cut:
+            print(
+                f"prepare-data: {found.cut:,} texts longer than --max_text_chars "
+                f"{max_text_chars:,} cut"
+            )
+        first, kept_codes, conflicting = deduplicate(found.hashes, found.labels)
+        classes = sorted({found.names[c] for c in np.unique(kept_codes)})
+        class_id = np.array([classes.index(n) if n in classes else -1 for n in found.names], int)
+        y_kept = class_id[kept_codes]
+        names = pd.Series(np.asarray(classes, dtype=object)[y_kept])
+        check_trainable(names, train_path)
+        if test_path:
+            check_known_labels(
+                iter_csv(test_path, text_column, label_column), classes, test_path, label_column
+            )
 
-    train_lengths = token_counts(train["std"])
-    if max_length:
-        length, length_from = max_length, "--max_length"
-    else:
-        length = max(1, math.ceil(np.percentile(train_lengths, length_percentile)))
-        length_from = f"p{length_percentile:g} of training token counts"
+        progress.report(1, STAGES, f"splitting {len(first):,} texts")
+        train_pos, val_pos = split(names, val_data_pct, seed, train_path)
+        n_train, n_val = len(train_pos), len(val_pos)
+        labels = y_kept[np.concatenate([train_pos, val_pos])]  # at each place
+        at = layout(len(found.hashes), first, train_pos, val_pos)
 
-    vocabulary = fit_vocabulary(train["std"], num_words)
-    classes = sorted(df["label"].unique())
-    class_id = {name: i for i, name in enumerate(classes)}
-    x_train = to_ids(train["std"].tolist(), vocabulary, length)
-    x_val = to_ids(val["std"].tolist(), vocabulary, length)
-    val_ids = x_val[x_val > 0]
+        progress.report(2, STAGES, f"gathering {n_train:,} training and {n_val:,} validation texts")
+        counts, train_lengths = _gather(scratch / "std.txt", at, scratch)
+        if max_length:
+            length, length_from = max_length, "--max_length"
+        else:
+            length = max(1, math.ceil(np.percentile(train_lengths, length_percentile)))
+            length_from = f"p{length_percentile:g} of training token counts"
+        vocabulary = vocabulary_of(counts, num_words)
+        del counts, train_lengths
 
-    stats = {
-        "file": train_path,
-        **{k: loaded[k] for k in ("rows_read", "blank_rows_skipped")},
-        "texts_cut": cut,
-        "max_text_chars": max_text_chars,
-        **cleaning,
-        "rows_used": len(df),
-        "train_rows": len(train),
-        "val_rows": len(val),
-        "val_data_pct": val_data_pct,
-        "seed": seed,
-        "class_counts": {
-            "train": {c: int((train["label"] == c).sum()) for c in classes},
-            "val": {c: int((val["label"] == c).sum()) for c in classes},
-        },
-        "max_length": length,
-        "max_length_from": length_from,
-        "truncated_share": {
-            "train": float((train_lengths > length).mean()),
-            "val": float((token_counts(val["std"]) > length).mean()),
-        },
-        "vocab_size": len(vocabulary),
-        "num_words": num_words,
-        # Unknown words among the validation tokens kept (the first max_length of each text).
-        "val_oov_share": float((val_ids == 1).mean()) if val_ids.size else 0.0,
-    }
-    vocab_json = json.dumps(
-        {
-            "vocabulary": vocabulary,
-            "max_length": length,
-            "num_words": num_words,
-            "max_text_chars": max_text_chars,
-        }
-    )
-    progress.report(3, STAGES, f"writing {output_dir}")
-    with storage.atomic_dir(output_dir) as out:
-        write_shards(out, "train", x_train, train["label"].map(class_id).to_numpy())
-        write_shards(out, "val", x_val, val["label"].map(class_id).to_numpy())
-        (out / "vocab.json").write_text(vocab_json, encoding="utf-8")
-        (out / "labels.json").write_text(json.dumps({"classes": classes}), encoding="utf-8")
-        # The standardised texts, row for row with the ids: Word2Vec's corpus and the wide
-        # n-gram branch's input.
-        for name, part in (("train", train), ("val", val)):
-            tokens = "".join(t + "\n" for t in part["std"])
-            (out / f"{name}_tokens.txt").write_text(tokens, encoding="utf-8")
-        (out / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
-        if json_tokenizer_path:
-            storage.write_text(json_tokenizer_path, vocab_json)
-    progress.report(STAGES, STAGES, f"{len(train):,} training and {len(val):,} validation rows")
+        progress.report(3, STAGES, f"writing {output_dir}")
+        vocab_json = json.dumps(
+            {
+                "vocabulary": vocabulary,
+                "max_length": length,
+                "num_words": num_words,
+                "max_text_chars": max_text_chars,
+            }
+        )
+        with storage.atomic_dir(output_dir) as out:
+            written = {
+                name: _write_split(out, scratch, name, at, labels, vocabulary, length)
+                for name in ("train", "val")
+            }
+            per_class = {
+                name: np.bincount(part, minlength=len(classes)).tolist()
+                for name, part in (("train", labels[:n_train]), ("val", labels[n_train:]))
+            }
+            stats = {
+                "file": train_path,
+                "rows_read": found.load.rows_read,
+                "blank_rows_skipped": found.load.blank_rows_skipped,
+                "texts_cut": found.cut,
+                "max_text_chars": max_text_chars,
+                "empty_texts_dropped": found.empty,
+                "empty_text_rows": found.empty_rows,
+                "duplicates_dropped": len(found.hashes) - len(first),
+                "conflicting_label_texts": conflicting,
+                "rows_used": len(first),
+                "train_rows": n_train,
+                "val_rows": n_val,
+                "val_data_pct": val_data_pct,
+                "seed": seed,
+                "class_counts": {
+                    name: dict(zip(classes, n, strict=True)) for name, n in per_class.items()
+                },
+                "max_length": length,
+                "max_length_from": length_from,
+                "truncated_share": {
+                    "train": written["train"]["truncated"] / n_train,
+                    "val": written["val"]["truncated"] / n_val,
+                },
+                "vocab_size": len(vocabulary),
+                "num_words": num_words,
+                # Unknown words among the validation tokens kept (a text's first max_length).
+                "val_oov_share": (
+                    written["val"]["unknown"] / written["val"]["ids"]
+                    if written["val"]["ids"]
+                    else 0.0
+                ),
+            }
+            (out / "vocab.json").write_text(vocab_json, encoding="utf-8")
+            (out / "labels.json").write_text(json.dumps({"classes": classes}), encoding="utf-8")
+            (out / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
+            if json_tokenizer_path:
+                storage.write_text(json_tokenizer_path, vocab_json)
+    progress.report(STAGES, STAGES, f"{n_train:,} training and {n_val:,} validation rows")
     print(json.dumps(stats))
     return {
         "max_length": length,
         "vocab_size": len(vocabulary),
         "num_classes": len(classes),
-        "train_rows": len(train),
-        "val_rows": len(val),
+        "train_rows": n_train,
+        "val_rows": n_val,
     }

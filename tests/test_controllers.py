@@ -183,8 +183,16 @@ def cluster(tmp_path: Path) -> Iterator[tuple[TFJobs, Callable[[dict], dict]]]:
     objects.create(PVC, NS, _claim("work"))
     (run_dir / "volumes" / "work" / "replicas").mkdir(parents=True)
 
-    def run(doc: dict) -> dict:
+    def run(doc: dict, release: str = "") -> dict:
         name = objects.create(TFJOB, NS, doc)["metadata"]["name"]
+        if release:  # a replica awaits this file: create it once the job is seen Running
+            wait_for(
+                objects,
+                lambda o: _running(o.get(TFJOB, NS, name)),
+                30,
+                f"TFJob {name} Running",
+            )
+            (run_dir / "volumes" / "work" / "replicas" / release).touch()
         return wait_for(
             objects,
             lambda o: _finished(o.get(TFJOB, NS, name)),
@@ -202,6 +210,13 @@ def _finished(doc: dict) -> dict | None:
     return doc if judge(doc).state != "waiting" else None
 
 
+def _running(doc: dict) -> bool:
+    return any(
+        c["type"] == "Running" and c["status"] == "True"
+        for c in doc.get("status", {}).get("conditions", [])
+    )
+
+
 def _conditions(doc: dict) -> list[tuple[str, str, str]]:
     return [(c["type"], c["status"], c["reason"]) for c in doc["status"]["conditions"]]
 
@@ -210,7 +225,9 @@ def test_a_tfjob_runs_its_replicas_with_the_operators_tf_config(
     cluster: tuple[TFJobs, Callable[[dict], dict]], tmp_path: Path
 ) -> None:
     _, run = cluster
-    job = run(_tfjob(workers=2, does={}))
+    # The chief ends once the job has been seen Running: replicas that all end before the
+    # controller's first look go from Created to Succeeded, as on a cluster.
+    job = run(_tfjob(workers=2, does={"chief-0": "await go"}), release="go")
     name, status = job["metadata"]["name"], job["status"]
     assert judge(job).message == f"TFJob default/{name} successfully completed."
     assert _conditions(job) == [

@@ -19,7 +19,7 @@ import upstream
 from helpers import ClusterNetwork, FakeApiServer, recorded
 from upstream import ISVC_PATH, KSVC_PATH, NEW, OLD
 
-from textcnn import metadata, registry
+from textcnn import data, metadata, registry
 from textcnn.cluster import answers, canary, rollout
 from textcnn.errors import FinalError
 from textcnn.steps import canary_check
@@ -213,3 +213,14 @@ def test_a_first_deploy_has_no_canary_and_takes_all_the_traffic(
     ]
     now = registry.serving(store, KEY)
     assert now is not None and (now.model_uri, now.url) == (NEW, MAIN)
+
+
+def test_probe_texts_are_the_first_of_the_test_set(
+    make_csv: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = make_csv(rows=30)
+    with path.open(newline="") as f:
+        texts = [row["text"] for row in csv.DictReader(f)]
+    monkeypatch.setattr(data, "CHUNK_ROWS", 7)  # the probes span chunks
+    assert canary.probe_texts(str(path), "text", "label", 10) == texts[:10]
+    assert canary.probe_texts(str(path), "text", "label", 100) == texts

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics
 
-from textcnn.data import check_known_labels, load_csv
+from textcnn.data import check_known_labels, iter_csv
 from textcnn.errors import InputError
 from textcnn.export import load_serving_model
 
@@ -29,14 +29,6 @@ def latest_version(model_dir: str) -> Path:
             "step first"
         )
     return max(versions, key=lambda p: int(p.parent.name)).parent
-
-
-def predict_labels(model_dir: str, texts: list[str]) -> list[str]:
-    predict = load_serving_model(latest_version(model_dir))
-    labels: list[str] = []
-    for i in range(0, len(texts), BATCH):
-        labels += predict(texts[i : i + BATCH])["label"].tolist()
-    return labels
 
 
 def compute_metrics(truth: list[str], predicted: list[str], classes: list[str]) -> dict:
@@ -63,8 +55,17 @@ def score_csv(
     model_dir: str, test_path: str, text_column: str, label_column: str, classes: list[str]
 ) -> dict[str, Any]:
     """`compute_metrics` of the model in `model_dir` (a versioned base folder) on the CSV,
-    whose labels must all be among `classes`."""
-    df = load_csv(test_path, text_column, label_column)
-    check_known_labels([df], classes, test_path, label_column)
-    truth = df["label"].tolist()
-    return compute_metrics(truth, predict_labels(model_dir, df["text"].tolist()), classes)
+    whose labels must all be among `classes`: checked in a first read, so a bad row fails
+    before anything is predicted; the second read predicts a chunk of rows at a time."""
+    check_known_labels(
+        iter_csv(test_path, text_column, label_column), classes, test_path, label_column
+    )
+    predict = load_serving_model(latest_version(model_dir))
+    truth: list[str] = []
+    predicted: list[str] = []
+    for chunk in iter_csv(test_path, text_column, label_column):
+        texts = chunk["text"].tolist()
+        truth += chunk["label"].tolist()
+        for i in range(0, len(texts), BATCH):
+            predicted += predict(texts[i : i + BATCH])["label"].tolist()
+    return compute_metrics(truth, predicted, classes)

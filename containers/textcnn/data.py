@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import BinaryIO
 
@@ -123,7 +123,7 @@ def iter_csv(
     *,
     require_labels: bool = True,
     report: LoadReport | None = None,
-) -> Iterator[pd.DataFrame]:
+) -> Generator[pd.DataFrame, None, None]:
     """The CSV streamed as frames of at most CHUNK_ROWS rows (and CHUNK_CHARS characters of
     text), with columns `text` and `label` (strings), indexed by spreadsheet row number.
 

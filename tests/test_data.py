@@ -176,10 +176,43 @@ def test_ragged_row_is_named(tmp_path: Path, content: str, row: int) -> None:
     assert "double quotes" in msg
 
 
-def test_unclosed_quote_is_named(tmp_path: Path) -> None:
-    uri = _write(tmp_path, 'text,label\ngood,pos\n"never closed,neg\nok,pos\n')
-    with pytest.raises(InputError, match=r"row 3 opens a double quote that is never closed"):
+@pytest.mark.parametrize(
+    ("content", "row"),
+    [
+        ('text,label\ngood,pos\n"never closed,neg\nok,pos\n', 3),
+        # After a field the csv module's strict mode already refuses ("ab"c).
+        ('text,label\ngood,pos\n"ab"c,"never closed\nok,pos\n', 3),
+        ('"text,label\ngood,pos\nok,pos\n', 1),  # the header: not a missing column
+        ('text,label\ngood,"pos', 2),  # no line end at all
+    ],
+)
+def test_unclosed_quote_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str, row: int
+) -> None:
+    uri = _write(tmp_path, content)
+    monkeypatch.setattr(data, "BLOCK_BYTES", 4)
+    with pytest.raises(InputError, match=rf"row {row} opens a double quote that is never closed"):
         _load(uri)
+
+
+def test_closed_quote_at_the_end_without_line_end_is_fine(tmp_path: Path) -> None:
+    df = _load(_write(tmp_path, 'text,label\n"good, really",pos\n"ok","neg"'))
+    assert df.to_dict("list") == {"text": ["good, really", "ok"], "label": ["pos", "neg"]}
+
+
+def test_blank_header_row_is_named(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="row 1 is blank, but it is the header"):
+        _load(_write(tmp_path, "\ntext,label\ngood,pos\n"))
+
+
+def test_carriage_returns_only_are_line_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a spreadsheet's "CSV (Macintosh)" writes; read in blocks that end anywhere."""
+    uri = _write(tmp_path, "text,label\r" + "".join(f"text {i},c{i % 2}\r" for i in range(50)))
+    monkeypatch.setattr(data, "BLOCK_BYTES", 7)
+    df = _load(uri)
+    assert df["text"].tolist() == [f"text {i}" for i in range(50)] and df.index[-1] == 51
 
 
 def test_single_class_rejected_for_training(tmp_path: Path) -> None:

@@ -49,18 +49,28 @@ class LoadReport:
     missing_labels: int = 0
 
 
+def _line_ends(data: bytes) -> int:
+    """Where the last whole line of `data` ends: after its last \n, or after a \r that is
+    not its last byte (that one may be the first half of \r\n); 0 when there is none."""
+    return max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1
+
+
 def _lines(uri: str, stream: BinaryIO, report: LoadReport) -> Iterator[str]:
     """The decoded lines of a binary stream, with their endings (as `open(newline="")` gives
-    them to the csv module), read a block at a time."""
-    offset, line, rest = 0, 1, b""  # bytes and lines before `rest`
+    them to the csv module), read a block at a time. Only whole lines are decoded, so no
+    character is cut: no byte of a line end is ever part of a UTF-8 sequence."""
+    offset, line = 0, 1  # bytes and lines before `parts`
+    parts: list[bytes] = []  # read, not yet decoded: no line end among them
     while True:
         block = stream.read(BLOCK_BYTES)
-        data = rest + block
+        if block and not _line_ends(block):  # a long line: joined once it ends
+            parts.append(block)
+            continue
+        data = b"".join([*parts, block])
         if offset == 0 and data.startswith(codecs.BOM_UTF8):
             report.utf8_bom_removed = True
             data, offset = data[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
-        # Whole lines only, so no character is cut; b"\n" is never inside a UTF-8 sequence.
-        cut = len(data) if not block else data.rfind(b"\n") + 1
+        cut = _line_ends(data) if block else len(data)
         try:
             text = data[:cut].decode("utf-8")
         except UnicodeDecodeError as e:
@@ -74,33 +84,42 @@ def _lines(uri: str, stream: BinaryIO, report: LoadReport) -> Iterator[str]:
         yield from io.StringIO(text, newline="")  # splits at \n, \r\n and a lone \r
         if not block:
             return
-        offset, line, rest = offset + cut, line + data.count(b"\n", 0, cut), data[cut:]
+        offset, line = offset + cut, line + data.count(b"\n", 0, cut)
+        parts = [data[cut:]]
+
+
+_MARK = "x"  # after a record: a record of its own, unless a quote is still open
 
 
 def _quote_left_open(lines: list[str]) -> bool:
-    try:
-        for _ in csv.reader(lines, strict=True):
-            pass
-    except csv.Error as e:
-        return "unexpected end of data" in str(e)
-    return False
+    """Whether the record made of `lines` ends inside a quoted field: the csv module (not
+    strict, as pandas) would then take a line added after it into that field."""
+    return len(list(csv.reader([*lines, "\n", _MARK]))) == 1
 
 
 def _records(uri: str, lines: Iterator[str]) -> Iterator[list[str]]:
     """CSV records (a quoted text may span lines), split as pandas' C reader splits them.
-    A quote never closed swallows the rest of the file into the last record: an error,
-    raised once that record has been read."""
+    A quote never closed swallows the rest of the file into one record: an error, raised
+    before that record is used."""
     tail: list[str] = []  # the lines of the record being read
+    ended = False
 
     def feed() -> Iterator[str]:
+        nonlocal ended
         for line in lines:
             tail.append(line)
             yield line
+        ended = True
 
-    row, last = 0, []
+    row = 0
     try:
         for row, fields in enumerate(csv.reader(feed()), start=1):  # noqa: B007
-            last = tail.copy()
+            if ended and _quote_left_open(tail):  # only the file's last record can
+                raise InputError(
+                    f"{uri}: row {row} opens a double quote that is never closed, so the rest "
+                    f"of the file runs into it ({ROW_NUMBERS}): close the quote; a quote "
+                    "inside a quoted text is written twice"
+                )
             tail.clear()
             yield fields
     except csv.Error as e:
@@ -108,12 +127,6 @@ def _records(uri: str, lines: Iterator[str]) -> Iterator[list[str]]:
             f"{uri}: row {row + 1} is not readable CSV ({e}; {ROW_NUMBERS}): re-save the "
             "file as comma-separated UTF-8"
         ) from None
-    if _quote_left_open(last):
-        raise InputError(
-            f"{uri}: row {row} opens a double quote that is never closed, so the rest of the "
-            f"file runs into it ({ROW_NUMBERS}): close the quote; a quote inside a quoted text "
-            "is written twice"
-        )
 
 
 def iter_csv(
@@ -168,7 +181,10 @@ def _frames(
     if header is None or not any(c.strip() for c in header):
         if all(not "".join(r).strip() for r in records):
             raise InputError(f"{uri}: the file is empty: expected a header row and data rows")
-        header = header or []
+        raise InputError(
+            f"{uri}: row 1 is blank, but it is the header ({ROW_NUMBERS}): put the column "
+            "names on the first line (for example text,label)"
+        )
     columns = report.columns = [c.strip() for c in header]
     for column, option in (
         (text_column, "--column_text_value"),

@@ -118,13 +118,19 @@ def read_bytes(uri: str) -> bytes:
 @contextlib.contextmanager
 def open_read(uri: str) -> Iterator[BinaryIO]:
     """The file as a binary stream, read as it is consumed (a GCS object in ranged
-    downloads of CHUNK_BYTES); FileNotFoundError when there is none."""
+    downloads of CHUNK_BYTES, each asking for the generation it had when opened: GCS
+    serves that one or answers 404, so an object rewritten meanwhile is never read half
+    old, half new); FileNotFoundError when there is none."""
     if not is_gcs(uri):
         with open(uri, "rb") as f:
             yield f
         return
-    with _gcs_not_found_as_file_not_found(uri), _blob(uri).open("rb", chunk_size=CHUNK_BYTES) as f:
-        yield f
+    with _gcs_not_found_as_file_not_found(uri):
+        blob = _blob(uri)
+        blob.reload()
+        pinned = blob.bucket.blob(blob.name, generation=blob.generation)
+        with pinned.open("rb", chunk_size=CHUNK_BYTES) as f:
+            yield f
 
 
 def read_text(uri: str) -> str:

@@ -17,6 +17,7 @@ all classes however the CSV is sorted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import tempfile
@@ -38,8 +39,9 @@ from textcnn.tokens import standardize_texts, to_ids, vocabulary_of
 _MAX_LISTED = 10
 STAGES = 4  # read, split, gather, write: progress N/4
 # Distinct training tokens counted: beyond twice this, the rarest are dropped, which
-# bounds the memory on any corpus and leaves the vocabulary's counts exact (the
-# `num_words` most frequent are far above the cut).
+# bounds the memory on any corpus. Below that the vocabulary is exact (as Keras adapts
+# it); above it, a token dropped and seen again restarts from 0, which can only swap
+# tokens near the `num_words` cut.
 TRACKED_TOKENS = 1_000_000
 
 
@@ -173,25 +175,22 @@ def _gather(texts: Path, at: Layout, scratch: Path) -> tuple[Counter[str], np.nd
     and lengths."""
     counts: Counter[str] = Counter()
     lengths: list[int] = []
-    outs = [
-        (scratch / f"{b}.txt").open("w", encoding="utf-8", newline="\n")
-        for b in range(int(at.shard.max()) + 1)
-    ]
-    try:
-        with texts.open(encoding="utf-8", newline="\n") as lines:
-            for line, b in zip(lines, at.shard.tolist(), strict=True):
-                if b < 0:
-                    continue
-                outs[b].write(line)
-                if b < at.train_shards:
-                    tokens = line.split()
-                    counts.update(tokens)
-                    lengths.append(len(tokens))
-                    if len(counts) > 2 * TRACKED_TOKENS:
-                        counts = Counter(dict(counts.most_common(TRACKED_TOKENS)))
-    finally:
-        for out in outs:
-            out.close()
+    with contextlib.ExitStack() as files:
+        outs = [
+            files.enter_context((scratch / f"{b}.txt").open("w", encoding="utf-8", newline="\n"))
+            for b in range(int(at.shard.max()) + 1)
+        ]
+        lines = files.enter_context(texts.open(encoding="utf-8", newline="\n"))
+        for line, b in zip(lines, at.shard.tolist(), strict=True):
+            if b < 0:
+                continue
+            outs[b].write(line)
+            if b < at.train_shards:
+                tokens = line.split()
+                counts.update(tokens)
+                lengths.append(len(tokens))
+                if len(counts) > 2 * TRACKED_TOKENS:
+                    counts = Counter(dict(counts.most_common(TRACKED_TOKENS)))
     return counts, np.array(lengths, dtype=np.int64)
 
 

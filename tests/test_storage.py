@@ -134,6 +134,23 @@ def test_gcs_stream_reads_the_object_in_ranges(
         pass
 
 
+def test_gcs_object_deleted_while_read_is_not_a_missing_file(
+    gcs_root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not "file not found" (a user error, never retried), but an error a retry cures."""
+    monkeypatch.setattr(storage, "CHUNK_BYTES", 256 * 1024)
+    uri = storage.join(gcs_root, "big.csv")
+    storage.write_bytes(uri, os.urandom(600_000))
+    with (  # noqa: PT012 (the delete must come between the reads)
+        pytest.raises(storage.ChangedWhileRead, match="while it was read") as e,
+        storage.open_read(uri) as stream,
+    ):
+        stream.read(100_000)
+        storage._blob(uri).delete()
+        stream.read()
+    assert not isinstance(e.value, FileNotFoundError)
+
+
 def test_gcs_dir_round_trip(gcs_root: str, tmp_path: Path) -> None:
     files = _make_tree(tmp_path / "model")
     storage.upload_dir(tmp_path / "model", storage.join(gcs_root, "model"))

@@ -115,22 +115,36 @@ def read_bytes(uri: str) -> bytes:
         return _blob(uri).download_as_bytes()
 
 
+class ChangedWhileRead(OSError):
+    """The GCS object opened was rewritten or deleted before it was read to the end: a
+    step that fails with this reads the new one when it runs again (it is not a user
+    error, so the templates' retryStrategy retries it)."""
+
+
 @contextlib.contextmanager
 def open_read(uri: str) -> Iterator[BinaryIO]:
-    """The file as a binary stream, read as it is consumed (a GCS object in ranged
-    downloads of CHUNK_BYTES, each asking for the generation it had when opened: GCS
-    serves that one or answers 404, so an object rewritten meanwhile is never read half
-    old, half new); FileNotFoundError when there is none."""
+    """The file as a binary stream, read as it is consumed; FileNotFoundError when there
+    is none. A GCS object is read in ranged downloads of CHUNK_BYTES, each asking for the
+    generation opened: GCS serves that one or answers 404 (ChangedWhileRead), so an object
+    rewritten meanwhile is never read half old, half new."""
     if not is_gcs(uri):
         with open(uri, "rb") as f:
             yield f
         return
+    from google.api_core.exceptions import NotFound
+
     with _gcs_not_found_as_file_not_found(uri):
         blob = _blob(uri)
         blob.reload()
-        pinned = blob.bucket.blob(blob.name, generation=blob.generation)
+    pinned = blob.bucket.blob(blob.name, generation=blob.generation)
+    try:
         with pinned.open("rb", chunk_size=CHUNK_BYTES) as f:
             yield f
+    except NotFound:
+        raise ChangedWhileRead(
+            f"{uri}: generation {blob.generation} was rewritten or deleted while it was "
+            "read; run the step again to read the new one"
+        ) from None
 
 
 def read_text(uri: str) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Generator, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import BinaryIO
 
+import numpy as np
 import pandas as pd
 
 from textcnn import storage
@@ -256,6 +257,12 @@ def load_csv(
     )
     df.attrs["load_report"] = asdict(report)
     return df
+
+
+def text_hashes(texts: list[str]) -> np.ndarray:
+    """A 64-bit hash (uint64) of each text: what dedup and duplicate counts compare, so
+    no step keeps the texts themselves."""
+    return pd.util.hash_pandas_object(pd.Series(texts, dtype=object), index=False).to_numpy()
 
 
 def check_trainable(labels: pd.Series, uri: str) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from textcnn import metadata, storage
-from textcnn.data import LoadReport, iter_csv
+from textcnn.data import LoadReport, iter_csv, text_hashes
 from textcnn.tokens import standardize_texts, token_counts
 
 PERCENTILES = (50, 90, 95, 99)
@@ -46,8 +46,8 @@ def build_report(
         kept = counts > 0
         lengths.append(counts[kept].astype(np.int32))
         # Python's strip: pandas' .str.strip() leaves the process larger after each chunk.
-        stripped = pd.Series([t.strip() for t in chunk["text"]], dtype=object)[kept]
-        hashes.append(pd.util.hash_pandas_object(stripped, index=False).to_numpy())
+        stripped = [t.strip() for t, k in zip(chunk["text"], kept, strict=True) if k]
+        hashes.append(text_hashes(stripped))
         classes.update(chunk["label"])
         rows += len(chunk)
     nonempty = np.concatenate(lengths)

@@ -31,7 +31,14 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from textcnn import progress, storage
-from textcnn.data import LoadReport, check_known_labels, check_trainable, cut_texts, iter_csv
+from textcnn.data import (
+    LoadReport,
+    check_known_labels,
+    check_trainable,
+    cut_texts,
+    iter_csv,
+    text_hashes,
+)
 from textcnn.errors import InputError
 from textcnn.prepared import shard_bounds, write_shard
 from textcnn.tokens import standardize_texts, to_ids, vocabulary_of
@@ -77,9 +84,7 @@ def scan(
             found.empty_rows += chunk.index[empty][: _MAX_LISTED - len(found.empty_rows)].tolist()
             kept = [t for t in std if t]
             out.writelines(t + "\n" for t in kept)
-            hashes.append(
-                pd.util.hash_pandas_object(pd.Series(kept, dtype=object), index=False).to_numpy()
-            )
+            hashes.append(text_hashes(kept))
             names = chunk["label"].to_numpy()[~empty]
             labels.append(np.array([codes.setdefault(n, len(codes)) for n in names], np.int32))
     found.hashes, found.labels = np.concatenate(hashes), np.concatenate(labels)
@@ -146,35 +151,30 @@ class Layout:
 
     place: np.ndarray
     shard: np.ndarray
-    # per split: its first place, its shards' row bounds, its first shard's number
-    splits: dict[str, tuple[int, np.ndarray, int]]
-
-    @property
-    def train_shards(self) -> int:
-        return len(self.splits["train"][1]) - 1
+    shards: dict[str, range]  # the numbers of each split's shards
 
 
-def layout(texts: int, first: np.ndarray, train_pos: np.ndarray, val_pos: np.ndarray) -> Layout:
-    """The layout of `texts` scanned texts whose kept ones are at `first`, split into
-    `train_pos` and `val_pos` (positions among the kept ones, in the split's order)."""
+def layout(texts: int, placed: np.ndarray, train_rows: int) -> Layout:
+    """The layout of `texts` scanned texts, of which `placed` (positions among them) are
+    kept, in place order: the first `train_rows` are the training split, the rest val."""
     place = np.full(texts, -1, dtype=np.int64)
-    place[first[np.concatenate([train_pos, val_pos])]] = np.arange(len(train_pos) + len(val_pos))
+    place[placed] = np.arange(len(placed))
     shard = np.full(texts, -1, dtype=np.int64)
-    splits, start, number = {}, 0, 0
-    for name, rows in (("train", len(train_pos)), ("val", len(val_pos))):
+    shards, start, number = {}, 0, 0
+    for name, rows in (("train", train_rows), ("val", len(placed) - train_rows)):
         bounds = shard_bounds(rows)
         inside = (place >= start) & (place < start + rows)
         shard[inside] = number + np.searchsorted(bounds, place[inside] - start, side="right") - 1
-        splits[name] = (start, bounds, number)
-        start, number = start + rows, number + len(bounds) - 1
-    return Layout(place, shard, splits)
+        shards[name] = range(number, number + len(bounds) - 1)
+        start, number = start + rows, shards[name].stop
+    return Layout(place, shard, shards)
 
 
-def _gather(texts: Path, at: Layout, scratch: Path) -> tuple[Counter[str], np.ndarray]:
+def _gather(texts: Path, at: Layout, scratch: Path) -> tuple[Counter[str], dict[str, np.ndarray]]:
     """Copy each text to its shard's scratch file; return the training texts' token counts
-    and lengths."""
+    and each split's texts' lengths in tokens."""
     counts: Counter[str] = Counter()
-    lengths: list[int] = []
+    lengths: dict[str, list[int]] = {"train": [], "val": []}
     with contextlib.ExitStack() as files:
         outs = [
             files.enter_context((scratch / f"{b}.txt").open("w", encoding="utf-8", newline="\n"))
@@ -185,13 +185,15 @@ def _gather(texts: Path, at: Layout, scratch: Path) -> tuple[Counter[str], np.nd
             if b < 0:
                 continue
             outs[b].write(line)
-            if b < at.train_shards:
-                tokens = line.split()
-                counts.update(tokens)
-                lengths.append(len(tokens))
-                if len(counts) > 2 * TRACKED_TOKENS:
-                    counts = Counter(dict(counts.most_common(TRACKED_TOKENS)))
-    return counts, np.array(lengths, dtype=np.int64)
+            tokens = line.split()
+            if b not in at.shards["train"]:
+                lengths["val"].append(len(tokens))
+                continue
+            lengths["train"].append(len(tokens))
+            counts.update(tokens)
+            if len(counts) > 2 * TRACKED_TOKENS:
+                counts = Counter(dict(counts.most_common(TRACKED_TOKENS)))
+    return counts, {name: np.array(n, dtype=np.int64) for name, n in lengths.items()}
 
 
 def _write_split(
@@ -204,14 +206,13 @@ def _write_split(
     length: int,
 ) -> dict[str, int]:
     """Shards and tokens file of split `name`, each shard put in order from its scratch
-    file (`labels`: the class id at each place); counts of its texts longer than `length`,
-    and of its kept token ids and unknown ones among them."""
-    start, bounds, number = at.splits[name]
-    counts = {"truncated": 0, "ids": 0, "unknown": 0}
+    file (`labels`: the class id at each place); counts of its kept token ids and of the
+    unknown ones among them."""
+    counts = {"ids": 0, "unknown": 0}
     with (out / f"{name}_tokens.txt").open("w", encoding="utf-8", newline="\n") as tokens:
-        for i in range(len(bounds) - 1):
-            path = scratch / f"{number + i}.txt"
-            places = at.place[at.shard == number + i]  # in file order, as the lines
+        for i, b in enumerate(at.shards[name]):
+            path = scratch / f"{b}.txt"
+            places = at.place[at.shard == b]  # in file order, as the lines
             lines = path.read_text(encoding="utf-8").split("\n")[:-1]
             in_order = np.argsort(places, kind="stable")
             texts = [lines[j] for j in in_order]
@@ -219,7 +220,6 @@ def _write_split(
             write_shard(out, name, i, x, labels[places[in_order]])
             tokens.writelines(t + "\n" for t in texts)
             path.unlink()
-            counts["truncated"] += sum(len(t.split()) > length for t in texts)
             counts["ids"] += int((x > 0).sum())
             counts["unknown"] += int((x == 1).sum())
     return counts
@@ -267,18 +267,19 @@ def run(
         progress.report(1, STAGES, f"splitting {len(first):,} texts")
         train_pos, val_pos = split(names, val_data_pct, seed, train_path)
         n_train, n_val = len(train_pos), len(val_pos)
-        labels = y_kept[np.concatenate([train_pos, val_pos])]  # at each place
-        at = layout(len(found.hashes), first, train_pos, val_pos)
+        order = np.concatenate([train_pos, val_pos])  # the kept text at each place
+        labels = y_kept[order]
+        at = layout(len(found.hashes), first[order], n_train)
 
         progress.report(2, STAGES, f"gathering {n_train:,} training and {n_val:,} validation texts")
-        counts, train_lengths = _gather(scratch / "std.txt", at, scratch)
+        counts, lengths = _gather(scratch / "std.txt", at, scratch)
         if max_length:
             length, length_from = max_length, "--max_length"
         else:
-            length = max(1, math.ceil(np.percentile(train_lengths, length_percentile)))
+            length = max(1, math.ceil(np.percentile(lengths["train"], length_percentile)))
             length_from = f"p{length_percentile:g} of training token counts"
         vocabulary = vocabulary_of(counts, num_words)
-        del counts, train_lengths
+        del counts
 
         progress.report(3, STAGES, f"writing {output_dir}")
         vocab_json = json.dumps(
@@ -319,8 +320,7 @@ def run(
                 "max_length": length,
                 "max_length_from": length_from,
                 "truncated_share": {
-                    "train": written["train"]["truncated"] / n_train,
-                    "val": written["val"]["truncated"] / n_val,
+                    name: float((n > length).mean()) for name, n in lengths.items()
                 },
                 "vocab_size": len(vocabulary),
                 "num_words": num_words,

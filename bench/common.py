@@ -137,11 +137,12 @@ def download_wheel(spec: str, pattern: str) -> Path:
     return found[0]
 
 
-def run_pipeline(output_dir: Path, *options: str) -> dict[str, Any]:
+def run_pipeline(output_dir: Path, *options: str, cache: bool = False) -> dict[str, Any]:
     """`python -m workflows run` in its own process, as a user runs it; run.json plus
-    `wall_seconds` (the whole command, interpreter start included) and `timings`."""
+    `wall_seconds` (the whole command, interpreter start included) and `timings`. Every
+    stage computes unless `cache` (a benchmark measures the work, not an earlier run's)."""
     command = [sys.executable, "-m", "workflows", "run", "--output_dir", str(output_dir)]
-    command += ["--overwrite", *options]  # a benchmark folder holds its latest run
+    command += ["--overwrite", "--cache", "yes" if cache else "no", *options]
     print("$", " ".join(command[1:]), flush=True)
     start = time.perf_counter()
     proc = subprocess.run(

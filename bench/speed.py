@@ -18,6 +18,8 @@ Prints figures and writes bench/results/speed.json; not a test.
    image's stand-in has every pin; and a fresh install of some steps' pins into an empty
    folder from this machine's wheels (the unpacking a pod of a stock image does; its
    downloads come on top).
+7. step caching: the bundled run into an empty cache, then with only `--epochs` changed,
+   then unchanged, each with its wall time and its time before training.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import contextlib
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,6 +56,31 @@ def bench_end_to_end(folder: str = "e2e", *options: str) -> dict[str, Any]:
     split["pipeline_examples_per_second"] = training["examples_per_second"]
     split["artifacts"] = run["artifacts"]
     return split
+
+
+def bench_cache() -> dict[str, Any]:
+    """The bundled run computing every stage into an emptied cache, then again with only
+    `--epochs` changed (what comes before training is reused), then unchanged (every
+    stage reused): wall time, and the seconds from validate-params' start to train's
+    (to the gate's when train is reused too)."""
+    shutil.rmtree(common.SCRATCH / "artifacts" / "cache", ignore_errors=True)
+    rows = {}
+    for name, options in (
+        ("cold", ()),
+        ("epochs_changed", ("--epochs", str(DEFAULTS.epochs - 1))),
+        ("unchanged", ()),
+    ):
+        run = common.run_pipeline(common.SCRATCH / f"cache-{name}", *options, cache=True)
+        timings = run["timings"]
+        until = timings["train"] if "train" in timings else timings["gate"]
+        rows[name] = {
+            "wall_seconds": run["wall_seconds"],
+            "seconds_before_training": until["start"] - timings["validate-params"]["start"],
+            "reused": sorted(
+                task for task, step in run["steps"].items() if "cached from" in step["message"]
+            ),
+        }
+    return rows
 
 
 FRESH_STEPS = ("validate-params", "prepare-data", "train", "gate")  # small to largest
@@ -378,6 +406,14 @@ def main() -> int:
         f"lightweight: {light['wall_seconds']:.1f} s wall against {cold['wall_seconds']:.1f} s",
         flush=True,
     )
+    result["cache"] = cached = bench_cache()
+    for name, row in cached.items():
+        print(
+            f"cache, {name}: {row['wall_seconds']:.1f} s wall, "
+            f"{row['seconds_before_training']:.1f} s before training, "
+            f"{len(row['reused'])} tasks reused",
+            flush=True,
+        )
     result["bench_seconds"] = time.perf_counter() - t0
     common.save("speed", result, started)
     return 0

@@ -31,6 +31,7 @@ from textcnn.model import ModelConfig
 from textcnn.prepared import write_shards
 from textcnn.steps import export, fit_ngrams, train
 from textcnn.text import make_vectorizer, standardize
+from workflows.dag import caching
 from workflows.expressions import Depends, evaluate_when
 from workflows.kube.gateway import Gateway
 from workflows.local.substitution import substitute
@@ -275,6 +276,8 @@ def dag_tasks(wt: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 GATE_DEPLOYS = {"tasks.gate.outputs.parameters.decision": "deploy"}
+# validate-params' word on every cached stage in a run that reuses nothing.
+COLD = {f"tasks.validate-params.outputs.parameters.{s}": "run" for s in caching.STAGES}
 
 
 def simulate(
@@ -282,7 +285,7 @@ def simulate(
 ) -> dict[str, str]:
     """Phase of every task when all that run succeed: Succeeded, Skipped or Omitted.
     `outputs`: the task outputs that `when` clauses read (by default the gate deploys)."""
-    scope = {f"workflow.parameters.{k}": v for k, v in arguments.items()} | outputs
+    scope = {f"workflow.parameters.{k}": v for k, v in arguments.items()} | COLD | outputs
     tasks = dag_tasks(wt)
     depends = {n: Depends.parse(t["depends"]) for n, t in tasks.items() if "depends" in t}
     phases: dict[str, str] = {}

@@ -33,7 +33,7 @@ def test_serve_a_missing_model_folder_is_one_error_line(
 RUN_JSONS = {
     "no run.json": (None, "not found: run the pipeline first (make run), or give --model_dir"),
     "a run without a model": (
-        '{"status": "Failed", "artifacts": {"prepared": "a/prepared"}}',
+        '{"status": "Failed", "outputs": {"accuracy": "0.5"}}',
         "the run (Failed) has no model",
     ),
     "a run.json cut short": ('{"status": "Succeeded", "artif', "is not a run's JSON"),

@@ -68,19 +68,22 @@ def test_local_run_trains_evaluates_and_records_lineage(
     assert run["steps"]["train"]["progress"] == f"{epochs + 1}/{epochs + 1}"
     assert run["steps"]["prepare-data"]["progress"] == "4/4"
     # The workflow's Prometheus metrics, as Argo's controller would emit them at each end.
-    emitted = {m["name"]: m for m in run["steps"]["evaluate"]["metrics"]}
+    emitted = {m["name"]: m for m in run["steps"]["log-training-metadata"]["metrics"]}
     assert emitted["textcnn_test_accuracy"]["gauge"] == pytest.approx(run["metrics"]["accuracy"])
     assert emitted["textcnn_test_accuracy"]["labels"] == {"isvc": "textcnn"}
     duration = emitted["textcnn_step_duration_seconds"]
-    assert duration["labels"] == {"step": "evaluate"} and duration["gauge"] > 0
+    assert duration["labels"] == {"step": "log-training-metadata"} and duration["gauge"] > 0
     [gate] = [m for m in run["steps"]["gate"]["metrics"] if "counter" in m]
     assert gate["labels"]["decision"] == "deploy" and gate["counter"] == 1
 
     metrics = run["metrics"]
     assert 0.5 < metrics["accuracy"] <= 1 and 0 < metrics["macro_f1"] <= 1
-    written = json.loads(next(out.parent.glob("artifacts/*/metrics/metrics.json")).read_text())
+    # Each stage's artifacts at its cache key (textcnn.cache).
+    written = json.loads(
+        next(out.parent.glob("artifacts/cache/*/metrics/metrics.json")).read_text()
+    )
     assert written["accuracy"] == pytest.approx(metrics["accuracy"])
-    report = next(out.parent.glob("artifacts/*/metrics/report.html")).read_text()
+    report = next(out.parent.glob("artifacts/cache/*/metrics/report.html")).read_text()
     assert f"{metrics['accuracy']:.4f}" in report and "<polyline" in report
 
     # Deployed through the local Kubernetes API on a model server that gave the candidate's
@@ -190,7 +193,7 @@ def test_a_failing_step_stops_the_run_and_names_its_log(
     assert run["steps"]["record-status"]["status"] == "Succeeded"
     status = lineage(run["metadata"], run["workflow_name"])["run_properties"]
     assert status["status"] == "Failed" and "dataset-metadata" in status["message"]
-    assert not list(out.parent.glob("artifacts/*/model"))
+    assert not list(out.parent.glob("artifacts/**/model"))
 
 
 @pytest.mark.slow
@@ -203,11 +206,14 @@ def test_a_test_set_with_an_unseen_label_fails_before_training(
     proc = run_pipeline(out, "--train_data_path", str(train), "--test_data_path", str(test))
     assert proc.returncode == 1
     run = json.loads((out / "run.json").read_text())
-    assert run["steps"]["prepare-data"]["status"] == "Failed"
-    assert "labels ['meh'] in column 'label' (rows 32" in run["steps"]["prepare-data"]["message"]
-    assert str(test) in run["steps"]["prepare-data"]["message"]
+    # The test file's check, against the classes prepare-data kept.
+    checked = run["steps"]["dataset-metadata-test"]
+    assert checked["status"] == "Failed"
+    assert "labels ['meh'] in column 'label' (rows 32" in checked["message"]
+    assert str(test) in checked["message"]
     assert run["steps"]["train"]["status"] == "Omitted"
-    assert not list(out.parent.glob("artifacts/*/model")) and not list(out.glob("pods/train"))
+    # Nothing trained (a warm start may have readied train's process, never its command).
+    assert not list(out.parent.glob("artifacts/**/cnn")) and run["steps"]["train"]["log"] is None
 
 
 def test_invalid_options_are_rejected_before_anything_runs(tmp_path: Path) -> None:
@@ -244,16 +250,101 @@ def test_artifacts_and_data_through_gcs(
     run = json.loads((out / "run.json").read_text())
     wf = run["workflow_name"]
     model = run["artifacts"]["model"]
-    assert model == f"{artifact_root}/{wf}/model"
+    assert re.fullmatch(rf"{artifact_root}/cache/[0-9a-f]{{32}}/model", model)
     assert storage.exists(f"{model}/1/saved_model.pb")
-    metrics = json.loads(storage.read_text(f"{artifact_root}/{wf}/metrics/metrics.json"))
+    # The stage's entry, written last, lists what it wrote (and the run that wrote it).
+    entry = json.loads(storage.read_text(model.removesuffix("model") + "entry"))
+    assert entry["run"] == wf and "model/1/saved_model.pb" in entry["files"]
+    metrics = json.loads(storage.read_text(f"{run['artifacts']['metrics']}/metrics.json"))
     assert metrics["accuracy"] == pytest.approx(run["metrics"]["accuracy"])
     assert not (out.parent / "artifacts").exists()  # nothing went to the local store
 
     graph = lineage(run["metadata"], wf)
     uris = {a["type"]: a["uri"] for a in graph["artifacts"] if a["type"] != "Dataset"}
-    assert uris["Model"] == model and uris["ModelSpec"] == f"{artifact_root}/{wf}/spec"
+    assert uris["Model"] == model and uris["ModelSpec"] == run["artifacts"]["spec"]
     assert {a["uri"] for a in graph["artifacts"] if a["type"] == "Dataset"} == {
         f"{gcs_root}/data/train.csv",
         f"{gcs_root}/data/test.csv",
     }
+
+
+STAGE_TASKS = (
+    "prepare-data",
+    "dataset-metadata-train",
+    "dataset-metadata-test",
+    "embeddings",
+    "model-metadata",
+    "train",
+    "fit-ngrams",
+    "export",
+    "evaluate",
+)
+
+
+@pytest.mark.slow
+def test_a_rerun_reuses_every_stage_whose_inputs_did_not_change(
+    data_slice: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Runs side by side (one artifact store, one ML Metadata store) reuse the stages whose
+    data, options and code did not change, and say so on each step's line."""
+    train, test = data_slice
+
+    def run(name: str, *options: str, test_path: Path = test) -> tuple[dict, str]:
+        data = ["--train_data_path", str(train), "--test_data_path", str(test_path)]
+        proc = run_pipeline(tmp_path / name, *data, *SMALL, *options)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads((tmp_path / name / "run.json").read_text()), proc.stdout
+
+    def reused(found: dict, stdout: str, origin: str) -> set[str]:
+        """The stage tasks the run reused from run `origin`; each line says so."""
+        names = set()
+        for task in STAGE_TASKS:
+            step = found["steps"][task]
+            if step["status"] == "Skipped" and f"cached from {origin}" in step["message"]:
+                assert re.search(rf"^{task} +Skipped .*'cached from {origin}'", stdout, re.M)
+                names.add(task)
+            else:
+                assert step["status"] == "Succeeded", (task, step)
+        return names
+
+    first, _ = run("first")
+    origin = first["workflow_name"]
+    assert all(first["steps"][t]["status"] == "Succeeded" for t in STAGE_TASKS)
+    assert first["outputs"]["gate_decision"] == "deploy"
+
+    # Only the epochs changed: everything before training is reused (a margin keeps the
+    # gate from deploying the new model, so the first one still serves).
+    second, stdout = run("second", "--epochs", "1", "--min_improvement", "0.5")
+    before_train = set(STAGE_TASKS[:5]) | {"fit-ngrams"}
+    assert reused(second, stdout, origin) == before_train
+    assert second["steps"]["validate-params"]["status"] == "Succeeded"  # it decides
+
+    # The test file lost a row: only its check and the evaluation run again.
+    changed = tmp_path / "test-changed.csv"
+    changed.write_text("".join(test.read_text().splitlines(True)[:-1]))
+    third, stdout = run("third", test_path=changed)
+    assert reused(third, stdout, origin) == set(STAGE_TASKS) - {"dataset-metadata-test", "evaluate"}
+
+    def examples(found: dict) -> int:
+        return json.loads((Path(found["artifacts"]["metrics"]) / "metrics.json").read_text())[
+            "num_examples"
+        ]
+
+    assert examples(third) == examples(first) - 1
+
+    # Nothing changed: every stage is reused, and the gate sees the model that serves.
+    fourth, stdout = run("fourth")
+    assert reused(fourth, stdout, origin) == set(STAGE_TASKS)
+    assert fourth["outputs"]["model_uri"] == first["outputs"]["model_uri"]
+    assert fourth["metrics"] == first["metrics"]
+    assert fourth["outputs"]["gate_decision"] == "skip"
+    assert "is the model that serves" in fourth["outputs"]["gate_reason"]
+    # Its lineage is whole: the reused stages are CACHED executions of this run, from the
+    # first, linked to the first run's artifacts.
+    graph = lineage(fourth["metadata"], fourth["workflow_name"])
+    executions = {e["type"]: e for e in graph["executions"]}
+    for kind in ("PrepareData", "BuildEmbeddings", "Train", "Evaluate"):
+        assert executions[kind]["state"] == "CACHED", executions[kind]
+        assert executions[kind]["properties"]["cached_from"] == origin
+    models = [a for a in graph["artifacts"] if a["type"] == "Model"]
+    assert [m["uri"] for m in models] == [first["outputs"]["model_uri"]]

@@ -709,7 +709,7 @@ def test_run_json_records_every_step(tmp_path: Path) -> None:
         "seconds": 0.0,
         "log": None,
         "outputs": {},
-        "message": "when 'a == b' was false",
+        "message": "when 'a == b' evaluated false",
     }
 
     result.extra["metrics"] = {"accuracy": 0.5}

@@ -148,9 +148,13 @@ def test_force_deploy_and_margins(models: dict[str, Path], tmp_path: Path) -> No
     serve(store, models["good"])
     forced = run_gate(store, models, "bad", force_deploy=True)
     assert forced["decision"] == "deploy" and forced["reason"].startswith("forced")
-    # The same model again is at least as good; with a margin it is not enough.
-    assert run_gate(store, models, "good")["decision"] == "deploy"
-    strict = run_gate(store, models, "good", min_improvement=0.01)
+    # The serving model itself (a run that reused every stage) is not deployed again.
+    again = run_gate(store, models, "good")
+    assert again["decision"] == "skip" and "is the model that serves" in again["reason"]
+    # A model as good is at least as good; with a margin it is not enough.
+    twin = {**models, "good": Path(shutil.copytree(models["good"], tmp_path / "twin"))}
+    assert run_gate(store, twin, "good")["decision"] == "deploy"
+    strict = run_gate(store, twin, "good", min_improvement=0.01)
     assert strict["decision"] == "skip" and "needed" in strict["reason"]
     by_f1 = run_gate(store, models, "bad", gate_metric="macro_f1")
     assert by_f1["decision"] == "skip" and "candidate macro_f1" in by_f1["reason"]
@@ -303,7 +307,9 @@ def test_runs_sharing_a_store_deploy_only_what_is_no_worse(
         assert (ran["exit_code"], Path(ran["log"]).is_file()) == (0, True)
         assert f"-m textcnn {step}" in Path(ran["log"]).read_text()
     now = registry.serving(store, KEY)
-    assert now is not None and now.model_uri == forced["artifacts"]["model"]
+    # It reused the stages of `worse` (only gate options changed): its model is that one.
+    assert forced["steps"]["export"]["status"] == "Skipped"
+    assert now is not None and now.model_uri == forced["outputs"]["model_uri"]
     print(
         first["outputs"]["gate_reason"],
         reason,

@@ -23,7 +23,6 @@ from workflows.checks import lint, paths, yaml_bounded
 from workflows.dag import pipeline
 from workflows.dag.inference_service import build_inference_service
 from workflows.dag.tfjob import build_tfjob, manifest_yaml
-from workflows.expressions import Depends
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"
@@ -122,20 +121,38 @@ def test_the_module_runs_as_a_command() -> None:
 # ---- broken Argo documents ---------------------------------------------------------------
 
 
+def _unreached_cache(task: str) -> list[str]:
+    """What lint says of cached-stage `task` when validate-params is not its ancestor."""
+    where = f"{WT}{DAG}[{task}]"
+    unreached = "is not among the dependencies of this task; add it to depends"
+    return [
+        *(
+            f"{where}.arguments.parameters[{name}].value: "
+            f"{{{{tasks.validate-params.outputs.parameters.{output}}}}} does not resolve: "
+            f"task 'validate-params' {unreached}"
+            for name, output in (
+                ("key-embeddings", "key-embeddings"),
+                ("key-prepared", "key-prepared"),
+                ("entry", f"entry-{task}"),
+            )
+        ),
+        f"{where}.when: {{{{tasks.validate-params.outputs.parameters.{task}}}}} does not "
+        f"resolve: task 'validate-params' {unreached}",
+    ]
+
+
 def _misspell_depends(docs: Docs) -> None:
     task = _task(docs, "embeddings")
     task["dependss"] = task.pop("depends")
 
 
 def _drop_dependency(docs: Docs) -> None:
-    task = _task(docs, "log-training-metadata")
-    kept = Depends.parse(task["depends"]).tasks - {"dataset-metadata-train"}
-    task["depends"] = " && ".join(sorted(kept))
+    _task(docs, "canary-check")["depends"] = "validate-params"
 
 
 def _wrong_argument(docs: Docs) -> None:
     parameters = _task(docs, "log-training-metadata")["arguments"]["parameters"]
-    parameters[0]["name"] = "train_dataset"
+    parameters[0]["name"] = "hyperparameter"
 
 
 def _add_env(docs: Docs, template: str, value: str) -> None:
@@ -161,7 +178,8 @@ ARGO_CASES: dict[str, tuple[Callable[[Docs], object], list[str]]] = {
         _misspell_depends,
         [
             f"{WT}{DAG}[embeddings]: Additional properties are not allowed ('dependss' was "
-            "unexpected) [Argo v4.0.5, v3.7.18]"
+            "unexpected) [Argo v4.0.5, v3.7.18]",
+            *_unreached_cache("embeddings"),
         ],
     ),
     "depends on a missing task": (
@@ -173,26 +191,28 @@ ARGO_CASES: dict[str, tuple[Callable[[Docs], object], list[str]]] = {
         [
             f"{WT}{DAG}[embeddings].depends: depends expression 'prepare-data.Finished': "
             "'prepare-data.Finished' is not supported; use one of Daemoned, Errored, "
-            "Failed, Omitted, Skipped, Succeeded"
+            "Failed, Omitted, Skipped, Succeeded",
+            *_unreached_cache("embeddings"),
         ],
     ),
     "output used without depending on its task": (
         _drop_dependency,
         [
-            f"{WT}{DAG}[log-training-metadata].arguments.parameters[train_dataset_id].value: "
-            "{{tasks.dataset-metadata-train.outputs.parameters.dataset_id}} does not resolve: "
-            "task 'dataset-metadata-train' is not among the dependencies of this task; "
+            f"{WT}{DAG}[canary-check].arguments.parameters[{name}].value: "
+            f"{{{{tasks.log-training-metadata.outputs.parameters.{name}}}}} does not resolve: "
+            "task 'log-training-metadata' is not among the dependencies of this task; "
             "add it to depends"
+            for name in ("model_id", "model_uri")
         ],
     ),
     "undeclared output": (
         lambda d: _task(d, "log-training-metadata")["arguments"]["parameters"][0].update(
-            value="{{tasks.dataset-metadata-train.outputs.parameters.dataset}}"
+            value="{{tasks.validate-params.outputs.parameters.param}}"
         ),
         [
-            f"{WT}{DAG}[log-training-metadata].arguments.parameters[train_dataset_id].value: "
-            "{{tasks.dataset-metadata-train.outputs.parameters.dataset}} does not resolve: "
-            "the template of task 'dataset-metadata-train' has no such output"
+            f"{WT}{DAG}[log-training-metadata].arguments.parameters[hyperparameters].value: "
+            "{{tasks.validate-params.outputs.parameters.param}} does not resolve: "
+            "the template of task 'validate-params' has no such output"
         ],
     ),
     "dependency cycle": (
@@ -220,9 +240,9 @@ ARGO_CASES: dict[str, tuple[Callable[[Docs], object], list[str]]] = {
     "argument not among the inputs": (
         _wrong_argument,
         [
-            f"{WT}{DAG}[log-training-metadata].arguments.parameters[train_dataset]: template "
-            "'log-training-metadata' has no input parameter 'train_dataset'",
-            f"{WT}{DAG}[log-training-metadata].arguments.parameters: missing 'train_dataset_id', "
+            f"{WT}{DAG}[log-training-metadata].arguments.parameters[hyperparameter]: template "
+            "'log-training-metadata' has no input parameter 'hyperparameter'",
+            f"{WT}{DAG}[log-training-metadata].arguments.parameters: missing 'hyperparameters', "
             "an input of template 'log-training-metadata' without a default",
         ],
     ),
@@ -335,11 +355,13 @@ ARGO_CASES: dict[str, tuple[Callable[[Docs], object], list[str]]] = {
     ),
     "a metric name or label Prometheus refuses": (
         lambda d: (
-            _templates(d)["evaluate"]["metrics"]["prometheus"][1].update(name="test.accuracy"),
+            _templates(d)["log-training-metadata"]["metrics"]["prometheus"][1].update(
+                name="test.accuracy"
+            ),
             _templates(d)["gate"]["metrics"]["prometheus"][1]["labels"][0].update(key="is-vc"),
         ),
         [
-            f"{WT}spec.templates[evaluate].metrics.prometheus[test.accuracy].name: "
+            f"{WT}spec.templates[log-training-metadata].metrics.prometheus[test.accuracy].name: "
             "'test.accuracy' does not match '^[a-zA-Z_][a-zA-Z0-9_]*$' [Argo v4.0.5 full CRD]",
             f"{WT}spec.templates[gate].metrics.prometheus[textcnn_gate_decisions_total]."
             "labels[0].key: 'is-vc' does not match '^[a-zA-Z_][a-zA-Z0-9_]*$' "
@@ -361,13 +383,13 @@ ARGO_CASES: dict[str, tuple[Callable[[Docs], object], list[str]]] = {
         ],
     ),
     "a metric value that does not resolve": (
-        lambda d: _templates(d)["evaluate"]["metrics"]["prometheus"][1]["gauge"].update(
-            value="{{outputs.parameters.f1}}"
-        ),
+        lambda d: _templates(d)["log-training-metadata"]["metrics"]["prometheus"][1][
+            "gauge"
+        ].update(value="{{outputs.parameters.f1}}"),
         [
-            f"{WT}spec.templates[evaluate].metrics.prometheus[textcnn_test_accuracy].gauge."
-            "value: {{outputs.parameters.f1}} does not resolve: template 'evaluate' declares "
-            "no output parameter 'f1'"
+            f"{WT}spec.templates[log-training-metadata].metrics.prometheus[textcnn_test_accuracy]"
+            ".gauge.value: {{outputs.parameters.f1}} does not resolve: template "
+            "'log-training-metadata' declares no output parameter 'f1'"
         ],
     ),
     "bad time zone": (
@@ -413,19 +435,14 @@ def test_a_step_cannot_read_a_step_of_its_own_group() -> None:
                         {"name": "first", "template": "validate-params"},
                         {
                             "name": "second",
-                            "template": "log-training-metadata",
+                            "template": "wait-tfjob",
                             "arguments": {
                                 "parameters": [
                                     {
                                         "name": n,
                                         "value": "{{steps.first.outputs.parameters.params}}",
                                     }
-                                    for n in (
-                                        "train_dataset_id",
-                                        "test_dataset_id",
-                                        "model_spec_id",
-                                        "hyperparameters",
-                                    )
+                                    for n in ("name",)
                                 ]
                             },
                         },
@@ -433,19 +450,14 @@ def test_a_step_cannot_read_a_step_of_its_own_group() -> None:
                     [
                         {
                             "name": "third",
-                            "template": "log-training-metadata",
+                            "template": "wait-tfjob",
                             "arguments": {
                                 "parameters": [
                                     {
                                         "name": n,
                                         "value": "{{steps.first.outputs.parameters.params}}",
                                     }
-                                    for n in (
-                                        "train_dataset_id",
-                                        "test_dataset_id",
-                                        "model_spec_id",
-                                        "hyperparameters",
-                                    )
+                                    for n in ("name",)
                                 ]
                             },
                         }
@@ -455,9 +467,9 @@ def test_a_step_cannot_read_a_step_of_its_own_group() -> None:
         )
 
     lines = _lint_mutated(add_steps)
-    assert len(lines) == 4  # the four arguments of `second`; `third` runs after `first`
+    assert len(lines) == 1  # the argument of `second`; `third` runs after `first`
     assert lines[0] == (
-        f"{WT}spec.templates[twice].steps[0][second].arguments.parameters[train_dataset_id]."
+        f"{WT}spec.templates[twice].steps[0][second].arguments.parameters[name]."
         "value: {{steps.first.outputs.parameters.params}} does not resolve: step 'first' "
         "does not run in an earlier step group"
     )

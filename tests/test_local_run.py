@@ -153,8 +153,8 @@ def test_sigterm_during_train_stops_it_records_the_run_and_the_folder_was_held(
     assert run["steps"]["record-status"]["status"] == "Succeeded"
     assert lineage(run["metadata"], workflow)["run_properties"]["status"] == "Failed"
     # Nothing the stopped step had begun reached the artifacts.
-    assert not list(out.parent.glob("artifacts/*/model"))
-    assert not list(out.parent.glob("artifacts/*/cnn"))
+    assert not list(out.parent.glob("artifacts/**/model"))
+    assert not list(out.parent.glob("artifacts/**/cnn"))
     assert not {"cnn", "model"} & run["artifacts"].keys()
     assert {"prepared", "embeddings", "spec"} <= run["artifacts"].keys()
 

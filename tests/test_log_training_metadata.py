@@ -74,9 +74,15 @@ def setup(tmp_path: Path) -> Setup:
         "metadata_store": store,
         "run_name": RUN,
         "artifact_root": ROOT + "/",
-        "train_dataset_id": train_id,
-        "test_dataset_id": test_id,
-        "model_spec_id": spec_id,
+        "train_report_dir": str(
+            _write_json(tmp_path / "train", "report.json", {"dataset_id": train_id})
+        ),
+        "test_report_dir": str(
+            _write_json(tmp_path / "test", "report.json", {"dataset_id": test_id})
+        ),
+        "model_spec_dir": str(
+            _write_json(tmp_path / "spec", "mlmd.json", {"model_spec_id": spec_id})
+        ),
         "training_dir": str(_write_json(tmp_path / "training", "training.json", TRAINING)),
         "metrics_dir": str(_write_json(tmp_path / "metrics", "metrics.json", METRICS)),
         "hyperparameters": json.dumps(HYPERPARAMETERS),
@@ -261,12 +267,50 @@ def test_bad_option_is_named_and_nothing_is_recorded(
 
 
 def test_swapped_or_unknown_ids_are_named_and_nothing_is_recorded(setup: Setup) -> None:
-    swapped = {**setup.kwargs, "model_spec_id": setup.test_id, "test_dataset_id": setup.spec_id}
-    with pytest.raises(InputError, match="--test_dataset_id: artifact .* is a ModelSpec"):
-        lineage.run(**swapped)
+    def write(option: str, name: str, data: dict[str, int]) -> Path:
+        return _write_json(Path(setup.kwargs[option]), name, data) / name
+
+    write("model_spec_dir", "mlmd.json", {"model_spec_id": setup.test_id})
+    test = write("test_report_dir", "report.json", {"dataset_id": setup.spec_id})
+    with pytest.raises(InputError, match=f"{test} dataset_id: artifact .* is a ModelSpec"):
+        lineage.run(**setup.kwargs)
+    write("train_report_dir", "report.json", {"dataset_id": 999})
     with pytest.raises(InputError, match=r"no artifact with id \[999\]"):
-        lineage.run(**{**setup.kwargs, "train_dataset_id": 999})
+        lineage.run(**setup.kwargs)
+    spec = write("model_spec_dir", "mlmd.json", {"model_spec_id": True})
+    with pytest.raises(InputError, match=f"{spec}: 'model_spec_id' is True"):
+        lineage.run(**setup.kwargs)
     assert metadata.open_store(setup.store).get_executions() == []
+
+
+def test_a_run_that_reused_stages_links_their_artifacts_and_says_so(setup: Setup) -> None:
+    # The first run computed every stage, at keyed places (validate-params' `cache`).
+    keys = {a: f"cache/k-{a}/{a}" for a in ("prepared", "embeddings", "model", "metrics")}
+    first = lineage.run(**setup.kwargs, cache=json.dumps({"keys": keys, "hits": {}}))
+    assert first["model_uri"] == f"{ROOT}/cache/k-model/model"
+    # The next reused all but evaluate (its test file changed, say).
+    hits = {"prepare-data": RUN, "embeddings": RUN, "export": RUN}
+    keys["metrics"] = "cache/k2-metrics/metrics"
+    second = lineage.run(
+        **{**setup.kwargs, "run_name": "textcnn-next"},
+        cache=json.dumps({"keys": keys, "hits": hits}),
+    )
+    assert second["model_id"] == first["model_id"]  # the very artifact, linked
+    s = metadata.open_store(setup.store)
+    run = s.get_context_by_type_and_name("PipelineRun", "textcnn-next")
+    executions = {
+        s.get_execution_types_by_id([e.type_id])[0].name: e
+        for e in s.get_executions_by_context(run.id)
+    }
+    for name, execution in executions.items():
+        cached = name != "Evaluate"
+        assert execution.last_known_state == (
+            mlmd.Execution.CACHED if cached else mlmd.Execution.COMPLETE
+        ), name
+        assert execution.properties["cached_from"].string_value == (RUN if cached else ""), name
+    linked = {a.uri for a in s.get_artifacts_by_context(run.id)}
+    assert {f"{ROOT}/{k}" for k in keys.values()} <= linked
+    assert len(s.get_artifacts_by_uri(f"{ROOT}/cache/k-model/model")) == 1
 
 
 def test_exit_handler_records_the_final_status_even_for_an_empty_run(tmp_path: Path) -> None:

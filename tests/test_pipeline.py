@@ -23,7 +23,7 @@ from helpers import dag_tasks, simulate
 
 from textcnn import cli
 from textcnn.params import PipelineParams
-from workflows.dag import pipeline, templates
+from workflows.dag import caching, pipeline, templates
 from workflows.dag.parameters import workflow_parameters
 from workflows.expressions import Depends, ancestors
 
@@ -196,7 +196,7 @@ def test_a_task_using_outputs_of_another_depends_on_it(wt: dict[str, Any]) -> No
     used_somewhere = False
     for name, task in tasks.items():
         for ref in refs(task.get("arguments", {})):
-            m = re.fullmatch(r"tasks\.([\w-]+)\.outputs\.parameters\.(\w+)", ref)
+            m = re.fullmatch(r"tasks\.([\w-]+)\.outputs\.parameters\.([\w-]+)", ref)
             assert m, ref
             producer, key = m.groups()
             assert producer in found[name], (name, producer)
@@ -208,9 +208,12 @@ def test_a_task_using_outputs_of_another_depends_on_it(wt: dict[str, Any]) -> No
 def test_dag_outputs(wt: dict[str, Any]) -> None:
     dag = templates_by_name(wt)["pipeline"]
     outputs = {p["name"]: p["valueFrom"] for p in dag["outputs"]["parameters"]}
-    assert outputs["accuracy"] == {"parameter": "{{tasks.evaluate.outputs.parameters.accuracy}}"}
-    assert outputs["macro_f1"] == {"parameter": "{{tasks.evaluate.outputs.parameters.macro_f1}}"}
-    assert {"accuracy", "macro_f1"} <= set(output_parameters(templates_by_name(wt)["evaluate"]))
+    # From log-training-metadata, which always runs (evaluate's metrics may be reused).
+    lineage = "{{tasks.log-training-metadata.outputs.parameters"
+    assert outputs["accuracy"] == {"parameter": f"{lineage}.accuracy}}}}"}
+    assert outputs["macro_f1"] == {"parameter": f"{lineage}.macro_f1}}}}"}
+    lineage_outputs = output_parameters(templates_by_name(wt)["log-training-metadata"])
+    assert {"accuracy", "macro_f1"} <= set(lineage_outputs)
     # The model URI is the one recorded in ML Metadata, which is also what gets deployed.
     assert outputs["model_uri"] == {
         "parameter": "{{tasks.log-training-metadata.outputs.parameters.model_uri}}"
@@ -333,11 +336,23 @@ def test_artifacts_are_key_only_unarchived_and_referenced(wt: dict[str, Any]) ->
         declared = {"inputs": set(), "outputs": set()}
         for side, folder in (("inputs", "in"), ("outputs", "out")):
             for a in template.get(side, {}).get("artifacts", []):
+                if a["name"] == caching.ENTRY:  # a cached stage's entry, written last
+                    assert a == template["outputs"]["artifacts"][-1]
+                    assert a["gcs"] == {"key": "{{inputs.parameters.entry}}"}
+                    continue
                 assert a["name"] in ARTIFACTS
-                assert a["gcs"] == {"key": f"{{{{workflow.name}}}}/{a['name']}"}  # no bucket
+                # No bucket: a cached stage's artifact at the key validate-params gives.
+                key = (
+                    f"{{{{inputs.parameters.key-{a['name']}}}}}"
+                    if a["name"] in caching.ARTIFACTS
+                    else f"{{{{workflow.name}}}}/{a['name']}"
+                )
+                assert a["gcs"] == {"key": key}
                 assert a["path"] == f"/tmp/artifacts/{folder}/{a['name']}"
                 if side == "outputs":
                     assert a["archive"] == {"none": {}}
+                    cached = a["name"] in caching.ARTIFACTS
+                    assert ("artifactGC" in a) == cached
                 declared[side].add(a["name"])
         used = {side: set() for side in declared}
         for ref in refs(template["container"]):
@@ -347,7 +362,14 @@ def test_artifacts_are_key_only_unarchived_and_referenced(wt: dict[str, Any]) ->
         input_params = {p["name"] for p in template.get("inputs", {}).get("parameters", [])}
         used_params = {
             r.removeprefix("inputs.parameters.")
-            for r in refs([template["container"], template.get("volumes")])
+            for r in refs(
+                [
+                    template["container"],
+                    template.get("volumes"),
+                    template.get("inputs"),
+                    template.get("outputs"),
+                ]
+            )
             if r.startswith("inputs.parameters.")
         }
         assert used_params == input_params, template["name"]
@@ -560,10 +582,9 @@ def test_step_arguments_come_from_the_signature_and_the_renames() -> None:
     args = templates.step_args("prepare-data", output_dir="/out")
     assert "--train_path={{workflow.parameters.train_data_path}}" in args
     assert "--text_column={{workflow.parameters.column_text_value}}" in args
-    assert args[-3:] == [
+    assert args[-2:] == [
         "--output_dir=/out",
         "--json_tokenizer_path={{workflow.parameters.json_tokenizer_path}}",
-        "--test_path={{workflow.parameters.test_data_path}}",
     ]
     with pytest.raises(TypeError, match="parameter 'output_dir' is no option"):
         templates.step_args("prepare-data")
@@ -573,14 +594,21 @@ def test_step_arguments_come_from_the_signature_and_the_renames() -> None:
 
 def test_validate_params_takes_every_option(wt: dict[str, Any]) -> None:
     args = templates_by_name(wt)["validate-params"]["container"]["args"]
-    assert [a[2:].partition("=")[0] for a in args if a != "--outputs=/tmp/outputs/params"] == list(
-        PipelineParams.model_fields
-    )
+    options = [a[2:].partition("=")[0] for a in args if a != "--outputs=/tmp/outputs/params"]
+    # Every option, then what it needs to decide which stages run.
+    assert options == [*PipelineParams.model_fields, "cache_plan", "artifact_root", "run_name"]
 
 
-def test_validate_params_returns_its_declared_output(wt: dict[str, Any]) -> None:
+def test_validate_params_returns_its_declared_output(wt: dict[str, Any], tmp_path: Path) -> None:
     validate = importlib.import_module("textcnn.steps.validate_params")
-    outputs = validate.run(**PipelineParams().to_strings())
+    args = templates_by_name(wt)["validate-params"]["container"]["args"]
+    (plan,) = [a.partition("=")[2] for a in args if a.startswith("--cache_plan=")]
+    outputs = validate.run(
+        cache_plan=plan,
+        artifact_root=str(tmp_path),
+        run_name="textcnn-pipeline-x",
+        **PipelineParams().to_strings(),
+    )
     assert set(output_parameters(templates_by_name(wt)["validate-params"])) <= set(outputs)
     assert PipelineParams.model_validate_json(outputs[templates.PARAMS]) == PipelineParams()
 
@@ -596,7 +624,7 @@ def test_argo_prometheus_metrics_of_quality_duration_and_the_gate(wt: dict[str, 
             duration = metrics(name)["textcnn_step_duration_seconds"]
             assert duration["gauge"]["value"] == "{{duration}}"
             assert duration["labels"] == [{"key": "step", "value": name}]
-    quality = metrics("evaluate")
+    quality = metrics("log-training-metadata")  # it always runs; evaluate may be reused
     for metric, output in (
         ("textcnn_test_accuracy", "accuracy"),
         ("textcnn_test_macro_f1", "macro_f1"),
@@ -606,3 +634,89 @@ def test_argo_prometheus_metrics_of_quality_duration_and_the_gate(wt: dict[str, 
     gate = metrics("gate")["textcnn_gate_decisions_total"]
     assert gate["counter"]["value"] == "1"
     assert {"key": "decision", "value": "{{outputs.parameters.decision}}"} in gate["labels"]
+
+
+# --- caching (workflows/dag/caching.py) --------------------------------------------------
+
+REUSED = {
+    "nothing": set(),
+    "all": set(caching.STAGES),
+    "before training": set(caching.STAGES) - {"train", "export", "evaluate"},
+    "only the CNN": {"train"},
+}
+
+
+@pytest.mark.parametrize("reused", list(REUSED))
+@pytest.mark.parametrize(("gpu", "dist"), list(combinations()))
+def test_a_reused_stage_is_skipped_and_what_runs_finds_its_artifacts(
+    wt: dict[str, Any], reused: str, gpu: bool, dist: bool
+) -> None:
+    tasks, names = dag_tasks(wt), templates_by_name(wt)
+    stages = REUSED[reused]
+    said = {
+        f"tasks.validate-params.outputs.parameters.{stage}": (
+            "cached from textcnn-pipeline-x" if stage in stages else "run"
+        )
+        for stage in caching.STAGES
+    }
+    params = PipelineParams(gpu_support=gpu, dist_training=dist).to_strings()
+    phases = simulate(wt, params, {**said, "tasks.gate.outputs.parameters.decision": "deploy"})
+    ran = {t for t, phase in phases.items() if phase == "Succeeded"}
+
+    def keys(task: str, side: str) -> set[str]:
+        template = names[tasks[task]["template"]]
+        return {
+            a["gcs"]["key"]
+            for a in template.get(side, {}).get("artifacts", [])
+            if a["name"] != caching.ENTRY
+        }
+
+    def stage(task: str) -> str | None:
+        written = [
+            a["name"]
+            for a in names[tasks[task]["template"]].get("outputs", {}).get("artifacts", [])
+        ]
+        found = caching.stage_of(written) if written else None
+        if found is None and task in ("workdir-claim", "stage-data", "tfjob", "tfjob-gpu"):
+            return "train"  # the TFJob branch, which ends in collect-model
+        return found
+
+    for task in tasks:
+        if stage(task) in stages:
+            assert phases[task] in ("Skipped", "Omitted"), (task, phases[task])
+    for kept in caching.STAGES:  # a stage runs (one of its writers) unless reused
+        writers = {t for t in ran if stage(t) == kept}
+        assert bool(writers) == (kept not in stages), (kept, writers)
+    # Always run: the decision, this run's lineage, the gate and what deploys.
+    assert {"validate-params", "log-training-metadata", "gate", "deploy-wait"} <= ran
+    reused_keys = {
+        f"{{{{inputs.parameters.{caching.key_parameter(a)}}}}}"
+        for s in stages
+        for a in caching.STAGES[s]
+    }
+    found = ancestors({n: depends_names(t.get("depends", "")) for n, t in tasks.items()})
+    for task in ran:
+        written = set().union(*(keys(a, "outputs") for a in found[task] if a in ran))
+        assert keys(task, "inputs") <= written | reused_keys, task
+
+
+def test_a_stage_writes_its_entry_last_at_the_key_validate_params_gives(
+    wt: dict[str, Any],
+) -> None:
+    tasks, names = dag_tasks(wt), templates_by_name(wt)
+    for task in tasks.values():
+        template = names[task["template"]]
+        artifacts = template.get("outputs", {}).get("artifacts", [])
+        if not artifacts or artifacts[-1]["name"] != caching.ENTRY:
+            continue
+        stage = caching.stage_of(a["name"] for a in artifacts)
+        given = {p["name"]: p["value"] for p in task["arguments"]["parameters"]}
+        validate = "{{tasks.validate-params.outputs.parameters"
+        assert given[caching.ENTRY] == f"{validate}.{caching.entry_parameter(stage)}}}}}"
+        # collect-model follows the TFJob's tasks, which carry the `when`.
+        gate = task["when"] if task["name"] != "collect-model" else tasks["stage-data"]["when"]
+        assert f"{validate}.{stage}}}}}' == 'run'" in gate
+        args = template["container"]["args"]
+        assert "--cache_entry=/tmp/artifacts/out/entry" in args
+        assert "--cache_run={{workflow.name}}" in args
+        assert artifacts[-1]["artifactGC"] == {"strategy": "Never"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import COLD
 
 from workflows.dag import pipeline
 from workflows.local.hooks import Hooks
@@ -48,8 +49,11 @@ def test_the_first_ready_task_starts_and_a_false_when_skips(plan: Plan) -> None:
     # dist_training is false: once model-metadata succeeded, the claim is skipped.
     done = {"model-metadata": SUCCEEDED}
     pending = ["workdir-claim"]
-    step = next_step(plan, pending, done, plan.scope, {}, free=True)
+    step = next_step(plan, pending, done, {**plan.scope, **COLD}, {}, free=True)
     assert isinstance(step, Settle) and step.outcome.status == SKIPPED
+    assert step.outcome.message == (
+        "when 'false == true && 'run' == 'run'' evaluated false"  # as Argo says it
+    )
 
 
 def test_a_failed_dependency_omits_its_dependants(plan: Plan) -> None:

@@ -712,6 +712,8 @@ def test_pipeline_trains_on_a_local_two_worker_tfjob(tmp_path: Path) -> None:
     assert sorted(p.name for p in cnn.iterdir()) == sorted(CNN_FILES)
     for name in CNN_FILES:
         assert (cnn / name).read_bytes() == (claim / "cnn" / name).read_bytes()
-    training = json.loads(next(out.parent.glob("artifacts/*/training/training.json")).read_text())
+    training = json.loads(
+        next(out.parent.glob("artifacts/cache/*/training/training.json")).read_text()
+    )
     assert (training["strategy"], training["replicas"]) == ("MultiWorkerMirroredStrategy", 3)
     assert 0.5 < run["metrics"]["accuracy"] <= 1

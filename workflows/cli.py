@@ -256,7 +256,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _model_of_run(run_json: Path) -> str:
-    """The model folder a local run's run.json names; WorkflowError where it names none."""
+    """The model folder a local run's run.json names (its output `model_uri`);
+    WorkflowError where it names none."""
     instead = "run the pipeline first (make run), or give --model_dir"
     if not run_json.is_file():
         raise WorkflowError(f"{run_json} not found: {instead}")
@@ -264,9 +265,10 @@ def _model_of_run(run_json: Path) -> str:
         run = json.loads(run_json.read_text())
     except json.JSONDecodeError as e:
         raise WorkflowError(f"{run_json} is not a run's JSON ({e}); {instead}") from None
-    if not isinstance(run, dict) or not isinstance(run.get("artifacts"), dict):
-        raise WorkflowError(f'{run_json} is not a run\'s JSON (no "artifacts"); {instead}')
-    if not isinstance(model := run["artifacts"].get("model"), str):
+    if not isinstance(run, dict) or not isinstance(run.get("outputs", {}), dict):
+        raise WorkflowError(f"{run_json} is not a run's JSON; {instead}")
+    # The workflow's output: there also when the run reused the model (textcnn.cache).
+    if not isinstance(model := run.get("outputs", {}).get("model_uri"), str):
         status = run.get("status", "status unknown")
         raise WorkflowError(f"{run_json}: the run ({status}) has no model; {instead}")
     return model

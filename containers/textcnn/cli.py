@@ -100,7 +100,9 @@ def _converter(annotation: Any) -> Callable[[str], Any]:
 
 
 def build_parser(name: str, func: Callable[..., Any]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m textcnn {name}", description=func.__doc__)
+    parser = argparse.ArgumentParser(
+        prog=f"python -m textcnn {name}", description=func.__doc__, allow_abbrev=False
+    )
     hints = typing.get_type_hints(func)
     for pname, param in inspect.signature(func).parameters.items():
         if param.kind is param.VAR_KEYWORD:
@@ -116,6 +118,9 @@ def build_parser(name: str, func: Callable[..., Any]) -> argparse.ArgumentParser
     parser.add_argument(
         "--outputs", type=Path, default=None, help="folder receiving one file per output parameter"
     )
+    # A cacheable stage's entry (textcnn.cache), written once the step has succeeded.
+    parser.add_argument("--cache_entry", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--cache_run", default="", help=argparse.SUPPRESS)
     return parser
 
 
@@ -180,11 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = vars(parser.parse_args(argv[1:]))
     outputs_dir = args.pop("outputs")
+    entry, entry_run = args.pop("cache_entry"), args.pop("cache_run")
     start, began, cpu = time.time(), time.perf_counter(), time.process_time()
     try:
         outputs = func(**args) or {}
         if outputs_dir is not None:
             write_outputs(outputs, outputs_dir)
+        if entry is not None:
+            from textcnn.entry import write_entry
+
+            write_entry(entry, entry_run)
     except (InputError, ParamsError, FinalError) as e:
         print(f"error: {name}: {e}", file=sys.stderr)
         return NOT_RETRIED

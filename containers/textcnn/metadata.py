@@ -319,6 +319,16 @@ def artifact_types(store: str, ids: Sequence[int]) -> dict[int, str]:
         return {a.id: types[a.type_id] for a in artifacts}
 
 
+def _at_uri(store: metadata_store.MetadataStore, type_name: str, uri: str) -> mlmd.Artifact | None:
+    """The newest artifact of `type_name` recorded at `uri`, if any."""
+    found = [
+        a
+        for a in store.get_artifacts_by_uri(uri)
+        if a.type_id in {t.id for t in store.get_artifact_types() if t.name == type_name}
+    ]
+    return max(found, key=lambda a: a.id, default=None)
+
+
 def record_execution(
     store: str,
     *,
@@ -327,24 +337,32 @@ def record_execution(
     properties: Properties,
     inputs: Sequence[int],
     outputs: Sequence[tuple[str, str, Properties]],
+    cached: bool = False,
 ) -> tuple[int, list[int]]:
-    """Record a COMPLETE execution reading artifacts `inputs` and writing new `outputs`.
+    """Record a COMPLETE (or, `cached`, a CACHED) execution reading artifacts `inputs` and
+    writing `outputs`.
 
-    `outputs` are `(type_name, uri, properties)`. Execution, events, new artifacts and
-    their attributions/associations go in one `put_execution` call, so all or none land.
-    Returns the execution id and the output artifact ids, in order.
+    `outputs` are `(type_name, uri, properties)`, each recorded as a new artifact; but a
+    `cached` execution (a stage reused from an earlier run) links the artifact of that type
+    already at that URI, if any, as KFP links a cached task's outputs. Execution, events, new
+    artifacts and their attributions/associations go in one `put_execution` call, so all
+    or none land. Returns the execution id and the output artifact ids, in order.
     """
     with _session(store) as s:
         contexts = _contexts(s, run_name)
         execution_type = mlmd.ExecutionType(name=type_name)
         execution = mlmd.Execution(
             type_id=_put_type(s, execution_type, properties, store),
-            last_known_state=mlmd.Execution.COMPLETE,
+            last_known_state=mlmd.Execution.CACHED if cached else mlmd.Execution.COMPLETE,
         )
         _set_properties(execution, properties)
         pairs = [(a, mlmd.Event(type=mlmd.Event.INPUT)) for a in _require(s, store, inputs)]
         pairs += [
-            (_new_artifact(s, store, out_type, uri, props), mlmd.Event(type=mlmd.Event.OUTPUT))
+            (
+                (cached and _at_uri(s, out_type, uri))
+                or _new_artifact(s, store, out_type, uri, props),
+                mlmd.Event(type=mlmd.Event.OUTPUT),
+            )
             for out_type, uri, props in outputs
         ]
         execution_id, artifact_ids, _ = s.put_execution(

@@ -402,9 +402,21 @@ class PipelineParams(BaseModel):
         ge=60,
     )
 
+    cache: bool = _opt(
+        True,
+        "Reuse each stage's artifacts from an earlier run with the same data, options and "
+        "code (validate-params says which); false computes every stage again.",
+    )
+
     # --- parsing from strings (CLI and Argo) ------------------------------------------
     @field_validator(
-        "static_embeddings", "dist_training", "gpu_support", "deploy", "force_deploy", mode="before"
+        "static_embeddings",
+        "dist_training",
+        "gpu_support",
+        "deploy",
+        "force_deploy",
+        "cache",
+        mode="before",
     )
     @classmethod
     def _bool(cls, v: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import shutil
 import stat
@@ -266,3 +267,38 @@ def download_dir(uri: str, local_dir: str | Path) -> None:
             target = tmp / blob.name[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
             blob.download_to_filename(str(target))
+
+
+def fingerprint(uri: str) -> str:
+    """What a file's content is, without reading a GCS object: its stored crc32c (or
+    md5) hash; for a local file, the sha256 of its bytes, streamed."""
+    if is_gcs(uri):
+        blob = _blob(uri)
+        with _gcs_not_found_as_file_not_found(uri):
+            blob.reload()
+        if blob.crc32c:
+            return f"crc32c:{blob.crc32c}:{blob.size}"
+        if blob.md5_hash:
+            return f"md5:{blob.md5_hash}:{blob.size}"
+        raise OSError(f"{uri}: the object has neither a crc32c nor an md5 hash")
+    digest = hashlib.sha256()
+    with open(uri, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def sizes(uri: str) -> dict[str, int]:
+    """The size of every file under the folder or gs:// prefix `uri`, by its path below it."""
+    if is_gcs(uri):
+        bucket, key = _split(uri)
+        prefix = key.rstrip("/") + "/"
+        return {
+            b.name[len(prefix) :]: int(b.size)
+            for b in _client().list_blobs(bucket, prefix=prefix)
+            if not b.name.endswith("/")
+        }
+    root = Path(uri)
+    if not root.is_dir():
+        return {}
+    return {p.relative_to(root).as_posix(): p.stat().st_size for p in _files(root)}

@@ -38,8 +38,9 @@ from hera.workflows.models import (
     WorkflowTemplateRef,
 )
 
+from textcnn.cache import RUN
 from textcnn.params import DNS_SUBDOMAIN, PipelineParams
-from workflows.dag import lightweight, security
+from workflows.dag import caching, lightweight, security
 from workflows.dag import templates as t
 from workflows.dag.inference_service import RUNTIMES
 from workflows.dag.lightweight import IMAGES, Launch, Package
@@ -231,9 +232,50 @@ def _task(template: Container | Resource, **kwargs: Any) -> Task:
     return Task(name=template.name, template=template, **kwargs)
 
 
-def tfjob_branch(after_task: Task, existing_claim: str, launch: Launch) -> tuple[list[Task], Task]:
+def cache_when(validate: Task, stage: str) -> str:
+    """`when` of a cached stage's tasks: validate-params found no entry for its key. Argo
+    shows a skipped task's `when` as substituted (workflow/controller/dag.go,
+    executeDAGTask: "when '%s' evaluated false"), so the UI reads `'cached from <run>'`."""
+    return output_equals(validate, stage, RUN)
+
+
+def _spec(template: Container | Resource) -> dict[str, Any]:
+    """The template as it compiles (Hera's own types are too loose to read)."""
+    return template._build_template().model_dump(by_alias=True, exclude_none=True)
+
+
+def _written(template: Container | Resource) -> list[str]:
+    """The artifacts a template writes, besides a cached stage's entry."""
+    outputs = _spec(template).get("outputs", {}).get("artifacts", [])
+    return [a["name"] for a in outputs if a["name"] != caching.ENTRY]
+
+
+def wire_cache(tasks: Sequence[Task], validate: Task) -> None:
+    """Give every task the cache keys its template takes, from validate-params' outputs."""
+    for task in tasks:
+        template = task.template
+        assert isinstance(template, Container | Resource)
+        inputs = _spec(template).get("inputs", {}).get("parameters", [])
+        names = [str(p["name"]) for p in inputs]
+        wired = [
+            validate.get_parameter(name).with_name(name)
+            for name in sorted(names)
+            if name.startswith(caching.key_parameter(""))
+        ]
+        stage = caching.stage_of(_written(template))
+        if caching.ENTRY in names and stage is not None:
+            wired.append(
+                validate.get_parameter(caching.entry_parameter(stage)).with_name(caching.ENTRY)
+            )
+        given = task.arguments if isinstance(task.arguments, list) else []
+        task.arguments = [*given, *wired]
+
+
+def tfjob_branch(
+    after_task: Task, existing_claim: str, launch: Launch, cached: str
+) -> tuple[list[Task], Task]:
     """[workdir-claim ->] stage-data -> tfjob | tfjob-gpu -> wait -> collect-model, when
-    dist_training.
+    dist_training and the `train` stage is not reused (`cached`, its `when`).
 
     The shared volume is claimed by this branch alone (or is `existing_claim`); its claim
     name reaches every template that mounts it as the input `claim`. A resource manifest
@@ -246,15 +288,18 @@ def tfjob_branch(after_task: Task, existing_claim: str, launch: Launch) -> tuple
     first = after_task
     claim: Any = Parameter(name=t.CLAIM, value=existing_claim)
     if not existing_claim:
-        first = _task(t.workdir_claim(), depends=after(after_task), when=DIST_WHEN)
+        first = _task(t.workdir_claim(), depends=after(after_task), when=all_of(DIST_WHEN, cached))
         claim = first.get_parameter(t.CLAIM)
         tasks.append(first)
-    stage = _task(t.stage_data(launch), depends=after(first), when=DIST_WHEN, arguments=[claim])
+    when = all_of(DIST_WHEN, cached)
+    stage = _task(t.stage_data(launch), depends=after(first), when=when, arguments=[claim])
     wait = t.wait_tfjob(launch)
     tasks.append(stage)
     waits = []
     for gpu, when in ((False, CPU_TFJOB_WHEN), (True, GPU_TFJOB_WHEN)):
-        job = _task(t.tfjob(launch, gpu), depends=after(stage), when=when, arguments=[claim])
+        job = _task(
+            t.tfjob(launch, gpu), depends=after(stage), when=all_of(when, cached), arguments=[claim]
+        )
         waits.append(
             Task(
                 name=f"wait-{job.name}",
@@ -275,35 +320,64 @@ def build_dag(
 ) -> tuple[DAG, list[Container | Resource]]:
     """The `pipeline` DAG and the templates its tasks run; `existing_claim` replaces the
     TFJob branch's own volume claim by an existing ReadWriteMany claim, and `launch` says
-    how the steps start (on our images, or the lightweight variant's stock ones)."""
-    validate = _task(t.validate_params(launch))
-    ds_train = _task(t.dataset_metadata(launch, "train"), depends=after(validate))
-    ds_test = _task(t.dataset_metadata(launch, "test"), depends=after(validate))
-    prepare = _task(t.prepare_data(launch), depends=after(validate))
-    embed = _task(t.embeddings(launch), depends=after(prepare))
-    spec = _task(t.model_metadata(launch), depends=after(embed))
+    how the steps start (on our images, or the lightweight variant's stock ones).
+
+    The tasks of a cached stage (workflows/dag/caching.py) run only when validate-params
+    found no entry for the stage's key; the tasks after them read the stage's artifacts
+    at its key whether they ran or not."""
+    steps = {
+        "ds-train": t.dataset_metadata(launch, "train"),
+        "ds-test": t.dataset_metadata(launch, "test"),
+        "prepare": t.prepare_data(launch),
+        "embed": t.embeddings(launch),
+        "spec": t.model_metadata(launch),
+        "train": t.train(launch, gpu=False),
+        "train-gpu": t.train(launch, gpu=True),
+        "collect": t.collect_model(launch),
+        "wide": t.fit_ngrams(launch),
+        "export": t.export(launch),
+        "evaluate": t.evaluate(launch),
+    }
+    plan = caching.plan_json([_spec(c) for c in steps.values()])
+    validate = _task(t.validate_params(launch, plan))
+
+    def cached(template: Container, depends: str, when: str = "") -> Task:
+        stage = caching.stage_of(_written(template))
+        assert stage is not None, template.name
+        reused = cache_when(validate, stage)
+        return _task(template, depends=depends, when=all_of(when, reused) if when else reused)
+
+    prepare = cached(steps["prepare"], after(validate))
+    ds_train = cached(steps["ds-train"], after(validate))
+    ds_test = cached(steps["ds-test"], after(prepare))
+    embed = cached(steps["embed"], after(prepare))
+    # After the test data's check too: a test file with unknown labels stops the run here.
+    spec = cached(steps["spec"], after(embed, ds_test))
     # Exclusive training branches of the CNN; each writes `cnn` at the same key. The wide
     # branch is fitted once beside them, and export assembles the serving model.
     branches = [
-        _task(t.train(launch, gpu=False), depends=after(spec), when=CPU_TRAIN_WHEN),
-        _task(t.train(launch, gpu=True), depends=after(spec), when=GPU_TRAIN_WHEN),
+        cached(steps["train"], after(spec), CPU_TRAIN_WHEN),
+        cached(steps["train-gpu"], after(spec), GPU_TRAIN_WHEN),
     ]
-    distributed, collect = tfjob_branch(spec, existing_claim, launch)
-    wide = _task(t.fit_ngrams(launch), depends=after(spec))
-    export = _task(
-        t.export(launch),
-        depends=f"({join_branches([b.name for b in (*branches, collect)])}) && {wide.name}",
+    distributed, collect = tfjob_branch(spec, existing_claim, launch, cache_when(validate, "train"))
+    wide = cached(steps["wide"], after(spec))
+    # One branch trained, or (the stage reused) each branch's first task was skipped.
+    firsts = [*branches, distributed[0]]
+    trained = " || ".join(
+        [
+            *(f"{b.name}.Succeeded" for b in (*branches, collect)),
+            "(" + " && ".join(f"{b.name}.Skipped" for b in firsts) + ")",
+        ]
     )
-    evaluate = _task(t.evaluate(launch), depends=after(export))
+    export = cached(steps["export"], f"({trained}) && {wide.name}")
+    evaluate = cached(steps["evaluate"], after(export))
     # Passing another task's output does not make Hera add a dependency: list each one.
     lineage = _task(
         t.log_training_metadata(launch),
         depends=after(evaluate, ds_train, ds_test, spec, validate),
         arguments=[
-            ds_train.get_parameter(t.DATASET_ID).with_name("train_dataset_id"),
-            ds_test.get_parameter(t.DATASET_ID).with_name("test_dataset_id"),
-            spec.get_parameter(t.MODEL_SPEC_ID),
             validate.get_parameter(t.PARAMS).with_name("hyperparameters"),
+            validate.get_parameter("cache"),
         ],
     )
     gate = _task(
@@ -354,6 +428,7 @@ def build_dag(
         deploy_wait,
         canary,
     ]
+    wire_cache(tasks, validate)
     dag = DAG(
         name=ENTRYPOINT,
         annotations={t.DISPLAY_NAME: "textcnn pipeline"},
@@ -361,8 +436,8 @@ def build_dag(
         outputs=[
             Parameter(name=key, value_from=ValueFrom(parameter=task.get_parameter(key).value))
             for task, key in (
-                (evaluate, t.ACCURACY),
-                (evaluate, t.MACRO_F1),
+                (lineage, t.ACCURACY),
+                (lineage, t.MACRO_F1),
                 (lineage, t.MODEL_URI),
             )
         ]

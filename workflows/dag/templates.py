@@ -1,10 +1,14 @@
 """Argo templates of the pipeline steps: one Hera `Container` per step of `textcnn.cli`.
 
 Every step runs `python -m textcnn STEP --name=value ...`. Values come from workflow
-parameters, input parameters and artifact paths. Artifacts are key-only GCS artifacts at
-`{{workflow.name}}/<artifact>`, resolved against the workflow's artifact repository and
-left unarchived, so every producer of an artifact (CPU or GPU training, the TFJob branch)
-writes the same key and its consumers read it without knowing which branch ran.
+parameters, input parameters and artifact paths. Artifacts are key-only GCS artifacts,
+resolved against the workflow's artifact repository and left unarchived, so every
+producer of an artifact (CPU or GPU training, the TFJob branch) writes the same key and
+its consumers read it without knowing which branch ran. The key of a cached stage's
+artifact (workflows/dag/caching.py) is the template's input parameter `key-<artifact>`,
+which validate-params gives (`cache/<key>/<artifact>`, or `<workflow>/<artifact>` with
+cache off); other artifacts are at `{{workflow.name}}/<artifact>`. A cached stage's
+template writes the stage's entry last, once the step has succeeded.
 
 The TFJob branch shares one ReadWriteMany volume, mounted at the `workdir` parameter, in
 a folder per run: stage-data writes the trainers' inputs there, the TFJob's replicas read
@@ -29,6 +33,7 @@ from hera.workflows import (
     ResourceEnv,
 )
 from hera.workflows.models import (
+    ArtifactGC,
     Backoff,
     IntOrString,
     Quantity,
@@ -45,7 +50,7 @@ from textcnn.cli import step_parameters
 from textcnn.cpus import REQUEST_ENV as CPU_REQUEST_ENV
 from textcnn.errors import NOT_RETRIED
 from textcnn.params import PipelineParams
-from workflows.dag import security
+from workflows.dag import caching, security
 from workflows.dag.gpu import GpuScheduling
 from workflows.dag.inference_service import (
     build_inference_service,
@@ -119,7 +124,22 @@ def output_path(artifact: str) -> str:
 
 
 def artifact_key(artifact: str) -> str:
+    if artifact in caching.ARTIFACTS:
+        return inputs_parameter(caching.key_parameter(artifact))
     return f"{RUN_NAME}/{artifact}"
+
+
+def _output_artifact(name: str, path: str, key: str) -> GCSArtifact:
+    # A cached stage's artifacts outlive the workflow: never collected, whatever the
+    # workflow-level artifactGC says (Argo's default strategy is Never as well).
+    cached = name in caching.ARTIFACTS or name == caching.ENTRY
+    return GCSArtifact(
+        name=name,
+        path=path,
+        key=key,
+        archive=NoneArchiveStrategy(),
+        artifact_gc=ArtifactGC(strategy="Never") if cached else None,
+    )
 
 
 def run_dir(folder: str) -> str:
@@ -197,7 +217,17 @@ def step_template(
         *(gpu.volumes if gpu else []),
         *([workdir_volume()] if workdir else []),
     ]
-    input_parameters = [*input_parameters, *([CLAIM] if workdir else [])]
+    keyed = [caching.key_parameter(a) for a in (*inputs, *outputs) if a in caching.ARTIFACTS]
+    stage = caching.stage_of(outputs) if outputs else None
+    entry_path = f"{ARTIFACT_OUT}/{caching.ENTRY}"
+    if stage is not None:
+        args += [f"--cache_entry={entry_path}", f"--cache_run={RUN_NAME}"]
+    input_parameters = [
+        *input_parameters,
+        *([CLAIM] if workdir else []),
+        *keyed,
+        *([caching.ENTRY] if stage is not None else []),
+    ]
     command, args = launch.command(step, args)
     package = launch.package
     launch_env = launch.env(wp("pip_index_url"), cuda=gpu is not None)
@@ -225,15 +255,14 @@ def step_template(
             Parameter(name=p, value_from=ValueFrom(path=f"{OUTPUTS_DIR}/{p}"))
             for p in output_parameters
         ]
-        + [
-            GCSArtifact(
-                name=a,
-                path=f"{ARTIFACT_OUT}/{a}",
-                key=artifact_key(a),
-                archive=NoneArchiveStrategy(),
-            )
-            for a in outputs
-        ],
+        + [_output_artifact(a, f"{ARTIFACT_OUT}/{a}", artifact_key(a)) for a in outputs]
+        # Argo uploads output artifacts in order (workflow/executor/executor.go,
+        # SaveArtifacts): the entry, written by the step once it succeeded, goes last.
+        + (
+            [_output_artifact(caching.ENTRY, entry_path, inputs_parameter(caching.ENTRY))]
+            if stage is not None
+            else []
+        ),
         node_selector=gpu.node_selector if gpu else None,
         tolerations=[Toleration.model_validate(t) for t in gpu.tolerations] if gpu else None,
         volumes=[Volume.model_validate(v) for v in volumes],
@@ -267,14 +296,21 @@ def _on_success(name: str, help: str, parameter: str) -> Gauge:
 # --- the steps (arguments derived from each step's signature, see step_args) -----------
 
 
-def validate_params(launch: Launch) -> Container:
+def validate_params(launch: Launch, cache_plan: str) -> Container:
+    """The first task: checks every option, and decides which cached stages run
+    (`cache_plan`: workflows/dag/caching.py)."""
     return step_template(
         launch,
         "validate-params",
         "validate-params",
-        [f"--{name}={wp(name)}" for name in PipelineParams.model_fields],
+        [
+            *(f"--{name}={wp(name)}" for name in PipelineParams.model_fields),
+            f"--cache_plan={cache_plan}",
+            "--artifact_root=$(ARTIFACT_ROOT)",
+            f"--run_name={RUN_NAME}",
+        ],
         display_name="Validate parameters",
-        output_parameters=[PARAMS],
+        output_parameters=[PARAMS, *caching.outputs()],
         resources=pod_resources("100m", "256Mi", "512Mi"),
     )
 
@@ -290,8 +326,11 @@ def dataset_metadata(launch: Launch, split: str) -> Container:
             data_path=wp(f"{split}_data_path"),
             split=split,
             report_dir=output_path(report),
+            # The test labels are checked against the training classes.
+            **({"prepared_dir": input_path("prepared")} if split == "test" else {}),
         ),
         display_name=f"Check {split} data",
+        inputs=["prepared"] if split == "test" else [],
         outputs=[report],
         output_parameters=[DATASET_ID],
         resources=pod_resources("500m", "1Gi", "2Gi"),
@@ -335,6 +374,7 @@ def model_metadata(launch: Launch) -> Container:
             prepared_dir=input_path("prepared"),
             embeddings_dir=input_path("embeddings"),
             output_dir=output_path("spec"),
+            spec_key=inputs_parameter(caching.key_parameter("spec")),
         ),
         display_name="Model spec",
         inputs=["prepared", "embeddings"],
@@ -564,16 +604,11 @@ def evaluate(launch: Launch) -> Container:
         display_name="Evaluate on the test set",
         inputs=["model", "prepared", "training"],
         outputs=["metrics"],
-        output_parameters=[ACCURACY, MACRO_F1],
         resources=pod_resources("1", "2Gi", "4Gi"),
-        metrics=[
-            _on_success("textcnn_test_accuracy", "Test accuracy of the candidate.", ACCURACY),
-            _on_success("textcnn_test_macro_f1", "Test macro F1 of the candidate.", MACRO_F1),
-        ],
     )
 
 
-LINEAGE_INPUTS = ("train_dataset_id", "test_dataset_id", "model_spec_id", "hyperparameters")
+LINEAGE_INPUTS = ("hyperparameters", "cache")
 
 
 def log_training_metadata(launch: Launch) -> Container:
@@ -583,15 +618,23 @@ def log_training_metadata(launch: Launch) -> Container:
         "log-training-metadata",
         step_args(
             "log-training-metadata",
+            train_report_dir=input_path("train-report"),
+            test_report_dir=input_path("test-report"),
+            model_spec_dir=input_path("spec"),
             training_dir=input_path("training"),
             metrics_dir=input_path("metrics"),
             **{name: inputs_parameter(name) for name in LINEAGE_INPUTS},
         ),
         display_name="Record lineage",
         input_parameters=LINEAGE_INPUTS,
-        inputs=["training", "metrics"],
-        output_parameters=[MODEL_URI, MODEL_ID],
+        inputs=["train-report", "test-report", "spec", "training", "metrics"],
+        output_parameters=[MODEL_URI, MODEL_ID, ACCURACY, MACRO_F1],
         resources=pod_resources("250m", "512Mi", "1Gi"),
+        # Here, not on evaluate, which a run that reuses its metrics skips.
+        metrics=[
+            _on_success("textcnn_test_accuracy", "Test accuracy of the candidate.", ACCURACY),
+            _on_success("textcnn_test_macro_f1", "Test macro F1 of the candidate.", MACRO_F1),
+        ],
     )
 
 

@@ -17,10 +17,11 @@ from workflows.errors import WorkflowError
 from workflows.local.executor import Executor
 from workflows.local.folder import WORKFLOW, run_folder
 from workflows.local.hooks import Hooks
+from workflows.local.jobs import output_keys
 from workflows.local.ledger import Ledger
 from workflows.local.live import Live, LiveTask
 from workflows.local.mutexes import holding
-from workflows.local.outcome import ERRORED, FAILED, OMITTED, SUCCEEDED, Outcome
+from workflows.local.outcome import ERRORED, FAILED, OMITTED, SKIPPED, SUCCEEDED, Outcome
 from workflows.local.plan import Plan, make_plan
 from workflows.local.resources import ClusterAccess
 from workflows.local.result import RunResult
@@ -28,7 +29,6 @@ from workflows.local.running import Running
 from workflows.local.scheduler import Settle, Start, by_height, next_step, taken_again
 from workflows.local.signals import Interrupted, interruptible
 from workflows.local.store import ArtifactStore, open_store
-from workflows.local.substitution import substitute
 from workflows.local.tasks import generate_name
 from workflows.local.warm import WarmStarts
 
@@ -158,7 +158,7 @@ class Run:
         steps = earlier.get("steps", {})
 
         def gone(name: str) -> str | None:
-            kept = self._kept(name, steps[name])
+            kept = self._kept(name, steps)
             missing = [a for a, key in kept.items() if not self.store.names(key)]
             if missing:
                 self.on_progress(
@@ -175,20 +175,29 @@ class Run:
                 self.on_progress(f"{name:<{self.plan.width}}  {status:<9}  (earlier run)")
         return [name for name in self.plan.tasks if name in again]
 
-    def _kept(self, name: str, step: Mapping[str, Any]) -> Mapping[str, str]:
+    def _kept(self, name: str, steps: Mapping[str, Any]) -> Mapping[str, str]:
         """The artifacts of a task the earlier run kept, each at the key its template
-        declares, and its output parameters strings: run.json is data, and cannot point
-        the tasks after it at other objects."""
-        kept, outputs = step.get("artifacts", {}), step.get("outputs", {})
-        if not isinstance(kept, dict) or not isinstance(outputs, dict):
-            raise WorkflowError(f"the earlier run's task {name!r} is garbled in its run.json")
-        if not all(isinstance(v, str) for v in outputs.values()):
-            raise WorkflowError(f"the earlier run's task {name!r} has outputs that are no strings")
-        ctx = self.plan.context
-        declared = {
-            a["name"]: substitute(ctx.output_key(name, a), ctx.globals, f"task {name!r}")
-            for a in self.plan.tasks[name].template.get("outputs", {}).get("artifacts", [])
+        declares (its arguments resolved from the earlier run's outputs), and its output
+        parameters strings: run.json is data, and cannot point the tasks after it at other
+        objects."""
+        for task, step in steps.items():
+            kept, outputs = step.get("artifacts", {}), step.get("outputs", {})
+            if not isinstance(kept, dict) or not isinstance(outputs, dict):
+                raise WorkflowError(f"the earlier run's task {task!r} is garbled in its run.json")
+            if not all(isinstance(v, str) for v in outputs.values()):
+                raise WorkflowError(
+                    f"the earlier run's task {task!r} has outputs that are no strings"
+                )
+        kept = steps[name].get("artifacts", {})
+        scope = {
+            **self.plan.context.globals,
+            **{
+                f"tasks.{task}.outputs.parameters.{key}": value
+                for task, step in steps.items()
+                for key, value in step.get("outputs", {}).items()
+            },
         }
+        declared = output_keys(self.plan.context, self.plan.tasks[name], scope)
         for art, key in kept.items():
             if declared.get(art) != key:
                 raise WorkflowError(
@@ -240,7 +249,8 @@ class Run:
             self.warm.discard(name)  # e.g. omitted: its warm process will not run
         self.live.publish()  # without this task
         width = self.plan.width
-        self.on_progress(f"{name:<{width}}  {outcome.status:<9}  {outcome.seconds:7.1f}s")
+        why = f"  {outcome.message}" if outcome.status == SKIPPED else ""
+        self.on_progress(f"{name:<{width}}  {outcome.status:<9}  {outcome.seconds:7.1f}s{why}")
         if not outcome.failed:
             return False
         self.on_progress(f"task {name!r} {outcome.status.lower()}: {outcome.message}; log: {log}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -154,6 +155,26 @@ def prepare(
         metrics=metrics,
         scope=tscope,
     )
+
+
+def output_keys(ctx: Context, task: Task, scope: Mapping[str, str]) -> dict[str, str]:
+    """Where the task's output artifacts go (by name), the input parameters their keys
+    name resolved from the task's arguments in `scope` (the globals and the outputs of
+    the tasks before it), as `prepare` would put them."""
+    where = f"task {task.name!r}"
+    artifacts = task.template.get("outputs", {}).get("artifacts", [])
+    given = {p["name"]: p for p in task.spec.get("arguments", {}).get("parameters", [])}
+    tscope = dict(ctx.globals)
+    for a in artifacts:
+        for name in _INPUT_PARAMETER.findall(ctx.output_key(task.name, a)):
+            if name not in given:
+                raise WorkflowError(f"{where}: input parameter {name!r} was not supplied")
+            value = substitute(str(given[name].get("value", "")), scope, f"{where} arguments")
+            tscope[f"inputs.parameters.{name}"] = value
+    return {a["name"]: substitute(ctx.output_key(task.name, a), tscope, where) for a in artifacts}
+
+
+_INPUT_PARAMETER = re.compile(r"\{\{\s*inputs\.parameters\.([-\w]+)\s*\}\}")
 
 
 def _arguments(

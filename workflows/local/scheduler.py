@@ -39,12 +39,19 @@ def by_height(plan: Plan, names: Collection[str]) -> list[str]:
     return sorted(names, key=lambda name: -plan.tasks[name].height)
 
 
-def when_holds(task: Task, params: Mapping[str, str]) -> bool:
-    """The task's `when` (true without one); WorkflowError if it cannot be resolved yet."""
+def resolved_when(task: Task, params: Mapping[str, str]) -> str | None:
+    """The task's `when` with its references substituted (None without one); WorkflowError
+    if it cannot be resolved yet."""
     when = task.spec.get("when")
     if not when:
-        return True
-    return evaluate_when(substitute(when, visible(task, params), f"task {task.name!r} when"))
+        return None
+    return substitute(when, visible(task, params), f"task {task.name!r} when")
+
+
+def when_holds(task: Task, params: Mapping[str, str]) -> bool:
+    """The task's `when` (true without one)."""
+    when = resolved_when(task, params)
+    return when is None or evaluate_when(when)
 
 
 def deps_done(task: Task, status: Mapping[str, str]) -> bool:
@@ -67,10 +74,11 @@ def next_step(
         if task.depends is not None and not task.depends.holds(status):
             return Settle(name, Outcome(OMITTED, message="depends condition not met"))
         try:
-            if not when_holds(task, params):
-                return Settle(
-                    name, Outcome(SKIPPED, message=f"when {task.spec['when']!r} was false")
-                )
+            when = resolved_when(task, params)
+            if when is not None and not evaluate_when(when):
+                # Argo's message, with the `when` as substituted (workflow/controller/
+                # dag.go, executeDAGTask).
+                return Settle(name, Outcome(SKIPPED, message=f"when '{when}' evaluated false"))
             if free:
                 return Start(name, plan.prepare(task, params, keys))
         except WorkflowError as e:

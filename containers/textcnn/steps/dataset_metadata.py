@@ -1,7 +1,8 @@
 """dataset-metadata: check a CSV early, describe it in report.json, log it as an MLMD Dataset.
 
-It runs on the training and the test file in parallel with prepare-data, so a bad test file
-stops the workflow before anything trains.
+The training file's runs beside prepare-data; the test file's runs after it, and checks
+the test labels against the training classes, so a bad test file stops the workflow
+before anything trains (and a changed test file leaves prepare-data's cache entry alone).
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from textcnn import metadata, storage
-from textcnn.data import LoadReport, iter_csv, text_hashes
+from textcnn.data import LoadReport, check_known_labels, iter_csv, text_hashes
+from textcnn.model import read_json
 from textcnn.tokens import standardize_texts, token_counts
 
 PERCENTILES = (50, 90, 95, 99)
@@ -81,8 +84,18 @@ def run(
     report_dir: str,
     metadata_store: str,
     run_name: str,
+    prepared_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Validate a text/label CSV, write report_dir/report.json and record an MLMD Dataset."""
+    """Validate a text/label CSV, write report_dir/report.json and record an MLMD Dataset.
+    With `prepared_dir` (prepare-data's output), its labels must be training classes."""
+    if prepared_dir:
+        labels = read_json(Path(prepared_dir) / "labels.json", ("classes",), "prepare-data")
+        check_known_labels(
+            iter_csv(data_path, text_column, label_column),
+            labels["classes"],
+            data_path,
+            label_column,
+        )
     load = LoadReport(data_path)
     report = build_report(
         iter_csv(data_path, text_column, label_column, report=load),

@@ -134,6 +134,17 @@ def run(
     serving_score: float | None = None
     why_none = f"nothing serves {key} yet"
     notes: list[str] = []
+    if current is not None and current.model_uri.rstrip("/") == model_uri.rstrip("/"):
+        # A run that reused every stage up to here (textcnn.cache) has the serving model
+        # as its candidate: deploying it again would change nothing.
+        return _report(
+            metrics_dir,
+            report_dir,
+            SKIP,
+            f"the candidate is the model that serves {key} ({model_uri}, reused from an "
+            "earlier run): nothing to deploy",
+            {},
+        )
     if current is not None:
         live = _live_storage_uri(namespace, isvc_name)
         if live is not None and live.rstrip("/") != current.model_uri.rstrip("/"):

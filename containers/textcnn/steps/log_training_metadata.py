@@ -7,8 +7,12 @@ The chain reads from the data to the numbers, one execution per pipeline stage:
     Model + Dataset(test) -> Evaluate -> Metrics
 
 The Datasets and the ModelSpec were recorded by the dataset-metadata and model-metadata
-steps (their ids come in as options); everything else is recorded here, with URIs
-`<artifact_root>/<run_name>/<artifact>` as the artifact repository lays them out.
+steps (their ids are in their artifacts: report.json, spec/mlmd.json); everything else is
+recorded here, with URIs where the artifact repository holds the artifacts:
+`<artifact_root>/<key>`, the keys validate-params gave (textcnn.cache), by default
+`<run_name>/<artifact>`. An artifact already recorded at its URI (a stage this run reused
+from an earlier one) is linked, not recorded again, and the execution of a reused stage
+is CACHED, with the run it came from as `cached_from`.
 """
 
 from __future__ import annotations
@@ -87,26 +91,57 @@ def _hyperparameters(text: str) -> dict[str, Any]:
 def _check_inputs(store: str, expected: dict[str, tuple[int, str]]) -> None:
     """Fail before writing anything if an id is unknown or of the wrong type (swapped ids)."""
     found = metadata.artifact_types(store, [i for i, _ in expected.values()])
-    for option, (artifact_id, type_name) in expected.items():
+    for where, (artifact_id, type_name) in expected.items():
         if found[artifact_id] != type_name:
             raise InputError(
-                f"--{option}: artifact {artifact_id} is a {found[artifact_id]}, expected a "
-                f"{type_name}"
+                f"{where}: artifact {artifact_id} is a {found[artifact_id]}, expected a {type_name}"
             )
+
+
+def _id(path: Path, key: str, producer: str) -> int:
+    value = _read(path, {key: (int,)}, producer)[key]
+    return int(value)
+
+
+def _cache(text: str) -> tuple[dict[str, str], dict[str, str]]:
+    """validate-params' `cache` output: the artifacts' keys and the stages reused."""
+    try:
+        value = json.loads(text or "{}")
+        keys, hits = dict(value.get("keys", {})), dict(value.get("hits", {}))
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        raise InputError("--cache: pass the validate-params step's cache output") from None
+    return {str(k): str(v) for k, v in keys.items()}, {str(k): str(v) for k, v in hits.items()}
+
+
+# The execution recorded for each stage of textcnn.cache, by the stage whose reuse it shows.
+STAGES = {
+    "PrepareData": "prepare-data",
+    "BuildEmbeddings": "embeddings",
+    "Train": "export",
+    "Evaluate": "evaluate",
+}
 
 
 def run(
     metadata_store: str,
     run_name: str,
     artifact_root: str,
-    train_dataset_id: int,
-    test_dataset_id: int,
-    model_spec_id: int,
+    train_report_dir: str,
+    test_report_dir: str,
+    model_spec_dir: str,
     training_dir: str,
     metrics_dir: str,
     hyperparameters: str,
+    cache: str = "",
 ) -> dict[str, str]:
     """Record data -> prepared data -> embeddings -> model -> metrics in ML Metadata."""
+    sources = {
+        "train": (Path(train_report_dir) / "report.json", "dataset_id", "dataset-metadata"),
+        "test": (Path(test_report_dir) / "report.json", "dataset_id", "dataset-metadata"),
+        "spec": (Path(model_spec_dir) / "mlmd.json", "model_spec_id", "model-metadata"),
+    }
+    train_dataset_id, test_dataset_id, model_spec_id = (_id(*source) for source in sources.values())
+    keys, hits = _cache(cache)
     training_path = Path(training_dir) / "training.json"
     training = _read(training_path, TRAINING_FIELDS, "train")
     _check_times(training, training_path)
@@ -119,14 +154,14 @@ def run(
     _check_inputs(
         metadata_store,
         {
-            "train_dataset_id": (train_dataset_id, "Dataset"),
-            "test_dataset_id": (test_dataset_id, "Dataset"),
-            "model_spec_id": (model_spec_id, "ModelSpec"),
+            f"{sources['train'][0]} dataset_id": (train_dataset_id, "Dataset"),
+            f"{sources['test'][0]} dataset_id": (test_dataset_id, "Dataset"),
+            f"{sources['spec'][0]} model_spec_id": (model_spec_id, "ModelSpec"),
         },
     )
 
-    def uri(key: str) -> str:
-        return f"{artifact_root.rstrip('/')}/{run_name}/{key}"
+    def uri(artifact: str) -> str:
+        return f"{artifact_root.rstrip('/')}/{keys.get(artifact, f'{run_name}/{artifact}')}"
 
     def record(
         type_name: str,
@@ -134,13 +169,15 @@ def run(
         inputs: list[int],
         output: tuple[str, str, metadata.Properties],
     ) -> tuple[int, int]:
+        origin = hits.get(STAGES[type_name], "")
         execution_id, [artifact_id] = metadata.record_execution(
             metadata_store,
             run_name=run_name,
             type_name=type_name,
-            properties=properties,
+            properties={**properties, "cached_from": origin},
             inputs=inputs,
             outputs=[output],
+            cached=bool(origin),
         )
         return execution_id, artifact_id
 
@@ -189,4 +226,9 @@ def run(
         )
     )
     # The model's URI as recorded here is the one the DAG reports and deploys.
-    return {"execution_id": str(train_id), "model_id": str(model), "model_uri": uri("model")}
+    return {
+        "execution_id": str(train_id),
+        "model_id": str(model),
+        "model_uri": uri("model"),
+        **{k: str(v) for k, v in scores.items()},
+    }

@@ -40,6 +40,9 @@ def model_summary(config: ModelConfig) -> tuple[str, int]:
     return "\n".join(lines) + "\n", total
 
 
+MLMD_FILE = "mlmd.json"  # the ModelSpec's id in ML Metadata
+
+
 def run(
     prepared_dir: str,
     embeddings_dir: str,
@@ -54,6 +57,7 @@ def run(
     metadata_store: str,
     run_name: str,
     artifact_root: str = "",
+    spec_key: str = "",
     static_embeddings: bool = False,
     architecture: str = "cnn_ngrams",
     ngram_order: int = 2,
@@ -62,7 +66,8 @@ def run(
     """Write spec/ (model_config.json, summary.txt) and record a ModelSpec artifact.
 
     With `artifact_root` the artifact is recorded where the workflow stores it
-    (`<root>/<run_name>/spec`), not at the pod path it was written to."""
+    (`<root>/<spec_key>`, by default `<root>/<run_name>/spec`), not at the pod path it was
+    written to. Its id is also written to spec/mlmd.json, for a run that reuses the spec."""
     vocab = read_json(
         Path(prepared_dir) / "vocab.json", ("vocabulary", "max_length"), "prepare-data"
     )
@@ -104,7 +109,7 @@ def run(
     storage.write_text(storage.join(output_dir, SUMMARY_FILE), summary)
     storage.write_text(storage.join(output_dir, CONFIG_FILE), config.to_json())
     if artifact_root:
-        uri = storage.join(artifact_root, f"{run_name}/spec")
+        uri = storage.join(artifact_root, spec_key or f"{run_name}/spec")
     else:
         uri = output_dir if storage.is_gcs(output_dir) else os.path.abspath(output_dir)
     properties: dict[str, int | float | str] = {
@@ -133,5 +138,6 @@ def run(
         uri=uri,
         properties=properties,
     )
+    storage.write_text(storage.join(output_dir, MLMD_FILE), json.dumps({"model_spec_id": spec_id}))
     print(summary, end="")
     return {"model_spec_id": str(spec_id), "params": params}

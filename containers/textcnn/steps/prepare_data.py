@@ -33,7 +33,6 @@ from sklearn.model_selection import train_test_split
 from textcnn import progress, storage
 from textcnn.data import (
     LoadReport,
-    check_known_labels,
     check_trainable,
     cut_texts,
     iter_csv,
@@ -237,13 +236,9 @@ def run(
     max_text_chars: int,
     output_dir: str,
     json_tokenizer_path: str | None = None,
-    test_path: str | None = None,
 ) -> dict[str, Any]:
     """Clean, split and vectorise the training CSV into output_dir (see ARCHITECTURE.md).
-
-    With `test_path`, the test CSV is checked against the training classes before the
-    prepared data is written, so a test set that evaluation would refuse fails here,
-    before anything is trained."""
+    The test CSV's labels are checked against these classes by dataset-metadata."""
     with tempfile.TemporaryDirectory(prefix="prepare-data-") as tmp:
         scratch = Path(tmp)
         progress.report(0, STAGES, f"reading {train_path}")
@@ -259,10 +254,6 @@ def run(
         y_kept = class_id[kept_codes]
         names = pd.Series(np.asarray(classes, dtype=object)[y_kept])
         check_trainable(names, train_path)
-        if test_path:
-            check_known_labels(
-                iter_csv(test_path, text_column, label_column), classes, test_path, label_column
-            )
 
         progress.report(1, STAGES, f"splitting {len(first):,} texts")
         train_pos, val_pos = split(names, val_data_pct, seed, train_path)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from textcnn import storage
+import json
+
+from textcnn import cache, storage
 from textcnn.errors import InputError
 from textcnn.params import PipelineParams
 
@@ -28,12 +30,39 @@ def check_files(params: PipelineParams) -> None:
         raise InputError("invalid options:\n  " + "\n  ".join(problems))
 
 
-def run(**options: str) -> dict[str, str]:
+def data_digests(params: PipelineParams) -> dict[str, str]:
+    """The digest of every data file an option names, by option: computed here, once."""
+    return {
+        option: storage.fingerprint(path)
+        for option, must_exist in FILES.items()
+        if must_exist and (path := getattr(params, option))
+    }
+
+
+def run(
+    cache_plan: str = "", artifact_root: str = "", run_name: str = "", **options: str
+) -> dict[str, str]:
     """Validate every pipeline option, and the local files they name; fail naming each bad
     one. The output `params` (the validated options as JSON) is what ML Metadata records
-    as hyperparameters."""
+    as hyperparameters. With `cache_plan` (the DAG's, see textcnn.cache), also which
+    stages run and where every stage's artifacts go."""
     params = PipelineParams.parse(options)
     check_files(params)
     dumped = params.model_dump_json()
     print(dumped)
-    return {"params": dumped}
+    outputs = {"params": dumped}
+    if cache_plan:
+        digests = data_digests(params)
+        outputs |= cache.decide(
+            json.loads(cache_plan),
+            params.to_strings(),
+            digests,
+            use_cache=params.cache,
+            artifact_root=artifact_root,
+            run_name=run_name,
+        )
+        for option, digest in digests.items():
+            print(f"--{option}: {digest}")
+        for stage in json.loads(cache_plan):
+            print(f"{stage}: {outputs[stage]}")
+    return outputs

@@ -49,10 +49,11 @@ def test_the_plan_keys_what_each_stage_reads_and_not_where_the_run_is(plan: dict
         assert not any("{{" in a or "$(" in a or "cache_" in a for a in spec["args"]), spec
     assert plan["evaluate"]["inputs"] == ["prepare-data", "export"]
     assert plan["dataset-metadata-test"]["inputs"] == ["prepare-data"]
-    assert plan["train"]["args"][-2:] == [
-        "--dist_training=${dist_training}",
-        "--workers=${workers}",
-    ]
+    # The images (their libraries), and for training the TFJob branch's own options.
+    assert plan["prepare-data"]["args"][-1] == "--image=${image}"
+    extra = ["--image=${image}", "--gpu_image=${gpu_image}"]
+    dist = ["--dist_training=${dist_training}", "--workers=${workers}"]
+    assert plan["train"]["args"][-4:] == extra + dist
 
 
 def test_a_changed_option_changes_the_keys_of_its_stages_and_those_after(plan: dict) -> None:
@@ -93,18 +94,22 @@ def test_an_entry_counts_only_when_every_file_it_lists_is_there(tmp_path: Path) 
     (out / "prepared" / "data.bin").write_bytes(b"12345")
     write_entry(out / "entry", RUN)
     written = json.loads((out / "entry").read_text())
-    assert written == {"run": RUN, "files": {"prepared/data.bin": 5}}
+    md5 = "gnzLDuqKcGxMNKFokfhOew=="  # of b"12345", base64, as GCS gives an object's
+    assert written == {"run": RUN, "files": {"prepared/data.bin": [5, md5]}}
 
     root = tmp_path / "repository"
     assert cache.read_entry(str(root), "k1") is None  # nothing there
     (root / "cache").mkdir(parents=True)
     shutil.copytree(out, root / "cache" / "k1")
-    assert cache.read_entry(str(root), "k1") == Entry(RUN, {"prepared/data.bin": 5})
+    assert cache.read_entry(str(root), "k1") == Entry(RUN, {"prepared/data.bin": (5, md5)})
     (root / "cache" / "k1" / "prepared" / "data.bin").write_bytes(b"12")  # cut short
     assert cache.read_entry(str(root), "k1") is None
     (root / "cache" / "k1" / "prepared" / "data.bin").unlink()
     assert cache.read_entry(str(root), "k1") is None
     (root / "cache" / "k1" / "entry").write_text("{not json")
+    assert cache.read_entry(str(root), "k1") is None
+    # Its run goes into the DAG's `when` text: a workflow name, or no entry.
+    (root / "cache" / "k1" / "entry").write_text(json.dumps({"run": "x' == 'x", "files": {}}))
     assert cache.read_entry(str(root), "k1") is None
 
 
@@ -133,7 +138,7 @@ def test_validate_params_decides_from_the_entries_and_the_cache_option(
     folder = tmp_path / "cache" / key
     (folder / "prepared").mkdir(parents=True)
     (folder / "prepared" / "x").write_text("x")
-    (folder / "entry").write_text(json.dumps({"run": "earlier", "files": {"prepared/x": 1}}))
+    (folder / "entry").write_text(json.dumps({"run": "earlier", "files": {"prepared/x": [1, ""]}}))
     warm = decide()
     assert warm["prepare-data"] == "cached from earlier"
     assert json.loads(warm["cache"])["hits"] == {"prepare-data": "earlier"}
@@ -171,6 +176,22 @@ def test_entries_in_a_gcs_repository(gcs_root: str, tmp_path: Path) -> None:
     (out / "model" / "saved.pb").write_bytes(b"abc")
     write_entry(out / "entry", RUN)
     storage.upload_dir(out, f"{gcs_root}/cache/k9")
-    assert cache.read_entry(gcs_root, "k9") == Entry(RUN, {"model/saved.pb": 3})
+    found = cache.read_entry(gcs_root, "k9")
+    assert found is not None and found.files["model/saved.pb"][0] == 3
+    # Another attempt's object of the same size is no part of the entry (its MD5 differs).
+    storage.write_bytes(f"{gcs_root}/cache/k9/model/saved.pb", b"abd")
+    assert cache.read_entry(gcs_root, "k9") is None
     storage.write_bytes(f"{gcs_root}/cache/k9/model/saved.pb", b"ab")
     assert cache.read_entry(gcs_root, "k9") is None
+
+
+def test_a_gensim_model_is_known_with_the_arrays_saved_beside_it(tmp_path: Path) -> None:
+    model = tmp_path / "w2v.model"
+    model.write_bytes(b"pickled")
+    (tmp_path / "w2v.model.wv.vectors.npy").write_bytes(b"arrays")
+    (tmp_path / "w2v.modelx").write_bytes(b"another file")
+    params = PipelineParams(w2v_model_path=str(model))
+    before = validate_params.data_digests(params)["w2v_model_path"]
+    assert len(before.split()) == 2  # the model and its one array file
+    (tmp_path / "w2v.model.wv.vectors.npy").write_bytes(b"arrayz")
+    assert validate_params.data_digests(params)["w2v_model_path"] != before

@@ -151,6 +151,8 @@ def test_force_deploy_and_margins(models: dict[str, Path], tmp_path: Path) -> No
     # The serving model itself (a run that reused every stage) is not deployed again.
     again = run_gate(store, models, "good")
     assert again["decision"] == "skip" and "is the model that serves" in again["reason"]
+    # Forced, it is deployed again (with the run's serving options, say).
+    assert run_gate(store, models, "good", force_deploy=True)["decision"] == "deploy"
     # A model as good is at least as good; with a margin it is not enough.
     twin = {**models, "good": Path(shutil.copytree(models["good"], tmp_path / "twin"))}
     assert run_gate(store, twin, "good")["decision"] == "deploy"

@@ -71,7 +71,8 @@ def stage_keys(
 
 def read_entry(root: str, key: str) -> Entry | None:
     """The entry at `<root>/cache/<key>`, if it is there and every file it lists is too,
-    at its size (an upload cut short is no entry)."""
+    at its size and (on GCS) MD5: an upload cut short, or a file another attempt left,
+    makes it no entry, and the stage runs again."""
     folder = storage.join(root, f"{PREFIX}/{key}")
     try:
         entry = Entry.from_json(storage.read_text(storage.join(folder, ENTRY)))
@@ -79,9 +80,13 @@ def read_entry(root: str, key: str) -> Entry | None:
         return None
     if entry is None:
         return None  # not an entry this code wrote: computed again, and rewritten
-    found = storage.sizes(folder)
-    if any(found.get(name) != size for name, size in entry.files.items()):
-        return None
+    found = storage.listing(folder)
+    for name, (size, md5) in entry.files.items():
+        # A GCS object's stored MD5 must be the one the step wrote (an object left by an
+        # earlier attempt, or another run's, is no part of this entry); a local store's
+        # uploads are renames, whole or absent, and its files are not read again.
+        if name not in found or found[name][0] != size or found[name][1] not in (None, md5):
+            return None
     return entry
 
 

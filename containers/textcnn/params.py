@@ -235,7 +235,8 @@ class PipelineParams(BaseModel):
     # --- cluster ----------------------------------------------------------------------
     gcp_bucket: str = _opt(
         "textcnn-artifacts",
-        "GCS bucket of the artifact repository; models land under gs://<gcp_bucket>/<workflow>/.",
+        "GCS bucket of the artifact repository; models land under gs://<gcp_bucket>/cache/<key>/ "
+        "(gs://<gcp_bucket>/<workflow>/ with cache false).",
     )
     namespace: str = _opt("textcnn", "Kubernetes namespace of the workflow and its resources.")
     pip_index_url: str = _opt(

@@ -288,17 +288,19 @@ def fingerprint(uri: str) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def sizes(uri: str) -> dict[str, int]:
-    """The size of every file under the folder or gs:// prefix `uri`, by its path below it."""
+def listing(uri: str) -> dict[str, tuple[int, str | None]]:
+    """Every file under the folder or gs:// prefix `uri`, by its path below it: its size,
+    and for a GCS object its stored MD5 (base64, as GCS gives it; None for a local file,
+    which is not read)."""
     if is_gcs(uri):
         bucket, key = _split(uri)
         prefix = key.rstrip("/") + "/"
         return {
-            b.name[len(prefix) :]: int(b.size)
+            b.name[len(prefix) :]: (int(b.size), b.md5_hash)
             for b in _client().list_blobs(bucket, prefix=prefix)
             if not b.name.endswith("/")
         }
     root = Path(uri)
     if not root.is_dir():
         return {}
-    return {p.relative_to(root).as_posix(): p.stat().st_size for p in _files(root)}
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, None) for p in _files(root)}

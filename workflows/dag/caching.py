@@ -30,9 +30,12 @@ STAGES: dict[str, tuple[str, ...]] = {
     "evaluate": ("metrics",),
 }
 ARTIFACTS = {artifact: stage for stage, written in STAGES.items() for artifact in written}
-# Options a stage's key takes besides its tasks' command lines: the TFJob branch trains
-# with the same step options, but how many replicas share the batch changes the model.
-EXTRA_OPTIONS = {"train": ("dist_training", "workers")}
+# Options a stage's key takes besides its tasks' command lines: the image it runs on (its
+# libraries; the code version covers only textcnn's sources), and for `train` the GPU
+# image and the TFJob branch, which trains with the same step options, but how many
+# replicas share the batch changes the model.
+EXTRA_OPTIONS = {"train": ("image", "gpu_image", "dist_training", "workers")}
+DEFAULT_EXTRA = ("image",)
 ENTRY = "entry"  # a cached stage template's last output artifact, and its input parameter
 
 _WORKFLOW_PARAMETER = re.compile(r"\{\{workflow\.parameters\.([A-Za-z0-9_]+)\}\}")
@@ -96,7 +99,7 @@ def plan(templates: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
                     args.append(keyed)
             read = (a["name"] for a in _artifacts(t, "inputs"))
             reads |= {ARTIFACTS[a] for a in read if a in ARTIFACTS}
-        args += [f"--{o}=${{{o}}}" for o in EXTRA_OPTIONS.get(stage, ())]
+        args += [f"--{o}=${{{o}}}" for o in EXTRA_OPTIONS.get(stage, DEFAULT_EXTRA)]
         out[stage] = {
             "args": args,
             "inputs": [s for s in STAGES if s in reads],

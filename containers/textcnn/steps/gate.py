@@ -134,15 +134,17 @@ def run(
     serving_score: float | None = None
     why_none = f"nothing serves {key} yet"
     notes: list[str] = []
-    if current is not None and current.model_uri.rstrip("/") == model_uri.rstrip("/"):
+    same = current is not None and current.model_uri.rstrip("/") == model_uri.rstrip("/")
+    if same and not force_deploy:
         # A run that reused every stage up to here (textcnn.cache) has the serving model
-        # as its candidate: deploying it again would change nothing.
+        # as its candidate: deploying it again would change nothing of the model.
         return _report(
             metrics_dir,
             report_dir,
             SKIP,
             f"the candidate is the model that serves {key} ({model_uri}, reused from an "
-            "earlier run): nothing to deploy",
+            "earlier run): nothing to deploy (--force_deploy deploys it again, with this "
+            "run's serving options)",
             {},
         )
     if current is not None:

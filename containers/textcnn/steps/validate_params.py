@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import json
+from pathlib import Path
 
 from textcnn import cache, storage
 from textcnn.errors import InputError
@@ -30,10 +32,18 @@ def check_files(params: PipelineParams) -> None:
         raise InputError("invalid options:\n  " + "\n  ".join(problems))
 
 
+def companions(path: str) -> list[str]:
+    """The files gensim's `save()` writes beside a model, `NAME.<array>.npy`: part of it."""
+    if storage.is_gcs(path):
+        return storage.list_prefix(f"{path}.")
+    return sorted(str(p) for p in Path(path).parent.glob(f"{glob.escape(Path(path).name)}.*"))
+
+
 def data_digests(params: PipelineParams) -> dict[str, str]:
-    """The digest of every data file an option names, by option: computed here, once."""
+    """The digest of every data file an option names (with its companions), by option:
+    computed here, once."""
     return {
-        option: storage.fingerprint(path)
+        option: " ".join(storage.fingerprint(p) for p in (path, *companions(path)))
         for option, must_exist in FILES.items()
         if must_exist and (path := getattr(params, option))
     }

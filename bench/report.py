@@ -489,6 +489,34 @@ def speed_section(speed: dict[str, Any]) -> str:
     )
     if "lightweight" in speed:
         out.append(lightweight_section(speed["lightweight"]))
+    if "cache" in speed:
+        out.append(cache_section(speed["cache"]))
+    return "".join(out)
+
+
+def cache_section(rows: dict[str, Any]) -> str:
+    out = ["\n### Step caching (bundled data, default options)\n\n"]
+    out.append(
+        "Into an emptied cache, then with only `--epochs` changed, then unchanged; "
+        "before training: from validate-params' start to train's (to the gate's when "
+        "train is reused too).\n\n"
+    )
+    cold = rows["cold"]["seconds_before_training"]
+    out.append(
+        table(
+            ["run", "wall s", "before training s", "vs cold", "tasks reused"],
+            [
+                [
+                    name.replace("_", " "),
+                    f"{r['wall_seconds']:.1f}",
+                    f"{r['seconds_before_training']:.1f}",
+                    f"{r['seconds_before_training'] / cold:.2f}x",
+                    len(r["reused"]),
+                ]
+                for name, r in rows.items()
+            ],
+        )
+    )
     return "".join(out)
 
 

@@ -79,6 +79,7 @@ def bench_cache() -> dict[str, Any]:
             "reused": sorted(
                 task for task, step in run["steps"].items() if "cached from" in step["message"]
             ),
+            "gate": f"{run['outputs']['gate_decision']}: {run['outputs']['gate_reason']}",
         }
     return rows
 

@@ -498,8 +498,9 @@ def cache_section(rows: dict[str, Any]) -> str:
     out = ["\n### Step caching (bundled data, default options)\n\n"]
     out.append(
         "Into an emptied cache, then with only `--epochs` changed, then unchanged; "
-        "before training: from validate-params' start to train's (to the gate's when "
-        "train is reused too).\n\n"
+        "before training: from validate-params' start to the end of the last task before "
+        "training that ran (a reused task ran not at all). Tasks reused: the skipped tasks "
+        "whose `when` names a cache hit, the TFJob and GPU branches' included.\n\n"
     )
     cold = rows["cold"]["seconds_before_training"]
     out.append(

@@ -29,6 +29,7 @@ from textcnn.errors import InputError
 PREFIX = "cache"
 ENTRY = "entry"
 RUN = "run"  # a stage's decision when it has no entry: anything else is `cached from <run>`
+LINEAGE = "cache"  # the output of keys and hits that log-training-metadata records from
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
@@ -44,6 +45,16 @@ def code_version() -> str:
     except importlib.metadata.PackageNotFoundError:
         version = "0"
     return f"{version}+{digest.hexdigest()[:16]}"
+
+
+def key_parameter(artifact: str) -> str:
+    """validate-params' output (and a template's input) holding a cached artifact's key."""
+    return f"key-{artifact}"
+
+
+def entry_parameter(stage: str) -> str:
+    """validate-params' output holding the key of `stage`'s entry."""
+    return f"{ENTRY}-{stage}"
 
 
 def stage_keys(
@@ -114,9 +125,11 @@ def decide(
         if entry is not None:
             hits[stage] = entry.run
         out[stage] = RUN if entry is None else f"cached from {entry.run}"
-        out[f"entry-{stage}"] = f"{where}/{ENTRY}" if use_cache else f"{where}/entries/{stage}"
+        out[entry_parameter(stage)] = (
+            f"{where}/{ENTRY}" if use_cache else f"{where}/entries/{stage}"
+        )
         for artifact in spec["outputs"]:
             artifacts[artifact] = f"{where}/{artifact}"
-    out.update({f"key-{a}": k for a, k in artifacts.items()})
-    out["cache"] = json.dumps({"keys": artifacts, "hits": hits}, sort_keys=True)
+    out.update({key_parameter(a): k for a, k in artifacts.items()})
+    out[LINEAGE] = json.dumps({"keys": artifacts, "hits": hits}, sort_keys=True)
     return out

@@ -321,11 +321,8 @@ def artifact_types(store: str, ids: Sequence[int]) -> dict[int, str]:
 
 def _at_uri(store: metadata_store.MetadataStore, type_name: str, uri: str) -> mlmd.Artifact | None:
     """The newest artifact of `type_name` recorded at `uri`, if any."""
-    found = [
-        a
-        for a in store.get_artifacts_by_uri(uri)
-        if a.type_id in {t.id for t in store.get_artifact_types() if t.name == type_name}
-    ]
+    type_ids = {t.id for t in store.get_artifact_types() if t.name == type_name}
+    found = [a for a in store.get_artifacts_by_uri(uri) if a.type_id in type_ids]
     return max(found, key=lambda a: a.id, default=None)
 
 

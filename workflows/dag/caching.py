@@ -17,6 +17,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+# The names of validate-params' outputs, and of a cached stage template's last output
+# artifact (also its input parameter), are textcnn.cache's, which decides.
+from textcnn.cache import ENTRY, LINEAGE, entry_parameter, key_parameter
+
 # Stage -> the artifacts it writes, producers before consumers.
 STAGES: dict[str, tuple[str, ...]] = {
     "prepare-data": ("prepared",),
@@ -36,7 +40,6 @@ ARTIFACTS = {artifact: stage for stage, written in STAGES.items() for artifact i
 # replicas share the batch changes the model.
 EXTRA_OPTIONS = {"train": ("image", "gpu_image", "dist_training", "workers")}
 DEFAULT_EXTRA = ("image",)
-ENTRY = "entry"  # a cached stage template's last output artifact, and its input parameter
 
 _WORKFLOW_PARAMETER = re.compile(r"\{\{workflow\.parameters\.([A-Za-z0-9_]+)\}\}")
 _ARTIFACT_PATH = re.compile(r"\{\{(inputs|outputs)\.artifacts\.([-A-Za-z0-9_]+)\.path\}\}")
@@ -48,16 +51,6 @@ _RUN_SPECIFIC = (
     "{{inputs.parameters.",
     "$(",
 )
-
-
-def key_parameter(artifact: str) -> str:
-    """The input parameter holding a cached artifact's key (validate-params' output)."""
-    return f"key-{artifact}"
-
-
-def entry_parameter(stage: str) -> str:
-    """validate-params' output holding the key of `stage`'s entry."""
-    return f"{ENTRY}-{stage}"
 
 
 def stage_of(outputs: Iterable[str]) -> str | None:
@@ -119,7 +112,7 @@ def outputs() -> list[str]:
         *STAGES,
         *(entry_parameter(s) for s in STAGES),
         *(key_parameter(a) for a in ARTIFACTS),
-        "cache",
+        LINEAGE,
     ]
 
 

@@ -287,12 +287,12 @@ def tfjob_branch(
     tasks: list[Task] = []
     first = after_task
     claim: Any = Parameter(name=t.CLAIM, value=existing_claim)
+    branch_when = all_of(DIST_WHEN, cached)
     if not existing_claim:
-        first = _task(t.workdir_claim(), depends=after(after_task), when=all_of(DIST_WHEN, cached))
+        first = _task(t.workdir_claim(), depends=after(after_task), when=branch_when)
         claim = first.get_parameter(t.CLAIM)
         tasks.append(first)
-    when = all_of(DIST_WHEN, cached)
-    stage = _task(t.stage_data(launch), depends=after(first), when=when, arguments=[claim])
+    stage = _task(t.stage_data(launch), depends=after(first), when=branch_when, arguments=[claim])
     wait = t.wait_tfjob(launch)
     tasks.append(stage)
     waits = []
@@ -377,7 +377,7 @@ def build_dag(
         depends=after(evaluate, ds_train, ds_test, spec, validate),
         arguments=[
             validate.get_parameter(t.PARAMS).with_name("hyperparameters"),
-            validate.get_parameter("cache"),
+            validate.get_parameter(caching.LINEAGE),
         ],
     )
     gate = _task(

@@ -608,7 +608,7 @@ def evaluate(launch: Launch) -> Container:
     )
 
 
-LINEAGE_INPUTS = ("hyperparameters", "cache")
+LINEAGE_INPUTS = ("hyperparameters", caching.LINEAGE)
 
 
 def log_training_metadata(launch: Launch) -> Container:

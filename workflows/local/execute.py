@@ -156,9 +156,10 @@ class Run:
         """Take over the earlier run's tasks that stand (scheduler.taken_again); return the
         rest."""
         steps = earlier.get("steps", {})
+        scope = self._earlier_scope(steps)
 
         def gone(name: str) -> str | None:
-            kept = self._kept(name, steps)
+            kept = self._kept(name, steps[name], scope)
             missing = [a for a, key in kept.items() if not self.store.names(key)]
             if missing:
                 self.on_progress(
@@ -175,11 +176,9 @@ class Run:
                 self.on_progress(f"{name:<{self.plan.width}}  {status:<9}  (earlier run)")
         return [name for name in self.plan.tasks if name in again]
 
-    def _kept(self, name: str, steps: Mapping[str, Any]) -> Mapping[str, str]:
-        """The artifacts of a task the earlier run kept, each at the key its template
-        declares (its arguments resolved from the earlier run's outputs), and its output
-        parameters strings: run.json is data, and cannot point the tasks after it at other
-        objects."""
+    def _earlier_scope(self, steps: Mapping[str, Any]) -> dict[str, str]:
+        """The globals and the earlier run's task outputs, once its tasks' artifacts and
+        outputs are checked for shape: run.json is data."""
         for task, step in steps.items():
             kept, outputs = step.get("artifacts", {}), step.get("outputs", {})
             if not isinstance(kept, dict) or not isinstance(outputs, dict):
@@ -188,8 +187,7 @@ class Run:
                 raise WorkflowError(
                     f"the earlier run's task {task!r} has outputs that are no strings"
                 )
-        kept = steps[name].get("artifacts", {})
-        scope = {
+        return {
             **self.plan.context.globals,
             **{
                 f"tasks.{task}.outputs.parameters.{key}": value
@@ -197,6 +195,12 @@ class Run:
                 for key, value in step.get("outputs", {}).items()
             },
         }
+
+    def _kept(self, name: str, step: Mapping[str, Any], scope: Mapping[str, str]) -> dict[str, str]:
+        """The artifacts of a task the earlier run kept, each at the key its template
+        declares (its arguments resolved in `scope`, the earlier run's): run.json cannot
+        point the tasks after it at other objects."""
+        kept: dict[str, str] = step.get("artifacts", {})
         declared = output_keys(self.plan.context, self.plan.tasks[name], scope)
         for art, key in kept.items():
             if declared.get(art) != key:

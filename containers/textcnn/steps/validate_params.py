@@ -62,9 +62,10 @@ def run(
     print(dumped)
     outputs = {"params": dumped}
     if cache_plan:
+        plan = json.loads(cache_plan)
         digests = data_digests(params)
         outputs |= cache.decide(
-            json.loads(cache_plan),
+            plan,
             params.to_strings(),
             digests,
             use_cache=params.cache,
@@ -73,6 +74,6 @@ def run(
         )
         for option, digest in digests.items():
             print(f"--{option}: {digest}")
-        for stage in json.loads(cache_plan):
+        for stage in plan:
             print(f"{stage}: {outputs[stage]}")
     return outputs

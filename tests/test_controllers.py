@@ -1,7 +1,7 @@
 """The local cluster's controllers over the object store (workflows.kube.controllers): the
-manager's loop, claims bound to folders, and TFJobs whose replicas run as processes, each
-driven through the store as the API server would and judged by the status the upstream
-controller writes (the TFJob's by the wait-tfjob step's own `judge`)."""
+manager's loop, claims bound to folders, and TFJobs and TrainJobs whose replicas or nodes
+run as processes, each driven through the store as the API server would and judged by the
+status the upstream controller writes (by the wait steps' own `judge`)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 
 from textcnn.cluster.tfjob import judge
+from textcnn.cluster.trainjob import judge as trainjob_judge
 from workflows.dag.tfjob import build_tfjob
+from workflows.dag.trainjob import build_trainjob, training_runtime
 from workflows.hooks import images
-from workflows.kube.controllers import Claims, Manager, TFJobs, wait_for
-from workflows.kube.controllers.kinds import PVC, TFJOB
+from workflows.kube.controllers import Claims, Manager, TFJobs, TrainJobs, wait_for
+from workflows.kube.controllers.kinds import PVC, TFJOB, TRAINJOB
 from workflows.kube.objects import Objects
 
 pytestmark = pytest.mark.usefixtures("no_orphans")
@@ -367,3 +369,197 @@ def test_a_volume_this_machine_cannot_mount_fails_the_tfjob(tmp_path: Path) -> N
     assert judge(job).state == "failed"
     assert "volume 'config': only persistentVolumeClaim and emptyDir" in judge(job).message
     assert tfjobs.jobs == {} and not (run_dir / "logs").exists()
+
+
+# --- TrainJobs ----------------------------------------------------------------------------
+
+# Each node writes what it is (its completion index, host name, the TF_CONFIG it builds
+# from its JobSet names) into the claim's folder (argv[1]); then a node named in argv[2]
+# ({"1": "exit 3", "0": "sleep 60", ...}) does that; a "flaky" one exits 3 on its first
+# run only.
+NODE = """
+import json, os, pathlib, sys, time
+from textcnn.tf_config import jobset_tf_config
+me = os.environ["JOB_COMPLETION_INDEX"]
+folder = pathlib.Path(sys.argv[1])
+seen = {"hostname": os.environ["HOSTNAME"], "tf_config": json.loads(jobset_tf_config(os.environ))}
+(folder / f"node-{me}.json").write_text(json.dumps(seen))
+what = json.loads(sys.argv[2]).get(me, "")
+if what.startswith("sleep"):
+    time.sleep(float(what.split()[1]))
+if what == "flaky" and not (folder / f"node-{me}.ran").exists():
+    (folder / f"node-{me}.ran").touch()
+    sys.exit(3)
+sys.exit(int(what.split()[1]) if what.startswith("exit") else 0)
+"""
+
+
+def _trainjob(nodes: int, does: dict[str, str], deadline: int = 600) -> dict[str, Any]:
+    return build_trainjob(
+        generate_name="wf-trainjob-",
+        runtime="textcnn-tensorflow",
+        image="python:3.11",
+        command=["python", "-c", NODE],
+        args=["/mnt/workdir/nodes", json.dumps(does)],
+        nodes=nodes,
+        cpu="100m",
+        memory="64Mi",
+        claim_name="work",
+        mount_path="/mnt/workdir",
+        active_deadline_seconds=deadline,
+        workflow_name="wf",
+    )
+
+
+@pytest.fixture
+def trainer(tmp_path: Path) -> Iterator[tuple[TrainJobs, Callable[..., dict]]]:
+    """A store with claim `work` bound and the TrainJob controller running on our runtime
+    (`max_restarts`: its failurePolicy.maxRestarts; None: no failurePolicy); `run(doc)`
+    creates the TrainJob and returns it once it has finished."""
+    objects = Objects()
+    run_dir = tmp_path / "run"
+
+    def runs(image: str, command: list[str], env: dict[str, str]) -> tuple[list[str], dict]:
+        return images.run_here(image, command, env, run_dir)
+
+    runtime = training_runtime("textcnn-tensorflow", "img:1")
+    trainjobs = TrainJobs(
+        objects,
+        runs,
+        {"textcnn-tensorflow": runtime},
+        run_dir=run_dir,
+        logs_dir=run_dir / "logs",
+        pods_dir=run_dir / "pods",
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    objects.create(PVC, NS, _claim("work"))
+    (run_dir / "volumes" / "work" / "nodes").mkdir(parents=True)
+
+    def run(doc: dict, max_restarts: int | None = 2) -> dict:
+        jobset = runtime["spec"]["template"]["spec"]
+        jobset.pop("failurePolicy", None)
+        if max_restarts is not None:
+            jobset["failurePolicy"] = {"maxRestarts": max_restarts}
+        name = objects.create(TRAINJOB, NS, doc)["metadata"]["name"]
+        return wait_for(objects, lambda o: _finished_trainjob(o.get(TRAINJOB, NS, name)), 60, name)
+
+    errors: list[str] = []
+    with Manager(objects, [Claims(objects, run_dir), trainjobs], errors.append):
+        yield trainjobs, run
+    assert errors == []
+
+
+def _finished_trainjob(doc: dict) -> dict | None:
+    return doc if trainjob_judge(doc).state != "waiting" else None
+
+
+def test_a_trainjob_runs_its_nodes_with_the_jobset_names(
+    trainer: tuple[TrainJobs, Callable[..., dict]], tmp_path: Path
+) -> None:
+    _, run = trainer
+    job = run(_trainjob(nodes=3, does={}))
+    name, status = job["metadata"]["name"], job["status"]
+    assert trainjob_judge(job).state == "succeeded"
+    (complete,) = status["conditions"]
+    assert (complete["type"], complete["reason"], complete["message"]) == (
+        "Complete",
+        "AllJobsCompleted",
+        "jobset completed successfully",
+    )
+    assert status["jobsStatus"] == [
+        {"name": "node", "ready": 0, "succeeded": 1, "failed": 0, "active": 0, "suspended": 0}
+    ]
+    # Each node had its Indexed Job's host name, and built the same cluster from it, whose
+    # names the local cluster resolved to one loopback port each.
+    folder = tmp_path / "run" / "volumes" / "work" / "nodes"
+    seen = {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+    assert set(seen) == {"node-0", "node-1", "node-2"}
+    for i in range(3):
+        assert seen[f"node-{i}"]["hostname"] == f"{name}-node-0-{i}"
+        assert seen[f"node-{i}"]["tf_config"]["task"] == {"type": "worker", "index": i}
+        assert (tmp_path / "run" / "logs" / f"{name}-node-0-{i}.log").exists()
+    workers = seen["node-0"]["tf_config"]["cluster"]["worker"]
+    assert all(s["tf_config"]["cluster"]["worker"] == workers for s in seen.values())
+    assert len(set(workers)) == 3 and all(re.fullmatch(r"127\.0\.0\.1:\d+", a) for a in workers)
+
+
+@pytest.mark.parametrize(
+    ("does", "max_restarts", "deadline", "reason", "message", "recreated"),
+    [
+        # A node fails: JobSet recreates every Job (maxRestarts 2), and the node fails
+        # again each time.
+        (
+            {"0": "sleep 60", "1": "exit 3"},
+            2,
+            600,
+            "ReachedMaxRestarts",
+            r"jobset failed due to reaching max number of restarts \(first failed job: "
+            r"\S+-node-0\)",
+            2,
+        ),
+        # Without a failurePolicy, the first failed Job fails the JobSet.
+        (
+            {"0": "sleep 60", "1": "exit 3"},
+            None,
+            600,
+            "FailedJobs",
+            r"jobset failed due to one or more job failures \(first failed job: \S+-node-0\)",
+            0,
+        ),
+        # One failure, then a good run of every node after the JobSet's restart.
+        ({"1": "flaky"}, 2, 600, "AllJobsCompleted", "jobset completed successfully", 1),
+        (
+            {"0": "sleep 60", "1": "sleep 60"},
+            2,
+            1,
+            "DeadlineExceeded",
+            "TrainJob exceeded its active deadline",
+            0,
+        ),
+    ],
+    ids=["max-restarts", "no-policy", "restarted", "deadline"],
+)
+def test_the_trainers_verdicts(
+    trainer: tuple[TrainJobs, Callable[..., dict]],
+    tmp_path: Path,
+    does: dict[str, str],
+    max_restarts: int | None,
+    deadline: int,
+    reason: str,
+    message: str,
+    recreated: int,
+) -> None:
+    trainjobs, run = trainer
+    job = run(_trainjob(nodes=2, does=does, deadline=deadline), max_restarts=max_restarts)
+    (condition,) = job["status"]["conditions"]
+    assert condition["reason"] == reason
+    assert re.fullmatch(message, condition["message"]), condition["message"]
+    # Finished, it has no pod left running.
+    (jobset,) = trainjobs.sets.values()
+    assert all(r.proc is not None and r.proc.poll() is not None for r in jobset.pods)
+    log = (tmp_path / "run" / "logs" / f"{job['metadata']['name']}-node-0-1.log").read_text()
+    assert log.count("--- recreated") == recreated
+    assert jobset.restarts == recreated
+
+
+def test_a_trainjob_waits_for_its_claim_and_its_runtime(tmp_path: Path) -> None:
+    """A pod whose claim is not Bound stays Pending; a runtime not installed gets the
+    TrainJob no JobSet (upstream: an event, no condition). Either way nothing runs."""
+    objects = Objects()
+    run_dir = tmp_path / "run"
+    runtime = training_runtime("textcnn-tensorflow", "img:1")
+    for runtimes in ({"textcnn-tensorflow": runtime}, {}):
+        trainjobs = TrainJobs(
+            objects,
+            lambda i, c, e: (c, e),
+            runtimes,
+            run_dir=run_dir,
+            logs_dir=run_dir / "logs",
+            pods_dir=run_dir / "pods",
+            env={},
+        )
+        name = objects.create(TRAINJOB, NS, _trainjob(nodes=1, does={}))["metadata"]["name"]
+        trainjobs.reconcile()
+        job = objects.get(TRAINJOB, NS, name)
+        assert trainjob_judge(job).state == "waiting" and "status" not in job
+        assert trainjobs.sets == {} and not (run_dir / "logs").exists()

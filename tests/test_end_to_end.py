@@ -41,12 +41,16 @@ def test_local_run_trains_evaluates_and_records_lineage(
         "stage-data",
         "tfjob",
         "tfjob-gpu",
+        "trainjob",
+        "trainjob-gpu",
         "deploy-custom",
         "canary-check",  # a full rollout (canary_traffic_percent 100)
     }
     assert {n for n, s in statuses.items() if s == "Omitted"} == {
         "wait-tfjob",
         "wait-tfjob-gpu",
+        "wait-trainjob",
+        "wait-trainjob-gpu",
         "collect-model",
     }
     assert statuses["train"] == statuses["evaluate"] == "Succeeded"
@@ -282,6 +286,34 @@ STAGE_TASKS = (
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_trainjob_trains_across_its_nodes_with_the_tf_config_they_build(
+    data_slice: tuple[Path, Path], out: Path
+) -> None:
+    """`--dist_backend trainjob`: the TrainJob on our ClusterTrainingRuntime becomes two
+    processes, the JobSet's nodes, which build TF_CONFIG from their names and train the
+    CNN together; the rest of the pipeline takes the chief's model as any other."""
+    train, test = data_slice
+    data = ["--train_data_path", str(train), "--test_data_path", str(test)]
+    options = ["--dist_training", "yes", "--dist_backend", "trainjob", "--workers", "2"]
+    proc = run_pipeline(out, *data, *SMALL, *options)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = json.loads((out / "run.json").read_text())
+    statuses = {name: step["status"] for name, step in run["steps"].items()}
+    assert [t for t in statuses if statuses[t] == "Succeeded" and "job" in t] == [
+        "trainjob",
+        "wait-trainjob",
+    ]
+    assert {statuses[t] for t in ("tfjob", "tfjob-gpu", "trainjob-gpu", "train")} == {"Skipped"}
+    name = run["steps"]["trainjob"]["outputs"]["name"]
+    for i in range(2):
+        log = (out / "logs" / f"{name}-node-0-{i}.log").read_text()
+        assert f"worker {i} of 2 workers, 2 replicas in sync" in log, log[-2000:]
+    wait = (out / "logs" / "wait-trainjob.log").read_text()
+    assert "jobset completed successfully (AllJobsCompleted)" in wait
+    assert 0.5 < run["metrics"]["accuracy"] <= 1
+
+
 def test_a_rerun_reuses_every_stage_whose_inputs_did_not_change(
     data_slice: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -41,11 +41,15 @@ def _defaults(doc: dict[str, Any]) -> dict[str, str]:
     return {p["name"]: p["value"] for p in doc["spec"]["arguments"]["parameters"]}
 
 
-def _tfjob_containers(doc: dict[str, Any], template: str = "tfjob") -> list[dict[str, Any]]:
+def _job_containers(doc: dict[str, Any], template: str = "tfjob") -> list[dict[str, Any]]:
+    """The containers a distributed job's pods run: a TFJob's replicas', or a TrainJob's
+    trainer (what its runtime's `node` container takes)."""
     # Placeholders as a number: Argo substitutes them before it decodes the manifest.
     job = yaml.safe_load(
         re.sub(r"\{\{[^{}]+\}\}", "0", _templates(doc)[template]["resource"]["manifest"])
     )
+    if job["kind"] == "TrainJob":
+        return [job["spec"]["trainer"]]
     return [
         c
         for spec in job["spec"]["tfReplicaSpecs"].values()
@@ -93,8 +97,9 @@ def test_every_step_starts_on_a_stock_image_and_installs_the_wheel(
         env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
         assert env[lightweight.WHEEL_ENV] == PACKAGE.path
         assert env["PIP_INDEX_URL"] == "{{workflow.parameters.pip_index_url}}"
-    # The TFJob's replicas are no Argo pods: they install the copy stage-data makes.
-    for c in _tfjob_containers(wt):
+    # The TFJob's replicas and the TrainJob's nodes are no Argo pods: they install the copy
+    # stage-data makes.
+    for c in _job_containers(wt, "tfjob") + _job_containers(wt, "trainjob"):
         assert c["command"][:2] == ["sh", "-c"] and c["args"][0] == "train-distributed"
         env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
         assert env[lightweight.WHEEL_ENV].endswith(f"/data/package/{PACKAGE.filename}")
@@ -117,9 +122,10 @@ def test_gpu_pods_install_tensorflow_with_its_cuda_libraries(docs: list[dict[str
     )
     for gpu in (False, True):
         doc = pipeline.render(PipelineParams(gpu_support=gpu, dist_training=True), LIGHT)[0]
-        for c in _tfjob_containers(doc, "tfjob-gpu" if gpu else "tfjob"):
-            env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
-            assert (env.get(bootstrap.CUDA_ENV) == "true") is gpu
+        for backend in ("tfjob", "trainjob"):
+            for c in _job_containers(doc, f"{backend}-gpu" if gpu else backend):
+                env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
+                assert (env.get(bootstrap.CUDA_ENV) == "true") is gpu
 
 
 def test_the_cuda_extra_replaces_only_the_tensorflow_pin() -> None:
@@ -163,7 +169,7 @@ def test_no_value_reaches_the_script_text(docs: list[dict[str, Any]]) -> None:
     for t in _templates(docs[0]).values():
         if "container" in t:
             assert t["container"]["command"][2] == lightweight.SCRIPT
-    for c in _tfjob_containers(docs[0]):
+    for c in _job_containers(docs[0], "tfjob") + _job_containers(docs[0], "trainjob"):
         assert c["command"] == ["sh", "-c", lightweight.SCRIPT, "textcnn"]
 
 

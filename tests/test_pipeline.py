@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -43,6 +42,10 @@ TASKS = [
     "wait-tfjob",
     "tfjob-gpu",
     "wait-tfjob-gpu",
+    "trainjob",
+    "wait-trainjob",
+    "trainjob-gpu",
+    "wait-trainjob-gpu",
     "collect-model",
     "fit-ngrams",
     "export",
@@ -103,8 +106,13 @@ def output_parameters(template: dict[str, Any]) -> list[str]:
     return [p["name"] for p in template.get("outputs", {}).get("parameters", [])]
 
 
-def combinations() -> Iterator[tuple[bool, bool]]:
-    return itertools.product([False, True], repeat=2)
+def combinations() -> Iterator[tuple[bool, bool, str]]:
+    """(gpu_support, dist_training, dist_backend): one pod on CPU or GPU, or either backend's
+    CPU or GPU job."""
+    for gpu in (False, True):
+        yield gpu, False, "tfjob"
+        for backend in ("tfjob", "trainjob"):
+            yield gpu, True, backend
 
 
 # --- golden YAML and checked-in manifests ---------------------------------------------
@@ -250,14 +258,16 @@ def test_a_canary_is_checked(wt: dict[str, Any]) -> None:
 # --- conditions -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("gpu", "dist"), list(combinations()))
-def test_exactly_one_training_branch_runs(gpu: bool, dist: bool, wt: dict[str, Any]) -> None:
-    params = PipelineParams(gpu_support=gpu, dist_training=dist).to_strings()
-    phases = simulate(wt, params)
+@pytest.mark.parametrize(("gpu", "dist", "backend"), list(combinations()))
+def test_exactly_one_training_branch_runs(
+    gpu: bool, dist: bool, backend: str, wt: dict[str, Any]
+) -> None:
+    params = PipelineParams(gpu_support=gpu, dist_training=dist, dist_backend=backend)
+    phases = simulate(wt, params.to_strings())
     ran = [t for t, phase in phases.items() if phase == "Succeeded"]
-    tfjob = "tfjob-gpu" if gpu else "tfjob"
+    job = f"{backend}-gpu" if gpu else backend
     if dist:
-        branch = ["workdir-claim", "stage-data", tfjob, f"wait-{tfjob}", "collect-model"]
+        branch = ["workdir-claim", "stage-data", job, f"wait-{job}", "collect-model"]
     else:
         branch = ["train-gpu" if gpu else "train"]
     training = TASKS[TASKS.index("train") : TASKS.index("fit-ngrams")]
@@ -277,12 +287,13 @@ def test_join_waits_for_a_branch_that_succeeded() -> None:
     assert not Depends.parse(join).holds({"train": "Failed", "train-gpu": "Skipped"})
 
 
-@pytest.mark.parametrize(("gpu", "dist"), list(combinations()))
+@pytest.mark.parametrize(("gpu", "dist", "backend"), list(combinations()))
 def test_every_artifact_read_was_written_by_a_task_that_ran(
-    gpu: bool, dist: bool, wt: dict[str, Any]
+    gpu: bool, dist: bool, backend: str, wt: dict[str, Any]
 ) -> None:
     tasks, names = dag_tasks(wt), templates_by_name(wt)
-    phases = simulate(wt, PipelineParams(gpu_support=gpu, dist_training=dist).to_strings())
+    params = PipelineParams(gpu_support=gpu, dist_training=dist, dist_backend=backend)
+    phases = simulate(wt, params.to_strings())
 
     def keys(task: str, side: str) -> set[str]:
         template = names[tasks[task]["template"]]
@@ -539,13 +550,15 @@ def _placeholder(ref: str) -> str:
 
 
 def step_container(template: dict[str, Any]) -> dict[str, Any]:
-    """The container that runs the step: the template's, or the TFJob replicas' one (as
-    the cluster gets it, parameters substituted)."""
+    """The container that runs the step: the template's, the TFJob replicas' one, or the
+    TrainJob's trainer (as the cluster gets it, parameters substituted)."""
     if "resource" not in template:
         return template["container"]
     manifest = yaml.safe_load(
         REF.sub(lambda m: _placeholder(m.group(1)), template["resource"]["manifest"])
     )
+    if manifest["kind"] == "TrainJob":
+        return manifest["spec"]["trainer"]
     (container,) = manifest["spec"]["tfReplicaSpecs"]["Chief"]["template"]["spec"]["containers"]
     return container
 
@@ -647,9 +660,9 @@ REUSED = {
 
 
 @pytest.mark.parametrize("reused", list(REUSED))
-@pytest.mark.parametrize(("gpu", "dist"), list(combinations()))
+@pytest.mark.parametrize(("gpu", "dist", "backend"), list(combinations()))
 def test_a_reused_stage_is_skipped_and_what_runs_finds_its_artifacts(
-    wt: dict[str, Any], reused: str, gpu: bool, dist: bool
+    wt: dict[str, Any], reused: str, gpu: bool, dist: bool, backend: str
 ) -> None:
     tasks, names = dag_tasks(wt), templates_by_name(wt)
     stages = REUSED[reused]
@@ -659,8 +672,9 @@ def test_a_reused_stage_is_skipped_and_what_runs_finds_its_artifacts(
         )
         for stage in caching.STAGES
     }
-    params = PipelineParams(gpu_support=gpu, dist_training=dist).to_strings()
-    phases = simulate(wt, params, {**said, "tasks.gate.outputs.parameters.decision": "deploy"})
+    params = PipelineParams(gpu_support=gpu, dist_training=dist, dist_backend=backend)
+    decision = {"tasks.gate.outputs.parameters.decision": "deploy"}
+    phases = simulate(wt, params.to_strings(), {**said, **decision})
     ran = {t for t, phase in phases.items() if phase == "Succeeded"}
 
     def keys(task: str, side: str) -> set[str]:
@@ -677,8 +691,9 @@ def test_a_reused_stage_is_skipped_and_what_runs_finds_its_artifacts(
             for a in names[tasks[task]["template"]].get("outputs", {}).get("artifacts", [])
         ]
         found = caching.stage_of(written) if written else None
-        if found is None and task in ("workdir-claim", "stage-data", "tfjob", "tfjob-gpu"):
-            return "train"  # the TFJob branch, which ends in collect-model
+        branch = ("workdir-claim", "stage-data", "tfjob", "tfjob-gpu", "trainjob", "trainjob-gpu")
+        if found is None and task in branch:
+            return "train"  # the distributed branch, which ends in collect-model
         return found
 
     for task in tasks:

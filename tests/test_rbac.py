@@ -45,9 +45,10 @@ def test_an_owner_reference_needs_the_workflow_finalizers() -> None:
     assert rbac.OWNER_REFERENCE not in rbac.template_rules([resource("create")])
 
 
-def test_the_step_code_reads_the_tfjob_and_what_serves_and_patches_the_inference_service() -> None:
+def test_the_step_code_reads_the_jobs_and_what_serves_and_patches_the_inference_service() -> None:
     assert rbac.code_rules() == {
         ("kubeflow.org", "tfjobs", "get"),
+        ("trainer.kubeflow.org", "trainjobs", "get"),
         ("serving.kserve.io", "inferenceservices", "get"),
         ("serving.kserve.io", "inferenceservices", "patch"),  # restore, promote, roll back
         ("apps", "deployments", "get"),  # the rollout, RawDeployment

@@ -22,7 +22,8 @@ import helpers
 import pytest
 from helpers import FakeApiServer
 
-from textcnn.cluster.tfjob import judge, wait_for
+from textcnn.cluster import jobs
+from textcnn.cluster.tfjob import judge
 from textcnn.steps import wait_tfjob
 from workflows.checks.admission import validate_tfjob
 
@@ -85,7 +86,7 @@ def test_no_status_yet_is_waiting_and_says_so() -> None:
 
 def test_wait_for_follows_the_job_until_it_succeeds() -> None:
     get, seen = replay("never-scheduled", "running", "running", "succeeded")
-    message = wait_for(get, timeout_s=10, poll_s=0.001)
+    message = jobs.wait_for(get, judge, timeout_s=10, poll_s=0.001)
     assert message == f"TFJob textcnn/{NAME} successfully completed."
     assert seen == ["never-scheduled", "running", "running", "succeeded"]
 
@@ -94,7 +95,7 @@ def test_wait_for_follows_the_job_until_it_succeeds() -> None:
 def test_wait_for_fails_with_the_operators_message(fixture: str) -> None:
     get, seen = replay("running", fixture)
     with pytest.raises(RuntimeError) as info:
-        wait_for(get, timeout_s=10, poll_s=0.001)
+        jobs.wait_for(get, judge, timeout_s=10, poll_s=0.001)
     assert str(info.value) == judge(recorded(fixture)).message
     assert seen == ["running", fixture]
 
@@ -106,7 +107,7 @@ def test_a_job_that_is_never_scheduled_times_out_saying_so() -> None:
         match=r"not finished after 0.05 s; last seen: .*created "
         r"but no replica is running yet",
     ):
-        wait_for(get, timeout_s=0.05, poll_s=0.01)
+        jobs.wait_for(get, judge, timeout_s=0.05, poll_s=0.01)
     assert len(seen) >= 2  # it did poll, more than once
 
 

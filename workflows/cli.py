@@ -37,6 +37,8 @@ def _compile(args: argparse.Namespace) -> int:
     default = LIGHTWEIGHT_MANIFESTS if rendering.package else DEFAULT_MANIFESTS
     for path in pipeline.write_manifests(args.output_dir or default, params, rendering):
         print(path)
+    if not args.output_dir and not rendering.package:  # the runtime beside the manifests
+        print(pipeline.write_runtime(pipeline.RUNTIME_FILE, params))
     return 0
 
 

@@ -41,6 +41,7 @@ STEPS: dict[str, str] = {
         "stage-data",
         "train-distributed",
         "wait-tfjob",
+        "wait-trainjob",
         "collect-model",
         "fit-ngrams",
         "export",

@@ -260,25 +260,43 @@ class PipelineParams(BaseModel):
         "ML Metadata store: grpc:HOST:PORT, or sqlite:PATH (the local runner's default is a "
         "SQLite file in the run folder).",
     )
-    dist_training: bool = _opt(False, "Train on a Kubeflow TFJob with several workers.")
-    workers: int = _opt(2, "Worker replicas of the TFJob (besides the chief).", ge=1, le=64)
-    replica_cpu: str = _opt("2", "CPU request of each TFJob replica (chief and workers).")
-    replica_memory: str = _opt("4Gi", "Memory request and limit of each TFJob replica.")
+    dist_training: bool = _opt(
+        False, "Train on several workers: a TFJob or a TrainJob, as dist_backend says."
+    )
+    dist_backend: Literal["tfjob", "trainjob"] = _opt(
+        "tfjob",
+        "Distributed training on a Kubeflow Training Operator v1 TFJob (kubeflow.org/v1), or "
+        "on a Kubeflow Trainer v2 TrainJob (trainer.kubeflow.org/v1alpha1) of the "
+        "ClusterTrainingRuntime training_runtime.",
+    )
+    training_runtime: str = _opt(
+        "textcnn-tensorflow",
+        "The ClusterTrainingRuntime a TrainJob runs on (manifests/trainer/training-runtime.yaml).",
+    )
+    workers: int = _opt(
+        2,
+        "TFJob: Worker replicas besides the Chief; TrainJob: its numNodes (node 0 is the chief).",
+        ge=1,
+        le=64,
+    )
+    replica_cpu: str = _opt("2", "CPU request of each TFJob replica or TrainJob node.")
+    replica_memory: str = _opt("4Gi", "Memory request and limit of each replica or node.")
     tfjob_backoff_limit: int = _opt(
         2,
-        "Restarts of failed TFJob replicas (restartPolicy OnFailure) before the job fails.",
+        "Restarts of failed TFJob replicas (restartPolicy OnFailure) before the job fails "
+        "(a TrainJob's restarts are its runtime's failurePolicy.maxRestarts).",
         ge=0,
         le=100,
     )
     tfjob_active_deadline_seconds: int = _opt(
         7200,
-        "Seconds the TFJob may run before the operator fails it.",
+        "Seconds the TFJob or TrainJob may run before its controller fails it.",
         ge=60,
     )
     tfjob_wait_timeout_seconds: int = _opt(
         7800,
-        "Seconds the wait-tfjob step waits for the TFJob's verdict; more than "
-        "tfjob_active_deadline_seconds, so the operator's own verdict is seen.",
+        "Seconds the wait step waits for the TFJob's or TrainJob's verdict; more than "
+        "tfjob_active_deadline_seconds, so the controller's own verdict is seen.",
         ge=60,
     )
     gpu_support: bool = _opt(False, "Train on a GPU node (nvidia.com/gpu limit, toleration).")
@@ -536,6 +554,13 @@ class PipelineParams(BaseModel):
     def _bucket(cls, v: str) -> str:
         if not _BUCKET.match(v) or ".." in v:
             raise ValueError("not a valid GCS bucket name (3-63 of a-z 0-9 . _ -)")
+        return v
+
+    @field_validator("training_runtime")
+    @classmethod
+    def _runtime(cls, v: str) -> str:
+        if not DNS_SUBDOMAIN.match(v):
+            raise ValueError("not a valid ClusterTrainingRuntime name (a DNS-1123 subdomain)")
         return v
 
     @field_validator("namespace")

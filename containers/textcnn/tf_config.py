@@ -1,16 +1,40 @@
-"""TF_CONFIG, the cluster the training operator describes to each TFJob replica: which
-task types there are, where each runs, and which one this process is. No TensorFlow here:
-the training operator, and the local one, write the same."""
+"""TF_CONFIG: the cluster a distributed trainer runs in (which task types there are, where
+each runs, and which one this process is). No TensorFlow here.
+
+- A TFJob replica gets it from the training operator (and from the local one).
+- A TrainJob node builds it itself (`jobset_tf_config`): Kubeflow Trainer v2's PlainML
+  runtime sets no TF_CONFIG, but the JobSet under the TrainJob gives every pod a stable
+  DNS name, from which each pod derives the same cluster.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from textcnn.errors import InputError
 
 TF_CONFIG = "TF_CONFIG"
 TASK_TYPES = ("chief", "worker")  # what MultiWorkerMirroredStrategy runs (no PS, evaluator)
+
+# What a TrainJob node's environment holds. JOB_COMPLETION_INDEX and HOSTNAME are
+# Kubernetes' own (an Indexed Job's pod; the kubelet); the runtime
+# (workflows/dag/trainjob.py) maps the JobSet's pod labels to the next three through the
+# downward API, and the TrainJob sets the node count.
+COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
+HOSTNAME = "HOSTNAME"
+JOBSET_NAME = "JOBSET_NAME"
+REPLICATED_JOB = "JOBSET_REPLICATED_JOB"
+JOB_INDEX = "JOBSET_JOB_INDEX"
+NUM_NODES = "TRAINJOB_NUM_NODES"
+# Where a node's name resolves to another address: a JSON map of host name to `ip:port`
+# that only the local cluster sets, since it has no DNS for the JobSet's headless Service
+# and gives each node its own loopback port (workflows/kube/controllers/addresses.py).
+PEER_ADDRESSES = "LOCAL_CLUSTER_ADDRESSES"
+# The port every node's TensorFlow server listens on (the runtime's container port); the
+# Training Operator's default for a TFJob is the same.
+PORT = 2222
 
 
 @dataclass(frozen=True)
@@ -84,3 +108,52 @@ def parse_tf_config(text: str | None) -> Role:
             f"{ {k: len(v) for k, v in cluster.items()} }"
         )
     return Role(task_type, index, cluster)
+
+
+def _int(env: Mapping[str, str], name: str) -> int:
+    value = env.get(name, "")
+    if not value.isdigit():
+        raise InputError(
+            f"{name}={value!r}: expected a number; a TrainJob node gets it from its runtime "
+            "(manifests/trainer/training-runtime.yaml) and its Job"
+        )
+    return int(value)
+
+
+def jobset_tf_config(env: Mapping[str, str]) -> str:
+    """The TF_CONFIG of a TrainJob node, from what its pod's environment holds.
+
+    JobSet names the Job of replicated job R, index j, `<jobset>-R-j` (placement.go,
+    `GenJobName`); an Indexed Job's pod i has the host name `<job>-i`, and JobSet's
+    headless Service, named as the JobSet by default, makes it resolvable as
+    `<job>-i.<jobset>`. The cluster is every node as a `worker`, this pod's completion
+    index its task: worker 0 is the chief (TensorFlow's rule without a chief task). The
+    host name is checked against the name the index implies, so a pod of another job,
+    or a wrong index, fails here rather than in a collective that never forms.
+    """
+    jobset = env.get(JOBSET_NAME, "")
+    replicated = env.get(REPLICATED_JOB, "")
+    if not jobset or not replicated:
+        raise InputError(
+            f"{JOBSET_NAME} and {REPLICATED_JOB} must name the JobSet and its replicated "
+            "job (the runtime maps them from the pod's labels); is this a TrainJob node?"
+        )
+    job, index, nodes = (
+        f"{jobset}-{replicated}-{_int(env, JOB_INDEX)}",
+        _int(env, COMPLETION_INDEX),
+        _int(env, NUM_NODES),
+    )
+    if not 0 <= index < nodes:
+        raise InputError(
+            f"{COMPLETION_INDEX}={index} is not a node of {nodes} ({NUM_NODES}): "
+            "the Job's completions and the TrainJob's numNodes differ"
+        )
+    if env.get(HOSTNAME) != f"{job}-{index}":
+        raise InputError(
+            f"{HOSTNAME}={env.get(HOSTNAME)!r}, but node {index} of Job {job} is named "
+            f"{job}-{index}: this pod is not the JobSet's node it claims to be"
+        )
+    hosts = [f"{job}-{i}.{jobset}" for i in range(nodes)]
+    resolved = json.loads(env.get(PEER_ADDRESSES) or "{}")
+    workers = [resolved.get(host, f"{host}:{PORT}") for host in hosts]
+    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})

@@ -92,18 +92,23 @@ def _replica_errors(key: str, spec: Any) -> list[str]:
     return out
 
 
-def tfjob_admission_errors(doc: Mapping[str, Any]) -> list[str]:
-    """The TFJob webhook's and defaulter's rules that the CRD schema does not express."""
+def name_errors(doc: Mapping[str, Any]) -> list[str]:
+    """`dns_1035_label_errors` of the object's name, or of the name the API server will
+    make of its generateName (plus 5 letters and digits)."""
     meta = doc.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
     if "name" in meta or "generateName" not in meta:
-        out = dns_1035_label_errors(meta.get("name"), "metadata.name")
-    else:  # the name the API server will make: generateName plus 5 letters and digits
-        prefix = meta["generateName"]
-        out = dns_1035_label_errors(
-            f"{prefix}{'x' * GENERATED_SUFFIX}" if isinstance(prefix, str) else prefix,
-            "metadata.generateName (+ 5 generated characters)",
-        )
+        return dns_1035_label_errors(meta.get("name"), "metadata.name")
+    prefix = meta["generateName"]
+    return dns_1035_label_errors(
+        f"{prefix}{'x' * GENERATED_SUFFIX}" if isinstance(prefix, str) else prefix,
+        "metadata.generateName (+ 5 generated characters)",
+    )
+
+
+def tfjob_admission_errors(doc: Mapping[str, Any]) -> list[str]:
+    """The TFJob webhook's and defaulter's rules that the CRD schema does not express."""
+    out = name_errors(doc)
     spec = doc.get("spec")
     if not isinstance(spec, Mapping):
         return out

@@ -8,10 +8,13 @@ Each YAML document is dispatched on its apiVersion and kind:
   podSpecPatches included;
 - serving.kserve.io InferenceService, kubeflow.org TFJob: CRD schema, unknown keys and the
   admission webhooks' rules (admission.py, over crd.py);
+- trainer.kubeflow.org TrainJob and ClusterTrainingRuntime: the same for Kubeflow Trainer
+  v2 (trainer.py); a TrainJob's runtime patches are checked against its runtime when that
+  is among the files linted;
 - kustomize.config.k8s.io Kustomization: its `resources` must exist;
 - anything else: the strict Kubernetes schemas (kubernetes.py).
 
-Every pod spec (workflow step pods, TFJob replicas, InferenceService predictors,
+Every pod spec (workflow step pods, TFJob replicas, a runtime's nodes, InferenceService predictors,
 Deployments, StatefulSets, ...) must meet the Pod Security Standard "restricted"
 (pod_security.py).
 
@@ -32,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from workflows.checks import admission, argo_schema, pod_security, yaml_bounded
+from workflows.checks import admission, argo_schema, pod_security, trainer, yaml_bounded
 from workflows.checks.argo_semantics import WORKFLOW_KINDS, Context, workflow_problems
 from workflows.checks.kubernetes import kubernetes_problems, kustomization_problems
 from workflows.checks.paths import as_map, label_of
@@ -56,6 +59,11 @@ def _problems(doc: Any, ctx: Context) -> list[str]:
         return admission.validate_inference_service(doc) + pod_security.document_problems(doc)
     if group == "kubeflow.org" and kind == "TFJob":
         return admission.validate_tfjob(doc) + pod_security.document_problems(doc)
+    if group == trainer.GROUP and kind == trainer.TRAINJOB_KIND:
+        runtimes = {name: d for (k, name), d in ctx.templates.items() if k == trainer.RUNTIME_KIND}
+        return trainer.validate_trainjob(doc, runtimes or None)
+    if group == trainer.GROUP and kind == trainer.RUNTIME_KIND:
+        return trainer.validate_training_runtime(doc) + pod_security.document_problems(doc)
     if group == "kustomize.config.k8s.io" and kind == "Kustomization":
         return kustomization_problems(doc, ctx.folder)
     return kubernetes_problems(doc) + pod_security.document_problems(doc)
@@ -78,12 +86,15 @@ def _files(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
     return files, problems
 
 
+# What one document may name of another: a workflow a template, a TrainJob its runtime.
+REFERENCED_KINDS = ("WorkflowTemplate", "ClusterWorkflowTemplate", trainer.RUNTIME_KIND)
+
+
 def _template_index(docs: Sequence[Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
     return {
         (d["kind"], str(as_map(d.get("metadata")).get("name"))): d
         for d in docs
-        if isinstance(d, Mapping)
-        and d.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate")
+        if isinstance(d, Mapping) and d.get("kind") in REFERENCED_KINDS
     }
 
 
@@ -94,7 +105,8 @@ def lint_documents(
 ) -> list[str]:
     """Problems of the documents of one file, as `source:index kind/name: path: message`
     lines. `templates` are the (Cluster)WorkflowTemplates a workflowTemplateRef or
-    templateRef may name, by (kind, name); default: those among `docs`."""
+    templateRef may name, and the ClusterTrainingRuntimes a TrainJob may, by (kind,
+    name); default: those among `docs`."""
     folder = Path(source).parent if isinstance(source, Path) else None
     ctx = Context(
         templates if templates is not None else _template_index(docs),

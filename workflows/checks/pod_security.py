@@ -1,5 +1,6 @@
 """The Kubernetes Pod Security Standard "restricted" (v1.30), on any pod spec: workflow
-step pods, TFJob replicas, InferenceService predictors, Deployments and StatefulSets.
+step pods, TFJob replicas, a ClusterTrainingRuntime's nodes, InferenceService predictors,
+Deployments and StatefulSets.
 
 Each container must resolve (its own securityContext over the pod's) to runAsNonRoot true
 and a non-zero runAsUser, allowPrivilegeEscalation false, capabilities that drop ALL (and
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from workflows.checks import trainer
 from workflows.checks.paths import as_map, as_maps
 
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
@@ -89,6 +91,8 @@ def document_problems(doc: Mapping[str, Any]) -> list[str]:
                 f"spec.tfReplicaSpecs.{rtype}.template.spec",
             )
         ]
+    if kind == trainer.RUNTIME_KIND:
+        return [line for path, pod in trainer.pod_specs(doc) for line in pod_problems(pod, path)]
     if kind == "InferenceService":
         predictor, path = as_map(spec.get("predictor")), "spec.predictor"
         named = [

@@ -45,6 +45,7 @@ from workflows.dag import templates as t
 from workflows.dag.inference_service import RUNTIMES
 from workflows.dag.lightweight import IMAGES, Launch, Package
 from workflows.dag.parameters import workflow_parameters, wp
+from workflows.dag.trainjob import training_runtime
 
 TEMPLATE_NAME = "textcnn-pipeline"
 CRON_NAME = "textcnn-retrain"
@@ -65,7 +66,8 @@ UI_ANNOTATIONS = {
     "workflows.argoproj.io/title": "**textcnn**: train a word2vec CNN text classifier",
     "workflows.argoproj.io/description": (
         "Validate options, check the data, prepare and embed it, build the Kim (2014) CNN, "
-        "train it (one pod on CPU or GPU, or a Kubeflow TFJob) beside the wide n-gram branch, "
+        "train it (one pod on CPU or GPU, or a Kubeflow TFJob or TrainJob) beside the wide "
+        "n-gram branch, "
         "assemble both into one serving model, evaluate it on the test set "
         "and record lineage in ML Metadata; deploy it with KServe only if it is at least as "
         "good as the model that serves (the gate), checking that it serves (and a canary)."
@@ -162,7 +164,7 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
         type=claim_name,
         default="",
         help="an existing ReadWriteMany claim for distributed training, instead of the "
-        "claim the TFJob branch makes per run (runs use <workdir>/<workflow>/ on it)",
+        "claim the distributed branch makes per run (runs use <workdir>/<workflow>/ on it)",
     )
     for name, about in (
         ("workflow_deadline_seconds", "seconds a run may take, retries included"),
@@ -219,8 +221,14 @@ def after(*tasks: Task) -> str:
 CPU_TRAIN_WHEN = all_of(param_is("gpu_support", False), param_is("dist_training", False))
 GPU_TRAIN_WHEN = all_of(param_is("gpu_support", True), param_is("dist_training", False))
 DIST_WHEN = param_is("dist_training", True)
-CPU_TFJOB_WHEN = all_of(param_is("gpu_support", False), DIST_WHEN)
-GPU_TFJOB_WHEN = all_of(param_is("gpu_support", True), DIST_WHEN)
+# The distributed jobs, one resource template each: (backend, gpu) -> when it runs.
+DIST_JOBS = {
+    (backend, gpu): all_of(
+        param_is("gpu_support", gpu), DIST_WHEN, param_equals("dist_backend", backend)
+    )
+    for backend in ("tfjob", "trainjob")
+    for gpu in (False, True)
+}
 
 
 # --- the DAG -------------------------------------------------------------------------
@@ -271,18 +279,20 @@ def wire_cache(tasks: Sequence[Task], validate: Task) -> None:
         task.arguments = [*given, *wired]
 
 
-def tfjob_branch(
+def distributed_branch(
     after_task: Task, existing_claim: str, launch: Launch, cached: str
 ) -> tuple[list[Task], Task]:
-    """[workdir-claim ->] stage-data -> tfjob | tfjob-gpu -> wait -> collect-model, when
-    dist_training and the `train` stage is not reused (`cached`, its `when`).
+    """[workdir-claim ->] stage-data -> one of tfjob, tfjob-gpu, trainjob, trainjob-gpu ->
+    its wait -> collect-model, when dist_training and the `train` stage is not reused
+    (`cached`, its `when`).
 
     The shared volume is claimed by this branch alone (or is `existing_claim`); its claim
     name reaches every template that mounts it as the input `claim`. A resource manifest
-    is one string, so the GPU and CPU TFJobs are two templates chosen by `when`: with
-    gpu_support false, nothing GPU-related is ever sent to the cluster. Each gets its own
-    wait task (one template), since a task cannot read the output of a skipped one;
-    collect-model joins them. Returns the tasks and collect-model.
+    is one string, so each backend's CPU and GPU jobs are templates chosen by `when`:
+    nothing of the backend not chosen, and nothing GPU-related without gpu_support, is
+    ever sent to the cluster. Each job has its own wait task (one template per backend),
+    since a task cannot read the output of a skipped one; collect-model joins them.
+    Returns the tasks and collect-model.
     """
     tasks: list[Task] = []
     first = after_task
@@ -293,25 +303,29 @@ def tfjob_branch(
         claim = first.get_parameter(t.CLAIM)
         tasks.append(first)
     stage = _task(t.stage_data(launch), depends=after(first), when=branch_when, arguments=[claim])
-    wait = t.wait_tfjob(launch)
+    waits = {
+        "tfjob": t.wait_job(launch, "wait-tfjob", "TFJob"),
+        "trainjob": t.wait_job(launch, "wait-trainjob", "TrainJob"),
+    }
+    builders = {"tfjob": t.tfjob, "trainjob": t.trainjob}
     tasks.append(stage)
-    waits = []
-    for gpu, when in ((False, CPU_TFJOB_WHEN), (True, GPU_TFJOB_WHEN)):
+    joined = []
+    for (backend, gpu), when in DIST_JOBS.items():
         job = _task(
-            t.tfjob(launch, gpu), depends=after(stage), when=all_of(when, cached), arguments=[claim]
+            builders[backend](launch, gpu),
+            depends=after(stage),
+            when=all_of(when, cached),
+            arguments=[claim],
         )
-        waits.append(
-            Task(
-                name=f"wait-{job.name}",
-                template=wait,
-                depends=join_branches([job.name]),
-                arguments=[job.get_parameter(t.TFJOB_NAME)],
-            )
+        wait = Task(
+            name=f"wait-{job.name}",
+            template=waits[backend],
+            depends=join_branches([job.name]),
+            arguments=[job.get_parameter(t.JOB_NAME)],
         )
-        tasks += [job, waits[-1]]
-    collect = _task(
-        t.collect_model(launch), depends=join_branches([w.name for w in waits]), arguments=[claim]
-    )
+        tasks += [job, wait]
+        joined.append(wait.name)
+    collect = _task(t.collect_model(launch), depends=join_branches(joined), arguments=[claim])
     return [*tasks, collect], collect
 
 
@@ -319,7 +333,7 @@ def build_dag(
     existing_claim: str = "", launch: Launch = IMAGES
 ) -> tuple[DAG, list[Container | Resource]]:
     """The `pipeline` DAG and the templates its tasks run; `existing_claim` replaces the
-    TFJob branch's own volume claim by an existing ReadWriteMany claim, and `launch` says
+    distributed branch's own volume claim by an existing ReadWriteMany claim, and `launch` says
     how the steps start (on our images, or the lightweight variant's stock ones).
 
     The tasks of a cached stage (workflows/dag/caching.py) run only when validate-params
@@ -359,7 +373,9 @@ def build_dag(
         cached(steps["train"], after(spec), CPU_TRAIN_WHEN),
         cached(steps["train-gpu"], after(spec), GPU_TRAIN_WHEN),
     ]
-    distributed, collect = tfjob_branch(spec, existing_claim, launch, cache_when(validate, "train"))
+    distributed, collect = distributed_branch(
+        spec, existing_claim, launch, cache_when(validate, "train")
+    )
     wide = cached(steps["wide"], after(spec))
     # One branch trained, or (the stage reused) each branch's first task was skipped.
     firsts = [*branches, distributed[0]]
@@ -459,7 +475,7 @@ def build_dag(
             ),
         ],
     )
-    # One template per name (the two wait tasks share theirs).
+    # One template per name (the wait tasks of a backend share theirs).
     templates = {
         t.name: t for t in (task.template for task in tasks) if isinstance(t, Container | Resource)
     }
@@ -512,7 +528,7 @@ def build_workflow_template(
         templates=[dag, *containers, exit_handler],
         active_deadline_seconds=rendering.workflow_deadline_seconds,
         # Succeeded pods go at once; failed ones stay for `kubectl logs` until the TTL
-        # removes the run, and with it what it owns (TFJob, claim).
+        # removes the run, and with it what it owns (TFJob or TrainJob, claim).
         pod_gc=PodGC(strategy="OnPodSuccess"),
         ttl_strategy=TTLStrategy(
             seconds_after_success=rendering.ttl_after_success_seconds,
@@ -583,6 +599,34 @@ def to_yaml(doc: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(doc), sort_keys=False, width=1_000_000)
 
 
+def _write(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+RUNTIME_FILE = Path("manifests/trainer/training-runtime.yaml")
+
+
+def write_runtime(path: Path = RUNTIME_FILE, params: PipelineParams | None = None) -> Path:
+    """Write the ClusterTrainingRuntime that the TrainJob branch runs on."""
+    params = params or PipelineParams()
+    doc = training_runtime(params.training_runtime, params.image)
+    header = (
+        "# The Kubeflow Trainer v2 runtime of `--dist_backend trainjob`, cluster-scoped:\n"
+        "# `kubectl apply -f manifests/trainer/training-runtime.yaml` (see README). Generated by\n"
+        "# `python -m workflows compile` from workflows/dag/trainjob.py; kept in sync by a test.\n"
+    )
+    _write(path, header + to_yaml(doc))
+    return path
+
+
 def write_manifests(
     output_dir: Path = Path("manifests/workflows"),
     params: PipelineParams | None = None,
@@ -594,13 +638,6 @@ def write_manifests(
     paths = []
     for doc in render(params, rendering):
         path = output_dir / f"{doc['metadata']['name']}.yaml"
-        fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(to_yaml(doc))
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        _write(path, to_yaml(doc))
         paths.append(path)
     return paths

@@ -59,7 +59,10 @@ from workflows.dag.inference_service import (
 from workflows.dag.lightweight import Launch
 from workflows.dag.manifest import manifest_yaml as resource_manifest
 from workflows.dag.parameters import RUN_NAME, inputs_parameter, wp
-from workflows.dag.tfjob import WORKDIR_VOLUME, WORKFLOW_LABEL, build_tfjob, manifest_yaml
+from workflows.dag.tfjob import WORKDIR_VOLUME, WORKFLOW_LABEL, build_tfjob
+from workflows.dag.tfjob import manifest_yaml as tfjob_yaml
+from workflows.dag.trainjob import build_trainjob
+from workflows.dag.trainjob import manifest_yaml as trainjob_yaml
 
 DISPLAY_NAME = "workflows.argoproj.io/display-name"
 ARTIFACT_IN = "/tmp/artifacts/in"
@@ -79,7 +82,7 @@ DECISION, REASON = "decision", "reason"  # the gate's outputs
 DEPLOY = "deploy"  # the gate's decision to deploy (textcnn.steps.gate.DEPLOY)
 VERDICT = "verdict"  # the canary check's: promoted (a rollback fails the step)
 SERVING_ACCOUNT = "textcnn-serving"  # manifests/rbac.yaml: reads the model bucket
-TFJOB_NAME = "name"  # the created TFJob's name, read back by the resource template
+JOB_NAME = "name"  # a created TFJob's or TrainJob's name, read back by its resource template
 CLAIM = "claim"  # the shared volume's claim name, an input of the TFJob branch's templates
 
 # Step parameters named otherwise than the option they take: the original CLI's spellings.
@@ -507,15 +510,10 @@ def stage_data(launch: Launch) -> Container:
     )
 
 
-def tfjob(launch: Launch, gpu: bool) -> Resource:
-    """Create the TFJob that trains on the staged data (Chief + `workers` Workers, the GPU
-    variant with the GPU image and scheduling); its output `name` is the generated name.
-
-    Every replica mounts the shared volume's claim, the input `claim`. The owner reference
-    makes deleting the workflow delete the job and its pods.
-    """
+def _train_distributed(launch: Launch) -> tuple[list[str], list[str]]:
+    """The command and args of every replica or node: train-distributed on the staged data."""
     data = run_dir("data")
-    command, args = launch.command(
+    return launch.command(
         "train-distributed",
         step_args(
             "train-distributed",
@@ -525,13 +523,35 @@ def tfjob(launch: Launch, gpu: bool) -> Resource:
             cnn_dir=run_dir("cnn"),
         ),
     )
+
+
+def _distributed_job(name: str, display: str, manifest: str) -> Resource:
+    """Create a training job on the shared volume's claim (the input `claim`); its output
+    `name` is the generated name. The owner reference makes deleting the workflow delete
+    the job and its pods."""
+    return Resource(
+        name=name,
+        annotations={DISPLAY_NAME: display},
+        action="create",
+        set_owner_reference=True,
+        retry_strategy=API_RETRIES,
+        manifest=manifest,
+        inputs=[Parameter(name=CLAIM)],
+        outputs=[Parameter(name=JOB_NAME, value_from=ValueFrom(json_path="{.metadata.name}"))],
+    )
+
+
+def tfjob(launch: Launch, gpu: bool) -> Resource:
+    """The TFJob that trains on the staged data (Chief + `workers` Workers, the GPU
+    variant with the GPU image and scheduling)."""
+    command, args = _train_distributed(launch)
     doc = build_tfjob(
         generate_name=f"{RUN_NAME}-tfjob-",
         image=wp("gpu_image") if gpu else wp("image"),
         command=command,
         args=args,
         # stage-data put the wheel on the shared volume, beside the data.
-        env=launch.env(wp("pip_index_url"), wheel_dir=f"{data}/package", cuda=gpu),
+        env=launch.env(wp("pip_index_url"), wheel_dir=f"{run_dir('data')}/package", cuda=gpu),
         workers=wp("workers"),
         cpu=wp("replica_cpu"),
         memory=wp("replica_memory"),
@@ -542,31 +562,52 @@ def tfjob(launch: Launch, gpu: bool) -> Resource:
         workflow_name=RUN_NAME,
         gpu=GpuScheduling() if gpu else None,
     )
-    return Resource(
-        name="tfjob-gpu" if gpu else "tfjob",
-        annotations={DISPLAY_NAME: "TFJob (GPU)" if gpu else "TFJob (CPU)"},
-        action="create",
-        set_owner_reference=True,
-        retry_strategy=API_RETRIES,
-        manifest=manifest_yaml(doc),
-        inputs=[Parameter(name=CLAIM)],
-        outputs=[Parameter(name=TFJOB_NAME, value_from=ValueFrom(json_path="{.metadata.name}"))],
+    return _distributed_job(
+        "tfjob-gpu" if gpu else "tfjob", "TFJob (GPU)" if gpu else "TFJob (CPU)", tfjob_yaml(doc)
     )
 
 
-def wait_tfjob(launch: Launch) -> Container:
+def trainjob(launch: Launch, gpu: bool) -> Resource:
+    """The Trainer v2 TrainJob that trains on the staged data (`workers` nodes of the
+    runtime `training_runtime`, the GPU variant with the GPU image and scheduling)."""
+    command, args = _train_distributed(launch)
+    doc = build_trainjob(
+        generate_name=f"{RUN_NAME}-trainjob-",
+        runtime=wp("training_runtime"),
+        image=wp("gpu_image") if gpu else wp("image"),
+        command=command,
+        args=args,
+        env=launch.env(wp("pip_index_url"), wheel_dir=f"{run_dir('data')}/package", cuda=gpu),
+        nodes=wp("workers"),
+        cpu=wp("replica_cpu"),
+        memory=wp("replica_memory"),
+        claim_name=inputs_parameter(CLAIM),
+        mount_path=wp("workdir"),
+        active_deadline_seconds=wp("tfjob_active_deadline_seconds"),
+        workflow_name=RUN_NAME,
+        gpu=GpuScheduling() if gpu else None,
+    )
+    return _distributed_job(
+        "trainjob-gpu" if gpu else "trainjob",
+        "TrainJob (GPU)" if gpu else "TrainJob (CPU)",
+        trainjob_yaml(doc),
+    )
+
+
+def wait_job(launch: Launch, step: str, what: str) -> Container:
+    """Wait for the training job named by the input `name` (wait-tfjob, wait-trainjob)."""
     return step_template(
         launch,
-        "wait-tfjob",
-        "wait-tfjob",
+        step,
+        step,
         step_args(
-            "wait-tfjob",
-            name=inputs_parameter(TFJOB_NAME),
+            step,
+            name=inputs_parameter(JOB_NAME),
             namespace="{{workflow.namespace}}",
             timeout_s=wp("tfjob_wait_timeout_seconds"),
         ),
-        display_name="Wait for the TFJob",
-        input_parameters=[TFJOB_NAME],
+        display_name=f"Wait for the {what}",
+        input_parameters=[JOB_NAME],
         resources=pod_resources("100m", "256Mi", "512Mi"),
     )
 

@@ -9,13 +9,17 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from workflows.dag import pipeline
 from workflows.dag.pipeline import SERVICE_ACCOUNT
 from workflows.hooks import images, serving
 from workflows.kube.cluster import LocalCluster, local_cluster
 from workflows.local.hooks import Hooks
 
-# The Roles the local cluster enforces, as a cluster would.
-RBAC_FILE = Path(__file__).resolve().parents[2] / "manifests" / "rbac.yaml"
+# The Roles the local cluster enforces, as a cluster would, and the runtime TrainJobs run
+# on there, as `kubectl apply -f manifests/` installs them.
+ROOT = Path(__file__).resolve().parents[2]
+RBAC_FILE = ROOT / "manifests" / "rbac.yaml"
+RUNTIME_FILE = ROOT / pipeline.RUNTIME_FILE
 
 ERROR_PREFIX = "error: "  # textcnn.cli's one line saying why a step failed
 
@@ -57,12 +61,14 @@ def project_cluster(
     run_dir: Path, env: Mapping[str, str], rbac_file: Path = RBAC_FILE
 ) -> Iterator[LocalCluster]:
     """The local cluster of a run in `run_dir`: our images and model server, the Role of
-    `rbac_file` for the workflow's service account, and the endpoints kept beside the run
+    `rbac_file` for the workflow's service account, our ClusterTrainingRuntime, and the
+    endpoints kept beside the run
     folders (`inferenceservices/`), as a cluster keeps them from one run to the next."""
     with local_cluster(
         run_dir,
         rbac_file,
         SERVICE_ACCOUNT,
+        runtimes_file=RUNTIME_FILE,
         runs=lambda image, command, env: images.run_here(image, command, env, run_dir),
         serve=serving.serve,
         state_dir=run_dir.parent / "inferenceservices",

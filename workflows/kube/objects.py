@@ -49,6 +49,7 @@ KINDS = (
     Kind("", "v1", "services", "Service"),
     Kind("apps", "v1", "deployments", "Deployment"),
     Kind("kubeflow.org", "v1", "tfjobs", "TFJob"),
+    Kind("trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob"),
     Kind("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService"),
     Kind("serving.knative.dev", "v1", "services", "Service"),
     Kind("argoproj.io", "v1alpha1", "workflowtaskresults", "WorkflowTaskResult"),

@@ -1,4 +1,5 @@
-"""The downward API's container resources as environment values, as the kubelet sets them.
+"""The downward API as environment values, as the kubelet sets them: the container's
+resources (`resource_env`) and the pod's own fields (`field_env`).
 
 Kubernetes' pkg/api/v1/resource/helpers.go, `ExtractContainerResourceValue` and
 `convertResourceCPUToString`: the container's CPU quantity over the divisor, rounded up.
@@ -49,4 +50,32 @@ def resource_env(container: Mapping[str, Any], where: str) -> dict[str, str]:
             value = "0" if kind == "requests" else str(len(os.sched_getaffinity(0)))
         divisor = millicores(str(ref.get("divisor", "1")))
         out[str(e["name"])] = str(math.ceil(millicores(str(value)) / divisor))
+    return out
+
+
+_FIELD = re.compile(r"metadata\.(labels|annotations)\['([^']+)'\]")
+
+
+def field_env(
+    container: Mapping[str, Any], metadata: Mapping[str, Any], where: str
+) -> dict[str, str]:
+    """The values of the container's env entries that take `valueFrom.fieldRef`, from the
+    pod's `metadata` (pkg/fieldpath `ExtractFieldPathAsString`: metadata.name,
+    metadata.namespace, metadata.labels['KEY'], metadata.annotations['KEY'], a missing
+    key giving ""). Other fields (the node's, the pod's IP) are refused."""
+    out = {}
+    for e in container.get("env") or []:
+        ref = (e.get("valueFrom") or {}).get("fieldRef")
+        if ref is None:
+            continue
+        path = str(ref.get("fieldPath", ""))
+        if path in ("metadata.name", "metadata.namespace"):
+            out[str(e["name"])] = str(metadata.get(path.partition(".")[2], ""))
+        elif m := _FIELD.fullmatch(path):
+            out[str(e["name"])] = str((metadata.get(m.group(1)) or {}).get(m.group(2), ""))
+        else:
+            raise WorkflowError(
+                f"{where}: env {e.get('name')!r} takes fieldRef {path!r}; the local runner "
+                "gives metadata.name, metadata.namespace, labels and annotations only"
+            )
     return out

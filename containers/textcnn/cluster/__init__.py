@@ -1,2 +1,2 @@
-"""What the steps do against the Kubernetes API: reading objects, judging TFJobs and
-InferenceServices."""
+"""What the steps do against the Kubernetes API: reading objects, judging TFJobs, TrainJobs
+and InferenceServices."""

@@ -12,30 +12,20 @@ conditions (`pkg/controller.v1/tensorflow`, `pkg/controller.v1/common/job.go`):
 - Otherwise the job is still on its way: `Created` (pods not running yet, e.g. not
   schedulable), `Running`, `Restarting`, `Suspended`.
 
-`wait_for` polls until one verdict is final or the timeout passes; a TFJob that never
-gets a pod scheduled stays `Created` and ends in that timeout (or in the operator's own
-activeDeadlineSeconds failure, whichever comes first).
+`textcnn.cluster.jobs.wait_for` polls it until the verdict is final or the timeout
+passes; a TFJob that never gets a pod scheduled stays `Created` and ends in that timeout
+(or in the operator's own activeDeadlineSeconds failure, whichever comes first).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
-from textcnn.errors import FinalError
+from textcnn.cluster.jobs import Verdict
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
 REPLICA_COUNTS = ("active", "succeeded", "failed")
-
-State = Literal["succeeded", "failed", "waiting"]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    state: State
-    message: str
 
 
 def _replicas(status: Mapping[str, Any]) -> str:
@@ -79,20 +69,3 @@ def judge(tfjob: Mapping[str, Any]) -> Verdict:
         )
     why = phase.get("message") or f"TFJob {name} is {phase.get('type')}"
     return Verdict("waiting", f"{why}{detail}")
-
-
-def wait_for(get: Callable[[], Mapping[str, Any]], timeout_s: float, poll_s: float) -> str:
-    """Poll `get()` (the TFJob object) until it succeeds: returns the operator's message.
-
-    FinalError when it failed, TimeoutError after `timeout_s`; both say what was seen last.
-    """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        verdict = judge(get())
-        if verdict.state == "succeeded":
-            return verdict.message
-        if verdict.state == "failed":
-            raise FinalError(verdict.message)
-        if time.monotonic() + poll_s > deadline:
-            raise TimeoutError(f"not finished after {timeout_s:g} s; last seen: {verdict.message}")
-        time.sleep(poll_s)

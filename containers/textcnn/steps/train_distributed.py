@@ -9,7 +9,8 @@ seeded shuffling, the Keras EarlyStopping callback and the outputs. Like it, the
 train the CNN only: the wide n-gram branch is fitted once, by fit-ngrams beside the TFJob,
 not again in every replica.
 
-`TF_CONFIG` (set by the training operator on the `tensorflow` container) is parsed before
+`TF_CONFIG` (set by the training operator on a TFJob's `tensorflow` container, or built
+here from a TrainJob node's JobSet names: `textcnn.tf_config.jobset_tf_config`) is parsed before
 the strategy is created, which must happen before TensorFlow starts its runtime. Each
 worker reads the same staged data and shuffles it with the same seed into the very
 batches of `--batch_size` that one pod trains on; `tf.distribute` gives each replica its
@@ -35,7 +36,7 @@ import tensorflow as tf
 from textcnn import cpus
 from textcnn.model import ModelConfig, build_model
 from textcnn.prepared import Split
-from textcnn.tf_config import TF_CONFIG, parse_tf_config
+from textcnn.tf_config import JOBSET_NAME, TF_CONFIG, jobset_tf_config, parse_tf_config
 from textcnn.training import (
     Splits,
     TrainingRun,
@@ -191,6 +192,9 @@ def run(
     """Train the CNN on prepared/ with the model spec as one worker of TF_CONFIG's cluster;
     the chief writes it to CNN_DIR (the train step's output). With GPU_SUPPORT, fail
     unless TensorFlow sees a GPU."""
+    if JOBSET_NAME in os.environ and TF_CONFIG not in os.environ:
+        # A TrainJob node: TensorFlow's cluster resolver reads the variable itself.
+        os.environ[TF_CONFIG] = jobset_tf_config(os.environ)
     role = parse_tf_config(os.environ.get(TF_CONFIG))
     if gpu_support:  # listing devices starts no runtime: the strategy may still come after
         require_gpu()

@@ -7,6 +7,8 @@ processes for pods.
 - claims.py: `Claims`, PersistentVolumeClaims bound to folders of the run;
 - tfjob.py: `TFJobs`, the Training Operator (replicas.py: a replica's pod as a process;
   tfjob_status.py: the status it writes);
+- trainjob.py: `TrainJobs`, Kubeflow Trainer v2 with JobSet and the Job controller
+  (trainjob_pods.py: the pods a TrainJob becomes);
 - inference_services.py: `InferenceServices`, KServe with the Deployment controller or
   Knative under it (kserve.py: what KServe writes; deployment.py, knative.py: the pods
   or revisions and their status; pods.py: a model server; conditions.py: Knative's
@@ -20,6 +22,7 @@ from workflows.kube.controllers.claims import Claims
 from workflows.kube.controllers.inference_services import InferenceServices
 from workflows.kube.controllers.manager import Controller, Manager, log_to, wait_for
 from workflows.kube.controllers.tfjob import TFJobs
+from workflows.kube.controllers.trainjob import TrainJobs
 
 __all__ = [
     "Claims",
@@ -27,6 +30,7 @@ __all__ = [
     "InferenceServices",
     "Manager",
     "TFJobs",
+    "TrainJobs",
     "log_to",
     "wait_for",
 ]

@@ -15,6 +15,14 @@ gateway maps them to loopback ports: see `InferenceServices.routes`).
 
 from __future__ import annotations
 
+# A headless Service's pods (a JobSet's) have no DNS here, and no IPs of their own: the
+# local cluster gives each pod's name (`<hostname>.<subdomain>`) a loopback address with a
+# port of its own, and tells every pod of the set in this variable, a JSON map of name to
+# `127.0.0.1:PORT` (read by textcnn.tf_config, where a node builds its TF_CONFIG).
+LOCAL_ADDRESSES_ENV = "LOCAL_CLUSTER_ADDRESSES"
+# What the kubelet and the Job controller set in every container of an Indexed Job's pod.
+HOSTNAME_ENV, COMPLETION_INDEX_ENV = "HOSTNAME", "JOB_COMPLETION_INDEX"
+
 CLUSTER_DOMAIN = "svc.cluster.local"
 INGRESS_DOMAIN = "example.com"
 

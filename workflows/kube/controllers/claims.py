@@ -14,11 +14,12 @@ runner's tasks mount the same claim.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from workflows.kube.controllers.kinds import PVC
-from workflows.kube.objects import Objects
+from workflows.kube.objects import NotFound, Objects
 from workflows.local.substitution import claim_dir
 
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
@@ -67,3 +68,20 @@ class Claims:
 
     def close(self) -> None:
         """Nothing runs: the folders stay, as a claim's volume outlives its pods."""
+
+
+def all_bound(objects: Objects, namespace: str, pods: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether every claim the pod specs mount is Bound: a pod with an unbound (or
+    missing) claim stays Pending, so a controller starts none of them before."""
+    for pod in pods:
+        for volume in pod.get("volumes") or []:
+            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim is None:
+                continue
+            try:
+                found = objects.get(PVC, namespace, claim)
+            except NotFound:
+                return False
+            if (found.get("status") or {}).get("phase") != "Bound":
+                return False
+    return True

@@ -14,6 +14,7 @@ def _kind(api_version: str, kind: str) -> Kind:
 
 PVC = _kind("v1", "PersistentVolumeClaim")
 TFJOB = _kind("kubeflow.org/v1", "TFJob")
+TRAINJOB = _kind("trainer.kubeflow.org/v1alpha1", "TrainJob")
 INFERENCE_SERVICE = _kind("serving.kserve.io/v1beta1", "InferenceService")
 DEPLOYMENT = _kind("apps/v1", "Deployment")
 KNATIVE_SERVICE = _kind("serving.knative.dev/v1", "Service")

@@ -1,7 +1,8 @@
-"""A TFJob replica's pod, as a process: what the Training Operator puts in the pod
-(`TF_CONFIG` in the `tensorflow` container: `SetClusterSpec`, tensorflow.go
-`genTFConfigJSONStr`) and what the kubelet does with it (the volumes mounted, `$(VAR)`
-expanded, the container restarted as its restartPolicy says).
+"""A training pod as a process (a TFJob replica, a TrainJob node): what its controller puts
+in the pod (for a TFJob, `TF_CONFIG` in the `tensorflow` container: `SetClusterSpec`,
+tensorflow.go `genTFConfigJSONStr`) and what the kubelet does with it (the volumes
+mounted, the downward API and `$(VAR)` expanded, the container restarted as its
+restartPolicy says).
 
 The image is stood in for by the `runs` hook, which gets the image, the command and the
 environment and returns the command and environment that run them here. Volumes: a
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 from workflows.kube.controllers.ports import free_ports
 from workflows.local import processes
-from workflows.local.downward import resource_env
+from workflows.local.downward import field_env, resource_env
 from workflows.local.substitution import expand_env_refs, remap_path
 
 CONTAINER = "tensorflow"  # the operator sets TF_CONFIG in this container only
@@ -94,6 +95,7 @@ class Replica:
     command: list[str]
     env: dict[str, str]
     log: Path
+    injected: dict[str, str] = field(default_factory=dict)  # what its controller set
     proc: processes.Process | None = None
     restarts: int = 0  # the container's restartCount
     exited_at: float = 0.0
@@ -135,7 +137,7 @@ class Replica:
         in restartCount; else a new pod of the same name), the log appended to."""
         command, env = runs(self.image, list(self.command), dict(self.env))
         if self.proc is None:
-            header = f"TF_CONFIG={self.env.get('TF_CONFIG', '')}\n"
+            header = "".join(f"{k}={v}\n" for k, v in self.injected.items())
             self.proc = processes.start(command, self.log, env, header=header)
             return
         self.restarts += restart
@@ -155,27 +157,32 @@ class Replica:
 
 def replica(
     template: Mapping[str, Any],
-    where: tuple[str, int, str, str],
+    where: tuple[str, int, str],
     base_env: Mapping[str, str],
     claim: Callable[[str], Path],
     own: Path,
     log: Path,
+    *,
+    container: str = CONTAINER,
+    injected: Mapping[str, str] | None = None,
 ) -> Replica:
-    """The replica `where` (type, index, restartPolicy, TF_CONFIG or "") of a replica
-    spec's pod template: its mounts in place, `$(VAR)` expanded as the kubelet does."""
-    rtype, index, policy, tf_config = where
+    """The replica `where` (type, index, restartPolicy) of a pod template, running its
+    container named `container`: its mounts in place, the downward API (from the
+    template's metadata) and `$(VAR)` expanded as the kubelet does, and `injected` (what
+    the controller sets, such as TF_CONFIG) over its environment."""
+    rtype, index, policy = where
     pod = template.get("spec") or {}
-    container = next(c for c in pod.get("containers") or [] if c.get("name") == CONTAINER)
-    local = mounts(pod, container, claim, own)
+    main = next(c for c in pod.get("containers") or [] if c.get("name") == container)
+    local = mounts(pod, main, claim, own)
     declared = {
-        e["name"]: remap_path(str(e["value"]), local)
-        for e in container.get("env") or []
-        if "value" in e
+        e["name"]: remap_path(str(e["value"]), local) for e in main.get("env") or [] if "value" in e
     }
-    declared.update(resource_env(container, f"{rtype} {index}"))
+    declared.update(resource_env(main, f"{rtype} {index}"))
+    declared.update(field_env(main, template.get("metadata") or {}, f"{rtype} {index}"))
     command = [
         remap_path(expand_env_refs(str(a), declared), local)
-        for a in (*(container.get("command") or []), *(container.get("args") or []))
+        for a in (*(main.get("command") or []), *(main.get("args") or []))
     ]
-    env = {**base_env, **declared, **({"TF_CONFIG": tf_config} if tf_config else {})}
-    return Replica(rtype, index, policy, str(container.get("image", "")), command, env, log)
+    given = dict(injected or {})
+    env = {**base_env, **declared, **given}
+    return Replica(rtype, index, policy, str(main.get("image", "")), command, env, log, given)

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import workflows.kube.controllers.tfjob_status as js
-from workflows.kube.controllers.kinds import PVC, TFJOB
+from workflows.kube.controllers.claims import all_bound
+from workflows.kube.controllers.kinds import TFJOB
 from workflows.kube.controllers.replicas import Replica, Runs, Unsupported, replica, tf_configs
 from workflows.kube.objects import NotFound, Objects
 from workflows.local import processes
@@ -109,7 +110,9 @@ class TFJobs:
         if not status.get("conditions"):
             js.set_condition(status, js.CREATED, True, js.CREATED, js.created(name))
         if job is None:
-            if not self._claims_bound(spec, namespace):
+            replicas = spec["tfReplicaSpecs"].values()
+            pods = [(r.get("template") or {}).get("spec") or {} for r in replicas]
+            if not all_bound(self.objects, namespace, pods):
                 return self._write(doc, status)  # its pods would be Pending
             try:
                 job = self.jobs[uid] = self._start(name, namespace, spec)
@@ -177,20 +180,6 @@ class TFJobs:
             for counts in _statuses(status).values():
                 counts["succeeded"] = counts.get("succeeded", 0) + counts.pop("active", 0)
 
-    def _claims_bound(self, spec: Mapping[str, Any], namespace: str) -> bool:
-        for rspec in spec["tfReplicaSpecs"].values():
-            for volume in ((rspec.get("template") or {}).get("spec") or {}).get("volumes") or []:
-                claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-                if claim is None:
-                    continue
-                try:
-                    found = self.objects.get(PVC, namespace, claim)
-                except NotFound:
-                    return False
-                if (found.get("status") or {}).get("phase") != "Bound":
-                    return False
-        return True
-
     def _start(self, name: str, namespace: str, spec: Mapping[str, Any]) -> Job:
         """The job's pods, started: every replica of every type, with its TF_CONFIG."""
         rspecs = spec["tfReplicaSpecs"]
@@ -203,11 +192,12 @@ class TFJobs:
                 found.append(
                     replica(
                         rspecs[rtype].get("template") or {},
-                        (rtype, i, rspecs[rtype]["restartPolicy"], configs.get((rtype, i), "")),
+                        (rtype, i, rspecs[rtype]["restartPolicy"]),
                         self.env,
                         lambda claim: claim_dir(self.run_dir, claim),
                         self.pods_dir / pod,
                         self.logs_dir / f"{pod}.log",
+                        injected={"TF_CONFIG": configs[rtype, i]} if (rtype, i) in configs else {},
                     )
                 )
         try:

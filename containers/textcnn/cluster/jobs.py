@@ -1,0 +1,42 @@
+"""A training job's verdict (succeeded, failed and why, or on its way), and the wait for
+it: the same for a TFJob (tfjob.py) and a TrainJob (trainjob.py), each judged by its own
+controller's conditions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from textcnn.errors import FinalError
+
+State = Literal["succeeded", "failed", "waiting"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: State
+    message: str
+
+
+Judge = Callable[[Mapping[str, Any]], Verdict]
+
+
+def wait_for(
+    get: Callable[[], Mapping[str, Any]], judge: Judge, timeout_s: float, poll_s: float
+) -> str:
+    """Poll `get()` (the job object) until `judge` says it succeeded: returns its message.
+
+    FinalError when it failed, TimeoutError after `timeout_s`; both say what was seen last.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        verdict = judge(get())
+        if verdict.state == "succeeded":
+            return verdict.message
+        if verdict.state == "failed":
+            raise FinalError(verdict.message)
+        if time.monotonic() + poll_s > deadline:
+            raise TimeoutError(f"not finished after {timeout_s:g} s; last seen: {verdict.message}")
+        time.sleep(poll_s)

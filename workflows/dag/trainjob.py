@@ -1,0 +1,212 @@
+"""The Kubeflow Trainer v2 (trainer.kubeflow.org/v1alpha1, v2.3.0) TrainJob that trains on
+several nodes, and the ClusterTrainingRuntime it runs on.
+
+Trainer v2 has no TensorFlow runtime; a runtime without an ML policy source runs through
+its PlainML plugin (`pkg/runtime/framework/plugins/plainml/plainml.go`,
+`EnforceMLPolicy`), which sets the `node` Job's parallelism and completions from
+`spec.trainer.numNodes` and adds `spec.trainer.env`, and nothing else: no TF_CONFIG. Each
+node builds it from its JobSet names (textcnn.tf_config.jobset_tf_config), which the
+runtime hands the container through the downward API.
+
+- `training_runtime`: the ClusterTrainingRuntime (manifests/trainer/training-runtime.yaml). Its
+  `mlPolicy` holds only `numNodes`: without an mlPolicy the trainer ignores
+  `resourcesPerNode` (`pkg/runtime/core/trainingruntime.go`, `newRuntimeInfo`). Its
+  replicated job `node` carries the label that makes it the trainer
+  (`trainer.kubeflow.org/trainjob-ancestor-step: trainer`), has one replica (the
+  runtime webhook's rule) and a container named `node`, the only one the TrainJob's
+  image, command, args and env reach (`pkg/runtime/framework/plugins/jobset/builder.go`,
+  `Trainer`).
+- `build_trainjob`: the TrainJob of one run. What differs per run and the runtime cannot
+  hold (the run's volume claim; the GPU node selector, toleration and /dev/shm) comes as
+  a `runtimePatches` entry, which the trainer merges into the runtime's JobSet template
+  as a strategic merge patch (`trainingruntime.go`, `mergeRuntimePatches`).
+
+What the API server and the trainer's webhooks accept of both is checked by
+workflows/checks/admission.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from textcnn import tf_config
+from textcnn.cpus import REQUEST_ENV as CPU_REQUEST_ENV
+from workflows.checks.trainer import (
+    ANCESTOR_LABEL,
+    RUNTIME_KIND,
+    TRAINER_API_VERSION,
+    TRAINER_CONTAINER,
+    TRAINER_JOB,
+    TRAINJOB_KIND,
+)
+from workflows.dag import security
+from workflows.dag.gpu import GpuScheduling
+from workflows.dag.manifest import manifest_yaml as resource_manifest
+from workflows.dag.tfjob import NO_ISTIO_SIDECAR, WORKDIR_VOLUME, WORKFLOW_LABEL
+
+# The JobSet's labels on every pod (jobset `api/jobset/v1alpha2/jobset_types.go`), which
+# the downward API gives the node as the names its TF_CONFIG is built from.
+JOBSET_LABELS = {
+    tf_config.JOBSET_NAME: "jobset.sigs.k8s.io/jobset-name",
+    tf_config.REPLICATED_JOB: "jobset.sigs.k8s.io/replicatedjob-name",
+    tf_config.JOB_INDEX: "jobset.sigs.k8s.io/job-index",
+}
+# A failed node fails its Job at once (no pod restarts), and JobSet then recreates every
+# Job: the collective needs all nodes from the first step on, as with the TFJob.
+MAX_RESTARTS = 2
+# Who owns the TrainJob's runtime patch: a domain-prefixed path, as the trainer's webhook
+# requires (`pkg/runtime/framework/plugins/jobset/jobset.go`, `Validate`).
+PATCH_MANAGER = "textcnn.github.io/pipeline"
+
+# Fields typed integer: left unquoted in the manifest text so a parameter becomes a number.
+INTEGER_FIELDS = ("numNodes", "activeDeadlineSeconds")
+
+
+def training_runtime(name: str, image: str) -> dict[str, Any]:
+    """The ClusterTrainingRuntime: one replicated job `node` of restricted pods, each
+    with its JobSet names and CPU request in its environment and the TensorFlow port."""
+    container: dict[str, Any] = {
+        "name": TRAINER_CONTAINER,
+        "image": image,  # the TrainJob's image replaces it
+        "ports": [{"name": "tensorflow", "containerPort": tf_config.PORT}],
+        "env": [
+            *({"name": k, "value": v} for k, v in security.SCRATCH_ENV.items()),
+            *(
+                {
+                    "name": variable,
+                    "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{label}']"}},
+                }
+                for variable, label in JOBSET_LABELS.items()
+            ),
+            # TensorFlow's threads follow the node's CPU request (textcnn.cpus).
+            {
+                "name": CPU_REQUEST_ENV,
+                "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1"}},
+            },
+        ],
+        "securityContext": dict(security.CONTAINER),
+        "volumeMounts": [security.SCRATCH_MOUNT],
+    }
+    pod_spec = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": [security.SCRATCH_VOLUME],
+        "securityContext": dict(security.POD),
+        # Training reads and writes the volume only; it never calls the Kubernetes API.
+        "automountServiceAccountToken": False,
+    }
+    return {
+        "apiVersion": TRAINER_API_VERSION,
+        "kind": RUNTIME_KIND,
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "textcnn"}},
+        "spec": {
+            "mlPolicy": {"numNodes": 1},  # the TrainJob's numNodes replaces it
+            "template": {
+                "spec": {
+                    "failurePolicy": {"maxRestarts": MAX_RESTARTS},
+                    "replicatedJobs": [
+                        {
+                            "name": TRAINER_JOB,
+                            "replicas": 1,
+                            "template": {
+                                "metadata": {"labels": {ANCESTOR_LABEL: "trainer"}},
+                                "spec": {
+                                    "backoffLimit": 0,
+                                    "template": {
+                                        "metadata": {"labels": dict(NO_ISTIO_SIDECAR)},
+                                        "spec": pod_spec,
+                                    },
+                                },
+                            },
+                        }
+                    ],
+                }
+            },
+        },
+    }
+
+
+def _patch(claim_name: str, mount_path: str, gpu: GpuScheduling | None) -> dict[str, Any]:
+    """The runtime patch of one run: its claim mounted, and the GPU scheduling."""
+    pod: dict[str, Any] = {
+        "volumes": [
+            {"name": WORKDIR_VOLUME, "persistentVolumeClaim": {"claimName": claim_name}},
+            *(gpu.volumes if gpu else []),
+        ],
+        "containers": [
+            {
+                "name": TRAINER_CONTAINER,
+                "volumeMounts": [
+                    {"name": WORKDIR_VOLUME, "mountPath": mount_path},
+                    *(gpu.volume_mounts if gpu else []),
+                ],
+            }
+        ],
+    }
+    if gpu:
+        pod["nodeSelector"] = dict(gpu.node_selector)
+        pod["tolerations"] = list(gpu.tolerations)
+    job = {"name": TRAINER_JOB, "template": {"spec": {"template": {"spec": pod}}}}
+    return {
+        "manager": PATCH_MANAGER,
+        "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [job]}}},
+    }
+
+
+def build_trainjob(
+    *,
+    generate_name: str,
+    runtime: str,
+    image: str,
+    command: Sequence[str],
+    args: Sequence[str],
+    nodes: int | str,
+    cpu: str,
+    memory: str,
+    claim_name: str,
+    mount_path: str,
+    active_deadline_seconds: int | str,
+    workflow_name: str,
+    gpu: GpuScheduling | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The TrainJob: `nodes` nodes of `runtime` running `command + args` on `image`.
+
+    The claim is mounted at `mount_path` on every node; `gpu` adds the GPU limit, node
+    selector, toleration and /dev/shm, and nothing GPU-related appears without it. Values
+    may be literal or Argo `{{...}}` references.
+    """
+    return {
+        "apiVersion": TRAINER_API_VERSION,
+        "kind": TRAINJOB_KIND,
+        "metadata": {
+            "generateName": generate_name,
+            "labels": {WORKFLOW_LABEL: workflow_name, "app.kubernetes.io/part-of": "textcnn"},
+        },
+        "spec": {
+            "runtimeRef": {"name": runtime},
+            "activeDeadlineSeconds": active_deadline_seconds,
+            "trainer": {
+                "image": image,
+                "command": list(command),
+                "args": list(args),
+                "numNodes": nodes,
+                "env": [
+                    {"name": k, "value": v}
+                    for k, v in {**(env or {}), tf_config.NUM_NODES: str(nodes)}.items()
+                ],
+                # No CPU limit: throttling TensorFlow only slows the collective down.
+                "resourcesPerNode": {
+                    "requests": {"cpu": cpu, "memory": memory},
+                    "limits": {"memory": memory, **(gpu.limits if gpu else {})},
+                },
+            },
+            "runtimePatches": [_patch(claim_name, mount_path, gpu)],
+        },
+    }
+
+
+def manifest_yaml(doc: Mapping[str, Any]) -> str:
+    """The TrainJob as resource-template text (`numNodes: {{workflow.parameters.workers}}`)."""
+    return resource_manifest(doc, INTEGER_FIELDS)

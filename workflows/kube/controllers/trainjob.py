@@ -1,0 +1,286 @@
+"""The TrainJob controller: Kubeflow Trainer v2.3.0 with the JobSet (v0.12.0) and Job
+controllers under it, over the store. A TrainJob's nodes (trainjob_pods.py) are local
+processes; its status is what the trainer writes.
+
+One reconcile of a TrainJob, in upstream's order:
+
+1. A finished TrainJob (`Complete` or `Failed` True: `IsTrainJobFinished`,
+   pkg/util/trainjob/trainjob.go) is left alone; its JobSet's pods are stopped (JobSet
+   deletes the active Jobs of a finished JobSet).
+2. Past `activeDeadlineSeconds` from its creation (trainjob_controller.go,
+   `reconcileDeadline`): `Failed`, reason `DeadlineExceeded`, "TrainJob exceeded its
+   active deadline", and the JobSet (its pods) deleted.
+3. A new TrainJob gets its JobSet once its runtime is known (the trainer reconciles a
+   missing one with an event only, no condition) and every claim its pods mount is Bound.
+   Each node is a process with the host name, completion index and labels its pod would
+   have; since there is no DNS here, each node's `<host>.<subdomain>` is given a
+   loopback port, passed as LOCAL_CLUSTER_ADDRESSES (addresses.py).
+4. The Job controller (job_controller.go, `syncJob`): with restartPolicy Never a failed
+   pod is replaced until more than `backoffLimit` have failed; with OnFailure the
+   kubelet restarts the container until the restarts reach it; then the Job fails
+   (`BackoffLimitExceeded`) and its pods are stopped.
+5. JobSet (pkg/controllers/failure_policy.go, `executeFailurePolicy`): a failed Job fails
+   the JobSet (`FailedJobs`) when it has no failurePolicy; with one, every Job is
+   recreated (`status.restarts` + 1) until `maxRestarts` is reached
+   (`ReachedMaxRestarts`). All Jobs complete: `Completed`, `AllJobsCompleted`
+   (`executeSuccessPolicy`, operator All).
+6. The trainer copies the JobSet's `Completed` and `Failed` conditions as `Complete` and
+   `Failed`, reason and message unchanged (pkg/runtime/framework/plugins/jobset/
+   jobset.go, `Status`), and its replicatedJobsStatus as `jobsStatus`.
+
+What a cluster does and this does not: suspension (no `Suspended` condition is ever
+set), initializers, the runtime snapshot ConfigMap, the pod failure back-off delays.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from workflows.checks.trainer import TRAINER_CONTAINER
+from workflows.kube.controllers.addresses import (
+    COMPLETION_INDEX_ENV,
+    HOSTNAME_ENV,
+    LOCAL_ADDRESSES_ENV,
+)
+from workflows.kube.controllers.claims import all_bound
+from workflows.kube.controllers.kinds import TRAINJOB
+from workflows.kube.controllers.ports import free_ports
+from workflows.kube.controllers.replicas import Replica, Runs, Unsupported, replica
+from workflows.kube.controllers.trainjob_pods import NodeJob, node_job, pod_labels
+from workflows.kube.objects import NotFound, Objects
+from workflows.local import processes
+from workflows.local.substitution import claim_dir
+
+COMPLETE, FAILED = "Complete", "Failed"
+# jobset pkg/constants/constants.go; the trainer's own (pkg/constants/constants.go).
+COMPLETED_REASON, COMPLETED_MESSAGE = "AllJobsCompleted", "jobset completed successfully"
+FAILED_JOBS_REASON = "FailedJobs"
+FAILED_JOBS_MESSAGE = "jobset failed due to one or more job failures"
+MAX_RESTARTS_REASON = "ReachedMaxRestarts"
+MAX_RESTARTS_MESSAGE = "jobset failed due to reaching max number of restarts"
+DEADLINE_REASON, DEADLINE_MESSAGE = "DeadlineExceeded", "TrainJob exceeded its active deadline"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def finished(status: Mapping[str, Any]) -> bool:
+    return any(
+        c.get("type") in (COMPLETE, FAILED) and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+
+
+def _finish(status: dict[str, Any], kind: str, reason: str, message: str) -> None:
+    condition = {
+        "type": kind,
+        "status": "True",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": _now(),
+    }
+    status["conditions"] = [
+        *(c for c in status.get("conditions") or [] if c.get("type") != kind),
+        condition,
+    ]
+
+
+@dataclass
+class JobSet:
+    """A TrainJob's JobSet: its one trainer Job's pods, and its restarts."""
+
+    job: NodeJob
+    pods: list[Replica]
+    restarts: int = 0  # status.restarts: how often every Job was recreated
+    failed: int = 0  # this attempt's failed pods, against the Job's backoffLimit
+
+
+class TrainJobs:
+    """Runs the TrainJobs of `objects` on the ClusterTrainingRuntimes `runtimes` (by name:
+    what `kubectl apply -f manifests/trainer/training-runtime.yaml` installed). `runs` stands in
+    for an image (replicas.py); claims are folders of `run_dir`, node logs
+    `<logs_dir>/<job>-<index>.log`, a node's own folders under `<pods_dir>/<job>-<index>/`,
+    and `env` is every container's base environment."""
+
+    def __init__(
+        self,
+        objects: Objects,
+        runs: Runs,
+        runtimes: Mapping[str, Mapping[str, Any]],
+        *,
+        run_dir: Path,
+        logs_dir: Path,
+        pods_dir: Path,
+        env: Mapping[str, str],
+    ) -> None:
+        self.objects, self.runs, self.runtimes = objects, runs, dict(runtimes)
+        self.run_dir, self.logs_dir, self.pods_dir = run_dir, logs_dir, pods_dir
+        self.env = dict(env)
+        self.sets: dict[str, JobSet] = {}  # by the TrainJob's uid
+
+    def reconcile(self) -> None:
+        seen, errors = set(), []
+        for doc in self.objects.list_of(TRAINJOB):
+            seen.add(doc["metadata"]["uid"])
+            try:
+                self._sync(doc)
+            except NotFound:
+                continue
+            except Exception as e:  # one job's trouble must not stall the others
+                errors.append(e)
+        for uid in set(self.sets) - seen:  # deleted: its JobSet and pods go with it
+            _stop(self.sets.pop(uid).pods)
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        for jobset in self.sets.values():
+            _stop(jobset.pods)
+
+    def _sync(self, doc: dict[str, Any]) -> None:
+        meta, spec = doc["metadata"], doc.get("spec") or {}
+        status = copy.deepcopy(doc.get("status") or {})
+        jobset = self.sets.get(meta["uid"])
+        if finished(status):
+            if jobset is not None:
+                _stop(jobset.pods)
+            return
+        if _past_deadline(spec, meta):
+            _finish(status, FAILED, DEADLINE_REASON, DEADLINE_MESSAGE)
+            if jobset is not None:
+                _stop(jobset.pods)
+            return self._write(doc, status)
+        if jobset is None:
+            runtime = self.runtimes.get(str((spec.get("runtimeRef") or {}).get("name")))
+            if runtime is None:
+                return  # upstream: a TrainJobResourcesCreationFailed event, no condition
+            job = node_job(doc, runtime)
+            if not all_bound(self.objects, meta["namespace"], [job.pod.get("spec") or {}]):
+                return  # its pods would be Pending
+            try:
+                pods = self._pods(job)
+            except Unsupported as e:  # this machine's limit, not the trainer's verdict
+                _finish(status, FAILED, "Unsupported", f"the local cluster cannot run it: {e}")
+                return self._write(doc, status)
+            jobset = self.sets[meta["uid"]] = JobSet(job, pods)
+            _start(jobset.pods, self.runs)
+        self._step(jobset, status)
+        self._write(doc, status)
+
+    def _pods(self, job: NodeJob) -> list[Replica]:
+        """The Job's pods: each with its labels, host name and completion index, and every
+        node's name mapped to the loopback port its process listens on."""
+        ports = free_ports(job.nodes)
+        peers = {
+            f"{job.hostname(i)}.{job.subdomain}": f"127.0.0.1:{ports[i]}" for i in range(job.nodes)
+        }
+        policy = str((job.pod.get("spec") or {}).get("restartPolicy"))
+        pods = []
+        for i in range(job.nodes):
+            name = job.hostname(i)
+            template = {
+                "metadata": {**(job.pod.get("metadata") or {}), "labels": pod_labels(job, i, 0)},
+                "spec": job.pod.get("spec") or {},
+            }
+            injected = {
+                HOSTNAME_ENV: name,
+                COMPLETION_INDEX_ENV: str(i),
+                LOCAL_ADDRESSES_ENV: json.dumps(peers),
+            }
+            pods.append(
+                replica(
+                    template,
+                    (job.replicated_job, i, policy),
+                    self.env,
+                    lambda claim: claim_dir(self.run_dir, claim),
+                    self.pods_dir / name,
+                    self.logs_dir / f"{name}.log",
+                    container=TRAINER_CONTAINER,
+                    injected=injected,
+                )
+            )
+        return pods
+
+    def _step(self, jobset: JobSet, status: dict[str, Any]) -> None:
+        """Steps 4 to 6 of the module's list, on a JobSet that runs."""
+        job, pods = jobset.job, jobset.pods
+        for r in pods:
+            if r.restart_due():  # the kubelet's restarts (OnFailure)
+                r.start(self.runs, restart=True)
+        # A failed pod is counted once: below, it is replaced or the Job ends.
+        jobset.failed += sum(r.phase == "Failed" for r in pods)
+        restarts = sum(r.restarts for r in pods if r.phase == "Running")
+        limit = job.backoff_limit
+        job_failed = jobset.failed > limit or (restarts > 0 if limit == 0 else restarts >= limit)
+        if job_failed:
+            _stop(pods)
+            first = f" (first failed job: {job.name})"
+            if job.max_restarts is None:
+                _finish(status, FAILED, FAILED_JOBS_REASON, FAILED_JOBS_MESSAGE + first)
+            elif jobset.restarts >= job.max_restarts:
+                _finish(status, FAILED, MAX_RESTARTS_REASON, MAX_RESTARTS_MESSAGE + first)
+            else:  # RestartJobSet: every Job recreated, its pods with them
+                jobset.restarts += 1
+                jobset.failed = 0
+                _start(pods, self.runs)
+        else:
+            for r in pods:
+                if r.phase == "Failed":  # the Job controller's replacement pod
+                    r.start(self.runs)
+            if all(r.phase == "Succeeded" for r in pods):
+                _finish(status, COMPLETE, COMPLETED_REASON, COMPLETED_MESSAGE)
+        complete = finished(status) and not job_failed
+        active = not finished(status) and any(r.phase == "Running" for r in pods)
+        status["jobsStatus"] = [
+            {
+                "name": job.replicated_job,
+                "ready": int(active),
+                "succeeded": int(complete),
+                "failed": int(job_failed and finished(status)),
+                "active": int(active),
+                "suspended": 0,
+            }
+        ]
+
+    def _write(self, doc: dict[str, Any], status: dict[str, Any]) -> None:
+        if status != doc.get("status"):
+            meta = doc["metadata"]
+            self.objects.write_status(TRAINJOB, meta["namespace"], meta["name"], status)
+
+
+def _start(pods: list[Replica], runs: Runs) -> None:
+    """Create the pods (again, after a restart: new pods of the same names)."""
+    try:
+        for r in pods:
+            r.restarts = 0  # a new pod's containers have not restarted
+            r.start(runs)
+    except Exception:
+        _stop(pods)
+        raise
+
+
+def _stop(pods: list[Replica]) -> None:
+    """Stop the pods together: each gets SIGTERM at once, then its grace period."""
+    running = [r for r in pods if r.proc is not None and r.proc.poll() is None]
+    for r in running:
+        assert r.proc is not None
+        processes.signal_group(r.proc, signal.SIGTERM)
+    for r in running:
+        r.stop()
+
+
+def _past_deadline(spec: Mapping[str, Any], meta: Mapping[str, Any]) -> bool:
+    """`reconcileDeadline`: activeDeadlineSeconds from the TrainJob's creation."""
+    limit, created = spec.get("activeDeadlineSeconds"), meta.get("creationTimestamp")
+    if not limit or not created:
+        return False
+    began = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return (datetime.now(UTC) - began).total_seconds() >= int(limit)

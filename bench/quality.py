@@ -1,6 +1,7 @@
 """Model quality: test accuracy of the pipeline's model and of the plain Kim CNN against
 TF-IDF + logistic regression on the same split, over several seeds; CNN-rand / CNN-static /
-CNN-non-static next to Kim (2014) on MR; the TFJob next to one pod. Prints figures and
+CNN-non-static next to Kim (2014) on MR; the TFJob and the TrainJob next to one pod. Prints
+figures and
 writes bench/results/quality.json (quality_cv.json with --folds); not a test.
 
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python bench/quality.py [--glove PATH] [--folds 10]
@@ -19,8 +20,10 @@ CSV).
 - Baseline: TF-IDF of word 1-2 grams + logistic regression, its C chosen by 5-fold
   cross-validation on the training rows only.
 - Distributed: the default options on the local TFJob (`--dist_training yes`: a chief and
-  two workers, three replicas in sync) next to the same options on one pod, on the bundled
-  split and on a 2,000-row slice with `--epochs 4`.
+  two workers, three replicas in sync) and on the local Trainer v2 TrainJob
+  (`--dist_backend trainjob --workers 2`: two nodes, each building its TF_CONFIG from its
+  JobSet names) next to the same options on one pod, on the bundled split and on a
+  2,000-row slice with `--epochs 4`.
 
 Without --folds: the bundled split (data/rt, 80/20), each model for every seed of SEEDS
 (the Kim variants for the first only). With --folds K: the bundled train and test rows
@@ -86,7 +89,10 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     ),
 }
 CV_VARIANTS = ("default", "cnn")
-DISTRIBUTED = ("--dist_training", "yes")
+DISTRIBUTED = {
+    "tfjob": ("--dist_training", "yes"),
+    "trainjob": ("--dist_training", "yes", "--dist_backend", "trainjob", "--workers", "2"),
+}
 SLICE_ROWS, SLICE_OPTIONS = 2000, ("--epochs", "4")
 TFIDF_CS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
 REMEMBERED = common.SCRATCH / "results"
@@ -260,11 +266,17 @@ def distributed(
     options: tuple[str, ...] = (),
     single: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The local TFJob next to one pod with the same options (`single` if already run)."""
+    """The local TFJob and TrainJob next to one pod with the same options (`single` if
+    already run)."""
     if single is None:
         single = pipeline_run(train_csv, test_csv, folder / "single", options)
-    tfjob = pipeline_run(train_csv, test_csv, folder / "tfjob", (*options, *DISTRIBUTED))
-    return {"single": single, "tfjob": tfjob}
+    return {
+        "single": single,
+        **{
+            backend: pipeline_run(train_csv, test_csv, folder / backend, (*options, *given))
+            for backend, given in DISTRIBUTED.items()
+        },
+    }
 
 
 def bundled_split(glove: Path) -> dict[str, Any]:

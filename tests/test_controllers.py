@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,13 @@ import pytest
 
 from textcnn.cluster.tfjob import judge
 from textcnn.cluster.trainjob import judge as trainjob_judge
+from workflows.dag.gpu import GpuScheduling
 from workflows.dag.tfjob import build_tfjob
-from workflows.dag.trainjob import build_trainjob, training_runtime
+from workflows.dag.trainjob import DEFAULT_RESOURCES, build_trainjob, training_runtime
 from workflows.hooks import images
 from workflows.kube.controllers import Claims, Manager, TFJobs, TrainJobs, wait_for
 from workflows.kube.controllers.kinds import PVC, TFJOB, TRAINJOB
+from workflows.kube.controllers.trainjob_pods import node_job, strategic_merge, upsert
 from workflows.kube.objects import Objects
 
 pytestmark = pytest.mark.usefixtures("no_orphans")
@@ -394,20 +397,25 @@ sys.exit(int(what.split()[1]) if what.startswith("exit") else 0)
 """
 
 
+_TRAINJOB_KWARGS: dict[str, Any] = {
+    "generate_name": "wf-trainjob-",
+    "runtime": "textcnn-tensorflow",
+    "image": "python:3.11",
+    "command": ["python", "-c", NODE],
+    "cpu": "100m",
+    "memory": "64Mi",
+    "claim_name": "work",
+    "mount_path": "/mnt/workdir",
+    "workflow_name": "wf",
+}
+
+
 def _trainjob(nodes: int, does: dict[str, str], deadline: int = 600) -> dict[str, Any]:
     return build_trainjob(
-        generate_name="wf-trainjob-",
-        runtime="textcnn-tensorflow",
-        image="python:3.11",
-        command=["python", "-c", NODE],
+        **_TRAINJOB_KWARGS,
         args=["/mnt/workdir/nodes", json.dumps(does)],
         nodes=nodes,
-        cpu="100m",
-        memory="64Mi",
-        claim_name="work",
-        mount_path="/mnt/workdir",
         active_deadline_seconds=deadline,
-        workflow_name="wf",
     )
 
 
@@ -494,7 +502,7 @@ def test_a_trainjob_runs_its_nodes_with_the_jobset_names(
             600,
             "ReachedMaxRestarts",
             r"jobset failed due to reaching max number of restarts \(first failed job: "
-            r"\S+-node-0\)",
+            r"{name}-node-0\)",
             2,
         ),
         # Without a failurePolicy, the first failed Job fails the JobSet.
@@ -503,7 +511,7 @@ def test_a_trainjob_runs_its_nodes_with_the_jobset_names(
             None,
             600,
             "FailedJobs",
-            r"jobset failed due to one or more job failures \(first failed job: \S+-node-0\)",
+            r"jobset failed due to one or more job failures \(first failed job: {name}-node-0\)",
             0,
         ),
         # One failure, then a good run of every node after the JobSet's restart.
@@ -533,7 +541,8 @@ def test_the_trainers_verdicts(
     job = run(_trainjob(nodes=2, does=does, deadline=deadline), max_restarts=max_restarts)
     (condition,) = job["status"]["conditions"]
     assert condition["reason"] == reason
-    assert re.fullmatch(message, condition["message"]), condition["message"]
+    expected = message.replace("{name}", re.escape(job["metadata"]["name"]))
+    assert re.fullmatch(expected, condition["message"]), condition["message"]
     # Finished, it has no pod left running.
     (jobset,) = trainjobs.sets.values()
     assert all(r.proc is not None and r.proc.poll() is not None for r in jobset.pods)
@@ -545,21 +554,158 @@ def test_the_trainers_verdicts(
 def test_a_trainjob_waits_for_its_claim_and_its_runtime(tmp_path: Path) -> None:
     """A pod whose claim is not Bound stays Pending; a runtime not installed gets the
     TrainJob no JobSet (upstream: an event, no condition). Either way nothing runs."""
-    objects = Objects()
-    run_dir = tmp_path / "run"
     runtime = training_runtime("textcnn-tensorflow", "img:1")
-    for runtimes in ({"textcnn-tensorflow": runtime}, {}):
-        trainjobs = TrainJobs(
-            objects,
-            lambda i, c, e: (c, e),
-            runtimes,
-            run_dir=run_dir,
-            logs_dir=run_dir / "logs",
-            pods_dir=run_dir / "pods",
-            env={},
-        )
+    for runtimes, claim in (({"textcnn-tensorflow": runtime}, False), ({}, True)):
+        objects = Objects()
+        run_dir = tmp_path / str(claim)
+        if claim:  # bound: only the runtime is missing
+            objects.create(PVC, NS, _claim("work"))
+            Claims(objects, run_dir).reconcile()
+        trainjobs = _trainjobs(objects, run_dir, runtimes)
         name = objects.create(TRAINJOB, NS, _trainjob(nodes=1, does={}))["metadata"]["name"]
         trainjobs.reconcile()
         job = objects.get(TRAINJOB, NS, name)
         assert trainjob_judge(job).state == "waiting" and "status" not in job
         assert trainjobs.sets == {} and not (run_dir / "logs").exists()
+
+
+def test_a_suspended_trainjob_runs_no_pod_until_resumed(tmp_path: Path) -> None:
+    """`setSuspendedCondition`: Suspended while spec.suspend, False ("Resumed") after."""
+    objects = Objects()
+    objects.create(PVC, NS, _claim("work"))
+    Claims(objects, tmp_path).reconcile()
+    runtime = training_runtime("textcnn-tensorflow", "img:1")
+    trainjobs = _trainjobs(objects, tmp_path, {"textcnn-tensorflow": runtime}, runs=_passes)
+    doc = _trainjob(nodes=1, does={})
+    doc["spec"]["suspend"] = True
+    name = objects.create(TRAINJOB, NS, doc)["metadata"]["name"]
+    trainjobs.reconcile()
+    job = objects.get(TRAINJOB, NS, name)
+    assert [(c["type"], c["status"], c["reason"]) for c in job["status"]["conditions"]] == [
+        ("Suspended", "True", "Suspended")
+    ]
+    assert trainjob_judge(job).state == "waiting" and trainjobs.sets == {}
+    objects.patch(TRAINJOB, NS, name, {"spec": {"suspend": False}})
+    with Manager(objects, [trainjobs], lambda error: pytest.fail(error)):
+        job = wait_for(objects, lambda o: _finished_trainjob(o.get(TRAINJOB, NS, name)), 60, name)
+    assert [(c["type"], c["status"], c["reason"]) for c in job["status"]["conditions"]] == [
+        ("Suspended", "False", "Resumed"),
+        ("Complete", "True", "AllJobsCompleted"),
+    ]
+
+
+def test_a_volume_this_machine_cannot_mount_fails_the_trainjob(tmp_path: Path) -> None:
+    """Not the trainer's doing (a cluster would mount it): the TrainJob fails saying so."""
+    objects = Objects()
+    objects.create(PVC, NS, _claim("work"))
+    Claims(objects, tmp_path).reconcile()
+    runtime = training_runtime("textcnn-tensorflow", "img:1")
+    job = runtime["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]
+    pod = job["spec"]["template"]["spec"]
+    pod["volumes"].append({"name": "config", "configMap": {"name": "settings"}})
+    pod["containers"][0]["volumeMounts"].append({"name": "config", "mountPath": "/etc/x"})
+    trainjobs = _trainjobs(objects, tmp_path, {"textcnn-tensorflow": runtime})
+    name = objects.create(TRAINJOB, NS, _trainjob(nodes=2, does={}))["metadata"]["name"]
+    trainjobs.reconcile()
+    verdict = trainjob_judge(objects.get(TRAINJOB, NS, name))
+    assert verdict.state == "failed"
+    assert "volume 'config': only persistentVolumeClaim and emptyDir" in verdict.message
+    assert trainjobs.sets == {} and not (tmp_path / "logs").exists()
+
+
+def _passes(image: str, command: list[str], env: dict[str, str]) -> tuple[list[str], dict]:
+    """A node that succeeds at once, whatever it was to run."""
+    return [sys.executable, "-c", "pass"], env
+
+
+def _trainjobs(
+    objects: Objects,
+    run_dir: Path,
+    runtimes: dict[str, dict[str, Any]],
+    runs: Callable[[str, list[str], dict[str, str]], tuple[list[str], dict]] = (
+        lambda image, command, env: (command, env)
+    ),
+) -> TrainJobs:
+    return TrainJobs(
+        objects,
+        runs,
+        runtimes,
+        run_dir=run_dir,
+        logs_dir=run_dir / "logs",
+        pods_dir=run_dir / "pods",
+        env={},
+    )
+
+
+def test_the_node_job_is_the_runtime_with_the_trainjobs_fields_and_patches() -> None:
+    """trainjob_pods.node_job, as the trainer builds it: trainer fields into the container
+    `node` (env upserted by name), resourcesPerNode merged key by key, the runtime patch
+    merged by name (volumes) and mountPath (volumeMounts), numNodes as the pod count."""
+    runtime = training_runtime("textcnn-tensorflow", "img:1")
+    container = runtime["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"][
+        "template"
+    ]["spec"]["containers"][0]
+    container["env"].insert(0, {"name": "TRAINJOB_NUM_NODES", "value": "1"})
+    gpu = GpuScheduling(
+        limits={"nvidia.com/gpu": "1"},
+        node_selector={"pool": "gpu"},
+        tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    )
+    doc = build_trainjob(
+        **{**_TRAINJOB_KWARGS, "cpu": "3"}, args=[], nodes=3, active_deadline_seconds=60, gpu=gpu
+    )
+    doc["metadata"]["name"] = "tj"
+    job = node_job(doc, runtime)
+    assert (job.name, job.hostname(2), job.subdomain, job.nodes) == (
+        "tj-node-0",
+        "tj-node-0-2",
+        "tj",
+        3,
+    )
+    assert (job.backoff_limit, job.max_restarts) == (0, 2)
+    pod = job.pod["spec"]
+    (node,) = pod["containers"]
+    assert node["image"] == "python:3.11" and node["command"][:2] == ["python", "-c"]
+    names = [e["name"] for e in node["env"]]
+    assert names[0] == "TRAINJOB_NUM_NODES" and names.count("TRAINJOB_NUM_NODES") == 1
+    assert node["env"][0] == {"name": "TRAINJOB_NUM_NODES", "value": "3"}  # in place
+    assert node["resources"] == {
+        "requests": {"cpu": "3", "memory": "64Mi"},
+        "limits": {"memory": "64Mi", "nvidia.com/gpu": "1"},
+    }
+    assert [v["name"] for v in pod["volumes"]] == ["tmp", "workdir", "dshm"]
+    assert [m["mountPath"] for m in node["volumeMounts"]] == ["/tmp", "/mnt/workdir", "/dev/shm"]
+    assert pod["nodeSelector"] == {"pool": "gpu"} and pod["restartPolicy"] == "Never"
+    assert job.pod["metadata"]["labels"]["jobset.sigs.k8s.io/jobset-name"] == "tj"
+    # Without an mlPolicy the trainer leaves the resources as the runtime has them.
+    del runtime["spec"]["mlPolicy"]
+    assert node_job(doc, runtime).pod["spec"]["containers"][0]["resources"] == (DEFAULT_RESOURCES)
+
+
+def test_a_strategic_merge_patch_merges_lists_by_their_keys() -> None:
+    base = {
+        "containers": [{"name": "a", "env": [{"name": "X", "value": "1"}], "image": "i"}],
+        "tolerations": [{"key": "t1"}],
+        "nodeSelector": {"a": "1"},
+    }
+    patch = {
+        "containers": [{"name": "a", "env": [{"name": "Y", "value": "2"}]}, {"name": "b"}],
+        "tolerations": [{"key": "t2"}],
+        "nodeSelector": {"b": "2"},
+    }
+    assert strategic_merge(base, patch) == {
+        "containers": [
+            {
+                "name": "a",
+                "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}],
+                "image": "i",
+            },
+            {"name": "b"},
+        ],
+        "tolerations": [{"key": "t2"}],  # no merge key: replaced
+        "nodeSelector": {"a": "1", "b": "2"},
+    }
+    assert upsert(
+        [{"name": "A", "valueFrom": {"x": 1}}, {"name": "B", "value": "b"}],
+        [{"name": "A", "value": "a"}, {"name": "C", "value": "c"}],
+    ) == [{"name": "A", "value": "a"}, {"name": "B", "value": "b"}, {"name": "C", "value": "c"}]

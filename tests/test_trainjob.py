@@ -9,6 +9,7 @@ import copy
 import hashlib
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ from workflows.checks.trainer import (
     validate_trainjob,
 )
 from workflows.dag import pipeline
-from workflows.dag.trainjob import JOBSET_LABELS, training_runtime
+from workflows.dag.trainjob import CHECKOV_SKIPS, JOBSET_LABELS, training_runtime
+from workflows.kube.controllers import addresses
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_FILE = ROOT / pipeline.RUNTIME_FILE
@@ -178,6 +180,13 @@ def test_the_project_lint_checks_a_trainjob_against_the_runtime_beside_it(tmp_pa
             "unsupported runtime: TFJob.trainer.kubeflow.org",
         ),
         (lambda d: d["metadata"].update(generateName="Textcnn-"), "not a DNS-1035 label"),
+        (
+            # What `{{workflow.name}}-trainjob-` would give a lightweight cron's run.
+            lambda d: d["metadata"].update(
+                generateName="textcnn-retrain-lightweight-1796683370-trainjob-"
+            ),
+            "pod names generated for this JobSet will exceed 63 characters",
+        ),
         (lambda d: d["spec"]["trainer"].update(numNodes="2"), "numNodes"),
         (lambda d: d["spec"].update(runPolicy={}), "runPolicy"),
     ],
@@ -189,6 +198,7 @@ def test_the_project_lint_checks_a_trainjob_against_the_runtime_beside_it(tmp_pa
         "missing-runtime",
         "kind",
         "name",
+        "pod-names",
         "type",
         "unknown-key",
     ],
@@ -198,6 +208,19 @@ def test_the_trainjob_webhook_rules_are_checked(change: Any, expected: str) -> N
     change(doc)
     problems = validate_trainjob(doc, {"textcnn-tensorflow": runtime()})
     assert any(expected in p for p in problems), problems
+
+
+def test_a_runtime_patch_may_not_weaken_the_runtimes_pod_security() -> None:
+    doc = trainjob(PipelineParams(dist_training=True, dist_backend="trainjob"))
+    assert pod_security.document_problems(doc) == []
+    patch = doc["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]
+    pod = patch["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    pod["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+    pod["containers"][0]["securityContext"] = {"allowPrivilegeEscalation": True}
+    problems = pod_security.document_problems(doc)
+    assert len(problems) == 2, problems
+    assert "volumes[host]: hostPath volumes are not allowed" in problems[0]
+    assert "containers[node].securityContext: must not be privileged or escalate" in problems[1]
 
 
 def test_gpu_scheduling_reaches_the_trainjob_only_with_gpu() -> None:
@@ -295,12 +318,26 @@ def test_each_node_builds_the_same_cluster_from_the_jobset_names() -> None:
         ({"JOBSET_JOB_INDEX": "1"}, "this pod is not the JobSet's node"),
         ({"JOB_COMPLETION_INDEX": "x"}, "JOB_COMPLETION_INDEX='x': expected a number"),
         ({"JOBSET_NAME": ""}, "is this a TrainJob node?"),
+        ({"TRAINJOB_NUM_NODES": "²"}, "expected a number from 0 to 9999"),
+        ({"TRAINJOB_NUM_NODES": "100000"}, "expected a number from 0 to 9999"),
+        ({tf_config.PEER_ADDRESSES: "{bad"}, "LOCAL_CLUSTER_ADDRESSES: not valid JSON"),
+        ({tf_config.PEER_ADDRESSES: "[1]"}, "expected {host: ip:port, ...}"),
+        ({tf_config.PEER_ADDRESSES: '{"tj-node-0-0.tj": 5}'}, "expected {host: ip:port, ...}"),
     ],
 )
 def test_a_wrong_index_or_name_is_an_input_error(change: dict[str, str], words: str) -> None:
     env = pod_env("tj", 1, 3) | change
     with pytest.raises(InputError, match=re.escape(words)):
         tf_config.jobset_tf_config(env)
+
+
+def test_the_kube_side_names_the_variables_the_node_reads() -> None:
+    """workflows.kube may not import textcnn (tests/test_layout.py): the names are agreed."""
+    assert (addresses.LOCAL_ADDRESSES_ENV, addresses.HOSTNAME_ENV) == (
+        tf_config.PEER_ADDRESSES,
+        tf_config.HOSTNAME,
+    )
+    assert addresses.COMPLETION_INDEX_ENV == tf_config.COMPLETION_INDEX
 
 
 def test_the_local_cluster_resolves_names_to_loopback_ports() -> None:
@@ -373,3 +410,38 @@ def test_the_wait_follows_the_trainers_conditions(doc: Any, state: str, words: s
     verdict = judge(doc)
     assert verdict.state == state
     assert words in verdict.message
+
+
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+
+
+@pytest.mark.skipif(not CHECKOV.exists(), reason="make test creates .venv-checkov")
+def test_checkov_passes_the_runtimes_pod_template(tmp_path: Path) -> None:
+    """checkov knows no ClusterTrainingRuntime, so its node pod template is checked as the
+    Job JobSet makes of it, with the runtime's own suppressions (each with its reason)."""
+    doc = runtime()
+    (job,) = doc["spec"]["template"]["spec"]["replicatedJobs"]
+    as_job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": f"{doc['metadata']['name']}-node-0",
+            "namespace": "textcnn",
+            "annotations": doc["metadata"]["annotations"],
+        },
+        "spec": job["template"]["spec"],
+    }
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(as_job))
+    command = [str(CHECKOV), "--directory", str(tmp_path), "--framework", "kubernetes"]
+    found = subprocess.run(
+        [*command, "--skip-download", "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(found.stdout)
+    failed = [c["check_id"] for c in report["results"]["failed_checks"]]
+    assert failed == [], failed
+    assert report["summary"]["passed"] > 50
+    skipped = {c["check_id"] for c in report["results"]["skipped_checks"]}
+    assert skipped == {s.split("=")[0] for s in CHECKOV_SKIPS}

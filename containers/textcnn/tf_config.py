@@ -10,6 +10,7 @@ each runs, and which one this process is). No TensorFlow here.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -110,14 +111,34 @@ def parse_tf_config(text: str | None) -> Role:
     return Role(task_type, index, cluster)
 
 
+_NUMBER = re.compile(r"0|[1-9][0-9]{0,3}")  # ASCII digits only; a JobSet has no more nodes
+_ADDRESS = re.compile(r"[A-Za-z0-9.-]+:[0-9]{1,5}")
+
+
 def _int(env: Mapping[str, str], name: str) -> int:
     value = env.get(name, "")
-    if not value.isdigit():
+    if not _NUMBER.fullmatch(value):
         raise InputError(
-            f"{name}={value!r}: expected a number; a TrainJob node gets it from its runtime "
-            "(manifests/trainer/training-runtime.yaml) and its Job"
+            f"{name}={value!r}: expected a number from 0 to 9999; a TrainJob node gets it from "
+            "its runtime (manifests/trainer/training-runtime.yaml) and its Job"
         )
     return int(value)
+
+
+def _resolved(env: Mapping[str, str]) -> dict[str, str]:
+    """PEER_ADDRESSES, checked: a JSON object of host names to `ip:port` strings."""
+    try:
+        resolved = json.loads(env.get(PEER_ADDRESSES) or "{}")
+    except json.JSONDecodeError as e:
+        raise InputError(f"{PEER_ADDRESSES}: not valid JSON ({e})") from None
+    if not isinstance(resolved, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and _ADDRESS.fullmatch(v)
+        for k, v in resolved.items()
+    ):
+        raise InputError(
+            f"{PEER_ADDRESSES}: expected {{host: ip:port, ...}}, got {resolved!r:.200}"
+        )
+    return resolved
 
 
 def jobset_tf_config(env: Mapping[str, str]) -> str:
@@ -154,6 +175,6 @@ def jobset_tf_config(env: Mapping[str, str]) -> str:
             f"{job}-{index}: this pod is not the JobSet's node it claims to be"
         )
     hosts = [f"{job}-{i}.{jobset}" for i in range(nodes)]
-    resolved = json.loads(env.get(PEER_ADDRESSES) or "{}")
+    resolved = _resolved(env)
     workers = [resolved.get(host, f"{host}:{PORT}") for host in hosts]
     return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})

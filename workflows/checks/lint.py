@@ -61,7 +61,9 @@ def _problems(doc: Any, ctx: Context) -> list[str]:
         return admission.validate_tfjob(doc) + pod_security.document_problems(doc)
     if group == trainer.GROUP and kind == trainer.TRAINJOB_KIND:
         runtimes = {name: d for (k, name), d in ctx.templates.items() if k == trainer.RUNTIME_KIND}
-        return trainer.validate_trainjob(doc, runtimes or None)
+        return trainer.validate_trainjob(doc, runtimes or None) + pod_security.document_problems(
+            doc
+        )
     if group == trainer.GROUP and kind == trainer.RUNTIME_KIND:
         return trainer.validate_training_runtime(doc) + pod_security.document_problems(doc)
     if group == "kustomize.config.k8s.io" and kind == "Kustomization":

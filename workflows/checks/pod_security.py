@@ -59,6 +59,24 @@ def problems(
     return out
 
 
+def _weakened(pod: Mapping[str, Any], path: str) -> list[str]:
+    """What a pod spec patch sets that "restricted" forbids (unset fields are the base's)."""
+    out = []
+    contexts = [(f"{path}.securityContext", as_map(pod.get("securityContext")))] + [
+        (f"{path}.{section}[{c.get('name')}].securityContext", as_map(c.get("securityContext")))
+        for section in ("initContainers", "containers")
+        for c in as_maps(pod.get(section))
+    ]
+    for at, context in contexts:
+        if context.get("runAsNonRoot") is False or context.get("runAsUser") == 0:
+            out.append(f"{at}: must not run as root (restricted)")
+        if context.get("privileged") or context.get("allowPrivilegeEscalation") is True:
+            out.append(f"{at}: must not be privileged or escalate (restricted)")
+        if set(as_map(context.get("capabilities")).get("add") or []) - {"NET_BIND_SERVICE"}:
+            out.append(f"{at}.capabilities.add: only NET_BIND_SERVICE (restricted)")
+    return out
+
+
 def pod_problems(pod: Any, path: str) -> list[str]:
     """`problems` of a plain PodSpec, with all its containers."""
     pod = as_map(pod)
@@ -93,6 +111,14 @@ def document_problems(doc: Mapping[str, Any]) -> list[str]:
         ]
     if kind == trainer.RUNTIME_KIND:
         return [line for path, pod in trainer.pod_specs(doc) for line in pod_problems(pod, path)]
+    if kind == trainer.TRAINJOB_KIND:
+        # A runtime patch is merged into the runtime's pods, checked with the runtime: what
+        # it must not add is a host namespace, a hostPath volume, or a weaker context.
+        return [
+            line
+            for path, pod in trainer.pod_specs(doc)
+            for line in problems(pod, [], path) + _weakened(pod, path)
+        ]
     if kind == "InferenceService":
         predictor, path = as_map(spec.get("predictor")), "spec.predictor"
         named = [

@@ -153,7 +153,28 @@ def validate_trainjob(
                 "specified clusterTrainingRuntime must be created before the TrainJob is "
                 "created (kubectl apply -f manifests/trainer/training-runtime.yaml)"
             )
-    return out + _patch_errors(spec.get("runtimePatches"), runtime)
+    return out + _patch_errors(spec.get("runtimePatches"), runtime) + _pod_name_errors(doc)
+
+
+def _pod_name_errors(doc: Mapping[str, Any]) -> list[str]:
+    """JobSet's webhook (`ValidateCreate`): the names of the pods it will make,
+    `<jobset>-<job>-<index>-<pod index>` plus the API server's 5 characters, must be DNS-1035
+    labels. The JobSet is named as the TrainJob and its Job `node` (ours); checked where
+    the name and numNodes are literal."""
+    meta = as_map(doc.get("metadata"))
+    name = meta.get("name") or (
+        f"{meta['generateName']}{'x' * 5}" if isinstance(meta.get("generateName"), str) else None
+    )
+    nodes = as_map(as_map(doc.get("spec")).get("trainer")).get("numNodes", 1)
+    if not isinstance(name, str) or "{{" in name or not isinstance(nodes, int) or nodes < 1:
+        return []
+    pod = f"{name}-{TRAINER_JOB}-0-{nodes - 1}-abcde"
+    if len(pod) > 63:
+        return [
+            f"metadata.name: JobSet name is too long, pod names generated for this JobSet "
+            f"will exceed 63 characters ({pod!r} is {len(pod)})"
+        ]
+    return []
 
 
 def validate_training_runtime(doc: Any) -> list[str]:
@@ -187,8 +208,19 @@ def validate_training_runtime(doc: Any) -> list[str]:
 
 
 def pod_specs(doc: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """A runtime's pod templates, each with its path: what Pod Security checks."""
+    """The pod specs of a runtime, or of a TrainJob's runtime patches, each with its path:
+    what Pod Security checks (a patch's pod spec is merged into the runtime's)."""
+    if doc.get("kind") == RUNTIME_KIND:
+        return [
+            (f"spec.template.spec.replicatedJobs[{i}].template.spec.template.spec", _pod(job))
+            for i, job in enumerate(_jobs(as_map(doc.get("spec"))))
+        ]
     return [
-        (f"spec.template.spec.replicatedJobs[{i}].template.spec.template.spec", _pod(job))
-        for i, job in enumerate(_jobs(as_map(doc.get("spec"))))
+        (
+            f"spec.runtimePatches[{p}].trainingRuntimeSpec.template.spec.replicatedJobs[{i}]"
+            ".template.spec.template.spec",
+            _pod(job),
+        )
+        for p, patch in enumerate(as_maps(as_map(doc.get("spec")).get("runtimePatches")))
+        for i, job in enumerate(_jobs(as_map(patch.get("trainingRuntimeSpec"))))
     ]

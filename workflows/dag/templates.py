@@ -83,7 +83,8 @@ DEPLOY = "deploy"  # the gate's decision to deploy (textcnn.steps.gate.DEPLOY)
 VERDICT = "verdict"  # the canary check's: promoted (a rollback fails the step)
 SERVING_ACCOUNT = "textcnn-serving"  # manifests/rbac.yaml: reads the model bucket
 JOB_NAME = "name"  # a created TFJob's or TrainJob's name, read back by its resource template
-CLAIM = "claim"  # the shared volume's claim name, an input of the TFJob branch's templates
+TRAINJOB_PREFIX = "textcnn-trainjob-"
+CLAIM = "claim"  # the shared volume's claim name, an input of the distributed branch's templates
 
 # Step parameters named otherwise than the option they take: the original CLI's spellings.
 RENAMES = {
@@ -572,7 +573,10 @@ def trainjob(launch: Launch, gpu: bool) -> Resource:
     runtime `training_runtime`, the GPU variant with the GPU image and scheduling)."""
     command, args = _train_distributed(launch)
     doc = build_trainjob(
-        generate_name=f"{RUN_NAME}-trainjob-",
+        # Not the workflow's name: JobSet refuses a name whose pods' names would pass 63
+        # characters (`<name>-node-0-<i>-xxxxx`), which a cron's or the lightweight
+        # template's run names would; the label and owner reference name the workflow.
+        generate_name=TRAINJOB_PREFIX,
         runtime=wp("training_runtime"),
         image=wp("gpu_image") if gpu else wp("image"),
         command=command,

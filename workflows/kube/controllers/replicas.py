@@ -13,6 +13,7 @@ volume types cannot be had here (`Unsupported`).
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -186,3 +187,13 @@ def replica(
     given = dict(injected or {})
     env = {**base_env, **declared, **given}
     return Replica(rtype, index, policy, str(main.get("image", "")), command, env, log, given)
+
+
+def stop_all(replicas: list[Replica]) -> None:
+    """Stop the pods together: each gets SIGTERM at once, then its grace period."""
+    running = [r for r in replicas if r.proc is not None and r.proc.poll() is None]
+    for r in running:
+        assert r.proc is not None
+        processes.signal_group(r.proc, signal.SIGTERM)
+    for r in running:
+        r.stop()

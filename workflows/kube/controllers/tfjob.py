@@ -30,7 +30,6 @@ scheduling and `enableDynamicWorker`'s sparse TF_CONFIG are not implemented.
 from __future__ import annotations
 
 import copy
-import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,11 +37,18 @@ from pathlib import Path
 from typing import Any
 
 import workflows.kube.controllers.tfjob_status as js
+from workflows.errors import WorkflowError
 from workflows.kube.controllers.claims import all_bound
 from workflows.kube.controllers.kinds import TFJOB
-from workflows.kube.controllers.replicas import Replica, Runs, Unsupported, replica, tf_configs
+from workflows.kube.controllers.replicas import (
+    Replica,
+    Runs,
+    Unsupported,
+    replica,
+    stop_all,
+    tf_configs,
+)
 from workflows.kube.objects import NotFound, Objects
-from workflows.local import processes
 from workflows.local.substitution import claim_dir
 
 BACKOFF_POLICIES = ("OnFailure", "Always", "ExitCode")  # what PastBackoffLimit counts
@@ -87,13 +93,13 @@ class TFJobs:
             except Exception as e:  # one job's trouble must not stall the others
                 errors.append(e)
         for uid in set(self.jobs) - seen:  # deleted: its pods are garbage-collected
-            self._stop(self.jobs.pop(uid).replicas)
+            stop_all(self.jobs.pop(uid).replicas)
         if errors:
             raise errors[0]
 
     def close(self) -> None:
         for job in self.jobs.values():
-            self._stop(job.replicas)
+            stop_all(job.replicas)
 
     # -- one job
 
@@ -116,7 +122,7 @@ class TFJobs:
                 return self._write(doc, status)  # its pods would be Pending
             try:
                 job = self.jobs[uid] = self._start(name, namespace, spec)
-            except Unsupported as e:
+            except (Unsupported, WorkflowError) as e:  # a volume, a field this machine lacks
                 js.fail(status, f"{js.KIND} {namespace}/{name}: {e}")
                 return self._write(doc, status)
         status.setdefault("startTime", js.now())
@@ -147,7 +153,7 @@ class TFJobs:
             status["replicaStatuses"] = counts
             why = js.backoff_limit(job.name) if over else js.deadline_exceeded(job.name)
             js.fail(status, why)
-            self._stop(job.replicas)
+            stop_all(job.replicas)
             return
         for r in due:  # the kubelet's restarts
             r.start(self.runs, restart=True)
@@ -175,7 +181,7 @@ class TFJobs:
         as succeeded (ReconcileJobs)."""
         policy = spec["runPolicy"]["cleanPodPolicy"]
         if policy != "None":  # Running and All both stop what still runs
-            self._stop(job.replicas)
+            stop_all(job.replicas)
         if js.has_condition(status, js.SUCCEEDED):
             for counts in _statuses(status).values():
                 counts["succeeded"] = counts.get("succeeded", 0) + counts.pop("active", 0)
@@ -204,18 +210,9 @@ class TFJobs:
             for r in found:
                 r.start(self.runs)
         except Exception:
-            self._stop(found)
+            stop_all(found)
             raise
         return Job(name, namespace, found)
-
-    def _stop(self, replicas: list[Replica]) -> None:
-        """Stop the pods together: each gets SIGTERM at once, then its grace period."""
-        running = [r for r in replicas if r.proc is not None and r.proc.poll() is None]
-        for r in running:
-            assert r.proc is not None
-            processes.signal_group(r.proc, signal.SIGTERM)
-        for r in running:
-            r.stop()
 
     def _write(self, doc: dict[str, Any], status: dict[str, Any]) -> None:
         if status != doc.get("status"):

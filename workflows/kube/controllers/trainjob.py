@@ -28,22 +28,26 @@ One reconcile of a TrainJob, in upstream's order:
    `Failed`, reason and message unchanged (pkg/runtime/framework/plugins/jobset/
    jobset.go, `Status`), and its replicatedJobsStatus as `jobsStatus`.
 
-What a cluster does and this does not: suspension (no `Suspended` condition is ever
-set), initializers, the runtime snapshot ConfigMap, the pod failure back-off delays.
+Also `spec.suspend` (no pods while suspended; the `Suspended` condition as the trainer
+sets it) and `managedBy` (a TrainJob another controller manages is left alone). What a
+cluster does and this does not: initializers, the runtime snapshot ConfigMap, the pod
+failure back-off delays, and the deadline's restart on resume (here it counts from the
+TrainJob's creation, resumed or not). A pod this machine cannot run (a volume type, a
+downward-API field it cannot give) fails the TrainJob with reason `Unsupported`, ours.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from workflows.checks.trainer import TRAINER_CONTAINER
+from workflows.checks.trainer import RUNTIME_KIND, TRAINER_CONTAINER
+from workflows.errors import WorkflowError
 from workflows.kube.controllers.addresses import (
     COMPLETION_INDEX_ENV,
     HOSTNAME_ENV,
@@ -52,10 +56,9 @@ from workflows.kube.controllers.addresses import (
 from workflows.kube.controllers.claims import all_bound
 from workflows.kube.controllers.kinds import TRAINJOB
 from workflows.kube.controllers.ports import free_ports
-from workflows.kube.controllers.replicas import Replica, Runs, Unsupported, replica
+from workflows.kube.controllers.replicas import Replica, Runs, Unsupported, replica, stop_all
 from workflows.kube.controllers.trainjob_pods import NodeJob, node_job, pod_labels
 from workflows.kube.objects import NotFound, Objects
-from workflows.local import processes
 from workflows.local.substitution import claim_dir
 
 COMPLETE, FAILED = "Complete", "Failed"
@@ -66,6 +69,14 @@ FAILED_JOBS_MESSAGE = "jobset failed due to one or more job failures"
 MAX_RESTARTS_REASON = "ReachedMaxRestarts"
 MAX_RESTARTS_MESSAGE = "jobset failed due to reaching max number of restarts"
 DEADLINE_REASON, DEADLINE_MESSAGE = "DeadlineExceeded", "TrainJob exceeded its active deadline"
+SUSPENDED = "Suspended"
+SUSPENDED_MESSAGE, RESUMED, RESUMED_MESSAGE = (
+    "TrainJob is suspended",
+    "Resumed",
+    "TrainJob is resumed",
+)
+MANAGED_BY = "trainer.kubeflow.org/trainjob-controller"  # the trainer's own (the default)
+UNSUPPORTED = "Unsupported"  # ours: what this machine cannot run, said as a failure
 
 
 def _now() -> str:
@@ -79,10 +90,11 @@ def finished(status: Mapping[str, Any]) -> bool:
     )
 
 
-def _finish(status: dict[str, Any], kind: str, reason: str, message: str) -> None:
+def _set(status: dict[str, Any], kind: str, value: str, reason: str, message: str) -> None:
+    """`meta.SetStatusCondition`: the condition of that type replaced, or appended."""
     condition = {
         "type": kind,
-        "status": "True",
+        "status": value,
         "reason": reason,
         "message": message,
         "lastTransitionTime": _now(),
@@ -91,6 +103,10 @@ def _finish(status: dict[str, Any], kind: str, reason: str, message: str) -> Non
         *(c for c in status.get("conditions") or [] if c.get("type") != kind),
         condition,
     ]
+
+
+def _finish(status: dict[str, Any], kind: str, reason: str, message: str) -> None:
+    _set(status, kind, "True", reason, message)
 
 
 @dataclass
@@ -137,41 +153,54 @@ class TrainJobs:
             except Exception as e:  # one job's trouble must not stall the others
                 errors.append(e)
         for uid in set(self.sets) - seen:  # deleted: its JobSet and pods go with it
-            _stop(self.sets.pop(uid).pods)
+            stop_all(self.sets.pop(uid).pods)
         if errors:
             raise errors[0]
 
     def close(self) -> None:
         for jobset in self.sets.values():
-            _stop(jobset.pods)
+            stop_all(jobset.pods)
 
     def _sync(self, doc: dict[str, Any]) -> None:
         meta, spec = doc["metadata"], doc.get("spec") or {}
+        if spec.get("managedBy", MANAGED_BY) != MANAGED_BY:
+            return  # another controller's (Kueue's MultiKueue): the trainer skips it
         status = copy.deepcopy(doc.get("status") or {})
         jobset = self.sets.get(meta["uid"])
         if finished(status):
             if jobset is not None:
-                _stop(jobset.pods)
+                stop_all(jobset.pods)
             return
         if _past_deadline(spec, meta):
             _finish(status, FAILED, DEADLINE_REASON, DEADLINE_MESSAGE)
             if jobset is not None:
-                _stop(jobset.pods)
+                stop_all(jobset.pods)
+            return self._write(doc, status)
+        if _suspended(spec, status):  # the JobSet's Jobs suspended: no pods
+            if jobset is not None:
+                stop_all(self.sets.pop(meta["uid"]).pods)
             return self._write(doc, status)
         if jobset is None:
-            runtime = self.runtimes.get(str((spec.get("runtimeRef") or {}).get("name")))
+            ref = spec.get("runtimeRef") or {}
+            runtime = (
+                self.runtimes.get(str(ref.get("name")))
+                if ref.get("kind", RUNTIME_KIND) == RUNTIME_KIND
+                else None  # no namespaced TrainingRuntime is installed here
+            )
             if runtime is None:
                 return  # upstream: a TrainJobResourcesCreationFailed event, no condition
-            job = node_job(doc, runtime)
-            if not all_bound(self.objects, meta["namespace"], [job.pod.get("spec") or {}]):
-                return  # its pods would be Pending
             try:
+                job = node_job(doc, runtime)
+                if not all_bound(self.objects, meta["namespace"], [job.pod.get("spec") or {}]):
+                    return self._write(doc, status)  # its pods would be Pending
                 pods = self._pods(job)
-            except Unsupported as e:  # this machine's limit, not the trainer's verdict
-                _finish(status, FAILED, "Unsupported", f"the local cluster cannot run it: {e}")
+                _start(pods, self.runs)
+            except (Unsupported, WorkflowError, ValueError) as e:
+                # This machine's limit (a volume, a field it cannot give), not a verdict
+                # of the trainer's: said as the TrainJob's failure, so the wait ends.
+                _finish(status, FAILED, UNSUPPORTED, f"the local cluster cannot run it: {e}")
                 return self._write(doc, status)
             jobset = self.sets[meta["uid"]] = JobSet(job, pods)
-            _start(jobset.pods, self.runs)
         self._step(jobset, status)
         self._write(doc, status)
 
@@ -215,13 +244,17 @@ class TrainJobs:
         for r in pods:
             if r.restart_due():  # the kubelet's restarts (OnFailure)
                 r.start(self.runs, restart=True)
-        # A failed pod is counted once: below, it is replaced or the Job ends.
-        jobset.failed += sum(r.phase == "Failed" for r in pods)
-        restarts = sum(r.restarts for r in pods if r.phase == "Running")
+        # One look at the pods for the whole step: a pod that ends meanwhile is seen next
+        # time, counted once, and replaced only once counted.
+        phases = [r.phase for r in pods]
+        jobset.failed += phases.count("Failed")
+        restarts = sum(
+            r.restarts for r, phase in zip(pods, phases, strict=True) if phase == "Running"
+        )
         limit = job.backoff_limit
         job_failed = jobset.failed > limit or (restarts > 0 if limit == 0 else restarts >= limit)
         if job_failed:
-            _stop(pods)
+            stop_all(pods)
             first = f" (first failed job: {job.name})"
             if job.max_restarts is None:
                 _finish(status, FAILED, FAILED_JOBS_REASON, FAILED_JOBS_MESSAGE + first)
@@ -231,27 +264,29 @@ class TrainJobs:
                 jobset.restarts += 1
                 jobset.failed = 0
                 _start(pods, self.runs)
+                phases = ["Running"] * len(pods)
         else:
-            for r in pods:
-                if r.phase == "Failed":  # the Job controller's replacement pod
+            for r, phase in zip(pods, phases, strict=True):
+                if phase == "Failed":  # the Job controller's replacement pod
                     r.start(self.runs)
-            if all(r.phase == "Succeeded" for r in pods):
+            if all(phase == "Succeeded" for phase in phases):
                 _finish(status, COMPLETE, COMPLETED_REASON, COMPLETED_MESSAGE)
-        complete = finished(status) and not job_failed
-        active = not finished(status) and any(r.phase == "Running" for r in pods)
+        done = finished(status)
+        # calculateReplicatedJobStatuses: the Job is ready once all its pods run (or ran).
+        ready = not done and all(phase in ("Running", "Succeeded") for phase in phases)
         status["jobsStatus"] = [
             {
                 "name": job.replicated_job,
-                "ready": int(active),
-                "succeeded": int(complete),
-                "failed": int(job_failed and finished(status)),
-                "active": int(active),
+                "ready": int(ready),
+                "succeeded": int(done and not job_failed),
+                "failed": int(done and job_failed),
+                "active": int(not done and "Running" in phases),
                 "suspended": 0,
             }
         ]
 
     def _write(self, doc: dict[str, Any], status: dict[str, Any]) -> None:
-        if status != doc.get("status"):
+        if status != (doc.get("status") or {}):
             meta = doc["metadata"]
             self.objects.write_status(TRAINJOB, meta["namespace"], meta["name"], status)
 
@@ -263,24 +298,29 @@ def _start(pods: list[Replica], runs: Runs) -> None:
             r.restarts = 0  # a new pod's containers have not restarted
             r.start(runs)
     except Exception:
-        _stop(pods)
+        stop_all(pods)
         raise
 
 
-def _stop(pods: list[Replica]) -> None:
-    """Stop the pods together: each gets SIGTERM at once, then its grace period."""
-    running = [r for r in pods if r.proc is not None and r.proc.poll() is None]
-    for r in running:
-        assert r.proc is not None
-        processes.signal_group(r.proc, signal.SIGTERM)
-    for r in running:
-        r.stop()
+def _suspended(spec: Mapping[str, Any], status: dict[str, Any]) -> bool:
+    """`setSuspendedCondition`: Suspended while spec.suspend; once resumed, the condition
+    turns False ("Resumed"); a never-suspended TrainJob has none."""
+    was = any(
+        c.get("type") == SUSPENDED and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    now = bool(spec.get("suspend"))
+    if now != was and (now or was):
+        reason, message = (SUSPENDED, SUSPENDED_MESSAGE) if now else (RESUMED, RESUMED_MESSAGE)
+        _set(status, SUSPENDED, "True" if now else "False", reason, message)
+    return now
 
 
 def _past_deadline(spec: Mapping[str, Any], meta: Mapping[str, Any]) -> bool:
-    """`reconcileDeadline`: activeDeadlineSeconds from the TrainJob's creation."""
+    """`reconcileDeadline`: activeDeadlineSeconds from the TrainJob's creation (not while
+    suspended: this controller starts the clock there, and resuming does not reset it)."""
     limit, created = spec.get("activeDeadlineSeconds"), meta.get("creationTimestamp")
-    if not limit or not created:
+    if not limit or not created or spec.get("suspend"):
         return False
     began = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     return (datetime.now(UTC) - began).total_seconds() >= int(limit)

@@ -9,8 +9,8 @@ Pure functions of the objects; the controller (trainjob.py) runs the pods.
   merged in (a strategic merge patch); in the replicated job labelled as the trainer's
   ancestor, the container `node` takes the TrainJob's image, command and args, its env
   upserted by name, and `resourcesPerNode` merged key by key (only when the runtime has
-  an mlPolicy); numNodes (else mlPolicy.numNodes, else the Job's parallelism) becomes
-  the Job's parallelism and completions. The JobSet is named as the TrainJob.
+  an mlPolicy); numNodes (else the mlPolicy's numNodes, else the Job's parallelism, each
+  1 by default) becomes the Job's parallelism and completions. The JobSet is named as the TrainJob.
 - JobSet (`pkg/webhooks/jobset_webhook.go`, `Default`; `pkg/controllers/jobset_controller.go`,
   `constructJob`, `labelAndAnnotateObject`; `pkg/util/placement/placement.go`,
   `GenJobName`): Indexed completion, restartPolicy OnFailure when unset, DNS host names
@@ -129,7 +129,7 @@ def node_job(trainjob: Mapping[str, Any], runtime: Mapping[str, Any]) -> NodeJob
     if container is None:
         raise ValueError(f"runtime's trainer job has no container {TRAINER_CONTAINER!r}")
     for key in ("image", "command", "args"):
-        if trainer.get(key):
+        if trainer.get(key) is not None:  # set, even if empty
             container[key] = copy.deepcopy(trainer[key])
     container["env"] = upsert(as_maps(container.get("env")), as_maps(trainer.get("env")))
     ml_policy = runtime_spec.get("mlPolicy")
@@ -137,12 +137,15 @@ def node_job(trainjob: Mapping[str, Any], runtime: Mapping[str, Any]) -> NodeJob
         container["resources"] = strategic_merge(
             as_map(container.get("resources")), trainer["resourcesPerNode"]
         )
+    # newRuntimeInfo: the Job's parallelism (default 1), or the mlPolicy's numNodes
+    # (default 1) for the trainer; PlainML's EnforceMLPolicy: the TrainJob's, when set.
     nodes = int(
-        trainer.get("numNodes")
-        or (as_map(ml_policy).get("numNodes") if ml_policy is not None else None)
-        or job_spec.get("parallelism")
-        or 1
+        (as_map(ml_policy).get("numNodes", 1) if ml_policy is not None else None)
+        or job_spec.get("parallelism", 1)
     )
+    if trainer.get("numNodes") is not None:
+        nodes = int(trainer["numNodes"])
+    nodes = max(nodes, 0)
     pod_spec.setdefault("restartPolicy", "OnFailure")
     job_name = f"{name}-{jobs[0]['name']}-0"
     network = as_map(jobset.get("network"))

@@ -19,6 +19,7 @@ from textcnn.cluster.trainjob import judge as trainjob_judge
 from workflows.dag.gpu import GpuScheduling
 from workflows.dag.tfjob import build_tfjob
 from workflows.dag.trainjob import DEFAULT_RESOURCES, build_trainjob, training_runtime
+from workflows.dag.workload import Workload
 from workflows.hooks import images
 from workflows.kube.controllers import Claims, Manager, TFJobs, TrainJobs, wait_for
 from workflows.kube.controllers.kinds import PVC, TFJOB, TRAINJOB
@@ -136,21 +137,28 @@ TRAINING = {"chief-0": "sleep 60", "worker-0": "sleep 60", "worker-1": "sleep 60
 
 
 def _tfjob(workers: int, does: dict[str, str], backoff_limit: int = 2, deadline: int = 600) -> dict:
-    doc = build_tfjob(
-        generate_name="wf-tfjob-",
-        image="python:3.11",
-        command=["python", "-c", REPLICA],
-        args=["/mnt/workdir/replicas", json.dumps(does)],
-        workers=workers,
-        cpu="100m",
-        memory="64Mi",
-        claim_name="work",
-        mount_path="/mnt/workdir",
-        backoff_limit=backoff_limit,
-        active_deadline_seconds=deadline,
-        workflow_name="wf",
+    work = _workload(REPLICA, ["/mnt/workdir/replicas", json.dumps(does)], deadline)
+    return build_tfjob(
+        work, generate_name="wf-tfjob-", workers=workers, backoff_limit=backoff_limit
     )
-    return doc
+
+
+def _workload(script: str, args: list[str], deadline: int, **given: Any) -> Workload:
+    """`python -c SCRIPT ARGS` on claim `work` at /mnt/workdir."""
+    return Workload(
+        **{
+            "image": "python:3.11",
+            "command": ["python", "-c", script],
+            "args": args,
+            "cpu": "100m",
+            "memory": "64Mi",
+            "claim_name": "work",
+            "mount_path": "/mnt/workdir",
+            "active_deadline_seconds": deadline,
+            "workflow_name": "wf",
+            **given,
+        }
+    )
 
 
 def _tfjobs(
@@ -397,25 +405,14 @@ sys.exit(int(what.split()[1]) if what.startswith("exit") else 0)
 """
 
 
-_TRAINJOB_KWARGS: dict[str, Any] = {
-    "generate_name": "wf-trainjob-",
-    "runtime": "textcnn-tensorflow",
-    "image": "python:3.11",
-    "command": ["python", "-c", NODE],
-    "cpu": "100m",
-    "memory": "64Mi",
-    "claim_name": "work",
-    "mount_path": "/mnt/workdir",
-    "workflow_name": "wf",
-}
-
-
-def _trainjob(nodes: int, does: dict[str, str], deadline: int = 600) -> dict[str, Any]:
+def _trainjob(
+    nodes: int, does: dict[str, str], deadline: int = 600, **given: Any
+) -> dict[str, Any]:
     return build_trainjob(
-        **_TRAINJOB_KWARGS,
-        args=["/mnt/workdir/nodes", json.dumps(does)],
+        _workload(NODE, ["/mnt/workdir/nodes", json.dumps(does)], deadline, **given),
+        generate_name="wf-trainjob-",
+        runtime="textcnn-tensorflow",
         nodes=nodes,
-        active_deadline_seconds=deadline,
     )
 
 
@@ -651,9 +648,7 @@ def test_the_node_job_is_the_runtime_with_the_trainjobs_fields_and_patches() -> 
         node_selector={"pool": "gpu"},
         tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
     )
-    doc = build_trainjob(
-        **{**_TRAINJOB_KWARGS, "cpu": "3"}, args=[], nodes=3, active_deadline_seconds=60, gpu=gpu
-    )
+    doc = _trainjob(nodes=3, does={}, cpu="3", gpu=gpu)
     doc["metadata"]["name"] = "tj"
     job = node_job(doc, runtime)
     assert (job.name, job.hostname(2), job.subdomain, job.nodes) == (

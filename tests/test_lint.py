@@ -23,6 +23,7 @@ from workflows.checks import lint, paths, yaml_bounded
 from workflows.dag import pipeline
 from workflows.dag.inference_service import build_inference_service
 from workflows.dag.tfjob import build_tfjob, manifest_yaml
+from workflows.dag.workload import Workload
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"
@@ -489,18 +490,20 @@ def _isvc() -> dict[str, Any]:
 
 def _tfjob() -> dict[str, Any]:
     return build_tfjob(
+        Workload(
+            image="{{workflow.parameters.image}}",
+            command=["python", "-m", "textcnn", "train"],
+            args=["--epochs=1"],
+            cpu="1",
+            memory="2Gi",
+            claim_name="{{workflow.name}}-workdir",
+            mount_path="{{workflow.parameters.workdir}}",
+            active_deadline_seconds=3600,
+            workflow_name="{{workflow.name}}",
+        ),
         generate_name="{{workflow.name}}-tfjob-",
-        image="{{workflow.parameters.image}}",
-        command=["python", "-m", "textcnn", "train"],
-        args=["--epochs=1"],
         workers="{{workflow.parameters.workers}}",
-        cpu="1",
-        memory="2Gi",
-        claim_name="{{workflow.name}}-workdir",
-        mount_path="{{workflow.parameters.workdir}}",
         backoff_limit=2,
-        active_deadline_seconds=3600,
-        workflow_name="{{workflow.name}}",
     )
 
 

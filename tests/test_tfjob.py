@@ -18,6 +18,7 @@ from workflows.checks.admission import TFJOB_SCHEMA, validate_tfjob
 from workflows.dag import pipeline
 from workflows.dag.gpu import GpuScheduling
 from workflows.dag.tfjob import build_tfjob, manifest_yaml
+from workflows.dag.workload import Workload
 
 WF = "textcnn-pipeline-x1b2c"
 GPU_PARAMS = (
@@ -35,21 +36,19 @@ LITERAL_GPU = GpuScheduling(
 
 
 def job(workers: int = 2, gpu: GpuScheduling | None = None) -> dict[str, Any]:
-    return build_tfjob(
-        generate_name=f"{WF}-tfjob-",
+    work = Workload(
         image="ghcr.io/textcnn-argo/steps:0.1.0",
         command=["python", "-m", "textcnn", "train-distributed"],
         args=["--epochs=2"],
-        workers=workers,
         cpu="2",
         memory="4Gi",
         claim_name=f"{WF}-workdir",
         mount_path="/mnt/workdir",
-        backoff_limit=2,
         active_deadline_seconds=3600,
         workflow_name=WF,
         gpu=gpu,
     )
+    return build_tfjob(work, generate_name=f"{WF}-tfjob-", workers=workers, backoff_limit=2)
 
 
 def replicas(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -28,6 +28,7 @@ from textcnn.steps import export, fit_ngrams, train
 from textcnn.steps.train_distributed import parse_tf_config, per_replica_batches
 from workflows.dag import pipeline, templates
 from workflows.dag.tfjob import build_tfjob, manifest_yaml
+from workflows.dag.workload import Workload
 from workflows.errors import WorkflowError
 from workflows.hooks import RBAC_FILE, project_cluster, project_hooks
 from workflows.kube.objects import KINDS
@@ -300,18 +301,20 @@ def tfjob_workflow(
     folder = "/mnt/workdir/{{workflow.name}}/replicas"
     manifest = manifest_yaml(
         build_tfjob(
+            Workload(
+                image="python:3.11",
+                command=["python", "-c", REPLICA],
+                args=[folder, str(worker_exit), str(chief_sleep)],
+                cpu="100m",
+                memory="64Mi",
+                claim_name="{{inputs.parameters.claim}}",
+                mount_path="/mnt/workdir",
+                active_deadline_seconds=deadline,
+                workflow_name="{{workflow.name}}",
+            ),
             generate_name="{{workflow.name}}-tfjob-",
-            image="python:3.11",
-            command=["python", "-c", REPLICA],
-            args=[folder, str(worker_exit), str(chief_sleep)],
             workers="{{workflow.parameters.workers}}",
-            cpu="100m",
-            memory="64Mi",
-            claim_name="{{inputs.parameters.claim}}",
-            mount_path="/mnt/workdir",
             backoff_limit=0,
-            active_deadline_seconds=deadline,
-            workflow_name="{{workflow.name}}",
         )
     )
     mount = [{"name": "workdir", "mountPath": "/mnt/workdir"}]

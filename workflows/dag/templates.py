@@ -59,10 +59,11 @@ from workflows.dag.inference_service import (
 from workflows.dag.lightweight import Launch
 from workflows.dag.manifest import manifest_yaml as resource_manifest
 from workflows.dag.parameters import RUN_NAME, inputs_parameter, wp
-from workflows.dag.tfjob import WORKDIR_VOLUME, WORKFLOW_LABEL, build_tfjob
+from workflows.dag.tfjob import WORKDIR_VOLUME, build_tfjob
 from workflows.dag.tfjob import manifest_yaml as tfjob_yaml
 from workflows.dag.trainjob import build_trainjob
 from workflows.dag.trainjob import manifest_yaml as trainjob_yaml
+from workflows.dag.workload import WORKFLOW_LABEL, Workload
 
 DISPLAY_NAME = "workflows.argoproj.io/display-name"
 ARTIFACT_IN = "/tmp/artifacts/in"
@@ -511,21 +512,6 @@ def stage_data(launch: Launch) -> Container:
     )
 
 
-def _train_distributed(launch: Launch) -> tuple[list[str], list[str]]:
-    """The command and args of every replica or node: train-distributed on the staged data."""
-    data = run_dir("data")
-    return launch.command(
-        "train-distributed",
-        step_args(
-            "train-distributed",
-            prepared_dir=f"{data}/prepared",
-            embeddings_dir=f"{data}/embeddings",
-            model_spec_dir=f"{data}/spec",
-            cnn_dir=run_dir("cnn"),
-        ),
-    )
-
-
 def _distributed_job(name: str, display: str, manifest: str) -> Resource:
     """Create a training job on the shared volume's claim (the input `claim`); its output
     `name` is the generated name. The owner reference makes deleting the workflow delete
@@ -542,26 +528,43 @@ def _distributed_job(name: str, display: str, manifest: str) -> Resource:
     )
 
 
-def tfjob(launch: Launch, gpu: bool) -> Resource:
-    """The TFJob that trains on the staged data (Chief + `workers` Workers, the GPU
-    variant with the GPU image and scheduling)."""
-    command, args = _train_distributed(launch)
-    doc = build_tfjob(
-        generate_name=f"{RUN_NAME}-tfjob-",
+def _workload(launch: Launch, gpu: bool) -> Workload:
+    """What each replica or node runs: train-distributed on the staged data, on the claim
+    given as input `claim` (the GPU variant with the GPU image and scheduling)."""
+    data = run_dir("data")
+    command, args = launch.command(
+        "train-distributed",
+        step_args(
+            "train-distributed",
+            prepared_dir=f"{data}/prepared",
+            embeddings_dir=f"{data}/embeddings",
+            model_spec_dir=f"{data}/spec",
+            cnn_dir=run_dir("cnn"),
+        ),
+    )
+    return Workload(
         image=wp("gpu_image") if gpu else wp("image"),
         command=command,
         args=args,
         # stage-data put the wheel on the shared volume, beside the data.
-        env=launch.env(wp("pip_index_url"), wheel_dir=f"{run_dir('data')}/package", cuda=gpu),
-        workers=wp("workers"),
+        env=launch.env(wp("pip_index_url"), wheel_dir=f"{data}/package", cuda=gpu),
         cpu=wp("replica_cpu"),
         memory=wp("replica_memory"),
         claim_name=inputs_parameter(CLAIM),
         mount_path=wp("workdir"),
-        backoff_limit=wp("tfjob_backoff_limit"),
         active_deadline_seconds=wp("tfjob_active_deadline_seconds"),
         workflow_name=RUN_NAME,
         gpu=GpuScheduling() if gpu else None,
+    )
+
+
+def tfjob(launch: Launch, gpu: bool) -> Resource:
+    """The TFJob that trains on the staged data: Chief + `workers` Workers."""
+    doc = build_tfjob(
+        _workload(launch, gpu),
+        generate_name=f"{RUN_NAME}-tfjob-",
+        workers=wp("workers"),
+        backoff_limit=wp("tfjob_backoff_limit"),
     )
     return _distributed_job(
         "tfjob-gpu" if gpu else "tfjob", "TFJob (GPU)" if gpu else "TFJob (CPU)", tfjob_yaml(doc)
@@ -569,27 +572,16 @@ def tfjob(launch: Launch, gpu: bool) -> Resource:
 
 
 def trainjob(launch: Launch, gpu: bool) -> Resource:
-    """The Trainer v2 TrainJob that trains on the staged data (`workers` nodes of the
-    runtime `training_runtime`, the GPU variant with the GPU image and scheduling)."""
-    command, args = _train_distributed(launch)
+    """The Trainer v2 TrainJob that trains on the staged data: `workers` nodes of the
+    runtime `training_runtime`."""
     doc = build_trainjob(
+        _workload(launch, gpu),
         # Not the workflow's name: JobSet refuses a name whose pods' names would pass 63
         # characters (`<name>-node-0-<i>-xxxxx`), which a cron's or the lightweight
         # template's run names would; the label and owner reference name the workflow.
         generate_name=TRAINJOB_PREFIX,
         runtime=wp("training_runtime"),
-        image=wp("gpu_image") if gpu else wp("image"),
-        command=command,
-        args=args,
-        env=launch.env(wp("pip_index_url"), wheel_dir=f"{run_dir('data')}/package", cuda=gpu),
         nodes=wp("workers"),
-        cpu=wp("replica_cpu"),
-        memory=wp("replica_memory"),
-        claim_name=inputs_parameter(CLAIM),
-        mount_path=wp("workdir"),
-        active_deadline_seconds=wp("tfjob_active_deadline_seconds"),
-        workflow_name=RUN_NAME,
-        gpu=GpuScheduling() if gpu else None,
     )
     return _distributed_job(
         "trainjob-gpu" if gpu else "trainjob",

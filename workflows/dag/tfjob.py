@@ -13,17 +13,16 @@ workflows/checks/admission.py.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from textcnn.cpus import REQUEST_ENV as CPU_REQUEST_ENV
 from workflows.checks.admission import CONTAINER, TFJOB_API_VERSION, TFJOB_KIND
 from workflows.dag import security
-from workflows.dag.gpu import GpuScheduling
 from workflows.dag.manifest import manifest_yaml as resource_manifest
+from workflows.dag.workload import WORKFLOW_LABEL, Workload
 
 WORKDIR_VOLUME = "workdir"
-WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
 # Istio's label (preferred over the older annotation): no sidecar, whose proxy would sit
 # between the workers' gRPC collectives and keep the pods alive after training ends.
 NO_ISTIO_SIDECAR = {"sidecar.istio.io/inject": "false"}
@@ -49,40 +48,19 @@ def _replica(
 
 
 def build_tfjob(
-    *,
-    generate_name: str,
-    image: str,
-    command: Sequence[str],
-    args: Sequence[str],
-    workers: int | str,
-    cpu: str,
-    memory: str,
-    claim_name: str,
-    mount_path: str,
-    backoff_limit: int | str,
-    active_deadline_seconds: int | str,
-    workflow_name: str,
-    gpu: GpuScheduling | None = None,
-    env: Mapping[str, str] | None = None,
+    work: Workload, *, generate_name: str, workers: int | str, backoff_limit: int | str
 ) -> dict[str, Any]:
-    """The TFJob manifest: one Chief and `workers` Workers running `command + args`.
-
-    The claim is mounted at `mount_path` in every replica; `gpu` adds the GPU limit, node
-    selector, toleration and /dev/shm, and nothing GPU-related appears without it. Values
-    may be literal or Argo `{{...}}` references.
-    """
+    """The TFJob manifest: one Chief and `workers` Workers running `work`, the claim
+    mounted in every replica."""
+    gpu = work.gpu
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "image": image,
-        "command": list(command),
-        "args": list(args),
-        # No CPU limit: throttling TensorFlow only slows the collective down for everyone.
-        "resources": {
-            "requests": {"cpu": cpu, "memory": memory},
-            "limits": {"memory": memory, **(gpu.limits if gpu else {})},
-        },
+        "image": work.image,
+        "command": list(work.command),
+        "args": list(work.args),
+        "resources": work.resources(),
         "env": [
-            *({"name": k, "value": v} for k, v in {**security.SCRATCH_ENV, **(env or {})}.items()),
+            *({"name": k, "value": v} for k, v in {**security.SCRATCH_ENV, **work.env}.items()),
             # TensorFlow's threads follow the replica's CPU request (textcnn.cpus).
             {
                 "name": CPU_REQUEST_ENV,
@@ -91,7 +69,7 @@ def build_tfjob(
         ],
         "securityContext": dict(security.CONTAINER),
         "volumeMounts": [
-            {"name": WORKDIR_VOLUME, "mountPath": mount_path},
+            {"name": WORKDIR_VOLUME, "mountPath": work.mount_path},
             security.SCRATCH_MOUNT,
             *(gpu.volume_mounts if gpu else []),
         ],
@@ -99,7 +77,7 @@ def build_tfjob(
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "volumes": [
-            {"name": WORKDIR_VOLUME, "persistentVolumeClaim": {"claimName": claim_name}},
+            {"name": WORKDIR_VOLUME, "persistentVolumeClaim": {"claimName": work.claim_name}},
             security.SCRATCH_VOLUME,
             *(gpu.volumes if gpu else []),
         ],
@@ -110,19 +88,16 @@ def build_tfjob(
     if gpu:
         pod_spec["nodeSelector"] = dict(gpu.node_selector)
         pod_spec["tolerations"] = list(gpu.tolerations)
-    pod_labels = {WORKFLOW_LABEL: workflow_name, **NO_ISTIO_SIDECAR}
+    pod_labels = {WORKFLOW_LABEL: work.workflow_name, **NO_ISTIO_SIDECAR}
     return {
         "apiVersion": TFJOB_API_VERSION,
         "kind": TFJOB_KIND,
-        "metadata": {
-            "generateName": generate_name,
-            "labels": {WORKFLOW_LABEL: workflow_name, "app.kubernetes.io/part-of": "textcnn"},
-        },
+        "metadata": work.metadata(generate_name),
         "spec": {
             "runPolicy": {
                 "cleanPodPolicy": CLEAN_POD_POLICY,
                 "backoffLimit": backoff_limit,
-                "activeDeadlineSeconds": active_deadline_seconds,
+                "activeDeadlineSeconds": work.active_deadline_seconds,
             },
             "tfReplicaSpecs": {
                 "Chief": _replica(1, pod_labels, pod_spec),

@@ -28,7 +28,7 @@ workflows/checks/admission.py.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from textcnn import tf_config
@@ -44,7 +44,8 @@ from workflows.checks.trainer import (
 from workflows.dag import security
 from workflows.dag.gpu import GpuScheduling
 from workflows.dag.manifest import manifest_yaml as resource_manifest
-from workflows.dag.tfjob import NO_ISTIO_SIDECAR, WORKDIR_VOLUME, WORKFLOW_LABEL
+from workflows.dag.tfjob import NO_ISTIO_SIDECAR, WORKDIR_VOLUME
+from workflows.dag.workload import Workload
 
 # The JobSet's labels on every pod (jobset `api/jobset/v1alpha2/jobset_types.go`), which
 # the downward API gives the node as the names its TF_CONFIG is built from.
@@ -179,54 +180,29 @@ def _patch(claim_name: str, mount_path: str, gpu: GpuScheduling | None) -> dict[
 
 
 def build_trainjob(
-    *,
-    generate_name: str,
-    runtime: str,
-    image: str,
-    command: Sequence[str],
-    args: Sequence[str],
-    nodes: int | str,
-    cpu: str,
-    memory: str,
-    claim_name: str,
-    mount_path: str,
-    active_deadline_seconds: int | str,
-    workflow_name: str,
-    gpu: GpuScheduling | None = None,
-    env: Mapping[str, str] | None = None,
+    work: Workload, *, generate_name: str, runtime: str, nodes: int | str
 ) -> dict[str, Any]:
-    """The TrainJob: `nodes` nodes of `runtime` running `command + args` on `image`.
-
-    The claim is mounted at `mount_path` on every node; `gpu` adds the GPU limit, node
-    selector, toleration and /dev/shm, and nothing GPU-related appears without it. Values
-    may be literal or Argo `{{...}}` references.
-    """
+    """The TrainJob: `nodes` nodes of `runtime` running `work`, the claim mounted on every
+    node."""
     return {
         "apiVersion": TRAINER_API_VERSION,
         "kind": TRAINJOB_KIND,
-        "metadata": {
-            "generateName": generate_name,
-            "labels": {WORKFLOW_LABEL: workflow_name, "app.kubernetes.io/part-of": "textcnn"},
-        },
+        "metadata": work.metadata(generate_name),
         "spec": {
             "runtimeRef": {"name": runtime},
-            "activeDeadlineSeconds": active_deadline_seconds,
+            "activeDeadlineSeconds": work.active_deadline_seconds,
             "trainer": {
-                "image": image,
-                "command": list(command),
-                "args": list(args),
+                "image": work.image,
+                "command": list(work.command),
+                "args": list(work.args),
                 "numNodes": nodes,
                 "env": [
                     {"name": k, "value": v}
-                    for k, v in {**(env or {}), tf_config.NUM_NODES: str(nodes)}.items()
+                    for k, v in {**work.env, tf_config.NUM_NODES: str(nodes)}.items()
                 ],
-                # No CPU limit: throttling TensorFlow only slows the collective down.
-                "resourcesPerNode": {
-                    "requests": {"cpu": cpu, "memory": memory},
-                    "limits": {"memory": memory, **(gpu.limits if gpu else {})},
-                },
+                "resourcesPerNode": work.resources(),
             },
-            "runtimePatches": [_patch(claim_name, mount_path, gpu)],
+            "runtimePatches": [_patch(work.claim_name, work.mount_path, work.gpu)],
         },
     }
 

@@ -23,6 +23,14 @@ class Verdict:
 Judge = Callable[[Mapping[str, Any]], Verdict]
 
 
+def observed(job: Mapping[str, Any]) -> tuple[str, Mapping[str, Any], dict[Any, Any]]:
+    """A job object's `namespace/name`, its status, and its True conditions by type."""
+    meta = job.get("metadata") or {}
+    status = job.get("status") or {}
+    true = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    return f"{meta.get('namespace', '?')}/{meta.get('name', '?')}", status, true
+
+
 def wait_for(
     get: Callable[[], Mapping[str, Any]], judge: Judge, timeout_s: float, poll_s: float
 ) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from textcnn.cluster.jobs import Verdict
+from textcnn.cluster.jobs import Verdict, observed
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
 REPLICA_COUNTS = ("active", "succeeded", "failed")
@@ -38,10 +38,7 @@ def _replicas(status: Mapping[str, Any]) -> str:
 
 def judge(tfjob: Mapping[str, Any]) -> Verdict:
     """The verdict on a TFJob object (as the API server returns it)."""
-    meta = tfjob.get("metadata") or {}
-    name = f"{meta.get('namespace', '?')}/{meta.get('name', '?')}"
-    status = tfjob.get("status") or {}
-    true = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    name, status, true = observed(tfjob)
     replicas = _replicas(status)
     detail = f" [replicas: {replicas}]" if replicas else ""
     if "Failed" in true:  # the operator's messages name the job

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from textcnn.cluster.jobs import Verdict
+from textcnn.cluster.jobs import Verdict, observed
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
 JOB_COUNTS = ("active", "ready", "succeeded", "failed")
@@ -39,10 +39,7 @@ def _jobs(status: Mapping[str, Any]) -> str:
 
 def judge(trainjob: Mapping[str, Any]) -> Verdict:
     """The verdict on a TrainJob object (as the API server returns it)."""
-    meta = trainjob.get("metadata") or {}
-    name = f"{meta.get('namespace', '?')}/{meta.get('name', '?')}"
-    status = trainjob.get("status") or {}
-    true = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    name, status, true = observed(trainjob)
     jobs = _jobs(status)
     detail = f" [jobs: {jobs}]" if jobs else ""
     said = {

@@ -197,6 +197,8 @@ def summary(
             ]
         )
         for name, d in quality["distributed"].items():
+            if name == "measured":
+                continue
             single = d["single"]["accuracy"]
             for backend, label in JOB_KINDS.items():
                 if backend not in d:  # results from before the TrainJob backend
@@ -643,8 +645,12 @@ def quality_section(quality: dict[str, Any] | None, cv: dict[str, Any] | None) -
             "from their JobSet names; all as real processes (MultiWorkerMirroredStrategy over "
             "loopback). `--batch_size` is the global batch, split across the replicas.\n\n"
         )
+        if "measured" in quality["distributed"]:  # run apart from the rest of quality.json
+            out.append(f"_Measured {quality['distributed']['measured']}._\n\n")
         drows = []
         for name, d in quality["distributed"].items():
+            if name == "measured":
+                continue
             data = (
                 "bundled split, default options"
                 if name == "bundled"
@@ -655,7 +661,8 @@ def quality_section(quality: dict[str, Any] | None, cv: dict[str, Any] | None) -
                 drows.append(
                     [
                         data,
-                        f"{r['strategy']}, {r['replicas']} replica(s)",
+                        f"{JOB_KINDS.get(where, 'one pod')}: {r['strategy']}, "
+                        f"{r['replicas']} replica(s)",
                         pct(r["accuracy"]),
                         f"{r['best_epoch']} of {r['epochs_run']}",
                         f"{r['wall_seconds']:.0f}",

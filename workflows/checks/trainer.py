@@ -160,7 +160,9 @@ def _pod_name_errors(doc: Mapping[str, Any]) -> list[str]:
     """JobSet's webhook (`ValidateCreate`): the names of the pods it will make,
     `<jobset>-<job>-<index>-<pod index>` plus the API server's 5 characters, must be DNS-1035
     labels. The JobSet is named as the TrainJob and its Job `node` (ours); checked where
-    the name and numNodes are literal."""
+    the name and numNodes are literal. A cluster admits such a TrainJob and then never
+    gets its JobSet (an event, no condition: the wait times out); the lint, and the local
+    API, which admits with the lint's rules, refuse it at once."""
     meta = as_map(doc.get("metadata"))
     name = meta.get("name") or (
         f"{meta['generateName']}{'x' * 5}" if isinstance(meta.get("generateName"), str) else None

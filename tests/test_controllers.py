@@ -514,9 +514,10 @@ def test_a_trainjob_runs_its_nodes_with_the_jobset_names(
         # One failure, then a good run of every node after the JobSet's restart.
         ({"1": "flaky"}, 2, 600, "AllJobsCompleted", "jobset completed successfully", 1),
         (
+            # From the TrainJob's creation (whole seconds): 3 s leaves its pods time to start.
             {"0": "sleep 60", "1": "sleep 60"},
             2,
-            1,
+            3,
             "DeadlineExceeded",
             "TrainJob exceeded its active deadline",
             0,

@@ -275,12 +275,18 @@ def test_two_workers_train_like_one_pod(tmp_path: Path) -> None:
 # --- the TFJob through the local cluster, with replicas that need no TensorFlow --------------
 
 # Each replica writes its TF_CONFIG on the shared volume (argv[1]); worker 1 exits with
-# argv[2]; the chief sleeps argv[3] seconds first.
+# argv[2]; the chief waits until every replica has written (the operator stops the workers
+# once the chief is done: cleanPodPolicy Running), then sleeps argv[3] seconds.
 REPLICA = (
     "import json, os, pathlib, sys, time\n"
-    "task = json.loads(os.environ['TF_CONFIG'])['task']\n"
+    "config = json.loads(os.environ['TF_CONFIG']); task = config['task']\n"
     "folder = pathlib.Path(sys.argv[1]); folder.mkdir(parents=True, exist_ok=True)\n"
     "(folder / f\"{task['type']}-{task['index']}.json\").write_text(os.environ['TF_CONFIG'])\n"
+    "replicas = sum(len(a) for a in config['cluster'].values())\n"
+    "deadline = time.monotonic() + 60\n"
+    "while task['type'] == 'chief' and len(list(folder.glob('*.json'))) < replicas:\n"
+    "    assert time.monotonic() < deadline, 'not every replica wrote its TF_CONFIG'\n"
+    "    time.sleep(0.05)\n"
     "if task['type'] == 'chief': time.sleep(float(sys.argv[3]))\n"
     "sys.exit(int(sys.argv[2]) if task == {'type': 'worker', 'index': 1} else 0)\n"
 )

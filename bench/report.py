@@ -29,6 +29,12 @@ TARGETS = {
 JOB_KINDS = {"tfjob": "TFJob", "trainjob": "TrainJob"}
 
 
+def distributed_sets(quality: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The data sets of the distributed runs (`bundled`, `slice`), without the note of
+    when they were measured, when they were run apart."""
+    return [(k, v) for k, v in quality["distributed"].items() if k != "measured"]
+
+
 def load(name: str) -> dict[str, Any] | None:
     path = common.RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -196,9 +202,7 @@ def summary(
                 met(ok),
             ]
         )
-        for name, d in quality["distributed"].items():
-            if name == "measured":
-                continue
+        for name, d in distributed_sets(quality):
             single = d["single"]["accuracy"]
             for backend, label in JOB_KINDS.items():
                 if backend not in d:  # results from before the TrainJob backend
@@ -648,9 +652,7 @@ def quality_section(quality: dict[str, Any] | None, cv: dict[str, Any] | None) -
         if "measured" in quality["distributed"]:  # run apart from the rest of quality.json
             out.append(f"_Measured {quality['distributed']['measured']}._\n\n")
         drows = []
-        for name, d in quality["distributed"].items():
-            if name == "measured":
-                continue
+        for name, d in distributed_sets(quality):
             data = (
                 "bundled split, default options"
                 if name == "bundled"

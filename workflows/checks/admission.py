@@ -92,18 +92,34 @@ def _replica_errors(key: str, spec: Any) -> list[str]:
     return out
 
 
-def name_errors(doc: Mapping[str, Any]) -> list[str]:
-    """`dns_1035_label_errors` of the object's name, or of the name the API server will
-    make of its generateName (plus 5 letters and digits)."""
+def kind_errors(doc: Mapping[str, Any], api_version: str, kind: str) -> list[str]:
+    """The document's apiVersion and kind, against what a validator takes."""
+    out = []
+    if doc.get("apiVersion") != api_version:
+        out.append(f"apiVersion: expected {api_version}, got {shown(doc.get('apiVersion'))}")
+    if doc.get("kind") != kind:
+        out.append(f"kind: expected {kind}, got {shown(doc.get('kind'))}")
+    return out
+
+
+def object_name(doc: Mapping[str, Any]) -> Any:
+    """The object's name, or the one the API server will make of its generateName (plus 5
+    letters and digits, here `x`); as given when neither is a string."""
     meta = doc.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
     if "name" in meta or "generateName" not in meta:
-        return dns_1035_label_errors(meta.get("name"), "metadata.name")
+        return meta.get("name")
     prefix = meta["generateName"]
-    return dns_1035_label_errors(
-        f"{prefix}{'x' * GENERATED_SUFFIX}" if isinstance(prefix, str) else prefix,
-        "metadata.generateName (+ 5 generated characters)",
-    )
+    return f"{prefix}{'x' * GENERATED_SUFFIX}" if isinstance(prefix, str) else prefix
+
+
+def name_errors(doc: Mapping[str, Any]) -> list[str]:
+    """`dns_1035_label_errors` of the object's name, or of the name the API server will
+    make of its generateName."""
+    meta = doc.get("metadata")
+    generated = isinstance(meta, Mapping) and "name" not in meta and "generateName" in meta
+    where = "metadata.generateName (+ 5 generated characters)" if generated else "metadata.name"
+    return dns_1035_label_errors(object_name(doc), where)
 
 
 def tfjob_admission_errors(doc: Mapping[str, Any]) -> list[str]:
@@ -152,12 +168,11 @@ def validate_tfjob(doc: Any) -> list[str]:
     as `path: message` strings (none: valid)."""
     if not isinstance(doc, Mapping):
         return ["(root): a TFJob must be an object"]
-    out = []
-    if doc.get("apiVersion") != TFJOB_API_VERSION:
-        out.append(f"apiVersion: expected {TFJOB_API_VERSION}, got {shown(doc.get('apiVersion'))}")
-    if doc.get("kind") != TFJOB_KIND:
-        out.append(f"kind: expected {TFJOB_KIND}, got {shown(doc.get('kind'))}")
-    return out + validate_custom_resource(doc, TFJOB_SCHEMA) + tfjob_admission_errors(doc)
+    return (
+        kind_errors(doc, TFJOB_API_VERSION, TFJOB_KIND)
+        + validate_custom_resource(doc, TFJOB_SCHEMA)
+        + tfjob_admission_errors(doc)
+    )
 
 
 # ---- InferenceService -------------------------------------------------------------------
@@ -213,11 +228,8 @@ def validate_inference_service(doc: Any) -> list[str]:
     and webhook rules."""
     if not isinstance(doc, Mapping):
         return ["(root): an InferenceService must be an object"]
-    out = []
-    if doc.get("apiVersion") != "serving.kserve.io/v1beta1":
-        out.append(
-            f"apiVersion: expected serving.kserve.io/v1beta1, got {shown(doc.get('apiVersion'))}"
-        )
-    if doc.get("kind") != "InferenceService":
-        out.append(f"kind: expected InferenceService, got {shown(doc.get('kind'))}")
-    return out + validate_custom_resource(doc, ISVC_SCHEMA) + kserve_webhook_errors(doc)
+    return (
+        kind_errors(doc, "serving.kserve.io/v1beta1", "InferenceService")
+        + validate_custom_resource(doc, ISVC_SCHEMA)
+        + kserve_webhook_errors(doc)
+    )

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from textcnn.params import DNS_SUBDOMAIN
-from workflows.checks.admission import name_errors
+from workflows.checks.admission import kind_errors, name_errors, object_name
 from workflows.checks.crd import SCHEMA_DIR, validate_custom_resource
 from workflows.checks.paths import as_map, as_maps, shown
 
@@ -49,19 +49,17 @@ ML_POLICY_SOURCES = ("torch", "mpi", "jax", "xgboost", "flux")
 _HTTP_PATH = re.compile(r"^[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$")
 
 
-def _kind_errors(doc: Mapping[str, Any], kind: str) -> list[str]:
-    out = []
-    if doc.get("apiVersion") != TRAINER_API_VERSION:
-        got = shown(doc.get("apiVersion"))
-        out.append(f"apiVersion: expected {TRAINER_API_VERSION}, got {got}")
-    if doc.get("kind") != kind:
-        out.append(f"kind: expected {kind}, got {shown(doc.get('kind'))}")
-    return out
-
-
 def _jobs(runtime_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The replicated jobs of a runtime's (or a patch's) JobSet template."""
     return as_maps(as_map(as_map(runtime_spec.get("template")).get("spec")).get("replicatedJobs"))
+
+
+def ancestor(job: Mapping[str, Any]) -> Any:
+    """What a replicated job is to the trainer (its Job template's ancestor label):
+    `trainer`, an initializer, or None."""
+    return as_map(as_map(as_map(job.get("template")).get("metadata")).get("labels")).get(
+        ANCESTOR_LABEL
+    )
 
 
 def _pod(job: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -137,7 +135,8 @@ def validate_trainjob(
     it); None skips those rules."""
     if not isinstance(doc, Mapping):
         return ["(root): a TrainJob must be an object"]
-    out = _kind_errors(doc, TRAINJOB_KIND) + validate_custom_resource(doc, TRAINJOB_SCHEMA)
+    out = kind_errors(doc, TRAINER_API_VERSION, TRAINJOB_KIND)
+    out += validate_custom_resource(doc, TRAINJOB_SCHEMA)
     out += name_errors(doc)
     spec = as_map(doc.get("spec"))
     ref = as_map(spec.get("runtimeRef"))
@@ -163,10 +162,7 @@ def _pod_name_errors(doc: Mapping[str, Any]) -> list[str]:
     the name and numNodes are literal. A cluster admits such a TrainJob and then never
     gets its JobSet (an event, no condition: the wait times out); the lint, and the local
     API, which admits with the lint's rules, refuse it at once."""
-    meta = as_map(doc.get("metadata"))
-    name = meta.get("name") or (
-        f"{meta['generateName']}{'x' * 5}" if isinstance(meta.get("generateName"), str) else None
-    )
+    name = object_name(doc)
     nodes = as_map(as_map(doc.get("spec")).get("trainer")).get("numNodes", 1)
     if not isinstance(name, str) or "{{" in name or not isinstance(nodes, int) or nodes < 1:
         return []
@@ -184,7 +180,8 @@ def validate_training_runtime(doc: Any) -> list[str]:
     rules."""
     if not isinstance(doc, Mapping):
         return ["(root): a ClusterTrainingRuntime must be an object"]
-    out = _kind_errors(doc, RUNTIME_KIND) + validate_custom_resource(doc, RUNTIME_SCHEMA)
+    out = kind_errors(doc, TRAINER_API_VERSION, RUNTIME_KIND)
+    out += validate_custom_resource(doc, RUNTIME_SCHEMA)
     name = as_map(doc.get("metadata")).get("name")
     if not isinstance(name, str) or not DNS_SUBDOMAIN.match(name):
         out.append(f"metadata.name: {shown(name)} is not a DNS-1123 subdomain")
@@ -193,18 +190,16 @@ def validate_training_runtime(doc: Any) -> list[str]:
     if len(sources) > 1:
         out.append("spec.mlPolicy: Only one of the policy can be configured")
     for i, job in enumerate(_jobs(spec)):
-        ancestor = as_map(as_map(as_map(job.get("template")).get("metadata")).get("labels")).get(
-            ANCESTOR_LABEL
-        )
-        if ancestor not in ANCESTOR_CONTAINERS:
+        step = ancestor(job)
+        if step not in ANCESTOR_CONTAINERS:
             continue
         at = f"spec.template.spec.replicatedJobs[{i}]"
         if job.get("replicas", 1) != 1:
             out.append(f"{at}.replicas: always must be 1")
-        if not any(c.get("name") == ANCESTOR_CONTAINERS[ancestor] for c in _containers(job)):
+        if not any(c.get("name") == ANCESTOR_CONTAINERS[step] for c in _containers(job)):
             out.append(
                 f"{at}.template.spec.template.spec.containers: must contain the required "
-                f"container for the ancestor: {ancestor}"
+                f"container for the ancestor: {step}"
             )
     return out
 

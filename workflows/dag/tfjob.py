@@ -16,11 +16,10 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from textcnn.cpus import REQUEST_ENV as CPU_REQUEST_ENV
 from workflows.checks.admission import CONTAINER, TFJOB_API_VERSION, TFJOB_KIND
 from workflows.dag import security
 from workflows.dag.manifest import manifest_yaml as resource_manifest
-from workflows.dag.workload import WORKFLOW_LABEL, Workload
+from workflows.dag.workload import CPU_REQUEST, WORKFLOW_LABEL, Workload
 
 WORKDIR_VOLUME = "workdir"
 # Istio's label (preferred over the older annotation): no sidecar, whose proxy would sit
@@ -61,11 +60,7 @@ def build_tfjob(
         "resources": work.resources(),
         "env": [
             *({"name": k, "value": v} for k, v in {**security.SCRATCH_ENV, **work.env}.items()),
-            # TensorFlow's threads follow the replica's CPU request (textcnn.cpus).
-            {
-                "name": CPU_REQUEST_ENV,
-                "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1"}},
-            },
+            CPU_REQUEST,
         ],
         "securityContext": dict(security.CONTAINER),
         "volumeMounts": [

@@ -32,7 +32,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from textcnn import tf_config
-from textcnn.cpus import REQUEST_ENV as CPU_REQUEST_ENV
 from workflows.checks.trainer import (
     ANCESTOR_LABEL,
     RUNTIME_KIND,
@@ -45,7 +44,7 @@ from workflows.dag import security
 from workflows.dag.gpu import GpuScheduling
 from workflows.dag.manifest import manifest_yaml as resource_manifest
 from workflows.dag.tfjob import NO_ISTIO_SIDECAR, WORKDIR_VOLUME
-from workflows.dag.workload import Workload
+from workflows.dag.workload import CPU_REQUEST, Workload
 
 # The JobSet's labels on every pod (jobset `api/jobset/v1alpha2/jobset_types.go`), which
 # the downward API gives the node as the names its TF_CONFIG is built from.
@@ -97,11 +96,7 @@ def training_runtime(name: str, image: str) -> dict[str, Any]:
                 }
                 for variable, label in JOBSET_LABELS.items()
             ),
-            # TensorFlow's threads follow the node's CPU request (textcnn.cpus).
-            {
-                "name": CPU_REQUEST_ENV,
-                "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1"}},
-            },
+            CPU_REQUEST,
         ],
         "resources": copy.deepcopy(DEFAULT_RESOURCES),
         "securityContext": dict(security.CONTAINER),

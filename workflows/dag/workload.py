@@ -7,9 +7,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from textcnn.cpus import REQUEST_ENV as CPU_REQUEST_ENV
 from workflows.dag.gpu import GpuScheduling
 
 WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
+# TensorFlow's threads follow the pod's CPU request (textcnn.cpus), given by the downward API.
+CPU_REQUEST: dict[str, Any] = {
+    "name": CPU_REQUEST_ENV,
+    "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1"}},
+}
 
 
 @dataclass(frozen=True)

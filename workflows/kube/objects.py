@@ -95,8 +95,19 @@ class Stale(Exception):
 Check = Callable[[dict[str, Any]], None]
 
 
+# metav1.Time as the API server writes it: RFC 3339, whole seconds, UTC.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime(TIME_FORMAT)
+
+
+def age_seconds(stamp: str) -> float:
+    """Seconds since a timestamp the API server or a controller wrote."""
+    return (
+        datetime.now(UTC) - datetime.strptime(stamp, TIME_FORMAT).replace(tzinfo=UTC)
+    ).total_seconds()
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

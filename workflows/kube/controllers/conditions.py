@@ -12,15 +12,12 @@ condition's lastTransitionTime when nothing else changed and stores them sorted 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
+
+from workflows.kube.objects import now
 
 READY = "Ready"
 Conditions = list[dict[str, Any]]
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def status_of(ok: bool | None) -> str:
@@ -71,7 +68,7 @@ def _set(conditions: Conditions, condition: dict[str, Any]) -> Conditions:
     same = {k: v for k, v in old.items() if k != "lastTransitionTime"} == condition
     condition = {
         **condition,
-        "lastTransitionTime": old["lastTransitionTime"] if same and old else _now(),
+        "lastTransitionTime": old["lastTransitionTime"] if same and old else now(),
     }
     others = [c for c in conditions if c.get("type") != condition["type"]]
     return sorted([*others, condition], key=lambda c: str(c["type"]))

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
 from typing import Any
 
+from workflows.kube import objects
 from workflows.kube.controllers.pods import Pod, Servers
+from workflows.kube.objects import age_seconds
 
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's SafeEncodeString
 COMPLETE, UPDATED, TIMED_OUT = (
@@ -36,10 +37,6 @@ COMPLETE, UPDATED, TIMED_OUT = (
     "ReplicaSetUpdated",
     "ProgressDeadlineExceeded",
 )
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def replica_set(deployment: str, template: dict[str, Any]) -> str:
@@ -130,7 +127,7 @@ class DeploymentPods:
             return _condition(previous, "Progressing", "True", COMPLETE, message, refresh=False)
         deadline = int(deployment["spec"].get("progressDeadlineSeconds", 600))
         since = before.get("lastUpdateTime")
-        waited = since is not None and not progressed and _age(since) > deadline
+        waited = since is not None and not progressed and age_seconds(since) > deadline
         held = before.get("reason") == TIMED_OUT and not changed
         if held or (waited and before.get("reason") != COMPLETE):
             message = f'ReplicaSet "{rs}" has timed out progressing.'
@@ -141,11 +138,6 @@ class DeploymentPods:
 
 def _get(status: dict[str, Any], kind: str) -> dict[str, Any]:
     return next((c for c in status.get("conditions") or [] if c.get("type") == kind), {})
-
-
-def _age(when: str) -> float:
-    then = datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return (datetime.now(UTC) - then).total_seconds()
 
 
 def _condition(
@@ -159,7 +151,7 @@ def _condition(
         reason,
         message,
     )
-    now = _now()
+    now = objects.now()
     return {
         "type": kind,
         "status": status,

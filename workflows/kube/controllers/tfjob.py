@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ from workflows.kube.controllers.replicas import (
     stop_all,
     tf_configs,
 )
-from workflows.kube.objects import NotFound, Objects
+from workflows.kube.objects import NotFound, Objects, age_seconds
 from workflows.local.substitution import claim_dir
 
 BACKOFF_POLICIES = ("OnFailure", "Always", "ExitCode")  # what PastBackoffLimit counts
@@ -247,5 +246,4 @@ def _past_deadline(run_policy: Mapping[str, Any], status: Mapping[str, Any]) -> 
     limit, start = run_policy.get("activeDeadlineSeconds"), status.get("startTime")
     if limit is None or start is None:
         return False
-    began = datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return (datetime.now(UTC) - began).total_seconds() >= int(limit)
+    return age_seconds(start) >= int(limit)

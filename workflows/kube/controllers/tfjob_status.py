@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
+
+from workflows.kube.objects import now
 
 KIND = "TFJob"
 # UpdateJobStatus's order of replica types (allTypes).
@@ -35,10 +36,6 @@ CREATED, RUNNING, RESTARTING, SUCCEEDED, FAILED = (
 
 Status = dict[str, Any]
 Counts = dict[str, dict[str, int]]  # replica type -> active/succeeded/failed
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def defaults(spec: Mapping[str, Any]) -> dict[str, Any]:

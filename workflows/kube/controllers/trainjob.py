@@ -42,7 +42,6 @@ import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +53,12 @@ from workflows.kube.controllers.addresses import (
     LOCAL_ADDRESSES_ENV,
 )
 from workflows.kube.controllers.claims import all_bound
+from workflows.kube.controllers.conditions import get
 from workflows.kube.controllers.kinds import TRAINJOB
 from workflows.kube.controllers.ports import free_ports
 from workflows.kube.controllers.replicas import Replica, Runs, Unsupported, replica, stop_all
 from workflows.kube.controllers.trainjob_pods import NodeJob, node_job, pod_labels
-from workflows.kube.objects import NotFound, Objects
+from workflows.kube.objects import NotFound, Objects, age_seconds, now
 from workflows.local.substitution import claim_dir
 
 COMPLETE, FAILED = "Complete", "Failed"
@@ -79,15 +79,13 @@ MANAGED_BY = "trainer.kubeflow.org/trainjob-controller"  # the trainer's own (th
 UNSUPPORTED = "Unsupported"  # ours: what this machine cannot run, said as a failure
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _true(status: Mapping[str, Any], kind: str) -> bool:
+    return get(status.get("conditions") or [], kind).get("status") == "True"
 
 
 def finished(status: Mapping[str, Any]) -> bool:
-    return any(
-        c.get("type") in (COMPLETE, FAILED) and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
+    """`IsTrainJobFinished` (pkg/util/trainjob/trainjob.go): Complete or Failed."""
+    return _true(status, COMPLETE) or _true(status, FAILED)
 
 
 def _set(status: dict[str, Any], kind: str, value: str, reason: str, message: str) -> None:
@@ -97,7 +95,7 @@ def _set(status: dict[str, Any], kind: str, value: str, reason: str, message: st
         "status": value,
         "reason": reason,
         "message": message,
-        "lastTransitionTime": _now(),
+        "lastTransitionTime": now(),
     }
     status["conditions"] = [
         *(c for c in status.get("conditions") or [] if c.get("type") != kind),
@@ -305,10 +303,7 @@ def _start(pods: list[Replica], runs: Runs) -> None:
 def _suspended(spec: Mapping[str, Any], status: dict[str, Any]) -> bool:
     """`setSuspendedCondition`: Suspended while spec.suspend; once resumed, the condition
     turns False ("Resumed"); a never-suspended TrainJob has none."""
-    was = any(
-        c.get("type") == SUSPENDED and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
+    was = _true(status, SUSPENDED)
     now = bool(spec.get("suspend"))
     if now != was and (now or was):
         reason, message = (SUSPENDED, SUSPENDED_MESSAGE) if now else (RESUMED, RESUMED_MESSAGE)
@@ -322,5 +317,4 @@ def _past_deadline(spec: Mapping[str, Any], meta: Mapping[str, Any]) -> bool:
     limit, created = spec.get("activeDeadlineSeconds"), meta.get("creationTimestamp")
     if not limit or not created or spec.get("suspend"):
         return False
-    began = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return (datetime.now(UTC) - began).total_seconds() >= int(limit)
+    return age_seconds(created) >= int(limit)

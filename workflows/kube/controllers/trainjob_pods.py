@@ -24,12 +24,12 @@ Pure functions of the objects; the controller (trainjob.py) runs the pods.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from workflows.checks.paths import as_map, as_maps
-from workflows.checks.trainer import ANCESTOR_LABEL, TRAINER_CONTAINER
+from workflows.checks.trainer import ANCESTOR_LABEL, TRAINER_CONTAINER, ancestor
 
 # The list fields merged by key in a strategic merge patch (their patchMergeKey in
 # k8s.io/api core/v1 and jobset's types); any other list is replaced.
@@ -47,6 +47,21 @@ JOBSET_LABEL = "jobset.sigs.k8s.io/"
 DEFAULT_BACKOFF_LIMIT = 6
 
 
+def _by_key(
+    base: list[Any], items: list[Any], key: str, combine: Callable[[Any, Any], Any]
+) -> list[Any]:
+    """`base` with each of `items` combined into the element of the same `key` where it
+    stands, or appended."""
+    out = list(base)
+    for item in items:
+        at = next((i for i, b in enumerate(out) if b.get(key) == item.get(key)), None)
+        if at is None:
+            out.append(item)
+        else:
+            out[at] = combine(out[at], item)
+    return out
+
+
 def strategic_merge(base: Any, patch: Any, field: str = "") -> Any:
     """`patch` merged into `base` as a strategic merge patch of the fields above."""
     if isinstance(base, Mapping) and isinstance(patch, Mapping):
@@ -55,29 +70,14 @@ def strategic_merge(base: Any, patch: Any, field: str = "") -> Any:
             out[key] = strategic_merge(base.get(key), value, key) if key in base else value
         return out
     if isinstance(base, list) and isinstance(patch, list) and field in MERGE_KEYS:
-        key = MERGE_KEYS[field]
-        out_list = list(base)
-        for item in patch:
-            at = next((i for i, b in enumerate(out_list) if b.get(key) == item.get(key)), None)
-            if at is None:
-                out_list.append(item)
-            else:
-                out_list[at] = strategic_merge(out_list[at], item)
-        return out_list
+        return _by_key(base, patch, MERGE_KEYS[field], strategic_merge)
     return copy.deepcopy(patch)
 
 
 def upsert(env: list[Mapping[str, Any]], new: list[Mapping[str, Any]]) -> list[Any]:
     """`apply.UpsertEnvVars` (pkg/apply/apply.go): a variable of the same name is replaced
     where it stands, a new one appended."""
-    out = [dict(e) for e in env]
-    for item in new:
-        at = next((i for i, e in enumerate(out) if e.get("name") == item.get("name")), None)
-        if at is None:
-            out.append(dict(item))
-        else:
-            out[at] = dict(item)
-    return out
+    return _by_key([dict(e) for e in env], [dict(i) for i in new], "name", lambda _, i: i)
 
 
 @dataclass(frozen=True)
@@ -107,14 +107,7 @@ def node_job(trainjob: Mapping[str, Any], runtime: Mapping[str, Any]) -> NodeJob
     for patch in as_maps(spec.get("runtimePatches")):
         template = as_map(as_map(patch.get("trainingRuntimeSpec")).get("template"))
         jobset = strategic_merge(jobset, as_map(template.get("spec")))
-    jobs = [
-        j
-        for j in as_maps(jobset.get("replicatedJobs"))
-        if as_map(as_map(as_map(j.get("template")).get("metadata")).get("labels")).get(
-            ANCESTOR_LABEL
-        )
-        == "trainer"
-    ]
+    jobs = [j for j in as_maps(jobset.get("replicatedJobs")) if ancestor(j) == "trainer"]
     if len(jobs) != 1:
         raise ValueError(f"runtime has {len(jobs)} replicated jobs labelled {ANCESTOR_LABEL}")
     job_spec: dict[str, Any] = copy.deepcopy(

@@ -31,6 +31,16 @@ def observed(job: Mapping[str, Any]) -> tuple[str, Mapping[str, Any], dict[Any, 
     return f"{meta.get('namespace', '?')}/{meta.get('name', '?')}", status, true
 
 
+def tally(groups: Mapping[str, Any], keys: tuple[str, ...], none: str, sep: str = " ") -> str:
+    """`name<sep>2 active, 1 succeeded; ...`: each group's nonzero counts of `keys`
+    (`none` for a group with none), as a status summary a person reads."""
+    parts = []
+    for name, counts in groups.items():
+        shown = [f"{counts[k]} {k}" for k in keys if (counts or {}).get(k)]
+        parts.append(f"{name}{sep}{', '.join(shown) or none}")
+    return "; ".join(parts)
+
+
 def wait_for(
     get: Callable[[], Mapping[str, Any]], judge: Judge, timeout_s: float, poll_s: float
 ) -> str:

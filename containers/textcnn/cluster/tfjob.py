@@ -22,18 +22,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from textcnn.cluster.jobs import Verdict, observed
+from textcnn.cluster.jobs import Verdict, observed, tally
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
 REPLICA_COUNTS = ("active", "succeeded", "failed")
 
 
 def _replicas(status: Mapping[str, Any]) -> str:
-    parts = []
-    for rtype, counts in sorted((status.get("replicaStatuses") or {}).items()):
-        shown = [f"{counts[k]} {k}" for k in REPLICA_COUNTS if (counts or {}).get(k)]
-        parts.append(f"{rtype} {', '.join(shown) or 'none started'}")
-    return "; ".join(parts)
+    replicas = dict(sorted((status.get("replicaStatuses") or {}).items()))
+    return tally(replicas, REPLICA_COUNTS, "none started")
 
 
 def judge(tfjob: Mapping[str, Any]) -> Verdict:

@@ -23,18 +23,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from textcnn.cluster.jobs import Verdict, observed
+from textcnn.cluster.jobs import Verdict, observed, tally
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
 JOB_COUNTS = ("active", "ready", "succeeded", "failed")
 
 
 def _jobs(status: Mapping[str, Any]) -> str:
-    parts = []
-    for job in status.get("jobsStatus") or []:
-        shown = [f"{job[k]} {k}" for k in JOB_COUNTS if job.get(k)]
-        parts.append(f"{job.get('name', '?')}: {', '.join(shown) or 'no Job started'}")
-    return "; ".join(parts)
+    jobs = {str(j.get("name", "?")): j for j in status.get("jobsStatus") or []}
+    return tally(jobs, JOB_COUNTS, "no Job started", sep=": ")
 
 
 def judge(trainjob: Mapping[str, Any]) -> Verdict:

@@ -384,3 +384,78 @@ def save_toy(path: Path, cues: dict[str, list[str]] = TOY_CUES) -> Path:
     module = ToyClassifier(cues)
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
     return path
+
+
+def check_data(
+    store: str,
+    root: Path,
+    train_csv: Path,
+    test_csv: Path,
+    run_name: str = "wf-new",
+    **options: Any,
+) -> Path:
+    """ROOT/data-checks for two CSVs, made by the real steps as the DAG runs them
+    (prepare-data into ROOT/prepared, dataset-metadata of each, check-data), their
+    Datasets recorded in `store` under `run_name`."""
+    from textcnn.steps import check_data as step
+    from textcnn.steps import dataset_metadata, prepare_data
+
+    columns = {"text_column": "text", "label_column": "label"}
+    prepare_data.run(
+        train_path=str(train_csv),
+        val_data_pct=0.1,
+        num_words=20_000,
+        max_length=0,
+        length_percentile=95.0,
+        seed=7,
+        max_text_chars=10_000,
+        output_dir=str(root / "prepared"),
+        **columns,
+    )
+    for split, path in (("train", train_csv), ("test", test_csv)):
+        dataset_metadata.run(
+            data_path=str(path),
+            split=split,
+            report_dir=str(root / f"{split}-report"),
+            metadata_store=store,
+            run_name=run_name,
+            **columns,
+        )
+    step.run(
+        prepared_dir=str(root / "prepared"),
+        train_report_dir=str(root / "train-report"),
+        test_report_dir=str(root / "test-report"),
+        test_path=str(test_csv),
+        max_text_chars=10_000,
+        output_dir=str(root / "data-checks"),
+        **columns,
+        **options,
+    )
+    return root / "data-checks"
+
+
+def record_trained_on(store: str, data_checks: Path, model_uri: str) -> int:
+    """Record in `store` that the model at `model_uri` learned from the data `check_data`
+    made DATA_CHECKS from, as log-training-metadata links them (Dataset -> PrepareData ->
+    PreparedData -> Train -> Model); the model's id."""
+    from textcnn import metadata
+
+    checks = json.loads((data_checks / "checks.json").read_text())
+    run_name = "wf-old"
+    _, [prepared] = metadata.record_execution(
+        store,
+        run_name=run_name,
+        type_name="PrepareData",
+        properties={},
+        inputs=[checks["dataset_ids"]["train"]],
+        outputs=[("PreparedData", str(data_checks.parent / "prepared"), {})],
+    )
+    _, [model] = metadata.record_execution(
+        store,
+        run_name=run_name,
+        type_name="Train",
+        properties={},
+        inputs=[prepared],
+        outputs=[("Model", model_uri, {})],
+    )
+    return model

@@ -14,7 +14,9 @@ import pytest
 from helpers import (
     SMALL,
     FakeApiServer,
+    check_data,
     make_texts,
+    record_trained_on,
     recorded,
     run_pipeline,
     run_train,
@@ -36,9 +38,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     good, bad = root / "good", root / "bad"
     run_train(write_inputs(good), good, epochs=3)
     run_train(write_inputs(bad, learning_rate=1e-7, architecture="cnn"), bad, epochs=1)
-    texts, labels = make_texts(200, seed=11)
-    with (root / "test.csv").open("w", newline="") as f:
-        csv.writer(f).writerows([("text", "label"), *zip(texts, labels, strict=True)])
+    for name, rows, seed in (("test", 200, 11), ("train", 400, 12)):
+        write_csv(root / f"{name}.csv", *make_texts(rows, seed=seed))
     for folder in (good, bad):
         evaluate.run(
             model_dir=str(folder / "model"),
@@ -48,7 +49,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             label_column="label",
             metrics_dir=str(folder / "metrics"),
         )
-    return {"good": good, "bad": bad, "test": root / "test.csv"}
+    return {"good": good, "bad": bad, "test": root / "test.csv", "train": root / "train.csv"}
+
+
+def write_csv(path: Path, texts: list[str], labels: list[str]) -> Path:
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([("text", "label"), *zip(texts, labels, strict=True)])
+    return path
 
 
 def accuracy(folder: Path) -> float:
@@ -75,8 +82,19 @@ def serve(store: str, folder: Path) -> int:
     return mid
 
 
-def run_gate(store: str, models: dict[str, Path], candidate: str, **options: object) -> dict:
+def run_gate(
+    store: str,
+    models: dict[str, Path],
+    candidate: str,
+    checks: Path | None = None,
+    **options: object,
+) -> dict:
+    """The gate on `candidate`, with `checks` (check-data's folder; by default of the
+    module's training and test CSVs, their Datasets recorded in `store`)."""
     folder = models[candidate]
+    root = Path(store.removeprefix("sqlite:")).parent
+    if checks is None:
+        checks = check_data(store, root / "this-run", models["train"], models["test"])
     return gate.run(
         metadata_store=store,
         run_name="wf-new",
@@ -84,12 +102,15 @@ def run_gate(store: str, models: dict[str, Path], candidate: str, **options: obj
         isvc_name="textcnn",
         model_id=model_id(store, folder),
         model_uri=str(folder / "model"),
-        prepared_dir=str(folder / "prepared"),
+        # This run's prepared data, as check-data read it.
+        prepared_dir=str(checks.parent / "prepared"),
         metrics_dir=str(folder / "metrics"),
         report_dir=str(store.removeprefix("sqlite:") + ".gate"),
-        test_path=str(models["test"]),
+        test_path=str(checks / "test.csv"),
         text_column="text",
         label_column="label",
+        data_checks_dir=str(checks),
+        report_uri=str(store.removeprefix("sqlite:") + ".gate/report.html"),
         **options,  # type: ignore[arg-type]
     )
 
@@ -137,7 +158,12 @@ def test_a_worse_model_is_skipped_with_both_figures(
         for e in graph["events"]
         if e["execution_id"] == execution["id"] and e["type"] == "INPUT"
     }
-    assert serving_id in inputs and len(inputs) == 2
+    # ... and the data weighed: this run's training Dataset (nothing recorded what the
+    # serving model learned from, so its test data was compared with its training data).
+    data = json.loads((tmp_path / "this-run" / "data-checks" / "checks.json").read_text())
+    types = metadata.artifact_types(store, sorted(inputs))
+    assert serving_id in inputs and data["dataset_ids"]["train"] in inputs
+    assert sorted(types.values()) == ["Dataset", "Model", "Model"]
     # The endpoint still serves the good model.
     now = registry.serving(store, KEY)
     assert now is not None and now.model_id == serving_id
@@ -197,13 +223,20 @@ def test_the_candidate_is_the_model_ml_metadata_registered(
             test_path=str(models["test"]),
             text_column="text",
             label_column="label",
+            data_checks_dir=str(tmp_path / "data-checks"),
+            report_uri=str(tmp_path / "gate" / "report.html"),
         )
 
 
 def test_deploy_off_skips_without_scoring(models: dict[str, Path], tmp_path: Path) -> None:
     store = f"sqlite:{tmp_path / 'md.sqlite'}"
     out = run_gate(store, models, "good", deploy=False)
-    assert out == {"decision": "skip", "reason": "deploy is off (--deploy no)"}
+    assert (out["decision"], out["reason"]) == ("skip", "deploy is off (--deploy no)")
+    # The data's figures are still given (and gauged).
+    assert out["data_checks"].startswith(
+        "this run's test data (nothing serves) against this run's training data: label drift"
+    )
+    assert {k: float(out[k]) for k in ("label_drift", "length_drift", "oov_rate")}
 
 
 @pytest.mark.parametrize(
@@ -339,3 +372,116 @@ def test_on_a_cluster_a_live_service_that_disagrees_with_the_registry_is_reporte
     ) in out["reason"]
     path = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/textcnn"
     assert api.requests == [(path, "Bearer t0ken")]
+
+
+# --- the data: this run's against what the serving model learned from ------------------
+
+
+def serve_trained_on(store: str, models: dict[str, Path], root: Path, train: Path) -> int:
+    """Record the bad model as serving, trained on `train` (tested on the module's test
+    CSV), with the lineage log-training-metadata records; its id."""
+    old = check_data(store, root, train, models["test"], run_name="wf-old")
+    mid = record_trained_on(store, old, str(models["bad"] / "model"))
+    registry.record_serving(
+        store,
+        run_name="wf-old",
+        key=KEY,
+        model_id=mid,
+        model_uri=str(models["bad"] / "model"),
+        url="http://127.0.0.1:1",
+    )
+    return mid
+
+
+def test_a_vanished_class_withholds_a_better_model(models: dict[str, Path], tmp_path: Path) -> None:
+    store = f"sqlite:{tmp_path / 'md.sqlite'}"
+    texts, labels = make_texts(400, seed=12)
+    with_meh = write_csv(
+        tmp_path / "old-train.csv",
+        texts + [f"meh {t}" for t in texts[:30]],
+        labels + ["meh"] * 30,
+    )
+    serving_id = serve_trained_on(store, models, tmp_path / "old", with_meh)
+    out = run_gate(store, models, "good")
+    # A vanished class blocks on its own: the label drift is within its threshold.
+    assert out["decision"] == "skip"
+    assert out["reason"].startswith(
+        "data drift (class ['meh'] vanished; this run's training data against the serving "
+        f"model's training data (wf-old, model {serving_id})); "
+    )
+    assert "candidate accuracy" in out["reason"]  # the scores are still given
+    assert float(out["label_drift"]) == pytest.approx(30 / 430)
+    # Recorded: the figures on the blessing, both training Datasets as the Gate's inputs.
+    props = blessing(store)["properties"]
+    assert json.loads(props["data_blocks"]) == ["class ['meh'] vanished"]
+    assert props["label_drift"] == pytest.approx(30 / 430, rel=1e-5)  # as MLMD keeps it
+    graph = metadata.lineage(store, "wf-new")
+    (execution,) = [e for e in graph["executions"] if e["type"] == "Gate"]
+    inputs = [
+        e["artifact_id"]
+        for e in graph["events"]
+        if e["execution_id"] == execution["id"] and e["type"] == "INPUT"
+    ]
+    old = json.loads((tmp_path / "old" / "data-checks" / "checks.json").read_text())
+    new = json.loads((tmp_path / "this-run" / "data-checks" / "checks.json").read_text())
+    assert {old["dataset_ids"]["train"], new["dataset_ids"]["train"], serving_id} < set(inputs)
+    assert out["report"] == str(tmp_path / "md.sqlite.gate" / "report.html")
+    verdict = json.loads((tmp_path / "md.sqlite.gate" / "gate.json").read_text())
+    assert verdict["data"]["vanished"] == ["meh"]
+    # --force_deploy overrides, and says so.
+    forced = run_gate(store, models, "good", force_deploy=True)
+    assert forced["decision"] == "deploy"
+    assert "overridden by --force_deploy" in forced["reason"]
+
+
+def test_texts_cut_to_three_words_withhold_the_deploy_with_the_length_drift(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    store = f"sqlite:{tmp_path / 'md.sqlite'}"
+    serve_trained_on(store, models, tmp_path / "old", models["train"])
+    cut = {}
+    for name in ("train", "test"):
+        rows = list(csv.reader(models[name].open(newline="")))[1:]
+        cut[name] = write_csv(
+            tmp_path / f"cut-{name}.csv",
+            [" ".join(text.split()[:3]) for text, _ in rows],
+            [label for _, label in rows],
+        )
+    checks = check_data(store, tmp_path / "cut", cut["train"], cut["test"])
+    out = run_gate(store, models, "good", checks=checks)
+    assert out["decision"] == "skip"
+    drift = float(out["length_drift"])
+    assert drift > 0.9
+    assert f"length drift {drift:.4f} > --max_length_drift 0.25" in out["reason"]
+    assert float(out["label_drift"]) == 0.0
+    assert out["data_checks"].startswith(
+        "this run's training data against the serving model's training data"
+    )
+    # The same data as the serving model's: nothing drifts, and the better model deploys.
+    same = run_gate(store, models, "good")
+    assert same["decision"] == "deploy"
+    assert (float(same["label_drift"]), float(same["length_drift"])) == (0.0, 0.0)
+    # Within a threshold raised to allow it, the cut data deploys too.
+    assert run_gate(store, models, "good", checks=checks, max_length_drift=1.0)["decision"] == (
+        "deploy"
+    )
+
+
+def test_words_the_serving_model_never_saw_withhold_the_deploy(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    store = f"sqlite:{tmp_path / 'md.sqlite'}"
+    serve_trained_on(store, models, tmp_path / "old", models["train"])
+    rows = list(csv.reader(models["train"].open(newline="")))[1:]
+    # Every text gets as many new words as it has: half its words are unknown.
+    renamed = write_csv(
+        tmp_path / "renamed.csv",
+        [" ".join([*t.split(), *(f"novel{i}" for i in range(len(t.split())))]) for t, _ in rows],
+        [label for _, label in rows],
+    )
+    checks = check_data(store, tmp_path / "new", renamed, models["test"])
+    out = run_gate(store, models, "good", checks=checks, max_length_drift=1.0)
+    assert out["decision"] == "skip"
+    assert float(out["oov_rate"]) == pytest.approx(0.5, abs=0.05)
+    assert "OOV rate" in out["reason"] and "--max_oov_rate 0.3" in out["reason"]
+    assert "against the serving model's vocabulary" in out["data_checks"]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import re
 from html.parser import HTMLParser
 
-from textcnn.report import render_report, with_gate
+import numpy as np
+
+from textcnn.drift import LENGTH_EDGES, Profile, Thresholds, compare, length_histogram
+from textcnn.report import render_report, with_data_checks, with_gate
 
 METRICS = {
     "accuracy": 0.75,
@@ -73,3 +77,46 @@ def test_the_gate_s_verdict_goes_before_the_curves() -> None:
     assert out.index("<h2>Deploy gate: skip</h2>") < out.index("<h2>Training curves</h2>")
     assert "worse: 0.70 &lt; 0.75 &amp; &lt;b&gt;" in out  # escaped
     assert "<th>candidate accuracy</th><td>0.7000</td>" in out
+
+
+def test_the_data_checks_show_both_sides_and_why() -> None:
+    reference = Profile(
+        {"fresh": 60, "rotten": 30, "<meh>": 10}, length_histogram(np.array([20] * 100))
+    )
+    current = Profile({"fresh": 50, "rotten": 50}, length_histogram(np.array([3] * 100)))
+    drift = compare(
+        reference,
+        current,
+        names=("the serving model's data", "this run's data"),
+        oov_rate=0.05,
+        oov_against="the serving model's vocabulary",
+        thresholds=Thresholds(0.1, 0.25, 0.3),
+    )
+    checks = {
+        "overlap": {
+            "rows": 1,
+            "share": 0.01,
+            "max_test_overlap": 0.05,
+            "dropped": 0,
+            "examples": [{"row": 7, "text": "a <b>leaked</b> text"}],
+        },
+        "test_oov_rate": 0.04,
+        "dropped_by_prepare_data": {"empty_texts": 2, "duplicate_texts": 3},
+    }
+    page = "<html><body><h2>Deploy gate: skip</h2><h2>Training curves</h2></body></html>"
+    out = with_data_checks(page, checks, drift)
+    assert out.index("<h2>Data checks: deploy withheld</h2>") < out.index("Training curves")
+    cells = parse(out).cells
+    # Class shares side by side; the class the new data lacks reads "absent".
+    assert "<tr><th>&lt;meh&gt;</th><td>10.00%</td><td>absent</td></tr>" in out
+    assert "<tr><th>fresh</th><td>60.00%</td><td>50.00%</td></tr>" in out
+    # Every block is listed; the figures stand beside their thresholds.
+    for block in drift.blocks:
+        assert f"<li>{html.escape(block)}</li>" in out
+    at = cells.index("length drift (Kolmogorov-Smirnov)")
+    assert cells[at + 1 : at + 3] == ["1.0000", "0.25"]
+    # The length histograms overlaid: one bar per non-empty bin and side, in one figure.
+    assert out.count("<rect") == 2 * (LENGTH_EDGES.index(20) + 1)
+    assert "this run&#x27;s data: 3 tokens, 100.00%" in out
+    # The leaked row, escaped.
+    assert "<th>7</th>" in out and "a &lt;b&gt;leaked&lt;/b&gt; text" in out

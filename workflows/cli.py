@@ -240,6 +240,8 @@ def _report(
     metrics = result.extra["metrics"]
     print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
     print(f"gate: {result.outputs['gate_decision']} ({result.outputs['gate_reason']})")
+    print(f"data: {result.outputs['data_checks']}")
+    print(f"report: {result.outputs['report']}")
     return 0
 
 

@@ -35,6 +35,7 @@ STEPS: dict[str, str] = {
         "validate-params",
         "dataset-metadata",
         "prepare-data",
+        "check-data",
         "embeddings",
         "model-metadata",
         "train",

@@ -409,6 +409,34 @@ def produced_by(store: str, artifact_id: int, execution_type: str, output_type: 
         return [a.id for a in s.get_artifacts_by_id(outputs) if a.type_id == types[output_type]]
 
 
+def made_from(store: str, artifact_id: int, execution_type: str, input_type: str) -> list[int]:
+    """Ids of the `input_type` artifacts that the latest `execution_type` execution which
+    output `artifact_id` read (for example the PreparedData a Train made a Model from):
+    `produced_by`, one hop towards the data instead of away from it."""
+    with _session(store, exclusive=False) as s:
+        types = {t.name: t.id for t in s.get_execution_types() + s.get_artifact_types()}
+        if execution_type not in types or input_type not in types:
+            return []
+        writers = {
+            e.execution_id
+            for e in s.get_events_by_artifact_ids([artifact_id])
+            if e.type == mlmd.Event.OUTPUT
+        }
+        executions = [
+            e.id
+            for e in s.get_executions_by_id(sorted(writers))
+            if e.type_id == types[execution_type]
+        ]
+        if not executions:
+            return []
+        inputs = [
+            e.artifact_id
+            for e in s.get_events_by_execution_ids([max(executions)])
+            if e.type == mlmd.Event.INPUT
+        ]
+        return [a.id for a in s.get_artifacts_by_id(inputs) if a.type_id == types[input_type]]
+
+
 def artifact_properties(store: str, artifact_id: int) -> dict[str, Any]:
     with _session(store, exclusive=False) as s:
         (artifact,) = _require(s, store, [artifact_id])

@@ -330,7 +330,44 @@ class PipelineParams(BaseModel):
         le=1.0,
     )
     force_deploy: bool = _opt(
-        False, "Deploy whatever the gate finds (its figures are still recorded)."
+        False,
+        "Deploy whatever the gate finds, data drift included (its figures are still recorded).",
+    )
+    # --- data checks (check-data, and the gate's drift checks) ---------------------------
+    max_test_overlap: float = _opt(
+        0.05,
+        "Share of test rows whose text also occurs in the training data above which the "
+        "run fails in check-data (leakage inflates the test figures).",
+        ge=0.0,
+        le=1.0,
+    )
+    drop_test_overlap: bool = _opt(
+        False,
+        "Remove the test rows whose text also occurs in the training data before "
+        "evaluating (the run says how many).",
+    )
+    max_label_drift: float = _opt(
+        0.1,
+        "Largest total variation distance between the class shares of the serving model's "
+        "training data and this run's (or, with nothing serving, this run's training and "
+        "test data) at which the gate still deploys.",
+        ge=0.0,
+        le=1.0,
+    )
+    max_length_drift: float = _opt(
+        0.25,
+        "Largest Kolmogorov-Smirnov distance between the text length distributions (token "
+        "counts), compared as for max_label_drift, at which the gate still deploys.",
+        ge=0.0,
+        le=1.0,
+    )
+    max_oov_rate: float = _opt(
+        0.3,
+        "Largest share of this run's training words outside the serving model's "
+        "vocabulary (with nothing serving: of the test words outside this run's) at which "
+        "the gate still deploys.",
+        ge=0.0,
+        le=1.0,
     )
     isvc_name: str = _opt(
         "textcnn",
@@ -437,6 +474,7 @@ class PipelineParams(BaseModel):
         "gpu_support",
         "deploy",
         "force_deploy",
+        "drop_test_overlap",
         "cache",
         mode="before",
     )

@@ -85,6 +85,33 @@ def model_metrics(store: str, model_id: int) -> dict[str, Any]:
     return {k: v for k, v in props.items() if k != "metrics"}
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """The data a registered model learned from: its training `Dataset` (id and
+    properties, as dataset-metadata recorded them) and the prepared data's URI (whose
+    vocab.json holds the model's vocabulary)."""
+
+    dataset_id: int
+    properties: dict[str, Any]
+    prepared_uri: str
+
+
+def training_data(store: str, model_id: int) -> TrainingData | None:
+    """Model <- Train <- PreparedData <- PrepareData <- Dataset, as log-training-metadata
+    records the chain; None when a link is missing."""
+    prepared = metadata.made_from(store, model_id, "Train", "PreparedData")
+    if not prepared:
+        return None
+    datasets = metadata.made_from(store, prepared[0], "PrepareData", "Dataset")
+    if not datasets:
+        return None
+    return TrainingData(
+        datasets[0],
+        metadata.artifact_properties(store, datasets[0]),
+        metadata.artifact_uri(store, prepared[0]),
+    )
+
+
 def serving(store: str, key: str) -> Serving | None:
     """What endpoint `key` serves now, per the registry; None before its first deploy."""
     record = metadata.named_artifact(store, SERVING_RECORD, key)

@@ -26,6 +26,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "prepare-data": ("prepared",),
     "dataset-metadata-train": ("train-report",),
     "dataset-metadata-test": ("test-report",),
+    "check-data": ("data-checks",),
     "embeddings": ("embeddings",),
     "model-metadata": ("spec",),
     "train": ("cnn",),

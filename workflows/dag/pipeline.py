@@ -65,9 +65,9 @@ TEMPLATE_ANNOTATIONS = (t.DISPLAY_NAME,)
 UI_ANNOTATIONS = {
     "workflows.argoproj.io/title": "**textcnn**: train a word2vec CNN text classifier",
     "workflows.argoproj.io/description": (
-        "Validate options, check the data, prepare and embed it, build the Kim (2014) CNN, "
-        "train it (one pod on CPU or GPU, or a Kubeflow TFJob or TrainJob) beside the wide "
-        "n-gram branch, "
+        "Validate options, check the data (leakage, drift), prepare and embed it, build "
+        "the Kim (2014) CNN, train it (one pod on CPU or GPU, or a Kubeflow TFJob or "
+        "TrainJob) beside the wide n-gram branch, "
         "assemble both into one serving model, evaluate it on the test set "
         "and record lineage in ML Metadata; deploy it with KServe only if it is at least as "
         "good as the model that serves (the gate), checking that it serves (and a canary)."
@@ -343,6 +343,7 @@ def build_dag(
         "ds-train": t.dataset_metadata(launch, "train"),
         "ds-test": t.dataset_metadata(launch, "test"),
         "prepare": t.prepare_data(launch),
+        "check": t.check_data(launch),
         "embed": t.embeddings(launch),
         "spec": t.model_metadata(launch),
         "train": t.train(launch, gpu=False),
@@ -364,9 +365,11 @@ def build_dag(
     prepare = cached(steps["prepare"], after(validate))
     ds_train = cached(steps["ds-train"], after(validate))
     ds_test = cached(steps["ds-test"], after(prepare))
+    check = cached(steps["check"], after(prepare, ds_train, ds_test))
     embed = cached(steps["embed"], after(prepare))
-    # After the test data's check too: a test file with unknown labels stops the run here.
-    spec = cached(steps["spec"], after(embed, ds_test))
+    # After the data's checks too: a test file with unknown labels, or one that leaks the
+    # training data, stops the run before anything trains.
+    spec = cached(steps["spec"], after(embed, check))
     # Exclusive training branches of the CNN; each writes `cnn` at the same key. The wide
     # branch is fitted once beside them, and export assembles the serving model.
     branches = [
@@ -390,7 +393,7 @@ def build_dag(
     # Passing another task's output does not make Hera add a dependency: list each one.
     lineage = _task(
         t.log_training_metadata(launch),
-        depends=after(evaluate, ds_train, ds_test, spec, validate),
+        depends=after(evaluate, ds_train, ds_test, check, spec, validate),
         arguments=[
             validate.get_parameter(t.PARAMS).with_name("hyperparameters"),
             validate.get_parameter(caching.LINEAGE),
@@ -431,6 +434,7 @@ def build_dag(
         ds_train,
         ds_test,
         prepare,
+        check,
         embed,
         spec,
         *branches,
@@ -464,6 +468,11 @@ def build_dag(
                 value_from=ValueFrom(parameter=gate.get_parameter(key).value),
             )
             for key in (t.DECISION, t.REASON)
+        ]
+        + [
+            # The data's figures against the reference, and where the report is.
+            Parameter(name=key, value_from=ValueFrom(parameter=gate.get_parameter(key).value))
+            for key in (t.DATA_CHECKS, t.REPORT)
         ]
         + [
             # Empty when deploy is off (the wait task is omitted).

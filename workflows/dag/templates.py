@@ -80,6 +80,14 @@ MODEL_URI = "model_uri"
 MODEL_ID = "model_id"
 ENDPOINT = "endpoint"
 DECISION, REASON = "decision", "reason"  # the gate's outputs
+DATA_CHECKS, REPORT = "data_checks", "report"  # the gate's: the data's figures, the report
+# The gate's figures of the data, each an output and a Prometheus gauge textcnn_data_<name>.
+DRIFT_GAUGES = {
+    "label_drift": "Total variation distance of the class shares from the reference data.",
+    "length_drift": "Kolmogorov-Smirnov distance of the text lengths from the reference data.",
+    "oov_rate": "Share of words outside the reference vocabulary.",
+    "test_overlap": "Share of test rows whose text is also in the training data.",
+}
 DEPLOY = "deploy"  # the gate's decision to deploy (textcnn.steps.gate.DEPLOY)
 VERDICT = "verdict"  # the canary check's: promoted (a rollback fails the step)
 SERVING_ACCOUNT = "textcnn-serving"  # manifests/rbac.yaml: reads the model bucket
@@ -338,6 +346,29 @@ def dataset_metadata(launch: Launch, split: str) -> Container:
         inputs=["prepared"] if split == "test" else [],
         outputs=[report],
         output_parameters=[DATASET_ID],
+        resources=pod_resources("500m", "1Gi", "2Gi"),
+    )
+
+
+CHECKED_TEST = f"{input_path('data-checks')}/test.csv"  # the test rows later steps score
+
+
+def check_data(launch: Launch) -> Container:
+    """Leakage and the data's statistics, before training (textcnn.steps.check_data)."""
+    return step_template(
+        launch,
+        "check-data",
+        "check-data",
+        step_args(
+            "check-data",
+            prepared_dir=input_path("prepared"),
+            train_report_dir=input_path("train-report"),
+            test_report_dir=input_path("test-report"),
+            output_dir=output_path("data-checks"),
+        ),
+        display_name="Check the data: leakage, classes, lengths",
+        inputs=["prepared", "train-report", "test-report"],
+        outputs=["data-checks"],
         resources=pod_resources("500m", "1Gi", "2Gi"),
     )
 
@@ -637,9 +668,10 @@ def evaluate(launch: Launch) -> Container:
             prepared_dir=input_path("prepared"),
             metrics_dir=output_path("metrics"),
             training_dir=input_path("training"),
+            test_path=CHECKED_TEST,
         ),
         display_name="Evaluate on the test set",
-        inputs=["model", "prepared", "training"],
+        inputs=["model", "prepared", "training", "data-checks"],
         outputs=["metrics"],
         resources=pod_resources("1", "2Gi", "4Gi"),
     )
@@ -660,11 +692,12 @@ def log_training_metadata(launch: Launch) -> Container:
             model_spec_dir=input_path("spec"),
             training_dir=input_path("training"),
             metrics_dir=input_path("metrics"),
+            data_checks_dir=input_path("data-checks"),
             **{name: inputs_parameter(name) for name in LINEAGE_INPUTS},
         ),
         display_name="Record lineage",
         input_parameters=LINEAGE_INPUTS,
-        inputs=["train-report", "test-report", "spec", "training", "metrics"],
+        inputs=["train-report", "test-report", "spec", "training", "metrics", "data-checks"],
         output_parameters=[MODEL_URI, MODEL_ID, ACCURACY, MACRO_F1],
         resources=pod_resources("250m", "512Mi", "1Gi"),
         # Here, not on evaluate, which a run that reuses its metrics skips.
@@ -689,14 +722,21 @@ def gate(launch: Launch) -> Container:
             prepared_dir=input_path("prepared"),
             metrics_dir=input_path("metrics"),
             report_dir=output_path("gate"),
+            data_checks_dir=input_path("data-checks"),
+            test_path=CHECKED_TEST,
+            report_uri=f"$(ARTIFACT_ROOT)/{artifact_key('gate')}/report.html",
         ),
-        display_name="Gate: better than the serving model?",
+        display_name="Gate: better than the serving model, and the data sound?",
         input_parameters=[MODEL_ID, MODEL_URI],
-        inputs=["prepared", "metrics"],
+        inputs=["prepared", "metrics", "data-checks"],
         outputs=["gate"],
-        output_parameters=[DECISION, REASON],
+        output_parameters=[DECISION, REASON, DATA_CHECKS, REPORT, *DRIFT_GAUGES],
         resources=pod_resources("1", "2Gi", "4Gi"),
         metrics=[
+            *(
+                _on_success(f"textcnn_data_{name}", about, name)
+                for name, about in DRIFT_GAUGES.items()
+            ),
             Counter(
                 name="textcnn_gate_decisions_total",
                 help="The gate's decisions, by decision (deploy or skip).",
@@ -706,7 +746,7 @@ def gate(launch: Launch) -> Container:
                 ],
                 value="1",
                 when="{{status}} == Succeeded",
-            )
+            ),
         ],
     )
 

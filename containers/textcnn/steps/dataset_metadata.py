@@ -19,6 +19,7 @@ import pandas as pd
 
 from textcnn import metadata, storage
 from textcnn.data import LoadReport, check_known_labels, iter_csv, text_hashes
+from textcnn.drift import length_histogram
 from textcnn.model import read_json
 from textcnn.tokens import standardize_texts, token_counts
 
@@ -68,6 +69,8 @@ def build_report(
         "duplicate_texts": duplicates,
         "classes": {str(k): int(v) for k, v in sorted(classes.items())},
         "token_length": token_length,
+        # The profile drift checks compare (textcnn.drift): texts per length bin.
+        "token_length_histogram": length_histogram(nonempty),
         "fixed_on_load": {
             "blank_rows_skipped": load.blank_rows_skipped,
             "utf8_bom_removed": load.utf8_bom_removed,
@@ -116,6 +119,7 @@ def run(
         "text_column": text_column,
         "label_column": label_column,
         **{f"token_length_{k}": v for k, v in report["token_length"].items()},
+        "token_length_histogram": json.dumps(report["token_length_histogram"]),
     }
     dataset_id = metadata.record_artifact(
         metadata_store, run_name=run_name, type_name="Dataset", uri=uri, properties=properties

@@ -4,6 +4,12 @@ Both are scored on this run's test set by the same code (textcnn.evaluation), so
 comparison is fair even when the test data changed since the serving model was trained.
 The verdict is a `Blessing` in ML Metadata, made by a `Gate` execution from both models,
 and the step's outputs `decision` (`deploy` or `skip`) and `reason` steer the DAG.
+
+It also weighs the data (textcnn.drift): this run's training data against the data the
+serving model learned from, as ML Metadata recorded it, or with nothing serving this
+run's test data against its training data. A vanished class, or a drift beyond its
+threshold, withholds the deploy whatever the scores (`--force_deploy` overrides). Here,
+not in check-data: what serves changes between runs, and check-data is cached.
 """
 
 from __future__ import annotations
@@ -11,14 +17,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from textcnn import metadata, registry, storage
 from textcnn.cluster import kube, rollout
+from textcnn.drift import Drift, Profile, Thresholds, compare, oov_rate
 from textcnn.errors import InputError
 from textcnn.model import read_json
-from textcnn.report import with_gate
+from textcnn.report import with_data_checks, with_gate
 
 DEPLOY, SKIP = "deploy", "skip"
 
@@ -108,15 +116,22 @@ def run(
     test_path: str,
     text_column: str,
     label_column: str,
+    data_checks_dir: str,
+    report_uri: str,
     gate_metric: str = "accuracy",
     min_improvement: float = 0.0,
     force_deploy: bool = False,
     deploy: bool = True,
+    max_label_drift: float = 0.1,
+    max_length_drift: float = 0.25,
+    max_oov_rate: float = 0.3,
 ) -> dict[str, str]:
     """Compare the candidate (its evaluate metrics in METRICS_DIR) with the model that
-    serves ISVC_NAME in NAMESPACE per ML Metadata, scored on the same test CSV; record the
-    verdict, write it to REPORT_DIR (gate.json, and evaluate's report.html with the
-    verdict) and output `decision` and `reason`."""
+    serves ISVC_NAME in NAMESPACE per ML Metadata, scored on the same test CSV, and this
+    run's data (check-data's DATA_CHECKS_DIR) with that model's; record the verdict, write
+    it to REPORT_DIR (gate.json, and evaluate's report.html with the verdict and the data
+    comparison, which is REPORT_URI in the artifact repository) and output `decision`,
+    `reason`, the drift figures and `report`."""
     if gate_metric not in ("accuracy", "macro_f1"):
         raise InputError(f"--gate_metric {gate_metric!r}: use accuracy or macro_f1")
     key = registry.endpoint_key(namespace, isvc_name)
@@ -128,9 +143,17 @@ def run(
             f"{model_uri[:200]}: pass the outputs of this run's log-training-metadata"
         )
     candidate = json.loads(storage.read_text(storage.join(metrics_dir, "metrics.json")))
-    if not deploy:
-        return _report(metrics_dir, report_dir, SKIP, "deploy is off (--deploy no)", {})
+    checks = read_json(
+        Path(data_checks_dir) / "checks.json",
+        ("profiles", "test_oov_rate", "overlap", "dataset_ids"),
+        "check-data",
+    )
     current = registry.serving(metadata_store, key)
+    thresholds = Thresholds(max_label_drift, max_length_drift, max_oov_rate)
+    drift, reference_id = data_drift(metadata_store, current, checks, prepared_dir, thresholds)
+    page = Page(metrics_dir, report_dir, report_uri, checks, drift)
+    if not deploy:
+        return page.write(SKIP, "deploy is off (--deploy no)", {})
     serving_score: float | None = None
     why_none = f"nothing serves {key} yet"
     notes: list[str] = []
@@ -138,9 +161,7 @@ def run(
     if same and not force_deploy:
         # A run that reused every stage up to here (textcnn.cache) has the serving model
         # as its candidate: deploying it again would change nothing of the model.
-        return _report(
-            metrics_dir,
-            report_dir,
+        return page.write(
             SKIP,
             f"the candidate is the model that serves {key} ({model_uri}, reused from an "
             "earlier run): nothing to deploy (--force_deploy deploys it again, with this "
@@ -173,14 +194,27 @@ def run(
         force_deploy,
         why_none,
     )
+    if drift.blocks and decision == DEPLOY:
+        why = f"data drift ({'; '.join(drift.blocks)}; {drift.current} against {drift.reference})"
+        if force_deploy:
+            reason = f"{why} overridden by --force_deploy; {reason}"
+        else:
+            decision, reason = SKIP, f"{why}; {reason}"
     reason = "; ".join([reason, *notes])
     serving_id = current.model_id if current is not None else -1
+    models = [model_id, *([serving_id] if serving_id >= 0 and serving_id != model_id else [])]
+    datasets = {int(checks["dataset_ids"]["train"]), *([reference_id] if reference_id else [])}
     metadata.record_execution(
         metadata_store,
         run_name=run_name,
         type_name="Gate",
-        properties={"gate_metric": gate_metric, "min_improvement": min_improvement},
-        inputs=[model_id, *([serving_id] if serving_id >= 0 and serving_id != model_id else [])],
+        properties={
+            "gate_metric": gate_metric,
+            "min_improvement": min_improvement,
+            **asdict(thresholds),
+        },
+        # The models compared, and the data sets whose drift was weighed.
+        inputs=[*models, *sorted(datasets - set(models))],
         outputs=[
             (
                 registry.BLESSING,
@@ -195,6 +229,11 @@ def run(
                     "serving_model_id": serving_id,
                     "serving_model_uri": current.model_uri if current is not None else "",
                     "forced": force_deploy,
+                    "label_drift": drift.label_drift,
+                    "length_drift": drift.length_drift,
+                    "oov_rate": drift.oov_rate,
+                    "data_reference": drift.reference,
+                    "data_blocks": drift.blocks,
                 },
             )
         ],
@@ -202,17 +241,102 @@ def run(
     figures = {f"candidate {gate_metric}": float(candidate[gate_metric])}
     if serving_score is not None:
         figures[f"serving {gate_metric}"] = serving_score
-    return _report(metrics_dir, report_dir, decision, reason, figures)
+    return page.write(decision, reason, figures)
 
 
-def _report(
-    metrics_dir: str, report_dir: str, decision: str, reason: str, figures: dict[str, float]
-) -> dict[str, str]:
-    verdict = {"decision": decision, "reason": reason, "figures": figures}
-    storage.write_text(storage.join(report_dir, "gate.json"), json.dumps(verdict, indent=2))
-    page = storage.join(metrics_dir, "report.html")
-    if storage.exists(page):
-        html = with_gate(storage.read_text(page), decision, reason, figures)
-        storage.write_text(storage.join(report_dir, "report.html"), html)
-    print(json.dumps(verdict))
-    return {"decision": decision, "reason": reason}
+def data_drift(
+    store: str,
+    current: registry.Serving | None,
+    checks: dict[str, Any],
+    prepared_dir: str,
+    thresholds: Thresholds,
+) -> tuple[Drift, int | None]:
+    """This run's data against the serving model's (and the id of that model's training
+    Dataset), or with nothing serving (or its data unrecorded) its test data against its
+    training data."""
+    train, test = (Profile(**checks["profiles"][split]) for split in ("train", "test"))
+    data = registry.training_data(store, current.model_id) if current is not None else None
+    baseline = Profile.from_properties(data.properties) if data is not None else None
+    if current is None or data is None or baseline is None:
+        why = "nothing serves" if current is None else "the serving model's data is unrecorded"
+        return compare(
+            train,
+            test,
+            names=("this run's training data", f"this run's test data ({why})"),
+            oov_rate=float(checks["test_oov_rate"]),
+            oov_against="this run's vocabulary",
+            thresholds=thresholds,
+        ), None
+    vocabulary = _vocabulary(data.prepared_uri)
+    with (Path(prepared_dir) / "train_tokens.txt").open(encoding="utf-8") as texts:
+        if vocabulary is not None:
+            rate, against = oov_rate(texts, vocabulary), "the serving model's vocabulary"
+        else:
+            rate = float(checks["test_oov_rate"])
+            against = f"this run's vocabulary ({data.prepared_uri}/vocab.json is unreadable)"
+    reference = f"the serving model's training data ({current.run_name}, model {current.model_id})"
+    return compare(
+        baseline,
+        train,
+        names=(reference, "this run's training data"),
+        oov_rate=rate,
+        oov_against=against,
+        thresholds=thresholds,
+    ), data.dataset_id
+
+
+def overlap_summary(checks: dict[str, Any]) -> str:
+    overlap = checks["overlap"]
+    return (
+        f"test rows also in the training data: {overlap['rows']} ({overlap['share']:.2%}), "
+        f"{overlap['dropped']} dropped"
+    )
+
+
+def _vocabulary(prepared_uri: str) -> list[str] | None:
+    """The vocabulary in a prepared/ folder of the artifact repository (None: unreadable,
+    for example removed since)."""
+    try:
+        vocab = json.loads(storage.read_text(storage.join(prepared_uri, "vocab.json")))
+        return [str(w) for w in vocab["vocabulary"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class Page:
+    """Where the verdict goes: gate.json, the report with the verdict and the data
+    comparison, and the step's outputs."""
+
+    metrics_dir: str
+    report_dir: str
+    report_uri: str
+    checks: dict[str, Any]
+    drift: Drift
+
+    def write(self, decision: str, reason: str, figures: dict[str, float]) -> dict[str, str]:
+        verdict = {
+            "decision": decision,
+            "reason": reason,
+            "figures": figures,
+            "data": self.drift.to_dict(),
+        }
+        storage.write_text(
+            storage.join(self.report_dir, "gate.json"), json.dumps(verdict, indent=2)
+        )
+        page = storage.join(self.metrics_dir, "report.html")
+        if storage.exists(page):
+            html = with_gate(storage.read_text(page), decision, reason, figures)
+            html = with_data_checks(html, self.checks, self.drift)
+            storage.write_text(storage.join(self.report_dir, "report.html"), html)
+        print(json.dumps(verdict))
+        return {
+            "decision": decision,
+            "reason": reason,
+            "data_checks": f"{self.drift.summary()}; {overlap_summary(self.checks)}",
+            "label_drift": str(self.drift.label_drift),
+            "length_drift": str(self.drift.length_drift),
+            "oov_rate": str(self.drift.oov_rate),
+            "test_overlap": str(float(self.checks["overlap"]["share"])),
+            "report": self.report_uri,
+        }

@@ -3,8 +3,9 @@
 The chain reads from the data to the numbers, one execution per pipeline stage:
 
     Dataset(train) -> PrepareData -> PreparedData -> BuildEmbeddings -> Embeddings
+    Dataset(train) + Dataset(test) + PreparedData -> CheckData -> DataChecks
     PreparedData + Embeddings + ModelSpec -> Train -> Model
-    Model + Dataset(test) -> Evaluate -> Metrics
+    Model + Dataset(test) + DataChecks (the test rows scored) -> Evaluate -> Metrics
 
 The Datasets and the ModelSpec were recorded by the dataset-metadata and model-metadata
 steps (their ids are in their artifacts: report.json, spec/mlmd.json); everything else is
@@ -35,6 +36,12 @@ TRAINING_FIELDS: dict[str, tuple[type, ...]] = {
     "examples_per_second": (int, float),
     "strategy": (str,),
     "replicas": (int,),
+}
+CHECKS_FIELDS: dict[str, tuple[type, ...]] = {
+    "test_rows": (int,),
+    "test_rows_kept": (int,),
+    "overlap": (dict,),
+    "test_oov_rate": (int, float),
 }
 METRICS_FIELDS: dict[str, tuple[type, ...]] = {
     "accuracy": (int, float),
@@ -116,6 +123,7 @@ def _cache(text: str) -> tuple[dict[str, str], dict[str, str]]:
 # The execution recorded for each stage of textcnn.cache, by the stage whose reuse it shows.
 STAGES = {
     "PrepareData": "prepare-data",
+    "CheckData": "check-data",
     "BuildEmbeddings": "embeddings",
     "Train": "export",
     "Evaluate": "evaluate",
@@ -131,6 +139,7 @@ def run(
     model_spec_dir: str,
     training_dir: str,
     metrics_dir: str,
+    data_checks_dir: str,
     hyperparameters: str,
     cache: str = "",
 ) -> dict[str, str]:
@@ -146,6 +155,7 @@ def run(
     training = _read(training_path, TRAINING_FIELDS, "train")
     _check_times(training, training_path)
     metrics = _read(Path(metrics_dir) / "metrics.json", METRICS_FIELDS, "evaluate")
+    checks = _read(Path(data_checks_dir) / "checks.json", CHECKS_FIELDS, "check-data")
     options = _hyperparameters(hyperparameters)
     if not artifact_root.strip():
         raise InputError("--artifact_root: empty; give the artifact repository root")
@@ -187,6 +197,25 @@ def run(
         "PrepareData", {}, [train_dataset_id], ("PreparedData", uri("prepared"), {})
     )
     _, embeddings = record("BuildEmbeddings", {}, [prepared], ("Embeddings", uri("embeddings"), {}))
+    overlap = checks["overlap"]
+    _, data_checks = record(
+        "CheckData",
+        {"max_test_overlap": float(overlap["max_test_overlap"])},
+        [train_dataset_id, test_dataset_id, prepared],
+        (
+            "DataChecks",
+            uri("data-checks"),
+            {
+                "test_rows": checks["test_rows"],
+                "test_rows_kept": checks["test_rows_kept"],
+                "test_overlap_rows": overlap["rows"],
+                "test_overlap_share": float(overlap["share"]),
+                "test_overlap_dropped": overlap["dropped"],
+                "test_oov_rate": float(checks["test_oov_rate"]),
+                "checks": checks,
+            },
+        ),
+    )
     train_id, model = record(
         "Train",
         {
@@ -207,7 +236,7 @@ def run(
     evaluate_id, metrics_id = record(
         "Evaluate",
         {"num_examples": metrics["num_examples"]},
-        [model, test_dataset_id],
+        [model, test_dataset_id, data_checks],
         (
             "Metrics",
             uri("metrics"),

@@ -1,0 +1,201 @@
+"""check-data: can this run's data be trusted? Statistics only, streamed, no model.
+
+After prepare-data and both dataset-metadata steps, before training, it finds the test
+rows whose text (of at least MIN_WORDS words) also occurs in the training data (leakage:
+they would inflate the test
+figures the gate decides on), fails when their share passes `--max_test_overlap`, and
+with `--drop_test_overlap` removes them. It writes the test set the later steps score
+(`test.csv`: the test CSV's rows, less those dropped) and `checks.json`: the overlap, the
+class shares and lengths of both sets, what prepare-data dropped, the test set's rate of
+words outside the vocabulary, and the drift of the test data from the training data
+(textcnn.drift).
+
+A drift never fails this step: the gate, which always runs, weighs it against the data
+the serving model learned from (which this cached step cannot know) and withholds the
+deploy beyond a threshold.
+
+Memory holds a 64-bit hash per training text and one chunk of the test CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textcnn import storage
+from textcnn.data import ROW_NUMBERS, LoadReport, cut_texts, iter_csv, text_hashes
+from textcnn.drift import Profile, shares
+from textcnn.errors import InputError
+from textcnn.model import read_json
+from textcnn.tokens import standardize_texts
+
+EXAMPLES = 5  # overlapping rows shown with their text
+# Shorter texts recur by chance, not by a leak: of the bundled test reviews cut to their
+# first 3 words 17% occur among the training reviews so cut, at 5 words 1.3%, at 8 0.15%.
+MIN_WORDS = 5
+LISTED = 10  # row numbers named in an error
+BATCH = 50_000  # training texts hashed at a time
+_WORD = re.compile(r"\w+")
+CHECKS_FILE, TEST_FILE = "checks.json", "test.csv"
+
+
+def overlap_key(standardized: str) -> str:
+    """What two texts share when one leaks the other: their words in order, whatever the
+    case, spacing and punctuation (a review quoted in '...' is the same review). Only
+    texts of at least MIN_WORDS words are compared."""
+    return " ".join(_WORD.findall(standardized))
+
+
+def _batches(path: Path) -> Iterator[list[str]]:
+    with path.open(encoding="utf-8", newline="\n") as lines:
+        batch: list[str] = []
+        for line in lines:
+            batch.append(line.rstrip("\n"))
+            if len(batch) == BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def training_keys(prepared: Path) -> np.ndarray:
+    """The sorted hashes of the overlap keys of every text prepare-data kept (both the
+    training and the validation split: the model saw both)."""
+    hashes = [
+        text_hashes([overlap_key(t) for t in batch])
+        for name in ("train_tokens.txt", "val_tokens.txt")
+        for batch in _batches(prepared / name)
+    ]
+    return np.unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
+
+
+def _report(report_dir: str, split: str) -> dict[str, Any]:
+    return read_json(
+        Path(report_dir) / "report.json",
+        ("rows", "classes", "token_length", "token_length_histogram", "dataset_id"),
+        f"dataset-metadata-{split}",
+    )
+
+
+def run(
+    prepared_dir: str,
+    train_report_dir: str,
+    test_report_dir: str,
+    test_path: str,
+    text_column: str,
+    label_column: str,
+    max_text_chars: int,
+    output_dir: str,
+    max_test_overlap: float = 0.05,
+    drop_test_overlap: bool = False,
+) -> dict[str, Any]:
+    """Check the test CSV against the prepared training data; write OUTPUT_DIR/test.csv
+    (the rows later steps score) and OUTPUT_DIR/checks.json. Outputs `test_overlap` (the
+    share of test rows found in the training data) and `test_rows` (those kept)."""
+    prepared = Path(prepared_dir)
+    vocab = read_json(prepared / "vocab.json", ("vocabulary",), "prepare-data")
+    stats = read_json(prepared / "stats.json", ("empty_texts_dropped",), "prepare-data")
+    train_report, test_report = _report(train_report_dir, "train"), _report(test_report_dir, "test")
+    train_keys = training_keys(prepared)
+    known = set(vocab["vocabulary"][2:])  # not the padding, not [UNK]
+
+    load = LoadReport(test_path)
+    rows = overlapping = tokens = unknown = short = 0
+    listed: list[int] = []
+    examples: list[dict[str, Any]] = []
+    with storage.atomic_dir(output_dir) as out:
+        with (out / TEST_FILE).open("w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow([text_column, label_column])
+            for chunk in iter_csv(test_path, text_column, label_column, report=load):
+                texts = chunk["text"].tolist()
+                std = standardize_texts(cut_texts(texts, max_text_chars)[0])
+                keys = [overlap_key(s) for s in std]
+                long = np.array([len(k.split()) >= MIN_WORDS for k in keys], dtype=bool)
+                short += int((~long).sum())
+                found = np.isin(text_hashes(keys), train_keys) & long
+                for s in std:
+                    words = s.split()
+                    tokens += len(words)
+                    unknown += sum(w not in known for w in words)
+                for row, text, hit in zip(chunk.index, texts, found.tolist(), strict=True):
+                    if hit and len(listed) < LISTED:
+                        listed.append(int(row))
+                    if hit and len(examples) < EXAMPLES:
+                        examples.append({"row": int(row), "text": text[:200]})
+                overlapping += int(found.sum())
+                rows += len(chunk)
+                keep = ~found if drop_test_overlap else np.ones(len(chunk), bool)
+                writer.writerows(
+                    (t, label)
+                    for t, label, k in zip(texts, chunk["label"], keep.tolist(), strict=True)
+                    if k
+                )
+        share = overlapping / rows if rows else 0.0
+        where = f"{test_path}: {overlapping:,} of {rows:,} test rows ({share:.2%})"
+        rows_named = ", ".join(map(str, listed)) + (" ..." if overlapping > len(listed) else "")
+        if share > max_test_overlap:
+            raise InputError(
+                f"{where} also occur in the training data {stats.get('file', '')} (rows "
+                f"{rows_named}; {ROW_NUMBERS}), more than --max_test_overlap "
+                f"{max_test_overlap:g}: the test figures would measure memory, not the "
+                "model. Check how the files were split; --drop_test_overlap true removes "
+                "the overlap once it is below the threshold"
+            )
+        kept = rows - overlapping if drop_test_overlap else rows
+        if not kept:
+            raise InputError(
+                f"{where} occur in the training data, and --drop_test_overlap leaves no "
+                "test row: give a test CSV of other texts"
+            )
+        train, test = Profile.from_report(train_report), Profile.from_report(test_report)
+        test_oov = unknown / tokens if tokens else 0.0
+        checks = {
+            "test_file": test_path,
+            "test_rows": rows,
+            "overlap": {
+                "rows": overlapping,
+                "share": share,
+                "listed_rows": listed,
+                "examples": examples,
+                "dropped": overlapping if drop_test_overlap else 0,
+                "max_test_overlap": max_test_overlap,
+                # Not compared: fewer than MIN_WORDS words.
+                "short_texts": short,
+                "min_words": MIN_WORDS,
+            },
+            "test_rows_kept": kept,
+            "classes": {
+                "train": shares(train.classes),
+                "test": shares(test.classes),
+            },
+            "token_length": {
+                "train": train_report["token_length"],
+                "test": test_report["token_length"],
+            },
+            "dropped_by_prepare_data": {
+                "empty_texts": stats["empty_texts_dropped"],
+                "duplicate_texts": stats.get("duplicates_dropped", 0),
+                "rows_read": stats.get("rows_read", 0),
+            },
+            "test_oov_rate": test_oov,
+            "profiles": {"train": asdict(train), "test": asdict(test)},
+            "dataset_ids": {
+                "train": int(train_report["dataset_id"]),
+                "test": int(test_report["dataset_id"]),
+            },
+        }
+        (out / CHECKS_FILE).write_text(json.dumps(checks, indent=2), encoding="utf-8")
+    summary = f"{overlapping:,} test row(s) ({share:.2%}) also in the training data"
+    if overlapping:
+        summary += f" (rows {rows_named})"
+        summary += f"; {overlapping:,} dropped" if drop_test_overlap else "; kept"
+    print(f"check-data: {summary}; test OOV rate {test_oov:.4f}")
+    return {"test_overlap": share, "test_rows": kept}

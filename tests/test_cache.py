@@ -47,7 +47,13 @@ def test_the_plan_keys_what_each_stage_reads_and_not_where_the_run_is(plan: dict
     assert "--output_dir=<outputs:prepared>" in prepare  # a pod path, the same every run
     for spec in plan.values():  # no run name, artifact root, claim or key of its own
         assert not any("{{" in a or "$(" in a or "cache_" in a for a in spec["args"]), spec
-    assert plan["evaluate"]["inputs"] == ["prepare-data", "export"]
+    # evaluate scores the test rows check-data kept.
+    assert plan["evaluate"]["inputs"] == ["prepare-data", "check-data", "export"]
+    assert plan["check-data"]["inputs"] == [
+        "prepare-data",
+        "dataset-metadata-train",
+        "dataset-metadata-test",
+    ]
     assert plan["dataset-metadata-test"]["inputs"] == ["prepare-data"]
     # The images (their libraries), and for training the TFJob branch's own options.
     assert plan["prepare-data"]["args"][-1] == "--image=${image}"
@@ -69,15 +75,19 @@ def test_a_changed_option_changes_the_keys_of_its_stages_and_those_after(plan: d
     }
     # The test labels are checked against prepare-data's classes: its stage follows.
     assert changed(base, keys(plan, seed=7)) == set(caching.STAGES) - {"dataset-metadata-train"}
-    # Options no stage reads change nothing: the gate's, the deploy's.
+    # Options no stage reads change nothing: the gate's (the drift thresholds included:
+    # the gate weighs check-data's figures), the deploy's.
     assert keys(plan, min_improvement=0.1, deploy=False, isvc_name="other") == base
+    assert keys(plan, max_label_drift=0.5, max_length_drift=0.5, max_oov_rate=0.5) == base
+    # Leakage decides which test rows are scored.
+    assert changed(base, keys(plan, drop_test_overlap=True)) == {"check-data", "evaluate"}
     assert changed(base, keys(plan, dist_training=True)) == {"train", "export", "evaluate"}
 
 
 def test_a_changed_data_file_changes_the_stages_that_read_it(plan: dict) -> None:
     base = keys(plan)
     test = keys(plan, {"train_data_path": "a", "test_data_path": "b2"})
-    assert changed(base, test) == {"dataset-metadata-test", "evaluate"}
+    assert changed(base, test) == {"dataset-metadata-test", "check-data", "evaluate"}
     train = keys(plan, {"train_data_path": "a2", "test_data_path": "b"})
     assert changed(base, train) == set(caching.STAGES)
 
@@ -154,6 +164,7 @@ def test_validate_params_decides_from_the_entries_and_the_cache_option(
     other = decide(test_data_path=str(copy))
     assert {s for s in caching.STAGES if other[f"entry-{s}"] != cold[f"entry-{s}"]} == {
         "dataset-metadata-test",
+        "check-data",
         "evaluate",
     }
 

@@ -40,6 +40,12 @@ METRICS = {
     "confusion_matrix": {"labels": ["neg", "pos"], "matrix": [[4, 2], [1, 5]]},
     "num_examples": 12,
 }
+CHECKS = {
+    "test_rows": 12,
+    "test_rows_kept": 11,
+    "overlap": {"rows": 1, "share": 1 / 12, "dropped": 1, "max_test_overlap": 0.1},
+    "test_oov_rate": 0.125,
+}
 HYPERPARAMETERS = {"epochs": 4, "batch_size": 50, "filter_sizes": [3, 4, 5], "dropout": 0.5}
 
 
@@ -85,6 +91,7 @@ def setup(tmp_path: Path) -> Setup:
         ),
         "training_dir": str(_write_json(tmp_path / "training", "training.json", TRAINING)),
         "metrics_dir": str(_write_json(tmp_path / "metrics", "metrics.json", METRICS)),
+        "data_checks_dir": str(_write_json(tmp_path / "checks", "checks.json", CHECKS)),
         "hyperparameters": json.dumps(HYPERPARAMETERS),
     }
     return Setup(store, kwargs, train_id, test_id, spec_id)
@@ -122,10 +129,22 @@ def _assert_lineage(setup: Setup, outputs: dict[str, str]) -> None:
     assert metrics.properties["num_examples"].int_value == METRICS["num_examples"]
     assert json.loads(metrics.properties["metrics"].string_value) == METRICS
 
-    # Walk back: Metrics <- Evaluate <- Model + test Dataset.
+    # Walk back: Metrics <- Evaluate <- Model + test Dataset + DataChecks (its test rows).
     evaluate, kind, inputs = _producer(s, metrics.id)
-    assert kind == "Evaluate" and set(inputs) == {"Model", "Dataset"}
+    assert kind == "Evaluate" and set(inputs) == {"Model", "Dataset", "DataChecks"}
     assert inputs["Dataset"].id == setup.test_id
+    checks = inputs["DataChecks"]
+    assert checks.uri == f"{ROOT}/{RUN}/data-checks"
+    assert json.loads(checks.properties["checks"].string_value) == CHECKS
+    assert checks.properties["test_overlap_rows"].int_value == 1
+    assert checks.properties["test_rows_kept"].int_value == 11
+    # DataChecks <- CheckData <- both Datasets + PreparedData.
+    [event] = [e for e in s.get_events_by_artifact_ids([checks.id]) if e.type == mlmd.Event.OUTPUT]
+    read = {
+        e.artifact_id
+        for e in s.get_events_by_execution_ids([event.execution_id])
+        if e.type == mlmd.Event.INPUT
+    }
     model = inputs["Model"]
     assert (str(model.id), model.uri) == (outputs["model_id"], f"{ROOT}/{RUN}/model")
 
@@ -154,6 +173,7 @@ def _assert_lineage(setup: Setup, outputs: dict[str, str]) -> None:
     _, kind, prep_inputs = _producer(s, prepared.id)
     assert kind == "PrepareData" and set(prep_inputs) == {"Dataset"}
     assert prep_inputs["Dataset"].id == setup.train_id
+    assert read == {setup.train_id, setup.test_id, prepared.id}
 
     # Every execution and artifact belongs to this run and to the pipeline.
     run = s.get_context_by_type_and_name("PipelineRun", RUN)
@@ -165,7 +185,7 @@ def _assert_lineage(setup: Setup, outputs: dict[str, str]) -> None:
         assert {a.id for a in s.get_artifacts_by_context(context.id)} == {
             a.id for a in s.get_artifacts()
         }
-    assert len(s.get_executions()) == 4
+    assert len(s.get_executions()) == 5
     assert all(e.last_known_state == mlmd.Execution.COMPLETE for e in s.get_executions())
 
 
@@ -194,6 +214,7 @@ def test_cli_step_records_the_chain_and_writes_output_parameters(
     assert [e["type"] for e in summary["executions"]] == [
         "PrepareData",
         "BuildEmbeddings",
+        "CheckData",
         "Train",
         "Evaluate",
     ]
@@ -285,11 +306,12 @@ def test_swapped_or_unknown_ids_are_named_and_nothing_is_recorded(setup: Setup) 
 
 def test_a_run_that_reused_stages_links_their_artifacts_and_says_so(setup: Setup) -> None:
     # The first run computed every stage, at keyed places (validate-params' `cache`).
-    keys = {a: f"cache/k-{a}/{a}" for a in ("prepared", "embeddings", "model", "metrics")}
+    artifacts = ("prepared", "embeddings", "data-checks", "model", "metrics")
+    keys = {a: f"cache/k-{a}/{a}" for a in artifacts}
     first = lineage.run(**setup.kwargs, cache=json.dumps({"keys": keys, "hits": {}}))
     assert first["model_uri"] == f"{ROOT}/cache/k-model/model"
     # The next reused all but evaluate (its test file changed, say).
-    hits = {"prepare-data": RUN, "embeddings": RUN, "export": RUN}
+    hits = {"prepare-data": RUN, "embeddings": RUN, "check-data": RUN, "export": RUN}
     keys["metrics"] = "cache/k2-metrics/metrics"
     second = lineage.run(
         **{**setup.kwargs, "run_name": "textcnn-next"},

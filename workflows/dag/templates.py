@@ -733,10 +733,6 @@ def gate(launch: Launch) -> Container:
         output_parameters=[DECISION, REASON, DATA_CHECKS, REPORT, *DRIFT_GAUGES],
         resources=pod_resources("1", "2Gi", "4Gi"),
         metrics=[
-            *(
-                _on_success(f"textcnn_data_{name}", about, name)
-                for name, about in DRIFT_GAUGES.items()
-            ),
             Counter(
                 name="textcnn_gate_decisions_total",
                 help="The gate's decisions, by decision (deploy or skip).",
@@ -746,6 +742,10 @@ def gate(launch: Launch) -> Container:
                 ],
                 value="1",
                 when="{{status}} == Succeeded",
+            ),
+            *(
+                _on_success(f"textcnn_data_{name}", about, name)
+                for name, about in DRIFT_GAUGES.items()
             ),
         ],
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import REPO, check_data
+from helpers import REPO, check_data, run_pipeline
 
 from textcnn.errors import InputError
 from textcnn.steps import check_data as step
@@ -166,3 +167,27 @@ def test_a_test_set_too_large_for_memory_in_one_piece_is_streamed(
         text=True,
     )
     assert starved.returncode != 0 and "MemoryError" in starved.stderr
+
+
+def test_a_run_whose_test_file_is_its_training_file_fails_in_check_data(
+    data_slice: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """As `make run` runs it: the run stops at check-data, before anything trains, and says
+    how much of the test set the training data holds."""
+    train, _ = data_slice
+    out = tmp_path / "run"
+    proc = run_pipeline(out, "--train_data_path", str(train), "--test_data_path", str(train))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    found = re.search(
+        r"(\d+) of 800 test rows \((\d+\.\d\d)%\) also occur in the training", proc.stdout
+    )
+    assert found, proc.stdout
+    # Every text of 5 words or more: the few shorter ones are not compared.
+    assert float(found[2]) > 95.0
+    assert "--max_test_overlap 0.05" in proc.stdout
+    run = json.loads((out / "run.json").read_text())
+    steps = run["steps"]
+    assert steps["check-data"]["status"] == "Failed"
+    assert "retries" not in steps["check-data"]  # a user error: not retried
+    for later in ("model-metadata", "train", "fit-ngrams", "evaluate", "gate"):
+        assert steps[later]["status"] == "Omitted", later

@@ -301,6 +301,11 @@ def test_runs_sharing_a_store_deploy_only_what_is_no_worse(
         assert proc.returncode == 0, proc.stdout + proc.stderr
         found = json.loads((tmp_path / name / "run.json").read_text())
         assert f"gate: {found['outputs']['gate_decision']} (" in proc.stdout
+        # The last lines: the data's figures, and where the report is.
+        *_, data_line, report_line = proc.stdout.splitlines()
+        assert data_line == f"data: {found['outputs']['data_checks']}"
+        assert report_line == f"report: {found['outputs']['report']}"
+        assert "<h2>Data checks: passed</h2>" in Path(found["outputs"]["report"]).read_text()
         return found
 
     first = run("first", "--epochs", "4")
@@ -311,6 +316,9 @@ def test_runs_sharing_a_store_deploy_only_what_is_no_worse(
     assert deployed is not None and deployed.model_uri == first["artifacts"]["model"]
     assert deployed.metrics["accuracy"] == pytest.approx(first["metrics"]["accuracy"])
 
+    assert first["outputs"]["data_checks"].startswith(
+        "this run's test data (nothing serves) against this run's training data"
+    )
     # A plain CNN on 50 words: the wide branch has a vocabulary of its own.
     small = ("--architecture", "cnn", "--num_words", "50", "--epochs", "1")
     worse = run("worse", *small)
@@ -318,6 +326,12 @@ def test_runs_sharing_a_store_deploy_only_what_is_no_worse(
     assert worse["outputs"]["gate_decision"] == "skip"
     reason = worse["outputs"]["gate_reason"]
     assert f"candidate accuracy {worse['metrics']['accuracy']:.4f}, serving" in reason
+    # The same data as the serving model's: nothing drifted.
+    assert worse["outputs"]["data_checks"].startswith(
+        "this run's training data against the serving model's training data "
+        f"({first['workflow_name']}, model {deployed.model_id})"
+    )
+    assert float(worse["steps"]["gate"]["outputs"]["label_drift"]) == 0.0
     assert worse["steps"]["deploy-tensorflow"]["status"] == "Skipped"
     assert worse["steps"]["deploy-wait"]["status"] == "Omitted"
     now = registry.serving(store, KEY)
@@ -485,3 +499,25 @@ def test_words_the_serving_model_never_saw_withhold_the_deploy(
     assert float(out["oov_rate"]) == pytest.approx(0.5, abs=0.05)
     assert "OOV rate" in out["reason"] and "--max_oov_rate 0.3" in out["reason"]
     assert "against the serving model's vocabulary" in out["data_checks"]
+
+
+def test_without_the_serving_model_s_data_the_gate_says_what_it_compared(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    store = f"sqlite:{tmp_path / 'md.sqlite'}"
+    serve(store, models["bad"])  # no lineage: nothing says what it learned from
+    out = run_gate(store, models, "good")
+    assert out["data_checks"].startswith(
+        "this run's test data (the serving model's data is unrecorded) against this run's "
+        "training data"
+    )
+    # Its lineage recorded, but its vocabulary gone from the artifact repository.
+    other = f"sqlite:{tmp_path / 'other.sqlite'}"
+    serve_trained_on(other, models, tmp_path / "old", models["train"])
+    (tmp_path / "old" / "prepared" / "vocab.json").unlink()
+    out = run_gate(other, models, "good")
+    assert out["decision"] == "deploy"
+    assert (
+        f"against this run's vocabulary ({tmp_path / 'old' / 'prepared'}/vocab.json is "
+        in (out["data_checks"])
+    )

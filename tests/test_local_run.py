@@ -202,13 +202,13 @@ def test_a_run_that_failed_at_evaluate_resumes_without_training_again(
     data_slice: tuple[Path, Path], tmp_path: Path
 ) -> None:
     train, test = data_slice
-    flaky = tmp_path / "test.csv"
-    flaky.write_bytes(test.read_bytes())
     out = tmp_path / "run"
-    runner = Runner(out, *slice_options(train, flaky))
-    # Once training has begun (prepare-data has checked the test CSV), break the test
-    # set: evaluate fails on a label the model never saw.
+    runner = Runner(out, *slice_options(train, test))
+    # Once training has begun, break the test rows check-data kept for evaluate (in the
+    # artifact repository beside the run): evaluate fails on a label the model never saw.
     runner.wait_for(lambda: runner.started("train"), "train")
+    (flaky,) = (tmp_path / "artifacts").glob("cache/*/data-checks/test.csv")
+    kept = flaky.read_bytes()
     flaky.write_text("text,label\nA new kind of film.,meh\n")
     assert runner.finish(300) == 1
     failed = runner.run_json()
@@ -216,7 +216,7 @@ def test_a_run_that_failed_at_evaluate_resumes_without_training_again(
     assert failed["steps"]["train"]["status"] == "Succeeded"
     train_log = (out / "logs" / "train.log").read_text()
 
-    flaky.write_bytes(test.read_bytes())  # the user mends the data
+    flaky.write_bytes(kept)  # the user mends the data
     resumed = Runner(out, "--keep_serving", resume=True)
     resumed.wait_for(lambda: "serving textcnn at" in resumed.terminal(), "serving")
     run = resumed.run_json()

@@ -101,7 +101,11 @@ def run(
     share of test rows found in the training data) and `test_rows` (those kept)."""
     prepared = Path(prepared_dir)
     vocab = read_json(prepared / "vocab.json", ("vocabulary",), "prepare-data")
-    stats = read_json(prepared / "stats.json", ("empty_texts_dropped",), "prepare-data")
+    stats = read_json(
+        prepared / "stats.json",
+        ("file", "rows_read", "empty_texts_dropped", "duplicates_dropped"),
+        "prepare-data",
+    )
     train_report, test_report = _report(train_report_dir, "train"), _report(test_report_dir, "test")
     train_keys = training_keys(prepared)
     known = set(vocab["vocabulary"][2:])  # not the padding, not [UNK]
@@ -143,7 +147,7 @@ def run(
         rows_named = ", ".join(map(str, listed)) + (" ..." if overlapping > len(listed) else "")
         if share > max_test_overlap:
             raise InputError(
-                f"{where} also occur in the training data {stats.get('file', '')} (rows "
+                f"{where} also occur in the training data {stats['file']} (rows "
                 f"{rows_named}; {ROW_NUMBERS}), more than --max_test_overlap "
                 f"{max_test_overlap:g}: the test figures would measure memory, not the "
                 "model. Check how the files were split; --drop_test_overlap true removes "
@@ -182,8 +186,8 @@ def run(
             },
             "dropped_by_prepare_data": {
                 "empty_texts": stats["empty_texts_dropped"],
-                "duplicate_texts": stats.get("duplicates_dropped", 0),
-                "rows_read": stats.get("rows_read", 0),
+                "duplicate_texts": stats["duplicates_dropped"],
+                "rows_read": stats["rows_read"],
             },
             "test_oov_rate": test_oov,
             "profiles": {"train": asdict(train), "test": asdict(test)},

@@ -268,12 +268,12 @@ def data_drift(
             thresholds=thresholds,
         ), None
     vocabulary = _vocabulary(data.prepared_uri)
-    with (Path(prepared_dir) / "train_tokens.txt").open(encoding="utf-8") as texts:
-        if vocabulary is not None:
+    if vocabulary is not None:
+        with (Path(prepared_dir) / "train_tokens.txt").open(encoding="utf-8") as texts:
             rate, against = oov_rate(texts, vocabulary), "the serving model's vocabulary"
-        else:
-            rate = float(checks["test_oov_rate"])
-            against = f"this run's vocabulary ({data.prepared_uri}/vocab.json is unreadable)"
+    else:
+        rate = float(checks["test_oov_rate"])
+        against = f"this run's vocabulary ({data.prepared_uri}/vocab.json is unreadable)"
     reference = f"the serving model's training data ({current.run_name}, model {current.model_id})"
     return compare(
         baseline,

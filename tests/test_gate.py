@@ -391,17 +391,19 @@ def test_on_a_cluster_a_live_service_that_disagrees_with_the_registry_is_reporte
 # --- the data: this run's against what the serving model learned from ------------------
 
 
-def serve_trained_on(store: str, models: dict[str, Path], root: Path, train: Path) -> int:
-    """Record the bad model as serving, trained on `train` (tested on the module's test
-    CSV), with the lineage log-training-metadata records; its id."""
+def serve_trained_on(
+    store: str, models: dict[str, Path], root: Path, train: Path, serving: str = "bad"
+) -> int:
+    """Record the `serving` model as serving, trained on `train` (tested on the module's
+    test CSV), with the lineage log-training-metadata records; its id."""
     old = check_data(store, root, train, models["test"], run_name="wf-old")
-    mid = record_trained_on(store, old, str(models["bad"] / "model"))
+    mid = record_trained_on(store, old, str(models[serving] / "model"))
     registry.record_serving(
         store,
         run_name="wf-old",
         key=KEY,
         model_id=mid,
-        model_uri=str(models["bad"] / "model"),
+        model_uri=str(models[serving] / "model"),
         url="http://127.0.0.1:1",
     )
     return mid
@@ -475,6 +477,15 @@ def test_texts_cut_to_three_words_withhold_the_deploy_with_the_length_drift(
     same = run_gate(store, models, "good")
     assert same["decision"] == "deploy"
     assert (float(same["label_drift"]), float(same["length_drift"])) == (0.0, 0.0)
+    # A worse candidate on drifted data: the reason gives both.
+    other = f"sqlite:{tmp_path / 'other.sqlite'}"
+    serve_trained_on(other, models, tmp_path / "old-good", models["train"], serving="good")
+    worse = run_gate(
+        other, models, "bad", checks=check_data(other, tmp_path / "cut", *cut.values())
+    )
+    assert worse["decision"] == "skip"
+    assert worse["reason"].startswith("data drift (length drift")
+    assert "; worse than the serving model: candidate accuracy" in worse["reason"]
     # Within a threshold raised to allow it, the cut data deploys too.
     assert run_gate(store, models, "good", checks=checks, max_length_drift=1.0)["decision"] == (
         "deploy"

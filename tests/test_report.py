@@ -117,6 +117,7 @@ def test_the_data_checks_show_both_sides_and_why() -> None:
     assert cells[at + 1 : at + 3] == ["1.0000", "0.25"]
     # The length histograms overlaid: one bar per non-empty bin and side, in one figure.
     assert out.count("<rect") == 2 * (LENGTH_EDGES.index(20) + 1)
-    assert "this run&#x27;s data: 3 tokens, 100.00%" in out
+    assert "<title>current: 3 tokens, 100.00%</title>" in out
+    assert "reference the serving model&#x27;s data, current this run&#x27;s data" in out
     # The leaked row, escaped.
     assert "<th>7</th>" in out and "a &lt;b&gt;leaked&lt;/b&gt; text" in out

@@ -192,9 +192,10 @@ def with_data_checks(report: str, checks: Mapping[str, Any], drift: Drift) -> st
         for e in overlap["examples"]
     )
     dropped = checks.get("dropped_by_prepare_data", {})
+    # Short legend names: the sides are named in full in the caption.
     lengths = {
-        drift.reference: _normalised(reference.lengths),
-        drift.current: _normalised(current.lengths),
+        "reference": _normalised(reference.lengths),
+        "current": _normalised(current.lengths),
     }
     used = [i for i in range(len(reference.lengths)) if reference.lengths[i] or current.lengths[i]]
     last = max(used, default=0) + 1
@@ -205,7 +206,8 @@ def with_data_checks(report: str, checks: Mapping[str, Any], drift: Drift) -> st
         f"<table><tr><th>class</th><th>{escape(drift.reference)}</th>"
         f"<th>{escape(drift.current)}</th></tr>{class_rows}</table>"
         + _bars_svg(
-            "text length (tokens), share of texts",
+            f"text length in tokens, share of texts: reference {drift.reference}, "
+            f"current {drift.current}",
             [bin_label(i) for i in range(last)],
             {name: values[:last] for name, values in lengths.items()},
         )

@@ -194,7 +194,7 @@ def run(
         force_deploy,
         why_none,
     )
-    if drift.blocks and decision == DEPLOY:
+    if drift.blocks:  # named whatever the scores say, so a user sees both reasons
         why = f"data drift ({'; '.join(drift.blocks)}; {drift.current} against {drift.reference})"
         if force_deploy:
             reason = f"{why} overridden by --force_deploy; {reason}"

@@ -387,54 +387,38 @@ def named_artifact(store: str, type_name: str, name: str) -> dict[str, Any] | No
 def produced_by(store: str, artifact_id: int, execution_type: str, output_type: str) -> list[int]:
     """Ids of the `output_type` artifacts that `execution_type` executions made from
     `artifact_id` (for example the Metrics an Evaluate made of a Model)."""
-    with _session(store, exclusive=False) as s:
-        types = {t.name: t.id for t in s.get_execution_types() + s.get_artifact_types()}
-        if execution_type not in types or output_type not in types:
-            return []
-        readers = {
-            e.execution_id
-            for e in s.get_events_by_artifact_ids([artifact_id])
-            if e.type == mlmd.Event.INPUT
-        }
-        executions = [
-            e.id
-            for e in s.get_executions_by_id(sorted(readers))
-            if e.type_id == types[execution_type]
-        ]
-        outputs = [
-            e.artifact_id
-            for e in s.get_events_by_execution_ids(executions)
-            if e.type == mlmd.Event.OUTPUT
-        ]
-        return [a.id for a in s.get_artifacts_by_id(outputs) if a.type_id == types[output_type]]
+    return _hop(store, artifact_id, execution_type, output_type, mlmd.Event.INPUT)
 
 
 def made_from(store: str, artifact_id: int, execution_type: str, input_type: str) -> list[int]:
-    """Ids of the `input_type` artifacts that the latest `execution_type` execution which
-    output `artifact_id` read (for example the PreparedData a Train made a Model from):
+    """Ids of the `input_type` artifacts that `execution_type` executions which output
+    `artifact_id` read (for example the PreparedData a Train made a Model from):
     `produced_by`, one hop towards the data instead of away from it."""
+    return _hop(store, artifact_id, execution_type, input_type, mlmd.Event.OUTPUT)
+
+
+def _hop(
+    store: str, artifact_id: int, execution_type: str, found_type: str, edge: int
+) -> list[int]:
+    """The `found_type` artifacts at the other end of the `execution_type` executions
+    linked to `artifact_id` by an `edge` event (INPUT: what they made of it; OUTPUT: what
+    they made it from), in id order."""
+    other = mlmd.Event.OUTPUT if edge == mlmd.Event.INPUT else mlmd.Event.INPUT
     with _session(store, exclusive=False) as s:
         types = {t.name: t.id for t in s.get_execution_types() + s.get_artifact_types()}
-        if execution_type not in types or input_type not in types:
+        if execution_type not in types or found_type not in types:
             return []
-        writers = {
-            e.execution_id
-            for e in s.get_events_by_artifact_ids([artifact_id])
-            if e.type == mlmd.Event.OUTPUT
+        linked = {
+            e.execution_id for e in s.get_events_by_artifact_ids([artifact_id]) if e.type == edge
         }
         executions = [
             e.id
-            for e in s.get_executions_by_id(sorted(writers))
+            for e in s.get_executions_by_id(sorted(linked))
             if e.type_id == types[execution_type]
         ]
-        if not executions:
-            return []
-        inputs = [
-            e.artifact_id
-            for e in s.get_events_by_execution_ids([max(executions)])
-            if e.type == mlmd.Event.INPUT
-        ]
-        return [a.id for a in s.get_artifacts_by_id(inputs) if a.type_id == types[input_type]]
+        ends = [e.artifact_id for e in s.get_events_by_execution_ids(executions) if e.type == other]
+        found = s.get_artifacts_by_id(sorted(set(ends)))
+        return sorted(a.id for a in found if a.type_id == types[found_type])
 
 
 def artifact_properties(store: str, artifact_id: int) -> dict[str, Any]:

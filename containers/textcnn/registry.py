@@ -98,17 +98,18 @@ class TrainingData:
 
 def training_data(store: str, model_id: int) -> TrainingData | None:
     """Model <- Train <- PreparedData <- PrepareData <- Dataset, as log-training-metadata
-    records the chain; None when a link is missing."""
+    records the chain (a reused stage links the same artifacts again: the newest is
+    taken); None when a link is missing."""
     prepared = metadata.made_from(store, model_id, "Train", "PreparedData")
     if not prepared:
         return None
-    datasets = metadata.made_from(store, prepared[0], "PrepareData", "Dataset")
+    datasets = metadata.made_from(store, prepared[-1], "PrepareData", "Dataset")
     if not datasets:
         return None
     return TrainingData(
-        datasets[0],
-        metadata.artifact_properties(store, datasets[0]),
-        metadata.artifact_uri(store, prepared[0]),
+        datasets[-1],
+        metadata.artifact_properties(store, datasets[-1]),
+        metadata.artifact_uri(store, prepared[-1]),
     )
 
 

@@ -49,7 +49,9 @@ def test_the_bundled_data_has_one_test_row_from_the_training_data(
     overlap = checks["overlap"]
     # Row 1914 is a training review quoted in '...': the same review.
     assert (overlap["rows"], overlap["listed_rows"], overlap["dropped"]) == (1, [1914], 0)
-    assert overlap["share"] == pytest.approx(1 / 2551)
+    # A share of the texts of 5 words or more, the ones compared.
+    assert overlap["compared"] + overlap["short_texts"] == 2551 and overlap["short_texts"] > 0
+    assert overlap["share"] == pytest.approx(1 / overlap["compared"])
     assert overlap["examples"][0]["text"].startswith("'Stock up on silver bullets")
     # Kept: the test set later steps score is the whole file.
     assert checks["test_rows"] == checks["test_rows_kept"] == 2551
@@ -99,7 +101,8 @@ def test_a_test_file_that_is_the_training_file_fails_before_training(
     with pytest.raises(InputError) as failed:
         check_data(store, tmp_path, train, train)
     message = str(failed.value)
-    assert f"{train}: 120 of 120 test rows (100.00%) also occur in the training data" in message
+    expected = f"{train}: 120 of 120 test rows of 5 words or more (100.00%) also occur in the"
+    assert expected in message
     assert "(rows 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 ...;" in message
     assert "--max_test_overlap 0.05" in message
     assert not (tmp_path / "data-checks").exists()  # nothing half-written
@@ -178,12 +181,9 @@ def test_a_run_whose_test_file_is_its_training_file_fails_in_check_data(
     out = tmp_path / "run"
     proc = run_pipeline(out, "--train_data_path", str(train), "--test_data_path", str(train))
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    found = re.search(
-        r"(\d+) of 800 test rows \((\d+\.\d\d)%\) also occur in the training", proc.stdout
-    )
+    found = re.search(r"(\d+) of (\d+) test rows of 5 words or more \(100.00%\)", proc.stdout)
     assert found, proc.stdout
-    # Every text of 5 words or more: the few shorter ones are not compared.
-    assert float(found[2]) > 95.0
+    assert found[1] == found[2] and int(found[2]) > 700  # the few shorter: not compared
     assert "--max_test_overlap 0.05" in proc.stdout
     run = json.loads((out / "run.json").read_text())
     steps = run["steps"]
@@ -191,3 +191,17 @@ def test_a_run_whose_test_file_is_its_training_file_fails_in_check_data(
     assert "retries" not in steps["check-data"]  # a user error: not retried
     for later in ("model-metadata", "train", "fit-ngrams", "evaluate", "gate"):
         assert steps[later]["status"] == "Omitted", later
+
+
+def test_a_test_set_of_short_texts_is_not_compared_and_says_so(tmp_path: Path) -> None:
+    """Texts of fewer than 5 words recur by chance: none counts as leaked, even in a test
+    file that is the training file, and the figures say how many were not compared."""
+    rows = [(f"{w} movie", "pos" if i % 2 else "neg") for i, w in enumerate("abcdefghijklmnopqrst")]
+    data = tmp_path / "short.csv"
+    with data.open("w", newline="") as f:
+        csv.writer(f).writerows([("text", "label"), *rows])
+    store = f"sqlite:{tmp_path / 'md.sqlite'}"
+    out = check_data(store, tmp_path, data, data)
+    overlap = json.loads((out / "checks.json").read_text())["overlap"]
+    assert (overlap["rows"], overlap["compared"], overlap["short_texts"]) == (0, 0, 20)
+    assert overlap["share"] == 0.0

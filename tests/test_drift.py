@@ -55,6 +55,23 @@ def test_kolmogorov_smirnov_is_the_largest_gap_between_cumulative_shares() -> No
 def test_oov_rate_counts_tokens_outside_the_vocabulary() -> None:
     assert oov_rate(["a b c", "a d"], ["", "[UNK]", "a", "b"]) == pytest.approx(2 / 5)
     assert oov_rate([], ["a"]) == 0.0
+    # The padding and out-of-vocabulary entries are no words.
+    assert oov_rate(["[UNK] a"], ["", "[UNK]", "a"]) == pytest.approx(1 / 2)
+
+
+def test_a_class_a_test_set_lacks_is_reported_without_blocking_when_asked() -> None:
+    train = profile({"a": 10, "b": 10, "rare": 1}, [5] * 21)
+    test = profile({"a": 10, "b": 10}, [5] * 20)
+    drift = compare(
+        train,
+        test,
+        names=NAMES,
+        oov_rate=0.0,
+        oov_against="x",
+        thresholds=LOOSE,
+        vanished_blocks=False,
+    )
+    assert drift.vanished == ["rare"] and drift.blocks == []
 
 
 def test_a_vanished_class_blocks_whatever_the_thresholds() -> None:
@@ -92,7 +109,10 @@ def test_each_figure_blocks_strictly_above_its_threshold() -> None:
     assert over.summary().startswith("now against before: label drift 0.1000 (max 0.09)")
 
 
-def test_a_profile_recorded_before_histograms_cannot_be_compared() -> None:
+def test_a_profile_recorded_before_histograms_or_with_other_bins_cannot_be_compared() -> None:
     assert Profile.from_properties({"classes": '{"a": 1}'}) is None
-    found = Profile.from_properties({"classes": '{"a": 1}', "token_length_histogram": "[0, 1]"})
-    assert found == Profile({"a": 1}, [0, 1])
+    bins = [0] * len(LENGTH_EDGES)
+    found = Profile.from_properties({"classes": '{"a": 1}', "token_length_histogram": str(bins)})
+    assert found == Profile({"a": 1}, bins)
+    other = {"classes": '{"a": 1}', "token_length_histogram": "[0, 1]"}
+    assert Profile.from_properties(other) is None

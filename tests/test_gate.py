@@ -236,7 +236,9 @@ def test_deploy_off_skips_without_scoring(models: dict[str, Path], tmp_path: Pat
     assert out["data_checks"].startswith(
         "this run's test data (nothing serves) against this run's training data: label drift"
     )
-    assert {k: float(out[k]) for k in ("label_drift", "length_drift", "oov_rate")}
+    verdict = json.loads((tmp_path / "md.sqlite.gate" / "gate.json").read_text())["data"]
+    for figure in ("label_drift", "length_drift", "oov_rate"):
+        assert float(out[figure]) == verdict[figure], figure
 
 
 @pytest.mark.parametrize(

@@ -204,8 +204,9 @@ def test_a_run_that_failed_at_evaluate_resumes_without_training_again(
     train, test = data_slice
     out = tmp_path / "run"
     runner = Runner(out, *slice_options(train, test))
-    # Once training has begun, break the test rows check-data kept for evaluate (in the
-    # artifact repository beside the run): evaluate fails on a label the model never saw.
+    # Once training has begun, damage the test rows check-data kept for evaluate in the
+    # artifact repository beside the run (a storage fault: the test CSV itself is read
+    # only before training): evaluate fails on a label the model never saw.
     runner.wait_for(lambda: runner.started("train"), "train")
     (flaky,) = (tmp_path / "artifacts").glob("cache/*/data-checks/test.csv")
     kept = flaky.read_bytes()
@@ -216,7 +217,7 @@ def test_a_run_that_failed_at_evaluate_resumes_without_training_again(
     assert failed["steps"]["train"]["status"] == "Succeeded"
     train_log = (out / "logs" / "train.log").read_text()
 
-    flaky.write_bytes(kept)  # the user mends the data
+    flaky.write_bytes(kept)  # the artifact mended
     resumed = Runner(out, "--keep_serving", resume=True)
     resumed.wait_for(lambda: "serving textcnn at" in resumed.terminal(), "serving")
     run = resumed.run_json()

@@ -310,7 +310,7 @@ def test_a_run_that_reused_stages_links_their_artifacts_and_says_so(setup: Setup
     keys = {a: f"cache/k-{a}/{a}" for a in artifacts}
     first = lineage.run(**setup.kwargs, cache=json.dumps({"keys": keys, "hits": {}}))
     assert first["model_uri"] == f"{ROOT}/cache/k-model/model"
-    # The next reused all but evaluate (its test file changed, say).
+    # The next reused all but evaluate (its model files were lost, say).
     hits = {"prepare-data": RUN, "embeddings": RUN, "check-data": RUN, "export": RUN}
     keys["metrics"] = "cache/k2-metrics/metrics"
     second = lineage.run(

@@ -98,6 +98,9 @@ def test_the_data_checks_show_both_sides_and_why() -> None:
             "share": 0.01,
             "max_test_overlap": 0.05,
             "dropped": 0,
+            "compared": 95,
+            "short_texts": 5,
+            "min_words": 5,
             "examples": [{"row": 7, "text": "a <b>leaked</b> text"}],
         },
         "test_oov_rate": 0.04,
@@ -115,9 +118,11 @@ def test_the_data_checks_show_both_sides_and_why() -> None:
         assert f"<li>{html.escape(block)}</li>" in out
     at = cells.index("length drift (Kolmogorov-Smirnov)")
     assert cells[at + 1 : at + 3] == ["1.0000", "0.25"]
-    # The length histograms overlaid: one bar per non-empty bin and side, in one figure.
+    # The length histograms overlaid in one figure: a bar per side for every bin up to the
+    # last one either side uses.
     assert out.count("<rect") == 2 * (LENGTH_EDGES.index(20) + 1)
     assert "<title>current: 3 tokens, 100.00%</title>" in out
     assert "reference the serving model&#x27;s data, current this run&#x27;s data" in out
+    assert "1 of the 95 of 5 words or more (1.00%; at most 0.05; 5 shorter not compared)" in out
     # The leaked row, escaped.
     assert "<th>7</th>" in out and "a &lt;b&gt;leaked&lt;/b&gt; text" in out

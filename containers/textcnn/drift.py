@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from textcnn.rules import OOV, PAD
+
 # Token-count bins: [1, 2), ..., [8, 10), then four bins per doubling up to 1024, then
 # [1024, inf). Fine where short texts differ (a cut to three words), coarse in the tail.
 LENGTH_EDGES: tuple[int, ...] = (
@@ -89,10 +91,13 @@ class Profile:
     @classmethod
     def from_properties(cls, props: Mapping[str, Any]) -> Profile | None:
         """From a Dataset artifact's properties in ML Metadata (None: recorded before the
-        length histogram was, so it cannot be compared)."""
+        length histogram was, or with other bins, so it cannot be compared)."""
         if "token_length_histogram" not in props or "classes" not in props:
             return None
-        return cls(json.loads(props["classes"]), json.loads(props["token_length_histogram"]))
+        lengths = json.loads(props["token_length_histogram"])
+        if len(lengths) != len(LENGTH_EDGES):  # binned otherwise: cannot be compared
+            return None
+        return cls(json.loads(props["classes"]), lengths)
 
 
 @dataclass(frozen=True)
@@ -145,17 +150,19 @@ def compare(
     oov_rate: float,
     oov_against: str,
     thresholds: Thresholds,
+    vanished_blocks: bool = True,
 ) -> Drift:
     """`current` against `reference` (`names`: how each is described). A vanished class
-    always blocks (the new model cannot predict it); a new one is reported, and blocks
-    only through the label drift it brings. A figure blocks when strictly above its
-    threshold, as TFDV's comparators do."""
+    blocks (the new model cannot predict it) unless `vanished_blocks` is false (a test
+    set without a training class: the model knows it, the test cannot measure it); a new
+    one is reported, and blocks only through the label drift it brings. A figure blocks
+    when strictly above its threshold, as TFDV's comparators do."""
     vanished = sorted(set(reference.classes) - set(current.classes))
     appeared = sorted(set(current.classes) - set(reference.classes))
     label = total_variation(reference.classes, current.classes)
     length = kolmogorov_smirnov(reference.lengths, current.lengths)
     blocks = []
-    if vanished:
+    if vanished and vanished_blocks:
         blocks.append(f"class{'es' if len(vanished) > 1 else ''} {vanished} vanished")
     for what, figure, limit, option in (
         ("label drift", label, thresholds.max_label_drift, "max_label_drift"),
@@ -179,13 +186,23 @@ def compare(
     )
 
 
-def oov_rate(texts: Iterable[str], vocabulary: Iterable[str]) -> float:
-    """The share of the tokens of standardised `texts` (space-separated) that are not in
-    `vocabulary` (its padding and OOV entries are no words)."""
-    known = set(vocabulary)
+def known_words(vocabulary: Iterable[str]) -> set[str]:
+    """A vocabulary's words: not its padding or out-of-vocabulary entries."""
+    return set(vocabulary) - {PAD, OOV}
+
+
+def unknown_words(texts: Iterable[str], known: set[str]) -> tuple[int, int]:
+    """How many tokens of standardised `texts` (space-separated) are not `known`, and how
+    many tokens there are."""
     total = unknown = 0
     for text in texts:
         tokens = text.split()
         total += len(tokens)
         unknown += sum(t not in known for t in tokens)
+    return unknown, total
+
+
+def oov_rate(texts: Iterable[str], vocabulary: Iterable[str]) -> float:
+    """The share of the tokens of standardised `texts` outside `vocabulary`'s words."""
+    unknown, total = unknown_words(texts, known_words(vocabulary))
     return unknown / total if total else 0.0

@@ -1,14 +1,13 @@
 """check-data: can this run's data be trusted? Statistics only, streamed, no model.
 
 After prepare-data and both dataset-metadata steps, before training, it finds the test
-rows whose text (of at least MIN_WORDS words) also occurs in the training data (leakage:
-they would inflate the test
-figures the gate decides on), fails when their share passes `--max_test_overlap`, and
-with `--drop_test_overlap` removes them. It writes the test set the later steps score
-(`test.csv`: the test CSV's rows, less those dropped) and `checks.json`: the overlap, the
-class shares and lengths of both sets, what prepare-data dropped, the test set's rate of
-words outside the vocabulary, and the drift of the test data from the training data
-(textcnn.drift).
+rows whose text also occurs in the training data (leakage: they would inflate the test
+figures the gate decides on), among the texts of at least MIN_WORDS words, fails when
+their share of those passes `--max_test_overlap`, and with `--drop_test_overlap` removes
+them. It writes the test set the later steps score (`test.csv`: the test CSV's rows, less
+those dropped) and `checks.json`: the overlap, the class shares and lengths of both sets,
+what prepare-data dropped, the scored test words' rate outside the vocabulary, and both
+sets' profiles (textcnn.drift).
 
 A drift never fails this step: the gate, which always runs, weighs it against the data
 the serving model learned from (which this cached step cannot know) and withholds the
@@ -31,7 +30,7 @@ import numpy as np
 
 from textcnn import storage
 from textcnn.data import ROW_NUMBERS, LoadReport, cut_texts, iter_csv, text_hashes
-from textcnn.drift import Profile, shares
+from textcnn.drift import Profile, known_words, shares, unknown_words
 from textcnn.errors import InputError
 from textcnn.model import read_json
 from textcnn.tokens import standardize_texts
@@ -98,7 +97,8 @@ def run(
 ) -> dict[str, Any]:
     """Check the test CSV against the prepared training data; write OUTPUT_DIR/test.csv
     (the rows later steps score) and OUTPUT_DIR/checks.json. Outputs `test_overlap` (the
-    share of test rows found in the training data) and `test_rows` (those kept)."""
+    share of the test rows of MIN_WORDS words or more found in the training data) and
+    `test_rows` (those kept)."""
     prepared = Path(prepared_dir)
     vocab = read_json(prepared / "vocab.json", ("vocabulary",), "prepare-data")
     stats = read_json(
@@ -108,10 +108,10 @@ def run(
     )
     train_report, test_report = _report(train_report_dir, "train"), _report(test_report_dir, "test")
     train_keys = training_keys(prepared)
-    known = set(vocab["vocabulary"][2:])  # not the padding, not [UNK]
+    known = known_words(vocab["vocabulary"])
 
     load = LoadReport(test_path)
-    rows = overlapping = tokens = unknown = short = 0
+    rows = overlapping = tokens = unknown = short = kept = 0
     listed: list[int] = []
     examples: list[dict[str, Any]] = []
     with storage.atomic_dir(output_dir) as out:
@@ -125,10 +125,6 @@ def run(
                 long = np.array([len(k.split()) >= MIN_WORDS for k in keys], dtype=bool)
                 short += int((~long).sum())
                 found = np.isin(text_hashes(keys), train_keys) & long
-                for s in std:
-                    words = s.split()
-                    tokens += len(words)
-                    unknown += sum(w not in known for w in words)
                 for row, text, hit in zip(chunk.index, texts, found.tolist(), strict=True):
                     if hit and len(listed) < LISTED:
                         listed.append(int(row))
@@ -137,13 +133,25 @@ def run(
                 overlapping += int(found.sum())
                 rows += len(chunk)
                 keep = ~found if drop_test_overlap else np.ones(len(chunk), bool)
+                kept += int(keep.sum())
+                # The unknown words of the rows later steps score.
+                missing, total = unknown_words(
+                    (t for t, k in zip(std, keep.tolist(), strict=True) if k), known
+                )
+                unknown, tokens = unknown + missing, tokens + total
                 writer.writerows(
                     (t, label)
                     for t, label, k in zip(texts, chunk["label"], keep.tolist(), strict=True)
                     if k
                 )
-        share = overlapping / rows if rows else 0.0
-        where = f"{test_path}: {overlapping:,} of {rows:,} test rows ({share:.2%})"
+        if not rows:
+            raise InputError(f"{test_path}: no test rows: give a test CSV with rows")
+        compared = rows - short
+        share = overlapping / compared if compared else 0.0
+        where = (
+            f"{test_path}: {overlapping:,} of {compared:,} test rows of {MIN_WORDS} words or "
+            f"more ({share:.2%})"
+        )
         rows_named = ", ".join(map(str, listed)) + (" ..." if overlapping > len(listed) else "")
         if share > max_test_overlap:
             raise InputError(
@@ -153,7 +161,6 @@ def run(
                 "model. Check how the files were split; --drop_test_overlap true removes "
                 "the overlap once it is below the threshold"
             )
-        kept = rows - overlapping if drop_test_overlap else rows
         if not kept:
             raise InputError(
                 f"{where} occur in the training data, and --drop_test_overlap leaves no "
@@ -173,6 +180,7 @@ def run(
                 "max_test_overlap": max_test_overlap,
                 # Not compared: fewer than MIN_WORDS words.
                 "short_texts": short,
+                "compared": compared,
                 "min_words": MIN_WORDS,
             },
             "test_rows_kept": kept,
@@ -197,7 +205,7 @@ def run(
             },
         }
         (out / CHECKS_FILE).write_text(json.dumps(checks, indent=2), encoding="utf-8")
-    summary = f"{overlapping:,} test row(s) ({share:.2%}) also in the training data"
+    summary = f"{overlapping:,} of {compared:,} test rows ({share:.2%}) also in the training data"
     if overlapping:
         summary += f" (rows {rows_named})"
         summary += f"; {overlapping:,} dropped" if drop_test_overlap else "; kept"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -148,16 +149,16 @@ def run(
         ("profiles", "test_oov_rate", "overlap", "dataset_ids"),
         "check-data",
     )
-    current = registry.serving(metadata_store, key)
+    served = registry.serving(metadata_store, key)
     thresholds = Thresholds(max_label_drift, max_length_drift, max_oov_rate)
-    drift, reference_id = data_drift(metadata_store, current, checks, prepared_dir, thresholds)
+    drift, reference_id = data_drift(metadata_store, served, checks, prepared_dir, thresholds)
     page = Page(metrics_dir, report_dir, report_uri, checks, drift)
     if not deploy:
         return page.write(SKIP, "deploy is off (--deploy no)", {})
     serving_score: float | None = None
     why_none = f"nothing serves {key} yet"
     notes: list[str] = []
-    same = current is not None and current.model_uri.rstrip("/") == model_uri.rstrip("/")
+    same = served is not None and served.model_uri.rstrip("/") == model_uri.rstrip("/")
     if same and not force_deploy:
         # A run that reused every stage up to here (textcnn.cache) has the serving model
         # as its candidate: deploying it again would change nothing of the model.
@@ -168,22 +169,22 @@ def run(
             "run's serving options)",
             {},
         )
-    if current is not None:
+    if served is not None:
         live = _live_storage_uri(namespace, isvc_name)
-        if live is not None and live.rstrip("/") != current.model_uri.rstrip("/"):
+        if live is not None and live.rstrip("/") != served.model_uri.rstrip("/"):
             notes.append(
-                f"the live InferenceService serves {live}, ML Metadata says {current.model_uri}"
+                f"the live InferenceService serves {live}, ML Metadata says {served.model_uri}"
                 " (changed outside the pipeline?); comparing with ML Metadata's"
             )
         classes = read_json(Path(prepared_dir) / "labels.json", ("classes",), "prepare-data")
         try:
             scored = _score_serving(
-                current.model_uri, test_path, text_column, label_column, classes["classes"]
+                served.model_uri, test_path, text_column, label_column, classes["classes"]
             )
             serving_score = float(scored[gate_metric])
         except InputError as e:
             why_none = (
-                f"the serving model {current.model_uri} (id {current.model_id}) cannot be "
+                f"the serving model {served.model_uri} (id {served.model_id}) cannot be "
                 f"evaluated, so nothing usable serves: {e}"
             )
     decision, reason = decide(
@@ -201,7 +202,7 @@ def run(
         else:
             decision, reason = SKIP, f"{why}; {reason}"
     reason = "; ".join([reason, *notes])
-    serving_id = current.model_id if current is not None else -1
+    serving_id = served.model_id if served is not None else -1
     models = [model_id, *([serving_id] if serving_id >= 0 and serving_id != model_id else [])]
     datasets = {int(checks["dataset_ids"]["train"]), *([reference_id] if reference_id else [])}
     metadata.record_execution(
@@ -214,7 +215,7 @@ def run(
             **asdict(thresholds),
         },
         # The models compared, and the data sets whose drift was weighed.
-        inputs=[*models, *sorted(datasets - set(models))],
+        inputs=[*models, *sorted(datasets)],
         outputs=[
             (
                 registry.BLESSING,
@@ -227,7 +228,7 @@ def run(
                     "serving": -1.0 if serving_score is None else serving_score,
                     # Which model it was compared with: a later deploy can tell.
                     "serving_model_id": serving_id,
-                    "serving_model_uri": current.model_uri if current is not None else "",
+                    "serving_model_uri": served.model_uri if served is not None else "",
                     "forced": force_deploy,
                     "label_drift": drift.label_drift,
                     "length_drift": drift.length_drift,
@@ -246,7 +247,7 @@ def run(
 
 def data_drift(
     store: str,
-    current: registry.Serving | None,
+    served: registry.Serving | None,
     checks: dict[str, Any],
     prepared_dir: str,
     thresholds: Thresholds,
@@ -255,10 +256,10 @@ def data_drift(
     Dataset), or with nothing serving (or its data unrecorded) its test data against its
     training data."""
     train, test = (Profile(**checks["profiles"][split]) for split in ("train", "test"))
-    data = registry.training_data(store, current.model_id) if current is not None else None
+    data = registry.training_data(store, served.model_id) if served is not None else None
     baseline = Profile.from_properties(data.properties) if data is not None else None
-    if current is None or data is None or baseline is None:
-        why = "nothing serves" if current is None else "the serving model's data is unrecorded"
+    if served is None or data is None or baseline is None:
+        why = "nothing serves" if served is None else "the serving model's data is unrecorded"
         return compare(
             train,
             test,
@@ -266,15 +267,18 @@ def data_drift(
             oov_rate=float(checks["test_oov_rate"]),
             oov_against="this run's vocabulary",
             thresholds=thresholds,
+            # A class the test set lacks is one the model learned but the test cannot
+            # measure: reported, and weighed by the label drift.
+            vanished_blocks=False,
         ), None
     vocabulary = _vocabulary(data.prepared_uri)
     if vocabulary is not None:
-        with (Path(prepared_dir) / "train_tokens.txt").open(encoding="utf-8") as texts:
-            rate, against = oov_rate(texts, vocabulary), "the serving model's vocabulary"
+        rate = oov_rate(_lines(Path(prepared_dir), SPLITS), vocabulary)
+        against = "the serving model's vocabulary"
     else:
         rate = float(checks["test_oov_rate"])
         against = f"this run's vocabulary ({data.prepared_uri}/vocab.json is unreadable)"
-    reference = f"the serving model's training data ({current.run_name}, model {current.model_id})"
+    reference = f"the serving model's training data ({served.run_name}, model {served.model_id})"
     return compare(
         baseline,
         train,
@@ -288,9 +292,19 @@ def data_drift(
 def overlap_summary(checks: dict[str, Any]) -> str:
     overlap = checks["overlap"]
     return (
-        f"test rows also in the training data: {overlap['rows']} ({overlap['share']:.2%}), "
-        f"{overlap['dropped']} dropped"
+        f"test rows also in the training data: {overlap['rows']} of {overlap['compared']} "
+        f"compared ({overlap['share']:.2%}), {overlap['dropped']} dropped, "
+        f"{overlap['short_texts']} of fewer than {overlap['min_words']} words not compared"
     )
+
+
+SPLITS = ("train_tokens.txt", "val_tokens.txt")  # this run's training texts, standardised
+
+
+def _lines(folder: Path, names: tuple[str, ...]) -> Iterator[str]:
+    for name in names:
+        with (folder / name).open(encoding="utf-8") as lines:
+            yield from lines
 
 
 def _vocabulary(prepared_uri: str) -> list[str] | None:

@@ -49,9 +49,9 @@ def test_the_bundled_data_has_one_test_row_from_the_training_data(
     overlap = checks["overlap"]
     # Row 1914 is a training review quoted in '...': the same review.
     assert (overlap["rows"], overlap["listed_rows"], overlap["dropped"]) == (1, [1914], 0)
-    # A share of the texts of 5 words or more, the ones compared.
+    # Only texts of 5 words or more are compared; the share is of every test row.
     assert overlap["compared"] + overlap["short_texts"] == 2551 and overlap["short_texts"] > 0
-    assert overlap["share"] == pytest.approx(1 / overlap["compared"])
+    assert overlap["share"] == pytest.approx(1 / 2551)
     assert overlap["examples"][0]["text"].startswith("'Stock up on silver bullets")
     # Kept: the test set later steps score is the whole file.
     assert checks["test_rows"] == checks["test_rows_kept"] == 2551
@@ -101,8 +101,8 @@ def test_a_test_file_that_is_the_training_file_fails_before_training(
     with pytest.raises(InputError) as failed:
         check_data(store, tmp_path, train, train)
     message = str(failed.value)
-    expected = f"{train}: 120 of 120 test rows of 5 words or more (100.00%) also occur in the"
-    assert expected in message
+    assert f"{train}: 120 of 120 test rows (100.00%) also occur in the training" in message
+    assert "0 rows of fewer than 5 words not compared" in message
     assert "(rows 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 ...;" in message
     assert "--max_test_overlap 0.05" in message
     assert not (tmp_path / "data-checks").exists()  # nothing half-written
@@ -181,9 +181,14 @@ def test_a_run_whose_test_file_is_its_training_file_fails_in_check_data(
     out = tmp_path / "run"
     proc = run_pipeline(out, "--train_data_path", str(train), "--test_data_path", str(train))
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    found = re.search(r"(\d+) of (\d+) test rows of 5 words or more \(100.00%\)", proc.stdout)
+    found = re.search(
+        r"(\d+) of 800 test rows \((\d+\.\d\d)%\) also occur in the training data .*; "
+        r"(\d+) rows of fewer than 5 words not compared\)",
+        proc.stdout,
+    )
     assert found, proc.stdout
-    assert found[1] == found[2] and int(found[2]) > 700  # the few shorter: not compared
+    assert int(found[1]) + int(found[3]) == 800  # every text compared is found
+    assert float(found[2]) > 90.0
     assert "--max_test_overlap 0.05" in proc.stdout
     run = json.loads((out / "run.json").read_text())
     steps = run["steps"]

@@ -123,6 +123,6 @@ def test_the_data_checks_show_both_sides_and_why() -> None:
     assert out.count("<rect") == 2 * (LENGTH_EDGES.index(20) + 1)
     assert "<title>current: 3 tokens, 100.00%</title>" in out
     assert "reference the serving model&#x27;s data, current this run&#x27;s data" in out
-    assert "1 of the 95 of 5 words or more (1.00%; at most 0.05; 5 shorter not compared)" in out
+    assert "1 (1.00% of the test rows; at most 0.05; 95 of 5 words or more compared, 5" in out
     # The leaked row, escaped.
     assert "<th>7</th>" in out and "a &lt;b&gt;leaked&lt;/b&gt; text" in out

@@ -211,10 +211,10 @@ def with_data_checks(report: str, checks: Mapping[str, Any], drift: Drift) -> st
             [bin_label(i) for i in range(last)],
             {name: values[:last] for name, values in lengths.items()},
         )
-        + f"<p>Test rows also in the training data: {overlap['rows']} of the "
-        f"{overlap['compared']} of {overlap['min_words']} words or more "
-        f"({overlap['share']:.2%}; at most {overlap['max_test_overlap']:g}; "
-        f"{overlap['short_texts']} shorter not compared), "
+        + f"<p>Test rows also in the training data: {overlap['rows']} "
+        f"({overlap['share']:.2%} of the test rows; at most {overlap['max_test_overlap']:g}; "
+        f"{overlap['compared']} of {overlap['min_words']} words or more compared, "
+        f"{overlap['short_texts']} shorter not), "
         f"{overlap['dropped']} dropped. Test OOV rate against this run's vocabulary: "
         f"{checks['test_oov_rate']:.4f}. prepare-data dropped {dropped.get('empty_texts', 0)} "
         f"empty and {dropped.get('duplicate_texts', 0)} duplicate training texts.</p>"

@@ -292,9 +292,9 @@ def data_drift(
 def overlap_summary(checks: dict[str, Any]) -> str:
     overlap = checks["overlap"]
     return (
-        f"test rows also in the training data: {overlap['rows']} of {overlap['compared']} "
-        f"compared ({overlap['share']:.2%}), {overlap['dropped']} dropped, "
-        f"{overlap['short_texts']} of fewer than {overlap['min_words']} words not compared"
+        f"test rows also in the training data: {overlap['rows']} ({overlap['share']:.2%}), "
+        f"{overlap['dropped']} dropped, {overlap['short_texts']} of fewer than "
+        f"{overlap['min_words']} words not compared"
     )
 
 

@@ -20,7 +20,6 @@ in the memory of a few thousand.
 from __future__ import annotations
 
 import heapq
-import itertools
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import scipy.special
 import tensorflow as tf
 
 from textcnn.errors import InputError
+from textcnn.prepared import chunks
 
 # Regularisation strengths tried; the one with the lowest validation log loss is kept.
 C_GRID = (0.1, 0.3, 1.0, 3.0)
@@ -57,12 +57,6 @@ def ngram_strings(std_texts: tf.Tensor, order: int, family: str = WORD) -> tf.Ra
     return grams.merge_dims(1, 2)
 
 
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    it = iter(items)
-    while chunk := list(itertools.islice(it, size)):
-        yield chunk
-
-
 def document_frequencies(
     std_texts: Iterable[str], order: int, family: str = WORD, tracked: int = 2_000_000
 ) -> dict[bytes, int]:
@@ -73,7 +67,7 @@ def document_frequencies(
     n-gram seen again later starts over). Until then the counts are exact; a vocabulary of a
     fraction of `tracked` n-grams loses only n-grams too rare to be chosen."""
     df: dict[bytes, int] = {}
-    for chunk in _chunks(std_texts, CHUNK_TEXTS):
+    for chunk in chunks(std_texts, CHUNK_TEXTS):
         grams = ngram_strings(tf.constant(chunk), order, family)
         distinct, index = tf.unique(grams.flat_values)
         rows = tf.cast(grams.value_rowids(), tf.int64)
@@ -147,7 +141,7 @@ class NgramLinear(keras.layers.Layer):
         """The binary presence matrix [texts, vocabulary] that the regression is fitted on,
         extracted a chunk of texts at a time."""
         parts = [sp.csr_matrix((0, self.size))]
-        for chunk in _chunks(std_texts, CHUNK_TEXTS):
+        for chunk in chunks(std_texts, CHUNK_TEXTS):
             rows, cols = (t.numpy() for t in self.presence(tf.constant(chunk)))
             ones = np.ones(len(rows), dtype=np.float64)
             parts.append(sp.csr_matrix((ones, (rows, cols)), shape=(len(chunk), self.size)))
@@ -168,7 +162,7 @@ class Features:
     def __init__(self, layer: NgramLinear, std_texts: Iterable[str], folder: Path) -> None:
         folder.mkdir(parents=True)
         self.size, self.files, self.rows = layer.size, [], 0
-        for i, chunk in enumerate(_chunks(std_texts, CHUNK_TEXTS)):
+        for i, chunk in enumerate(chunks(std_texts, CHUNK_TEXTS)):
             x = layer.features(chunk)
             path = folder / f"{i:06d}.npz"
             np.savez(path, indices=x.indices.astype(np.int32), indptr=x.indptr.astype(np.int64))

@@ -10,7 +10,8 @@ shard at a time, and name the file and the step to rerun when something does not
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,21 @@ def iter_texts(prepared_dir: str | Path, split: str, rows: int) -> Iterator[str]
         raise InputError(
             f"{path}: {count} texts for {rows} rows of ids; rerun the prepare-data step"
         )
+
+
+def training_texts(prepared_dir: str | Path) -> Iterator[str]:
+    """The standardised texts of both splits (all the model learned from), streamed, each
+    split's count checked against stats.json."""
+    stats = read_json(Path(prepared_dir) / "stats.json", ("train_rows", "val_rows"), "prepare-data")
+    for split in ("train", "val"):
+        yield from iter_texts(prepared_dir, split, stats[f"{split}_rows"])
+
+
+def chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    """`items` in lists of `size` (the last one shorter)."""
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
 
 
 def check_vocabulary(prepared_dir: str, config: ModelConfig) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from textcnn.data import ROW_NUMBERS, LoadReport, cut_texts, iter_csv, text_hash
 from textcnn.drift import Profile, known_words, shares, unknown_words
 from textcnn.errors import InputError
 from textcnn.model import read_json
+from textcnn.prepared import chunks, training_texts
 from textcnn.tokens import standardize_texts
 
 EXAMPLES = 5  # overlapping rows shown with their text
@@ -52,25 +52,12 @@ def overlap_key(standardized: str) -> str:
     return " ".join(_WORD.findall(standardized))
 
 
-def _batches(path: Path) -> Iterator[list[str]]:
-    with path.open(encoding="utf-8", newline="\n") as lines:
-        batch: list[str] = []
-        for line in lines:
-            batch.append(line.rstrip("\n"))
-            if len(batch) == BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-
 def training_keys(prepared: Path) -> np.ndarray:
     """The sorted hashes of the overlap keys of every text prepare-data kept (both the
     training and the validation split: the model saw both)."""
     hashes = [
         text_hashes([overlap_key(t) for t in batch])
-        for name in ("train_tokens.txt", "val_tokens.txt")
-        for batch in _batches(prepared / name)
+        for batch in chunks(training_texts(prepared), BATCH)
     ]
     return np.unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from textcnn.cluster import kube, rollout
 from textcnn.drift import Drift, Profile, Thresholds, compare, oov_rate
 from textcnn.errors import InputError
 from textcnn.model import read_json
+from textcnn.prepared import training_texts
 from textcnn.report import with_data_checks, with_gate
 
 DEPLOY, SKIP = "deploy", "skip"
@@ -273,7 +273,7 @@ def data_drift(
         ), None
     vocabulary = _vocabulary(data.prepared_uri)
     if vocabulary is not None:
-        rate = oov_rate(_lines(Path(prepared_dir), SPLITS), vocabulary)
+        rate = oov_rate(training_texts(prepared_dir), vocabulary)
         against = "the serving model's vocabulary"
     else:
         rate = float(checks["test_oov_rate"])
@@ -296,15 +296,6 @@ def overlap_summary(checks: dict[str, Any]) -> str:
         f"{overlap['dropped']} dropped, {overlap['short_texts']} of fewer than "
         f"{overlap['min_words']} words not compared"
     )
-
-
-SPLITS = ("train_tokens.txt", "val_tokens.txt")  # this run's training texts, standardised
-
-
-def _lines(folder: Path, names: tuple[str, ...]) -> Iterator[str]:
-    for name in names:
-        with (folder / name).open(encoding="utf-8") as lines:
-            yield from lines
 
 
 def _vocabulary(prepared_uri: str) -> list[str] | None:
